@@ -1,0 +1,3 @@
+from advstudio.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The one place that knows about devices: CUDA > MPS > CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from advstudio.core.errors import DeviceError
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine, best first (always ends with ``"cpu"``)."""
+    found = []
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" if torch.cuda.device_count() > 1 else "cuda"
+                  for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found + ["cpu"]
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``"auto"`` -> the best available device; otherwise the named one if it exists here."""
+    devices = available_devices()
+    if preference in ("", "auto"):
+        return torch.device(devices[0])
+    if preference not in devices:
+        raise DeviceError(
+            f"device {preference!r} is not available on this machine; available: "
+            + ", ".join(["auto", *devices]))
+    return torch.device(preference)
+
+
+def describe(device: str | torch.device) -> str:
+    """A short human label, e.g. ``"CUDA (NVIDIA H100)"`` or ``"CPU (2 threads)"``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"CUDA ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "MPS (Apple GPU)"
+    return f"CPU ({torch.get_num_threads()} threads)"

@@ -1,0 +1,220 @@
+"""The main window: tabs, menus, status bar (device, running job), drag and drop, settings.
+
+PyTorch is imported on a worker thread after the window is on screen (it takes seconds); until
+then the status bar says so and the model controls wait.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from advstudio import __version__
+from advstudio.core.jobs import Job, Log, Progress
+from advstudio.ui.image_tab import ImageTab
+from advstudio.ui.model_controller import ModelController
+from advstudio.ui.placeholder_tab import PlaceholderTab
+from advstudio.ui.state import AppState
+from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.job_indicator import JobIndicator
+from advstudio.workers import JobManager, JobWorker
+
+MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+
+
+def load_torch_job(device_preference: str) -> Job[str]:
+    """Import PyTorch (seconds) and pick the device; returns the device string."""
+    yield Progress(0, 0, "loading PyTorch")
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+
+    from advstudio.core.devices import pick_device
+    from advstudio.core.errors import DeviceError
+    from advstudio.core.models import registry  # noqa: F401 - warm the import
+
+    try:
+        return str(pick_device(device_preference))
+    except DeviceError as exc:
+        yield Log(f"{exc}; using the best available device instead")
+        return str(pick_device("auto"))
+
+
+class MainWindow(QMainWindow):
+    torch_failed = Signal(object)
+
+    def __init__(self, settings: QSettings | None = None, load_torch: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"advstudio {__version__}")
+        self.setAcceptDrops(True)
+        self.settings = settings or QSettings()
+        self.state = AppState(self)
+        self.jobs = JobManager(self)
+        self.models = ModelController(self.state, self.jobs, self)
+        self.last_error_box: QMessageBox | None = None
+
+        self.tabs = QTabWidget()
+        self.image_tab = ImageTab(self.state, self.jobs, self.models, self.settings)
+        self.tabs.addTab(self.image_tab, "Image")
+        for name in ("Attack", "GAN", "Defence", "Poisoning"):
+            self.tabs.addTab(PlaceholderTab(name), name)
+        self.setCentralWidget(self.tabs)
+
+        self.status_message = QLabel("Loading PyTorch… (the rest of the window works already)")
+        self.device_label = QLabel("Device: …")
+        self.device_label.setToolTip("Where models run. Change it in Edit ▸ Preferences (Ctrl+,)")
+        self.job_indicator = JobIndicator(self.jobs)
+        bar = self.statusBar()
+        bar.addWidget(self.status_message, 1)
+        bar.addPermanentWidget(self.job_indicator)
+        bar.addPermanentWidget(self.device_label)
+
+        self._build_menus()
+        self.state.device_changed.connect(self._show_device)
+        self.state.model_changed.connect(self._on_model)
+        self.image_tab.image_error.connect(lambda m: self.status_message.setText(m))
+        self.resize(1180, 720)
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if load_torch:
+            self.start_torch()
+
+    # -- start-up -----------------------------------------------------------------------------
+    def start_torch(self) -> JobWorker:
+        pref = str(self.settings.value("device", "auto"))
+
+        def connect(w: JobWorker) -> None:
+            w.returned.connect(self._on_torch_ready)
+            w.errored.connect(self._on_torch_failed)
+            w.log.connect(self.status_message.setText)
+
+        return self.jobs.start(lambda: load_torch_job(pref), "Loading PyTorch", connect=connect)
+
+    def _on_torch_ready(self, device: str) -> None:
+        self.state.torch_loaded = True
+        self.state.device = device
+        self._show_device(device)
+        self.status_message.setText("Ready. Drop an image on the window, press Ctrl+O, or pick a sample.")
+        self.preferences_action.setEnabled(True)
+        self.state.torch_ready.emit()
+
+    def _on_torch_failed(self, exc: BaseException) -> None:
+        self.status_message.setText("PyTorch could not be loaded: models are unavailable.")
+        self.last_error_box = show_error(self, "PyTorch could not be loaded", exc)
+        self.torch_failed.emit(exc)
+
+    def _show_device(self, device: str) -> None:
+        from advstudio.core.devices import describe
+
+        self.device_label.setText(f"Device: {describe(device)}")
+
+    # -- menus --------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_action = QAction("&Open image…", self, shortcut=QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(self.image_tab.open_dialog)
+        file_menu.addAction(open_action)
+        open_model = QAction("Open &model file…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
+        open_model.triggered.connect(self.image_tab.open_model_dialog)
+        file_menu.addAction(open_model)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.preferences_action = QAction("&Preferences…", self,
+                                          shortcut=QKeySequence("Ctrl+,"), enabled=False)
+        self.preferences_action.triggered.connect(self.open_preferences)
+        edit_menu.addAction(self.preferences_action)
+
+        jobs_menu = self.menuBar().addMenu("&Jobs")
+        self.evaluate_action = QAction("&Evaluate model on the test digits", self,
+                                       shortcut=QKeySequence("Ctrl+E"), enabled=False)
+        self.evaluate_action.triggered.connect(self.evaluate_current_model)
+        jobs_menu.addAction(self.evaluate_action)
+        cancel_action = QAction("&Cancel running job", self, shortcut=QKeySequence("Ctrl+."))
+        cancel_action.triggered.connect(self.job_indicator.cancel_current)
+        jobs_menu.addAction(cancel_action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About advstudio", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, "About advstudio",
+            f"<b>advstudio {__version__}</b><p>A workbench for adversarial machine learning."
+            "<p>Bundled digits: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0."))
+        help_menu.addAction(about)
+
+    def open_preferences(self) -> None:
+        from advstudio.core.devices import available_devices
+        from advstudio.ui.settings_dialog import SettingsDialog
+
+        current = str(self.settings.value("device", "auto"))
+        dialog = SettingsDialog(available_devices(), current, self)
+        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
+            self.apply_device_preference(dialog.device)
+
+    def apply_device_preference(self, preference: str) -> None:
+        from advstudio.core.devices import pick_device
+
+        self.settings.setValue("device", preference)
+        self.state.set_device(str(pick_device(preference)))
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def _on_model(self, model) -> None:
+        self.evaluate_action.setEnabled(model is not None and model.num_classes == 10
+                                        and model.input_shape[0] == 1)
+
+    def evaluate_current_model(self, batch_size: int = 100) -> JobWorker | None:
+        from advstudio.core.evaluate import EvaluateConfig, evaluate
+
+        if not self.evaluate_action.isEnabled():
+            return None
+        config = EvaluateConfig(model=self.state.model_key, device=self.state.device,
+                                batch_size=batch_size)
+
+        def done(result) -> None:
+            self.status_message.setText(
+                f"{self.state.model_key}: {result.accuracy * 100:.1f} % correct on "
+                f"{result.n:,} test digits")
+
+        def connect(w: JobWorker) -> None:
+            w.returned.connect(done)
+            w.errored.connect(self.report_error)
+            w.aborted.connect(lambda: self.status_message.setText("Evaluation cancelled."))
+
+        return self.jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
+                               connect=connect)
+
+    def report_error(self, exc: BaseException) -> None:
+        self.last_error_box = show_error(self, "The job failed", exc)
+
+    # -- drag and drop ------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        files = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not files:
+            return
+        event.acceptProposedAction()
+        path = files[0]
+        if path.suffix.lower() in MODEL_SUFFIXES:
+            if self.state.torch_loaded:
+                self.image_tab.select_model(f"file:{path}")
+            else:
+                self.status_message.setText("PyTorch is still loading; drop the model again soon.")
+            return
+        self.tabs.setCurrentWidget(self.image_tab)
+        self.image_tab.load_path(path)
+
+    # -- shutdown -----------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.jobs.shutdown(3000)
+        super().closeEvent(event)

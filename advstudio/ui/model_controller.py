@@ -1,0 +1,91 @@
+"""Loading models for the UI: download (with consent) if needed, then load on a worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from advstudio.core.jobs import Job, Progress
+from advstudio.ui.state import AppState
+from advstudio.workers import JobManager, JobWorker
+
+
+def _load_job(key: str, device: str) -> Job:
+    from advstudio.core.models.registry import load_model
+
+    yield Progress(0, 0, f"loading {key}")
+    return load_model(key, device)
+
+
+class ModelController(QObject):
+    loading = Signal(str)  # key
+    failed = Signal(str, object)  # key, exception
+    loaded = Signal(str)  # key
+
+    def __init__(self, state: AppState, jobs: JobManager, parent_widget: QWidget | None = None):
+        super().__init__(parent_widget)
+        self.state = state
+        self.jobs = jobs
+        self.parent_widget = parent_widget
+        self._pending = ""
+        self.current_job: JobWorker | None = None
+        state.device_changed.connect(self._reload_on_device)
+
+    def ask_download(self, key: str, description: str) -> bool:
+        """Patchable in tests. Asks before fetching weights from the internet."""
+        answer = QMessageBox.question(
+            self.parent_widget, "Download weights?",
+            f"{key} needs its pretrained weights: {description}.\n\n"
+            "Download them now? They are cached for next time.")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def request(self, key: str) -> None:
+        """Make ``key`` the current model (asynchronously)."""
+        self._pending = key
+        self.loading.emit(key)
+        if key.startswith("torchvision:"):
+            from advstudio.core.models.registry import TORCHVISION_ZOO, weights_path
+
+            name = key.split(":", 1)[1]
+            if not weights_path(name).is_file():
+                if not self.ask_download(name, TORCHVISION_ZOO[name][2]):
+                    self.failed.emit(key, None)
+                    return
+                self._download_then_load(key, name)
+                return
+        self._load(key)
+
+    def _download_then_load(self, key: str, name: str) -> None:
+        from advstudio.core.models.download import download, weights_download_config
+
+        config = weights_download_config(name)
+
+        def connect(w: JobWorker) -> None:
+            w.returned.connect(lambda _p: self._load(key) if self._pending == key else None)
+            w.errored.connect(lambda exc: self.failed.emit(key, exc))
+            w.aborted.connect(lambda: self.failed.emit(key, None))
+
+        self.current_job = self.jobs.start(lambda: download(config), f"Downloading {name}",
+                                           connect=connect)
+
+    def _load(self, key: str) -> None:
+        device = self.state.device
+
+        def connect(w: JobWorker) -> None:
+            w.returned.connect(lambda model: self._on_loaded(key, model))
+            w.errored.connect(lambda exc: self.failed.emit(key, exc))
+
+        self.current_job = self.jobs.start(lambda: _load_job(key, device),
+                                           f"Loading {Path(key).name}", connect=connect)
+
+    def _on_loaded(self, key: str, model) -> None:
+        if key != self._pending:
+            return  # the user picked another model meanwhile
+        self.state.set_model(key, model)
+        self.loaded.emit(key)
+
+    def _reload_on_device(self, _device: str) -> None:
+        if self.state.model_key:
+            self.request(self.state.model_key)

@@ -1,0 +1,96 @@
+"""Status-bar indicator: what runs, its progress and ETA, with pause and cancel buttons."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
+
+from advstudio.workers import JobManager, JobWorker
+
+SHOW_DELAY_MS = 250  # jobs faster than this never flash in the status bar
+
+
+def format_eta(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s left"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s left"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min left"
+
+
+class JobIndicator(QWidget):
+    def __init__(self, jobs: JobManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.jobs = jobs
+        self.worker: JobWorker | None = None
+        self.title = QLabel()
+        self.bar = QProgressBar(maximum=1000)
+        self.bar.setFixedWidth(160)
+        self.eta = QLabel()
+        self.pause_button = QToolButton(text="Pause", toolTip="Pause the running job")
+        self.cancel_button = QToolButton(text="Cancel", toolTip="Cancel the running job (Esc)")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (self.title, self.bar, self.eta, self.pause_button, self.cancel_button):
+            layout.addWidget(w)
+        self.pause_button.clicked.connect(self._toggle_pause)
+        self.cancel_button.clicked.connect(self.cancel_current)
+        jobs.job_started.connect(self._on_started)
+        jobs.job_ended.connect(lambda _w: self._pick())
+        self._timer = QTimer(self, interval=500)
+        self._timer.timeout.connect(self._refresh)
+        self.hide()
+
+    def _on_started(self, worker: JobWorker) -> None:
+        if worker.show_in_status:
+            worker.progress.connect(lambda _p: self._refresh())
+            worker.paused.connect(self._refresh)
+            worker.resumed.connect(self._refresh)
+            QTimer.singleShot(SHOW_DELAY_MS, self._pick)
+
+    def _pick(self) -> None:
+        visible = [w for w in self.jobs.active if w.show_in_status]
+        self.worker = visible[-1] if visible else None
+        if self.worker is None:
+            self._timer.stop()
+            self.hide()
+            return
+        self._timer.start()
+        self.show()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        w = self.worker
+        if w is None or w.is_done:
+            return
+        others = len([x for x in self.jobs.active if x.show_in_status]) - 1
+        self.title.setText(w.title + (f" (+{others} more)" if others > 0 else ""))
+        p = w.last_progress
+        if p is None or p.total <= 0:
+            self.bar.setRange(0, 0)  # busy indicator
+            self.eta.setText("")
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(round(1000 * p.done / p.total))
+            elapsed = time.monotonic() - (w.started_at or time.monotonic())
+            if p.done > 0 and elapsed > 1.0:
+                self.eta.setText(format_eta(elapsed * (p.total - p.done) / p.done))
+        self.pause_button.setText("Resume" if w.is_paused else "Pause")
+        if w.is_paused:
+            self.eta.setText("paused")
+
+    def _toggle_pause(self) -> None:
+        if self.worker is None:
+            return
+        if self.worker.is_paused:
+            self.worker.resume()
+        else:
+            self.worker.pause()
+        self._refresh()
+
+    def cancel_current(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.title.setText(self.worker.title + " (cancelling…)")

@@ -1,0 +1,205 @@
+"""The only bridge between the Qt UI and core jobs.
+
+A :class:`JobWorker` drives a core job (a generator yielding events, see ``advstudio.core.jobs``)
+on a ``QThread`` and turns its events into signals. Vocabulary after superqt:
+
+``started``, ``progress(Progress)``, ``metrics(Metrics)``, ``preview(Preview)``, ``log(str)``,
+``returned(result)``, ``errored(exception)``, ``paused``, ``resumed``, ``aborted``, and
+``finished``, always last, emitted from a ``finally``. No ``returned`` after an abort.
+
+Unlike superqt's GeneratorWorker, *every* exception reaches ``errored`` (``RuntimeError`` and
+torch's ``OutOfMemoryError`` included). Pause and cancel are checked between events, so they take
+effect within one step of the job; cancel closes the generator so its ``finally`` blocks run.
+Signals cross threads by queued connection; the worker never touches a widget.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from advstudio.core.jobs import Log, Metrics, Preview, Progress
+
+PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second
+
+
+class _Runner(QObject):
+    """Lives on the job's thread and drives the generator. It only emits ``event(kind, payload)``;
+    :class:`JobWorker`, which lives on the UI thread, receives those by queued connection and
+    re-emits them as its public signals. So every handler, lambdas included, runs on the UI
+    thread (PySide6 calls a plain callable connected to a worker-thread signal on the worker
+    thread, which crashes as soon as it touches a widget)."""
+
+    event = Signal(str, object)
+
+    def __init__(self, factory: Callable[[], Iterator[Any]], control: "JobWorker") -> None:
+        super().__init__()
+        self._factory = factory
+        self._cancel = control._cancel
+        self._running = control._running
+
+    def run(self) -> None:
+        job = None
+        last_emit = 0.0
+        emit = self.event.emit
+        try:
+            emit("started", None)
+            job = self._factory()
+            while True:
+                if not self._running.is_set():
+                    emit("paused", None)
+                    self._running.wait()
+                    if not self._cancel.is_set():
+                        emit("resumed", None)
+                if self._cancel.is_set():
+                    job.close()
+                    emit("aborted", None)
+                    return
+                try:
+                    event = next(job)
+                except StopIteration as stop:
+                    if self._cancel.is_set():
+                        emit("aborted", None)
+                    else:
+                        emit("returned", stop.value)
+                    return
+                if isinstance(event, Progress):
+                    now = time.monotonic()
+                    if (now - last_emit >= PROGRESS_INTERVAL_S or event.done == 0
+                            or event.done >= event.total > 0):
+                        last_emit = now
+                        emit("progress", event)
+                elif isinstance(event, Metrics):
+                    emit("metrics", event)
+                elif isinstance(event, Preview):
+                    emit("preview", event)
+                elif isinstance(event, Log):
+                    emit("log", event.text)
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the UI
+            if job is not None:
+                try:
+                    job.close()
+                except BaseException:  # noqa: BLE001
+                    pass
+            emit("errored", exc)
+        finally:
+            emit("finished", None)
+            QThread.currentThread().quit()  # not via the UI thread: shutdown() may be blocking it
+
+
+class JobWorker(QObject):
+    """The UI-thread handle of a running job: its signals and its pause / resume / cancel."""
+
+    started = Signal()
+    progress = Signal(object)  # Progress
+    metrics = Signal(object)  # Metrics
+    preview = Signal(object)  # Preview
+    log = Signal(str)
+    returned = Signal(object)
+    errored = Signal(object)  # the exception (traceback in exc.__traceback__)
+    paused = Signal()
+    resumed = Signal()
+    aborted = Signal()
+    finished = Signal()
+
+    def __init__(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
+                 show_in_status: bool = True) -> None:
+        super().__init__()
+        self.title = title
+        self.show_in_status = show_in_status
+        self._cancel = threading.Event()
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
+        self.runner = _Runner(job_factory, self)
+        self.runner.event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+        self.is_done = False
+        self.last_progress: Progress | None = None
+        self.started_at: float | None = None
+
+    # -- control, callable from any thread ----------------------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._running.set()  # wake a paused job so it can abort
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def is_paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @Slot(str, object)
+    def _dispatch(self, kind: str, payload: object) -> None:
+        if kind == "started":
+            self.started_at = time.monotonic()
+        elif kind == "progress":
+            self.last_progress = payload
+        elif kind == "finished":
+            self.is_done = True
+        signal = getattr(self, kind)
+        if payload is None and kind != "returned":
+            signal.emit()
+        else:
+            signal.emit(payload)
+
+
+class JobManager(QObject):
+    """Starts workers on their own threads and keeps them alive until their thread ends."""
+
+    job_started = Signal(object)  # JobWorker
+    job_ended = Signal(object)  # JobWorker, after its thread has finished
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._active: dict[JobWorker, QThread] = {}
+
+    def start(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
+              show_in_status: bool = True,
+              connect: Callable[[JobWorker], None] | None = None) -> JobWorker:
+        """Run ``job_factory()`` on a new thread. ``connect(worker)`` is called before the thread
+        starts: connect signals there so no early event is missed."""
+        worker = JobWorker(job_factory, title, show_in_status)
+        thread = QThread()
+        thread.setObjectName(f"advstudio-{title}")
+        worker.runner.moveToThread(thread)
+        thread.started.connect(worker.runner.run)
+        thread.finished.connect(lambda w=worker: self._ended(w))
+        self._active[worker] = thread
+        if connect is not None:
+            connect(worker)
+        self.job_started.emit(worker)
+        thread.start()
+        return worker
+
+    def _ended(self, worker: JobWorker) -> None:
+        thread = self._active.pop(worker, None)
+        if thread is not None:
+            thread.wait()
+            thread.deleteLater()
+        worker.runner.deleteLater()
+        worker.deleteLater()
+        self.job_ended.emit(worker)
+
+    @property
+    def active(self) -> list[JobWorker]:
+        return [w for w in self._active if not w.is_done]
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel every job and wait for the threads; True when all stopped in time."""
+        for worker in list(self._active):
+            worker.cancel()
+        ok = True
+        for thread in list(self._active.values()):
+            ok = thread.wait(timeout_ms) and ok
+        return ok
