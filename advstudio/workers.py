@@ -25,6 +25,12 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from advstudio.core.jobs import Log, Metrics, Preview, Progress
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second
+_live_threads: set[QThread] = set()
+
+
+def live_threads() -> list[QThread]:
+    """Job threads started and not yet finished (tests fail when one outlives its test)."""
+    return [t for t in _live_threads if t.isRunning()]
 
 
 class _Runner(QObject):
@@ -176,6 +182,7 @@ class JobManager(QObject):
         thread.started.connect(worker.runner.run)
         thread.finished.connect(lambda w=worker: self._ended(w))
         self._active[worker] = thread
+        _live_threads.add(thread)
         if connect is not None:
             connect(worker)
         self.job_started.emit(worker)
@@ -185,6 +192,7 @@ class JobManager(QObject):
     def _ended(self, worker: JobWorker) -> None:
         thread = self._active.pop(worker, None)
         if thread is not None:
+            _live_threads.discard(thread)
             thread.wait()
             thread.deleteLater()
         worker.runner.deleteLater()

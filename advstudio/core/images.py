@@ -8,6 +8,7 @@ grayscale stays 1 channel, palette/RGB/CMYK become RGB, transparency is composit
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,11 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"{path.name} is too large to open safely: {exc}") from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
+        raise ImageTooLargeError(
+            f"{path.name} has {size}; advstudio opens images up to {max_pixels / 1e6:.0f} "
+            "megapixels. Scale it down first.") from exc
     except UnidentifiedImageError as exc:
         raise NotAnImageError(
             f"{path.name} is not an image advstudio can read "

@@ -126,4 +126,5 @@ def penultimate_features(clf: Classifier, x01: torch.Tensor) -> torch.Tensor:
     if not isinstance(clf.net, nn.Sequential):
         raise TypeError(f"{clf.name} is not a Sequential net; no penultimate layer to read")
     x = clf.prepare(x01)
-    return clf.net[:-1]((x - clf.mean) / clf.std).flatten(1)
+    body = nn.Sequential(*list(clf.net.children())[:-1])
+    return body((x - clf.mean) / clf.std).flatten(1)

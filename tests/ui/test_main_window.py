@@ -1,0 +1,213 @@
+"""The real main window through qtbot: drops, bad files, model switch, jobs, settings."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+import torch
+from PySide6.QtCore import QByteArray, Qt
+
+from advstudio.core.models.architectures import DigitsMLP
+from advstudio.ui.stall import StallMeter
+
+from .conftest import drop_files
+
+
+def _prediction_top(window):
+    p = window.image_tab.last_prediction
+    return None if p is None else p.names[0]
+
+
+def test_tabs_device_and_default_model(window):
+    names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert names == ["Image", "Attack", "GAN", "Defence", "Poisoning"]
+    assert window.device_label.text() == f"Device: CPU ({torch.get_num_threads()} threads)"
+    assert window.state.model_key == "digits-cnn"
+    assert window.image_tab.model_combo.currentData() == "digits-cnn"
+
+
+def test_drop_a_png_shows_it_and_predicts(qtbot, window, digit_png):
+    assert drop_files(window, digit_png)
+    qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
+    assert window.state.image.path == digit_png
+    shown = window.image_tab.bars.shown()
+    assert shown[0][0] == "7" and shown[0][1] > 0.9
+    assert abs(sum(p for _, p in shown) - 1.0) < 0.02
+    assert window.image_tab.seen.pixels.shape == (28, 28, 1)
+    assert "seven.png" in window.image_tab.original.caption.text()
+
+
+def _huge_png(path):
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("corrupt", "damaged or truncated"),
+    ("empty", "empty"),
+    ("text", "not an image"),
+    ("huge", "megapixels"),
+    ("vanished", "does not exist"),
+])
+def test_bad_drops_explain_and_keep_the_previous_image(qtbot, window, digit_png, tmp_path,
+                                                       kind, expected):
+    assert drop_files(window, digit_png)
+    qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
+    before = window.state.image
+    bad = tmp_path / f"bad_{kind}.png"
+    if kind == "corrupt":
+        bad.write_bytes(digit_png.read_bytes()[:60])
+    elif kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "text":
+        bad.write_text("not pixels")
+    elif kind == "huge":
+        _huge_png(bad)
+    with qtbot.waitSignal(window.image_tab.image_error, timeout=2000) as blocker:
+        drop_files(window, bad)
+    assert expected in blocker.args[0]
+    assert window.image_tab.banner.isVisible()
+    assert expected in window.image_tab.banner.text() and "previous image is kept" in \
+        window.image_tab.banner.text()
+    assert window.state.image is before
+    assert _prediction_top(window) == "7"
+
+
+def test_switching_model_recomputes_predictions(qtbot, window, digit_png):
+    drop_files(window, digit_png)
+    qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
+    first = window.image_tab.last_prediction
+    combo = window.image_tab.model_combo
+    combo.setCurrentIndex(combo.findData("digits-mlp"))
+    combo.activated.emit(combo.currentIndex())
+    qtbot.waitUntil(lambda: window.state.model_key == "digits-mlp", timeout=10_000)
+    qtbot.waitUntil(lambda: window.image_tab.last_prediction is not first, timeout=10_000)
+    assert "MLP" in window.image_tab.model_info.text()
+    assert window.settings.value("model") == "digits-mlp"
+
+
+def test_photo_is_converted_for_the_digit_model(qtbot, window):
+    from advstudio.core.resources import resources_dir
+
+    window.image_tab.gallery.setCurrentRow(window.image_tab.gallery.count() - 1)
+    item = window.image_tab.gallery.currentItem()
+    window.image_tab.gallery.itemClicked.emit(item)
+    qtbot.waitUntil(lambda: window.image_tab.last_prediction is not None, timeout=10_000)
+    assert window.state.image.path.parent == resources_dir() / "samples"
+    assert window.image_tab.seen.pixels.shape == (28, 28, 1)
+
+
+def test_drop_a_user_model_file(qtbot, window, tmp_path):
+    torch.save(DigitsMLP().state_dict(), tmp_path / "mine.pt")
+    drop_files(window, tmp_path / "mine.pt")
+    qtbot.waitUntil(lambda: window.state.model_key.endswith("mine.pt"), timeout=10_000)
+    assert "mine.pt" in window.image_tab.model_combo.currentText()
+
+
+def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot, window,
+                                                                        tmp_path):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "odd.pt")
+    with qtbot.waitSignal(window.models.failed, timeout=10_000):
+        drop_files(window, tmp_path / "odd.pt")
+    qtbot.waitUntil(lambda: window.image_tab.findChild(type(window.last_error_box)) is not None
+                    if window.last_error_box else True)
+    boxes = [w for w in window.image_tab.children() if w.metaObject().className() == "QMessageBox"]
+    assert boxes and "fit none of the known architectures" in boxes[-1].text()
+    assert window.state.model_key == "digits-cnn"
+    assert window.image_tab.model_combo.currentData() == "digits-cnn"
+
+
+def test_evaluate_job_runs_with_progress_and_a_responsive_ui(qtbot, window):
+    meter = StallMeter()
+    meter.start()
+    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
+        worker = window.evaluate_current_model(batch_size=20)
+        qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
+        assert window.job_indicator.title.text().startswith("Evaluating digits-cnn")
+    worst = meter.stop()
+    print(f"\nworst UI-thread stall while evaluating 1,000 digits: {worst * 1000:.1f} ms "
+          f"({meter.ticks} timer ticks)")
+    assert worker.is_done
+    assert "% correct on 1,000 test digits" in window.status_message.text()
+    assert worst < 0.25, f"the UI thread stalled for {worst * 1000:.0f} ms"
+    qtbot.waitUntil(lambda: not window.job_indicator.isVisible(), timeout=5000)
+
+
+def test_cancel_from_the_status_bar(qtbot, window):
+    worker = window.evaluate_current_model(batch_size=1)
+    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
+    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
+        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+    assert window.status_message.text() == "Evaluation cancelled."
+
+
+def test_pause_from_the_status_bar(qtbot, window):
+    worker = window.evaluate_current_model(batch_size=1)
+    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
+    with qtbot.waitSignal(worker.paused, timeout=5000):
+        qtbot.mouseClick(window.job_indicator.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.job_indicator.eta.text() == "paused")
+    assert window.job_indicator.pause_button.text() == "Resume"
+    with qtbot.waitSignal(worker.resumed, timeout=5000):
+        qtbot.mouseClick(window.job_indicator.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.job_indicator.pause_button.text() == "Pause")
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+
+
+def test_a_failing_job_shows_the_error_and_the_app_stays_usable(qtbot, window, monkeypatch,
+                                                               digit_png):
+    import advstudio.core.evaluate as ev
+
+    def broken_loader(*_a, **_k):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("advstudio.core.models.registry.load_model", broken_loader)
+    assert ev  # the job imports load_model at run time, so the patch applies
+    worker = window.evaluate_current_model()
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        pass
+    assert window.last_error_box is not None
+    assert "smaller batch size" in window.last_error_box.text()
+    assert "Traceback" in window.last_error_box.detailedText()
+    monkeypatch.undo()
+    drop_files(window, digit_png)  # still usable: the next job runs
+    qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
+
+
+def test_device_preference_is_applied_and_remembered(qtbot, window):
+    window.apply_device_preference("cpu")
+    assert window.settings.value("device") == "cpu"
+    assert window.device_label.text().startswith("Device: CPU")
+
+
+def test_geometry_is_remembered(qtbot, settings):
+    from advstudio.ui.main_window import MainWindow
+
+    first = MainWindow(settings, load_torch=False)
+    qtbot.addWidget(first)
+    first.resize(1010, 650)
+    first.show()
+    first.close()
+    second = MainWindow(settings, load_torch=False)
+    qtbot.addWidget(second)
+    assert isinstance(settings.value("geometry"), QByteArray)
+    assert second.height() == 650  # the width is clamped to the 800-px offscreen screen
+
+
+def test_window_is_usable_before_torch_loads(qtbot, settings, digit_png):
+    """The image can be opened while PyTorch is still loading; the model combo waits."""
+    from advstudio.ui.main_window import MainWindow
+
+    w = MainWindow(settings, load_torch=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert not w.image_tab.model_combo.isEnabled()
+    assert "Loading PyTorch" in w.status_message.text()
+    assert drop_files(w, digit_png)
+    assert w.state.image is not None and w.image_tab.original.pixels is not None

@@ -1,0 +1,141 @@
+"""The Qt bridge: event order, every error reaching `errored`, cancel, pause, UI thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QThread
+from PySide6.QtWidgets import QApplication
+
+from advstudio.core.jobs import Log, Metrics, Preview, Progress
+from advstudio.workers import JobManager
+
+
+@pytest.fixture
+def jobs(qtbot):
+    manager = JobManager()
+    yield manager
+    manager.shutdown()
+
+
+def test_event_order_and_signals_arrive_on_the_ui_thread(qtbot, jobs):
+    threads = []
+
+    def job():
+        threads.append(threading.get_ident())
+        yield Progress(0, 2)
+        yield Metrics(0, {"loss": 1.0})
+        yield Preview("grid", [[0.5]])
+        yield Log("hello")
+        yield Progress(2, 2)
+        return 42
+
+    seen = []
+
+    def connect(w):
+        for name in ("started", "progress", "metrics", "preview", "log", "returned", "finished"):
+            getattr(w, name).connect(
+                lambda *a, n=name: seen.append((n, QThread.currentThread()
+                                                is QApplication.instance().thread())))
+
+    with qtbot.waitSignal(jobs.job_ended, timeout=5000):
+        w = jobs.start(job, "t", connect=connect)
+    assert [n for n, _ in seen] == ["started", "progress", "metrics", "preview", "log",
+                                    "progress", "returned", "finished"]
+    assert all(on_ui for _, on_ui in seen), "handlers must run on the UI thread"
+    assert threads[0] != threading.get_ident(), "the job must run off the UI thread"
+    assert w.is_done
+
+
+class TorchLikeOOM(RuntimeError):
+    """torch.OutOfMemoryError is a RuntimeError; superqt would swallow it."""
+
+
+@pytest.mark.parametrize("exc", [TorchLikeOOM("CUDA out of memory"), ValueError("bad"),
+                                 KeyboardInterrupt()])
+def test_every_exception_reaches_errored_then_finished(qtbot, jobs, exc):
+    def job():
+        yield Progress(0, 1)
+        raise exc
+
+    got = []
+    with qtbot.waitSignal(jobs.job_ended, timeout=5000):
+        w = jobs.start(job, "failing", connect=lambda w: (
+            w.errored.connect(lambda e: got.append(("errored", e))),
+            w.returned.connect(lambda r: got.append(("returned", r))),
+            w.finished.connect(lambda: got.append(("finished", None)))))
+    assert got == [("errored", exc), ("finished", None)]
+    assert w.is_done
+
+
+def test_a_factory_that_raises_is_reported(qtbot, jobs):
+    def factory():
+        raise TypeError("config is wrong")
+
+    with qtbot.waitSignal(jobs.job_ended, timeout=5000):
+        errors = []
+        jobs.start(factory, "bad", connect=lambda w: w.errored.connect(errors.append))
+    assert isinstance(errors[0], TypeError)
+
+
+def test_cancel_closes_the_generator_and_never_returns(qtbot, jobs):
+    cleaned = threading.Event()
+    gate = threading.Event()
+
+    def job():
+        try:
+            for i in range(10_000):
+                gate.wait(1)
+                yield Progress(i, 10_000)
+            return "should not happen"
+        finally:
+            cleaned.set()
+
+    got = []
+
+    def connect(w):
+        w.returned.connect(lambda r: got.append("returned"))
+        w.aborted.connect(lambda: got.append("aborted"))
+        w.finished.connect(lambda: got.append("finished"))
+
+    w = jobs.start(job, "long", connect=connect)
+    qtbot.waitUntil(lambda: w.last_progress is not None)
+    with qtbot.waitSignal(w.finished, timeout=5000):
+        w.cancel()
+        gate.set()
+    assert got == ["aborted", "finished"]
+    assert cleaned.is_set()
+
+
+def test_pause_and_resume(qtbot, jobs):
+    step = threading.Event()
+    count = [0]
+
+    def job():
+        for i in range(1000):
+            count[0] = i
+            step.wait(0.001)
+            yield Progress(i, 1000)
+        return "ok"
+
+    w = jobs.start(job, "pausable")
+    with qtbot.waitSignal(w.paused, timeout=5000):
+        w.pause()
+    frozen = count[0]
+    qtbot.wait(100)  # a paused job must not advance (nothing to await here by design)
+    assert count[0] == frozen and w.is_paused
+    with qtbot.waitSignals([w.resumed, w.returned, w.finished], order="strict", timeout=10000):
+        w.resume()
+
+
+def test_cancel_while_paused(qtbot, jobs):
+    def job():
+        for i in range(1000):
+            yield Progress(i, 1000)
+
+    w = jobs.start(job, "paused-then-cancelled")
+    with qtbot.waitSignal(w.paused, timeout=5000):
+        w.pause()
+    with qtbot.waitSignals([w.aborted, w.finished], order="strict", timeout=5000):
+        w.cancel()
