@@ -114,10 +114,9 @@ def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot
     torch.save({"weight": torch.zeros(2)}, tmp_path / "odd.pt")
     with qtbot.waitSignal(window.models.failed, timeout=10_000):
         drop_files(window, tmp_path / "odd.pt")
-    qtbot.waitUntil(lambda: window.image_tab.findChild(type(window.last_error_box)) is not None
-                    if window.last_error_box else True)
     boxes = [w for w in window.image_tab.children() if w.metaObject().className() == "QMessageBox"]
     assert boxes and "fit none of the known architectures" in boxes[-1].text()
+    assert boxes[-1].isVisible()
     assert window.state.model_key == "digits-cnn"
     assert window.image_tab.model_combo.currentData() == "digits-cnn"
 
@@ -211,3 +210,62 @@ def test_window_is_usable_before_torch_loads(qtbot, settings, digit_png):
     assert "Loading PyTorch" in w.status_message.text()
     assert drop_files(w, digit_png)
     assert w.state.image is not None and w.image_tab.original.pixels is not None
+
+
+@pytest.fixture
+def fake_zoo(tmp_path, monkeypatch):
+    """mobilenet_v3_small 'downloadable' from a local file:// URL into a temporary hub cache."""
+    import torchvision
+
+    from advstudio.core.models import download
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    source = tmp_path / "mobilenet.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), source)
+    real = download.weights_download_config
+
+    def local_config(key):
+        cfg = real(key)
+        return download.DownloadConfig(source.as_uri(), cfg.dest)
+
+    monkeypatch.setattr(download, "weights_download_config", local_config)
+    return source
+
+
+def test_zoo_model_is_downloaded_with_consent_then_used(qtbot, window, fake_zoo, monkeypatch,
+                                                      digit_png):
+    asked = []
+    monkeypatch.setattr(window.models, "ask_download", lambda key, desc: asked.append(key) or True)
+    drop_files(window, digit_png)
+    window.image_tab.select_model("torchvision:mobilenet_v3_small")
+    qtbot.waitUntil(lambda: window.state.model_key == "torchvision:mobilenet_v3_small",
+                    timeout=30_000)
+    assert asked == ["mobilenet_v3_small"]
+    qtbot.waitUntil(lambda: window.image_tab.seen.pixels is not None
+                    and window.image_tab.seen.pixels.shape == (224, 224, 3), timeout=10_000)
+    assert window.state.model.num_classes == 1000
+    assert not window.evaluate_action.isEnabled()  # digits evaluation makes no sense here
+
+
+def test_declined_download_keeps_the_current_model(qtbot, window, fake_zoo, monkeypatch):
+    monkeypatch.setattr(window.models, "ask_download", lambda key, desc: False)
+    with qtbot.waitSignal(window.models.failed, timeout=5000):
+        window.image_tab.select_model("torchvision:mobilenet_v3_small")
+    assert window.state.model_key == "digits-cnn"
+    assert window.image_tab.model_combo.currentData() == "digits-cnn"
+
+
+def test_offline_download_says_so(qtbot, window, tmp_path, monkeypatch):
+    from advstudio.core.models import download
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(window.models, "ask_download", lambda key, desc: True)
+    monkeypatch.setattr(download, "weights_download_config", lambda key: download.DownloadConfig(
+        "http://127.0.0.1:9/w.pth", str(tmp_path / "hub" / "w.pth"), timeout_s=5))
+    with qtbot.waitSignal(window.models.failed, timeout=15_000) as blocker:
+        window.image_tab.select_model("torchvision:resnet18")
+    assert "Are you online" in str(blocker.args[1])
+    qtbot.waitUntil(lambda: any(
+        c.metaObject().className() == "QMessageBox" and "Are you online" in c.text()
+        for c in window.image_tab.children()))
+    assert window.state.model_key == "digits-cnn"

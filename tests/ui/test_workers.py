@@ -109,13 +109,13 @@ def test_cancel_closes_the_generator_and_never_returns(qtbot, jobs):
 
 
 def test_pause_and_resume(qtbot, jobs):
-    step = threading.Event()
+    fast = threading.Event()  # steps take 10 ms until the test lets them run freely
     count = [0]
 
     def job():
         for i in range(1000):
             count[0] = i
-            step.wait(0.001)
+            fast.wait(0.01)
             yield Progress(i, 1000)
         return "ok"
 
@@ -126,12 +126,14 @@ def test_pause_and_resume(qtbot, jobs):
     qtbot.wait(100)  # a paused job must not advance (nothing to await here by design)
     assert count[0] == frozen and w.is_paused
     with qtbot.waitSignals([w.resumed, w.returned, w.finished], order="strict", timeout=10000):
+        fast.set()
         w.resume()
 
 
 def test_cancel_while_paused(qtbot, jobs):
     def job():
         for i in range(1000):
+            threading.Event().wait(0.01)
             yield Progress(i, 1000)
 
     w = jobs.start(job, "paused-then-cancelled")
