@@ -1,0 +1,23 @@
+"""Guards against known-bad Qt binding releases (see pyproject's pin)."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6 import QtCore, QtGui
+
+
+def test_void_qpainter_calls_do_not_drop_references_to_none(qapp):
+    """PySide6 6.12.0 on Python 3.11 decremented None's refcount on every void QPainter call;
+    pyqtgraph's repaints then crash the app with 'deallocating None' within seconds."""
+    img = QtGui.QImage(32, 32, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(img)
+    pen = QtGui.QPen(QtGui.QColor(1, 2, 3))
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        painter.setPen(pen)
+        painter.drawLine(QtCore.QPointF(0, 0), QtCore.QPointF(5, 5))
+        painter.save()
+        painter.restore()
+    painter.end()
+    assert sys.getrefcount(None) >= before - 100
