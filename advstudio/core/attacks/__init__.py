@@ -1,0 +1,33 @@
+"""Adversarial attacks on classifiers over [0, 1] images, and how to measure them.
+
+Pixels and every eps / alpha / step are in [0, 1]. White-box attacks take a model (a
+:class:`~advstudio.core.models.classifier.Classifier` or any module returning logits);
+black-box attacks take a ``predict`` callable and never differentiate it.
+
+>>> from advstudio.core.attacks import fgsm, attack_report
+>>> rows = attack_report(cnn, x, fgsm(cnn, x, y, eps=0.1), y)
+"""
+
+from advstudio.core.attacks.blackbox import (
+    Oracle, Predict, QueryResult, TransferResult, as_predict, margin, nes, simba, spsa, transfer)
+from advstudio.core.attacks.metrics import (
+    ImageReport, attack_report, l0, l2, linf, minimal_epsilon, minimal_epsilons, psnr, ssim)
+from advstudio.core.attacks.sweep import (
+    SWEEP_ATTACKS, SweepConfig, SweepCurve, SweepResult, run_sweep, sweep_to_csv)
+from advstudio.core.attacks.whitebox import (
+    WHITEBOX_ATTACKS, apply_direction, ascent_gradient, bim, eval_mode, fgsm, fgsm_direction,
+    gradient_and_logits, mifgsm, pgd, project)
+
+__all__ = [
+    # white-box, L-inf
+    "fgsm", "fgsm_direction", "apply_direction", "bim", "pgd", "mifgsm", "WHITEBOX_ATTACKS",
+    "eval_mode", "ascent_gradient", "gradient_and_logits", "project",
+    # black-box
+    "Predict", "as_predict", "Oracle", "margin", "transfer", "TransferResult", "nes", "spsa",
+    "simba", "QueryResult",
+    # measures
+    "linf", "l2", "l0", "psnr", "ssim", "attack_report", "ImageReport", "minimal_epsilon",
+    "minimal_epsilons",
+    # sweep job
+    "SweepConfig", "SweepCurve", "SweepResult", "run_sweep", "sweep_to_csv", "SWEEP_ATTACKS",
+]

@@ -1,0 +1,218 @@
+"""The epsilon sweep job: accuracy and attack success against eps, on the bundled test digits.
+
+``run_sweep(config)`` is a job (see :mod:`advstudio.core.jobs`). For each attack in
+``config.attacks`` and each eps in ``config.epsilons`` it attacks the same ``n_images`` test
+digits and completes one point of that attack's curve. Events, in order:
+
+- ``Log`` once (model, images, settings);
+- ``Progress(done, total)`` after every (attack, eps, batch) (``done`` 0 during the clean pass);
+- per completed point ``Metrics(step, {"attack_index", "eps", "accuracy", "success"})``:
+  ``Metrics.values`` holds floats only, so the attack is ``config.attacks[int(attack_index)]``;
+- right after it ``Preview("sweep", SweepResult)``: a snapshot (a copy) of every curve so far,
+  with ``partial=True``. A cancelled run's curves are therefore the last snapshot the UI saw;
+  a driver can also pass its own ``result=SweepResult(config)``, which the job fills in place
+  and marks ``partial=False`` only when every point is done.
+
+Attack settings per eps (pixels in [0, 1]): FGSM; BIM 10 steps of eps/4; PGD-20 with steps of
+eps/10 from a random start (seeded by ``config.seed``); MI-FGSM 10 steps of eps/10, decay 1.
+FGSM's gradient sign is computed once per batch, in the same pass as the clean predictions, and
+reused for every eps (forwards only); eps 0 reuses the clean predictions.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from advstudio.core.attacks.whitebox import (
+    apply_direction, bim, check_eps, eval_mode, gradient_and_logits, mifgsm, pgd)
+from advstudio.core.data import load_digits
+from advstudio.core.devices import pick_device
+from advstudio.core.errors import ConfigError
+from advstudio.core.jobs import Job, Log, Metrics, Preview, Progress
+
+DRY_RUN_IMAGES = 8
+# name -> attack(model, x, labels, eps, targeted, generator); FGSM is special-cased (cached sign)
+_Iterative = Callable[[nn.Module, torch.Tensor, torch.Tensor, float, bool, torch.Generator],
+                      torch.Tensor]
+ITERATIVE: dict[str, _Iterative] = {
+    "bim": lambda m, x, t, e, tg, g: bim(m, x, t, e, alpha=e / 4, steps=10, targeted=tg),
+    "pgd": lambda m, x, t, e, tg, g: pgd(m, x, t, e, alpha=e / 10, steps=20, targeted=tg,
+                                         generator=g),
+    "mifgsm": lambda m, x, t, e, tg, g: mifgsm(m, x, t, e, alpha=e / 10, steps=10,
+                                               targeted=tg),
+}
+SWEEP_ATTACKS = ("fgsm", *ITERATIVE)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """``model``: registry key. ``epsilons``: L-inf radii in [0, 1]. ``n_images``: how many of
+    the 1,000 test digits (a random subset drawn with ``seed`` when fewer). ``targeted``: aim at
+    class ``(y + 1) % classes``. ``dry_run``: one batch of 8 images (smoke test)."""
+
+    model: str = "digits-cnn"
+    attacks: tuple[str, ...] = ("fgsm",)
+    epsilons: tuple[float, ...] = (0, .05, .1, .15, .2, .25, .3)
+    n_images: int = 1000
+    batch_size: int = 250
+    device: str = "cpu"
+    targeted: bool = False
+    seed: int = 0
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        attacks = tuple(self.attacks)
+        if not attacks:
+            raise ConfigError("choose at least one attack")
+        for name in attacks:
+            if name not in SWEEP_ATTACKS:
+                raise ConfigError(f"unknown attack {name!r}; the sweep knows "
+                                  f"{', '.join(SWEEP_ATTACKS)}")
+        if len(set(attacks)) != len(attacks):
+            raise ConfigError(f"each attack once, please: {', '.join(attacks)}")
+        epsilons = tuple(check_eps(e) for e in self.epsilons)
+        if not epsilons:
+            raise ConfigError("choose at least one epsilon")
+        if self.n_images < 1:
+            raise ConfigError(f"n_images must be at least 1, not {self.n_images}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
+        object.__setattr__(self, "attacks", attacks)
+        object.__setattr__(self, "epsilons", epsilons)
+
+
+@dataclass
+class SweepCurve:
+    """One attack's points, in the order of ``config.epsilons``. ``accuracy``: fraction of the
+    images still classified right. ``success``: untargeted, the fraction of the images the model
+    got right when clean that it gets wrong now; targeted, the fraction now predicted as the
+    target."""
+
+    attack: str
+    epsilons: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    success: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SweepResult:
+    """Every curve so far; ``partial`` until the last point is done (then False)."""
+
+    config: SweepConfig
+    n_images: int = 0
+    clean_accuracy: float = math.nan
+    curves: dict[str, SweepCurve] = field(default_factory=dict)
+    partial: bool = True
+
+    def snapshot(self) -> SweepResult:
+        return copy.deepcopy(self)
+
+
+def sweep_images(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test digits a sweep uses: all 1,000 in order, or ``n_images`` of them drawn with
+    ``torch.randperm(1000, generator=torch.Generator().manual_seed(seed))`` (the split is
+    sorted by class, so a prefix would be all zeros)."""
+    x, y = load_digits("test")
+    if n_images > len(x):
+        raise ConfigError(f"n_images must be at most {len(x)} (the bundled test digits), "
+                          f"not {n_images}")
+    if n_images < len(x):
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_images]
+        x, y = x[idx], y[idx]
+    return x, y
+
+
+def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[SweepResult]:
+    """Accuracy/success against eps for each attack; see the module docstring for events.
+
+    >>> out = drive(run_sweep(SweepConfig(n_images=200, epsilons=(0, 0.1, 0.2))))
+    >>> out.result.curves["fgsm"].accuracy
+    """
+    from advstudio.core.models.registry import load_model
+
+    result = result if result is not None else SweepResult(config)
+    result.partial = True
+    device = pick_device(config.device)
+    model = load_model(config.model, device)
+    n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
+    x, y = sweep_images(n, config.seed)
+    size = len(x) if config.dry_run else config.batch_size
+    data = [(xb.to(device), yb.to(device)) for xb, yb in zip(x.split(size), y.split(size))]
+    generator = torch.Generator().manual_seed(config.seed)
+    yield Log(f"sweep on {model.name}: {n} test digits in {len(data)} batches, attacks "
+              f"{', '.join(config.attacks)}, eps {', '.join(f'{e:g}' for e in config.epsilons)}"
+              + (", targeted at (y + 1) mod classes" if config.targeted else ""))
+
+    def predict(xb: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(xb).argmax(1)
+
+    total = len(config.attacks) * len(config.epsilons) * len(data)
+    model.eval()
+    goals = [(yb + 1) % model.num_classes if config.targeted else yb for _, yb in data]
+    # clean predictions; with FGSM in the sweep they come with its one gradient per batch
+    clean_pred, directions = [], []
+    for b, (xb, _) in enumerate(data):
+        yield Progress(0, total, f"clean predictions: batch {b + 1}/{len(data)}")
+        if "fgsm" in config.attacks:
+            with eval_mode(model):
+                grad, logits = gradient_and_logits(model, xb, goals[b], config.targeted)
+            directions.append(grad.sign())
+            clean_pred.append(logits.argmax(1))
+        else:
+            clean_pred.append(predict(xb))
+    clean_right = [p == yb for p, (_, yb) in zip(clean_pred, data)]
+    n_right = sum(int(c.sum()) for c in clean_right)
+    result.n_images = n
+    result.clean_accuracy = n_right / n
+    done = step = 0
+    for a, name in enumerate(config.attacks):
+        curve = result.curves.setdefault(name, SweepCurve(name))
+        for eps in config.epsilons:
+            correct = hits = 0
+            for b, (xb, yb) in enumerate(data):
+                if eps == 0:
+                    pred = clean_pred[b]
+                elif name == "fgsm":
+                    pred = predict(apply_direction(xb, directions[b], eps))
+                else:
+                    pred = predict(ITERATIVE[name](model, xb, goals[b], eps, config.targeted,
+                                                   generator))
+                correct += int((pred == yb).sum())
+                if config.targeted:
+                    hits += int((pred == goals[b]).sum())
+                else:
+                    hits += int(((pred != yb) & clean_right[b]).sum())
+                done += 1
+                yield Progress(done, total, f"{name} at eps {eps:g}: batch {b + 1}/{len(data)}")
+            success = hits / n if config.targeted else (hits / n_right if n_right else math.nan)
+            curve.epsilons.append(eps)
+            curve.accuracy.append(correct / n)
+            curve.success.append(success)
+            yield Metrics(step, {"attack_index": float(a), "eps": eps,
+                                 "accuracy": correct / n, "success": success})
+            yield Preview("sweep", result.snapshot())
+            step += 1
+    result.partial = False
+    return result
+
+
+def sweep_to_csv(result: SweepResult, path: str | Path) -> Path:
+    """One row per point: attack, eps, accuracy, success, n_images, partial."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["attack", "eps", "accuracy", "success", "n_images", "partial"])
+        for curve in result.curves.values():
+            for e, acc, succ in zip(curve.epsilons, curve.accuracy, curve.success):
+                writer.writerow([curve.attack, f"{e:g}", f"{acc:.6g}", f"{succ:.6g}",
+                                 result.n_images, result.partial])
+    return path
