@@ -1,0 +1,101 @@
+"""GAN checkpoints: written atomically, read without unpickling arbitrary objects.
+
+A checkpoint is a dict of tensors and plain values (strings, numbers, lists, dicts) saved with
+``torch.save``, so ``torch.load(..., weights_only=True)`` can read it: the RNG state is stored as
+the ByteTensor torch gives, never as a Python object. Its header says what it holds::
+
+    format, version, arch, image_size, channels, latent_dim, step
+
+and the trainer adds the state (see ``GanTrainer.state_dict``). Writing goes to a temporary file
+in the same folder, then ``os.replace``: a crash or cancel never leaves a half-written checkpoint
+in place of the last good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advstudio.core.errors import CheckpointError
+from advstudio.core.gan.networks import build_networks
+
+FORMAT = "advstudio-gan-checkpoint"
+VERSION = 1
+GEOMETRY = ("arch", "image_size", "channels", "latent_dim")
+ARCH_NAMES = {"dcgan": "DCGAN", "gan": "plain GAN (MLP)"}
+
+
+def describe_geometry(meta: dict[str, Any]) -> str:
+    """E.g. ``"DCGAN, 1x28x28 images, latent 100"``."""
+    arch = ARCH_NAMES.get(meta.get("arch"), repr(meta.get("arch")))
+    return (f"{arch}, {meta.get('channels')}x{meta.get('image_size')}x{meta.get('image_size')} "
+            f"images, latent {meta.get('latent_dim')}")
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (a header plus state, see the module doc) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint (tensors on the CPU).
+
+    ``expect`` maps header fields (``arch``, ``image_size``, ``channels``, ``latent_dim``) to the
+    values the caller needs; a mismatch raises :class:`CheckpointError` saying both.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, zip errors, truncated files...
+        raise CheckpointError(
+            f"{path.name} is not a readable advstudio GAN checkpoint (it is damaged, or holds "
+            f"Python objects that advstudio will not unpickle): {str(exc).splitlines()[0]}"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name} is not an advstudio GAN checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path.name} has checkpoint version {ckpt.get('version')}; this "
+                              f"advstudio reads version {VERSION}")
+    if expect:
+        wrong = [k for k in GEOMETRY if k in expect and ckpt.get(k) != expect[k]]
+        if wrong:
+            raise CheckpointError(
+                f"{path.name} holds a {describe_geometry(ckpt)}, but this run is a "
+                f"{describe_geometry({**ckpt, **expect})} (different {', '.join(wrong)}); "
+                "choose another checkpoint file or match the settings")
+    return ckpt
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
+                   ) -> tuple[nn.Module, dict[str, Any]]:
+    """The generator of a checkpoint, in eval mode, and the checkpoint's header."""
+    ckpt = load_checkpoint(path)
+    generator, _ = build_networks(ckpt["arch"], ckpt["latent_dim"], ckpt["channels"],
+                                  ckpt["image_size"])
+    try:
+        generator.load_state_dict(ckpt["generator"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"the generator weights in {Path(path).name} do not fit a "
+                              f"{describe_geometry(ckpt)}: {str(exc).splitlines()[0]}") from exc
+    header = {k: ckpt[k] for k in (*GEOMETRY, "step")}
+    return generator.to(device).eval(), header

@@ -1,0 +1,390 @@
+"""Training a GAN or DCGAN: the textbook step, and the job that runs it with events.
+
+The step follows pytorch/examples ``dcgan/main.py`` (and Goodfellow et al.'s Algorithm 1):
+
+1. Discriminator (``d_steps`` times): BCE-with-logits on a real batch against the target 1 (or
+   ``1 - label_smoothing``), then on a fake batch from the generator, detached, against 0; one
+   optimiser step. ``d_x`` = mean D(x), ``d_g_z1`` = mean D(G(z)) on that fake batch.
+2. Generator: a *fresh* fake batch through D, no real images, against the target 1 (the
+   non-saturating loss -log D(G(z))); one optimiser step of G only. ``d_g_z2`` = mean D(G(z)).
+
+Images are scaled to [-1, 1] for training (the generator ends in tanh); samples, previews and
+results are given back in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advstudio.core.data import load_digits
+from advstudio.core.devices import describe, pick_device
+from advstudio.core.errors import ConfigError, TrainingDivergedError
+from advstudio.core.gan.checkpoint import (describe_geometry, load_checkpoint,
+                                          save_checkpoint)
+from advstudio.core.gan.config import GanConfig
+from advstudio.core.gan.evaluation import evaluate_digit_generator
+from advstudio.core.gan.metrics import pairwise_distance_mean
+from advstudio.core.gan.networks import build_networks
+from advstudio.core.gan.sampling import generate, sample_grid, to_signed
+from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, Throttle
+
+PREVIEW_SAMPLES = 64
+DRY_RUN_BATCH = 8
+PREVIEW_BUDGET = 0.05  # share of the training time previews may take
+STEP_KEYS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "grad_norm_d", "grad_norm_g",
+             "diversity")
+_LOSSES = ("loss_d", "loss_g")
+_GRADS = ("grad_norm_d", "grad_norm_g")
+
+
+@dataclass
+class GanResult:
+    """What :func:`train_gan` returns.
+
+    ``metrics``: the last step's scalars; ``evaluation``: the last evaluation ({} when none ran);
+    ``history``: every evaluation, each with its ``step``; ``generator_state``: the generator's
+    ``state_dict`` on the CPU; ``samples``: the final grid of the fixed-noise samples, float32 in
+    [0, 1] (H, W) or (H, W, 3); ``checkpoint_path``: the last checkpoint written ("" if none).
+    """
+
+    config: GanConfig
+    step: int
+    metrics: dict[str, float]
+    evaluation: dict[str, float]
+    history: list[dict[str, float]]
+    generator_state: dict[str, torch.Tensor]
+    samples: np.ndarray
+    checkpoint_path: str = ""
+    logs: list[str] = field(default_factory=list)
+
+
+def _grad_norm(net: nn.Module) -> torch.Tensor:
+    return torch.nn.utils.get_total_norm([p.grad for p in net.parameters() if p.grad is not None])
+
+
+class GanTrainer:
+    """Networks, optimisers, noise and data order of one run, with the training step.
+
+    ``images`` are float32 in [-1, 1], (N, C, H, W), on the CPU; batches move to ``device`` one
+    at a time. Every random draw after initialisation (noise, data order) comes from one
+    ``torch.Generator`` seeded with ``config.seed`` whose state goes into checkpoints, so a
+    resumed run repeats an uninterrupted one exactly; the global RNG is left alone.
+    """
+
+    def __init__(self, config: GanConfig, images: torch.Tensor,
+                 device: str | torch.device = "cpu", batch_size: int | None = None) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.images = images
+        self.batch_size = batch_size or config.batch_size
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            g, d = build_networks(config.arch, config.latent_dim, config.channels,
+                                  config.image_size)
+        self.generator = g.to(self.device).train()
+        self.discriminator = d.to(self.device).train()
+        betas = (config.beta1, 0.999)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
+        self.criterion = nn.BCEWithLogitsLoss()
+        self.real_target = 1.0 - config.label_smoothing
+        self.rng = torch.Generator().manual_seed(config.seed)
+        self.fixed_noise = self.noise(PREVIEW_SAMPLES).cpu()
+        self.step = 0
+        self._order = torch.randperm(len(images), generator=self.rng)
+        self._cursor = 0
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        c = self.config
+        return {"arch": c.arch, "image_size": c.image_size, "channels": c.channels,
+                "latent_dim": c.latent_dim}
+
+    def noise(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I), (n, latent_dim), drawn on the CPU (same numbers on every device)."""
+        return torch.randn(n, self.config.latent_dim, generator=self.rng).to(self.device)
+
+    def real_batch(self) -> torch.Tensor:
+        """The next ``batch_size`` real images: epochs over a shuffled order, last partial batch
+        of each epoch dropped (BatchNorm and the losses assume full batches)."""
+        b = self.batch_size
+        if self._cursor + b > len(self._order):
+            self._order = torch.randperm(len(self.images), generator=self.rng)
+            self._cursor = 0
+        idx = self._order[self._cursor:self._cursor + b]
+        self._cursor += b
+        return self.images[idx].to(self.device, non_blocking=True)
+
+    def d_step(self, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One discriminator update; returns (loss_d, d_x, d_g_z1, grad_norm_d) as 0-d tensors."""
+        d, crit = self.discriminator, self.criterion
+        d.zero_grad(set_to_none=True)
+        out_real = d(real)
+        loss_real = crit(out_real, torch.full_like(out_real, self.real_target))
+        loss_real.backward()
+        with torch.no_grad():  # G is not trained here: no graph through it
+            fake = self.generator(self.noise(real.shape[0]))
+        out_fake = d(fake)
+        loss_fake = crit(out_fake, torch.zeros_like(out_fake))
+        loss_fake.backward()
+        grad_norm = _grad_norm(d)
+        self.opt_d.step()
+        return ((loss_real + loss_fake).detach(), torch.sigmoid(out_real.detach()).mean(),
+                torch.sigmoid(out_fake.detach()).mean(), grad_norm)
+
+    def g_step(self) -> tuple[torch.Tensor, ...]:
+        """One generator update on fresh noise, with no real images; returns
+        (loss_g, d_g_z2, grad_norm_g, fake) with ``fake`` the batch in [-1, 1], detached."""
+        g, d = self.generator, self.discriminator
+        g.zero_grad(set_to_none=True)
+        fake = g(self.noise(self.batch_size))
+        out = d(fake)
+        loss_g = self.criterion(out, torch.ones_like(out))  # non-saturating: -log D(G(z))
+        loss_g.backward()
+        grad_norm = _grad_norm(g)
+        self.opt_g.step()  # only G moves; D's gradients from this pass are cleared next d_step
+        return loss_g.detach(), torch.sigmoid(out.detach()).mean(), grad_norm, fake.detach()
+
+    def train_step(self) -> torch.Tensor:
+        """``d_steps`` discriminator updates, then one generator update. Returns the step's
+        scalars as one tensor in :data:`STEP_KEYS` order (one transfer to read them all)."""
+        for _ in range(self.config.d_steps):
+            loss_d, d_x, d_g_z1, gn_d = self.d_step(self.real_batch())
+        loss_g, d_g_z2, gn_g, fake = self.g_step()
+        diversity = pairwise_distance_mean(fake) * 0.5  # distances in [0, 1] pixel units
+        self.step += 1
+        return torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2, gn_d, gn_g, diversity])
+
+    def samples(self) -> torch.Tensor:
+        """The fixed-noise samples in [0, 1] on the CPU."""
+        return generate(self.generator, self.fixed_noise)
+
+    def sample_grid(self) -> np.ndarray:
+        return sample_grid(self.samples(), nrow=8)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint needs: tensors and plain values only (``weights_only`` safe)."""
+        return {
+            **self.geometry,
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "fixed_noise": self.fixed_noise,
+            "rng_state": self.rng.get_state(),
+            "data_order": self._order,
+            "data_cursor": self._cursor,
+            "config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint. Learning rates and betas come from the current config."""
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr, (self.config.beta1, 0.999)
+        self.fixed_noise = state["fixed_noise"].cpu()
+        self.rng.set_state(state["rng_state"])
+        self.step = int(state["step"])
+        order = state["data_order"]
+        if len(order) == len(self.images):
+            self._order, self._cursor = order.long(), int(state["data_cursor"])
+        else:  # other data than the checkpoint's: start a new epoch
+            self._order = torch.randperm(len(self.images), generator=self.rng)
+            self._cursor = 0
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _as_images(data: Any) -> torch.Tensor:
+    """(N, C, H, W) float32 in [0, 1] from a tensor, an array or a sequence of (C, H, W) images."""
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        if len(data) == 0:
+            raise ConfigError("the data holds no images")
+        shapes = sorted({tuple(np.shape(item)) for item in data})
+        if len(shapes) > 1:
+            listed = ", ".join("x".join(map(str, s)) for s in shapes[:4])
+            raise ConfigError(
+                f"the images have mixed shapes ({listed}{', ...' if len(shapes) > 4 else ''}); "
+                "all must share one shape (C, H, W): resize or crop them first")
+        data = torch.stack([torch.as_tensor(np.asarray(item)) for item in data])
+    elif isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if not isinstance(data, torch.Tensor):
+        raise ConfigError(f"data must be images (a tensor or array of shape (N, C, H, W)), "
+                          f"not {type(data).__name__}")
+    if data.dim() == 3:  # (N, H, W): grey images without a channel axis
+        data = data.unsqueeze(1)
+    if data.dim() != 4:
+        raise ConfigError(f"data must have shape (N, C, H, W); got {tuple(data.shape)}")
+    data = data.detach().cpu()
+    if data.dtype == torch.uint8:
+        return data.float() / 255.0
+    if not data.is_floating_point():
+        raise ConfigError(f"data must be float pixels in [0, 1] or uint8, not {data.dtype}")
+    data = data.float()
+    if not torch.isfinite(data).all():
+        raise ConfigError("the data holds NaN or infinite pixel values")
+    lo, hi = float(data.min()), float(data.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ConfigError(f"pixels must be in [0, 1]; the data spans [{lo:.3g}, {hi:.3g}]")
+    return data
+
+
+def _digits(config: GanConfig) -> torch.Tensor:
+    x, _ = load_digits("train")
+    if config.image_size != 28:
+        x = F.interpolate(x, size=(config.image_size,) * 2, mode="bilinear",
+                          align_corners=False).clamp(0.0, 1.0)
+    if config.channels == 3:
+        x = x.expand(-1, 3, -1, -1).contiguous()
+    return x
+
+
+def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, int]:
+    """The training images in [-1, 1] (CPU) and the batch size to use, validated."""
+    batch_size = config.batch_size
+    if config.dry_run:
+        batch_size = min(batch_size, DRY_RUN_BATCH)
+    if data is not None:
+        x = _as_images(data)
+        if tuple(x.shape[1:]) != config.image_shape:
+            shape = "x".join(map(str, x.shape[1:]))
+            raise ConfigError(
+                f"the data holds {shape} images but the config asks for "
+                f"{'x'.join(map(str, config.image_shape))} (channels x image_size x image_size); "
+                "set channels and image_size to match, or resize the images")
+    elif config.dry_run:  # like pytorch/examples' --dataset fake: random pixels, no loading
+        g = torch.Generator().manual_seed(config.seed)
+        x = torch.rand(2 * batch_size, *config.image_shape, generator=g)
+    elif config.dataset == "digits":
+        x = _digits(config)
+    else:
+        raise ConfigError(f"dataset {config.dataset!r} is not built in (built in: digits); "
+                          "load its images and pass them as data")
+    if batch_size > len(x):
+        raise ConfigError(f"batch_size {batch_size} is larger than the data set "
+                          f"({len(x)} images); allowed: 1 to {len(x)}")
+    return to_signed(x), batch_size
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def _check_finite(values: dict[str, float], step: int, max_loss: float, checkpoint: str,
+                  checkpoint_step: int) -> None:
+    """Raise :class:`TrainingDivergedError` if a loss or gradient norm went bad at ``step``."""
+    for name in (*_LOSSES, *_GRADS):
+        value = values[name]
+        if not math.isfinite(value):
+            why = "not finite"
+        elif name in _LOSSES and value > max_loss:
+            why = f"above the limit max_loss = {max_loss:g}"
+        else:
+            continue
+        kept = (f"the last good checkpoint (step {checkpoint_step}) was kept at {checkpoint}"
+                if checkpoint else "no checkpoint was written (set checkpoint_path to keep one)")
+        raise TrainingDivergedError(
+            f"Training diverged at step {step}: {name} is {value:g} ({why}). The run was "
+            f"stopped; {kept}. Lower learning rates or label smoothing usually help.",
+            quantity=name, step=step, checkpoint=checkpoint)
+
+
+def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, GanResult]:
+    """Train a GAN or DCGAN (a job: drive it with :func:`advstudio.core.jobs.drive`).
+
+    ``data``: the images, (N, C, H, W) float in [0, 1] (or uint8), matching ``config``'s
+    channels and image size; ``None`` loads ``config.dataset`` (the bundled digits).
+
+    Yields, every step, ``Metrics(step, {loss_d, loss_g, d_x, d_g_z1, d_g_z2, grad_norm_d,
+    grad_norm_g, diversity})`` and ``Progress``; at most ``preview_rate`` times a second
+    ``Preview("samples", grid)`` of 64 samples from fixed noise (float32 in [0, 1]); every
+    ``eval_every`` steps on digits, ``Metrics(step, {classes_covered, class_entropy, frechet,
+    sample_diversity})``. Returns a :class:`GanResult`.
+
+    Raises :class:`ConfigError` for bad data or settings, :class:`TrainingDivergedError` when a
+    loss or gradient norm is NaN/infinite or a loss exceeds ``max_loss`` (the checkpoint on disk
+    then is the last good one), :class:`CheckpointError` when resuming from a checkpoint of
+    another architecture or geometry.
+    """
+    device = pick_device(config.device)
+    images, batch_size = training_images(config, data)
+    steps = 1 if config.dry_run else config.steps
+    ckpt_path = "" if config.dry_run else config.checkpoint_path
+    evaluate = (not config.dry_run and config.eval_every > 0 and config.dataset == "digits")
+    trainer = GanTrainer(config, images, device, batch_size)
+    logs: list[str] = []
+
+    def log(text: str) -> Log:
+        logs.append(text)
+        return Log(text)
+
+    saved, saved_step = "", 0
+    if config.resume:
+        if Path(ckpt_path).is_file():
+            trainer.load_state_dict(load_checkpoint(ckpt_path, expect=trainer.geometry))
+            saved, saved_step = ckpt_path, trainer.step
+            yield log(f"Resumed from {ckpt_path} at step {trainer.step}.")
+        else:
+            yield log(f"No checkpoint at {ckpt_path} yet; starting from step 0.")
+    yield log(f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
+              f"batch {batch_size}, {steps} steps on {describe(device)}"
+              + (" (dry run on fake data)" if config.dry_run and data is None else ""))
+
+    history: list[dict[str, float]] = []
+
+    def run_evaluation(step: int) -> Metrics:
+        values = evaluate_digit_generator(trainer.generator, config.latent_dim,
+                                          seed=config.seed + 1, device=str(device))
+        history.append({"step": float(step), **values})
+        return Metrics(step, values)
+
+    if evaluate and trainer.step == 0:
+        yield run_evaluation(0)
+    throttle = Throttle(config.preview_rate) if config.preview_rate > 0 else None
+    values: dict[str, float] = {}
+    while trainer.step < steps:
+        values = dict(zip(STEP_KEYS, trainer.train_step().tolist()))
+        step = trainer.step
+        _check_finite(values, step, config.max_loss, saved, saved_step)
+        if ckpt_path and (step == steps or (config.checkpoint_every
+                                            and step % config.checkpoint_every == 0)):
+            save_checkpoint(ckpt_path, trainer.state_dict())
+            saved, saved_step = ckpt_path, step
+        yield Metrics(step, values)
+        yield Progress(step, steps, f"step {step} of {steps}")
+        if throttle is not None and step < steps and throttle.ready():
+            t0 = time.perf_counter()
+            grid = trainer.sample_grid()
+            # at most preview_rate per second, and at most PREVIEW_BUDGET of the run's time
+            throttle.interval = max(1.0 / config.preview_rate,
+                                    (time.perf_counter() - t0) / PREVIEW_BUDGET)
+            yield Preview("samples", grid)
+        if evaluate and (step % config.eval_every == 0 or step == steps):
+            yield run_evaluation(step)
+    if trainer.step >= steps and not values:
+        yield log(f"The checkpoint is already at step {trainer.step} of {steps}; nothing to train.")
+    grid = trainer.sample_grid()
+    yield Preview("samples", grid)
+    return GanResult(
+        config=config, step=trainer.step, metrics=values,
+        evaluation={k: v for k, v in history[-1].items() if k != "step"} if history else {},
+        history=history,
+        generator_state={k: v.detach().cpu().clone()
+                         for k, v in trainer.generator.state_dict().items()},
+        samples=grid, checkpoint_path=saved, logs=logs)
