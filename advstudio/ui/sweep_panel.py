@@ -1,0 +1,193 @@
+"""Epsilon sweep: accuracy (solid) and attack success (dashed) against eps for several attacks,
+over the bundled test digits, as a job with live points. A cancelled sweep keeps its points and
+says "partial"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.core.errors import ConfigError
+from advstudio.ui.state import AppState
+from advstudio.ui.widgets.error_box import show_error
+from advstudio.workers import JobManager, JobWorker
+
+COLOURS = {"fgsm": (31, 119, 180), "bim": (255, 127, 14), "pgd": (214, 39, 40),
+           "mifgsm": (44, 160, 44)}
+LABELS = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD-20", "mifgsm": "MI-FGSM"}
+DEFAULT_EPS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3"
+
+
+def parse_epsilons(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.replace(";", ",").split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"epsilons must be numbers separated by commas, not {text!r}") from exc
+    if not values:
+        raise ConfigError("give at least one epsilon")
+    bad = [v for v in values if not 0 <= v <= 1]
+    if bad:
+        raise ConfigError(f"epsilon {bad[0]:g} is outside [0, 1]")
+    return values
+
+
+class SweepPanel(QWidget):
+    sweep_done = Signal(object)  # SweepResult (partial=True when cancelled)
+
+    def __init__(self, state: AppState, jobs: JobManager, settings: QSettings,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        import pyqtgraph as pg
+
+        self.state, self.jobs, self.settings = state, jobs, settings
+        self.result = None
+        self.worker: JobWorker | None = None
+        self.checks = {k: QCheckBox(LABELS[k]) for k in COLOURS}
+        self.checks["fgsm"].setChecked(True)
+        self.checks["pgd"].setChecked(True)
+        self.n_images = QSpinBox(minimum=10, maximum=1000, singleStep=100, value=500)
+        self.n_images.setToolTip("How many of the 1,000 bundled test digits to attack")
+        self.epsilons = QLineEdit(str(settings.value("sweep/epsilons", DEFAULT_EPS)))
+        self.epsilons.setToolTip("L∞ radii in pixel units [0, 1], separated by commas")
+        self.targeted = QCheckBox("targeted (y+1)")
+        self.run_button = QPushButton("Run sweep")
+        self.run_button.clicked.connect(self.toggle)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self.export_dialog)
+        self.status = QLabel("")
+        controls = QHBoxLayout()
+        for w in self.checks.values():
+            controls.addWidget(w)
+        controls.addWidget(QLabel("images"))
+        controls.addWidget(self.n_images)
+        controls.addWidget(QLabel("ε"))
+        controls.addWidget(self.epsilons, 1)
+        controls.addWidget(self.targeted)
+        controls.addWidget(self.run_button)
+        controls.addWidget(self.export_button)
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "ε (L∞, pixel units)")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.setLabel("left", "accuracy (solid) · success (dashed)")
+        self.plot.setYRange(0, 1.02)
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.setMinimumHeight(170)
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.status)
+
+    def config(self):
+        from advstudio.core.attacks.sweep import SweepConfig
+
+        attacks = tuple(k for k, c in self.checks.items() if c.isChecked())
+        if not attacks:
+            raise ConfigError("tick at least one attack")
+        model = self.state.model
+        if model is None or model.input_shape[0] != 1 or model.num_classes != 10:
+            raise ConfigError("the sweep runs on the bundled digits: pick a digit model")
+        return SweepConfig(model=self.state.model_key, attacks=attacks,
+                           epsilons=parse_epsilons(self.epsilons.text()),
+                           n_images=self.n_images.value(), targeted=self.targeted.isChecked(),
+                           device=self.state.device)
+
+    def toggle(self) -> None:
+        if self.worker is not None and not self.worker.is_done:
+            self.worker.cancel()
+            return
+        self.start()
+
+    def start(self) -> JobWorker | None:
+        from advstudio.core.attacks.sweep import SweepResult, run_sweep
+
+        try:
+            config = self.config()
+        except ConfigError as exc:
+            self.status.setText(str(exc))
+            return None
+        self.settings.setValue("sweep/epsilons", self.epsilons.text())
+        self.result = SweepResult(config)
+        result = self.result
+
+        def connect(w: JobWorker) -> None:
+            w.preview.connect(lambda p: self.draw(p.data))
+            w.returned.connect(lambda r: self._done(r))
+            w.aborted.connect(lambda: self._done(result))
+            w.errored.connect(lambda exc: show_error(self, "The sweep failed", exc))
+            w.finished.connect(lambda: self.run_button.setText("Run sweep"))
+
+        self.plot.clear()
+        self.legend.clear()
+        self.status.setText("sweeping…")
+        self.run_button.setText("Cancel sweep")
+        self.worker = self.jobs.start(lambda: run_sweep(config, result),
+                                      f"Sweep on {config.model}", connect=connect)
+        return self.worker
+
+    def draw(self, result, final: bool = False) -> None:
+        import pyqtgraph as pg
+        from PySide6.QtCore import Qt
+
+        self.plot.clear()
+        self.legend.clear()
+        tag = " (partial)" if final and result.partial else ""
+        for name, curve in result.curves.items():
+            colour = COLOURS.get(name, (90, 90, 90))
+            style = Qt.PenStyle.DotLine if tag else Qt.PenStyle.SolidLine
+            self.plot.plot(curve.epsilons, curve.accuracy, pen=pg.mkPen(colour, width=2, style=style),
+                           symbol="o", symbolSize=6, symbolBrush=colour,
+                           name=f"{LABELS.get(name, name)} accuracy{tag}")
+            self.plot.plot(curve.epsilons, curve.success,
+                           pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
+                           name=f"{LABELS.get(name, name)} success{tag}")
+
+    def _done(self, result) -> None:
+        self.result = result
+        self.draw(result, final=True)
+        self.export_button.setEnabled(bool(result.curves))
+        first = next(iter(result.curves.values()), None)
+        parts = [f"clean accuracy {result.clean_accuracy * 100:.1f} % on {result.n_images} digits"]
+        if first and first.accuracy:
+            parts.append(f"{LABELS.get(first.attack, first.attack)} at ε {first.epsilons[-1]:g}: "
+                         f"{first.accuracy[-1] * 100:.1f} %")
+        if result.partial:
+            parts.append("partial: cancelled before the last point")
+        self.status.setText("; ".join(parts))
+        self.sweep_done.emit(result)
+
+    def export_dialog(self) -> None:
+        start = str(self.settings.value("last_export_folder", str(Path.home())))
+        path, _ = QFileDialog.getSaveFileName(self, "Export sweep", str(Path(start) / "sweep.csv"),
+                                              "CSV (*.csv)")
+        if path:
+            self.settings.setValue("last_export_folder", str(Path(path).parent))
+            self.export_to(Path(path))
+
+    def export_to(self, csv_path: Path) -> list[Path]:
+        """The curves as CSV, and the plot as a PNG beside it."""
+        from pyqtgraph.exporters import ImageExporter
+
+        from advstudio.core.attacks.sweep import sweep_to_csv
+
+        sweep_to_csv(self.result, csv_path)
+        png = csv_path.with_suffix(".png")
+        exporter = ImageExporter(self.plot.plotItem)
+        exporter.parameters()["width"] = 900
+        exporter.export(str(png))
+        return [csv_path, png]
