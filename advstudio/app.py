@@ -51,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         test = SelfTest(window, SELF_TEST_TIMEOUT_MS)
         test.start()
         app.exec()
+        window.jobs.shutdown(30_000)
         return test.exit_code
-    return app.exec()
+    code = app.exec()
+    window.jobs.shutdown(30_000)  # e.g. quit from the window manager without closeEvent
+    return code
 
 
 if __name__ == "__main__":

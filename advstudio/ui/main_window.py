@@ -16,18 +16,20 @@ from advstudio import __version__
 from advstudio.core.jobs import Job, Log, Progress
 from advstudio.ui.image_tab import ImageTab
 from advstudio.ui.model_controller import ModelController
-from advstudio.ui.placeholder_tab import PlaceholderTab
+from advstudio.ui.placeholder_tab import LazyTab, PlaceholderTab
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import show_error
 from advstudio.ui.widgets.job_indicator import JobIndicator
 from advstudio.workers import JobManager, JobWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+SHUTDOWN_TIMEOUT_MS = 30_000  # a job stops at its next step; one step may take seconds
 
 
 def load_torch_job(device_preference: str) -> Job[str]:
     """Import PyTorch (seconds) and pick the device; returns the device string."""
     yield Progress(0, 0, "loading PyTorch")
+    import pyqtgraph  # noqa: F401 - plots of the later tabs; imported here, off the UI thread
     import torch  # noqa: F401
     import torchvision  # noqa: F401
 
@@ -59,7 +61,13 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.image_tab = ImageTab(self.state, self.jobs, self.models, self.settings)
         self.tabs.addTab(self.image_tab, "Image")
-        for name in ("Attack", "GAN", "Defence", "Poisoning"):
+        self.attack_tab = None  # built once PyTorch is loaded (it needs torch and pyqtgraph)
+        self.attack_host = LazyTab("Attack")
+        self.tabs.addTab(self.attack_host, "Attack")
+        self.gan_tab = None
+        self.gan_host = LazyTab("GAN")
+        self.tabs.addTab(self.gan_host, "GAN")
+        for name in ("Defence", "Poisoning"):
             self.tabs.addTab(PlaceholderTab(name), name)
         self.setCentralWidget(self.tabs)
 
@@ -101,6 +109,14 @@ class MainWindow(QMainWindow):
         self.status_message.setText("Ready. Drop an image on the window, press Ctrl+O, or pick a sample.")
         self.preferences_action.setEnabled(True)
         self.state.torch_ready.emit()
+        from advstudio.ui.attack_tab import AttackTab
+
+        self.attack_tab = AttackTab(self.state, self.jobs, self.models, self.settings)
+        self.attack_host.set_content(self.attack_tab)
+        from advstudio.ui.gan_tab import GanTab
+
+        self.gan_tab = GanTab(self.state, self.jobs, self.models, self.settings)
+        self.gan_host.set_content(self.gan_tab)
 
     def _on_torch_failed(self, exc: BaseException) -> None:
         self.status_message.setText("PyTorch could not be loaded: models are unavailable.")
@@ -216,5 +232,8 @@ class MainWindow(QMainWindow):
     # -- shutdown -----------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.settings.setValue("geometry", self.saveGeometry())
-        self.jobs.shutdown(3000)
+        if self.jobs.active:
+            self.status_message.setText("Stopping running jobs…")
+            self.repaint()
+        self.jobs.shutdown(SHUTDOWN_TIMEOUT_MS)
         super().closeEvent(event)

@@ -1,0 +1,395 @@
+"""GAN tab: train a GAN or DCGAN on the bundled digits and watch both networks live: losses,
+D's outputs, gradient norms, diversity, classes covered, Fréchet distance, a sample grid from
+fixed noise with a time-lapse strip, and badges for the classic difficulties.
+
+Run alone: ``python -m advstudio.ui.gan_tab``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.core.errors import ConfigError
+from advstudio.core.gan.config import GanConfig
+from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
+from advstudio.ui.model_controller import ModelController
+from advstudio.ui.state import AppState
+from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
+from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.workers import JobManager, JobWorker
+
+TIMELAPSE_FRAMES = 12
+D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
+
+
+class GanTab(QWidget):
+    trained = Signal(object)  # GanResult
+
+    def __init__(self, state: AppState, jobs: JobManager, models: ModelController | None = None,
+                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.jobs = state, jobs
+        self.settings = settings or QSettings()
+        self.worker: JobWorker | None = None
+        self.result = None
+        self.rows: list[dict[str, float]] = []
+        self.diagnostics = GanDiagnostics()
+        self._frames = 0
+        self._build()
+
+    # -- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        s = self.settings
+        self.arch = QComboBox()
+        self.arch.addItem("DCGAN (Radford et al.)", "dcgan")
+        self.arch.addItem("GAN (MLP)", "gan")
+        self.arch.setCurrentIndex(max(0, self.arch.findData(s.value("gan/arch", "dcgan"))))
+        self.steps = QSpinBox(minimum=1, maximum=1_000_000, singleStep=100,
+                              value=int(s.value("gan/steps", 1000)))
+        self.batch = QSpinBox(minimum=2, maximum=4000, value=int(s.value("gan/batch", 64)))
+        self.latent = QSpinBox(minimum=1, maximum=1024, value=100)
+        self.lr_g = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
+                                   value=2e-4)
+        self.lr_d = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
+                                   value=2e-4)
+        self.d_steps = QSpinBox(minimum=1, maximum=10, value=1)
+        self.smoothing = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
+        self.smoothing.setToolTip("One-sided label smoothing: real images get target 1 - this")
+        self.eval_every = QSpinBox(minimum=0, maximum=100_000, singleStep=100, value=200)
+        self.eval_every.setToolTip("Judge 1,000 samples with the digit CNN every N steps "
+                                   "(classes covered, Fréchet distance); 0 = never")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        form = QFormLayout()
+        for label, w in (("Networks", self.arch), ("Steps", self.steps), ("Batch", self.batch),
+                         ("Latent size", self.latent), ("lr G", self.lr_g), ("lr D", self.lr_d),
+                         ("D steps per G step", self.d_steps), ("Label smoothing", self.smoothing),
+                         ("Evaluate every", self.eval_every), ("Seed", self.seed)):
+            form.addRow(label, w)
+        self.start_button = QPushButton("Train")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        for b in (self.pause_button, self.stop_button):
+            b.setEnabled(False)
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        self.status = QLabel("Trains on the 4,000 bundled digits.", wordWrap=True)
+        self.badges = QLabel(wordWrap=True)
+        self.badges.setTextFormat(Qt.TextFormat.RichText)
+        explain = QLabel("<b>Why GANs are hard</b><br>" + "<br>".join(
+            f"• {EXPLANATIONS[k]}" for k in ("collapse", "equilibrium", "unstable")),
+            wordWrap=True)
+        explain.setStyleSheet("color: palette(dark); font-size: 11px;")
+        left_box = QGroupBox("Training")
+        lb = QVBoxLayout(left_box)
+        lb.addLayout(form)
+        lb.addLayout(buttons)
+        lb.addWidget(self.status)
+        lb.addWidget(self.badges)
+        lb.addStretch(1)
+        lb.addWidget(explain)
+        left_box.setFixedWidth(300)
+
+        self.loss_plot = LivePlot("Losses", "BCE")
+        for name, colour in (("loss_d", D_COLOUR), ("loss_g", G_COLOUR)):
+            self.loss_plot.add_curve(name, (*colour, 70))
+            self.loss_plot.add_curve(f"{name} (smoothed)", colour, width=2, smooth_of=name)
+        self.d_plot = LivePlot("Discriminator outputs", "probability")
+        self.d_plot.add_curve("D(x)", D_COLOUR, smooth_of=None)
+        self.d_plot.add_curve("D(G(z)) before G step", G_COLOUR)
+        self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
+        self.d_plot.plot.setYRange(0, 1)
+        self.grad_plot = LivePlot("Gradient norms", "L2 norm")
+        self.grad_plot.add_curve("grad D", D_COLOUR)
+        self.grad_plot.add_curve("grad G", G_COLOUR)
+        self.div_plot = LivePlot("Diversity (pairwise distance)", "mean L2")
+        self.div_plot.add_curve("batch", (120, 120, 120))
+        self.div_plot.add_curve("smoothed", (44, 160, 44), width=2, smooth_of="batch")
+        self.cover_plot = LivePlot("Classes covered (digit CNN)", "of 10")
+        self.cover_plot.add_curve("classes", (148, 103, 189), width=2, symbol="o")
+        self.cover_plot.plot.setYRange(0, 10.5)
+        self.fid_plot = LivePlot("Fréchet distance to test digits", "lower is better")
+        self.fid_plot.add_curve("Fréchet", (140, 86, 75), width=2, symbol="o")
+        plots = QGridLayout()
+        for i, p in enumerate((self.loss_plot, self.d_plot, self.grad_plot, self.div_plot,
+                               self.cover_plot, self.fid_plot)):
+            plots.addWidget(p, i // 3, i % 3)
+
+        self.samples = ImageView("Samples from fixed noise", "Press Train")
+        self.timelapse = QListWidget()
+        self.timelapse.setViewMode(QListWidget.ViewMode.IconMode)
+        self.timelapse.setFlow(QListWidget.Flow.LeftToRight)
+        self.timelapse.setWrapping(False)
+        self.timelapse.setIconSize(QSize(64, 64))
+        self.timelapse.setFixedHeight(100)
+        self.timelapse.setToolTip("How the fixed-noise samples changed during training")
+        self.interpolation = ImageView("Latent interpolation", "After training")
+        self.interpolation.setMaximumHeight(120)
+        self.interp_button = QPushButton("Interpolate")
+        self.interp_button.setToolTip("Walk in a straight line between two random latent vectors")
+        self.save_button = QPushButton("Save generator…")
+        self.grid_button = QPushButton("Export samples…")
+        self.csv_button = QPushButton("Export metrics…")
+        for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
+            b.setEnabled(False)
+        self.interp_button.clicked.connect(self.interpolate)
+        self.save_button.clicked.connect(lambda: self._export("generator", "Generator (*.pt)",
+                                                              self.save_generator))
+        self.grid_button.clicked.connect(lambda: self._export("samples", "PNG (*.png)",
+                                                              self.export_samples))
+        self.csv_button.clicked.connect(lambda: self._export("gan_metrics", "CSV (*.csv)",
+                                                             self.export_metrics))
+        right = QVBoxLayout()
+        right.addWidget(self.samples, 3)
+        right.addWidget(QLabel("Time-lapse"))
+        right.addWidget(self.timelapse)
+        right.addWidget(self.interpolation, 1)
+        row = QHBoxLayout()
+        for b in (self.interp_button, self.save_button):
+            row.addWidget(b)
+        right.addLayout(row)
+        row2 = QHBoxLayout()
+        for b in (self.grid_button, self.csv_button):
+            row2.addWidget(b)
+        right.addLayout(row2)
+        right_w = QWidget()
+        right_w.setLayout(right)
+        right_w.setFixedWidth(330)
+
+        layout = QHBoxLayout(self)
+        layout.addWidget(left_box)
+        layout.addLayout(plots, 1)
+        layout.addWidget(right_w)
+
+    # -- running ------------------------------------------------------------------------------
+    def config(self) -> GanConfig:
+        return GanConfig(arch=self.arch.currentData(), latent_dim=self.latent.value(),
+                         batch_size=self.batch.value(), steps=self.steps.value(),
+                         lr_g=self.lr_g.value(), lr_d=self.lr_d.value(),
+                         d_steps=self.d_steps.value(), label_smoothing=self.smoothing.value(),
+                         eval_every=self.eval_every.value(), seed=self.seed.value(),
+                         device=self.state.device)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.is_done
+
+    def start(self) -> JobWorker | None:
+        from advstudio.core.gan.train import train_gan
+
+        if self.running:
+            return None
+        try:
+            config = self.config()
+        except ConfigError as exc:
+            self.status.setText(str(exc))
+            return None
+        for key, value in (("arch", config.arch), ("steps", config.steps),
+                           ("batch", config.batch_size)):
+            self.settings.setValue(f"gan/{key}", value)
+        self._reset()
+
+        def connect(w: JobWorker) -> None:
+            w.metrics.connect(self._on_metrics)
+            w.preview.connect(self._on_preview)
+            w.log.connect(self.status.setText)
+            w.returned.connect(self._on_done)
+            w.errored.connect(self._on_error)
+            w.aborted.connect(lambda: self.status.setText(
+                f"Stopped at step {self.diagnostics.step}; the curves so far are kept."))
+            w.paused.connect(lambda: self.pause_button.setText("Resume"))
+            w.resumed.connect(lambda: self.pause_button.setText("Pause"))
+            w.finished.connect(self._on_finished)
+
+        self.start_button.setEnabled(False)
+        self.pause_button.setEnabled(True)
+        self.stop_button.setEnabled(True)
+        self.worker = self.jobs.start(lambda: train_gan(config),
+                                      f"Training {config.arch.upper()}", connect=connect)
+        return self.worker
+
+    def _reset(self) -> None:
+        self.rows.clear()
+        self.result = None
+        self.diagnostics = GanDiagnostics()
+        self._frames = 0
+        self.timelapse.clear()
+        self.badges.setText("")
+        for p in (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
+                  self.fid_plot):
+            p.clear()
+        for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
+            b.setEnabled(False)
+
+    def toggle_pause(self) -> None:
+        if not self.running:
+            return
+        if self.worker.is_paused:
+            self.worker.resume()
+        else:
+            self.worker.pause()
+
+    def stop(self) -> None:
+        if self.running:
+            self.worker.cancel()
+
+    def _on_metrics(self, m) -> None:
+        v, step = m.values, m.step
+        self.rows.append({"step": step, **v})
+        self.diagnostics.update(step, v)
+        if "loss_d" in v:
+            self.loss_plot.add("loss_d", step, v["loss_d"])
+            self.loss_plot.add("loss_g", step, v["loss_g"])
+            self.d_plot.add("D(x)", step, v["d_x"])
+            self.d_plot.add("D(G(z)) before G step", step, v["d_g_z1"])
+            self.d_plot.add("D(G(z)) after G step", step, v["d_g_z2"])
+            self.grad_plot.add("grad D", step, v["grad_norm_d"])
+            self.grad_plot.add("grad G", step, v["grad_norm_g"])
+            self.div_plot.add("batch", step, v["diversity"])
+            if step % 25 == 0:
+                self._show_findings()
+        if "classes_covered" in v:
+            self.cover_plot.add("classes", step, v["classes_covered"])
+            self.fid_plot.add("Fréchet", step, v["frechet"])
+            self.status.setText(f"step {step}: {v['classes_covered']:.0f} of 10 classes, "
+                                f"Fréchet {v['frechet']:.0f}, class entropy "
+                                f"{v['class_entropy']:.2f}")
+            self._show_findings()
+
+    def _show_findings(self) -> None:
+        colours = {"warning": "#b35806", "info": "#2166ac"}
+        self.badges.setText("<br>".join(
+            f"<span style='color:{colours[f.severity]}'>● {f.message}</span>"
+            for f in self.diagnostics.findings()))
+
+    def _on_preview(self, preview) -> None:
+        if preview.name != "samples":
+            return
+        self.samples.set_pixels(preview.data, f"Samples at step {self.diagnostics.step}")
+        total = max(1, self.steps.value())
+        if self.diagnostics.step >= self._frames * total / TIMELAPSE_FRAMES:
+            self._frames += 1
+            icon = QIcon(QPixmap.fromImage(array_to_qimage(preview.data)))
+            self.timelapse.addItem(QListWidgetItem(icon, f"{self.diagnostics.step}"))
+            self.timelapse.scrollToBottom()
+
+    def _on_done(self, result) -> None:
+        self.result = result
+        self.samples.set_pixels(result.samples, f"Samples at step {result.step}")
+        ev = result.evaluation
+        text = f"Done: {result.step} steps."
+        if ev:
+            text += (f" {ev['classes_covered']:.0f} of 10 classes covered, Fréchet "
+                     f"{ev['frechet']:.0f}.")
+        self.status.setText(text)
+        for b in (self.interp_button, self.save_button, self.grid_button):
+            b.setEnabled(True)
+        self.trained.emit(result)
+
+    def _on_error(self, exc: BaseException) -> None:
+        from advstudio.core.errors import AdvStudioError, explain
+
+        self.status.setText(explain(exc))
+        if not isinstance(exc, AdvStudioError):
+            show_error(self, "GAN training failed", exc)
+
+    def _on_finished(self) -> None:
+        self.start_button.setEnabled(True)
+        self.pause_button.setEnabled(False)
+        self.pause_button.setText("Pause")
+        self.stop_button.setEnabled(False)
+        self.csv_button.setEnabled(bool(self.rows))
+        for p in (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
+                  self.fid_plot):
+            p.redraw()
+
+    # -- after training -----------------------------------------------------------------------
+    def generator(self):
+        from advstudio.core.gan.networks import build_networks
+
+        c = self.result.config
+        generator, _ = build_networks(c.arch, c.latent_dim, channels=c.channels, image_size=c.image_size)
+        generator.load_state_dict(self.result.generator_state)
+        return generator.eval()
+
+    def interpolate(self) -> np.ndarray | None:
+        """A row of 10 images from one random latent vector to another (cheap: G forward only)."""
+        import torch
+
+        from advstudio.core.gan.sampling import interpolate, sample_grid
+
+        if self.result is None:
+            return None
+        gen = torch.Generator().manual_seed(int(np.random.default_rng().integers(2**31)))
+        z0, z1 = torch.randn(2, self.result.config.latent_dim, generator=gen)
+        row = sample_grid(interpolate(self.generator(), z0, z1, n=10), nrow=10)
+        self.interpolation.set_pixels(row, "Latent interpolation")
+        return row
+
+    def _export(self, stem: str, file_filter: str, save) -> None:
+        start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
+        suffix = file_filter.split("*")[1].rstrip(")")
+        path, _ = QFileDialog.getSaveFileName(self, "Export", str(start / f"{stem}{suffix}"),
+                                              file_filter)
+        if path:
+            self.settings.setValue("last_export_folder", str(Path(path).parent))
+            save(Path(path))
+
+    def save_generator(self, path: Path) -> Path:
+        """The generator's state_dict plus its geometry, loadable with ``weights_only=True``."""
+        import torch
+
+        c = self.result.config
+        payload = {"state_dict": self.result.generator_state,
+                   "meta": {"arch": c.arch, "latent_dim": c.latent_dim,
+                            "image_size": c.image_size, "channels": c.channels}}
+        tmp = path.with_name(path.name + ".part")
+        torch.save(payload, tmp)
+        tmp.replace(path)
+        self.status.setText(f"Saved the generator to {path.name}.")
+        return path
+
+    def export_samples(self, path: Path) -> Path:
+        from advstudio.core.images import save_png
+
+        grid = self.result.samples
+        return save_png(grid[..., None] if grid.ndim == 2 else grid, path)
+
+    def export_metrics(self, path: Path) -> Path:
+        keys = sorted({k for row in self.rows for k in row} - {"step"})
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["step", *keys])
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return path
+
+
+if __name__ == "__main__":
+    from advstudio.ui.preview import run_alone
+
+    run_alone(GanTab)
