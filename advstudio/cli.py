@@ -1,0 +1,178 @@
+"""Headless runner: ``advstudio-run CONFIG.toml`` runs any job kind with the same core code the
+app uses, with a progress bar on the terminal.
+
+The config file names the kind and its settings::
+
+    kind = "sweep"
+    model = "digits-cnn"
+    attacks = ["fgsm", "pgd"]
+    epsilons = [0, 0.1, 0.2, 0.3]
+
+Exit codes: 0 done, 1 the job failed, 2 bad command line or config, 130 interrupted (Ctrl+C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, TextIO
+
+from advstudio.core.errors import ConfigError, explain
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ProgressBar:
+    """A one-line terminal bar, redrawn at most 10 times a second."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+        self._last = 0.0
+        self._t0 = time.monotonic()
+        self.tty = stream.isatty()
+
+    def update(self, done: int, total: int, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.1:
+            return
+        self._last = now
+        if total > 0:
+            frac = min(1.0, done / total)
+            bar = "#" * round(frac * self.width)
+            elapsed = now - self._t0
+            eta = f" ETA {elapsed * (1 - frac) / frac:4.0f}s" if frac > 0 else ""
+            line = f"[{bar:<{self.width}}] {frac * 100:5.1f}%{eta} {message}"
+        else:
+            line = f"[{'working':^{self.width}}] {message}"
+        if self.tty:
+            self.stream.write("\r" + line[:120].ljust(120))
+        elif force:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path.name} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ConfigError(f"{path.name} must set kind = one of the job kinds "
+                          "(see advstudio-run --list)")
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return f"<{type(value).__name__}>"  # tensors, state_dicts: not part of the summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="advstudio-run", description=__doc__.splitlines()[0])
+    parser.add_argument("config", nargs="?", type=Path, help="a .toml or .json job config")
+    parser.add_argument("--device", help="override the config's device (auto, cpu, cuda, mps)")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--out", type=Path, help="folder for result.json and metrics.jsonl")
+    parser.add_argument("--dry-run", action="store_true", help="one tiny step (smoke test)")
+    parser.add_argument("--list", action="store_true", help="list the job kinds and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from advstudio.core.jobkinds import JOB_KINDS, build_config
+
+    if args.list:
+        for kind in JOB_KINDS.values():
+            print(f"{kind.name:10} {kind.description}")
+        return EXIT_OK
+    if args.config is None:
+        parser.print_usage(sys.stderr)
+        print("advstudio-run: error: give a config file (or --list)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        values = read_config_file(args.config)
+        kind = values.pop("kind")
+        for key in ("device", "seed"):
+            if getattr(args, key) is not None:
+                values[key] = getattr(args, key)
+        if args.dry_run:
+            values["dry_run"] = True
+        config = build_config(kind, values)
+        _, run = JOB_KINDS[kind].load()
+    except ConfigError as exc:
+        print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_job(kind, config, run, args.out, quiet=args.quiet)
+
+
+def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False) -> int:
+    from advstudio.core.jobs import Log, Metrics, Progress
+
+    bar = None if quiet else ProgressBar()
+    metrics_file = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        metrics_file = open(out / "metrics.jsonl", "w")
+    job = run(config)
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if isinstance(event, Progress) and bar is not None:
+                bar.update(event.done, event.total, event.message,
+                           force=event.done >= event.total > 0)
+            elif isinstance(event, Metrics) and metrics_file is not None:
+                metrics_file.write(json.dumps({"step": event.step, **_jsonable(event.values)}) + "\n")
+            elif isinstance(event, Log) and not quiet:
+                print(event.text, file=sys.stderr)
+    except KeyboardInterrupt:
+        job.close()
+        print("\nadvstudio-run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ConfigError as exc:
+        print(f"\nadvstudio-run: bad config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one clear line, then the exit code
+        print(f"\nadvstudio-run: {kind} failed: {explain(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if bar is not None:
+            bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+    summary = {"kind": kind, "config": _jsonable(config), "result": _jsonable(result)}
+    text = json.dumps(summary, indent=2)
+    if out is not None:
+        tmp = out / "result.json.part"
+        tmp.write_text(text + "\n")
+        tmp.replace(out / "result.json")
+    print(text)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

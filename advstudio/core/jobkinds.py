@@ -1,0 +1,78 @@
+"""Every job kind that can run headless: name -> config class and job function.
+
+Imported lazily (by dotted path) so that listing the kinds costs nothing and a kind whose module
+fails to import does not break the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from advstudio.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    config: str  # "module:ClassName"
+    run: str  # "module:function"
+    description: str
+
+    def load(self) -> tuple[type, Any]:
+        def resolve(path: str):
+            module, attr = path.split(":")
+            return getattr(importlib.import_module(module), attr)
+
+        return resolve(self.config), resolve(self.run)
+
+
+JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
+    JobKind("evaluate", "advstudio.core.evaluate:EvaluateConfig", "advstudio.core.evaluate:evaluate",
+            "accuracy of a classifier on the bundled test digits"),
+    JobKind("sweep", "advstudio.core.attacks.sweep:SweepConfig", "advstudio.core.attacks.sweep:run_sweep",
+            "accuracy and attack success against epsilon"),
+    JobKind("gan", "advstudio.core.gan.config:GanConfig", "advstudio.core.gan.train:train_gan",
+            "train a GAN or DCGAN"),
+]}
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """TOML/JSON value -> the dataclass field's type (lists -> tuples, ints -> floats)."""
+    origin = typing.get_origin(hint)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{name} must be {hint.__name__}, not {value!r}")
+    return value
+
+
+def build_config(kind: str, values: dict[str, Any]) -> Any:
+    """A job config from plain values; unknown keys and bad types get a message naming them."""
+    if kind not in JOB_KINDS:
+        raise ConfigError(f"unknown job kind {kind!r}; allowed: {', '.join(JOB_KINDS)}")
+    config_cls, _ = JOB_KINDS[kind].load()
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))} for job kind {kind!r}; allowed: "
+                          f"{', '.join(sorted(fields))}")
+    coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    try:
+        return config_cls(**coerced)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"bad {kind} config: {exc}") from exc
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The inverse of :func:`build_config` (tuples become lists, for TOML/JSON)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
