@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("advstudio")
     app.setApplicationName("advstudio")
+    from advstudio.ui.gc_guard import MainThreadGarbageCollector
     from advstudio.ui.main_window import MainWindow
 
+    collector = MainThreadGarbageCollector(app)  # noqa: F841 - lives as long as the app
     window = MainWindow()
     window.show()
     if os.environ.get("ADVSTUDIO_REPORT_STARTUP"):

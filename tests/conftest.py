@@ -17,6 +17,9 @@ def _no_dangling_job_threads(request):
         yield
         return
     qtbot = request.getfixturevalue("qtbot")  # set up first, so torn down after this fixture
+    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+
+    collector = MainThreadGarbageCollector()  # as the app does: no GC on job threads
     yield
     from advstudio import workers
 
@@ -25,6 +28,8 @@ def _no_dangling_job_threads(request):
     except Exception:
         names = [t.objectName() for t in workers.live_threads()]
         pytest.fail(f"job threads still running after the test: {names}")
+    finally:
+        collector.stop()
 
 
 @pytest.fixture

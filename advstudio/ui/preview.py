@@ -13,7 +13,10 @@ def run_alone(tab_class) -> int:
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
 
+    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+
     app = QApplication.instance() or QApplication(sys.argv)
+    MainThreadGarbageCollector(app)
     state, jobs = AppState(), JobManager()
     tab = tab_class(state, jobs, ModelController(state, jobs))
 

@@ -21,3 +21,32 @@ def test_void_qpainter_calls_do_not_drop_references_to_none(qapp):
         painter.restore()
     painter.end()
     assert sys.getrefcount(None) >= before - 100
+
+
+def test_garbage_is_collected_on_the_ui_thread_only(qapp):
+    import gc
+    import threading
+
+    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+
+    collected_on = []
+
+    class Cyclic:
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            collected_on.append(threading.current_thread() is threading.main_thread())
+
+    guard = MainThreadGarbageCollector()
+    try:
+        assert not gc.isenabled()
+        Cyclic()
+        threading.Thread(target=lambda: [object() for _ in range(100_000)]).start()
+        assert collected_on == []  # the allocation burst on another thread collected nothing
+        guard.threshold = (0, 0, 0)
+        guard.check()
+        assert collected_on == [True]
+    finally:
+        guard.stop()
+    assert gc.isenabled()
