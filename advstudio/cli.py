@@ -8,12 +8,17 @@ The config file names the kind and its settings::
     attacks = ["fgsm", "pgd"]
     epsilons = [0, 0.1, 0.2, 0.3]
 
+Every run is recorded in the run store (``--store DIR``, default: the user data folder, see
+:func:`advstudio.core.runs.default_store_root`) unless ``--no-record`` is given; the printed
+summary names its ``run_id``.
+
 Exit codes: 0 done, 1 the job failed, 2 bad command line or config, 130 interrupted (Ctrl+C).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -98,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="one tiny step (smoke test)")
     parser.add_argument("--list", action="store_true", help="list the job kinds and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--store", type=Path,
+                        help="run store to record the run in (default: the user data folder)")
+    parser.add_argument("--no-record", action="store_true", help="do not record the run")
     args = parser.parse_args(argv)
 
     from advstudio.core.jobkinds import JOB_KINDS, build_config
@@ -123,10 +131,34 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return run_job(kind, config, run, args.out, quiet=args.quiet)
+    store = None
+    if not args.no_record:
+        from advstudio.core.runs import RunStore
+
+        try:
+            store = RunStore.open(args.store)
+        except OSError as exc:
+            print(f"advstudio-run: cannot open the run store: {exc} "
+                  "(choose one with --store DIR, or run with --no-record)", file=sys.stderr)
+            return EXIT_USAGE
+    return run_job(kind, config, run, args.out, quiet=args.quiet, store=store)
 
 
-def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False) -> int:
+def _device_name(config: Any) -> str:
+    """The device the job will run on (``auto`` resolved), for the run history."""
+    preference = getattr(config, "device", "") or "auto"
+    try:
+        from advstudio.core.devices import pick_device
+
+        return str(pick_device(preference))
+    except Exception:  # noqa: BLE001 - the job itself reports a bad device
+        return preference
+
+
+def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
+            store: Any = None) -> int:
+    """Drive ``run(config)`` to the end; record it in ``store`` (a ``RunStore``) if given."""
+    from advstudio.core.jobkinds import config_to_dict
     from advstudio.core.jobs import Log, Metrics, Progress
 
     bar = None if quiet else ProgressBar()
@@ -134,30 +166,48 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False) 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         metrics_file = open(out / "metrics.jsonl", "w")
+    recorder = None
+    if store is not None:
+        try:
+            recorder = store.record(kind, config_to_dict(config), device=_device_name(config),
+                                    seed=getattr(config, "seed", None))
+        except OSError as exc:
+            if metrics_file is not None:
+                metrics_file.close()
+            print(f"advstudio-run: cannot record the run in {store.root}: {exc} "
+                  "(run with --no-record to skip recording)", file=sys.stderr)
+            return EXIT_FAILED
     job = run(config)
     try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            if isinstance(event, Progress) and bar is not None:
-                bar.update(event.done, event.total, event.message,
-                           force=event.done >= event.total > 0)
-            elif isinstance(event, Metrics) and metrics_file is not None:
-                metrics_file.write(json.dumps({"step": event.step, **_jsonable(event.values)}) + "\n")
-            elif isinstance(event, Log) and not quiet:
-                print(event.text, file=sys.stderr)
+        # the recorder marks the run failed/cancelled if an exception leaves this block
+        with recorder if recorder is not None else contextlib.nullcontext():
+            while True:
+                try:
+                    event = next(job)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                if recorder is not None:
+                    recorder.log_event(event)
+                if isinstance(event, Progress) and bar is not None:
+                    bar.update(event.done, event.total, event.message,
+                               force=event.done >= event.total > 0)
+                elif isinstance(event, Metrics) and metrics_file is not None:
+                    metrics_file.write(
+                        json.dumps({"step": event.step, **_jsonable(event.values)}) + "\n")
+                elif isinstance(event, Log) and not quiet:
+                    print(event.text, file=sys.stderr)
+            if recorder is not None:
+                recorder.finish(_jsonable(result))
     except KeyboardInterrupt:
         job.close()
-        print("\nadvstudio-run: interrupted", file=sys.stderr)
+        _report(recorder, "advstudio-run: interrupted")
         return EXIT_INTERRUPTED
     except ConfigError as exc:
-        print(f"\nadvstudio-run: bad config: {exc}", file=sys.stderr)
+        _report(recorder, f"advstudio-run: bad config: {exc}")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one clear line, then the exit code
-        print(f"\nadvstudio-run: {kind} failed: {explain(exc)}", file=sys.stderr)
+        _report(recorder, f"advstudio-run: {kind} failed: {explain(exc)}")
         return EXIT_FAILED
     finally:
         if bar is not None:
@@ -165,6 +215,8 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False) 
         if metrics_file is not None:
             metrics_file.close()
     summary = {"kind": kind, "config": _jsonable(config), "result": _jsonable(result)}
+    if recorder is not None:
+        summary = {"kind": kind, "run_id": recorder.run_id, **summary}
     text = json.dumps(summary, indent=2)
     if out is not None:
         tmp = out / "result.json.part"
@@ -172,6 +224,13 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False) 
         tmp.replace(out / "result.json")
     print(text)
     return EXIT_OK
+
+
+def _report(recorder: Any, message: str) -> None:
+    """The last word on stderr after a failure, and where the run's record is."""
+    lines = [] if recorder is None else [
+        f"advstudio-run: run {recorder.run_id} recorded as {recorder.status} in {recorder.path}"]
+    print("\n" + "\n".join([*lines, message]), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ def _no_dangling_job_threads(request):
         collector.stop()
 
 
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path_factory, monkeypatch):
+    """No test writes into the real user data folder (the run store lives under it)."""
+    monkeypatch.setenv("ADVSTUDIO_HOME", str(tmp_path_factory.mktemp("advstudio-home")))
+
+
 @pytest.fixture
 def settings(tmp_path):
     from PySide6.QtCore import QSettings

@@ -11,6 +11,12 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.jobkinds import JOB_KINDS, build_config, config_to_dict
 
 
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path, monkeypatch):
+    """advstudio-run records every run in the user data folder: keep it inside tmp_path."""
+    monkeypatch.setenv("ADVSTUDIO_HOME", str(tmp_path / "home"))
+
+
 def _write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
