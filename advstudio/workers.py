@@ -169,12 +169,23 @@ class JobManager(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._active: dict[JobWorker, QThread] = {}
+        self.store = None  # a core.runs.RunStore: jobs started with record=... are kept there
 
     def start(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
               show_in_status: bool = True,
-              connect: Callable[[JobWorker], None] | None = None) -> JobWorker:
+              connect: Callable[[JobWorker], None] | None = None,
+              record: tuple[str, Any] | None = None) -> JobWorker:
         """Run ``job_factory()`` on a new thread. ``connect(worker)`` is called before the thread
-        starts: connect signals there so no early event is missed."""
+        starts: connect signals there so no early event is missed. ``record=(kind, config)``
+        keeps the run in the run store (written on the job's thread)."""
+        if record is not None and self.store is not None:
+            from advstudio.core.runs.wrap import recorded
+
+            kind, config = record
+            store, inner = self.store, job_factory
+
+            def job_factory() -> Iterator[Any]:
+                return recorded(store, kind, config, inner(), title=title)
         worker = JobWorker(job_factory, title, show_in_status)
         thread = QThread()
         thread.setObjectName(f"advstudio-{title}")

@@ -230,7 +230,8 @@ class GanTab(QWidget):
         self.pause_button.setEnabled(True)
         self.stop_button.setEnabled(True)
         self.worker = self.jobs.start(lambda: train_gan(config),
-                                      f"Training {config.arch.upper()}", connect=connect)
+                                      f"Training {config.arch.upper()}", connect=connect,
+                                      record=("gan", config))
         return self.worker
 
     def _reset(self) -> None:

@@ -6,6 +6,7 @@ then the status bar says so and the model controls wait.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
@@ -44,6 +45,17 @@ def load_torch_job(device_preference: str) -> Job[str]:
         return str(pick_device("auto"))
 
 
+def open_run_store():
+    """The user's run store, or None (runs are then not recorded) if it cannot be opened."""
+    from advstudio.core.runs import RunStore
+
+    try:
+        return RunStore.open()
+    except Exception as exc:  # noqa: BLE001 - the app works without a history
+        print(f"advstudio: run history disabled: {exc}", file=sys.stderr)
+        return None
+
+
 class MainWindow(QMainWindow):
     torch_failed = Signal(object)
 
@@ -55,6 +67,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.state = AppState(self)
         self.jobs = JobManager(self)
+        self.jobs.store = open_run_store()
         self.models = ModelController(self.state, self.jobs, self)
         self.last_error_box: QMessageBox | None = None
 
@@ -69,6 +82,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.gan_host, "GAN")
         for name in ("Defence", "Poisoning"):
             self.tabs.addTab(PlaceholderTab(name), name)
+        self.runs_tab = None
+        self.runs_host = LazyTab("Runs")
+        self.tabs.addTab(self.runs_host, "Runs")
         self.setCentralWidget(self.tabs)
 
         self.status_message = QLabel("Loading PyTorch… (the rest of the window works already)")
@@ -117,6 +133,10 @@ class MainWindow(QMainWindow):
 
         self.gan_tab = GanTab(self.state, self.jobs, self.models, self.settings)
         self.gan_host.set_content(self.gan_tab)
+        from advstudio.ui.runs_tab import RunsTab
+
+        self.runs_tab = RunsTab(self.state, self.jobs, self.models, self.settings)
+        self.runs_host.set_content(self.runs_tab)
 
     def _on_torch_failed(self, exc: BaseException) -> None:
         self.status_message.setText("PyTorch could not be loaded: models are unavailable.")
@@ -204,7 +224,7 @@ class MainWindow(QMainWindow):
             w.aborted.connect(lambda: self.status_message.setText("Evaluation cancelled."))
 
         return self.jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
-                               connect=connect)
+                               connect=connect, record=("evaluate", config))
 
     def report_error(self, exc: BaseException) -> None:
         self.last_error_box = show_error(self, "The job failed", exc)

@@ -137,7 +137,8 @@ class SweepPanel(QWidget):
         self.status.setText("sweeping…")
         self.run_button.setText("Cancel sweep")
         self.worker = self.jobs.start(lambda: run_sweep(config, result),
-                                      f"Sweep on {config.model}", connect=connect)
+                                      f"Sweep on {config.model}", connect=connect,
+                                      record=("sweep", config))
         return self.worker
 
     def draw(self, result, final: bool = False) -> None:

@@ -1,0 +1,300 @@
+"""Runs tab: the history of recorded runs (evaluations, sweeps, GAN and defence trainings):
+filter, open a run's curves, overlay several to compare, rerun with the same config, delete,
+export as a zip.
+
+Run alone: ``python -m advstudio.ui.runs_tab``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.ui.state import AppState
+from advstudio.ui.widgets.error_box import show_error
+from advstudio.workers import JobManager, JobWorker
+
+COLUMNS = ("Started", "Kind", "Title", "Status", "Duration", "Device", "Summary")
+STATUS_COLOURS = {"failed": "#b2182b", "interrupted": "#b35806", "cancelled": "#777777",
+                  "running": "#2166ac"}
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+
+
+def _summary_text(summary: dict) -> str:
+    keys = [k for k in ("accuracy", "clean_acc", "fgsm_acc", "pgd_acc", "frechet",
+                        "classes_covered", "loss") if k in summary]
+    parts = []
+    for k in keys[:4]:
+        v = summary[k]
+        parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
+    return ", ".join(parts)
+
+
+class RunsTab(QWidget):
+    rerun_started = Signal(object)  # JobWorker
+
+    def __init__(self, state: AppState, jobs: JobManager, models=None,
+                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        import pyqtgraph as pg
+
+        self.state, self.jobs = state, jobs
+        self.settings = settings or QSettings()
+        self.runs = []
+        self.kind = QComboBox()
+        self.status = QComboBox()
+        for combo, values in ((self.kind, ("evaluate", "sweep", "gan", "train", "vat",
+                                           "detector", "poison")),
+                              (self.status, ("finished", "running", "failed", "cancelled",
+                                             "interrupted"))):
+            combo.addItem("all", None)
+            for v in values:
+                combo.addItem(v, v)
+            combo.currentIndexChanged.connect(self.refresh)
+        self.search = QLineEdit(placeholderText="search title, config, error…")
+        self.search.returnPressed.connect(self.refresh)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        filters = QHBoxLayout()
+        for label, w in (("Kind", self.kind), ("Status", self.status)):
+            filters.addWidget(QLabel(label))
+            filters.addWidget(w)
+        filters.addWidget(self.search, 1)
+        filters.addWidget(refresh)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self.show_selected)
+
+        self.metric = QComboBox()
+        self.metric.setToolTip("The metric to plot for the selected runs (select several runs "
+                               "to compare them)")
+        self.metric.currentIndexChanged.connect(self._plot)
+        self.rerun_button = QPushButton("Rerun")
+        self.delete_button = QPushButton("Delete…")
+        self.export_button = QPushButton("Export…")
+        self.rerun_button.clicked.connect(self.rerun_selected)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.export_button.clicked.connect(self.export_selected)
+        actions = QHBoxLayout()
+        actions.addWidget(QLabel("Plot"))
+        actions.addWidget(self.metric, 1)
+        for b in (self.rerun_button, self.delete_button, self.export_button):
+            actions.addWidget(b)
+        self.details = QLabel(wordWrap=True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "step")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.legend = self.plot.addLegend(brush=(255, 255, 255, 210))
+
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addLayout(actions)
+        bl.addWidget(self.details)
+        bl.addWidget(self.plot, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(bottom)
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(splitter, 1)
+        self._metrics_cache: dict[str, list[dict]] = {}
+        jobs.job_ended.connect(lambda _w: self.refresh())
+        self._update_buttons()
+        self.refresh()
+
+    @property
+    def store(self):
+        return self.jobs.store
+
+    def refresh(self) -> None:
+        if self.store is None:
+            self.details.setText("The run history is not available (the store could not be "
+                                 "opened).")
+            return
+        selected = set(self.selected_ids())
+        self.runs = self.store.list_runs(kind=self.kind.currentData(),
+                                         status=self.status.currentData(),
+                                         text=self.search.text().strip() or None)
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self.runs))
+        for row, run in enumerate(self.runs):
+            duration = run.duration
+            cells = (run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"), run.kind, run.title,
+                     str(run.status), f"{duration:.1f} s" if duration is not None else "",
+                     run.device, run.error or _summary_text(run.summary))
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, run.id)
+                if col == 3 and str(run.status) in STATUS_COLOURS:
+                    item.setForeground(Qt.GlobalColor.white)
+                    item.setBackground(_qcolor(STATUS_COLOURS[str(run.status)]))
+                self.table.setItem(row, col, item)
+            if run.id in selected:
+                self.table.selectRow(row)
+        self.table.blockSignals(False)
+        self.show_selected()
+
+    def selected_ids(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.runs[r].id for r in rows if r < len(self.runs)]
+
+    def select(self, run_ids: list[str]) -> None:
+        """Select these runs in the table (as a user would with Ctrl+click)."""
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row, run in enumerate(self.runs):
+            if run.id in run_ids:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+
+    def _update_buttons(self) -> None:
+        n = len(self.selected_ids())
+        self.rerun_button.setEnabled(n == 1)
+        self.export_button.setEnabled(n == 1)
+        self.delete_button.setEnabled(n >= 1)
+
+    def show_selected(self) -> None:
+        self._update_buttons()
+        ids = self.selected_ids()
+        keys: list[str] = []
+        for run_id in ids:
+            rows = self._metrics(run_id)
+            for row in rows:
+                for k, v in row.items():
+                    if k != "step" and isinstance(v, (int, float)) and k not in keys:
+                        keys.append(k)
+        current = self.metric.currentText()
+        self.metric.blockSignals(True)
+        self.metric.clear()
+        self.metric.addItems(keys)
+        if current in keys:
+            self.metric.setCurrentText(current)
+        self.metric.blockSignals(False)
+        if len(ids) == 1:
+            info = self.store.get(ids[0])
+            config = self.store.rerun_config(ids[0])[1]
+            text = ", ".join(f"{k}={v}" for k, v in config.items())
+            self.details.setText(f"<b>{info.title}</b> ({info.id}, {info.status})<br>{text}"
+                                 + (f"<br><span style='color:#b2182b'>{info.error}</span>"
+                                    if info.error else ""))
+        else:
+            self.details.setText(f"{len(ids)} runs selected" if ids else "")
+        self._plot()
+
+    def _metrics(self, run_id: str) -> list[dict]:
+        info = next((r for r in self.runs if r.id == run_id), None)
+        if run_id not in self._metrics_cache or (info and str(info.status) == "running"):
+            self._metrics_cache[run_id] = self.store.read_metrics(run_id)
+        return self._metrics_cache[run_id]
+
+    def _plot(self) -> None:
+        import pyqtgraph as pg
+
+        self.plot.clear()
+        self.legend.clear()
+        key = self.metric.currentText()
+        if not key:
+            return
+        for i, run_id in enumerate(self.selected_ids()):
+            rows = [r for r in self._metrics(run_id) if isinstance(r.get(key), (int, float))]
+            x = [r.get("eps", r["step"]) if key in ("accuracy", "success") and "eps" in r
+                 else r["step"] for r in rows]
+            colour = PALETTE[i % len(PALETTE)]
+            info = next(r for r in self.runs if r.id == run_id)
+            self.plot.plot(x, [r[key] for r in rows], pen=pg.mkPen(colour, width=2),
+                           symbol="o" if len(rows) < 60 else None, symbolSize=5,
+                           symbolBrush=colour, name=f"{info.title} ({run_id[-6:]})")
+        self.plot.setLabel("left", key)
+
+    def plotted_curves(self) -> int:
+        return len(self.plot.listDataItems())
+
+    # -- actions ------------------------------------------------------------------------------
+    def rerun_selected(self) -> JobWorker | None:
+        from advstudio.core.jobkinds import JOB_KINDS, build_config
+
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return None
+        kind, values = self.store.rerun_config(ids[0])
+        try:
+            config = build_config(kind, values)
+            _, run = JOB_KINDS[kind].load()
+        except Exception as exc:  # noqa: BLE001
+            show_error(self, "Cannot rerun", exc)
+            return None
+        worker = self.jobs.start(lambda: run(config), f"Rerun of {kind}",
+                                 record=(kind, config),
+                                 connect=lambda w: w.errored.connect(
+                                     lambda exc: show_error(self, "The rerun failed", exc)))
+        self.rerun_started.emit(worker)
+        return worker
+
+    def confirm_delete(self, n: int) -> bool:
+        """Patchable in tests."""
+        return QMessageBox.question(self, "Delete runs",
+                                    f"Delete {n} run{'s' if n > 1 else ''} and their files? "
+                                    "This cannot be undone.") == QMessageBox.StandardButton.Yes
+
+    def delete_selected(self) -> None:
+        ids = self.selected_ids()
+        if not ids or not self.confirm_delete(len(ids)):
+            return
+        for run_id in ids:
+            try:
+                self.store.delete(run_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. the run is still running
+                show_error(self, "Cannot delete the run", exc)
+            self._metrics_cache.pop(run_id, None)
+        self.refresh()
+
+    def export_selected(self) -> Path | None:
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return None
+        start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
+        path, _ = QFileDialog.getSaveFileName(self, "Export run", str(start / f"{ids[0]}.zip"),
+                                              "Zip (*.zip)")
+        if not path:
+            return None
+        self.settings.setValue("last_export_folder", str(Path(path).parent))
+        return self.store.export(ids[0], Path(path), as_zip=True)
+
+
+def _qcolor(hex_colour: str):
+    from PySide6.QtGui import QColor
+
+    return QColor(hex_colour)
+
+
+if __name__ == "__main__":
+    from advstudio.ui.preview import run_alone
+
+    run_alone(RunsTab)
