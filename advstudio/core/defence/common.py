@@ -1,0 +1,225 @@
+"""What the defence jobs share: labelled digit data, held-out subsets, atomic files, checkpoints
+and a private random stream for dropout.
+
+Pixels are float32 in [0, 1], (N, 1, 28, 28); labels int64 in [0, 10).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advstudio.core.data import DIGIT_CLASSES, load_digits
+from advstudio.core.errors import CheckpointError, ConfigError, TrainingDivergedError
+
+Data = tuple[torch.Tensor, torch.Tensor]
+IMAGE_SHAPE = (1, 28, 28)
+CHECKPOINT_FORMAT = "advstudio-defence-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- data
+
+def check_data(data: Any, what: str = "data") -> Data:
+    """``(x, y)`` validated: x (N, 1, 28, 28) or (N, 28, 28) float in [0, 1] (or uint8),
+    y (N,) integer classes in [0, 10). Returned on the CPU as float32 / int64."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ConfigError(f"{what} must be a pair (x, y) of tensors, not {type(data).__name__}")
+    x, y = (torch.as_tensor(v) for v in data)
+    x, y = x.detach().cpu(), y.detach().cpu()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+        raise ConfigError(f"{what}: images must have shape (N, 1, 28, 28), not {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ConfigError(f"{what} holds no images")
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    elif not x.is_floating_point():
+        raise ConfigError(f"{what}: pixels must be float in [0, 1] or uint8, not {x.dtype}")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise ConfigError(f"{what}: the images hold NaN or infinite pixel values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ConfigError(f"{what}: pixels must be in [0, 1]; these span [{lo:.3g}, {hi:.3g}]")
+    if y.dim() != 1 or len(y) != len(x):
+        raise ConfigError(f"{what}: need one label per image; got labels of shape "
+                          f"{tuple(y.shape)} for {len(x)} images")
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise ConfigError(f"{what}: labels must be integer classes, not {y.dtype}")
+    y = y.long()
+    bad = y[(y < 0) | (y >= len(DIGIT_CLASSES))]
+    if bad.numel():
+        raise ConfigError(f"{what}: label {int(bad[0])} is out of range; digit classes are "
+                          f"0 to {len(DIGIT_CLASSES) - 1}")
+    return x, y
+
+
+def fake_digits(n: int, seed: int) -> Data:
+    """``n`` random-pixel images with random labels: the dry-run data (nothing loaded)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *IMAGE_SHAPE, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def subset(data: Data, n: int, seed: int) -> Data:
+    """A seeded random subset of ``n`` items (all, shuffled, when ``n`` >= len or ``n`` == 0).
+
+    The bundled splits are sorted by class, so "the first n" would be a few classes only."""
+    x, y = data
+    count = len(x) if n <= 0 else min(n, len(x))
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:count]
+    return x[idx], y[idx]
+
+
+def heldout_digits(n: int, seed: int = 0) -> Data:
+    """``n`` of the 1,000 bundled test digits, a seeded random subset (0 = all)."""
+    return subset(load_digits("test"), n, seed)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``module.state_dict()``."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def check_finite(values: dict[str, float], step: int, max_loss: float,
+                 saved: tuple[str, str] = ("", "")) -> None:
+    """Raise :class:`TrainingDivergedError` if ``values["loss"]`` is not finite or above
+    ``max_loss``, or ``values["grad_norm"]`` is not finite, at ``step``.
+
+    ``saved``: the last good checkpoint's path and when it was written (e.g. ``"epoch 2"``),
+    named in the message."""
+    for name in ("loss", "grad_norm"):
+        value = values[name]
+        if not math.isfinite(value):
+            why = "not finite"
+        elif name == "loss" and value > max_loss:
+            why = f"above the limit max_loss = {max_loss:g}"
+        else:
+            continue
+        path, when = saved
+        kept = (f"the last good checkpoint ({when}) was kept at {path}" if path
+                else "no checkpoint was written (set checkpoint_path to keep one)")
+        raise TrainingDivergedError(
+            f"Training diverged at step {step}: {name} is {value:g} ({why}). The run was "
+            f"stopped before this update; {kept}. A lower learning rate usually helps.",
+            quantity=name, step=step, checkpoint=path)
+
+
+# ----------------------------------------------------------------------------- files
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` through a ``.part`` file in the same folder and
+    ``os.replace``: a crash or cancel never leaves a half-written file under ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh name opened with "xb": the file gets the usual permissions (umask), unlike mkstemp
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        with open(tmp, "xb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> None:
+    """Write a checkpoint (tensors and plain values only, so ``weights_only=True`` reads it)."""
+    atomic_save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind,
+                 **payload}, path)
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str,
+                    expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` for a job of ``kind``; ``expect``
+    maps header fields (e.g. ``arch``) to required values. Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, zip errors, truncated files...
+        raise CheckpointError(f"{path.name} is not a readable advstudio checkpoint (damaged, or "
+                              f"holding Python objects advstudio will not unpickle): "
+                              f"{str(exc).splitlines()[0]}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path.name} is not an advstudio defence checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path.name} has checkpoint version {ckpt.get('version')}; this "
+                              f"advstudio reads version {CHECKPOINT_VERSION}")
+    if ckpt.get("kind") != kind:
+        raise CheckpointError(f"{path.name} is a checkpoint of a {ckpt.get('kind')!r} job, not "
+                              f"of a {kind!r} job")
+    for key, value in (expect or {}).items():
+        if ckpt.get(key) != value:
+            raise CheckpointError(f"{path.name} was written with {key} = {ckpt.get(key)!r}, but "
+                                  f"this run has {key} = {value!r}; choose another checkpoint "
+                                  "file or match the settings")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- randomness
+
+class PrivateRng:
+    """A random stream of the job's own for what draws from torch's *global* generator
+    (dropout masks), swapped in only inside ``with rng:`` blocks.
+
+    The caller's global state is restored on exit, so the job neither disturbs nor depends on
+    other code's random draws, and its state (:meth:`state_dict`) goes into checkpoints: a
+    resumed run repeats an uninterrupted one exactly (CPU and CUDA; elsewhere dropout draws
+    from the device's own generator). Never yield inside the block.
+    """
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.device = device
+        self.cpu = torch.Generator().manual_seed(seed).get_state()
+        self.cuda: torch.Tensor | None = None
+        if device.type == "cuda":  # a fresh generator's state: the global one is not touched
+            self.cuda = torch.Generator(device=device).manual_seed(seed).get_state()
+        self._saved: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def __enter__(self) -> PrivateRng:
+        outer_cuda = None
+        if self.cuda is not None:
+            outer_cuda = torch.cuda.get_rng_state(self.device)
+            torch.cuda.set_rng_state(self.cuda, self.device)
+        self._saved = (torch.get_rng_state(), outer_cuda)
+        torch.set_rng_state(self.cpu)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        outer_cpu, outer_cuda = self._saved
+        self.cpu = torch.get_rng_state()
+        torch.set_rng_state(outer_cpu)
+        if outer_cuda is not None:
+            self.cuda = torch.cuda.get_rng_state(self.device)
+            torch.cuda.set_rng_state(outer_cuda, self.device)
+        self._saved = None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {"cpu": self.cpu.clone()}
+        if self.cuda is not None:
+            state["cuda"] = self.cuda.clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.cpu = state["cpu"].clone()
+        if self.cuda is not None and "cuda" in state:
+            self.cuda = state["cuda"].clone()
+

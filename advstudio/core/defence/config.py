@@ -1,0 +1,221 @@
+"""The defence jobs' configurations: frozen dataclasses of plain fields (no torch import, so the
+UI can build and validate them cheaply), checked when built so a bad value fails at once with a
+message naming it and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from advstudio.core.errors import ConfigError
+
+ARCHS = ("digits-cnn", "digits-mlp")  # = models.architectures.ARCHITECTURES (a test checks)
+RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd")
+DETECTOR_ATTACKS = ("fgsm", "pgd")
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(config: object, *minima: tuple[str, int]) -> None:
+    for name, low in minima:
+        value = getattr(config, name)
+        _need(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+              f"{name} must be a whole number >= {low}, not {value!r}")
+
+
+def _common(config: object) -> None:
+    """The fields every training config has: arch, lr, max_loss, resume."""
+    arch = getattr(config, "arch", ARCHS[0])
+    _need(arch in ARCHS, f"unknown architecture {arch!r}; allowed: {', '.join(ARCHS)}")
+    _need(_number(config.lr) and config.lr > 0,
+          f"lr must be a finite number > 0, not {config.lr!r}")
+    max_loss = getattr(config, "max_loss", 1.0)
+    _need(_number(max_loss) and max_loss > 0, f"max_loss must be > 0, not {max_loss!r}")
+    _need(not getattr(config, "resume", False) or bool(config.checkpoint_path),
+          "resume needs a checkpoint_path to resume from")
+
+
+def check_vat_args(xi: float, eps: float, power_iterations: int) -> None:
+    """VAT's settings: ``xi`` > 0 and ``eps`` >= 0 (L2 lengths over all pixels), at least one
+    power iteration."""
+    _need(_number(xi) and xi > 0,
+          f"xi must be a finite number > 0 (an L2 length over all pixels), not {xi!r}")
+    _need(_number(eps) and eps >= 0,
+          f"eps must be a finite number >= 0 (an L2 radius over all pixels), not {eps!r}")
+    _need(isinstance(power_iterations, int) and not isinstance(power_iterations, bool)
+          and power_iterations >= 1,
+          f"power_iterations must be a whole number >= 1, not {power_iterations!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one classifier training run (``defence.train.train_classifier``).
+
+    Attributes
+    ----------
+    arch : ``"digits-cnn"`` or ``"digits-mlp"`` (``models.architectures.ARCHITECTURES``).
+    recipe : ``"standard"``, ``"fgsm"``, ``"fgsm-rs"`` or ``"pgd"`` (see ``defence.train``).
+    eps : L-inf radius of the training attacks and of the evaluation, pixel scale [0, 1].
+    alpha_mix : weight of the clean loss in the ``"fgsm"`` recipe, in [0, 1].
+    pgd_steps : PGD steps of the ``"pgd"`` recipe (step ``eps / 4``).
+    epochs, batch_size, lr : passes over the data, images per step (clean ones; the ``"fgsm"``
+        mix adds as many adversarial ones), Adam's learning rate.
+    seed : seeds the initial weights, the data order, random starts and dropout masks.
+    device : ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
+    eval_images : held-out test digits for the evaluation, a seeded random subset (0 = no
+        evaluation).
+    eval_pgd_steps : steps of the evaluation's PGD (step ``eps / 10``).
+    eval_every : evaluate every this many epochs (and always after the last).
+    max_loss : a loss above this, or any NaN/infinity, stops the run as diverged.
+    checkpoint_path : written atomically after every epoch ("" = none); ``resume`` continues
+        from it when it exists.
+    save_path : where the trained network's ``state_dict`` goes (atomically) at the end; the
+        file loads with ``registry.load_user_model`` / the model key ``file:<path>``.
+    dry_run : one step on 8 images (random pixels unless ``data`` is given), a tiny
+        evaluation, no files written.
+    """
+
+    arch: str = "digits-cnn"
+    recipe: str = "standard"
+    eps: float = 0.1
+    alpha_mix: float = 0.5
+    pgd_steps: int = 7
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    eval_images: int = 1000
+    eval_pgd_steps: int = 20
+    eval_every: int = 1
+    max_loss: float = 1000.0
+    checkpoint_path: str = ""
+    resume: bool = False
+    save_path: str = ""
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        _common(self)
+        _need(self.recipe in RECIPES,
+              f"unknown recipe {self.recipe!r}; allowed: {', '.join(RECIPES)}")
+        _need(_number(self.eps) and 0.0 <= self.eps <= 1.0,
+              f"eps must be in [0, 1] (pixel scale), not {self.eps!r}")
+        _need(self.recipe == "standard" or self.eps > 0,
+              f"eps must be > 0 for the {self.recipe!r} recipe (it is the attack's radius); "
+              "allowed: (0, 1]")
+        _need(_number(self.alpha_mix) and 0.0 <= self.alpha_mix <= 1.0,
+              f"alpha_mix must be in [0, 1] (weight of the clean loss), not {self.alpha_mix!r}")
+        _whole(self, ("pgd_steps", 1), ("epochs", 1), ("batch_size", 1), ("eval_images", 0),
+               ("eval_pgd_steps", 1), ("eval_every", 1))
+
+
+@dataclass(frozen=True)
+class VatConfig:
+    """Settings of a semi-supervised VAT run (``defence.vat.train_vat``).
+
+    Attributes
+    ----------
+    arch : ``"digits-cnn"`` or ``"digits-mlp"``.
+    labels_per_class : labelled training digits per class (10 -> 100 labels); a seeded,
+        stratified choice. The other training digits are the unlabelled pool.
+    labelled_batch, unlabelled_batch : images per step from each (32 and 128).
+    steps, lr : Adam steps and learning rate.
+    xi, eps, power_iterations : of ``vat.vat_loss`` (L2 over all pixels of [0, 1] images).
+    alpha : weight of the LDS term; ``entropy_min`` adds the conditional entropy of the
+        unlabelled predictions (VAT + EntMin in the paper).
+    supervised_only : the baseline: the same labelled subset and steps, no unlabelled term.
+    eval_every : test accuracy every this many steps (also at 0 and at the end).
+    eval_images : held-out test digits for it (a seeded random subset; 0 = no evaluation).
+    checkpoint_path, checkpoint_every, resume, save_path, max_loss, seed, device : as in
+        :class:`TrainConfig` (checkpoints every this many steps).
+    dry_run : one step on 40 random-pixel images (2 labels per class), no files written.
+    """
+
+    arch: str = "digits-cnn"
+    labels_per_class: int = 10
+    labelled_batch: int = 32
+    unlabelled_batch: int = 128
+    steps: int = 1500
+    lr: float = 1e-3
+    xi: float = 1e-6
+    eps: float = 2.0
+    power_iterations: int = 1
+    alpha: float = 1.0
+    entropy_min: bool = False
+    supervised_only: bool = False
+    eval_every: int = 100
+    eval_images: int = 1000
+    seed: int = 0
+    device: str = "cpu"
+    max_loss: float = 1000.0
+    checkpoint_path: str = ""
+    checkpoint_every: int = 100
+    resume: bool = False
+    save_path: str = ""
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        _common(self)
+        _whole(self, ("labels_per_class", 1), ("labelled_batch", 1), ("unlabelled_batch", 1),
+               ("steps", 1), ("eval_every", 1), ("eval_images", 0), ("checkpoint_every", 1))
+        check_vat_args(self.xi, self.eps, self.power_iterations)
+        _need(_number(self.alpha) and self.alpha >= 0,
+              f"alpha (weight of the LDS term) must be >= 0, not {self.alpha!r}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of a detector training run (``defence.detector.train_detector``).
+
+    Attributes
+    ----------
+    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``).
+    attacks : ``"fgsm"`` and/or ``"pgd"``; training images are split evenly among them.
+    eps : L-inf radius of the attacks, pixel scale [0, 1].
+    pgd_steps : PGD steps (step ``eps / 4``, random start).
+    train_images : training digits, a seeded random subset (each used clean and attacked).
+    test_images : held-out test digits for the figures, a seeded random subset, each used
+        clean and attacked by every attack. Both are capped at the data's size.
+    epochs, batch_size, lr : the detector's training (Adam); a batch holds ``batch_size`` clean
+        images and their ``batch_size`` adversarial twins.
+    threshold : probability of "adversarial" at which an input is rejected.
+    seed, device : as usual. ``save_path``: the detector's ``state_dict`` (atomic) at the end.
+    dry_run : 16 random-pixel images, one step, no file written.
+    """
+
+    target: str = "digits-cnn"
+    attacks: tuple[str, ...] = ("fgsm", "pgd")
+    eps: float = 0.1
+    pgd_steps: int = 10
+    train_images: int = 4000
+    test_images: int = 1000
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    threshold: float = 0.5
+    seed: int = 0
+    device: str = "cpu"
+    save_path: str = ""
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        _common(self)
+        attacks = tuple(self.attacks)
+        _need(len(attacks) > 0 and all(a in DETECTOR_ATTACKS for a in attacks)
+              and len(set(attacks)) == len(attacks),
+              f"attacks must be one or more of {', '.join(DETECTOR_ATTACKS)} (no repeats), "
+              f"not {attacks!r}")
+        _need(_number(self.eps) and 0.0 < self.eps <= 1.0,
+              f"eps must be in (0, 1] (pixel scale), not {self.eps!r}")
+        _whole(self, ("pgd_steps", 1), ("train_images", 1), ("test_images", 1), ("epochs", 1),
+               ("batch_size", 1))
+        _need(_number(self.threshold) and 0.0 <= self.threshold <= 1.0,
+              f"threshold must be a probability in [0, 1], not {self.threshold!r}")
+        _need(bool(self.target), "target must name a classifier (e.g. 'digits-cnn')")

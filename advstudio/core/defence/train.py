@@ -1,0 +1,366 @@
+"""Training a digit classifier, plainly or adversarially: the training step and the job.
+
+Recipes (``TrainConfig.recipe``), all L-inf in [0, 1] pixel units:
+
+- ``"standard"``: cross-entropy on clean images.
+- ``"fgsm"``: Goodfellow et al. 2015 (arXiv:1412.6572), the mix
+  ``loss = alpha_mix * CE(f(x), y) + (1 - alpha_mix) * CE(f(x_fgsm), y)`` with
+  ``x_fgsm = clip(x + eps * sign(grad_x CE(f(x), y)))`` (``alpha_mix`` 0.5 in the paper).
+- ``"fgsm-rs"``: Wong et al. 2020 (arXiv:2001.03994), "fast is better than free": FGSM from a
+  uniformly random start in the eps-ball with step ``1.25 * eps``, projected back; trained on
+  the adversarial images only.
+- ``"pgd"``: Madry et al. 2018 (arXiv:1706.06083): PGD-``pgd_steps`` with step ``eps / 4`` from
+  a random start; trained on the adversarial images only.
+
+``alpha_mix`` is used by ``"fgsm"`` only. Adversarial examples are made against the *current*
+model in eval mode (dropout off: the attack sees the function being learnt, not a random
+sub-network), then the model is put back in train mode explicitly for the update. Clean and
+adversarial images go through the network as one batch.
+
+Held-out evaluation (every ``eval_every`` epochs and after the last) runs on a seeded random
+subset of the bundled test digits at the training ``eps`` (``robustness.robust_accuracy``):
+clean, FGSM, and PGD-``eval_pgd_steps`` with step ``eps / 10`` from a random start. FGSM
+accuracy rising while PGD accuracy collapses is *catastrophic overfitting* (Wong et al.): the
+model has learnt to defeat FGSM's one step only. The job logs a warning;
+``robustness.catastrophic_overfitting`` checks a history afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from advstudio.core.attacks import eval_mode, fgsm, pgd
+from advstudio.core.data import DIGIT_CLASSES, load_digits
+from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
+                                           check_finite, count_parameters, cpu_state, fake_digits,
+                                           heldout_digits, load_checkpoint, save_checkpoint)
+from advstudio.core.defence.config import TrainConfig
+from advstudio.core.defence.robustness import iter_robust_accuracy, overfitting_warning
+from advstudio.core.devices import describe, pick_device
+from advstudio.core.errors import ConfigError
+from advstudio.core.jobs import Event, Log, Metrics, Progress
+from advstudio.core.models.architectures import ARCHITECTURES
+from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.registry import builtin_meta
+
+RECIPE_NAMES = {"standard": "standard training", "fgsm": "FGSM adversarial training (mix)",
+                "fgsm-rs": "fast FGSM with random start", "pgd": "PGD adversarial training"}
+DRY_RUN_IMAGES = 8
+CHECKPOINT_KIND = "classifier-training"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_classifier` returns.
+
+    ``history``: one dict per epoch (``epoch``, ``step``, ``train_loss``, ``train_acc``,
+    ``seconds``, plus ``clean_acc``, ``fgsm_acc``, ``pgd_acc`` when evaluated); ``metrics``: the
+    last evaluation and training loss; ``state_dict``: the *network's* weights on the CPU (load
+    into ``ARCHITECTURES[arch]()``; :meth:`classifier` wraps them); ``parameters``: their count.
+    """
+
+    config: TrainConfig
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+    state_dict: dict[str, torch.Tensor]
+    parameters: int
+    save_path: str = ""
+    checkpoint_path: str = ""
+    logs: list[str] = field(default_factory=list)
+
+    def classifier(self, device: str | torch.device = "cpu") -> Classifier:
+        """The trained model as a :class:`Classifier` on [0, 1] images, in eval mode."""
+        model = build_classifier(self.config.arch)
+        model.net.load_state_dict(self.state_dict)
+        return model.to(device).eval()
+
+
+def build_classifier(arch: str) -> Classifier:
+    """A fresh ``arch`` net in the :class:`Classifier` wrapper with the digits' mean/std."""
+    meta = builtin_meta().get(arch, {"mean": [0.1307], "std": [0.3081]})
+    return Classifier(ARCHITECTURES[arch](), (1, 28, 28), DIGIT_CLASSES, meta["mean"],
+                      meta["std"], name=f"{arch} ({arch} trained here)")
+
+
+def step_keys(config: TrainConfig) -> tuple[str, ...]:
+    """The per-step metric names: ``loss``, ``batch_acc`` (train-mode accuracy on everything
+    the step trained on), ``adv_batch_acc`` (on its adversarial images; adversarial recipes)
+    and ``grad_norm``."""
+    if config.recipe == "standard":
+        return ("loss", "batch_acc", "grad_norm")
+    return ("loss", "batch_acc", "adv_batch_acc", "grad_norm")
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+class AdversarialTrainer:
+    """Model, optimiser and random streams of one run, with the training step.
+
+    Random draws after initialisation come from ``rng`` (data order, random starts) and
+    :class:`PrivateRng` (dropout), both seeded from ``config.seed`` and saved in checkpoints;
+    torch's global generator is left alone. ``model`` overrides the network (tests).
+    """
+
+    def __init__(self, config: TrainConfig, device: str | torch.device = "cpu",
+                 model: Classifier | None = None) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        if model is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                model = build_classifier(config.arch)
+        self.model = model.to(self.device).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.rng = torch.Generator().manual_seed(config.seed)
+        self.dropout_rng = PrivateRng(config.seed + 1, self.device)
+        self.keys = step_keys(config)
+        self.step = 0
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.saved: tuple[str, int] = ("", 0)  # last checkpoint written: (path, epoch)
+
+    def batches(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Iterator[Data]:
+        """One epoch of shuffled batches; a last batch of a single image is dropped (BatchNorm
+        cannot train on it)."""
+        order = torch.randperm(len(x), generator=self.rng)
+        for start in range(0, len(x), batch_size):
+            idx = order[start:start + batch_size]
+            if len(idx) == 1 and batch_size > 1:
+                return
+            yield x[idx], y[idx]
+
+    def steps_per_epoch(self, n: int, batch_size: int) -> int:
+        return n // batch_size + int(n % batch_size > 1)
+
+    def adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """The recipe's adversarial images against the current model, or ``None`` (standard).
+
+        Made in eval mode (the attack functions also ensure it); every submodule's flag is
+        restored afterwards, and :meth:`gradients` sets train mode explicitly anyway."""
+        c = self.config
+        if c.recipe == "standard":
+            return None
+        with eval_mode(self.model):
+            if c.recipe == "fgsm":
+                return fgsm(self.model, x, y, c.eps)
+            if c.recipe == "fgsm-rs":
+                return pgd(self.model, x, y, c.eps, alpha=1.25 * c.eps, steps=1,
+                           random_start=True, generator=self.rng)
+            return pgd(self.model, x, y, c.eps, alpha=c.eps / 4, steps=c.pgd_steps,
+                       random_start=True, generator=self.rng)
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Attack, then forward and backward in train mode; no update. Returns the step's
+        scalars in :func:`step_keys` order as one tensor (one transfer reads them all)."""
+        c = self.config
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with self.dropout_rng:
+            x_adv = self.adversarial(x, y)
+            self.model.train()  # explicit: the training pass runs with dropout / batch stats
+            self.optimizer.zero_grad(set_to_none=True)
+            if x_adv is None:
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y)
+                hits = logits.detach().argmax(1) == y
+                scalars = [loss.detach(), hits.float().mean()]
+            else:
+                clean_weight = c.alpha_mix if c.recipe == "fgsm" else 0.0
+                n = len(x)
+                if clean_weight > 0:
+                    logits = self.model(torch.cat([x, x_adv]))
+                    loss = (clean_weight * F.cross_entropy(logits[:n], y)
+                            + (1 - clean_weight) * F.cross_entropy(logits[n:], y))
+                    hits = logits.detach().argmax(1) == torch.cat([y, y])
+                    adv_hits = hits[n:]
+                else:
+                    logits = self.model(x_adv)
+                    loss = F.cross_entropy(logits, y)
+                    hits = adv_hits = logits.detach().argmax(1) == y
+                scalars = [loss.detach(), hits.float().mean(), adv_hits.float().mean()]
+            loss.backward()
+        grad_norm = torch.nn.utils.get_total_norm(
+            [p.grad for p in self.model.parameters() if p.grad is not None])
+        return torch.stack([*scalars, grad_norm.to(loss.device)])
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """One update on the batch ``(x, y)`` (pixels in [0, 1], on any device).
+
+        Raises :class:`TrainingDivergedError` *before* updating when the loss is not finite
+        or above ``max_loss`` or the gradient is not finite, so the weights stay good."""
+        values = dict(zip(self.keys, self.gradients(x, y).tolist()))
+        path, epoch = self.saved
+        check_finite(values, self.step + 1, self.config.max_loss,
+                     (path, f"epoch {epoch}"))
+        self.optimizer.step()
+        self.step += 1
+        return values
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint needs, tensors and plain values only."""
+        return {"arch": self.config.arch, "recipe": self.config.recipe, "epoch": self.epoch,
+                "step": self.step, "model": self.model.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng_state": self.rng.get_state(),
+                "dropout_rng": self.dropout_rng.state_dict(), "history": self.history,
+                "config": asdict(self.config)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint; the learning rate comes from the current config."""
+        self.model.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr
+        self.rng.set_state(state["rng_state"])
+        self.dropout_rng.load_state_dict(state["dropout_rng"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = [dict(h) for h in state["history"]]
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def training_data(config: TrainConfig, data: Any = None) -> Data:
+    """The training set: ``data`` validated, else the 4,000 bundled training digits (dry run:
+    8 random-pixel images, or the first 8 of ``data``)."""
+    if data is not None:
+        x, y = check_data(data)
+        return (x[:DRY_RUN_IMAGES], y[:DRY_RUN_IMAGES]) if config.dry_run else (x, y)
+    if config.dry_run:
+        return fake_digits(DRY_RUN_IMAGES, config.seed)
+    return load_digits("train")
+
+
+def _as_progress(job: Generator[Progress, None, dict[str, float]], step: int, total: int,
+                 prefix: str) -> Generator[Event, None, dict[str, float]]:
+    """Run an evaluation fragment, its progress reported as the training's (``step`` of
+    ``total``) with its own message; returns its result. Closing this closes ``job``."""
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            yield Progress(step, total, f"{prefix}: {event.message}")
+    finally:
+        job.close()
+
+
+def train_classifier(config: TrainConfig, data: Any = None
+                     ) -> Generator[Event, None, TrainResult]:
+    """Train a digit classifier by ``config.recipe`` (a job: drive it with ``jobs.drive``).
+
+    ``data``: an optional ``(x, y)`` pair to train on instead of the bundled training digits,
+    x float (N, 1, 28, 28) in [0, 1] (or uint8), y int64 classes (N,). This is how the
+    poisoning lab trains on a poisoned set; evaluation always uses the clean held-out test
+    digits.
+
+    Yields every step ``Metrics(step, {loss, batch_acc, [adv_batch_acc,] grad_norm})`` and
+    ``Progress``; after each epoch ``Metrics(step, {epoch, step, train_loss, train_acc,
+    seconds[, clean_acc, fgsm_acc, pgd_acc]})``, plus a ``Log`` warning on catastrophic
+    overfitting. Returns a :class:`TrainResult`.
+
+    Raises :class:`ConfigError` for bad data, :class:`TrainingDivergedError` when the loss or
+    gradient goes bad (the checkpoint on disk is then the last good epoch),
+    :class:`~advstudio.core.errors.CheckpointError` when resuming from another architecture's
+    checkpoint.
+    """
+    device = pick_device(config.device)
+    x, y = training_data(config, data)
+    batch_size = min(config.batch_size, len(x)) if config.dry_run else config.batch_size
+    if batch_size > len(x):
+        raise ConfigError(f"batch_size {batch_size} is larger than the training set "
+                          f"({len(x)} images); allowed: 1 to {len(x)}")
+    if config.dry_run:
+        eval_x, eval_y = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
+        eval_pgd_steps = min(2, config.eval_pgd_steps)
+    elif config.eval_images:
+        eval_x, eval_y = heldout_digits(config.eval_images, config.seed)
+        eval_pgd_steps = config.eval_pgd_steps
+    else:  # no evaluation
+        eval_x, eval_y = torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)
+        eval_pgd_steps = 1
+    ckpt_path = "" if config.dry_run else config.checkpoint_path
+    save_path = "" if config.dry_run else config.save_path
+    trainer = AdversarialTrainer(config, device)
+    logs: list[str] = []
+
+    def log(text: str) -> Log:
+        logs.append(text)
+        return Log(text)
+
+    if config.resume:
+        if Path(ckpt_path).is_file():
+            state = load_checkpoint(ckpt_path, CHECKPOINT_KIND, expect={"arch": config.arch})
+            trainer.load_state_dict(state)
+            trainer.saved = (ckpt_path, trainer.epoch)
+            note = (f" (it was trained with recipe {state['recipe']!r}; continuing with "
+                    f"{config.recipe!r})" if state["recipe"] != config.recipe else "")
+            yield log(f"Resumed from {ckpt_path} after epoch {trainer.epoch}{note}.")
+        else:
+            yield log(f"No checkpoint at {ckpt_path} yet; starting from epoch 0.")
+    per_epoch = 1 if config.dry_run else trainer.steps_per_epoch(len(x), batch_size)
+    total = per_epoch * (1 if config.dry_run else config.epochs)
+    source = "given" if data is not None else ("random fake" if config.dry_run else "digits")
+    yield log(f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
+              f"({count_parameters(trainer.model.net):,} parameters)"
+              + (f" at eps {config.eps:g}" if config.recipe != "standard" else "")
+              + f": {len(x)} {source} images, batch {batch_size}, {total} steps on "
+              + describe(device) + (" (dry run)" if config.dry_run else ""))
+
+    epochs = 1 if config.dry_run else config.epochs
+    first_epoch = trainer.epoch
+    while trainer.epoch < epochs:
+        started = time.perf_counter()
+        losses, accs = [], []
+        for xb, yb in trainer.batches(x, y, batch_size):
+            values = trainer.train_step(xb, yb)
+            losses.append(values["loss"])
+            accs.append(values["batch_acc"])
+            yield Metrics(trainer.step, values)
+            yield Progress(trainer.step, total, f"epoch {trainer.epoch + 1} of {epochs}, "
+                           f"step {trainer.step} of {total}")
+            if config.dry_run:
+                break
+        trainer.epoch += 1
+        record = {"epoch": float(trainer.epoch), "step": float(trainer.step),
+                  "train_loss": sum(losses) / len(losses), "train_acc": sum(accs) / len(accs),
+                  "seconds": time.perf_counter() - started}
+        if len(eval_x) and (trainer.epoch % config.eval_every == 0 or trainer.epoch == epochs):
+            job = iter_robust_accuracy(trainer.model, eval_x, eval_y, config.eps,
+                                       pgd_steps=eval_pgd_steps,
+                                       generator=torch.Generator().manual_seed(config.seed + 3))
+            record.update((yield from _as_progress(job, trainer.step, total,
+                                                   f"epoch {trainer.epoch}")))
+            trainer.model.train()
+        previous = next((h for h in reversed(trainer.history) if "pgd_acc" in h), None)
+        trainer.history.append(record)
+        yield Metrics(trainer.step, record)
+        warning = overfitting_warning(previous, record)
+        if warning:
+            yield log(f"Epoch {trainer.epoch}: {warning}")
+        if ckpt_path:
+            save_checkpoint(ckpt_path, CHECKPOINT_KIND, trainer.state_dict())
+            trainer.saved = (ckpt_path, trainer.epoch)
+    if trainer.epoch == first_epoch:
+        yield log(f"The checkpoint is already at epoch {trainer.epoch} of {epochs}; nothing "
+                  "to train.")
+    trainer.model.eval()
+    state = cpu_state(trainer.model.net)
+    if save_path:
+        atomic_save(state, save_path)
+        yield log(f"Saved the trained weights to {save_path} (load as model file:{save_path}).")
+    evaluated = [h for h in trainer.history if "clean_acc" in h]
+    metrics = {k: v for k, v in (evaluated[-1] if evaluated else {}).items()
+               if k in ("clean_acc", "fgsm_acc", "pgd_acc")}
+    if trainer.history:
+        metrics["train_loss"] = trainer.history[-1]["train_loss"]
+    return TrainResult(config=config, history=list(trainer.history), metrics=metrics,
+                       state_dict=state, parameters=count_parameters(trainer.model.net),
+                       save_path=save_path, checkpoint_path=trainer.saved[0], logs=logs)
