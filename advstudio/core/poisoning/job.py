@@ -1,0 +1,464 @@
+"""The poisoning lab's jobs: poison the training digits, optionally defend, train a victim on
+them, and measure what the poison did.
+
+:func:`run_poisoning` (one run) goes through three phases, each reported with its own
+``Progress``:
+
+1. *poison*: build the :class:`~advstudio.core.poisoning.views.PoisonedView` of the 4,000
+   training digits (adversarial examples are generated in batches); ``Preview("poisoned",
+   images)`` shows up to 16 poisoned samples, float32 (n, 28, 28) in [0, 1], and
+   ``Preview("poisoned_labels", labels)`` their (clean, poisoned) labels, int64 (n, 2);
+2. *sanitise* (``defence="sanitize"``): :func:`~advstudio.core.poisoning.sanitize.sanitize`
+   flags suspects, which are dropped; its ``Metrics(0, {"sanitize_found", ...})`` is forwarded;
+3. *train*: the victim is trained by the defence lab's
+   :func:`~advstudio.core.defence.train.train_classifier` on the (kept) poisoned samples,
+   materialised once into plain tensors, which is what that job takes. Recipe ``"standard"``,
+   or ``"fgsm"`` (Goodfellow et al.'s mix at ``adv_train_eps``) for
+   ``defence="adversarial-training"``. Its per-step ``Metrics`` and its ``Log``s are forwarded
+   unchanged. To measure the victim after every epoch, the job runs it one epoch per call,
+   resuming from a checkpoint in a temporary folder (removed at the end, also on cancel); a
+   resumed run repeats an uninterrupted one exactly (model, optimiser, data order and dropout
+   streams are all in the checkpoint). After each epoch one ``Metrics(step, {epoch, step,
+   train_loss, train_acc, seconds, clean_acc[, attack_success]})``.
+
+``clean_acc``: accuracy on the 1,000 clean test digits. ``attack_success``: for a backdoor, the
+share of the triggered test digits whose true class is not the target (and is the source, when
+one is set) that the victim classifies as the target; for targeted label flips (also of
+adversarial examples), the share of the clean test digits of the source class (all classes but
+the target when no source) classified as the target; undefined (NaN, and absent from the
+``Metrics``) for random flips and clean-label adversarial poison, whose effect is the drop in
+``clean_acc``.
+
+:func:`run_fraction_sweep` runs one such job per poison fraction and gives the curve.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from advstudio.core.data import load_digits
+from advstudio.core.devices import pick_device
+from advstudio.core.errors import ConfigError
+from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress
+from advstudio.core.poisoning.attacks import (
+    ADVERSARIAL_ATTACKS, LABEL_MODES, NUM_CLASSES, adversarial_poison_job, attack_success_rate,
+    backdoor, check_fraction, label_flip, predict_labels, triggered_set)
+from advstudio.core.poisoning.sanitize import SanitizeConfig, SanitizeReport, sanitize
+from advstudio.core.poisoning.triggers import Trigger
+from advstudio.core.poisoning.views import PoisonedView, clean_view
+
+ATTACKS = ("none", "label-flip", "backdoor", "adversarial")
+FLIPS = ("random", "targeted")
+DEFENCES = ("none", "sanitize", "adversarial-training")
+GALLERY = 16
+DRY_RUN_TRAIN, DRY_RUN_TEST = 400, 100
+
+
+@dataclass(frozen=True)
+class PoisonConfig:
+    """One poisoning experiment on the bundled digits. Plain fields (saved as TOML/JSON).
+
+    Attributes
+    ----------
+    attack : ``"none"`` (clean baseline), ``"label-flip"``, ``"backdoor"`` or ``"adversarial"``.
+    fraction : share of the pool to poison, in [0, 1]: the pool is class ``source``, or the
+        whole training set (see :mod:`advstudio.core.poisoning.attacks` for the count).
+    source : the class whose samples are poisoned, 0..9; -1 = all classes.
+    target : the backdoor's target class, and that of targeted flips, 0..9.
+    flip : label flips (and ``adv_labels="flip"``): ``"random"`` (uniform over the other
+        classes) or ``"targeted"`` (all to ``target``).
+    trigger_size, trigger_row, trigger_col, trigger_pattern, trigger_value, trigger_custom : the
+        backdoor's :class:`~advstudio.core.poisoning.triggers.Trigger` (pixels in [0, 1]).
+    adv_attack, adv_eps, adv_steps, adv_labels, adv_model : adversarial poisoning: ``"fgsm"``
+        or ``"pgd"`` (``adv_steps`` steps of ``adv_eps / 4``) at L-inf radius ``adv_eps``,
+        against the registry model ``adv_model``; ``adv_labels`` ``"clean"`` (their own
+        labels) or ``"flip"`` (per ``flip``).
+    defence : ``"none"``, ``"sanitize"`` (drop what the sanitiser flags) or
+        ``"adversarial-training"`` (the defence lab's FGSM recipe at ``adv_train_eps``).
+    sanitizer, sanitize_drop, sanitize_epochs : the sanitiser's filters (``"loss"``, ``"knn"``,
+        ``"clustering"`` joined by ``+``), its loss filter's drop fraction (0 = auto) and the
+        epochs of its reference model.
+    arch, epochs, batch_size, lr, seed, device : the victim's training (``seed`` also seeds
+        the poison's choice of samples and the sanitiser).
+    dry_run : 400 training and 100 test digits, one training step, no files kept.
+    """
+
+    attack: str = "backdoor"
+    fraction: float = 0.05
+    source: int = -1
+    target: int = 0
+    flip: str = "random"
+    trigger_size: int = 3
+    trigger_row: int = 24
+    trigger_col: int = 24
+    trigger_pattern: str = "square"
+    trigger_value: float = 1.0
+    trigger_custom: tuple[float, ...] = ()
+    adv_attack: str = "fgsm"
+    adv_eps: float = 0.1
+    adv_steps: int = 10
+    adv_labels: str = "clean"
+    adv_model: str = "digits-cnn"
+    defence: str = "none"
+    sanitizer: str = "loss+clustering"
+    sanitize_drop: float = 0.0
+    sanitize_epochs: int = 1
+    adv_train_eps: float = 0.1
+    arch: str = "digits-cnn"
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        need(self.attack in ATTACKS, f"attack must be one of {', '.join(ATTACKS)}, not "
+                                     f"{self.attack!r}")
+        check_fraction(self.fraction)
+        need(whole(self.source) and -1 <= self.source < NUM_CLASSES,
+             f"source must be a class in 0..{NUM_CLASSES - 1}, or -1 for all classes, not "
+             f"{self.source!r}")
+        need(whole(self.target) and 0 <= self.target < NUM_CLASSES,
+             f"target must be a class in 0..{NUM_CLASSES - 1}, not {self.target!r}")
+        need(self.flip in FLIPS, f"flip must be one of {', '.join(FLIPS)}, not {self.flip!r}")
+        object.__setattr__(self, "trigger_custom", tuple(self.trigger_custom))
+        if self.attack == "backdoor":
+            self.trigger().check_fits(28, 28)
+        need(self.adv_attack in ADVERSARIAL_ATTACKS,
+             f"adv_attack must be one of {', '.join(ADVERSARIAL_ATTACKS)}, not "
+             f"{self.adv_attack!r}")
+        need(self.adv_labels in LABEL_MODES,
+             f"adv_labels must be one of {', '.join(LABEL_MODES)}, not {self.adv_labels!r}")
+        for name, low in (("adv_eps", 0.0), ("adv_train_eps", 0.0)):
+            value = getattr(self, name)
+            need(isinstance(value, (int, float)) and low < value <= 1.0,
+                 f"{name} must be in (0, 1] (pixel scale), not {value!r}")
+        need(self.defence in DEFENCES,
+             f"defence must be one of {', '.join(DEFENCES)}, not {self.defence!r}")
+        if self.defence == "sanitize":
+            self.sanitize_config()
+        for name in ("adv_steps", "sanitize_epochs", "epochs", "batch_size"):
+            value = getattr(self, name)
+            need(whole(value) and value >= 1, f"{name} must be a whole number >= 1, not "
+                                              f"{value!r}")
+        need(isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr),
+             f"lr must be a finite number > 0, not {self.lr!r}")
+
+    def trigger(self) -> Trigger:
+        return Trigger(self.trigger_size, self.trigger_row, self.trigger_col,
+                       self.trigger_pattern, self.trigger_value, self.trigger_custom)
+
+    def sanitize_config(self) -> SanitizeConfig:
+        return SanitizeConfig(methods=self.sanitizer, drop_fraction=self.sanitize_drop,
+                              epochs=self.sanitize_epochs, arch=self.arch, seed=self.seed,
+                              device=self.device)
+
+    @property
+    def source_class(self) -> int | None:
+        return None if self.source < 0 else self.source
+
+    @property
+    def targeted(self) -> bool:
+        """Whether the poison aims at ``target`` (a backdoor, or targeted flips)."""
+        flips = self.attack == "label-flip" or (self.attack == "adversarial"
+                                                and self.adv_labels == "flip")
+        return self.attack == "backdoor" or (flips and self.flip == "targeted")
+
+
+@dataclass
+class PoisonResult:
+    """What :func:`run_poisoning` returns.
+
+    ``clean_acc`` / ``attack_success``: the victim after its last epoch (see the module doc;
+    ``attack_success`` NaN where undefined). ``n_poisoned``: poisoned samples in the training
+    set; ``n_train``: samples the victim trained on, ``n_poisoned_trained`` of them poisoned
+    (fewer than ``n_poisoned`` after sanitising). ``sanitize``: the sanitiser's report, or None.
+    ``history``: one dict per epoch. ``train``: the defence lab's ``TrainResult`` (weights in
+    ``train.state_dict``; ``train.classifier()`` rebuilds the victim). ``gallery`` /
+    ``gallery_labels``: the poisoned samples shown in the preview. ``seconds``: wall time.
+    """
+
+    config: PoisonConfig
+    clean_acc: float
+    attack_success: float
+    n_poisoned: int
+    n_train: int
+    n_poisoned_trained: int
+    sanitize: SanitizeReport | None
+    history: list[dict[str, float]]
+    train: Any
+    gallery: np.ndarray
+    gallery_labels: np.ndarray
+    seconds: float
+    logs: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        """The headline numbers as floats (for tables, the CLI and the sweep)."""
+        out = {"fraction": self.config.fraction, "clean_acc": self.clean_acc,
+               "attack_success": self.attack_success, "n_poisoned": float(self.n_poisoned),
+               "n_train": float(self.n_train),
+               "n_poisoned_trained": float(self.n_poisoned_trained),
+               "epochs": float(len(self.history)), "seconds": self.seconds}
+        if self.sanitize is not None:
+            out.update(self.sanitize.as_metrics())
+        return out
+
+
+# ----------------------------------------------------------------------------- pieces
+
+def _digits(config: PoisonConfig) -> tuple[torch.Tensor, ...]:
+    """Training and test digits (dry run: seeded random subsets, every class present)."""
+    x, y = load_digits("train")
+    xt, yt = load_digits("test")
+    if config.dry_run:
+        g = torch.Generator().manual_seed(config.seed)
+        keep = torch.randperm(len(x), generator=g)[:DRY_RUN_TRAIN].sort().values
+        keep_t = torch.randperm(len(xt), generator=g)[:DRY_RUN_TEST].sort().values
+        x, y, xt, yt = x[keep], y[keep], xt[keep_t], yt[keep_t]
+    return x, y, xt, yt
+
+
+def build_view(config: PoisonConfig, x: torch.Tensor,
+               y: torch.Tensor) -> Generator[Event, None, PoisonedView]:
+    """The poisoned view of ``(x, y)`` that ``config`` describes (a job: adversarial poison
+    yields ``Progress`` while it is generated)."""
+    source, seed = config.source_class, config.seed
+    flip_target = config.target if config.flip == "targeted" else None
+    if config.attack == "none":
+        return clean_view(x, y)
+    if config.attack == "label-flip":
+        return label_flip(x, y, config.fraction, source=source, target=flip_target, seed=seed)
+    if config.attack == "backdoor":
+        return backdoor(x, y, config.fraction, trigger=config.trigger(), target=config.target,
+                        source=source, seed=seed)
+    view = yield from adversarial_poison_job(
+        x, y, config.fraction, model=config.adv_model, attack=config.adv_attack,
+        eps=config.adv_eps, steps=config.adv_steps, labels=config.adv_labels,
+        target=flip_target if config.adv_labels == "flip" else None, source=source, seed=seed,
+        device=pick_device(config.device))
+    return view
+
+
+def success_set(config: PoisonConfig, xt: torch.Tensor,
+                yt: torch.Tensor) -> torch.Tensor | None:
+    """The test images whose share classified as ``config.target`` is the attack's success,
+    or None where success is undefined (see the module doc)."""
+    if not config.targeted:
+        return None
+    source = config.source_class
+    if config.attack == "backdoor":
+        return triggered_set(xt, yt, config.trigger(), config.target, source)[0]
+    keep = yt != config.target if source is None else yt == source
+    return xt[keep]
+
+
+def evaluate_victim(model: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor,
+                    attacked: torch.Tensor | None, target: int) -> dict[str, float]:
+    """``clean_acc`` on ``(xt, yt)`` and, when ``attacked`` is given, ``attack_success``."""
+    out = {"clean_acc": float((predict_labels(model, xt) == yt).float().mean())}
+    if attacked is not None:
+        out["attack_success"] = attack_success_rate(model, attacked, target)
+    return out
+
+
+def _victim_epoch(job: Generator[Event, None, Any], epoch: int, epochs: int,
+                  continuation: bool) -> Generator[Event, None, tuple[Any, dict[str, float]]]:
+    """Forward one ``train_classifier`` call's events; returns its result and its epoch record.
+
+    Progress is rescaled to the whole run; the epoch record is held back (the caller adds the
+    victim's evaluation); a continuation call's set-up logs (its header and "Resumed from")
+    are dropped, they would repeat every epoch. Closing this closes ``job``."""
+    record: dict[str, float] = {}
+    setup = continuation
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value, record
+            if isinstance(event, Log):
+                if not setup:
+                    yield event
+                continue
+            setup = False
+            if isinstance(event, Metrics) and "epoch" in event.values:
+                # its own evaluation is off (eval_images=0; a dry run still evaluates on random
+                # pixels): the victim is measured by the caller on the real test digits
+                record = {k: v for k, v in event.values.items() if not k.endswith("_acc")
+                          or k == "train_acc"}
+            elif isinstance(event, Progress):
+                per_epoch = max(1, event.total // epoch)
+                yield Progress(event.done, per_epoch * epochs,
+                               f"training the victim: epoch {epoch} of {epochs}")
+            else:
+                yield event
+    finally:
+        job.close()
+
+
+def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
+                 test: tuple[torch.Tensor, torch.Tensor], attacked: torch.Tensor | None,
+                 ) -> Generator[Event, None, tuple[Any, list[dict[str, float]]]]:
+    """Train the victim on ``data`` one epoch per ``train_classifier`` call (see the module
+    doc), evaluating it on ``test`` (and ``attacked``) after each. Returns the last
+    ``TrainResult`` and the per-epoch history."""
+    from advstudio.core.defence.config import TrainConfig
+    from advstudio.core.defence.train import train_classifier
+
+    recipe = "fgsm" if config.defence == "adversarial-training" else "standard"
+    epochs = 1 if config.dry_run else config.epochs
+    device = pick_device(config.device)
+    history: list[dict[str, float]] = []
+    result = None
+    with tempfile.TemporaryDirectory(prefix="advstudio-poison-") as tmp:
+        checkpoint = str(Path(tmp) / "victim.ckpt") if epochs > 1 else ""
+        for epoch in range(1, epochs + 1):
+            train_config = TrainConfig(
+                arch=config.arch, recipe=recipe, eps=config.adv_train_eps, epochs=epoch,
+                batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                device=config.device, eval_images=0, checkpoint_path=checkpoint,
+                resume=epoch > 1, dry_run=config.dry_run)
+            result, record = yield from _victim_epoch(
+                train_classifier(train_config, data), epoch, epochs, continuation=epoch > 1)
+            model = result.classifier(device)
+            record.update(evaluate_victim(model, *test, attacked, config.target))
+            history.append(record)
+            yield Metrics(int(record.get("step", epoch)), record)
+    return result, history
+
+
+# ----------------------------------------------------------------------------- the jobs
+
+def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = None
+                  ) -> Generator[Event, None, PoisonResult]:
+    """Poison, optionally defend, train the victim, measure (a job; see the module doc).
+
+    ``success_of``: measure ``attack_success`` as for that config instead (the sweep's clean
+    baseline uses it: how often a clean victim already "obeys" the trigger is the floor the
+    poisoned victims are compared with).
+
+    Raises :class:`ConfigError` (at the first step) when the fraction poisons no sample or
+    more samples than are eligible, naming the pool's size and the allowed range.
+    """
+    started = time.perf_counter()
+    logs: list[str] = []
+
+    def log(text: str) -> Log:
+        logs.append(text)
+        return Log(text)
+
+    x, y, xt, yt = _digits(config)
+    view = yield from build_view(config, x, y)
+    gallery, gallery_labels = view.gallery(GALLERY)
+    yield log(f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
+              f"of {len(view)} training digits poisoned"
+              + (" (dry run)" if config.dry_run else ""))
+    if view.n_poisoned:
+        yield Preview("poisoned", gallery)
+        yield Preview("poisoned_labels", gallery_labels)
+    report = None
+    train_view = view
+    if config.defence == "sanitize":
+        report = yield from sanitize(view, config.sanitize_config())
+        logs.append(report.summary())
+        train_view = view.select(report.keep)
+    data = train_view.materialize()
+    if config.dry_run:  # the dry-run step trains on the first 8: put poisoned samples first
+        mask = train_view.poisoned_mask
+        order = torch.cat([torch.nonzero(mask).reshape(-1), torch.nonzero(~mask).reshape(-1)])
+        data = (data[0][order], data[1][order])
+    yield log(f"The poisoned set is a view holding {train_view.extra_bytes / 1024:.1f} KB beyond "
+              f"the clean digits; the victim's training takes tensors, so it is copied once "
+              f"({train_view.materialized_bytes / 2**20:.1f} MB).")
+    attacked = success_set(success_of or config, xt, yt)
+    train, history = yield from train_victim(config, data, (xt, yt), attacked)
+    last = history[-1]
+    return PoisonResult(
+        config=config, clean_acc=last["clean_acc"],
+        attack_success=last.get("attack_success", math.nan), n_poisoned=view.n_poisoned,
+        n_train=len(train_view), n_poisoned_trained=train_view.n_poisoned, sanitize=report,
+        history=history, train=train, gallery=gallery, gallery_labels=gallery_labels,
+        seconds=time.perf_counter() - started, logs=logs + list(train.logs))
+
+
+@dataclass
+class PoisonCurve:
+    """A fraction sweep: per fraction (in the order run) the victim's clean accuracy, the
+    attack's success (NaN where undefined) and the full :class:`PoisonResult`. ``partial``
+    until the last fraction is done."""
+
+    config: PoisonConfig
+    fractions: list[float] = field(default_factory=list)
+    clean_acc: list[float] = field(default_factory=list)
+    attack_success: list[float] = field(default_factory=list)
+    results: list[PoisonResult] = field(default_factory=list)
+    partial: bool = True
+
+    def snapshot(self) -> PoisonCurve:
+        """A copy of the curve without the results (cheap, for previews)."""
+        return PoisonCurve(self.config, list(self.fractions), list(self.clean_acc),
+                           list(self.attack_success), [], self.partial)
+
+
+def run_fraction_sweep(config: PoisonConfig,
+                       fractions: Sequence[float]) -> Generator[Event, None, PoisonCurve]:
+    """:func:`run_poisoning` once per fraction (a job). Fraction 0 is the clean baseline
+    (``attack="none"``, with the same defence and training).
+
+    The clean baseline's ``attack_success`` is measured as for ``config``'s attack.
+    Forwards each run's ``Log``s and its ``Progress`` (prefixed "fraction f: "); after each
+    run ``Metrics(i, {"fraction", "clean_acc"[, "attack_success"], "n_poisoned"})`` and
+    ``Preview("poison_curve", PoisonCurve snapshot)``. Returns the :class:`PoisonCurve`.
+    """
+    fractions = [check_fraction(f) for f in fractions]
+    if not fractions:
+        raise ConfigError("choose at least one fraction")
+    curve = PoisonCurve(config)
+    for i, fraction in enumerate(fractions):
+        run_config = (replace(config, fraction=fraction) if fraction > 0
+                      else replace(config, attack="none", fraction=0.0))
+        job = run_poisoning(run_config, success_of=config)
+        try:
+            while True:
+                try:
+                    event = next(job)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                if isinstance(event, Log):
+                    yield event
+                elif isinstance(event, Progress):
+                    yield Progress(event.done, event.total,
+                                   f"fraction {fraction:g} ({i + 1} of {len(fractions)}): "
+                                   f"{event.message}")
+        finally:
+            job.close()
+        curve.fractions.append(fraction)
+        curve.clean_acc.append(result.clean_acc)
+        curve.attack_success.append(result.attack_success)
+        curve.results.append(result)
+        point = {"fraction": fraction, "clean_acc": result.clean_acc,
+                 "n_poisoned": float(result.n_poisoned)}
+        if not math.isnan(result.attack_success):
+            point["attack_success"] = result.attack_success
+        yield Metrics(i, point)
+        curve.partial = i + 1 < len(fractions)
+        yield Preview("poison_curve", curve.snapshot())
+    return curve
