@@ -37,6 +37,17 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
             "accuracy and attack success against epsilon"),
     JobKind("gan", "advstudio.core.gan.config:GanConfig", "advstudio.core.gan.train:train_gan",
             "train a GAN or DCGAN"),
+    JobKind("train", "advstudio.core.defence.config:TrainConfig",
+            "advstudio.core.defence.train:train_classifier",
+            "train a digit classifier: standard or adversarial (fgsm, fgsm-rs, pgd)"),
+    JobKind("vat", "advstudio.core.defence.config:VatConfig", "advstudio.core.defence.vat:train_vat",
+            "semi-supervised Virtual Adversarial Training (or its supervised-only baseline)"),
+    JobKind("detector", "advstudio.core.defence.config:DetectorConfig",
+            "advstudio.core.defence.detector:train_detector",
+            "train a detector of adversarial inputs for a classifier"),
+    JobKind("poison", "advstudio.core.poisoning.job:PoisonConfig",
+            "advstudio.core.poisoning.job:run_poisoning",
+            "poison the training digits, train the victim, measure the damage"),
 ]}
 
 

@@ -17,7 +17,7 @@ from advstudio import __version__
 from advstudio.core.jobs import Job, Log, Progress
 from advstudio.ui.image_tab import ImageTab
 from advstudio.ui.model_controller import ModelController
-from advstudio.ui.placeholder_tab import LazyTab, PlaceholderTab
+from advstudio.ui.lazy_tab import LazyTab
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import show_error
 from advstudio.ui.widgets.job_indicator import JobIndicator
@@ -80,8 +80,12 @@ class MainWindow(QMainWindow):
         self.gan_tab = None
         self.gan_host = LazyTab("GAN")
         self.tabs.addTab(self.gan_host, "GAN")
-        for name in ("Defence", "Poisoning"):
-            self.tabs.addTab(PlaceholderTab(name), name)
+        self.defence_tab = None
+        self.defence_host = LazyTab("Defence")
+        self.tabs.addTab(self.defence_host, "Defence")
+        self.poisoning_tab = None
+        self.poisoning_host = LazyTab("Poisoning")
+        self.tabs.addTab(self.poisoning_host, "Poisoning")
         self.runs_tab = None
         self.runs_host = LazyTab("Runs")
         self.tabs.addTab(self.runs_host, "Runs")
@@ -133,6 +137,15 @@ class MainWindow(QMainWindow):
 
         self.gan_tab = GanTab(self.state, self.jobs, self.models, self.settings)
         self.gan_host.set_content(self.gan_tab)
+        from advstudio.ui.defence_tab import DefenceTab
+
+        self.defence_tab = DefenceTab(self.state, self.jobs, self.models, self.settings)
+        self.defence_host.set_content(self.defence_tab)
+        self.defence_tab.use_model.connect(self.attack_with_model)
+        from advstudio.ui.poisoning_tab import PoisoningTab
+
+        self.poisoning_tab = PoisoningTab(self.state, self.jobs, self.models, self.settings)
+        self.poisoning_host.set_content(self.poisoning_tab)
         from advstudio.ui.runs_tab import RunsTab
 
         self.runs_tab = RunsTab(self.state, self.jobs, self.models, self.settings)
@@ -225,6 +238,11 @@ class MainWindow(QMainWindow):
 
         return self.jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
                                connect=connect, record=("evaluate", config))
+
+    def attack_with_model(self, key: str) -> None:
+        """A trained model from the Defence tab becomes the current model; show the Attack tab."""
+        self.image_tab.select_model(key)
+        self.tabs.setCurrentWidget(self.attack_host)
 
     def report_error(self, exc: BaseException) -> None:
         self.last_error_box = show_error(self, "The job failed", exc)

@@ -1,0 +1,360 @@
+"""Defence tab: harden a model and see, on the same plots, what it cost and what it bought.
+
+Recipes: standard training (the baseline), FGSM adversarial training (Goodfellow et al.), fast
+FGSM with random start (Wong et al.), PGD adversarial training (Madry et al.), semi-supervised
+VAT (Miyato et al.) and its supervised-only baseline, and a reactive detector. Every run adds
+its curves to the plots and a row of final figures to the table; "Attack this model" hands a
+trained classifier to the Attack tab.
+
+Run alone: ``python -m advstudio.ui.defence_tab``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from advstudio.core.errors import ConfigError
+from advstudio.ui.state import AppState
+from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.workers import JobManager, JobWorker
+
+# key -> (label, job kind, recipe or flag)
+RECIPES = {
+    "standard": ("Standard training (baseline)", "train", "standard"),
+    "fgsm": ("FGSM adversarial training (Goodfellow et al.)", "train", "fgsm"),
+    "fgsm-rs": ("Fast FGSM, random start (Wong et al.)", "train", "fgsm-rs"),
+    "pgd": ("PGD adversarial training (Madry et al.)", "train", "pgd"),
+    "vat": ("VAT, semi-supervised (Miyato et al.)", "vat", False),
+    "supervised": ("Supervised only, same labels (VAT baseline)", "vat", True),
+    "detector": ("Detector of adversarial inputs (reactive)", "detector", None),
+}
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (23, 190, 207)]
+TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Other", "Time")
+
+
+class DefenceTab(QWidget):
+    use_model = Signal(str)  # registry key of a trained model, for the Attack tab
+    run_done = Signal(object)  # the job's result
+
+    def __init__(self, state: AppState, jobs: JobManager, models=None,
+                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.jobs = state, jobs
+        self.settings = settings or QSettings()
+        self.worker: JobWorker | None = None
+        self.runs: list[dict] = []  # one per started run: key, label, colour, result, model
+        self._build()
+
+    # -- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.recipe = QComboBox()
+        for key, (label, _, _) in RECIPES.items():
+            self.recipe.addItem(label, key)
+        self.arch = QComboBox()
+        self.arch.addItem("Digits CNN", "digits-cnn")
+        self.arch.addItem("Digits MLP", "digits-mlp")
+        self.eps = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.05,
+                                  value=0.1)
+        self.eps.setToolTip("L∞ radius of the training attacks and of the evaluation "
+                            "(pixel units)")
+        self.alpha_mix = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.1,
+                                        value=0.5)
+        self.alpha_mix.setToolTip("Weight of the clean loss (Goodfellow et al.: 0.5)")
+        self.pgd_steps = QSpinBox(minimum=1, maximum=100, value=7)
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=3)
+        self.batch = QSpinBox(minimum=1, maximum=4000, value=64)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
+                                 value=1e-3)
+        self.labels = QSpinBox(minimum=1, maximum=400, value=10)
+        self.labels.setToolTip("Labelled digits per class (10 = 100 labels); the rest of the "
+                               "4,000 are unlabelled")
+        self.vat_steps = QSpinBox(minimum=1, maximum=100_000, singleStep=100, value=1500)
+        self.vat_eps = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=50.0, singleStep=0.5,
+                                      value=2.0)
+        self.vat_eps.setToolTip("VAT's radius: an L2 length over all 784 pixels (paper: 2.0)")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.form = QFormLayout()
+        self.rows = {}
+        for name, label, w in (("recipe", "Recipe", self.recipe), ("arch", "Network", self.arch),
+                               ("eps", "ε (L∞)", self.eps), ("alpha_mix", "Clean weight α",
+                                                             self.alpha_mix),
+                               ("pgd_steps", "PGD steps", self.pgd_steps),
+                               ("epochs", "Epochs", self.epochs), ("batch", "Batch", self.batch),
+                               ("lr", "Learning rate", self.lr),
+                               ("labels", "Labels per class", self.labels),
+                               ("vat_steps", "Steps", self.vat_steps),
+                               ("vat_eps", "VAT ε (L2)", self.vat_eps),
+                               ("seed", "Seed", self.seed)):
+            self.form.addRow(label, w)
+            self.rows[name] = w
+        self.recipe.currentIndexChanged.connect(self._update_fields)
+        self.train_button = QPushButton("Train")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        for b in (self.pause_button, self.stop_button):
+            b.setEnabled(False)
+        self.train_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        self.status = QLabel(wordWrap=True)
+        box = QGroupBox("Defence")
+        bl = QVBoxLayout(box)
+        bl.addLayout(self.form)
+        bl.addLayout(buttons)
+        bl.addWidget(self.status)
+        bl.addStretch(1)
+        box.setFixedWidth(330)
+
+        self.loss_plot = LivePlot("Training loss (smoothed)", "loss")
+        self.acc_plot = LivePlot("Held-out accuracy: clean ─  FGSM ‒ ‒  PGD ···", "accuracy")
+        self.acc_plot.plot.setYRange(0, 1.02)
+        self.table = QTableWidget(0, len(TABLE))
+        self.table.setHorizontalHeaderLabels(TABLE)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._update_attack_button)
+        self.attack_button = QPushButton("Attack this model")
+        self.attack_button.setToolTip("Use the selected run's trained classifier in the Image "
+                                      "and Attack tabs")
+        self.attack_button.setEnabled(False)
+        self.attack_button.clicked.connect(self.attack_selected)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot, 1)
+        plots.addWidget(self.acc_plot, 1)
+        table_row = QHBoxLayout()
+        table_row.addWidget(self.table, 1)
+        table_row.addWidget(self.attack_button, 0, Qt.AlignmentFlag.AlignTop)
+        right = QVBoxLayout()
+        right.addLayout(plots, 3)
+        right.addLayout(table_row, 2)
+        layout = QHBoxLayout(self)
+        layout.addWidget(box)
+        layout.addLayout(right, 1)
+        self._update_fields()
+
+    def _update_fields(self) -> None:
+        kind = RECIPES[self.recipe.currentData()][1]
+        recipe = RECIPES[self.recipe.currentData()][2]
+        show = {"recipe", "seed", "lr", "arch"}
+        if kind == "train":
+            show |= {"epochs", "batch", "eps"}
+            if recipe == "fgsm":
+                show.add("alpha_mix")
+            if recipe == "pgd":
+                show.add("pgd_steps")
+        elif kind == "vat":
+            show |= {"labels", "vat_steps"} | (set() if recipe else {"vat_eps"})
+        else:
+            show |= {"epochs", "batch", "eps", "pgd_steps"}
+            show.discard("arch")
+        for name, w in self.rows.items():
+            self.form.setRowVisible(w, name in show)
+
+    # -- running ------------------------------------------------------------------------------
+    def config(self):
+        from advstudio.core.defence.config import DetectorConfig, TrainConfig, VatConfig
+        from advstudio.core.runs import default_store_root
+
+        key = self.recipe.currentData()
+        _, kind, recipe = RECIPES[key]
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = default_store_root() / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        save = str(folder / f"{self.arch.currentData()}-{key}-{stamp}.pt")
+        device = self.state.device
+        if kind == "train":
+            return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe,
+                                     eps=self.eps.value(), alpha_mix=self.alpha_mix.value(),
+                                     pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
+                                     batch_size=self.batch.value(), lr=self.lr.value(),
+                                     seed=self.seed.value(), device=device, save_path=save)
+        if kind == "vat":
+            return kind, VatConfig(arch=self.arch.currentData(),
+                                   labels_per_class=self.labels.value(),
+                                   steps=self.vat_steps.value(), lr=self.lr.value(),
+                                   eps=self.vat_eps.value(), supervised_only=recipe,
+                                   seed=self.seed.value(), device=device, save_path=save)
+        target = self.state.model_key or "digits-cnn"
+        if not (target.startswith("digits-") or target.startswith("file:")):
+            target = "digits-cnn"
+        return kind, DetectorConfig(target=target, eps=self.eps.value(),
+                                    pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
+                                    batch_size=self.batch.value(), lr=self.lr.value(),
+                                    seed=self.seed.value(), device=device,
+                                    save_path=save.replace(".pt", "-detector.pt"))
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.is_done
+
+    def start(self) -> JobWorker | None:
+        from advstudio.core.jobkinds import JOB_KINDS
+
+        if self.running:
+            return None
+        try:
+            kind, config = self.config()
+        except (ConfigError, OSError) as exc:
+            self.status.setText(str(exc))
+            return None
+        _, run = JOB_KINDS[kind].load()
+        index = len(self.runs) + 1
+        colour = PALETTE[(index - 1) % len(PALETTE)]
+        label = f"{index}: {self.recipe.currentText().split(' (')[0]}"
+        entry = {"index": index, "kind": kind, "key": self.recipe.currentData(),
+                 "label": label, "colour": colour, "config": config, "result": None,
+                 "started": time.monotonic()}
+        self.runs.append(entry)
+        self._add_curves(entry)
+
+        def connect(w: JobWorker) -> None:
+            w.metrics.connect(lambda m: self._on_metrics(entry, m))
+            w.log.connect(self.status.setText)
+            w.returned.connect(lambda r: self._on_done(entry, r))
+            w.errored.connect(self._on_error)
+            w.aborted.connect(lambda: self.status.setText(f"Run {label} stopped; its curves "
+                                                          "are kept."))
+            w.paused.connect(lambda: self.pause_button.setText("Resume"))
+            w.resumed.connect(lambda: self.pause_button.setText("Pause"))
+            w.finished.connect(self._on_finished)
+
+        self.train_button.setEnabled(False)
+        self.pause_button.setEnabled(True)
+        self.stop_button.setEnabled(True)
+        self.worker = self.jobs.start(lambda: run(config), f"Defence: {label}", connect=connect,
+                                      record=(kind, config))
+        return self.worker
+
+    def _add_curves(self, entry: dict) -> None:
+        c, label = entry["colour"], entry["label"]
+        self.loss_plot.add_curve(f"{label} raw", (*c, 40))
+        self.loss_plot.add_curve(label, c, width=2, smooth_of=f"{label} raw")
+        dash, dot = Qt.PenStyle.DashLine, Qt.PenStyle.DotLine
+        if entry["kind"] == "vat":
+            self.acc_plot.add_curve(f"{label} test", c, width=2, symbol="o")
+        elif entry["kind"] == "train":
+            self.acc_plot.add_curve(f"{label} clean", c, width=2, symbol="o")
+            self.acc_plot.add_curve(f"{label} FGSM", c, width=2, style=dash, symbol="t")
+            self.acc_plot.add_curve(f"{label} PGD", c, width=2, style=dot, symbol="s")
+        else:
+            self.acc_plot.add_curve(f"{label} detection", c, width=2, symbol="o")
+            self.acc_plot.add_curve(f"{label} false alarm", c, width=2, style=dash, symbol="t")
+
+    def _on_metrics(self, entry: dict, m) -> None:
+        v, label = m.values, entry["label"]
+        if "loss" in v:
+            self.loss_plot.add(f"{label} raw", m.step, v["loss"])
+        if entry["kind"] == "vat" and "test_acc" in v:
+            self.acc_plot.add(f"{label} test", m.step, v["test_acc"])
+        for key, name in (("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"),
+                          ("detection_rate", "detection"), ("false_alarm_rate", "false alarm")):
+            if key in v and f"{label} {name}" in self.acc_plot.series:
+                self.acc_plot.add(f"{label} {name}", m.step, v[key])
+
+    def _on_done(self, entry: dict, result) -> None:
+        entry["result"] = result
+        entry["seconds"] = time.monotonic() - entry["started"]
+        self._add_row(entry)
+        self.status.setText(f"Run {entry['label']} done in {entry['seconds']:.0f} s.")
+        self.run_done.emit(result)
+
+    def _add_row(self, entry: dict) -> None:
+        r = entry["result"]
+        clean = fgsm = pgd = other = ""
+        if entry["kind"] == "train":
+            m = r.metrics
+            clean, fgsm, pgd = (f"{m[k] * 100:.1f} %" if k in m else ""
+                                for k in ("clean_acc", "fgsm_acc", "pgd_acc"))
+            other = f"ε {r.config.eps:g}"
+        elif entry["kind"] == "vat":
+            clean = f"{r.test_acc * 100:.1f} %"
+            other = f"{r.labelled} labels + {r.unlabelled} unlabelled"
+        else:
+            m, cost = r.metrics, r.cost
+            other = (f"detects {m['detection_rate'] * 100:.1f} %, false alarms "
+                     f"{m['false_alarm_rate'] * 100:.1f} %; {cost['params_total']:,.0f} params "
+                     f"vs {cost['params_classifier']:,.0f}")
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for col, text in enumerate((str(entry["index"]), entry["label"].split(": ", 1)[1], clean,
+                                    fgsm, pgd, other, f"{entry['seconds']:.0f} s")):
+            item = QTableWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, entry["index"])
+            self.table.setItem(row, col, item)
+
+    def _on_error(self, exc: BaseException) -> None:
+        from advstudio.core.errors import AdvStudioError, explain
+
+        self.status.setText(explain(exc))
+        if not isinstance(exc, AdvStudioError):
+            show_error(self, "Training failed", exc)
+
+    def _on_finished(self) -> None:
+        self.train_button.setEnabled(True)
+        self.pause_button.setEnabled(False)
+        self.pause_button.setText("Pause")
+        self.stop_button.setEnabled(False)
+        self.loss_plot.redraw()
+        self.acc_plot.redraw()
+
+    def toggle_pause(self) -> None:
+        if self.running:
+            (self.worker.resume if self.worker.is_paused else self.worker.pause)()
+
+    def stop(self) -> None:
+        if self.running:
+            self.worker.cancel()
+
+    # -- hand-over ----------------------------------------------------------------------------
+    def _selected_entry(self) -> dict | None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        if len(rows) != 1:
+            return None
+        index = self.table.item(rows.pop(), 0).data(Qt.ItemDataRole.UserRole)
+        return next(e for e in self.runs if e["index"] == index)
+
+    def _update_attack_button(self) -> None:
+        entry = self._selected_entry()
+        self.attack_button.setEnabled(bool(entry and entry["kind"] in ("train", "vat")
+                                           and entry["result"] is not None
+                                           and entry["result"].save_path))
+
+    def attack_selected(self) -> str | None:
+        entry = self._selected_entry()
+        if entry is None or not entry["result"].save_path:
+            return None
+        key = f"file:{entry['result'].save_path}"
+        self.use_model.emit(key)
+        return key
+
+
+if __name__ == "__main__":
+    from advstudio.ui.preview import run_alone
+
+    run_alone(DefenceTab)
