@@ -85,6 +85,7 @@ class AttackTab(QWidget):
         self.state, self.jobs, self.models = state, jobs, models
         self.settings = settings or QSettings()
         self.outcome = None
+        self.whitebox_allowed = True
         self._note = ""  # shown under the buttons with the next outcome
         self.surrogates: dict[str, object] = {}
         self._slider_job: JobWorker | None = None
@@ -252,6 +253,33 @@ class AttackTab(QWidget):
             self.true_class.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
         self.sweep.setEnabled(model.input_shape[0] == 1 and model.num_classes == 10)
         self._invalidate()
+        self._probe_gradients(model)
+
+    def _probe_gradients(self, model) -> None:
+        """Offer white-box attacks only if the model gives input gradients (checked on a job)."""
+        def job():
+            from advstudio.core.attacks.lab import has_input_gradients
+            from advstudio.core.jobs import Progress
+
+            yield Progress(0, 1, "checking gradients")
+            return has_input_gradients(model)
+
+        def done(ok: bool) -> None:
+            if model is not self.state.model:
+                return
+            self.whitebox_allowed = ok
+            item = self.access.model().item(self.access.findData("white-box"))
+            item.setEnabled(ok)
+            if not ok:
+                if self.access.currentData() == "white-box":
+                    self.access.setCurrentIndex(self.access.findData("transfer"))
+                self.message.setText(f"{model.name} gives no gradients to its input: only "
+                                     "black-box attacks (transfer, scores only) can run on it.")
+            elif self.message.text().endswith("can run on it."):
+                self.message.setText("")
+
+        self.jobs.start(job, "Checking gradients", show_in_status=False,
+                        connect=lambda w: w.returned.connect(done))
 
     def _invalidate(self, *_args) -> None:
         """The image, model or settings changed: the cached FGSM sign no longer applies."""

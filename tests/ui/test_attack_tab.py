@@ -169,3 +169,30 @@ def test_bad_epsilons_are_explained(qtbot, tab):
     tab.sweep.epsilons.setText("0, 2")
     assert tab.sweep.start() is None
     assert "outside [0, 1]" in tab.sweep.status.text()
+
+
+def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, window, tab,
+                                                                    tmp_path):
+    from torch import nn
+
+    class NoGrad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(784, 10)
+
+        def forward(self, x):
+            with torch.no_grad():
+                return self.fc(x.flatten(1))
+
+    torch.jit.script(NoGrad()).save(str(tmp_path / "nograd.ts"))
+    window.image_tab.select_model(f"file:{tmp_path / 'nograd.ts'}")
+    qtbot.waitUntil(lambda: not tab.whitebox_allowed, timeout=20_000)
+    assert tab.access.currentData() == "transfer"
+    item = tab.access.model().item(tab.access.findData("white-box"))
+    assert not item.isEnabled()
+    assert "only black-box attacks" in tab.message.text()
+    tab.access.setCurrentIndex(tab.access.findData("query"))
+    tab.attack.setCurrentIndex(tab.attack.findData("simba"))
+    tab.budget.setValue(100)
+    out = _attack(qtbot, tab)
+    assert out.queries is not None and out.queries <= 100

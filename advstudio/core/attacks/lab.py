@@ -166,6 +166,21 @@ def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
                          None if direction is None else direction.detach().cpu())
 
 
+def has_input_gradients(model: Classifier) -> bool:
+    """Whether white-box attacks can run on ``model``: one backward pass on a blank image.
+    False for models that give no gradient to their input (e.g. a scripted model run under
+    ``no_grad``); those are offered the black-box attacks only."""
+    from advstudio.core.attacks.whitebox import fgsm_direction
+    from advstudio.core.errors import AttackError
+
+    x = torch.full((1, *model.input_shape), 0.5, device=model.device)
+    try:
+        fgsm_direction(model, x, torch.zeros(1, dtype=torch.long, device=model.device))
+    except AttackError:
+        return False
+    return True
+
+
 def fgsm_at(model: Classifier, outcome: AttackOutcome, eps: float) -> AttackOutcome:
     """Re-apply a white-box FGSM outcome's cached gradient sign at another ``eps``: one clip and
     two cheap forward passes (the report's), no gradient. For the interactive slider."""
