@@ -5,7 +5,9 @@ Pixels are float32 in [0, 1], shape (N, 1, 28, 28); labels int64.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,3 +47,59 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield x[idx], y[idx]
+
+
+@dataclass
+class FolderImages:
+    """Images read from a folder: ``x`` float32 (N, C, S, S) in [0, 1]; ``skipped`` lists the
+    files that could not be read, with the reason."""
+
+    x: torch.Tensor
+    files: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def load_image_folder(folder: str | Path, size: int, channels: int,
+                      max_images: int = 20_000) -> FolderImages:
+    """Every image under ``folder`` (recursively, sorted), centre-cropped to a square, resized to
+    ``size`` x ``size`` and converted to ``channels`` (1: ITU-R 601 luma; 3: grey repeated).
+
+    Mixed sizes and modes are fine (each is converted); unreadable files are skipped and
+    counted. Raises :class:`ConfigError` when the folder is missing or holds no readable image.
+    """
+    from PIL import Image
+
+    from advstudio.core.errors import ConfigError, ImageLoadError
+    from advstudio.core.images import SUPPORTED_SUFFIXES, load_image
+
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3, not {channels}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"image folder not found: {folder}")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES
+                   and p.is_file())[:max_images]
+    images, files, skipped = [], [], []
+    for path in paths:
+        try:
+            pixels = load_image(path).pixels
+        except ImageLoadError as exc:
+            skipped.append((path, str(exc)))
+            continue
+        h, w = pixels.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        square = np.ascontiguousarray(pixels[top:top + side, left:left + side])
+        mode = "L" if square.shape[2] == 1 else "RGB"
+        img = Image.fromarray(np.rint(square[..., 0] * 255).astype(np.uint8) if mode == "L"
+                              else np.rint(square * 255).astype(np.uint8), mode)
+        img = img.resize((size, size), Image.Resampling.LANCZOS)
+        img = img.convert("L" if channels == 1 else "RGB")
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        images.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
+        files.append(path)
+    if not images:
+        why = f" ({len(skipped)} unreadable)" if skipped else ""
+        raise ConfigError(f"{folder} holds no readable images{why}; supported: "
+                          + ", ".join(SUPPORTED_SUFFIXES))
+    return FolderImages(torch.from_numpy(np.stack(images)), files, skipped)

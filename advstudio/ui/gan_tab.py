@@ -81,8 +81,25 @@ class GanTab(QWidget):
         self.eval_every.setToolTip("Judge 1,000 samples with the digit CNN every N steps "
                                    "(classes covered, Fréchet distance); 0 = never")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.data = QComboBox()
+        self.data.addItem("Bundled digits (28×28)", "digits")
+        self.data.addItem("Image folder…", "folder")
+        self.data.setToolTip("Train on the bundled digits, or on every image under a folder "
+                             "(any size or mode: centre-cropped, resized, converted)")
+        self.data.activated.connect(self._on_data)
+        self.folder = ""
+        self.image_size = QComboBox()
+        for size in (28, 32, 64):
+            self.image_size.addItem(f"{size} px", size)
+        self.channels = QComboBox()
+        self.channels.addItem("grey", 1)
+        self.channels.addItem("colour", 3)
+        for w in (self.image_size, self.channels):
+            w.setEnabled(False)
         form = QFormLayout()
-        for label, w in (("Networks", self.arch), ("Steps", self.steps), ("Batch", self.batch),
+        for label, w in (("Data", self.data), ("Image size", self.image_size),
+                         ("Channels", self.channels),
+                         ("Networks", self.arch), ("Steps", self.steps), ("Batch", self.batch),
                          ("Latent size", self.latent), ("lr G", self.lr_g), ("lr D", self.lr_d),
                          ("D steps per G step", self.d_steps), ("Label smoothing", self.smoothing),
                          ("Evaluate every", self.eval_every), ("Seed", self.seed)):
@@ -186,9 +203,40 @@ class GanTab(QWidget):
         layout.addLayout(plots, 1)
         layout.addWidget(right_w)
 
+    def _on_data(self) -> None:
+        if self.data.currentData() == "folder":
+            start = str(self.settings.value("gan/folder", str(Path.home())))
+            folder = QFileDialog.getExistingDirectory(self, "Folder of training images", start)
+            if folder:
+                self.use_folder(folder)
+            elif not self.folder:
+                self.data.setCurrentIndex(0)
+        else:
+            self.folder = ""
+            self.data.setItemText(1, "Image folder…")
+            self.image_size.setCurrentIndex(0)
+            self.channels.setCurrentIndex(0)
+        folder = self.data.currentData() == "folder"
+        for w in (self.image_size, self.channels):
+            w.setEnabled(folder)
+
+    def use_folder(self, folder: str) -> None:
+        """Train on the images under ``folder`` (as chosen in the dialog)."""
+        self.folder = folder
+        self.settings.setValue("gan/folder", folder)
+        self.data.setCurrentIndex(1)
+        self.data.setItemText(1, f"Folder: {Path(folder).name}")
+        self.image_size.setCurrentIndex(self.image_size.findData(32))
+        for w in (self.image_size, self.channels):
+            w.setEnabled(True)
+
     # -- running ------------------------------------------------------------------------------
     def config(self) -> GanConfig:
+        folder = self.data.currentData() == "folder" and self.folder
         return GanConfig(arch=self.arch.currentData(), latent_dim=self.latent.value(),
+                         dataset=f"folder:{self.folder}" if folder else "digits",
+                         image_size=self.image_size.currentData(),
+                         channels=self.channels.currentData(),
                          batch_size=self.batch.value(), steps=self.steps.value(),
                          lr_g=self.lr_g.value(), lr_d=self.lr_d.value(),
                          d_steps=self.d_steps.value(), label_smoothing=self.smoothing.value(),

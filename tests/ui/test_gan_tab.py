@@ -61,3 +61,27 @@ def test_pause_then_stop_keeps_the_curves(qtbot, gan):
     assert gan.loss_plot.points("loss_d") in (steps_when_paused, steps_when_paused + 1)
     assert gan.result is None and gan.start_button.isEnabled()
     assert gan.csv_button.isEnabled()  # the partial metrics can still be exported
+
+
+def test_training_on_an_image_folder(qtbot, gan, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (50 + i, 40, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    gan.use_folder(str(tmp_path))
+    gan.channels.setCurrentIndex(gan.channels.findData(3))
+    gan.batch.setValue(4)
+    gan.steps.setValue(3)
+    logs = []
+    worker = gan.start()
+    worker.log.connect(logs.append)
+    with qtbot.waitSignal(gan.trained, timeout=60_000) as blocker:
+        pass
+    result = blocker.args[0]
+    assert result.config.dataset == f"folder:{tmp_path}" and result.samples.shape[-1] == 3
+    assert result.evaluation == {}  # the digit judge only runs on digits
+    assert any("1 unreadable file(s) skipped" in t for t in logs)

@@ -21,7 +21,9 @@ class GanConfig:
     Attributes
     ----------
     arch : ``"dcgan"`` (Radford et al.) or ``"gan"`` (MLP generator and discriminator).
-    dataset : ``"digits"`` (the bundled 4,000 training digits) or, when the caller passes the
+    dataset : ``"digits"`` (the bundled 4,000 training digits), ``"folder:<path>"`` (every image
+        under a folder, centre-cropped, resized and converted; unreadable files skipped) or, when
+        the caller passes the
         images itself (``train_gan(config, data=...)``), any label for them (e.g. ``"cifar10"``).
     image_size, channels : geometry of the images, 28/32/64 pixels, 1 or 3 channels. The digits
         are resized and their channel repeated when asked for other than 28 px / 1 channel.

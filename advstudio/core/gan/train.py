@@ -15,6 +15,7 @@ results are given back in [0, 1].
 from __future__ import annotations
 
 import math
+import warnings
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -256,6 +257,10 @@ def _digits(config: GanConfig) -> torch.Tensor:
     return x
 
 
+class FolderSkipWarning(UserWarning):
+    """Some files of an image folder could not be read and were skipped."""
+
+
 def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, int]:
     """The training images in [-1, 1] (CPU) and the batch size to use, validated."""
     batch_size = config.batch_size
@@ -274,8 +279,19 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
         x = torch.rand(2 * batch_size, *config.image_shape, generator=g)
     elif config.dataset == "digits":
         x = _digits(config)
+    elif config.dataset.startswith("folder:"):
+        from advstudio.core.data import load_image_folder
+
+        folder = load_image_folder(config.dataset.split(":", 1)[1], config.image_size,
+                                   config.channels)
+        x = folder.x
+        if folder.skipped:
+            first = folder.skipped[0]
+            warnings.warn(f"{len(folder.skipped)} unreadable file(s) skipped, e.g. "
+                          f"{first[0].name}: {first[1]}", FolderSkipWarning, stacklevel=2)
     else:
-        raise ConfigError(f"dataset {config.dataset!r} is not built in (built in: digits); "
+        raise ConfigError(f"dataset {config.dataset!r} is not built in (built in: digits, "
+                          "folder:<path>); "
                           "load its images and pass them as data")
     if batch_size > len(x):
         raise ConfigError(f"batch_size {batch_size} is larger than the data set "
@@ -323,7 +339,11 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
     another architecture or geometry.
     """
     device = pick_device(config.device)
-    images, batch_size = training_images(config, data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FolderSkipWarning)
+        images, batch_size = training_images(config, data)
+    for w in caught:
+        yield Log(str(w.message))
     steps = 1 if config.dry_run else config.steps
     ckpt_path = "" if config.dry_run else config.checkpoint_path
     evaluate = (not config.dry_run and config.eval_every > 0 and config.dataset == "digits")
