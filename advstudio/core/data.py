@@ -103,3 +103,53 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
         raise ConfigError(f"{folder} holds no readable images{why}; supported: "
                           + ", ".join(SUPPORTED_SUFFIXES))
     return FolderImages(torch.from_numpy(np.stack(images)), files, skipped)
+
+
+@dataclass
+class LabelledFolder:
+    """A classification set read from a folder with one sub-folder per class."""
+
+    x: torch.Tensor  # float32 (N, C, S, S) in [0, 1]
+    y: torch.Tensor  # int64 (N,)
+    class_names: list[str]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def split(self, test_fraction: float = 0.2, seed: int = 0):
+        """Stratified, seeded train / held-out split: ``((x, y), (x_test, y_test))``."""
+        gen = torch.Generator().manual_seed(seed)
+        train, test = [], []
+        for c in range(len(self.class_names)):
+            idx = torch.nonzero(self.y == c).reshape(-1)
+            idx = idx[torch.randperm(len(idx), generator=gen)]
+            n_test = int(round(len(idx) * test_fraction))
+            test.append(idx[:n_test])
+            train.append(idx[n_test:])
+        tr, te = torch.cat(train), torch.cat(test)
+        return (self.x[tr], self.y[tr]), (self.x[te], self.y[te])
+
+
+def load_labelled_folder(folder: str | Path, size: int = 28, channels: int = 1,
+                         max_classes: int | None = None) -> LabelledFolder:
+    """``folder/<class name>/<images>``: classes in sorted order of their sub-folder names."""
+    from advstudio.core.errors import ConfigError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"image folder not found: {folder}")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise ConfigError(f"{folder} needs one sub-folder per class (at least 2); found "
+                          f"{len(classes)}")
+    if max_classes is not None and len(classes) > max_classes:
+        raise ConfigError(f"{folder} has {len(classes)} classes; this model has "
+                          f"{max_classes} outputs, so at most {max_classes} sub-folders")
+    xs, ys, skipped = [], [], []
+    for label, sub in enumerate(classes):
+        try:
+            part = load_image_folder(sub, size, channels)
+        except ConfigError as exc:
+            raise ConfigError(f"class {sub.name!r}: {exc}") from exc
+        xs.append(part.x)
+        ys.append(torch.full((len(part.x),), label, dtype=torch.long))
+        skipped += part.skipped
+    return LabelledFolder(torch.cat(xs), torch.cat(ys), [p.name for p in classes], skipped)

@@ -52,3 +52,23 @@ def test_gan_trains_on_a_folder_and_reports_skipped_files(folder):
     assert out.result.step == 2 and out.result.samples.ndim == 3
     logs = [e.text for e in out.events if isinstance(e, Log)]
     assert any("1 unreadable file(s) skipped" in t and "broken.png" in t for t in logs)
+
+
+def test_labelled_folder_and_its_stratified_split(tmp_path):
+    from advstudio.core.data import load_labelled_folder
+
+    rng = np.random.default_rng(1)
+    for name, n in (("cats", 10), ("dogs", 5)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (30, 30), dtype=np.uint8)).save(
+                tmp_path / name / f"{i}.png")
+    data = load_labelled_folder(tmp_path)
+    assert data.class_names == ["cats", "dogs"] and data.x.shape == (15, 1, 28, 28)
+    assert data.y.tolist() == [0] * 10 + [1] * 5
+    (x, y), (xt, yt) = data.split(0.2, seed=0)
+    assert sorted(yt.tolist()) == [0, 0, 1] and len(x) == 12
+    with pytest.raises(ConfigError, match="at most 1 sub-folders"):
+        load_labelled_folder(tmp_path, max_classes=1)
+    with pytest.raises(ConfigError, match="one sub-folder per class"):
+        load_labelled_folder(tmp_path / "cats")
