@@ -93,9 +93,17 @@ class DefenceTab(QWidget):
                                       value=2.0)
         self.vat_eps.setToolTip("VAT's radius: an L2 length over all 784 pixels (paper: 2.0)")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.data = QComboBox()
+        self.data.addItem("Bundled digits", "digits")
+        self.data.addItem("Labelled image folder…", "folder")
+        self.data.setToolTip("One sub-folder per class (at most 10); images are converted to "
+                             "28×28 grey, 20 % of each class is held out for evaluation")
+        self.data.activated.connect(self._on_data)
+        self.folder = ""
         self.form = QFormLayout()
         self.rows = {}
-        for name, label, w in (("recipe", "Recipe", self.recipe), ("arch", "Network", self.arch),
+        for name, label, w in (("recipe", "Recipe", self.recipe), ("data", "Data", self.data),
+                               ("arch", "Network", self.arch),
                                ("eps", "ε (L∞)", self.eps), ("alpha_mix", "Clean weight α",
                                                              self.alpha_mix),
                                ("pgd_steps", "PGD steps", self.pgd_steps),
@@ -163,7 +171,7 @@ class DefenceTab(QWidget):
         recipe = RECIPES[self.recipe.currentData()][2]
         show = {"recipe", "seed", "lr", "arch"}
         if kind == "train":
-            show |= {"epochs", "batch", "eps"}
+            show |= {"epochs", "batch", "eps", "data"}
             if recipe == "fgsm":
                 show.add("alpha_mix")
             if recipe == "pgd":
@@ -175,6 +183,31 @@ class DefenceTab(QWidget):
             show.discard("arch")
         for name, w in self.rows.items():
             self.form.setRowVisible(w, name in show)
+
+    def _on_data(self) -> None:
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QFileDialog
+
+        if self.data.currentData() == "folder":
+            start = str(self.settings.value("defence/folder", str(Path.home())))
+            folder = QFileDialog.getExistingDirectory(self, "Folder with one sub-folder per class",
+                                                      start)
+            if folder:
+                self.use_folder(folder)
+            elif not self.folder:
+                self.data.setCurrentIndex(0)
+        else:
+            self.folder = ""
+            self.data.setItemText(1, "Labelled image folder…")
+
+    def use_folder(self, folder: str) -> None:
+        from pathlib import Path
+
+        self.folder = folder
+        self.settings.setValue("defence/folder", folder)
+        self.data.setCurrentIndex(1)
+        self.data.setItemText(1, f"Folder: {Path(folder).name}")
 
     # -- running ------------------------------------------------------------------------------
     def config(self):
@@ -189,7 +222,9 @@ class DefenceTab(QWidget):
         save = str(folder / f"{self.arch.currentData()}-{key}-{stamp}.pt")
         device = self.state.device
         if kind == "train":
-            return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe,
+            dataset = f"folder:{self.folder}" if self.data.currentData() == "folder" and \
+                self.folder else "digits"
+            return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe, dataset=dataset,
                                      eps=self.eps.value(), alpha_mix=self.alpha_mix.value(),
                                      pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
                                      batch_size=self.batch.value(), lr=self.lr.value(),

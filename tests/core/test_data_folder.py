@@ -72,3 +72,22 @@ def test_labelled_folder_and_its_stratified_split(tmp_path):
         load_labelled_folder(tmp_path, max_classes=1)
     with pytest.raises(ConfigError, match="one sub-folder per class"):
         load_labelled_folder(tmp_path / "cats")
+
+
+def test_standard_training_on_a_labelled_folder(tmp_path):
+    from advstudio.core.defence.config import TrainConfig
+    from advstudio.core.defence.train import train_classifier
+
+    rng = np.random.default_rng(2)
+    for name, value in (("dark", 40), ("bright", 215)):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            noise = rng.integers(-30, 30, (28, 28))
+            Image.fromarray(np.clip(value + noise, 0, 255).astype(np.uint8)).save(
+                tmp_path / name / f"{i}.png")
+    config = TrainConfig(arch="digits-mlp", dataset=f"folder:{tmp_path}", epochs=3,
+                         batch_size=4, eps=0.05)
+    result = drive(train_classifier(config)).result
+    assert result.metrics["clean_acc"] == 1.0  # 4 held-out images, trivially separable
+    with pytest.raises(ConfigError, match="allowed: digits, folder"):
+        TrainConfig(dataset="cifar")

@@ -50,3 +50,27 @@ def test_supervised_baseline_run_adds_a_second_overlay(qtbot, defence):
     assert defence.table.rowCount() == 1
     assert "100 labels" in defence.table.item(0, 5).text()
     assert defence.acc_plot.points("1: Supervised only, same labels test") >= 1
+
+
+def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for name, value in (("a", 30), ("b", 220)):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            Image.fromarray(np.full((20, 20), value, np.uint8) + rng.integers(0, 9, (20, 20),
+                                                                               dtype=np.uint8)
+                            ).save(tmp_path / name / f"{i}.png")
+    _choose(defence, "standard")
+    defence.use_folder(str(tmp_path))
+    defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
+    defence.epochs.setValue(2)
+    defence.batch.setValue(4)
+    assert defence.rows["data"].isVisibleTo(defence)
+    with qtbot.waitSignal(defence.run_done, timeout=120_000) as blocker:
+        defence.start()
+    result = blocker.args[0]
+    assert result.config.dataset == f"folder:{tmp_path}"
+    assert result.metrics["clean_acc"] == 1.0

@@ -237,6 +237,14 @@ def training_data(config: TrainConfig, data: Any = None) -> Data:
     return load_digits("train")
 
 
+def folder_split(config: TrainConfig) -> tuple[Data, Data]:
+    """A labelled folder's (train, held-out) split, 80 / 20 per class, seeded."""
+    from advstudio.core.data import load_labelled_folder
+
+    folder = load_labelled_folder(config.dataset.split(":", 1)[1], 28, 1, max_classes=10)
+    return folder.split(0.2, seed=config.seed)
+
+
 def _as_progress(job: Generator[Progress, None, dict[str, float]], step: int, total: int,
                  prefix: str) -> Generator[Event, None, dict[str, float]]:
     """Run an evaluation fragment, its progress reported as the training's (``step`` of
@@ -272,7 +280,9 @@ def train_classifier(config: TrainConfig, data: Any = None
     checkpoint.
     """
     device = pick_device(config.device)
-    x, y = training_data(config, data)
+    folder = (folder_split(config) if data is None and not config.dry_run
+              and config.dataset.startswith("folder:") else None)
+    x, y = folder[0] if folder else training_data(config, data)
     batch_size = min(config.batch_size, len(x)) if config.dry_run else config.batch_size
     if batch_size > len(x):
         raise ConfigError(f"batch_size {batch_size} is larger than the training set "
@@ -281,7 +291,8 @@ def train_classifier(config: TrainConfig, data: Any = None
         eval_x, eval_y = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
         eval_pgd_steps = min(2, config.eval_pgd_steps)
     elif config.eval_images:
-        eval_x, eval_y = heldout_digits(config.eval_images, config.seed)
+        eval_x, eval_y = folder[1] if folder else heldout_digits(config.eval_images,
+                                                                 config.seed)
         eval_pgd_steps = config.eval_pgd_steps
     else:  # no evaluation
         eval_x, eval_y = torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)
