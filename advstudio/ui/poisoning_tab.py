@@ -124,7 +124,7 @@ class PoisoningTab(QWidget):
             self.form.addRow(label, w)
             self.rows[name] = w
         self.preview = ImageView("A poisoned training sample", "")
-        self.preview.setFixedHeight(150)
+        self.preview.setFixedHeight(190)
         self.run_button = QPushButton("Poison and train")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)

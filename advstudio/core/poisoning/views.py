@@ -205,9 +205,13 @@ class PoisonedView:
             rows=self.source_rows[pos], kind=self.kind)
 
     def gallery(self, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``n`` poisoned samples for display: images float32 in [0, 1], (n, H, W) for
-        grey images or (n, H, W, C), and labels int64 (n, 2) as (clean label, poisoned label)."""
-        pos = self.indices[:max(0, n)]
+        """Up to ``n`` poisoned samples for display, spread evenly over them: images float32 in
+        [0, 1], (n, H, W) for grey images or (n, H, W, C), and labels int64 (n, 2) as (clean
+        label, poisoned label)."""
+        k = min(max(0, n), len(self.indices))
+        # evenly spread over the poisoned samples (they are sorted, and the clean set by class)
+        pos = self.indices[torch.linspace(0, len(self.indices) - 1, k).round().long()] if k \
+            else self.indices[:0]
         xb, yb = self.batch(pos)
         images = xb.detach().cpu().float()
         images = images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1)
