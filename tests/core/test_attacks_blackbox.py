@@ -15,15 +15,6 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.models.registry import load_builtin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These tests run many small forward passes; on a shared 2-core machine two intra-op
-    threads fighting other processes made them up to 20x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def cnn():

@@ -16,14 +16,6 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.models.registry import load_builtin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Many small forward passes: one intra-op thread is much faster on a shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def cnn():

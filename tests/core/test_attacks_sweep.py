@@ -15,14 +15,6 @@ from advstudio.core.jobs import Log, Metrics, Preview, Progress, drive
 from advstudio.core.models.registry import load_builtin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Many small forward passes: one intra-op thread is much faster on a shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_sweep_numbers_and_events():
     config = SweepConfig(n_images=100, epsilons=(0, .1, .3), batch_size=50)

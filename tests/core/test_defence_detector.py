@@ -16,13 +16,6 @@ from advstudio.core.jobs import Log, Metrics, Progress, drive
 from advstudio.core.models.registry import load_builtin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 class _Fixed(nn.Module):
     """A stand-in detector whose logit is the image's mean pixel minus ``shift``."""

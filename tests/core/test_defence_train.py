@@ -23,14 +23,6 @@ from advstudio.core.models.classifier import Classifier
 from advstudio.core.models.registry import load_model, load_user_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small batches on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _digits(n: int, seed: int = 0):
     return subset(load_digits("train"), n, seed)

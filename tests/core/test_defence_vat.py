@@ -19,13 +19,6 @@ from advstudio.core.jobs import Metrics, Progress, drive
 from advstudio.core.models.classifier import Classifier
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _linear_softmax(seed: int = 0) -> nn.Module:
     """f(x) = W x + b on 2x3 "images", float64: its KL Hessian is known in closed form."""

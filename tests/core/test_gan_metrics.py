@@ -13,17 +13,6 @@ from advstudio.core.gan.metrics import (class_coverage, frechet_distance, gaussi
 from advstudio.core.gan.networks import build_networks
 from advstudio.core.gan.sampling import generate, interpolate, sample_grid
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny batches on a shared 2-core machine: one thread avoids OpenMP's oversubscription
-    stalls (measured 10x faster steps here under load). Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _random_cov(rng, d):
     a = rng.normal(size=(d, d))
     return a @ a.T + 0.1 * np.eye(d)

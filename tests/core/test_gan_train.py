@@ -15,16 +15,6 @@ from advstudio.core.gan.evaluation import evaluate_digit_generator, frechet_to_t
 from advstudio.core.gan.train import STEP_KEYS, GanTrainer, train_gan, training_images
 from advstudio.core.jobs import Log, Metrics, Preview, Progress, drive
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny batches on a shared 2-core machine: one thread avoids OpenMP's oversubscription
-    stalls (measured 10x faster steps here under load). Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 TINY = dict(batch_size=8, eval_every=0, preview_rate=0.0)
 
 
