@@ -153,3 +153,54 @@ def load_labelled_folder(folder: str | Path, size: int = 28, channels: int = 1,
         ys.append(torch.full((len(part.x),), label, dtype=torch.long))
         skipped += part.skipped
     return LabelledFolder(torch.cat(xs), torch.cat(ys), [p.name for p in classes], skipped)
+
+
+TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+
+def torchvision_root() -> Path:
+    """Where torchvision data sets are downloaded (under the user's data folder)."""
+    from advstudio.core.runs.paths import default_store_root
+
+    return default_store_root() / "datasets"
+
+
+def load_torchvision_set(name: str, train: bool = True, size: int = 28, channels: int = 1,
+                         limit: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """MNIST, Fashion-MNIST or CIFAR-10 via torchvision (downloaded on first use, so online
+    only), as ``(x (N, C, size, size) in [0, 1], y, class names)``.
+
+    Raises :class:`DownloadError` with a clear message when the download fails (offline).
+    """
+    import torch.nn.functional as F
+    import torchvision.datasets as tvd
+
+    from advstudio.core.errors import ConfigError, DownloadError
+
+    if name not in TORCHVISION_SETS:
+        raise ConfigError(f"unknown data set {name!r}; allowed: {', '.join(TORCHVISION_SETS)}")
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3, not {channels}")
+    cls = getattr(tvd, TORCHVISION_SETS[name])
+    try:
+        ds = cls(root=str(torchvision_root()), train=train, download=True)
+    except (OSError, RuntimeError) as exc:
+        raise DownloadError(f"could not get the {name} data set: {exc}. It is downloaded by "
+                            "torchvision on first use, so you need to be online once; the "
+                            "bundled digits work offline.") from exc
+    data = ds.data if not isinstance(ds.data, np.ndarray) else torch.from_numpy(ds.data)
+    data = torch.as_tensor(data)
+    if limit:
+        data = data[:limit]
+    x = data.float() / 255.0
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[1] == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        x = (x * weights).sum(1, keepdim=True)
+    elif x.shape[1] == 1 and channels == 3:
+        x = x.repeat(1, 3, 1, 1)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False).clamp(0, 1)
+    y = torch.as_tensor(ds.targets)[: len(x)].long()
+    return x.contiguous(), y, list(ds.classes)

@@ -96,6 +96,9 @@ class DefenceTab(QWidget):
         self.data = QComboBox()
         self.data.addItem("Bundled digits", "digits")
         self.data.addItem("Labelled image folder…", "folder")
+        for key, name in (("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
+                          ("cifar10", "CIFAR-10")):
+            self.data.addItem(f"{name} (torchvision, downloaded once)", f"torchvision:{key}")
         self.data.setToolTip("One sub-folder per class (at most 10); images are converted to "
                              "28×28 grey, 20 % of each class is held out for evaluation")
         self.data.activated.connect(self._on_data)
@@ -197,7 +200,7 @@ class DefenceTab(QWidget):
                 self.use_folder(folder)
             elif not self.folder:
                 self.data.setCurrentIndex(0)
-        else:
+        elif self.data.currentData() == "digits":
             self.folder = ""
             self.data.setItemText(1, "Labelled image folder…")
 
@@ -222,8 +225,9 @@ class DefenceTab(QWidget):
         save = str(folder / f"{self.arch.currentData()}-{key}-{stamp}.pt")
         device = self.state.device
         if kind == "train":
-            dataset = f"folder:{self.folder}" if self.data.currentData() == "folder" and \
-                self.folder else "digits"
+            data = self.data.currentData()
+            dataset = (f"folder:{self.folder}" if data == "folder" and self.folder
+                       else data if data.startswith("torchvision:") else "digits")
             return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe, dataset=dataset,
                                      eps=self.eps.value(), alpha_mix=self.alpha_mix.value(),
                                      pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),

@@ -84,8 +84,12 @@ class GanTab(QWidget):
         self.data = QComboBox()
         self.data.addItem("Bundled digits (28×28)", "digits")
         self.data.addItem("Image folder…", "folder")
-        self.data.setToolTip("Train on the bundled digits, or on every image under a folder "
-                             "(any size or mode: centre-cropped, resized, converted)")
+        for key, name in (("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
+                          ("cifar10", "CIFAR-10")):
+            self.data.addItem(f"{name} (torchvision, downloaded once)", f"torchvision:{key}")
+        self.data.setToolTip("Train on the bundled digits, on every image under a folder "
+                             "(any size or mode: centre-cropped, resized, converted), or on a "
+                             "torchvision data set (needs the internet the first time)")
         self.data.activated.connect(self._on_data)
         self.folder = ""
         self.image_size = QComboBox()
@@ -211,14 +215,17 @@ class GanTab(QWidget):
                 self.use_folder(folder)
             elif not self.folder:
                 self.data.setCurrentIndex(0)
-        else:
+        elif self.data.currentData() == "digits":
             self.folder = ""
             self.data.setItemText(1, "Image folder…")
             self.image_size.setCurrentIndex(0)
             self.channels.setCurrentIndex(0)
-        folder = self.data.currentData() == "folder"
+        elif self.data.currentData() == "torchvision:cifar10":
+            self.image_size.setCurrentIndex(self.image_size.findData(32))
+            self.channels.setCurrentIndex(self.channels.findData(3))
+        other = self.data.currentData() != "digits"
         for w in (self.image_size, self.channels):
-            w.setEnabled(folder)
+            w.setEnabled(other)
 
     def use_folder(self, folder: str) -> None:
         """Train on the images under ``folder`` (as chosen in the dialog)."""
@@ -232,9 +239,11 @@ class GanTab(QWidget):
 
     # -- running ------------------------------------------------------------------------------
     def config(self) -> GanConfig:
-        folder = self.data.currentData() == "folder" and self.folder
+        data = self.data.currentData()
+        dataset = (f"folder:{self.folder}" if data == "folder" and self.folder
+                   else data if data.startswith("torchvision:") else "digits")
         return GanConfig(arch=self.arch.currentData(), latent_dim=self.latent.value(),
-                         dataset=f"folder:{self.folder}" if folder else "digits",
+                         dataset=dataset,
                          image_size=self.image_size.currentData(),
                          channels=self.channels.currentData(),
                          batch_size=self.batch.value(), steps=self.steps.value(),

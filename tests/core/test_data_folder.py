@@ -91,3 +91,60 @@ def test_standard_training_on_a_labelled_folder(tmp_path):
     assert result.metrics["clean_acc"] == 1.0  # 4 held-out images, trivially separable
     with pytest.raises(ConfigError, match="allowed: digits, folder"):
         TrainConfig(dataset="cifar")
+
+
+class _FakeSet:
+    """Stands in for a torchvision data set class (no download in tests)."""
+
+    def __init__(self, root, train=True, download=False):
+        rng = np.random.default_rng(0 if train else 1)
+        self.data = rng.integers(0, 255, (40 if train else 12, 32, 32, 3), dtype=np.uint8)
+        self.targets = list(rng.integers(0, 10, len(self.data)))
+        self.classes = [f"c{i}" for i in range(10)]
+
+
+class _Offline:
+    def __init__(self, *a, **k):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: <urlopen error "
+                           "[Errno -3] Temporary failure in name resolution>")
+
+
+def test_torchvision_sets_are_converted(monkeypatch):
+    import torchvision.datasets as tvd
+
+    from advstudio.core.data import load_torchvision_set
+
+    monkeypatch.setattr(tvd, "CIFAR10", _FakeSet)
+    x, y, classes = load_torchvision_set("cifar10", True, size=28, channels=1)
+    assert x.shape == (40, 1, 28, 28) and y.shape == (40,) and classes[0] == "c0"
+    x3, _, _ = load_torchvision_set("cifar10", False, size=64, channels=3, limit=5)
+    assert x3.shape == (5, 3, 64, 64) and 0 <= float(x3.min()) and float(x3.max()) <= 1
+
+
+def test_torchvision_sets_offline_say_so(monkeypatch):
+    import torchvision.datasets as tvd
+
+    from advstudio.core.data import load_torchvision_set
+    from advstudio.core.errors import DownloadError
+
+    monkeypatch.setattr(tvd, "MNIST", _Offline)
+    with pytest.raises(DownloadError, match="need to be online once"):
+        load_torchvision_set("mnist")
+    cfg = GanConfig(dataset="torchvision:mnist", steps=1, eval_every=0)
+    with pytest.raises(DownloadError):
+        drive(train_gan(cfg))
+
+
+def test_gan_and_training_on_a_torchvision_set(monkeypatch):
+    import torchvision.datasets as tvd
+
+    from advstudio.core.defence.config import TrainConfig
+    from advstudio.core.defence.train import train_classifier
+
+    monkeypatch.setattr(tvd, "CIFAR10", _FakeSet)
+    out = drive(train_gan(GanConfig(dataset="torchvision:cifar10", image_size=32, channels=3,
+                                    batch_size=8, steps=2, eval_every=0, preview_rate=0)))
+    assert out.result.samples.shape[-1] == 3
+    res = drive(train_classifier(TrainConfig(arch="digits-mlp", dataset="torchvision:cifar10",
+                                             epochs=1, batch_size=8, eval_images=12))).result
+    assert 0.0 <= res.metrics["clean_acc"] <= 1.0

@@ -85,3 +85,21 @@ def test_training_on_an_image_folder(qtbot, gan, tmp_path):
     assert result.config.dataset == f"folder:{tmp_path}" and result.samples.shape[-1] == 3
     assert result.evaluation == {}  # the digit judge only runs on digits
     assert any("1 unreadable file(s) skipped" in t for t in logs)
+
+
+def test_offline_torchvision_set_gives_a_clear_message(qtbot, gan, monkeypatch):
+    import torchvision.datasets as tvd
+
+    class Offline:
+        def __init__(self, *a, **k):
+            raise RuntimeError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(tvd, "FashionMNIST", Offline)
+    gan.data.setCurrentIndex(gan.data.findData("torchvision:fashion-mnist"))
+    gan.data.activated.emit(gan.data.currentIndex())
+    assert gan.image_size.isEnabled()
+    worker = gan.start()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    assert "need to be online once" in gan.status.text()
+    assert gan.start_button.isEnabled()

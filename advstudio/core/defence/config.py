@@ -64,7 +64,9 @@ class TrainConfig:
     recipe : ``"standard"``, ``"fgsm"``, ``"fgsm-rs"`` or ``"pgd"`` (see ``defence.train``).
     dataset : ``"digits"`` (the bundled digits) or ``"folder:<path>"``: one sub-folder per class
         (at most 10), every image converted to 1x28x28; 20 % of each class (seeded) is held
-        out for the evaluation.
+        out for the evaluation; or ``"torchvision:mnist"`` / ``"fashion-mnist"`` /
+        ``"cifar10"`` (downloaded once, online; converted to 1x28x28; evaluated on its test
+        split).
     eps : L-inf radius of the training attacks and of the evaluation, pixel scale [0, 1].
     alpha_mix : weight of the clean loss in the ``"fgsm"`` recipe, in [0, 1].
     pgd_steps : PGD steps of the ``"pgd"`` recipe (step ``eps / 4``).
@@ -109,8 +111,10 @@ class TrainConfig:
         _common(self)
         _need(self.recipe in RECIPES,
               f"unknown recipe {self.recipe!r}; allowed: {', '.join(RECIPES)}")
-        _need(self.dataset == "digits" or self.dataset.startswith("folder:"),
-              f"unknown dataset {self.dataset!r}; allowed: digits, folder:<path>")
+        _need(self.dataset in ("digits", "torchvision:mnist", "torchvision:fashion-mnist",
+                               "torchvision:cifar10") or self.dataset.startswith("folder:"),
+              f"unknown dataset {self.dataset!r}; allowed: digits, folder:<path>, "
+              "torchvision:mnist, torchvision:fashion-mnist, torchvision:cifar10")
         _need(_number(self.eps) and 0.0 <= self.eps <= 1.0,
               f"eps must be in [0, 1] (pixel scale), not {self.eps!r}")
         _need(self.recipe == "standard" or self.eps > 0,

@@ -238,8 +238,15 @@ def training_data(config: TrainConfig, data: Any = None) -> Data:
 
 
 def folder_split(config: TrainConfig) -> tuple[Data, Data]:
-    """A labelled folder's (train, held-out) split, 80 / 20 per class, seeded."""
-    from advstudio.core.data import load_labelled_folder
+    """A labelled folder's (train, held-out) split, 80 / 20 per class, seeded; or a torchvision
+    set's train split and its test split (first ``eval_images`` of it)."""
+    from advstudio.core.data import load_labelled_folder, load_torchvision_set
+
+    if config.dataset.startswith("torchvision:"):
+        name = config.dataset.split(":", 1)[1]
+        x, y, _ = load_torchvision_set(name, True, 28, 1)
+        xt, yt, _ = load_torchvision_set(name, False, 28, 1, limit=config.eval_images)
+        return (x, y), (xt, yt)
 
     folder = load_labelled_folder(config.dataset.split(":", 1)[1], 28, 1, max_classes=10)
     return folder.split(0.2, seed=config.seed)
@@ -281,7 +288,7 @@ def train_classifier(config: TrainConfig, data: Any = None
     """
     device = pick_device(config.device)
     folder = (folder_split(config) if data is None and not config.dry_run
-              and config.dataset.startswith("folder:") else None)
+              and config.dataset != "digits" else None)
     x, y = folder[0] if folder else training_data(config, data)
     batch_size = min(config.batch_size, len(x)) if config.dry_run else config.batch_size
     if batch_size > len(x):

@@ -289,9 +289,14 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
             first = folder.skipped[0]
             warnings.warn(f"{len(folder.skipped)} unreadable file(s) skipped, e.g. "
                           f"{first[0].name}: {first[1]}", FolderSkipWarning, stacklevel=2)
+    elif config.dataset.startswith("torchvision:"):
+        from advstudio.core.data import load_torchvision_set
+
+        x = load_torchvision_set(config.dataset.split(":", 1)[1], True, config.image_size,
+                                 config.channels)[0]
     else:
         raise ConfigError(f"dataset {config.dataset!r} is not built in (built in: digits, "
-                          "folder:<path>); "
+                          "folder:<path>, torchvision:mnist|fashion-mnist|cifar10); "
                           "load its images and pass them as data")
     if batch_size > len(x):
         raise ConfigError(f"batch_size {batch_size} is larger than the data set "
