@@ -18,14 +18,6 @@ from advstudio.core.poisoning import PoisonConfig, PoisonCurve, run_fraction_swe
 from advstudio.core.poisoning.job import train_victim
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def events_of(out, kind):
     return [e for e in out.events if isinstance(e, kind)]
 
@@ -136,7 +128,10 @@ def test_training_one_epoch_per_call_equals_an_uninterrupted_run():
     data = (x[::20], y[::20])  # 200 digits
     test = (x[1::40], y[1::40])
     config = PoisonConfig(attack="none", epochs=2, batch_size=50, seed=3)
-    (split, history) = drive(train_victim(config, data, test, None)).result
+    out = drive(train_victim(config, data, test, None), keep_events=True)
+    split, history = out.result
+    headers = [e for e in events_of(out, Log) if "standard training" in e.text]
+    assert len(headers) == 1  # the second call's set-up logs are not repeated
     whole = drive(train_classifier(TrainConfig(epochs=2, batch_size=50, seed=3, eval_images=0),
                                    data)).result
     assert [h["epoch"] for h in history] == [1.0, 2.0]
@@ -150,13 +145,15 @@ def test_short_real_backdoor_run_learns_the_trigger():
     r = out.result
     print(f"\nbackdoor 10 %, 1 epoch: clean {r.clean_acc:.3f}, success {r.attack_success:.3f}, "
           f"{time.perf_counter() - started:.1f} s")
-    # measured: clean 0.93-0.94, success 0.99-1.00 after one epoch
+    # measured: clean 0.925, success 0.993 after one epoch
     assert r.n_poisoned == 400 and r.n_train == 4000
     assert r.attack_success >= 0.9 and r.clean_acc >= 0.88
     assert r.history[0]["attack_success"] == r.attack_success
     assert r.train.state_dict and r.train.classifier() is not None
-    logs = " ".join(e.text for e in events_of(out, Log))
-    assert "400 of 4000 training digits poisoned" in logs and "copied once" in logs
+    logs = [e.text for e in events_of(out, Log)]
+    assert r.logs == logs
+    assert any("400 of 4000 training digits poisoned" in t for t in logs)
+    assert any("copied once" in t for t in logs)
     steps = [e for e in events_of(out, Metrics) if "loss" in e.values]
     assert len(steps) == 63  # 4,000 / 64 per epoch, forwarded from train_classifier
     progress = events_of(out, Progress)

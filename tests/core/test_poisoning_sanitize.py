@@ -17,14 +17,6 @@ from advstudio.core.poisoning import (PoisonedView, SanitizeConfig, backdoor, kn
 from advstudio.core.poisoning.sanitize import cluster_classes, loss_flags, two_means
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def digits_1000():
     """1,000 of the training digits, a seeded random subset (every class)."""
@@ -86,8 +78,10 @@ def test_clustering_finds_most_of_a_backdoor(digits_1000):
     before = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
     out = drive(sanitize(view, SanitizeConfig(methods="clustering", epochs=1)), keep_events=True)
     report = out.result
-    # measured (1 thread, seed 0): 85 of the 100 stamped digits found, 56 clean ones dropped
-    assert report.recall >= 0.7 and report.precision >= 0.45
+    print(f"\nbackdoor 10 % of 1,000, clustering: {report.found} found, "
+          f"{report.dropped_clean} clean dropped; {report.clusters[0]}")
+    # measured (1 thread, seed 0): all 100 stamped digits found, 63 clean ones dropped
+    assert report.recall >= 0.85 and report.precision >= 0.5
     assert report.found + report.missed == 100
     assert report.n_flagged == report.found + report.dropped_clean
     assert len(report.keep) == 1000 - report.n_flagged
@@ -103,14 +97,20 @@ def test_clustering_finds_most_of_a_backdoor(digits_1000):
 def test_loss_filter_and_knn_find_label_flips(digits_1000):
     x, y = digits_1000
     view = label_flip(x, y, 0.2, seed=0)
-    report = drive(sanitize(view, SanitizeConfig(methods="loss+knn", epochs=2))).result
-    # measured: loss 192 of 200 flips (129 clean dropped), k-NN 198 (213 clean); union 200
-    assert report.by_method["loss"]["recall"] >= 0.85
-    assert report.by_method["knn"]["recall"] >= 0.9
-    assert report.recall >= 0.95
-    assert report.dropped_clean <= 0.45 * 800
-    kept = view.select(report.keep)
-    assert kept.n_poisoned == report.missed
+    union = drive(sanitize(view, SanitizeConfig(methods="loss+knn", epochs=2,
+                                                consensus=False))).result
+    both = drive(sanitize(view, SanitizeConfig(methods="loss+knn", epochs=2))).result
+    print(f"\nflips 20 % of 1,000: union {union.found} found / {union.dropped_clean} clean, "
+          f"consensus {both.found} / {both.dropped_clean}, by method {union.by_method}")
+    # measured: loss 192 of 200 flips (131 clean dropped), k-NN 198 (213 clean); union 199
+    # (249 clean); consensus 191 (95 clean)
+    assert union.by_method["loss"]["recall"] >= 0.85
+    assert union.by_method["knn"]["recall"] >= 0.9
+    assert union.recall >= 0.95
+    assert both.recall >= 0.85 and both.dropped_clean < 0.5 * union.dropped_clean
+    assert both.by_method == union.by_method  # the same filters, combined differently
+    kept = view.select(both.keep)
+    assert kept.n_poisoned == both.missed
 
 
 def test_sanitizing_is_deterministic(digits_1000):

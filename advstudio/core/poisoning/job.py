@@ -84,9 +84,10 @@ class PoisonConfig:
         labels) or ``"flip"`` (per ``flip``).
     defence : ``"none"``, ``"sanitize"`` (drop what the sanitiser flags) or
         ``"adversarial-training"`` (the defence lab's FGSM recipe at ``adv_train_eps``).
-    sanitizer, sanitize_drop, sanitize_epochs : the sanitiser's filters (``"loss"``, ``"knn"``,
-        ``"clustering"`` joined by ``+``), its loss filter's drop fraction (0 = auto) and the
-        epochs of its reference model.
+    sanitizer, sanitize_consensus, sanitize_drop, sanitize_epochs : the sanitiser's filters
+        (``"loss"``, ``"knn"``, ``"clustering"`` joined by ``+``), whether the per-sample ones
+        must agree, its loss filter's drop fraction (0 = auto) and the epochs of its reference
+        model (see :class:`~advstudio.core.poisoning.sanitize.SanitizeConfig`).
     arch, epochs, batch_size, lr, seed, device : the victim's training (``seed`` also seeds
         the poison's choice of samples and the sanitiser).
     dry_run : 400 training and 100 test digits, one training step, no files kept.
@@ -109,7 +110,8 @@ class PoisonConfig:
     adv_labels: str = "clean"
     adv_model: str = "digits-cnn"
     defence: str = "none"
-    sanitizer: str = "loss+clustering"
+    sanitizer: str = "loss+knn+clustering"
+    sanitize_consensus: bool = True
     sanitize_drop: float = 0.0
     sanitize_epochs: int = 1
     adv_train_eps: float = 0.1
@@ -166,7 +168,8 @@ class PoisonConfig:
                        self.trigger_pattern, self.trigger_value, self.trigger_custom)
 
     def sanitize_config(self) -> SanitizeConfig:
-        return SanitizeConfig(methods=self.sanitizer, drop_fraction=self.sanitize_drop,
+        return SanitizeConfig(methods=self.sanitizer, consensus=self.sanitize_consensus,
+                              drop_fraction=self.sanitize_drop,
                               epochs=self.sanitize_epochs, arch=self.arch, seed=self.seed,
                               device=self.device)
 
@@ -193,6 +196,7 @@ class PoisonResult:
     ``history``: one dict per epoch. ``train``: the defence lab's ``TrainResult`` (weights in
     ``train.state_dict``; ``train.classifier()`` rebuilds the victim). ``gallery`` /
     ``gallery_labels``: the poisoned samples shown in the preview. ``seconds``: wall time.
+    ``logs``: the text of every ``Log`` the job yielded.
     """
 
     config: PoisonConfig
@@ -346,6 +350,21 @@ def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
 
 # ----------------------------------------------------------------------------- the jobs
 
+def _recording(job: Generator[Event, None, Any], logs: list[str]) -> Generator[Event, None, Any]:
+    """Forward ``job``'s events, keeping the text of its ``Log``s; returns its result."""
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(event, Log):
+                logs.append(event.text)
+            yield event
+    finally:
+        job.close()
+
+
 def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = None
                   ) -> Generator[Event, None, PoisonResult]:
     """Poison, optionally defend, train the victim, measure (a job; see the module doc).
@@ -376,8 +395,7 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
     report = None
     train_view = view
     if config.defence == "sanitize":
-        report = yield from sanitize(view, config.sanitize_config())
-        logs.append(report.summary())
+        report = yield from _recording(sanitize(view, config.sanitize_config()), logs)
         train_view = view.select(report.keep)
     data = train_view.materialize()
     if config.dry_run:  # the dry-run step trains on the first 8: put poisoned samples first
@@ -388,14 +406,15 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
               f"the clean digits; the victim's training takes tensors, so it is copied once "
               f"({train_view.materialized_bytes / 2**20:.1f} MB).")
     attacked = success_set(success_of or config, xt, yt)
-    train, history = yield from train_victim(config, data, (xt, yt), attacked)
+    train, history = yield from _recording(train_victim(config, data, (xt, yt), attacked),
+                                           logs)
     last = history[-1]
     return PoisonResult(
         config=config, clean_acc=last["clean_acc"],
         attack_success=last.get("attack_success", math.nan), n_poisoned=view.n_poisoned,
         n_train=len(train_view), n_poisoned_trained=train_view.n_poisoned, sanitize=report,
         history=history, train=train, gallery=gallery, gallery_labels=gallery_labels,
-        seconds=time.perf_counter() - started, logs=logs + list(train.logs))
+        seconds=time.perf_counter() - started, logs=logs)
 
 
 @dataclass
