@@ -36,7 +36,7 @@ from advstudio.workers import JobManager, JobWorker
 
 ATTACKS = [("backdoor", "Backdoor (BadNets trigger)"), ("label-flip", "Label flipping"),
            ("adversarial", "Adversarial examples"), ("none", "No poison (baseline)")]
-DEFENCES = [("none", "None"), ("sanitize", "Sanitise the data (loss + clustering)"),
+DEFENCES = [("none", "None"), ("sanitize", "Sanitise the data (loss, k-NN, activation clusters)"),
             ("adversarial-training", "Adversarial training (FGSM)")]
 FRACTION_STEPS = 1000  # slider units per fraction 1.0 (0.1 % resolution)
 
