@@ -17,8 +17,7 @@ def runs(qtbot, window):
 
 def _evaluate(qtbot, window, batch_size):
     worker = window.evaluate_current_model(batch_size=batch_size)
-    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
-        pass
+    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
     return worker
 
 
@@ -44,9 +43,9 @@ def test_gui_jobs_are_recorded_and_compared(qtbot, window, runs, tmp_path, monke
     exported = runs.export_selected()
     assert "metrics.jsonl" in " ".join(zipfile.ZipFile(exported).namelist())
 
-    with qtbot.waitSignal(window.jobs.job_ended, timeout=60_000):
-        worker = runs.rerun_selected()
+    worker = runs.rerun_selected()
     assert worker is not None
+    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 3, timeout=5000)
     newest = runs.runs[0]
     assert runs.store.rerun_config(newest.id) == runs.store.rerun_config(runs.runs[1].id)
@@ -62,8 +61,7 @@ def test_a_cancelled_job_is_recorded_as_cancelled(qtbot, window, runs):
 
     worker = window.evaluate_current_model(batch_size=1)
     qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    with qtbot.waitSignal(window.jobs.job_ended, timeout=10_000):
-        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
-    assert worker.is_done
+    qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     assert str(runs.runs[0].status) == "cancelled"
