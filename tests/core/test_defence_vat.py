@@ -245,7 +245,8 @@ def test_job_events_vat_and_supervised_only():
 
 def test_dry_run_and_rng(tmp_path):
     state = torch.get_rng_state()
-    cfg = VatConfig(dry_run=True, checkpoint_path=str(tmp_path / "c"), save_path=str(tmp_path / "m"))
+    cfg = VatConfig(dry_run=True, checkpoint_path=str(tmp_path / "c"),
+                    save_path=str(tmp_path / "m"))
     out = drive(train_vat(cfg), keep_events=True)
     assert "dry run" in out.events[0].text and out.result.history[-1]["step"] == 1
     assert not list(tmp_path.iterdir())

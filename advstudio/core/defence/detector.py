@@ -36,6 +36,7 @@ from advstudio.core.devices import describe, pick_device
 from advstudio.core.errors import ConfigError, ModelLoadError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.registry import load_model
 
 ATTACK_BATCH = 250
 DRY_RUN_IMAGES = 16
@@ -192,8 +193,6 @@ def train_detector(config: DetectorConfig, data: Any = None
 
     ``data``: optional ``(x, y)`` training digits instead of the bundled ones.
     """
-    from advstudio.core.models.registry import load_model
-
     device = pick_device(config.device)
     target = load_model(config.target, device).eval()
     if not isinstance(target, Classifier) or tuple(target.input_shape) != (1, 28, 28):
