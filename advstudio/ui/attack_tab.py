@@ -33,7 +33,7 @@ from advstudio.core.errors import ConfigError
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
 from advstudio.ui.sweep_panel import SweepPanel
-from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.perturbation import perturbation_rgb
 from advstudio.ui.widgets.topk_bars import TopKBars
@@ -355,11 +355,7 @@ class AttackTab(QWidget):
                                            w.errored.connect(self._on_error)))
 
     def _on_error(self, exc: BaseException) -> None:
-        from advstudio.core.errors import AdvStudioError, explain
-
-        self.message.setText(explain(exc))
-        if not isinstance(exc, AdvStudioError):
-            show_error(self, "The attack failed", exc)
+        report_job_error(self, self.message, "The attack failed", exc)
 
     def _slider_update(self, eps: float) -> None:
         """Coalesce slider moves: one re-application in flight, the latest eps queued."""

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.workers import JobManager, JobWorker
 
@@ -348,11 +348,7 @@ class DefenceTab(QWidget):
             self.table.setItem(row, col, item)
 
     def _on_error(self, exc: BaseException) -> None:
-        from advstudio.core.errors import AdvStudioError, explain
-
-        self.status.setText(explain(exc))
-        if not isinstance(exc, AdvStudioError):
-            show_error(self, "Training failed", exc)
+        report_job_error(self, self.status, "Training failed", exc)
 
     def _on_finished(self) -> None:
         self.train_button.setEnabled(True)

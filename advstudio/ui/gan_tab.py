@@ -35,7 +35,7 @@ from advstudio.core.gan.config import GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.workers import JobManager, JobWorker
@@ -370,11 +370,7 @@ class GanTab(QWidget):
         self.trained.emit(result)
 
     def _on_error(self, exc: BaseException) -> None:
-        from advstudio.core.errors import AdvStudioError, explain
-
-        self.status.setText(explain(exc))
-        if not isinstance(exc, AdvStudioError):
-            show_error(self, "GAN training failed", exc)
+        report_job_error(self, self.status, "GAN training failed", exc)
 
     def _on_finished(self) -> None:
         self.start_button.setEnabled(True)
@@ -420,15 +416,13 @@ class GanTab(QWidget):
 
     def save_generator(self, path: Path) -> Path:
         """The generator's state_dict plus its geometry, loadable with ``weights_only=True``."""
-        import torch
+        from advstudio.core.atomic import atomic_torch_save
 
         c = self.result.config
         payload = {"state_dict": self.result.generator_state,
                    "meta": {"arch": c.arch, "latent_dim": c.latent_dim,
                             "image_size": c.image_size, "channels": c.channels}}
-        tmp = path.with_name(path.name + ".part")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        atomic_torch_save(payload, path)
         self.status.setText(f"Saved the generator to {path.name}.")
         return path
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.workers import JobManager, JobWorker
@@ -375,11 +375,7 @@ class PoisoningTab(QWidget):
         self.run_done.emit(result)
 
     def _on_error(self, exc: BaseException) -> None:
-        from advstudio.core.errors import AdvStudioError, explain
-
-        self.status.setText(explain(exc))
-        if not isinstance(exc, AdvStudioError):
-            show_error(self, "Poisoning failed", exc)
+        report_job_error(self, self.status, "Poisoning failed", exc)
 
 
 if __name__ == "__main__":

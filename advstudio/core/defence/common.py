@@ -6,16 +6,15 @@ Pixels are float32 in [0, 1], (N, 1, 28, 28); labels int64 in [0, 10).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from advstudio.core.atomic import atomic_torch_save
 from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.errors import CheckpointError, ConfigError, TrainingDivergedError
 
@@ -119,24 +118,7 @@ def check_finite(values: dict[str, float], step: int, max_loss: float,
 
 # ----------------------------------------------------------------------------- files
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` through a ``.part`` file in the same folder and
-    ``os.replace``: a crash or cancel never leaves a half-written file under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh name opened with "xb": the file gets the usual permissions (umask), unlike mkstemp
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+atomic_save = atomic_torch_save  # the defence jobs' name for it
 
 
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> None:

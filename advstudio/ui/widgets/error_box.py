@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 from advstudio.core.errors import explain
 
@@ -17,3 +17,13 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessa
     box.setModal(False)
     box.open()
     return box
+
+
+def report_job_error(parent: QWidget, status: QLabel, title: str, exc: BaseException) -> None:
+    """A job's failure: one line in ``status``; a message box with the traceback too unless it
+    is one of our own, expected errors (bad settings, a diverged run, offline...)."""
+    from advstudio.core.errors import AdvStudioError
+
+    status.setText(explain(exc))
+    if not isinstance(exc, AdvStudioError):
+        show_error(parent, title, exc)
