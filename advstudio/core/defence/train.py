@@ -77,9 +77,7 @@ class TrainResult:
 
     def classifier(self, device: str | torch.device = "cpu") -> Classifier:
         """The trained model as a :class:`Classifier` on [0, 1] images, in eval mode."""
-        model = build_classifier(self.config.arch)
-        model.net.load_state_dict(self.state_dict)
-        return model.to(device).eval()
+        return trained_classifier(self.config.arch, self.state_dict, device)
 
 
 def build_classifier(arch: str) -> Classifier:
@@ -87,6 +85,14 @@ def build_classifier(arch: str) -> Classifier:
     meta = builtin_meta().get(arch, {"mean": [0.1307], "std": [0.3081]})
     return Classifier(ARCHITECTURES[arch](), (1, 28, 28), DIGIT_CLASSES, meta["mean"],
                       meta["std"], name=f"{arch} ({arch} trained here)")
+
+
+def trained_classifier(arch: str, state_dict: dict[str, torch.Tensor],
+                       device: str | torch.device = "cpu") -> Classifier:
+    """:func:`build_classifier` with trained weights, on ``device``, in eval mode."""
+    model = build_classifier(arch)
+    model.net.load_state_dict(state_dict)
+    return model.to(device).eval()
 
 
 def step_keys(config: TrainConfig) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from advstudio.core.defence.common import (PrivateRng, atomic_save, check_data,
                                            save_checkpoint)
 from advstudio.core.defence.robustness import robust_accuracy
 from advstudio.core.defence.config import VatConfig, check_vat_args
-from advstudio.core.defence.train import build_classifier
+from advstudio.core.defence.train import build_classifier, trained_classifier
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
@@ -167,9 +167,7 @@ class VatResult:
     logs: list[str] = field(default_factory=list)
 
     def classifier(self, device: str | torch.device = "cpu") -> Classifier:
-        model = build_classifier(self.config.arch)
-        model.net.load_state_dict(self.state_dict)
-        return model.to(device).eval()
+        return trained_classifier(self.config.arch, self.state_dict, device)
 
 
 def split_labelled(y: torch.Tensor, per_class: int, seed: int,
