@@ -174,18 +174,27 @@ class JobManager(QObject):
     def start(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
               show_in_status: bool = True,
               connect: Callable[[JobWorker], None] | None = None,
-              record: tuple[str, Any] | None = None) -> JobWorker:
+              record: tuple[str, Any] | tuple[str, Any, Callable[[Any], Iterator[Any]]]
+              | None = None, resume_from: Any = None) -> JobWorker:
         """Run ``job_factory()`` on a new thread. ``connect(worker)`` is called before the thread
-        starts: connect signals there so no early event is missed. ``record=(kind, config)``
-        keeps the run in the run store (written on the job's thread)."""
+        starts: connect signals there so no early event is missed.
+
+        ``record=(kind, config)`` keeps the run in the run store (written on the job's thread).
+        ``record=(kind, config, run)`` builds the job as ``run(config)`` once its run folder
+        exists instead, so a training job checkpoints into its run (resumable from the Runs
+        tab) and ``resume_from`` (a checkpoint file) continues an earlier run. Without a store,
+        ``job_factory()`` runs unrecorded."""
         if record is not None and self.store is not None:
             from advstudio.core.runs.wrap import recorded
 
-            kind, config = record
-            store, inner = self.store, job_factory
+            kind, config = record[0], record[1]
+            store = self.store
+            run = record[2] if len(record) > 2 else None
+            inner = job_factory
 
             def job_factory() -> Iterator[Any]:
-                return recorded(store, kind, config, inner(), title=title)
+                return recorded(store, kind, config, run if run is not None else inner(),
+                                title=title, resume_from=resume_from)
         worker = JobWorker(job_factory, title, show_in_status)
         thread = QThread()
         thread.setObjectName(f"advstudio-{title}")

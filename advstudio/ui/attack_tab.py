@@ -304,6 +304,10 @@ class AttackTab(QWidget):
             self._rerun.start()  # iterative white-box: rerun when the slider rests
 
     # -- running ------------------------------------------------------------------------------
+    def job_config(self):
+        """(kind, config) of the tab's headless job, the ε sweep (File ▸ Export job as config)."""
+        return "sweep", self.sweep.config()
+
     def spec(self):
         from advstudio.core.attacks.lab import AttackSpec
 

@@ -141,7 +141,7 @@ class DefenceTab(QWidget):
 
         self.loss_plot = LivePlot("Training loss (smoothed)", "loss")
         self.acc_plot = LivePlot("Held-out accuracy: clean ─  FGSM ‒ ‒  PGD ···", "accuracy")
-        self.acc_plot.plot.setYRange(0, 1.02)
+        self.acc_plot.set_y_range(0, 1.02)
         self.table = QTableWidget(0, len(TABLE))
         self.table.setHorizontalHeaderLabels(TABLE)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -213,6 +213,10 @@ class DefenceTab(QWidget):
         self.data.setItemText(1, f"Folder: {Path(folder).name}")
 
     # -- running ------------------------------------------------------------------------------
+    def job_config(self):
+        """(kind, config) of the job Train would start (File ▸ Export job as config)."""
+        return self.config()
+
     def config(self):
         from advstudio.core.defence.config import DetectorConfig, TrainConfig, VatConfig
         from advstudio.core.runs import default_store_root
@@ -287,7 +291,7 @@ class DefenceTab(QWidget):
         self.pause_button.setEnabled(True)
         self.stop_button.setEnabled(True)
         self.worker = self.jobs.start(lambda: run(config), f"Defence: {label}", connect=connect,
-                                      record=(kind, config))
+                                      record=(kind, config, run))
         return self.worker
 
     def _add_curves(self, entry: dict) -> None:

@@ -144,7 +144,7 @@ class GanTab(QWidget):
         self.d_plot.add_curve("D(x)", D_COLOUR, smooth_of=None)
         self.d_plot.add_curve("D(G(z)) before G step", G_COLOUR)
         self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
-        self.d_plot.plot.setYRange(0, 1)
+        self.d_plot.set_y_range(0, 1)
         self.grad_plot = LivePlot("Gradient norms", "L2 norm")
         self.grad_plot.add_curve("grad D", D_COLOUR)
         self.grad_plot.add_curve("grad G", G_COLOUR)
@@ -153,7 +153,7 @@ class GanTab(QWidget):
         self.div_plot.add_curve("smoothed", (44, 160, 44), width=2, smooth_of="batch")
         self.cover_plot = LivePlot("Classes covered (digit CNN)", "of 10")
         self.cover_plot.add_curve("classes", (148, 103, 189), width=2, symbol="o")
-        self.cover_plot.plot.setYRange(0, 10.5)
+        self.cover_plot.set_y_range(0, 10.5)
         self.fid_plot = LivePlot("Fréchet distance to test digits", "lower is better")
         self.fid_plot.add_curve("Fréchet", (140, 86, 75), width=2, symbol="o")
         plots = QGridLayout()
@@ -252,6 +252,10 @@ class GanTab(QWidget):
                          eval_every=self.eval_every.value(), seed=self.seed.value(),
                          device=self.state.device)
 
+    def job_config(self) -> tuple[str, GanConfig]:
+        """(kind, config) of the job Train would start (File ▸ Export job as config)."""
+        return "gan", self.config()
+
     @property
     def running(self) -> bool:
         return self.worker is not None and not self.worker.is_done
@@ -288,7 +292,7 @@ class GanTab(QWidget):
         self.stop_button.setEnabled(True)
         self.worker = self.jobs.start(lambda: train_gan(config),
                                       f"Training {config.arch.upper()}", connect=connect,
-                                      record=("gan", config))
+                                      record=("gan", config, train_gan))
         return self.worker
 
     def _reset(self) -> None:

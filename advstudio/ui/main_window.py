@@ -170,6 +170,12 @@ class MainWindow(QMainWindow):
         open_model = QAction("Open &model file…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
         open_model.triggered.connect(self.image_tab.open_model_dialog)
         file_menu.addAction(open_model)
+        export_config = QAction("E&xport job as config…", self,
+                                shortcut=QKeySequence("Ctrl+Shift+E"))
+        export_config.setToolTip("Save the current tab's job settings as a config file for "
+                                 "advstudio-run (headless, or on a GPU server)")
+        export_config.triggered.connect(self.export_job_config)
+        file_menu.addAction(export_config)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -238,6 +244,37 @@ class MainWindow(QMainWindow):
 
         return self.jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
                                connect=connect, record=("evaluate", config))
+
+    def export_job_config(self) -> Path | None:
+        """The current tab's job as a config file (evaluation on the Image tab)."""
+        from advstudio.core.errors import ConfigError
+        from advstudio.core.jobkinds import config_to_dict
+        from advstudio.ui.widgets.config_export import export_config_dialog
+
+        host = self.tabs.currentWidget()
+        widget = getattr(host, "content", None) or host
+        name = self.tabs.tabText(self.tabs.currentIndex())
+        try:
+            if widget is self.image_tab:
+                from advstudio.core.evaluate import EvaluateConfig
+
+                if not self.evaluate_action.isEnabled():
+                    raise ConfigError("pick a digit model first: the evaluation runs on the "
+                                      "bundled test digits")
+                kind, config = "evaluate", EvaluateConfig(model=self.state.model_key,
+                                                          device=self.state.device)
+            elif hasattr(widget, "job_config"):
+                kind, config = widget.job_config()
+            else:
+                self.status_message.setText(
+                    f"The {name} tab has no job to export; the Image, Attack, GAN, Defence and "
+                    "Poisoning tabs do.")
+                return None
+        except (ConfigError, OSError) as exc:
+            self.last_error_box = show_error(self, "Cannot export this job", exc)
+            return None
+        return export_config_dialog(self, self.settings, kind, config_to_dict(config),
+                                    f"the {name} tab")
 
     def attack_with_model(self, key: str) -> None:
         """A trained model from the Defence tab becomes the current model; show the Attack tab."""

@@ -158,12 +158,12 @@ class PoisoningTab(QWidget):
         self.epoch_plot = LivePlot("Victim per epoch", "share of test digits", x_label="epoch")
         self.epoch_plot.add_curve("clean accuracy", (44, 160, 44), width=2, symbol="o")
         self.epoch_plot.add_curve("attack success", (214, 39, 40), width=2, symbol="t")
-        self.epoch_plot.plot.setYRange(0, 1.02)
+        self.epoch_plot.set_y_range(0, 1.02)
         self.sweep_plot = LivePlot("Damage vs poison fraction", "share of test digits",
                                    x_label="poison fraction")
         self.sweep_plot.add_curve("clean accuracy", (44, 160, 44), width=2, symbol="o")
         self.sweep_plot.add_curve("attack success", (214, 39, 40), width=2, symbol="t")
-        self.sweep_plot.plot.setYRange(0, 1.02)
+        self.sweep_plot.set_y_range(0, 1.02)
         self.gallery = ImageView("Poisoned samples (clean → poisoned label)", "Run to see them")
         plots = QVBoxLayout()
         top = QHBoxLayout()
@@ -222,6 +222,10 @@ class PoisoningTab(QWidget):
                       seed=self.seed.value(), device=self.state.device)
         values.update(overrides)
         return PoisonConfig(**values)
+
+    def job_config(self):
+        """(kind, config) of the job Run would start (File ▸ Export job as config)."""
+        return "poison", self.config()
 
     def update_preview(self) -> None:
         """A test digit as the victim would see it poisoned (trigger stamped live)."""

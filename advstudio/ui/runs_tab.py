@@ -1,6 +1,7 @@
 """Runs tab: the history of recorded runs (evaluations, sweeps, GAN and defence trainings):
-filter, open a run's curves, overlay several to compare, rerun with the same config, delete,
-export as a zip.
+filter, open a run's curves, overlay several to compare, rerun with the same config, resume a
+stopped training from its checkpoint, export its config for ``advstudio-run``, delete, export as
+a zip.
 
 Run alone: ``python -m advstudio.ui.runs_tab``.
 """
@@ -27,7 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from advstudio.core.jobkinds import JOB_KINDS
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.config_export import export_config_dialog
 from advstudio.ui.widgets.error_box import show_error
 from advstudio.workers import JobManager, JobWorker
 
@@ -61,8 +64,7 @@ class RunsTab(QWidget):
         self.runs = []
         self.kind = QComboBox()
         self.status = QComboBox()
-        for combo, values in ((self.kind, ("evaluate", "sweep", "gan", "train", "vat",
-                                           "detector", "poison")),
+        for combo, values in ((self.kind, tuple(JOB_KINDS)),
                               (self.status, ("finished", "running", "failed", "cancelled",
                                              "interrupted"))):
             combo.addItem("all", None)
@@ -93,15 +95,27 @@ class RunsTab(QWidget):
                                "to compare them)")
         self.metric.currentIndexChanged.connect(self._plot)
         self.rerun_button = QPushButton("Rerun")
+        self.rerun_button.setToolTip("Run it again from the start with the same config")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue a stopped or interrupted training from its last "
+                                      "checkpoint (as a new run)")
+        self.config_button = QPushButton("Export config…")
+        self.config_button.setToolTip("Save the run's config as a TOML or JSON file for "
+                                      "advstudio-run (headless, or under torchrun)")
         self.delete_button = QPushButton("Delete…")
         self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the run's folder (config, metrics, log, artifacts) "
+                                      "as a zip")
         self.rerun_button.clicked.connect(self.rerun_selected)
+        self.resume_button.clicked.connect(self.resume_selected)
+        self.config_button.clicked.connect(self.export_config_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.export_button.clicked.connect(self.export_selected)
         actions = QHBoxLayout()
         actions.addWidget(QLabel("Plot"))
         actions.addWidget(self.metric, 1)
-        for b in (self.rerun_button, self.delete_button, self.export_button):
+        for b in (self.rerun_button, self.resume_button, self.config_button, self.delete_button,
+                  self.export_button):
             actions.addWidget(b)
         self.details = QLabel(wordWrap=True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -175,10 +189,19 @@ class RunsTab(QWidget):
         self.table.setSelectionMode(mode)
 
     def _update_buttons(self) -> None:
-        n = len(self.selected_ids())
+        ids = self.selected_ids()
+        n = len(ids)
         self.rerun_button.setEnabled(n == 1)
+        self.config_button.setEnabled(n == 1)
         self.export_button.setEnabled(n == 1)
         self.delete_button.setEnabled(n >= 1)
+        self.resume_button.setEnabled(n == 1 and self.can_resume(ids[0]))
+
+    def can_resume(self, run_id: str) -> bool:
+        """A run that stopped before its end and left a checkpoint in its folder."""
+        info = next((r for r in self.runs if r.id == run_id), None)
+        return (info is not None and str(info.status) in ("cancelled", "interrupted", "failed")
+                and self.store.resumable(run_id))
 
     def show_selected(self) -> None:
         self._update_buttons()
@@ -238,24 +261,44 @@ class RunsTab(QWidget):
 
     # -- actions ------------------------------------------------------------------------------
     def rerun_selected(self) -> JobWorker | None:
-        from advstudio.core.jobkinds import JOB_KINDS, build_config
-
         ids = self.selected_ids()
-        if len(ids) != 1:
+        return self._start_again(ids[0], resume=False) if len(ids) == 1 else None
+
+    def resume_selected(self) -> JobWorker | None:
+        ids = self.selected_ids()
+        if len(ids) != 1 or not self.can_resume(ids[0]):
             return None
-        kind, values = self.store.rerun_config(ids[0])
+        return self._start_again(ids[0], resume=True)
+
+    def _start_again(self, run_id: str, resume: bool) -> JobWorker | None:
+        from advstudio.core.jobkinds import build_config
+        from advstudio.core.runs import CHECKPOINT
+
+        kind, values = self.store.rerun_config(run_id)
         try:
             config = build_config(kind, values)
             _, run = JOB_KINDS[kind].load()
         except Exception as exc:  # noqa: BLE001
-            show_error(self, "Cannot rerun", exc)
+            show_error(self, f"Cannot {'resume' if resume else 'rerun'} the run", exc)
             return None
-        worker = self.jobs.start(lambda: run(config), f"Rerun of {kind}",
-                                 record=(kind, config),
+        title = self.store.get(run_id).title
+        resume_from = (self.store.run_path(run_id) / "artifacts" / CHECKPOINT) if resume else None
+        verb = "Resume" if resume else "Rerun"
+        worker = self.jobs.start(lambda: run(config), f"{verb} of {title}",
+                                 record=(kind, config, run), resume_from=resume_from,
                                  connect=lambda w: w.errored.connect(
-                                     lambda exc: show_error(self, "The rerun failed", exc)))
+                                     lambda exc: show_error(self, f"The {verb.lower()} failed",
+                                                            exc)))
         self.rerun_started.emit(worker)
         return worker
+
+    def export_config_selected(self) -> Path | None:
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return None
+        kind, values = self.store.rerun_config(ids[0])
+        return export_config_dialog(self, self.settings, kind, values,
+                                    f"{ids[0]} ({self.store.get(ids[0]).title})")
 
     def confirm_delete(self, n: int) -> bool:
         """Patchable in tests."""

@@ -65,3 +65,84 @@ def test_a_cancelled_job_is_recorded_as_cancelled(qtbot, window, runs):
     qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     assert str(runs.runs[0].status) == "cancelled"
+
+
+def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs):
+    from PySide6.QtCore import Qt
+
+    from advstudio.core.gan import GanConfig
+    from advstudio.core.gan.train import train_gan
+    from advstudio.core.jobs import Metrics
+
+    config = GanConfig(arch="gan", batch_size=8, steps=12, eval_every=0, preview_rate=0.0,
+                       checkpoint_every=3, seed=1)
+    steps: list[int] = []
+
+    def on_metrics(m: Metrics) -> None:
+        if "loss_d" in m.values:
+            steps.append(m.step)
+            if m.step == 7:
+                worker.cancel()
+
+    worker = window.jobs.start(lambda: train_gan(config), "tiny GAN",
+                               record=("gan", config, train_gan),
+                               connect=lambda w: w.metrics.connect(on_metrics))
+    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
+    qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
+    stopped = runs.runs[0]
+    assert str(stopped.status) == "cancelled"
+    runs.select([stopped.id])
+    assert runs.resume_button.isEnabled() and runs.rerun_button.isEnabled()
+
+    resumed_steps: list[int] = []
+    runs.rerun_started.connect(lambda w: w.metrics.connect(
+        lambda m: resumed_steps.append(m.step) if "loss_d" in m.values else None))
+    qtbot.mouseClick(runs.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: runs.table.rowCount() == 2
+                    and all(str(r.status) == "finished" for r in runs.runs[:1]), timeout=60_000)
+    # continued after the last checkpoint before the stop (step 6), up to the end
+    assert resumed_steps[0] == 7 and resumed_steps[-1] == config.steps
+    assert runs.runs[0].title.startswith("Resume of")
+    runs.select([runs.runs[0].id])
+    assert not runs.resume_button.isEnabled()  # a finished run has nothing to resume
+
+
+def test_export_job_as_config_from_every_lab_tab(qtbot, window, runs, tmp_path, monkeypatch):
+    from advstudio.cli import read_config_file
+    from advstudio.core.jobkinds import build_config
+
+    target = {}
+    monkeypatch.setattr("advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(target["path"]), ""))
+    qtbot.waitUntil(lambda: window.state.model is not None, timeout=30_000)
+    expected = {window.image_tab: "evaluate", window.attack_host: "sweep",
+                window.gan_host: "gan", window.defence_host: "train",
+                window.poisoning_host: "poison"}
+    for host, kind in expected.items():
+        window.tabs.setCurrentWidget(host)
+        target["path"] = tmp_path / f"{kind}.toml"
+        path = window.export_job_config()
+        data = read_config_file(path)
+        assert data.pop("kind") == kind
+        config = build_config(kind, data)
+        if kind == "gan":
+            assert config == window.gan_tab.config()
+
+    window.tabs.setCurrentWidget(window.runs_host)
+    assert window.export_job_config() is None  # nothing to export here
+    assert "no job to export" in window.status_message.text()
+
+
+def test_export_config_of_a_recorded_run(qtbot, window, runs, tmp_path, monkeypatch):
+    from advstudio.cli import read_config_file
+
+    _evaluate(qtbot, window, 200)
+    qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
+    runs.select([runs.runs[0].id])
+    monkeypatch.setattr("advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "again"), ""))
+    path = runs.export_config_selected()
+    assert path.suffix == ".toml"  # added when the user typed none
+    data = read_config_file(path)
+    assert data.pop("kind") == "evaluate"
+    assert data == runs.store.rerun_config(runs.runs[0].id)[1]
