@@ -154,8 +154,9 @@ class LivePlot(QWidget):
         if self.follow_x:
             x_lo = min(float(s.x[0]) for s in filled)
             x_hi = max(float(s.x[-1]) for s in filled)
-            if self._x_range is None or x_hi > self._x_range[1] or x_lo < self._x_range[0]:
-                upper = x_lo + nice_ceiling(max(x_hi - x_lo, 1e-9) * 1.25)
+            if self._x_range is None or x_hi >= self._x_range[1] or x_lo < self._x_range[0]:
+                span = x_hi - x_lo if x_hi > x_lo else (abs(x_hi) or 1.0)
+                upper = x_lo + nice_ceiling(span * 1.25)
                 self._x_range = (x_lo, upper)
                 self.plot.setXRange(*self._x_range, padding=0)
         if self.follow_y:
@@ -188,6 +189,11 @@ class LivePlot(QWidget):
         # adaptive: keep this plot under ~20 % of the UI thread however many points it holds
         spent_ms = (time.perf_counter() - started) * 1000
         self._timer.setInterval(max(REDRAW_MS, round(5 * spent_ms)))
+
+    def redraw_now(self) -> None:
+        """Draw pending points at once (tests, and before a screenshot)."""
+        self._dirty = True
+        self.redraw()
 
     def clear(self) -> None:
         for s in self.series.values():

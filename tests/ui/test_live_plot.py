@@ -1,0 +1,77 @@
+"""LivePlot: smoothing, and the view range that grows in steps instead of on every point."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advstudio.ui.widgets.live_plot import LivePlot, grown_range, nice_ceiling
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), (1.1, 2), (3, 5), (7, 10), (0.03, 0.05),
+                                             (120, 200), (5000, 5000), (0, 1)])
+def test_nice_ceiling(value, expected):
+    assert nice_ceiling(value) == pytest.approx(expected)
+
+
+def test_grown_range_grows_only_on_overflow_and_only_on_that_side():
+    first = grown_range(None, 1.0, 3.0)
+    assert first == pytest.approx((0.5, 3.5))  # a quarter of the span each side
+    assert grown_range(first, 1.2, 3.4) is None  # inside: the axes stay still
+    grown = grown_range(first, 1.0, 5.0)
+    assert grown[0] == first[0] and grown[1] == pytest.approx(6.0)
+    assert grown_range(None, 2.0, 2.0) == pytest.approx((1.5, 2.5))  # flat data
+
+
+@pytest.fixture
+def plot(qtbot):
+    p = LivePlot("Losses", "BCE")
+    qtbot.addWidget(p)
+    p.add_curve("loss", (31, 119, 180))
+    p.add_curve("loss (smoothed)", (31, 119, 180), smooth_of="loss", alpha=0.5)
+    return p
+
+
+def _ranges(p):
+    (x0, x1), (y0, y1) = p.plot.getViewBox().viewRange()
+    return (x0, x1), (y0, y1)
+
+
+def test_the_view_follows_the_data_in_steps(plot):
+    moves = 0
+    last = None
+    ys = []
+    for step in range(1, 201):
+        ys.append(1.0 + 0.5 * math.sin(step / 7))
+        plot.add("loss", step, ys[-1])
+        plot.redraw_now()
+        now = _ranges(plot)
+        moves += now != last
+        last = now
+        (x0, x1), (y0, y1) = now
+        assert x0 <= 1 and step < x1 and y0 <= min(ys) and max(ys) <= y1
+    assert moves < 15  # 200 points, a handful of axis changes
+    # the smoothed curve is a bias-corrected EMA: its first point equals the first raw point
+    assert plot.series["loss (smoothed)"].y[0] == plot.series["loss"].y[0]
+
+
+def test_fixed_y_range_and_manual_zoom_stop_following(plot):
+    plot.set_y_range(0, 1)
+    for step in range(50):
+        plot.add("loss", step, 5.0)
+    plot.redraw_now()
+    assert _ranges(plot)[1] == pytest.approx((0, 1))
+    assert _ranges(plot)[0][1] >= 49  # x still follows
+
+    plot.plot.getViewBox().sigRangeChangedManually.emit([True, True])  # as a mouse zoom does
+    plot.plot.setXRange(10, 20, padding=0)
+    for step in range(50, 500):
+        plot.add("loss", step, 5.0)
+    plot.redraw_now()
+    assert _ranges(plot)[0] == pytest.approx((10, 20))  # the user's view is kept
+
+    plot.plot.getViewBox().enableAutoRange()  # pyqtgraph's "A" button
+    plot.add("loss", 500, 5.0)
+    plot.redraw_now()
+    assert _ranges(plot)[0][1] >= 500 and not any(plot.plot.getViewBox().autoRangeEnabled())
