@@ -35,6 +35,7 @@ from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
 # key -> (label, job kind, recipe or flag)
@@ -119,22 +120,16 @@ class DefenceTab(QWidget):
             self.form.addRow(label, w)
             self.rows[name] = w
         self.recipe.currentIndexChanged.connect(self._update_fields)
-        self.train_button = QPushButton("Train")
-        self.pause_button = QPushButton("Pause")
-        self.stop_button = QPushButton("Stop")
-        for b in (self.pause_button, self.stop_button):
-            b.setEnabled(False)
+        self.controls = RunControls("Train")
+        self.train_button = self.controls.start_button
+        self.pause_button = self.controls.pause_button
+        self.stop_button = self.controls.stop_button
         self.train_button.clicked.connect(self.start)
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.stop_button.clicked.connect(self.stop)
-        buttons = QHBoxLayout()
-        for b in (self.train_button, self.pause_button, self.stop_button):
-            buttons.addWidget(b)
         self.status = QLabel(wordWrap=True)
         box = QGroupBox("Defence")
         bl = QVBoxLayout(box)
         bl.addLayout(self.form)
-        bl.addLayout(buttons)
+        bl.addWidget(self.controls)
         bl.addWidget(self.status)
         bl.addStretch(1)
         box.setFixedWidth(330)
@@ -283,15 +278,11 @@ class DefenceTab(QWidget):
             w.errored.connect(self._on_error)
             w.aborted.connect(lambda: self.status.setText(f"Run {label} stopped; its curves "
                                                           "are kept."))
-            w.paused.connect(lambda: self.pause_button.setText("Resume"))
-            w.resumed.connect(lambda: self.pause_button.setText("Pause"))
             w.finished.connect(self._on_finished)
 
-        self.train_button.setEnabled(False)
-        self.pause_button.setEnabled(True)
-        self.stop_button.setEnabled(True)
-        self.worker = self.jobs.start(lambda: run(config), f"Defence: {label}", connect=connect,
-                                      record=(kind, config, run))
+        self.worker = self.controls.attach(self.jobs.start(
+            lambda: run(config), f"Defence: {label}", connect=connect,
+            record=(kind, config, run)))
         return self.worker
 
     def _add_curves(self, entry: dict) -> None:
@@ -355,20 +346,14 @@ class DefenceTab(QWidget):
         report_job_error(self, self.status, "Training failed", exc)
 
     def _on_finished(self) -> None:
-        self.train_button.setEnabled(True)
-        self.pause_button.setEnabled(False)
-        self.pause_button.setText("Pause")
-        self.stop_button.setEnabled(False)
         self.loss_plot.redraw()
         self.acc_plot.redraw()
 
     def toggle_pause(self) -> None:
-        if self.running:
-            (self.worker.resume if self.worker.is_paused else self.worker.pause)()
+        self.controls.toggle_pause()
 
     def stop(self) -> None:
-        if self.running:
-            self.worker.cancel()
+        self.controls.stop()
 
     # -- hand-over ----------------------------------------------------------------------------
     def _selected_entry(self) -> dict | None:

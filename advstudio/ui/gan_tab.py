@@ -38,6 +38,7 @@ from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
 from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
 TIMELAPSE_FRAMES = 12
@@ -108,17 +109,11 @@ class GanTab(QWidget):
                          ("D steps per G step", self.d_steps), ("Label smoothing", self.smoothing),
                          ("Evaluate every", self.eval_every), ("Seed", self.seed)):
             form.addRow(label, w)
-        self.start_button = QPushButton("Train")
-        self.pause_button = QPushButton("Pause")
-        self.stop_button = QPushButton("Stop")
-        for b in (self.pause_button, self.stop_button):
-            b.setEnabled(False)
+        self.controls = RunControls("Train")
+        self.start_button = self.controls.start_button
+        self.pause_button = self.controls.pause_button
+        self.stop_button = self.controls.stop_button
         self.start_button.clicked.connect(self.start)
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.stop_button.clicked.connect(self.stop)
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button):
-            buttons.addWidget(b)
         self.status = QLabel("Trains on the 4,000 bundled digits.", wordWrap=True)
         self.badges = QLabel(wordWrap=True)
         self.badges.setTextFormat(Qt.TextFormat.RichText)
@@ -129,7 +124,7 @@ class GanTab(QWidget):
         left_box = QGroupBox("Training")
         lb = QVBoxLayout(left_box)
         lb.addLayout(form)
-        lb.addLayout(buttons)
+        lb.addWidget(self.controls)
         lb.addWidget(self.status)
         lb.addWidget(self.badges)
         lb.addStretch(1)
@@ -283,16 +278,11 @@ class GanTab(QWidget):
             w.errored.connect(self._on_error)
             w.aborted.connect(lambda: self.status.setText(
                 f"Stopped at step {self.diagnostics.step}; the curves so far are kept."))
-            w.paused.connect(lambda: self.pause_button.setText("Resume"))
-            w.resumed.connect(lambda: self.pause_button.setText("Pause"))
             w.finished.connect(self._on_finished)
 
-        self.start_button.setEnabled(False)
-        self.pause_button.setEnabled(True)
-        self.stop_button.setEnabled(True)
-        self.worker = self.jobs.start(lambda: train_gan(config),
-                                      f"Training {config.arch.upper()}", connect=connect,
-                                      record=("gan", config, train_gan))
+        self.worker = self.controls.attach(self.jobs.start(
+            lambda: train_gan(config), f"Training {config.arch.upper()}", connect=connect,
+            record=("gan", config, train_gan)))
         return self.worker
 
     def _reset(self) -> None:
@@ -309,16 +299,10 @@ class GanTab(QWidget):
             b.setEnabled(False)
 
     def toggle_pause(self) -> None:
-        if not self.running:
-            return
-        if self.worker.is_paused:
-            self.worker.resume()
-        else:
-            self.worker.pause()
+        self.controls.toggle_pause()
 
     def stop(self) -> None:
-        if self.running:
-            self.worker.cancel()
+        self.controls.stop()
 
     def _on_metrics(self, m) -> None:
         v, step = m.values, m.step
@@ -377,10 +361,6 @@ class GanTab(QWidget):
         report_job_error(self, self.status, "GAN training failed", exc)
 
     def _on_finished(self) -> None:
-        self.start_button.setEnabled(True)
-        self.pause_button.setEnabled(False)
-        self.pause_button.setText("Pause")
-        self.stop_button.setEnabled(False)
         self.csv_button.setEnabled(bool(self.rows))
         for p in (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
                   self.fid_plot):

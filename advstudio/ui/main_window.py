@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
@@ -80,6 +80,9 @@ class MainWindow(QMainWindow):
         self.gan_tab = None
         self.gan_host = LazyTab("GAN")
         self.tabs.addTab(self.gan_host, "GAN")
+        self.playground_tab = None
+        self.playground_host = LazyTab("Playground")
+        self.tabs.addTab(self.playground_host, "Playground")
         self.defence_tab = None
         self.defence_host = LazyTab("Defence")
         self.tabs.addTab(self.defence_host, "Defence")
@@ -137,6 +140,10 @@ class MainWindow(QMainWindow):
 
         self.gan_tab = GanTab(self.state, self.jobs, self.models, self.settings)
         self.gan_host.set_content(self.gan_tab)
+        from advstudio.ui.playground_tab import PlaygroundTab
+
+        self.playground_tab = PlaygroundTab(self.state, self.jobs, self.models, self.settings)
+        self.playground_host.set_content(self.playground_tab)
         from advstudio.ui.defence_tab import DefenceTab
 
         self.defence_tab = DefenceTab(self.state, self.jobs, self.models, self.settings)
