@@ -8,12 +8,24 @@ black-box attacks take a ``predict`` callable and never differentiate it.
 >>> rows = attack_report(cnn, x, fgsm(cnn, x, y, eps=0.1), y)
 """
 
+from advstudio.core.attacks.autopgd import APGD_LOSSES, apgd, dlr_loss, targeted_dlr_loss
 from advstudio.core.attacks.blackbox import (
     Oracle, Predict, QueryResult, TransferResult, as_predict, margin, nes, simba, spsa, transfer)
 from advstudio.core.attacks.metrics import (
     ImageReport, attack_report, l0, l2, linf, minimal_epsilon, minimal_epsilons, psnr, ssim)
+from advstudio.core.attacks.minimal import (
+    MINIMAL_METHODS, MinimalNorms, cw_l2, deepfool, minimal_norms)
+from advstudio.core.attacks.quantise import (
+    QuantisedResult, SurvivalReport, jpeg_roundtrip, quantisation_aware, quantise_8bit,
+    quantise_adversarial, survival)
+from advstudio.core.attacks.robust import (
+    DEFAULT_ATTACKS, ROBUST_ATTACKS, Budget, RobustConfig, RobustResult, robust_accuracy,
+    run_robust)
 from advstudio.core.attacks.sweep import (
     SWEEP_ATTACKS, SweepConfig, SweepCurve, SweepResult, run_sweep, sweep_to_csv)
+from advstudio.core.attacks.transforms import (
+    TRANSFORMS, BitDepth, Defended, FeatureSqueezingDetector, JpegCompression, MedianSmoothing,
+    defended)
 from advstudio.core.attacks.whitebox import (
     WHITEBOX_ATTACKS, apply_direction, ascent_gradient, bim, eval_mode, fgsm, fgsm_direction,
     gradient_and_logits, mifgsm, pgd, project)
@@ -30,4 +42,15 @@ __all__ = [
     "minimal_epsilons",
     # sweep job
     "SweepConfig", "SweepCurve", "SweepResult", "run_sweep", "sweep_to_csv", "SWEEP_ATTACKS",
+    # minimal perturbations (L2)
+    "deepfool", "cw_l2", "minimal_norms", "MinimalNorms", "MINIMAL_METHODS",
+    # APGD and the robust-accuracy job
+    "apgd", "dlr_loss", "targeted_dlr_loss", "APGD_LOSSES", "robust_accuracy", "run_robust",
+    "RobustConfig", "RobustResult", "Budget", "ROBUST_ATTACKS", "DEFAULT_ATTACKS",
+    # input-transform defences, BPDA and the feature-squeezing detector
+    "JpegCompression", "BitDepth", "MedianSmoothing", "TRANSFORMS", "Defended", "defended",
+    "FeatureSqueezingDetector",
+    # does it survive saving?
+    "quantise_8bit", "jpeg_roundtrip", "survival", "SurvivalReport", "quantise_adversarial",
+    "QuantisedResult", "quantisation_aware",
 ]
