@@ -16,6 +16,7 @@ import time
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -50,7 +51,9 @@ RECIPES = {
 }
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (23, 190, 207)]
-TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Other", "Time")
+TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Baseline", "Other", "Time")
+BASELINE_COL = TABLE.index("Baseline")
+MASKING_GAP = 0.2  # FGSM accuracy this far above the baseline's suggests gradient masking
 
 
 class DefenceTab(QWidget):
@@ -64,6 +67,7 @@ class DefenceTab(QWidget):
         self.settings = settings or QSettings()
         self.worker: JobWorker | None = None
         self.runs: list[dict] = []  # one per started run: key, label, colour, result, model
+        self.robust_worker: JobWorker | None = None
         self._build()
 
     # -- layout -------------------------------------------------------------------------------
@@ -119,6 +123,24 @@ class DefenceTab(QWidget):
                                ("seed", "Seed", self.seed)):
             self.form.addRow(label, w)
             self.rows[name] = w
+        self.robust_check = QCheckBox("Then measure robust accuracy")
+        self.robust_check.setChecked(self.settings.value("defence/robust", True, type=bool))
+        self.robust_check.setToolTip(
+            "After training, attack the model with the workbench's strongest baseline (APGD-CE, "
+            "APGD-T, then the query-only SPSA; per image the first that succeeds) at ε on the "
+            "test digits. A defence that only masks gradients looks strong under FGSM and falls "
+            "here.")
+        self.robust_check.toggled.connect(lambda on: self.settings.setValue("defence/robust", on))
+        self.robust_n = QSpinBox(minimum=8, maximum=1000, singleStep=50,
+                                 value=int(self.settings.value("defence/robust_n", 200)))
+        self.robust_n.setSuffix(" digits")
+        self.robust_n.setToolTip("How many test digits the robust accuracy is measured on")
+        self.robust_n.valueChanged.connect(lambda v: self.settings.setValue("defence/robust_n",
+                                                                            v))
+        robust_row = QHBoxLayout()
+        robust_row.addWidget(self.robust_check)
+        robust_row.addWidget(self.robust_n)
+        self.form.addRow(robust_row)
         self.recipe.currentIndexChanged.connect(self._update_fields)
         self.controls = RunControls("Train")
         self.train_button = self.controls.start_button
@@ -317,6 +339,74 @@ class DefenceTab(QWidget):
         self._add_row(entry)
         self.status.setText(f"Run {entry['label']} done in {entry['seconds']:.0f} s.")
         self.run_done.emit(result)
+        if self.robust_check.isChecked():
+            self.measure_robustness(entry)
+
+    # -- robust accuracy ----------------------------------------------------------------------
+    def measure_robustness(self, entry: dict) -> JobWorker | None:
+        """The baseline ensemble on a trained classifier, filling its row's Baseline cell."""
+        from advstudio.core.attacks.robust import RobustConfig, run_robust
+
+        r = entry["result"]
+        config = getattr(r, "config", None)
+        if (entry["kind"] not in ("train", "vat") or not getattr(r, "save_path", "")
+                or getattr(config, "dataset", "digits") != "digits"):
+            return None  # the baseline runs on the bundled test digits
+        eps = float(getattr(config, "eps", self.eps.value())) if entry["kind"] == "train" \
+            else self.eps.value()
+        robust = RobustConfig(model=f"file:{r.save_path}", eps=eps,
+                              n_images=self.robust_n.value(), device=self.state.device)
+        entry["robust"] = None
+        self._set_cell(entry, BASELINE_COL, "measuring…")
+
+        def done(result) -> None:
+            entry["robust"] = result
+            self._show_robust(entry)
+
+        def connect(w: JobWorker) -> None:
+            w.returned.connect(done)
+            w.errored.connect(lambda exc: (self._set_cell(entry, BASELINE_COL, "failed"),
+                                           report_job_error(self, self.status,
+                                                            "Robust accuracy failed", exc)))
+            w.aborted.connect(lambda: self._set_cell(entry, BASELINE_COL, "stopped"))
+
+        self.robust_worker = self.jobs.start(
+            lambda: run_robust(robust), f"Robust accuracy of run {entry['index']}",
+            connect=connect, record=("robust", robust))
+        return self.robust_worker
+
+    def _show_robust(self, entry: dict) -> None:
+        res = entry["robust"]
+        broken = ", ".join(f"{name} {n}" for name, n in res.broken.items())
+        tip = (f"ε {res.eps:g} on {res.n_images} test digits: clean "
+               f"{res.clean_accuracy * 100:.1f} %, FGSM alone {res.fgsm_accuracy * 100:.1f} %, "
+               f"baseline ({' → '.join(res.attacks)}) {res.robust_accuracy * 100:.1f} %. "
+               f"Images broken first by: {broken or 'none'}.")
+        item = self._set_cell(entry, BASELINE_COL, f"{res.robust_accuracy * 100:.1f} %", tip)
+        gap = res.fgsm_accuracy - res.robust_accuracy
+        if gap > MASKING_GAP:
+            from PySide6.QtGui import QColor
+
+            item.setBackground(QColor("#fddbc7"))
+            item.setToolTip(tip + f" FGSM overstates the robustness by {gap * 100:.0f} points: "
+                            "the gradients may be masked.")
+            self.status.setText(f"Run {entry['label']}: FGSM alone says "
+                                f"{res.fgsm_accuracy * 100:.0f} %, the baseline "
+                                f"{res.robust_accuracy * 100:.0f} %: suspect gradient masking.")
+        else:
+            self.status.setText(f"Run {entry['label']}: robust accuracy "
+                                f"{res.robust_accuracy * 100:.1f} % at ε {res.eps:g} "
+                                f"(FGSM alone {res.fgsm_accuracy * 100:.1f} %).")
+
+    def _set_cell(self, entry: dict, col: int, text: str, tip: str = "") -> QTableWidgetItem:
+        row = next((r for r in range(self.table.rowCount())
+                    if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == entry["index"]))
+        item = QTableWidgetItem(text)
+        item.setData(Qt.ItemDataRole.UserRole, entry["index"])
+        if tip:
+            item.setToolTip(tip)
+        self.table.setItem(row, col, item)
+        return item
 
     def _add_row(self, entry: dict) -> None:
         r = entry["result"]
@@ -337,7 +427,7 @@ class DefenceTab(QWidget):
         row = self.table.rowCount()
         self.table.insertRow(row)
         for col, text in enumerate((str(entry["index"]), entry["label"].split(": ", 1)[1], clean,
-                                    fgsm, pgd, other, f"{entry['seconds']:.0f} s")):
+                                    fgsm, pgd, "", other, f"{entry['seconds']:.0f} s")):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, entry["index"])
             self.table.setItem(row, col, item)

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 def defence(qtbot, window):
     qtbot.waitUntil(lambda: window.defence_tab is not None, timeout=10_000)
     window.tabs.setCurrentWidget(window.defence_host)
+    window.defence_tab.robust_check.setChecked(False)  # its own test below
     return window.defence_tab
 
 
@@ -48,7 +49,7 @@ def test_supervised_baseline_run_adds_a_second_overlay(qtbot, defence):
     result = blocker.args[0]
     assert result.labelled == 100 and 0.0 <= result.test_acc <= 1.0
     assert defence.table.rowCount() == 1
-    assert "100 labels" in defence.table.item(0, 5).text()
+    assert "100 labels" in defence.table.item(0, 6).text()
     assert defence.acc_plot.points("1: Supervised only, same labels test") >= 1
 
 
@@ -74,3 +75,49 @@ def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):
     result = blocker.args[0]
     assert result.config.dataset == f"folder:{tmp_path}"
     assert result.metrics["clean_acc"] == 1.0
+
+
+def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
+    from advstudio.core.attacks.robust import RobustConfig, run_robust
+    from advstudio.core.jobs import drive
+    from advstudio.ui.defence_tab import BASELINE_COL
+
+    _choose(defence, "standard")
+    defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
+    defence.epochs.setValue(1)
+    defence.robust_check.setChecked(True)
+    defence.robust_n.setValue(16)
+    with qtbot.waitSignal(defence.run_done, timeout=180_000) as blocker:
+        defence.start()
+    result = blocker.args[0]
+    assert defence.table.item(0, BASELINE_COL).text() == "measuring…"
+    worker = defence.robust_worker
+    qtbot.waitUntil(lambda: worker.is_done, timeout=180_000)
+    robust = defence.runs[0]["robust"]
+    assert robust.n_images == 16 and robust.eps == result.config.eps
+    assert robust.robust_accuracy <= robust.fgsm_accuracy <= robust.clean_accuracy
+    assert defence.table.item(0, BASELINE_COL).text() == f"{robust.robust_accuracy * 100:.1f} %"
+    assert "APGD" in defence.table.item(0, BASELINE_COL).toolTip().upper()
+    # the same job headless gives the same figure (seeded)
+    again = drive(run_robust(RobustConfig(model=f"file:{result.save_path}", eps=robust.eps,
+                                          n_images=16, device="cpu"))).result
+    assert again.robust_accuracy == robust.robust_accuracy
+    kinds = [r.kind for r in window.jobs.store.list_runs()]
+    assert "robust" in kinds and "train" in kinds
+
+
+def test_a_baseline_far_below_fgsm_is_flagged_as_gradient_masking(defence):
+    from advstudio.core.attacks.robust import RobustResult
+    from advstudio.ui.defence_tab import BASELINE_COL
+
+    entry = {"index": 7, "label": "7: Masked", "kind": "train"}
+    defence.table.insertRow(0)
+    from PySide6.QtWidgets import QTableWidgetItem
+    first = QTableWidgetItem("7")
+    first.setData(Qt.ItemDataRole.UserRole, 7)
+    defence.table.setItem(0, 0, first)
+    entry["robust"] = RobustResult(eps=0.1, attacks=("apgd-ce",), n_images=100,
+                                   clean_accuracy=0.95, robust_accuracy=0.1, fgsm_accuracy=0.9)
+    defence._show_robust(entry)
+    assert "masked" in defence.table.item(0, BASELINE_COL).toolTip()
+    assert "gradient masking" in defence.status.text()
