@@ -12,6 +12,14 @@ Every run is recorded in the run store (``--store DIR``, default: the user data 
 :func:`advstudio.core.runs.default_store_root`) unless ``--no-record`` is given; the printed
 summary names its ``run_id``.
 
+Under ``torchrun`` the training jobs run data-parallel, one process per GPU (NCCL) or CPU share
+(gloo), see :mod:`advstudio.core.distributed`::
+
+    torchrun --nproc-per-node 4 -m advstudio.cli config.toml
+
+Only rank 0 records the run, draws the progress bar, writes ``--out`` and prints the summary;
+the other ranks run silently (their errors are still printed, with their rank).
+
 Exit codes: 0 done, 1 the job failed, 2 bad command line or config, 130 interrupted (Ctrl+C).
 """
 
@@ -131,17 +139,34 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    store = None
-    if not args.no_record:
-        from advstudio.core.runs import RunStore
+    from advstudio.core import distributed
 
+    if distributed.env_world().size > 1:  # under torchrun: join the others
         try:
-            store = RunStore.open(args.store)
-        except OSError as exc:
-            print(f"advstudio-run: cannot open the run store: {exc} "
-                  "(choose one with --store DIR, or run with --no-record)", file=sys.stderr)
+            device = distributed.init(getattr(config, "device", "cpu"))
+        except ConfigError as exc:
+            print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    return run_job(kind, config, run, args.out, quiet=args.quiet, store=store)
+        if hasattr(config, "device"):
+            config = dataclasses.replace(config, device=device)
+    try:
+        rank = distributed.world().rank
+        store = None
+        if not args.no_record and rank == 0:
+            from advstudio.core.runs import RunStore
+
+            try:
+                store = RunStore.open(args.store)
+            except OSError as exc:
+                print(f"advstudio-run: cannot open the run store: {exc} "
+                      "(choose one with --store DIR, or run with --no-record)", file=sys.stderr)
+                return EXIT_USAGE
+        code = run_job(kind, config, run, args.out, quiet=args.quiet, store=store, rank=rank)
+        if code == EXIT_OK:
+            distributed.barrier()  # nobody leaves while another is still writing its results
+        return code
+    finally:
+        distributed.destroy()
 
 
 def _device_name(config: Any) -> str:
@@ -156,11 +181,17 @@ def _device_name(config: Any) -> str:
 
 
 def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
-            store: Any = None) -> int:
-    """Drive ``run(config)`` to the end; record it in ``store`` (a ``RunStore``) if given."""
+            store: Any = None, rank: int = 0) -> int:
+    """Drive ``run(config)`` to the end; record it in ``store`` (a ``RunStore``) if given.
+
+    ``rank`` > 0 (a data-parallel run's other processes): no output but error messages;
+    ``out`` and ``store`` are ignored."""
     from advstudio.core.jobkinds import config_to_dict
     from advstudio.core.jobs import Log, Metrics, Progress
 
+    prog = "advstudio-run" if rank == 0 else f"advstudio-run (rank {rank})"
+    if rank:
+        quiet, out, store = True, None, None
     bar = None if quiet else ProgressBar()
     metrics_file = None
     if out is not None:
@@ -201,19 +232,21 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                 recorder.finish(_jsonable(result))
     except KeyboardInterrupt:
         job.close()
-        _report(recorder, "advstudio-run: interrupted")
+        _report(recorder, f"{prog}: interrupted")
         return EXIT_INTERRUPTED
     except ConfigError as exc:
-        _report(recorder, f"advstudio-run: bad config: {exc}")
+        _report(recorder, f"{prog}: bad config: {exc}")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one clear line, then the exit code
-        _report(recorder, f"advstudio-run: {kind} failed: {explain(exc)}")
+        _report(recorder, f"{prog}: {kind} failed: {explain(exc)}")
         return EXIT_FAILED
     finally:
         if bar is not None:
             bar.close()
         if metrics_file is not None:
             metrics_file.close()
+    if rank:
+        return EXIT_OK
     summary = {"kind": kind, "config": _jsonable(config), "result": _jsonable(result)}
     if recorder is not None:
         summary = {"kind": kind, "run_id": recorder.run_id, **summary}

@@ -24,6 +24,10 @@ def pick_device(preference: str = "auto") -> torch.device:
     devices = available_devices()
     if preference in ("", "auto"):
         return torch.device(devices[0])
+    if preference == "cuda" and "cuda:0" in devices:  # several GPUs: plain "cuda" is the first
+        return torch.device("cuda:0")
+    if preference == "cuda:0" and "cuda" in devices:  # one GPU: its index is 0
+        return torch.device("cuda")
     if preference not in devices:
         raise DeviceError(
             f"device {preference!r} is not available on this machine; available: "

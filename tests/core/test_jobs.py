@@ -84,6 +84,16 @@ def test_devices():
         pick_device("tpu")
 
 
+def test_plain_cuda_means_the_first_gpu_however_many_there_are(monkeypatch):
+    import advstudio.core.devices as devices
+
+    monkeypatch.setattr(devices, "available_devices", lambda: ["cuda:0", "cuda:1", "cpu"])
+    assert devices.pick_device("cuda") == torch.device("cuda:0")
+    assert devices.pick_device("cuda:1") == torch.device("cuda:1")
+    monkeypatch.setattr(devices, "available_devices", lambda: ["cuda", "cpu"])
+    assert devices.pick_device("cuda:0") == torch.device("cuda")
+
+
 def test_explain_gives_an_oom_hint():
     class OutOfMemoryError(RuntimeError):
         pass

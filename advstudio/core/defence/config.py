@@ -71,7 +71,8 @@ class TrainConfig:
     alpha_mix : weight of the clean loss in the ``"fgsm"`` recipe, in [0, 1].
     pgd_steps : PGD steps of the ``"pgd"`` recipe (step ``eps / 4``).
     epochs, batch_size, lr : passes over the data, images per step (clean ones; the ``"fgsm"``
-        mix adds as many adversarial ones), Adam's learning rate.
+        mix adds as many adversarial ones; under ``torchrun`` the global batch, shared among
+        the processes), Adam's learning rate.
     seed : seeds the initial weights, the data order, random starts and dropout masks.
     device : ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
     eval_images : held-out test digits for the evaluation, a seeded random subset (0 = no
@@ -135,7 +136,8 @@ class VatConfig:
     arch : ``"digits-cnn"`` or ``"digits-mlp"``.
     labels_per_class : labelled training digits per class (10 -> 100 labels); a seeded,
         stratified choice. The other training digits are the unlabelled pool.
-    labelled_batch, unlabelled_batch : images per step from each (32 and 128).
+    labelled_batch, unlabelled_batch : images per step from each (32 and 128); under
+        ``torchrun`` the global batches, shared among the processes.
     steps, lr : Adam steps and learning rate.
     xi, eps, power_iterations : of ``vat.vat_loss`` (L2 over all pixels of [0, 1] images).
     alpha : weight of the LDS term; ``entropy_min`` adds the conditional entropy of the

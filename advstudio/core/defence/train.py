@@ -44,6 +44,8 @@ from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_
 from advstudio.core.defence.config import TrainConfig
 from advstudio.core.defence.robustness import iter_robust_accuracy, overfitting_warning
 from advstudio.core.devices import describe, pick_device
+from advstudio.core.distributed import (Shard, batch_mean, check_batch, data_parallel,
+                                        from_main, is_main, shard, sharded, world)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 from advstudio.core.models.architectures import ARCHITECTURES
@@ -113,6 +115,10 @@ class AdversarialTrainer:
     Random draws after initialisation come from ``rng`` (data order, random starts) and
     :class:`PrivateRng` (dropout), both seeded from ``config.seed`` and saved in checkpoints;
     torch's global generator is left alone. ``model`` overrides the network (tests).
+
+    Under ``torchrun`` (see :mod:`advstudio.core.distributed`) each process trains on its rows
+    of every batch through ``parallel``, the model in ``DistributedDataParallel``; ``model``
+    itself serves the attacks, the evaluation and the state dicts.
     """
 
     def __init__(self, config: TrainConfig, device: str | torch.device = "cpu",
@@ -124,6 +130,7 @@ class AdversarialTrainer:
                 torch.manual_seed(config.seed)
                 model = build_classifier(config.arch)
         self.model = model.to(self.device).train()
+        self.parallel = data_parallel(self.model, self.device)  # the model itself in one process
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.dropout_rng = PrivateRng(config.seed + 1, self.device)
@@ -133,47 +140,77 @@ class AdversarialTrainer:
         self.history: list[dict[str, float]] = []
         self.saved: tuple[str, int] = ("", 0)  # last checkpoint written: (path, epoch)
 
+    @staticmethod
+    def _smallest(batch_size: int) -> int:
+        """The smallest last batch trained on: 2 (BatchNorm cannot train on one image) unless
+        ``batch_size`` is 1, and at least one image per process."""
+        return max(2 if batch_size > 1 else 1, world().size)
+
     def batches(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Iterator[Data]:
-        """One epoch of shuffled batches; a last batch of a single image is dropped (BatchNorm
-        cannot train on it)."""
+        """One epoch of shuffled (global) batches; a last batch of a single image, or of fewer
+        images than processes, is dropped."""
         order = torch.randperm(len(x), generator=self.rng)
         for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size]
-            if len(idx) == 1 and batch_size > 1:
+            if len(idx) < self._smallest(batch_size):
                 return
             yield x[idx], y[idx]
 
     def steps_per_epoch(self, n: int, batch_size: int) -> int:
-        return n // batch_size + int(n % batch_size > 1)
+        return n // batch_size + int(n % batch_size >= self._smallest(batch_size))
 
-    def adversarial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    def adversarial(self, x: torch.Tensor, y: torch.Tensor,
+                    part: Shard | None = None) -> torch.Tensor | None:
         """The recipe's adversarial images against the current model, or ``None`` (standard).
 
         Made in eval mode (the attack functions also ensure it); every submodule's flag is
-        restored afterwards, and :meth:`gradients` sets train mode explicitly anyway."""
+        restored afterwards, and :meth:`gradients` sets train mode explicitly anyway.
+        ``part``: which rows of the global batch ``x`` is, in a data-parallel run."""
         c = self.config
         if c.recipe == "standard":
             return None
         with eval_mode(self.model):
             if c.recipe == "fgsm":
                 return fgsm(self.model, x, y, c.eps)
+            start = self.rng if part is None else self._random_start_rng(x, part)
             if c.recipe == "fgsm-rs":
                 return pgd(self.model, x, y, c.eps, alpha=1.25 * c.eps, steps=1,
-                           random_start=True, generator=self.rng)
+                           random_start=True, generator=start)
             return pgd(self.model, x, y, c.eps, alpha=c.eps / 4, steps=c.pgd_steps,
-                       random_start=True, generator=self.rng)
+                       random_start=True, generator=start)
+
+    def _random_start_rng(self, x: torch.Tensor, part: Shard) -> torch.Generator:
+        """The generator for this process's rows of the random start the whole batch draws.
+
+        ``pgd`` draws it with ``torch.rand`` on the CPU, which fills a tensor element by element:
+        a copy of ``rng`` that skips the earlier processes' rows gives exactly this process's
+        rows of the single-process draw, and ``rng`` itself moves past the whole draw, as in a
+        single process (so every process's ``rng`` stays in step)."""
+        if part.single:
+            return self.rng
+        per_image = x[0].numel()
+        mine = torch.Generator().set_state(self.rng.get_state())
+        torch.rand(part.start * per_image, generator=mine, dtype=x.dtype)
+        torch.rand(part.total * per_image, generator=self.rng, dtype=x.dtype)
+        return mine
 
     def gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Attack, then forward and backward in train mode; no update. Returns the step's
-        scalars in :func:`step_keys` order as one tensor (one transfer reads them all)."""
+        scalars in :func:`step_keys` order as one tensor (one transfer reads them all).
+
+        ``(x, y)`` is the global batch: in a data-parallel run this process attacks and trains
+        on its rows of it, and the scalars are the whole batch's."""
         c = self.config
+        part = shard(len(x))
+        x, y = part.take(x), part.take(y)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with self.dropout_rng:
-            x_adv = self.adversarial(x, y)
+            x_adv = self.adversarial(x, y) if part.single else self.adversarial(x, y, part)
             self.model.train()  # explicit: the training pass runs with dropout / batch stats
             self.optimizer.zero_grad(set_to_none=True)
             if x_adv is None:
-                logits = self.model(x)
+                with sharded(part):
+                    logits = self.parallel(x)
                 loss = F.cross_entropy(logits, y)
                 hits = logits.detach().argmax(1) == y
                 scalars = [loss.detach(), hits.float().mean()]
@@ -181,20 +218,22 @@ class AdversarialTrainer:
                 clean_weight = c.alpha_mix if c.recipe == "fgsm" else 0.0
                 n = len(x)
                 if clean_weight > 0:
-                    logits = self.model(torch.cat([x, x_adv]))
+                    with sharded(part, parts=2):
+                        logits = self.parallel(torch.cat([x, x_adv]))
                     loss = (clean_weight * F.cross_entropy(logits[:n], y)
                             + (1 - clean_weight) * F.cross_entropy(logits[n:], y))
                     hits = logits.detach().argmax(1) == torch.cat([y, y])
                     adv_hits = hits[n:]
                 else:
-                    logits = self.model(x_adv)
+                    with sharded(part):
+                        logits = self.parallel(x_adv)
                     loss = F.cross_entropy(logits, y)
                     hits = adv_hits = logits.detach().argmax(1) == y
                 scalars = [loss.detach(), hits.float().mean(), adv_hits.float().mean()]
-            loss.backward()
-        grad_norm = torch.nn.utils.get_total_norm(
+            part.scale(loss).backward()
+        grad_norm = torch.nn.utils.get_total_norm(  # DDP averaged the gradients already
             [p.grad for p in self.model.parameters() if p.grad is not None])
-        return torch.stack([*scalars, grad_norm.to(loss.device)])
+        return torch.stack([*batch_mean(torch.stack(scalars), part), grad_norm.to(loss.device)])
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One update on the batch ``(x, y)`` (pixels in [0, 1], on any device).
@@ -273,7 +312,7 @@ def _as_progress(job: Generator[Progress, None, dict[str, float]], step: int, to
         job.close()
 
 
-def train_classifier(config: TrainConfig, data: Any = None
+def train_classifier(config: TrainConfig, data: Any = None, *, private_checkpoint: bool = False
                      ) -> Generator[Event, None, TrainResult]:
     """Train a digit classifier by ``config.recipe`` (a job: drive it with ``jobs.drive``).
 
@@ -286,6 +325,11 @@ def train_classifier(config: TrainConfig, data: Any = None
     ``Progress``; after each epoch ``Metrics(step, {epoch, step, train_loss, train_acc,
     seconds[, clean_acc, fgsm_acc, pgd_acc]})``, plus a ``Log`` warning on catastrophic
     overfitting. Returns a :class:`TrainResult`.
+
+    Under ``torchrun`` the processes share every batch (:mod:`advstudio.core.distributed`);
+    only rank 0 evaluates and writes the checkpoint and ``save_path``, except that with
+    ``private_checkpoint`` every process writes and resumes from its own ``checkpoint_path``
+    (a scratch file in a folder of its own, as the poisoning lab's per-epoch runs use).
 
     Raises :class:`ConfigError` for bad data, :class:`TrainingDivergedError` when the loss or
     gradient goes bad (the checkpoint on disk is then the last good epoch),
@@ -300,6 +344,7 @@ def train_classifier(config: TrainConfig, data: Any = None
     if batch_size > len(x):
         raise ConfigError(f"batch_size {batch_size} is larger than the training set "
                           f"({len(x)} images); allowed: 1 to {len(x)}")
+    check_batch(batch_size)
     if config.dry_run:
         eval_x, eval_y = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
         eval_pgd_steps = min(2, config.eval_pgd_steps)
@@ -312,6 +357,8 @@ def train_classifier(config: TrainConfig, data: Any = None
         eval_pgd_steps = 1
     ckpt_path = "" if config.dry_run else config.checkpoint_path
     save_path = "" if config.dry_run else config.save_path
+    main = is_main()
+    write_checkpoint = main or private_checkpoint
     trainer = AdversarialTrainer(config, device)
     logs: list[str] = []
 
@@ -320,8 +367,13 @@ def train_classifier(config: TrainConfig, data: Any = None
         return Log(text)
 
     if config.resume:
-        if Path(ckpt_path).is_file():
-            state = load_checkpoint(ckpt_path, CHECKPOINT_KIND, expect={"arch": config.arch})
+        def load() -> dict[str, Any] | None:
+            if not Path(ckpt_path).is_file():
+                return None
+            return load_checkpoint(ckpt_path, CHECKPOINT_KIND, expect={"arch": config.arch})
+
+        state = load() if private_checkpoint else from_main(load)
+        if state is not None:
             trainer.load_state_dict(state)
             trainer.saved = (ckpt_path, trainer.epoch)
             note = (f" (it was trained with recipe {state['recipe']!r}; continuing with "
@@ -356,7 +408,8 @@ def train_classifier(config: TrainConfig, data: Any = None
         record = {"epoch": float(trainer.epoch), "step": float(trainer.step),
                   "train_loss": sum(losses) / len(losses), "train_acc": sum(accs) / len(accs),
                   "seconds": time.perf_counter() - started}
-        if len(eval_x) and (trainer.epoch % config.eval_every == 0 or trainer.epoch == epochs):
+        if main and len(eval_x) and (trainer.epoch % config.eval_every == 0
+                                     or trainer.epoch == epochs):
             job = iter_robust_accuracy(trainer.model, eval_x, eval_y, config.eps,
                                        pgd_steps=eval_pgd_steps,
                                        generator=torch.Generator().manual_seed(config.seed + 3))
@@ -370,14 +423,15 @@ def train_classifier(config: TrainConfig, data: Any = None
         if warning:
             yield log(f"Epoch {trainer.epoch}: {warning}")
         if ckpt_path:
-            save_checkpoint(ckpt_path, CHECKPOINT_KIND, trainer.state_dict())
+            if write_checkpoint:
+                save_checkpoint(ckpt_path, CHECKPOINT_KIND, trainer.state_dict())
             trainer.saved = (ckpt_path, trainer.epoch)
     if trainer.epoch == first_epoch:
         yield log(f"The checkpoint is already at epoch {trainer.epoch} of {epochs}; nothing "
                   "to train.")
     trainer.model.eval()
     state = cpu_state(trainer.model.net)
-    if save_path:
+    if save_path and main:
         atomic_save(state, save_path)
         yield log(f"Saved the trained weights to {save_path} (load as model file:{save_path}).")
     evaluated = [h for h in trainer.history if "clean_acc" in h]

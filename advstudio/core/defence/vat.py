@@ -48,6 +48,8 @@ from advstudio.core.defence.robustness import robust_accuracy
 from advstudio.core.defence.config import VatConfig, check_vat_args
 from advstudio.core.defence.train import build_classifier, trained_classifier
 from advstudio.core.devices import describe, pick_device
+from advstudio.core.distributed import (Shard, batch_mean, check_batch, data_parallel,
+                                        from_main, is_main, shard, sharded)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 from advstudio.core.models.classifier import Classifier
@@ -83,13 +85,16 @@ def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
 
 def vat_perturbation(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps: float = 2.0,
                      power_iterations: int = 1, logits: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None,
+                     part: Shard | None = None) -> torch.Tensor:
     """``r_adv``: per sample, L2 norm ``eps`` along the power-iterated most sensitive direction.
 
     ``logits``: the model's logits of ``x`` if already computed (in eval mode); ``generator``
-    draws the random start ``d`` (on the CPU, so seeded runs agree across devices). Gradients
-    w.r.t. ``d`` come from ``torch.autograd.grad``: no parameter's ``.grad`` is touched.
-    Returns a detached tensor shaped like ``x``.
+    draws the random start ``d`` (on the CPU, so seeded runs agree across devices); ``part``:
+    which rows of a global batch ``x`` is, in a data-parallel run (the start is drawn for the
+    whole batch, and these rows kept). Gradients w.r.t. ``d`` come from
+    ``torch.autograd.grad``: no parameter's ``.grad`` is touched. Returns a detached tensor
+    shaped like ``x``.
     """
     check_vat_args(xi, eps, power_iterations)
     x = x.detach()
@@ -98,8 +103,12 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps
             with torch.no_grad():
                 logits = model(x)
         logits = logits.detach()
-        d = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        d = l2_normalise(d)
+        if part is None or part.single:
+            d = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        else:
+            d = part.take(torch.randn((part.total, *x.shape[1:]), generator=generator,
+                                      dtype=x.dtype))
+        d = l2_normalise(d.to(x.device))
         for _ in range(power_iterations):
             r = (xi * d).requires_grad_(True)
             with torch.enable_grad():
@@ -113,14 +122,16 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps
 
 def vat_loss(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps: float = 2.0,
              power_iterations: int = 1, logits: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, part: Shard | None = None
+             ) -> torch.Tensor:
     """The LDS loss ``mean_x KL(p(y|x) || p(y|x + r_adv))`` (a scalar >= 0).
 
     ``model`` maps images in [0, 1] to logits; ``xi`` (the power iteration's finite-difference
     length) and ``eps`` (the radius of ``r_adv``) are L2 lengths over all pixels of an image.
     ``p(y|x)`` is detached (from ``logits`` if given), so the gradient of the result reaches the
     model's parameters only through the perturbed pass, and never ``x`` or ``r_adv``. Every pass
-    runs in eval mode; the model's training flags are restored afterwards.
+    runs in eval mode; the model's training flags are restored afterwards. ``part``: see
+    :func:`vat_perturbation` (the result is then the mean over this process's rows).
 
     >>> loss = ce + alpha * vat_loss(model, x_unlabelled)
     """
@@ -130,7 +141,7 @@ def vat_loss(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps: float 
             with torch.no_grad():
                 logits = model(x)
         r_adv = vat_perturbation(model, x, xi=xi, eps=eps, power_iterations=power_iterations,
-                                 logits=logits, generator=generator)
+                                 logits=logits, generator=generator, part=part)
         return kl_divergence(logits.detach(), model(x + r_adv)).mean()
 
 
@@ -254,6 +265,7 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = build_classifier(config.arch).to(device).train()
+    parallel = data_parallel(model, device)  # the model itself in a single process
     pixel_model = PixelNet(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     rng = torch.Generator().manual_seed(config.seed)
@@ -261,6 +273,10 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     lab, unl = _Cycle(labelled, config.labelled_batch, rng), None
     if use_vat:
         unl = _Cycle(unlabelled, config.unlabelled_batch, rng)
+    check_batch(lab.batch, "labelled_batch")
+    if unl is not None:
+        check_batch(unl.batch, "unlabelled_batch")
+    main = is_main()
     step, history, logs = 0, [], []
     saved = ("", "")
 
@@ -279,8 +295,10 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
                 "config": asdict(config)}
 
     if config.resume:
-        if Path(ckpt_path).is_file():
-            ckpt = load_checkpoint(ckpt_path, CHECKPOINT_KIND, expect={"arch": config.arch})
+        ckpt = from_main(lambda: load_checkpoint(ckpt_path, CHECKPOINT_KIND,
+                                                 expect={"arch": config.arch})
+                         if Path(ckpt_path).is_file() else None)
+        if ckpt is not None:
             if not torch.equal(ckpt["labelled"], labelled):
                 raise ConfigError(f"{ckpt_path} was trained on another labelled subset (other "
                                   "data, seed or labels_per_class); match them to resume")
@@ -313,16 +331,23 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
         history.append({"step": float(step), "test_acc": acc})
         return Metrics(step, {"test_acc": acc})
 
-    if step == 0 and len(eval_x):
+    if main and step == 0 and len(eval_x):
         yield evaluate()
     first_step = step
     keys = vat_step_keys(config)
     while step < steps:
         idx = lab.next()
+        part_l = shard(len(idx))  # this process's rows (all of them in a single process)
+        idx = part_l.take(idx)
         xl, yl = x[idx].to(device), y[idx].to(device)
-        xu = x[unl.next()].to(device) if unl is not None else None
+        xu, part_u = None, None
+        if unl is not None:
+            idx = unl.next()
+            part_u = shard(len(idx))
+            xu = x[part_u.take(idx)].to(device)
         with dropout_rng:
-            scalars = vat_gradients(model, pixel_model, optimizer, config, xl, yl, xu, rng)
+            scalars = vat_gradients(model, pixel_model, optimizer, config, xl, yl, xu, rng,
+                                    parallel=parallel, labelled=part_l, unlabelled=part_u)
         values = dict(zip(keys, scalars.tolist()))
         check_finite(values, step + 1, config.max_loss, saved)
         optimizer.step()
@@ -331,16 +356,17 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
                                               or step == steps)
         yield Metrics(step, values)
         yield Progress(step, steps, f"step {step} of {steps}")
-        if len(eval_x) and (step % config.eval_every == 0 or step == steps):
+        if main and len(eval_x) and (step % config.eval_every == 0 or step == steps):
             yield evaluate()
         if checkpoint_now:  # after the evaluation, so the checkpoint's history has it
-            save_checkpoint(ckpt_path, CHECKPOINT_KIND, state())
+            if main:
+                save_checkpoint(ckpt_path, CHECKPOINT_KIND, state())
             saved = (ckpt_path, f"step {step}")
     if step == first_step:
         yield log(f"The checkpoint is already at step {step} of {steps}; nothing to train.")
     model.eval()
     weights = cpu_state(model.net)
-    if save_path:
+    if save_path and main:
         atomic_save(weights, save_path)
         yield log(f"Saved the trained weights to {save_path} (load as model file:{save_path}).")
     return VatResult(config=config, history=list(history),
@@ -365,15 +391,24 @@ def vat_step_keys(config: VatConfig) -> tuple[str, ...]:
 def vat_gradients(model: Classifier, pixel_model: nn.Module,
                   optimizer: torch.optim.Optimizer, config: VatConfig, xl: torch.Tensor,
                   yl: torch.Tensor, xu: torch.Tensor | None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, *,
+                  parallel: nn.Module | None = None, labelled: Shard | None = None,
+                  unlabelled: Shard | None = None) -> torch.Tensor:
     """Gradients of one VAT step (no update): the labelled cross-entropy in train mode, the
     LDS (and entropy) of the unlabelled batch ``xu`` in eval mode. Returns the scalars in
-    :func:`vat_step_keys` order."""
+    :func:`vat_step_keys` order.
+
+    In a data-parallel run ``xl`` and ``xu`` are this process's ``labelled`` and
+    ``unlabelled`` rows of the global batches, the supervised pass goes through ``parallel``
+    (the model in DDP, which averages the gradients) and the scalars are the whole batches'."""
+    labelled = labelled or shard(len(xl))
+    unlabelled = unlabelled or shard(0 if xu is None else len(xu))
     optimizer.zero_grad(set_to_none=True)
     model.train()  # explicit: the supervised pass uses dropout
-    logits_l = model(xl)
+    with sharded(labelled):
+        logits_l = (parallel or model)(xl)
     ce = F.cross_entropy(logits_l, yl)
-    loss, scalars = ce, [ce.detach()]
+    loss, scalars = labelled.scale(ce), [ce.detach()]
     if xu is not None:
         with eval_mode(pixel_model):
             if config.entropy_min:
@@ -383,16 +418,22 @@ def vat_gradients(model: Classifier, pixel_model: nn.Module,
                     logits_u = pixel_model(xu)
             lds = vat_loss(pixel_model, xu, xi=config.xi, eps=config.eps,
                            power_iterations=config.power_iterations, logits=logits_u,
-                           generator=generator)
-            loss = loss + config.alpha * lds
+                           generator=generator, part=unlabelled)
+            loss = loss + config.alpha * unlabelled.scale(lds)
             scalars.append(lds.detach())
             if config.entropy_min:
                 log_p = F.log_softmax(logits_u.float(), dim=1)
                 entropy = -(log_p.exp() * log_p).sum(1).mean()
-                loss = loss + entropy
+                loss = loss + unlabelled.scale(entropy)
                 scalars.append(entropy.detach())
     loss.backward()
     acc = (logits_l.detach().argmax(1) == yl).float().mean()
-    grad_norm = torch.nn.utils.get_total_norm(
+    grad_norm = torch.nn.utils.get_total_norm(  # DDP averaged the gradients already
         [p.grad for p in model.parameters() if p.grad is not None])
-    return torch.stack([loss.detach(), *scalars, acc, grad_norm.to(loss.device)])
+    if labelled.single:
+        return torch.stack([loss.detach(), *scalars, acc, grad_norm.to(loss.device)])
+    # the whole batches' values: labelled terms over the labelled rows, the rest the unlabelled
+    ce, acc = batch_mean(torch.stack([scalars[0], acc]), labelled)
+    rest = list(batch_mean(torch.stack(scalars[1:]), unlabelled)) if len(scalars) > 1 else []
+    total = ce + config.alpha * rest[0] + sum(rest[1:]) if rest else ce
+    return torch.stack([total, ce, *rest, acc, grad_norm.to(ce.device)])

@@ -6,9 +6,11 @@ the ByteTensor torch gives, never as a Python object. Its header says what it ho
 
     format, version, arch, image_size, channels, latent_dim, step
 
-and the trainer adds the state (see ``GanTrainer.state_dict``). Writing goes to a temporary file
-in the same folder, then ``os.replace``: a crash or cancel never leaves a half-written checkpoint
-in place of the last good one.
+and the trainer adds the state (see ``GanTrainer.state_dict``): the networks' own state dicts
+(never a ``DistributedDataParallel`` wrapper's ``module.`` keys) and the global step and random
+state, so a checkpoint of a data-parallel run resumes on any number of processes, one included.
+Writing goes to a temporary file in the same folder, then ``os.replace``: a crash or cancel never
+leaves a half-written checkpoint in place of the last good one.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ class GanConfig:
     image_size, channels : geometry of the images, 28/32/64 pixels, 1 or 3 channels. The digits
         are resized and their channel repeated when asked for other than 28 px / 1 channel.
     latent_dim : length of the noise vector z ~ N(0, I).
-    batch_size, steps : real images per discriminator step; number of generator steps.
+    batch_size, steps : real images per discriminator step (under ``torchrun`` the global
+        batch, shared among the processes); number of generator steps.
     lr_g, lr_d, beta1 : Adam settings (beta2 is 0.999), Radford et al.: 2e-4 and 0.5.
     d_steps : discriminator updates per generator update, each on a fresh real batch.
     label_smoothing : one-sided: real images get the target ``1 - label_smoothing`` (0.1 -> 0.9).

@@ -29,6 +29,8 @@ from torch import nn
 
 from advstudio.core.data import load_digits
 from advstudio.core.devices import describe, pick_device
+from advstudio.core.distributed import (batch_mean, check_batch, data_parallel, from_main,
+                                        gather_rows, is_main, shard)
 from advstudio.core.errors import ConfigError, TrainingDivergedError
 from advstudio.core.gan.checkpoint import (describe_geometry, load_checkpoint,
                                           save_checkpoint)
@@ -80,6 +82,11 @@ class GanTrainer:
     at a time. Every random draw after initialisation (noise, data order) comes from one
     ``torch.Generator`` seeded with ``config.seed`` whose state goes into checkpoints, so a
     resumed run repeats an uninterrupted one exactly; the global RNG is left alone.
+
+    Under ``torchrun`` (see :mod:`advstudio.core.distributed`) every process draws the whole
+    batch's data order and noise and trains on its rows, through ``g_parallel`` and
+    ``d_parallel`` (the networks in ``DistributedDataParallel``, BatchNorm synchronised);
+    ``generator`` and ``discriminator`` themselves serve sampling and the state dicts.
     """
 
     def __init__(self, config: GanConfig, images: torch.Tensor,
@@ -94,13 +101,16 @@ class GanTrainer:
                                   config.image_size)
         self.generator = g.to(self.device).train()
         self.discriminator = d.to(self.device).train()
+        # the networks themselves in a single process
+        self.g_parallel = data_parallel(self.generator, self.device)
+        self.d_parallel = data_parallel(self.discriminator, self.device)
         betas = (config.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
         self.criterion = nn.BCEWithLogitsLoss()
         self.real_target = 1.0 - config.label_smoothing
         self.rng = torch.Generator().manual_seed(config.seed)
-        self.fixed_noise = self.noise(PREVIEW_SAMPLES).cpu()
+        self.fixed_noise = self._draw(PREVIEW_SAMPLES)
         self.step = 0
         self._order = torch.randperm(len(images), generator=self.rng)
         self._cursor = 0
@@ -111,60 +121,74 @@ class GanTrainer:
         return {"arch": c.arch, "image_size": c.image_size, "channels": c.channels,
                 "latent_dim": c.latent_dim}
 
-    def noise(self, n: int) -> torch.Tensor:
+    def _draw(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), (n, latent_dim), drawn on the CPU (same numbers on every device)."""
-        return torch.randn(n, self.config.latent_dim, generator=self.rng).to(self.device)
+        return torch.randn(n, self.config.latent_dim, generator=self.rng)
+
+    def noise(self, n: int) -> torch.Tensor:
+        """``n`` noise vectors on the device; in a data-parallel run this process's rows of
+        them (every process draws all ``n``, so the generators stay in step)."""
+        return shard(n).take(self._draw(n)).to(self.device)
 
     def real_batch(self) -> torch.Tensor:
-        """The next ``batch_size`` real images: epochs over a shuffled order, last partial batch
-        of each epoch dropped (BatchNorm and the losses assume full batches)."""
+        """The next ``batch_size`` real images (this process's rows of them in a data-parallel
+        run): epochs over a shuffled order, last partial batch of each epoch dropped (BatchNorm
+        and the losses assume full batches)."""
         b = self.batch_size
         if self._cursor + b > len(self._order):
             self._order = torch.randperm(len(self.images), generator=self.rng)
             self._cursor = 0
-        idx = self._order[self._cursor:self._cursor + b]
+        idx = shard(b).take(self._order[self._cursor:self._cursor + b])
         self._cursor += b
         return self.images[idx].to(self.device, non_blocking=True)
 
     def d_step(self, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One discriminator update; returns (loss_d, d_x, d_g_z1, grad_norm_d) as 0-d tensors."""
-        d, crit = self.discriminator, self.criterion
-        d.zero_grad(set_to_none=True)
+        """One discriminator update on ``real`` (:meth:`real_batch`) and ``batch_size`` fakes;
+        returns (loss_d, d_x, d_g_z1, grad_norm_d) as 0-d tensors, this process's means."""
+        d, crit = self.d_parallel, self.criterion
+        part = shard(self.batch_size)
+        self.discriminator.zero_grad(set_to_none=True)
         out_real = d(real)
         loss_real = crit(out_real, torch.full_like(out_real, self.real_target))
-        loss_real.backward()
+        part.scale(loss_real).backward()
         with torch.no_grad():  # G is not trained here: no graph through it
-            fake = self.generator(self.noise(real.shape[0]))
+            fake = self.generator(self.noise(self.batch_size))
         out_fake = d(fake)
         loss_fake = crit(out_fake, torch.zeros_like(out_fake))
-        loss_fake.backward()
-        grad_norm = _grad_norm(d)
+        part.scale(loss_fake).backward()
+        grad_norm = _grad_norm(self.discriminator)  # DDP averaged the gradients already
         self.opt_d.step()
         return ((loss_real + loss_fake).detach(), torch.sigmoid(out_real.detach()).mean(),
                 torch.sigmoid(out_fake.detach()).mean(), grad_norm)
 
     def g_step(self) -> tuple[torch.Tensor, ...]:
         """One generator update on fresh noise, with no real images; returns
-        (loss_g, d_g_z2, grad_norm_g, fake) with ``fake`` the batch in [-1, 1], detached."""
-        g, d = self.generator, self.discriminator
+        (loss_g, d_g_z2, grad_norm_g, fake) with ``fake`` the batch in [-1, 1], detached (this
+        process's means and rows in a data-parallel run)."""
+        g = self.generator
         g.zero_grad(set_to_none=True)
-        fake = g(self.noise(self.batch_size))
-        out = d(fake)
+        fake = self.g_parallel(self.noise(self.batch_size))
+        # D itself, not its DDP wrapper: its gradients from this pass are never used
+        out = self.discriminator(fake)
         loss_g = self.criterion(out, torch.ones_like(out))  # non-saturating: -log D(G(z))
-        loss_g.backward()
+        shard(self.batch_size).scale(loss_g).backward()
         grad_norm = _grad_norm(g)
         self.opt_g.step()  # only G moves; D's gradients from this pass are cleared next d_step
         return loss_g.detach(), torch.sigmoid(out.detach()).mean(), grad_norm, fake.detach()
 
     def train_step(self) -> torch.Tensor:
         """``d_steps`` discriminator updates, then one generator update. Returns the step's
-        scalars as one tensor in :data:`STEP_KEYS` order (one transfer to read them all)."""
+        scalars as one tensor in :data:`STEP_KEYS` order (one transfer to read them all); in a
+        data-parallel run the whole batch's, on every process."""
         for _ in range(self.config.d_steps):
             loss_d, d_x, d_g_z1, gn_d = self.d_step(self.real_batch())
         loss_g, d_g_z2, gn_g, fake = self.g_step()
+        part = shard(self.batch_size)
+        means = batch_mean(torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2]), part)
+        fake = gather_rows(fake, part)
         diversity = pairwise_distance_mean(fake) * 0.5  # distances in [0, 1] pixel units
         self.step += 1
-        return torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2, gn_d, gn_g, diversity])
+        return torch.stack([*means, gn_d, gn_g, diversity])
 
     def samples(self) -> torch.Tensor:
         """The fixed-noise samples in [0, 1] on the CPU."""
@@ -342,6 +366,9 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
     loss or gradient norm is NaN/infinite or a loss exceeds ``max_loss`` (the checkpoint on disk
     then is the last good one), :class:`CheckpointError` when resuming from a checkpoint of
     another architecture or geometry.
+
+    Under ``torchrun`` the processes share every batch (:mod:`advstudio.core.distributed`);
+    only rank 0 evaluates, draws the live previews and writes checkpoints.
     """
     device = pick_device(config.device)
     with warnings.catch_warnings(record=True) as caught:
@@ -349,9 +376,12 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
         images, batch_size = training_images(config, data)
     for w in caught:
         yield Log(str(w.message))
+    check_batch(batch_size)
     steps = 1 if config.dry_run else config.steps
     ckpt_path = "" if config.dry_run else config.checkpoint_path
-    evaluate = (not config.dry_run and config.eval_every > 0 and config.dataset == "digits")
+    main = is_main()
+    evaluate = (main and not config.dry_run and config.eval_every > 0
+                and config.dataset == "digits")
     trainer = GanTrainer(config, images, device, batch_size)
     logs: list[str] = []
 
@@ -361,8 +391,10 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
 
     saved, saved_step = "", 0
     if config.resume:
-        if Path(ckpt_path).is_file():
-            trainer.load_state_dict(load_checkpoint(ckpt_path, expect=trainer.geometry))
+        state = from_main(lambda: load_checkpoint(ckpt_path, expect=trainer.geometry)
+                          if Path(ckpt_path).is_file() else None)
+        if state is not None:
+            trainer.load_state_dict(state)
             saved, saved_step = ckpt_path, trainer.step
             yield log(f"Resumed from {ckpt_path} at step {trainer.step}.")
         else:
@@ -389,11 +421,12 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
         _check_finite(values, step, config.max_loss, saved, saved_step)
         if ckpt_path and (step == steps or (config.checkpoint_every
                                             and step % config.checkpoint_every == 0)):
-            save_checkpoint(ckpt_path, trainer.state_dict())
+            if main:
+                save_checkpoint(ckpt_path, trainer.state_dict())
             saved, saved_step = ckpt_path, step
         yield Metrics(step, values)
         yield Progress(step, steps, f"step {step} of {steps}")
-        if throttle is not None and step < steps and throttle.ready():
+        if main and throttle is not None and step < steps and throttle.ready():
             t0 = time.perf_counter()
             grid = trainer.sample_grid()
             # at most preview_rate per second, and at most PREVIEW_BUDGET of the run's time

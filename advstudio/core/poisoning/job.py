@@ -322,15 +322,21 @@ def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
                  ) -> Generator[Event, None, tuple[Any, list[dict[str, float]]]]:
     """Train the victim on ``data`` one epoch per ``train_classifier`` call (see the module
     doc), evaluating it on ``test`` (and ``attacked``) after each. Returns the last
-    ``TrainResult`` and the per-epoch history."""
+    ``TrainResult`` and the per-epoch history.
+
+    Under ``torchrun`` the processes train it data-parallel: every process trains on rank 0's
+    ``data`` (poison made with nondeterministic GPU kernels, or sanitised by them, could differ
+    between processes) and keeps its own scratch checkpoint between the epochs."""
     from advstudio.core.defence.config import TrainConfig
     from advstudio.core.defence.train import train_classifier
+    from advstudio.core.distributed import broadcast_object
 
     recipe = "fgsm" if config.defence == "adversarial-training" else "standard"
     epochs = 1 if config.dry_run else config.epochs
     device = pick_device(config.device)
     history: list[dict[str, float]] = []
     result = None
+    data = broadcast_object(data)
     with tempfile.TemporaryDirectory(prefix="advstudio-poison-") as tmp:
         checkpoint = str(Path(tmp) / "victim.ckpt") if epochs > 1 else ""
         for epoch in range(1, epochs + 1):
@@ -340,7 +346,8 @@ def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
                 device=config.device, eval_images=0, checkpoint_path=checkpoint,
                 resume=epoch > 1, dry_run=config.dry_run)
             result, record = yield from _victim_epoch(
-                train_classifier(train_config, data), epoch, epochs, continuation=epoch > 1)
+                train_classifier(train_config, data, private_checkpoint=True), epoch, epochs,
+                continuation=epoch > 1)
             model = result.classifier(device)
             record.update(evaluate_victim(model, *test, attacked, config.target))
             history.append(record)
