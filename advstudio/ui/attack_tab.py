@@ -1,5 +1,7 @@
 """Attack tab: attack the current image, see original / adversarial / perturbation side by side,
-top-5 before and after, the measures, the smallest flipping epsilon, and an epsilon sweep.
+top-5 before and after, the measures, whether the result survives saving (PNG, JPEG), the
+smallest flipping epsilon, and below, in tabs: the epsilon sweep, the distance to the decision
+boundary, input-transform defences with the adaptive attack, and robust accuracy.
 
 Run alone: ``python -m advstudio.ui.attack_tab``.
 """
@@ -21,18 +23,24 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from advstudio.core.errors import ConfigError
+from advstudio.ui.boundary_panel import BoundaryPanel
 from advstudio.ui.model_controller import ModelController
+from advstudio.ui.robust_panel import RobustPanel
 from advstudio.ui.state import AppState
 from advstudio.ui.sweep_panel import SweepPanel
+from advstudio.ui.transform_panel import TransformPanel
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.perturbation import perturbation_rgb
@@ -42,8 +50,14 @@ from advstudio.workers import JobManager, JobWorker
 ACCESS = [("white-box", "White-box: model gradients"),
           ("transfer", "Black-box: surrogate transfer"),
           ("query", "Black-box: scores only")]
-ATTACKS = {"white-box": ["fgsm", "bim", "pgd", "mifgsm"], "transfer": ["fgsm", "bim", "pgd", "mifgsm"],
-           "query": ["nes", "spsa", "simba"]}
+ATTACKS = {"white-box": ["fgsm", "bim", "pgd", "mifgsm", "apgd", "deepfool", "cw"],
+           "transfer": ["fgsm", "bim", "pgd", "mifgsm"], "query": ["nes", "spsa", "simba"]}
+MINIMAL = ("deepfool", "cw")  # no eps budget: they find the smallest L2 perturbation
+ATTACK_NAMES_SHORT = {"deepfool": "DeepFool", "cw": "C&W"}
+DEFAULT_STEPS = {"apgd": 100, "deepfool": 50, "cw": 100}  # others: 10
+STEPS_HELP = {"deepfool": "DeepFool: the most linearisation steps (it stops at the first flip)",
+              "cw": "C&W: Adam steps per round of its binary search on c (5 rounds)",
+              "apgd": "APGD: iterations (the step size adapts itself)"}
 SLIDER_STEPS = 1000  # slider units per eps 1.0
 SURROGATES = {"digits-mlp": "Digits MLP (built-in)", "digits-cnn": "Digits CNN (built-in)"}
 
@@ -64,6 +78,40 @@ def _load_surrogate_job(key: str, device: str):
     return load_model(key, device)
 
 
+def _survival_job(model, outcome, jpeg_quality: int):
+    from advstudio.core.attacks.lab import check_survival
+    from advstudio.core.jobs import Progress
+
+    yield Progress(0, 1, "re-checking after saving")
+    return check_survival(model, outcome, jpeg_quality)
+
+
+def survival_text(survival, names: list[str]) -> str:
+    """"still adversarial after PNG ✓ / after JPEG q=75 ✗ (reads 7)" for a SurvivalReport."""
+    if not bool(survival.adv_float[0]):
+        return "not adversarial before saving either"
+
+    def part(fmt: str, adv, pred) -> str:
+        if bool(adv[0]):
+            return f"after {fmt} ✓"
+        return f"after {fmt} ✗ (reads {names[int(pred[0])]})"
+
+    parts = [part("PNG", survival.adv_png, survival.pred_png)]
+    if survival.adv_jpeg is not None:
+        parts.append(part(f"JPEG q={survival.jpeg_quality}", survival.adv_jpeg, survival.pred_jpeg))
+    return "still adversarial " + " / ".join(parts)
+
+
+def quantise_note(method: str) -> str:
+    """How quantise_adversarial put the result on the grid, in words."""
+    if method.startswith("gradient step"):
+        return f"repaired by {method.split()[-1]} one-level gradient step(s)"
+    return {"nearest": "rounded to the nearest grey level",
+            "toward perturbation": "rounded away from the original",
+            "failed": "rounding undid it and no repair worked",
+            "not adversarial": "not adversarial before rounding either"}.get(method, method)
+
+
 def _minimal_eps_job(model, x, label: int, targeted: bool, target: int):
     import torch
 
@@ -78,6 +126,7 @@ def _minimal_eps_job(model, x, label: int, targeted: bool, target: int):
 
 class AttackTab(QWidget):
     attacked = Signal(object)  # AttackOutcome
+    survival_checked = Signal(object)  # AttackOutcome re-checked at a new JPEG quality
 
     def __init__(self, state: AppState, jobs: JobManager, models: ModelController,
                  settings: QSettings | None = None, parent: QWidget | None = None) -> None:
@@ -90,10 +139,14 @@ class AttackTab(QWidget):
         self.surrogates: dict[str, object] = {}
         self._slider_job: JobWorker | None = None
         self._slider_pending: float | None = None
+        self._survival_job: JobWorker | None = None
+        self._survival_pending = False
+        self.export_warning: QMessageBox | None = None
         self._rerun = QTimer(self, singleShot=True, interval=250)
         self._rerun.timeout.connect(self.run_attack)
         self._build()
         state.image_changed.connect(self._invalidate)
+        state.image_changed.connect(self._clear_panels)
         state.model_changed.connect(self._on_model)
         if state.model is not None:
             self._on_model(state.model)
@@ -115,6 +168,26 @@ class AttackTab(QWidget):
         self.alpha = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=1.0, singleStep=0.001)
         self.alpha.setSpecialValueText("auto (ε/4 BIM, ε/10 PGD, MI-FGSM)")
         self.budget = QSpinBox(minimum=10, maximum=100_000, singleStep=500, value=2000)
+        self.apgd_loss = QComboBox()
+        self.apgd_loss.addItem("CE (cross-entropy)", "ce")
+        self.apgd_loss.addItem("DLR (logit ratio)", "dlr")
+        self.apgd_loss.setToolTip("APGD's objective: cross-entropy, or the scale-invariant "
+                                  "Difference of Logits Ratio (AutoAttack's; ≥ 3 classes)")
+        self.apgd_loss.setCurrentIndex(max(self.apgd_loss.findData(
+            str(self.settings.value("attack/apgd_loss", "ce"))), 0))
+        self.cw_c = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=10_000.0, singleStep=0.5,
+                                   value=float(self.settings.value("attack/cw_c", 1.0)))
+        self.cw_c.setToolTip("C&W: first weight c of the classification loss (> 0); the search "
+                             "then adapts it per image")
+        self.cw_kappa = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1000.0, singleStep=0.5,
+                                       value=float(self.settings.value("attack/cw_kappa", 0.0)))
+        self.cw_kappa.setToolTip("C&W: confidence margin κ ≥ 0 in logit units (0 = just across "
+                                 "the boundary)")
+        self.quantise = QCheckBox("Quantisation-aware (1/255 grid)")
+        self.quantise.setToolTip("Round the result onto the 8-bit grid inside the ε-ball and "
+                                 "repair it where rounding undid it, so the exported PNG is "
+                                 "what was measured")
+        self.quantise.setChecked(self.settings.value("attack/quantise", "false") in (True, "true"))
         self.targeted = QCheckBox("Targeted")
         self.target = QComboBox()
         self.target.setEnabled(False)
@@ -124,16 +197,26 @@ class AttackTab(QWidget):
         form = QFormLayout()
         form.addRow("Access", self.access)
         form.addRow("Attack", self.attack)
+        form.addRow("APGD loss", self.apgd_loss)
+        cw_row = QHBoxLayout()
+        cw_row.addWidget(self.cw_c, 1)
+        cw_row.addWidget(QLabel("κ"))
+        cw_row.addWidget(self.cw_kappa, 1)
+        self.cw_row = cw_row
+        form.addRow("C&W c", cw_row)
         form.addRow("Surrogate", self.surrogate)
         eps_row = QHBoxLayout()
         eps_row.addWidget(self.eps_slider, 1)
         eps_row.addWidget(self.eps_spin)
-        form.addRow("ε (L∞)", eps_row)
+        self.eps_label = QLabel("ε (L∞)")
+        form.addRow(self.eps_label, eps_row)
         form.addRow("Steps", self.steps)
         form.addRow("Step size", self.alpha)
         form.addRow("Query budget", self.budget)
         form.addRow("True class", self.true_class)
         form.addRow(self.targeted, self.target)
+        form.addRow("", self.quantise)
+        self.form = form
         self.attack_button = QPushButton("Attack")
         self.attack_button.setToolTip("Run the attack on the current image (Ctrl+Return)")
         self.attack_button.setDefault(True)
@@ -142,7 +225,8 @@ class AttackTab(QWidget):
                                        "prediction (white-box)")
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save the adversarial image (lossless PNG), the "
-                                      "perturbation (PNG, .npy) and a JSON summary (Ctrl+S)")
+                                      "perturbation (PNG, .npy) and a JSON summary (Ctrl+S); "
+                                      "warns if the saved PNG no longer fools the model")
         self.export_button.setEnabled(False)
         buttons = QHBoxLayout()
         for b in (self.attack_button, self.min_eps_button, self.export_button):
@@ -154,7 +238,12 @@ class AttackTab(QWidget):
         cb.addLayout(buttons)
         cb.addWidget(self.message)
         cb.addStretch(1)
-        controls_box.setFixedWidth(360)
+        controls_scroll = QScrollArea()
+        controls_scroll.setWidget(controls_box)
+        controls_scroll.setWidgetResizable(True)
+        controls_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        controls_scroll.setFixedWidth(360)
 
         self.original = ImageView("Original", "Load an image on the Image tab")
         self.adversarial = ImageView("Adversarial", "Press Attack")
@@ -167,12 +256,31 @@ class AttackTab(QWidget):
         self.after = TopKBars(5)
         self.measures = QLabel(wordWrap=True)
         self.measures.setTextFormat(Qt.TextFormat.RichText)
+        self.jpeg_check = QCheckBox("also as JPEG, q")
+        self.jpeg_check.setToolTip("Re-check the adversarial image after saving it as a JPEG of "
+                                   "this quality, as well as after the 8-bit PNG export")
+        self.jpeg_check.setChecked(self.settings.value("attack/jpeg_check", "true")
+                                   in (True, "true"))
+        self.jpeg_q = QSpinBox(minimum=1, maximum=100,
+                               value=int(self.settings.value("attack/jpeg_quality", 75)))
+        self.jpeg_q.setToolTip("JPEG quality, 1 (worst) to 100 (best)")
+        self.survival = QLabel(wordWrap=True)
+        self.survival.setToolTip("Is the adversarial image still adversarial once rounded to "
+                                 "8 bits (what the PNG export stores) and, if ticked, once "
+                                 "saved as a JPEG? ✓ yes, ✗ no (and what the model reads)")
+        jpeg_row = QHBoxLayout()
+        jpeg_row.addWidget(QLabel("Saving:"))
+        jpeg_row.addWidget(self.jpeg_check)
+        jpeg_row.addWidget(self.jpeg_q)
+        jpeg_row.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(QLabel("<b>Before</b>"))
         right.addWidget(self.before)
         right.addWidget(QLabel("<b>After</b>"))
         right.addWidget(self.after)
         right.addWidget(self.measures)
+        right.addLayout(jpeg_row)
+        right.addWidget(self.survival)
         right.addStretch(1)
         right_w = QWidget()
         right_w.setLayout(right)
@@ -181,30 +289,51 @@ class AttackTab(QWidget):
         top = QWidget()
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(controls_box)
+        top_layout.addWidget(controls_scroll)
         top_layout.addLayout(views, 1)
         top_layout.addWidget(right_w)
         self.sweep = SweepPanel(self.state, self.jobs, self.settings)
+        self.boundary = BoundaryPanel(self, self.jobs, self.settings)
+        self.defences = TransformPanel(self, self.jobs, self.settings)
+        self.robust = RobustPanel(self, self.jobs, self.settings)
+        self.panels = QTabWidget()
+        self.panels.addTab(self.sweep, "ε sweep")
+        self.panels.addTab(self.boundary, "Distance to boundary")
+        self.panels.addTab(self.defences, "Input defences")
+        self.panels.addTab(self.robust, "Robust accuracy")
+        self.panels.setCurrentIndex(int(self.settings.value("attack/panel", 0)))
+        self.panels.currentChanged.connect(lambda i: self.settings.setValue("attack/panel", i))
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
-        splitter.addWidget(self.sweep)
+        splitter.addWidget(self.panels)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
         self.access.currentIndexChanged.connect(self._on_access)
-        self.attack.currentIndexChanged.connect(self._update_enabled)
+        self.attack.currentIndexChanged.connect(self._on_attack)
         self.targeted.toggled.connect(self._on_targeted)
         self.eps_slider.valueChanged.connect(
             lambda v: self.eps_spin.setValue(v / SLIDER_STEPS))
         self.eps_spin.valueChanged.connect(self._on_eps)
+        self.jpeg_check.toggled.connect(self._on_jpeg)
+        self.jpeg_q.valueChanged.connect(self._on_jpeg)
+        self.jpeg_q.setEnabled(self.jpeg_check.isChecked())
+        self.steps.valueChanged.connect(self._on_steps)
+        self.quantise.toggled.connect(self._on_quantise)
+        self.apgd_loss.currentIndexChanged.connect(
+            lambda: self.settings.setValue("attack/apgd_loss", self.apgd_loss.currentData()))
+        self.cw_c.valueChanged.connect(lambda v: self.settings.setValue("attack/cw_c", v))
+        self.cw_kappa.valueChanged.connect(lambda v: self.settings.setValue("attack/cw_kappa", v))
         self.attack_button.clicked.connect(self.run_attack)
         self.min_eps_button.clicked.connect(self.find_min_eps)
         self.export_button.clicked.connect(self.export_dialog)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.run_attack)
         QShortcut(QKeySequence.StandardKey.Save, self, activated=self.export_dialog)
         self.eps_spin.setValue(float(self.settings.value("attack/eps", 0.1)))
+        self._steps_attack: str | None = None
         self._on_access()
 
     # -- controls -----------------------------------------------------------------------------
@@ -226,17 +355,51 @@ class AttackTab(QWidget):
         index = self.attack.findData(current)
         self.attack.setCurrentIndex(max(index, 0))
         self.attack.blockSignals(False)
-        self._update_enabled()
+        self._on_attack()
         self._invalidate()
+
+    def _on_attack(self) -> None:
+        """Each attack keeps its own number of steps (C&W and APGD need ~100, BIM ~10)."""
+        attack = self.attack.currentData()
+        if attack is not None and attack != self._steps_attack:
+            self._steps_attack = None  # do not file the loaded value under the old attack
+            self.steps.setValue(int(self.settings.value(f"attack/steps/{attack}",
+                                                        DEFAULT_STEPS.get(attack, 10))))
+            self._steps_attack = attack
+        self._update_enabled()
+
+    def _on_steps(self, steps: int) -> None:
+        if self._steps_attack is not None:
+            self.settings.setValue(f"attack/steps/{self._steps_attack}", steps)
 
     def _update_enabled(self) -> None:
         access, attack = self.access.currentData(), self.attack.currentData()
+        minimal = attack in MINIMAL
         self.surrogate.setEnabled(access == "transfer")
         iterative = attack in ("bim", "pgd", "mifgsm")
-        self.steps.setEnabled(iterative)
+        self.steps.setEnabled(iterative or attack in ("apgd", *MINIMAL))
+        self.steps.setToolTip(STEPS_HELP.get(attack, "Iterations of the attack"))
         self.alpha.setEnabled(iterative)
         self.budget.setEnabled(access == "query")
+        for widget in (self.eps_label, self.eps_slider, self.eps_spin):
+            widget.setEnabled(not minimal)
+        self.eps_spin.setToolTip(
+            "unused: DeepFool and C&W look for the smallest L2 perturbation themselves; the "
+            "measures show what they needed" if minimal
+            else "L∞ radius in pixel units: 0.1 = 25.5 grey levels of 255")
+        self.form.setRowVisible(self.apgd_loss, attack == "apgd")
+        self.form.setRowVisible(self.cw_row, attack == "cw")
+        if attack == "deepfool":
+            self.targeted.setChecked(False)
+        self.targeted.setEnabled(attack != "deepfool")
+        self.targeted.setToolTip("DeepFool is untargeted: it goes to the nearest boundary"
+                                 if attack == "deepfool" else "")
         self.min_eps_button.setEnabled(access == "white-box")
+
+    def true_label(self) -> int:
+        """The true class chosen in the controls, or -1 for the model's own prediction."""
+        label = self.true_class.currentData()
+        return -1 if label is None else int(label)
 
     def _on_targeted(self, on: bool) -> None:
         self.target.setEnabled(on)
@@ -251,7 +414,10 @@ class AttackTab(QWidget):
         for i, name in enumerate(model.class_names):
             self.target.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
             self.true_class.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
-        self.sweep.setEnabled(model.input_shape[0] == 1 and model.num_classes == 10)
+        digits = model.input_shape[0] == 1 and model.num_classes == 10
+        self.sweep.setEnabled(digits)
+        self.robust.setEnabled(digits)
+        self._clear_panels()
         self._invalidate()
         self._probe_gradients(model)
 
@@ -281,6 +447,11 @@ class AttackTab(QWidget):
         self.jobs.start(job, "Checking gradients", show_in_status=False,
                         connect=lambda w: w.returned.connect(done))
 
+    def _clear_panels(self, *_args) -> None:
+        """Results of the bottom panels belong to one image and model."""
+        self.boundary.clear()
+        self.defences.clear()
+
     def _invalidate(self, *_args) -> None:
         """The image, model or settings changed: the cached FGSM sign no longer applies."""
         self.outcome = None
@@ -292,6 +463,7 @@ class AttackTab(QWidget):
         self.perturbation.set_pixels(None, "Perturbation")
         self.after.clear()
         self.measures.setText("")
+        self.survival.setText("")
 
     def _on_eps(self, eps: float) -> None:
         self.eps_slider.blockSignals(True)
@@ -300,12 +472,61 @@ class AttackTab(QWidget):
         self.settings.setValue("attack/eps", eps)
         if self.outcome is not None and self.outcome.direction is not None:
             self._slider_update(self.eps)
-        elif self.outcome is not None and self.access.currentData() == "white-box":
+        elif (self.outcome is not None and self.access.currentData() == "white-box"
+              and self.outcome.spec.attack not in MINIMAL):
             self._rerun.start()  # iterative white-box: rerun when the slider rests
+
+    @property
+    def jpeg_quality(self) -> int:
+        """The JPEG quality to re-check results at, 0 when the JPEG check is off."""
+        return self.jpeg_q.value() if self.jpeg_check.isChecked() else 0
+
+    def _on_jpeg(self, *_args) -> None:
+        self.settings.setValue("attack/jpeg_check", self.jpeg_check.isChecked())
+        self.settings.setValue("attack/jpeg_quality", self.jpeg_q.value())
+        self.jpeg_q.setEnabled(self.jpeg_check.isChecked())
+        if self.outcome is not None:
+            self.recheck_survival()
+
+    def recheck_survival(self) -> JobWorker | None:
+        """Re-check the shown result at the current JPEG setting (forward passes, on a job);
+        one in flight at a time, the latest setting queued."""
+        if self._survival_job is not None and not self._survival_job.is_done:
+            self._survival_pending = True
+            return None
+        model, outcome, quality = self.state.model, self.outcome, self.jpeg_quality
+        if model is None or outcome is None:
+            return None
+
+        def checked(new) -> None:
+            if self.outcome is outcome:  # not replaced by a newer attack meanwhile
+                self.outcome = new
+                self.survival.setText(survival_text(new.survival, model.class_names))
+                self.survival_checked.emit(new)
+
+        def finished() -> None:
+            if self._survival_pending:
+                self._survival_pending = False
+                self.recheck_survival()
+
+        self._survival_job = self.jobs.start(
+            lambda: _survival_job(model, outcome, quality), "Survival check",
+            show_in_status=False,
+            connect=lambda w: (w.returned.connect(checked), w.errored.connect(self._on_error),
+                               w.finished.connect(finished)))
+        return self._survival_job
+
+    def _on_quantise(self, on: bool) -> None:
+        self.settings.setValue("attack/quantise", on)
+        if self.outcome is not None and self.access.currentData() == "white-box":
+            self._rerun.start()
 
     # -- running ------------------------------------------------------------------------------
     def job_config(self):
-        """(kind, config) of the tab's headless job, the ε sweep (File ▸ Export job as config)."""
+        """(kind, config) of the tab's headless job (File ▸ Export job as config): robust
+        accuracy while its panel is shown, else the ε sweep."""
+        if self.panels.currentWidget() is self.robust:
+            return "robust", self.robust.config()
         return "sweep", self.sweep.config()
 
     def spec(self):
@@ -315,9 +536,10 @@ class AttackTab(QWidget):
                           eps=self.eps, steps=self.steps.value(), alpha=self.alpha.value(),
                           targeted=self.targeted.isChecked(),
                           target=self.target.currentData() if self.targeted.isChecked() else -1,
-                          label=-1 if self.true_class.currentData() is None
-                          else self.true_class.currentData(),
-                          max_queries=self.budget.value())
+                          label=self.true_label(), max_queries=self.budget.value(),
+                          loss=self.apgd_loss.currentData(), c=self.cw_c.value(),
+                          kappa=self.cw_kappa.value(), quantise=self.quantise.isChecked(),
+                          jpeg_quality=self.jpeg_quality)
 
     def run_attack(self) -> JobWorker | None:
         model, image = self.state.model, self.state.image
@@ -404,7 +626,15 @@ class AttackTab(QWidget):
             rows.append(f"queries to the target: {outcome.queries:,}")
         if outcome.surrogate_success is not None:
             rows.append(f"surrogate fooled: {'yes' if outcome.surrogate_success else 'no'}")
+        if outcome.spec.minimal:
+            rows.append(f"{ATTACK_NAMES_SHORT[outcome.spec.attack]} needed L2 {r.l2:.3f}, "
+                        f"L∞ {r.linf * 255:.1f}/255 (no ε budget)")
+        if outcome.quantise_method is not None:
+            rows.append(f"on the 1/255 grid: {quantise_note(outcome.quantise_method)}")
         self.measures.setText("<br>".join(rows))
+        self.defences.refresh()
+        self.survival.setText("" if outcome.survival is None
+                              else survival_text(outcome.survival, names))
         self.message.setText(self._note)
         self._note = ""
         self.export_button.setEnabled(True)
@@ -453,30 +683,63 @@ class AttackTab(QWidget):
 
     def export_to(self, png: Path) -> list[Path]:
         """``png``: the adversarial image (8-bit, lossless); beside it ``*_perturbation.npy``
-        (float32 x_adv - x), ``*_perturbation.png`` (the colour map) and ``*_summary.json``."""
+        (float32 x_adv - x), ``*_perturbation.png`` (the colour map) and ``*_summary.json``.
+
+        Refuses nothing, but re-reads the written PNG and warns (a non-modal message box,
+        ``self.export_warning``) when the saved file no longer fools the model."""
         from dataclasses import asdict
 
         from advstudio.core.images import from_tensor, save_png
 
         outcome = self.outcome
         save_png(from_tensor(outcome.x_adv), png)
+        saved_pred, saved_fools = self._saved_verdict(png, outcome)
         delta = from_tensor(outcome.perturbation)
         np.save(png.with_name(png.stem + "_perturbation.npy"), delta)
         rgb, amp = perturbation_rgb(delta)
         save_png(rgb.astype(np.float32) / 255, png.with_name(png.stem + "_perturbation.png"))
         names = self.state.model.class_names
+        s = outcome.survival
         summary = {"model": self.state.model_key, "image": str(getattr(self.state.image, "path", "")),
                    "spec": {**asdict(outcome.spec), "access": outcome.spec.access.value},
                    "report": asdict(outcome.report),
                    "class_before": names[outcome.report.pred_before],
                    "class_after": names[outcome.report.pred_after],
-                   "queries": outcome.queries, "perturbation_amplification": amp}
+                   "queries": outcome.queries, "perturbation_amplification": amp,
+                   "saved_png": {"class": names[saved_pred], "adversarial": saved_fools},
+                   "survives_jpeg": None if s is None or s.adv_jpeg is None
+                   else {"quality": s.jpeg_quality, "adversarial": bool(s.adv_jpeg[0])},
+                   "quantised": outcome.quantise_method}
         out = png.with_name(png.stem + "_summary.json")
         out.write_text(json.dumps(summary, indent=2))
         self.message.setText(f"Exported {png.name} and its perturbation and summary.")
+        if outcome.report.success and not saved_fools:
+            self._warn_export(png, names[saved_pred])
         return [png, png.with_name(png.stem + "_perturbation.npy"),
                 png.with_name(png.stem + "_perturbation.png"), out]
 
+    def _saved_verdict(self, png: Path, outcome) -> tuple[int, bool]:
+        """The model's class for the PNG as written, and whether it is still adversarial (one
+        forward pass)."""
+        from advstudio.core.images import load_image, to_tensor
+
+        model = self.state.model
+        pred = model.predict(to_tensor(load_image(png)).to(model.device), k=1)[0].indices[0]
+        spec = outcome.spec
+        return pred, (pred == spec.target if spec.targeted else pred != outcome.label)
+
+    def _warn_export(self, png: Path, saved_class: str) -> None:
+        text = (f"{png.name} was written, but it no longer fools the model: rounded to 8 bits, "
+                f"as the PNG stores it, it reads as {saved_class} again. Tick "
+                "\"Quantisation-aware\" and attack again for an image that survives saving.")
+        self.message.setText(f"Exported {png.name}, but the saved PNG reads as {saved_class} "
+                             "again (see the warning).")
+        box = QMessageBox(QMessageBox.Icon.Warning, "The saved image is not adversarial",
+                          text, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.export_warning = box
 
 if __name__ == "__main__":
     from advstudio.ui.preview import run_alone

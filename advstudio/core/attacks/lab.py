@@ -1,26 +1,45 @@
-"""One attack on one image, as the Attack tab runs it: the job behind its "Attack" button.
+"""One attack on one image, as the Attack tab runs it: the jobs behind its buttons.
 
 A plain config (:class:`AttackSpec`) names the attack, how much the attacker knows
 (:class:`Access`) and the budget; :func:`attack_image` runs it and returns everything the tab
-shows: the adversarial image, the perturbation, top-5 before and after, and the measures of
-:func:`~advstudio.core.attacks.metrics.attack_report`. For white-box FGSM it also returns the
-gradient sign, so an epsilon slider can re-apply it with one forward pass per move
-(:func:`fgsm_at`).
+shows: the adversarial image, the perturbation, top-5 before and after, the measures of
+:func:`~advstudio.core.attacks.metrics.attack_report`, and whether the result survives being
+saved (:func:`~advstudio.core.attacks.quantise.survival`: as an 8-bit PNG and, on request, as a
+JPEG). For white-box FGSM it also returns the gradient sign, so an epsilon slider can re-apply
+it with one forward pass per move (:func:`fgsm_at`).
+
+White-box attacks are the L-inf family (FGSM, BIM, PGD, MI-FGSM, APGD: ``eps`` is their
+budget) and the minimal-L2 attacks (DeepFool, C&W: no budget, ``eps`` is unused; the report's
+L2 / L-inf is what they needed). ``quantise=True`` moves the result onto the 1/255 grid inside
+the eps-ball and repairs it where rounding broke it
+(:func:`~advstudio.core.attacks.quantise.quantise_adversarial`), so that what is exported is
+what was measured.
+
+The bottom panels of the tab run three more jobs on the current image: :func:`compare_defence`
+(an input-transform defence attacked by plain PGD and by BPDA), :func:`detector_check` (the
+feature-squeezing detector fitted on clean test digits) and :func:`distance_to_boundary`
+(DeepFool, C&W and FGSM's smallest flipping eps side by side).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from advstudio.core.attacks.autopgd import APGD_LOSSES, apgd
 from advstudio.core.attacks.blackbox import as_predict, nes, simba, spsa, transfer
-from advstudio.core.attacks.metrics import ImageReport, attack_report
+from advstudio.core.attacks.metrics import ImageReport, attack_report, linf
+from advstudio.core.attacks.minimal import check_positive, cw_l2, deepfool, minimal_norms
+from advstudio.core.attacks.quantise import SurvivalReport, quantise_adversarial, survival
+from advstudio.core.attacks.transforms import (
+    TRANSFORMS, FeatureSqueezingDetector, check_rate, defended)
 from advstudio.core.attacks.whitebox import (
     apply_direction, bim, check_eps, fgsm, fgsm_direction, mifgsm, pgd)
-from advstudio.core.errors import ConfigError
+from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.jobs import Job, Progress
 from advstudio.core.models.classifier import Classifier, Prediction
 
@@ -34,18 +53,33 @@ class Access(str, enum.Enum):
 
 
 WHITEBOX = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mifgsm": mifgsm}
+"""The L-inf attacks a surrogate can run too (transfer)."""
+WHITEBOX_ONLY = ("apgd", "deepfool", "cw")
+"""White-box attacks the transfer setting does not offer."""
+MINIMAL_L2 = ("deepfool", "cw")
+"""Attacks without an eps budget: they find the smallest L2 perturbation they can."""
 QUERY = {"nes": nes, "spsa": spsa, "simba": simba}
 ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM / I-FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM",
+                "apgd": "APGD (Auto-PGD)", "deepfool": "DeepFool (minimal L2)",
+                "cw": "C&W L2 (minimal L2)",
                 "nes": "NES (gradient-sign estimate)", "spsa": "SPSA (gradient-sign estimate)",
                 "simba": "SimBA (random pixel search)"}
+QUANTISE_STEPS = 10
+"""Gradient steps of one grey level :func:`quantise_adversarial` may take to repair a rounded
+image (white-box only: a black-box attacker has no gradients)."""
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """``eps``: L-inf radius in pixel units [0, 1] (SimBA: its per-pixel step). ``alpha``: step
-    of the iterative attacks (0 = eps / 4 for BIM, eps / 10 for PGD and MI-FGSM). ``target``:
-    class index for targeted attacks. ``label``: the true class, or -1 to use the model's own
-    prediction (what a user without labels has)."""
+    """``eps``: L-inf radius in pixel units [0, 1] (SimBA: its per-pixel step; unused by the
+    minimal-L2 attacks DeepFool and C&W). ``steps``: iterations (C&W: Adam steps per round of
+    its search on ``c``; DeepFool: the most it takes). ``alpha``: step of BIM / PGD / MI-FGSM
+    (0 = eps / 4 for BIM, eps / 10 for PGD and MI-FGSM). ``target``: class index for targeted
+    attacks. ``label``: the true class, or -1 to use the model's own prediction (what a user
+    without labels has). ``loss``: APGD's ``"ce"`` or ``"dlr"``. ``c`` (> 0), ``kappa`` (>= 0,
+    logit margin) and ``search_steps``: C&W's. ``quantise``: round the result onto the 1/255
+    grid and repair it (see the module docstring). ``jpeg_quality``: 1 to 100 to also check
+    that the result survives a JPEG of that quality; 0 for the PNG check only."""
 
     attack: str = "fgsm"
     access: Access = Access.WHITEBOX
@@ -57,11 +91,22 @@ class AttackSpec:
     label: int = -1
     max_queries: int = 2000
     seed: int = 0
+    loss: str = "ce"
+    c: float = 1.0
+    kappa: float = 0.0
+    search_steps: int = 5
+    quantise: bool = False
+    jpeg_quality: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "access", Access(self.access))
         check_eps(self.eps)
-        allowed = QUERY if self.access is Access.QUERY else WHITEBOX
+        if self.access is Access.QUERY:
+            allowed = tuple(QUERY)
+        elif self.access is Access.TRANSFER:
+            allowed = tuple(WHITEBOX)
+        else:
+            allowed = (*WHITEBOX, *WHITEBOX_ONLY)
         if self.attack not in allowed:
             raise ConfigError(f"attack {self.attack!r} is not a {self.access.value} attack; "
                               f"allowed: {', '.join(allowed)}")
@@ -69,6 +114,26 @@ class AttackSpec:
             raise ConfigError(f"steps must be at least 1, not {self.steps}")
         if self.alpha < 0:
             raise ConfigError(f"step size must be positive, not {self.alpha}")
+        if self.loss not in APGD_LOSSES:
+            raise ConfigError(f"APGD loss must be one of {', '.join(APGD_LOSSES)}, "
+                              f"not {self.loss!r}")
+        check_positive(self.c, "C&W c (the weight of the classification loss)")
+        check_positive(self.kappa, "C&W kappa (confidence margin)", allow_zero=True)
+        if self.search_steps < 1:
+            raise ConfigError(f"C&W search steps must be at least 1, not {self.search_steps}")
+        if (isinstance(self.jpeg_quality, bool) or not isinstance(self.jpeg_quality, int)
+                or not 0 <= self.jpeg_quality <= 100):
+            raise ConfigError(f"JPEG quality must be a whole number from 1 to 100 (0: no JPEG "
+                              f"check), not {self.jpeg_quality!r}")
+        if self.attack == "deepfool" and self.targeted:
+            raise ConfigError("DeepFool is untargeted: it steps to the nearest decision "
+                              "boundary, whatever class lies behind it. Untick Targeted, or "
+                              "use C&W for a targeted minimal perturbation")
+
+    @property
+    def minimal(self) -> bool:
+        """True for the attacks without an eps budget (DeepFool, C&W)."""
+        return self.attack in MINIMAL_L2
 
     def step_size(self) -> float:
         if self.alpha > 0:
@@ -78,7 +143,10 @@ class AttackSpec:
 
 @dataclass
 class AttackOutcome:
-    """CPU tensors of shape (1, C, H, W); ``direction`` only for white-box FGSM."""
+    """CPU tensors of shape (1, C, H, W); ``direction`` only for white-box FGSM. ``survival``:
+    is ``x_adv`` still adversarial as an 8-bit PNG (and as a JPEG of ``spec.jpeg_quality``).
+    ``quantise_method``: how ``spec.quantise`` put the result on the grid (see
+    :class:`~advstudio.core.attacks.quantise.QuantisedResult`), None without it."""
 
     spec: AttackSpec
     x: torch.Tensor
@@ -90,14 +158,27 @@ class AttackOutcome:
     queries: int | None = None
     surrogate_success: bool | None = None
     direction: torch.Tensor | None = None
+    survival: SurvivalReport | None = None
+    quantise_method: str | None = None
 
     @property
     def perturbation(self) -> torch.Tensor:
         return self.x_adv - self.x
 
 
-def _whitebox(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, spec: AttackSpec,
-              generator: torch.Generator) -> torch.Tensor:
+def _whitebox(model: nn.Module, x: torch.Tensor, label: torch.Tensor, goal: torch.Tensor,
+              spec: AttackSpec, generator: torch.Generator) -> torch.Tensor:
+    """``label``: the true class; ``goal``: the target (targeted) or the true class."""
+    if spec.attack == "apgd":
+        return apgd(model, x, label, eps=spec.eps, steps=spec.steps, loss=spec.loss,
+                    targeted=spec.targeted, target=goal if spec.targeted else None,
+                    seed=spec.seed)
+    if spec.attack == "deepfool":
+        return deepfool(model, x, y=label, steps=spec.steps)
+    if spec.attack == "cw":
+        return cw_l2(model, x, goal, targeted=spec.targeted, c=spec.c, kappa=spec.kappa,
+                     steps=spec.steps, search_steps=spec.search_steps,
+                     y_true=label if spec.targeted else None)
     kw = {"targeted": spec.targeted}
     if spec.attack == "fgsm":
         return fgsm(model, x, goal, spec.eps, **kw)
@@ -105,6 +186,41 @@ def _whitebox(model: nn.Module, x: torch.Tensor, goal: torch.Tensor, spec: Attac
     if spec.attack == "pgd":
         kw["generator"] = generator
     return WHITEBOX[spec.attack](model, x, goal, spec.eps, **kw)
+
+
+def quantise_budget(spec: AttackSpec, x: torch.Tensor, x_adv: torch.Tensor) -> float:
+    """The L-inf ball :func:`quantise_adversarial` keeps the rounded image in: ``spec.eps``, or
+    for the minimal-L2 attacks (no budget) the L-inf they used, rounded up to a grey level."""
+    if not spec.minimal:
+        return spec.eps
+    used = float((x_adv - x).abs().max())
+    return min(1.0, math.ceil(used * 255 - 1e-3) / 255)
+
+
+def measure(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec,
+            label: int, before: Prediction | None = None, **extra) -> AttackOutcome:
+    """The outcome of an attack that turned ``x`` into ``x_adv`` ((1, C, H, W) on the model's
+    device): report, top-5 after, survival as PNG (and JPEG if ``spec.jpeg_quality``). Forward
+    passes only. ``extra``: the other :class:`AttackOutcome` fields (queries, direction...)."""
+    if before is None:
+        before = model.predict(x, k=5)[0]
+    target = [spec.target] if spec.targeted else None
+    report = attack_report(model, x, x_adv, [label], target)[0]
+    after = model.predict(x_adv, k=5)[0]
+    saved = survival(model, x_adv, [label], targeted=spec.targeted, target=target,
+                     jpeg_quality=spec.jpeg_quality or None)
+    return AttackOutcome(spec, x.detach().cpu(), x_adv.detach().cpu(), label, before, after,
+                         report, survival=saved, **extra)
+
+
+def check_survival(model: Classifier, outcome: AttackOutcome, jpeg_quality: int) -> AttackOutcome:
+    """``outcome`` re-checked for a new JPEG quality (1 to 100; 0: PNG only). Forward passes."""
+    spec = replace(outcome.spec, jpeg_quality=jpeg_quality)
+    x_adv = outcome.x_adv.to(model.device)
+    target = [spec.target] if spec.targeted else None
+    saved = survival(model, x_adv, [outcome.label], targeted=spec.targeted, target=target,
+                     jpeg_quality=jpeg_quality or None)
+    return replace(outcome, spec=spec, survival=saved)
 
 
 def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
@@ -128,16 +244,18 @@ def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
         if spec.target == label:
             raise ConfigError(f"the target class {model.class_names[label]!r} is already the "
                               "true class; pick another target")
+    label_t = torch.tensor([label], device=device)
     goal = torch.tensor([spec.target if spec.targeted else label], device=device)
     generator = torch.Generator(device=device.type).manual_seed(spec.seed)
-    yield Progress(0, 1, f"{ATTACK_NAMES[spec.attack]} ({spec.access.value})")
+    yield Progress(0, 2 if spec.quantise else 1,
+                   f"{ATTACK_NAMES[spec.attack]} ({spec.access.value})")
     queries = surrogate_success = direction = None
     if spec.access is Access.WHITEBOX:
         if spec.attack == "fgsm":
             direction = fgsm_direction(model, x, goal, targeted=spec.targeted)
             x_adv = apply_direction(x, direction, spec.eps)
         else:
-            x_adv = _whitebox(model, x, goal, spec, generator)
+            x_adv = _whitebox(model, x, label_t, goal, spec, generator)
     elif spec.access is Access.TRANSFER:
         if surrogate is None:
             raise ConfigError("a transfer attack needs a surrogate model")
@@ -152,27 +270,40 @@ def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
     else:
         kw = {"targeted": spec.targeted, "max_queries": spec.max_queries, "generator": generator}
         if spec.targeted:
-            kw["y_true"] = torch.tensor([label], device=device)
+            kw["y_true"] = label_t
         if spec.attack == "simba":
             res = simba(as_predict(model), x, goal, step=spec.eps, **kw)
         else:
             res = QUERY[spec.attack](as_predict(model), x, goal, spec.eps, **kw)
         x_adv, queries = res.x_adv, int(res.queries[0])
+    method = None
+    if spec.quantise:
+        yield Progress(1, 2, "rounding onto the 1/255 grid")
+        x_adv, method = _quantise(model, x, x_adv.detach(), spec, label_t)
     yield Progress(1, 1, "measuring")
-    report = attack_report(model, x, x_adv, [label], [spec.target] if spec.targeted else None)[0]
-    after = model.predict(x_adv, k=5)[0]
-    return AttackOutcome(spec, x.cpu(), x_adv.detach().cpu(), label, before, after, report,
-                         queries, surrogate_success,
-                         None if direction is None else direction.detach().cpu())
+    return measure(model, x, x_adv.detach(), spec, label, before, queries=queries,
+                   surrogate_success=surrogate_success,
+                   direction=None if direction is None else direction.detach().cpu(),
+                   quantise_method=method)
+
+
+def _quantise(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec,
+              label: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """``x_adv`` on the 1/255 grid within the attack's ball, repaired where possible."""
+    steps = QUANTISE_STEPS if spec.access is Access.WHITEBOX else 0
+    eps = quantise_budget(spec, x, x_adv)
+    if spec.targeted:
+        res = quantise_adversarial(model, x, x_adv, label, eps, targeted=True,
+                                   target=[spec.target], steps=steps)
+    else:
+        res = quantise_adversarial(model, x, x_adv, label, eps, steps=steps)
+    return res.x_q.to(x.device), res.method[0]
 
 
 def has_input_gradients(model: Classifier) -> bool:
     """Whether white-box attacks can run on ``model``: one backward pass on a blank image.
     False for models that give no gradient to their input (e.g. a scripted model run under
     ``no_grad``); those are offered the black-box attacks only."""
-    from advstudio.core.attacks.whitebox import fgsm_direction
-    from advstudio.core.errors import AttackError
-
     x = torch.full((1, *model.input_shape), 0.5, device=model.device)
     try:
         fgsm_direction(model, x, torch.zeros(1, dtype=torch.long, device=model.device))
@@ -183,17 +314,188 @@ def has_input_gradients(model: Classifier) -> bool:
 
 def fgsm_at(model: Classifier, outcome: AttackOutcome, eps: float) -> AttackOutcome:
     """Re-apply a white-box FGSM outcome's cached gradient sign at another ``eps``: one clip and
-    two cheap forward passes (the report's), no gradient. For the interactive slider."""
+    a few cheap forward passes (report, survival), no gradient unless ``spec.quantise`` must
+    repair the rounded image. For the interactive slider."""
     if outcome.direction is None:
         raise ConfigError("only a white-box FGSM result can be re-applied at another epsilon")
     check_eps(eps)
     device = model.device
     x = outcome.x.to(device)
     x_adv = apply_direction(x, outcome.direction.to(device), eps)
-    spec = outcome.spec
-    report = attack_report(model, x, x_adv, [outcome.label],
-                           [spec.target] if spec.targeted else None)[0]
-    after = model.predict(x_adv, k=5)[0]
-    new_spec = AttackSpec(**{**spec.__dict__, "eps": eps})
-    return AttackOutcome(new_spec, outcome.x, x_adv.cpu(), outcome.label, outcome.before, after,
-                         report, None, None, outcome.direction)
+    spec = replace(outcome.spec, eps=eps)
+    method = None
+    if spec.quantise:
+        x_adv, method = _quantise(model, x, x_adv, spec,
+                                  torch.tensor([outcome.label], device=device))
+    return measure(model, x, x_adv, spec, outcome.label, outcome.before,
+                   direction=outcome.direction, quantise_method=method)
+
+
+# --------------------------------------------------------------------------- input defences
+
+DEFENCES = {"none": "None", "jpeg": "JPEG", "bit_depth": "Bit depth", "median": "Median"}
+"""Input-transform defences the tab offers (keys of ``TRANSFORMS`` plus ``none``)."""
+DEFENCE_PARAMETERS = {"jpeg": ("quality", 1, 100, 75), "bit_depth": ("bits", 1, 8, 2),
+                      "median": ("window", 1, 7, 2)}
+"""Per defence: (parameter name, lowest, highest, default) as the tab's spin box offers it."""
+
+
+def make_transform(defence: str, parameter: int) -> nn.Module | None:
+    """The transform of ``defence`` ("none", "jpeg", "bit_depth", "median") with its
+    ``parameter`` (JPEG quality 1-100, bits 1-8, median window >= 1); None for "none"."""
+    if defence == "none":
+        return None
+    if defence not in TRANSFORMS:
+        raise ConfigError(f"unknown defence {defence!r}; allowed: {', '.join(DEFENCES)}")
+    return TRANSFORMS[defence](parameter)
+
+
+@dataclass
+class DefenceAttack:
+    """One attack on the defended model. ``x_adv`` / ``pred`` None with ``error`` set when the
+    attack could not run (no gradient through the transform: JPEG without BPDA)."""
+
+    name: str
+    x_adv: torch.Tensor | None
+    pred: Prediction | None
+    success: bool | None
+    linf: float | None
+    error: str | None = None
+
+
+@dataclass
+class DefenceComparison:
+    """The current image against one input-transform defence: the defended model's top-5 on the
+    clean image, and after PGD through the defence (``plain``) and PGD with BPDA (``bpda``, None
+    without a defence). ``label``: the class the attacks push away from."""
+
+    defence: str
+    parameter: int
+    eps: float
+    steps: int
+    label: int
+    clean: Prediction
+    plain: DefenceAttack
+    bpda: DefenceAttack | None
+
+
+def compare_defence(model: Classifier, x: torch.Tensor, *, defence: str, parameter: int,
+                    eps: float, steps: int = 20, label: int = -1,
+                    seed: int = 0) -> Job[DefenceComparison]:
+    """PGD (``steps`` steps of ``2.5 eps / steps`` from a seeded random start, untargeted) on
+    ``model`` behind the ``defence`` transform, first differentiating the whole pipeline (gradient
+    masking: zero through bit depth, absent through JPEG, which is reported as an error, not
+    raised), then with BPDA (identity backward pass). ``label``: the true class, -1 for the
+    undefended model's prediction. ``x``: (1, C, H, W) or (C, H, W) in [0, 1]."""
+    eps = check_eps(eps)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps must be a whole number >= 1, not {steps!r}")
+    transform = make_transform(defence, parameter)
+    device = model.device
+    x = (x.unsqueeze(0) if x.dim() == 3 else x).to(device)
+    if label < 0:
+        label = model.predict(x, k=1)[0].indices[0]
+    y = torch.tensor([label], device=device)
+    shielded = model if transform is None else defended(model, transform)
+    yield Progress(0, 3, f"{DEFENCES[defence]}: clean prediction")
+    clean = shielded.predict(x, k=5)[0]
+
+    def attack(target: nn.Module, name: str) -> DefenceAttack:
+        generator = torch.Generator(device=device.type).manual_seed(seed)
+        try:
+            x_adv = pgd(target, x, y, eps, alpha=2.5 * eps / steps, steps=steps,
+                        generator=generator)
+        except AttackError as exc:
+            return DefenceAttack(name, None, None, None, None, str(exc))
+        pred = shielded.predict(x_adv, k=5)[0]   # judged by the deployed (defended) model
+        return DefenceAttack(name, x_adv.detach().cpu(), pred, pred.indices[0] != label,
+                             float(linf(x, x_adv)[0]))
+
+    yield Progress(1, 3, "PGD through the defence")
+    plain = attack(shielded, "PGD")
+    bpda = None
+    if transform is not None:
+        yield Progress(2, 3, "PGD with BPDA")
+        bpda = attack(defended(model, transform, bpda=True), "BPDA")
+    return DefenceComparison(defence, parameter, eps, steps, label, clean, plain, bpda)
+
+
+@dataclass
+class DetectorCheck:
+    """The feature-squeezing detector fitted on ``n_clean`` clean test digits for a
+    ``false_alarm_rate``: its ``threshold`` and the score / verdict of the original image and
+    (when given) the adversarial one."""
+
+    false_alarm_rate: float
+    threshold: float
+    n_clean: int
+    score_original: float
+    detected_original: bool
+    score_adversarial: float | None = None
+    detected_adversarial: bool | None = None
+
+
+def detector_check(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor | None,
+                   false_alarm_rate: float, clean_x: torch.Tensor) -> Job[DetectorCheck]:
+    """Fit :class:`~advstudio.core.attacks.transforms.FeatureSqueezingDetector` (1-bit depth and
+    2x2 median, the paper's MNIST pair) on ``clean_x`` for ``false_alarm_rate`` in (0, 1), then
+    score ``x`` and ``x_adv`` ((1, C, H, W) in [0, 1])."""
+    rate = check_rate(false_alarm_rate, "false-alarm rate")
+    device = model.device
+    detector = FeatureSqueezingDetector(model)
+    yield Progress(0, 2, f"fitting the detector on {len(clean_x)} clean digits")
+    threshold = detector.fit_threshold(clean_x.to(device), rate)
+    yield Progress(1, 2, "scoring")
+    images = [x] if x_adv is None else [x, x_adv]
+    scores = detector.score(torch.cat([i.to(device) for i in images])).cpu()
+    out = DetectorCheck(rate, threshold, len(clean_x), float(scores[0]),
+                        bool(scores[0] > threshold))
+    if x_adv is not None:
+        out.score_adversarial = float(scores[1])
+        out.detected_adversarial = bool(scores[1] > threshold)
+    return out
+
+
+# --------------------------------------------------------------------------- distance to boundary
+
+@dataclass
+class BoundaryRow:
+    """One method's smallest flipping perturbation of the image: its size (NaN when it failed),
+    the adversarial image and the model's top class on it."""
+
+    method: str
+    l2: float
+    linf: float
+    success: bool
+    pred_after: int
+    x_adv: torch.Tensor
+
+
+BOUNDARY_NAMES = {"fgsm": "FGSM (smallest ε)", "deepfool": "DeepFool", "cw": "C&W L2"}
+
+
+def distance_to_boundary(model: Classifier, x: torch.Tensor, label: int = -1, *,
+                         cw_steps: int = 100, cw_search_steps: int = 5
+                         ) -> Job[list[BoundaryRow]]:
+    """How far the decision boundary is from ``x`` ((1, C, H, W) in [0, 1]): FGSM's smallest
+    flipping eps, DeepFool and C&W L2 (``cw_steps`` Adam steps times ``cw_search_steps`` rounds),
+    by :func:`~advstudio.core.attacks.minimal.minimal_norms`, one method per progress step.
+    ``label``: the true class, -1 for the model's prediction."""
+    device = model.device
+    x = (x.unsqueeze(0) if x.dim() == 3 else x).to(device)
+    if label < 0:
+        label = model.predict(x, k=1)[0].indices[0]
+    y = torch.tensor([label], device=device)
+    methods = tuple(BOUNDARY_NAMES)
+    options = {"cw": {"steps": cw_steps, "search_steps": cw_search_steps}}
+    rows = []
+    for i, method in enumerate(methods):
+        yield Progress(i, len(methods), BOUNDARY_NAMES[method])
+        res = minimal_norms(model, x, y, methods=(method,),
+                            options={method: options.get(method, {})})[method]
+        pred = model.predict(res.x_adv.to(device), k=1)[0].indices[0]
+        rows.append(BoundaryRow(method, float(res.l2[0]), float(res.linf[0]),
+                                bool(res.success[0]), pred, res.x_adv))
+    yield Progress(len(methods), len(methods), "done")
+    return rows
+

@@ -1,0 +1,141 @@
+"""Distance to the decision boundary: for the current image, the smallest perturbation FGSM
+(smallest flipping eps), DeepFool and C&W L2 each need to change the prediction, as a table
+(L2, L-inf, success, class after) and the three perturbations as thumbnails. Runs on a worker.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QSettings, QSize, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from advstudio.ui.widgets.error_box import report_job_error
+from advstudio.ui.widgets.image_view import ImageView
+from advstudio.ui.widgets.perturbation import perturbation_rgb
+from advstudio.ui.widgets.results_table import ResultsTable
+from advstudio.workers import JobManager, JobWorker
+
+HEADERS = ["Method", "L2 needed", "L∞ needed", "Success", "Predicted after"]
+THUMB = QSize(84, 84)
+
+
+def _number(value: float, digits: int = 3) -> str:
+    return "—" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+class BoundaryPanel(QWidget):
+    """``lab`` is the Attack tab: its image, model, true class. ``measured(list[BoundaryRow])``
+    after each run."""
+
+    measured = Signal(object)
+
+    def __init__(self, lab, jobs: JobManager, settings: QSettings,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.lab, self.jobs, self.settings = lab, jobs, settings
+        self.rows = None
+        self.worker: JobWorker | None = None
+        self.cw_steps = QSpinBox(minimum=10, maximum=5000, singleStep=50,
+                                 value=int(settings.value("boundary/cw_steps", 100)))
+        self.cw_steps.setToolTip("C&W: Adam steps per round of the search on c (10-5000); the "
+                                 "cost is steps × rounds forward and backward passes")
+        self.cw_rounds = QSpinBox(minimum=1, maximum=20,
+                                  value=int(settings.value("boundary/cw_rounds", 5)))
+        self.cw_rounds.setToolTip("C&W: rounds of binary search on the weight c (1-20)")
+        self.run_button = QPushButton("Measure distance")
+        self.run_button.setToolTip("Run FGSM's smallest-ε search, DeepFool and C&W L2 on the "
+                                   "current image (Ctrl+D)")
+        self.run_button.clicked.connect(self.run)
+        QShortcut(QKeySequence("Ctrl+D"), self, activated=self.run)
+        self.status = QLabel("How far is the nearest decision boundary? Press Measure distance.",
+                             wordWrap=True)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("C&W steps"))
+        controls.addWidget(self.cw_steps)
+        controls.addWidget(QLabel("rounds"))
+        controls.addWidget(self.cw_rounds)
+        controls.addWidget(self.run_button)
+        controls.addStretch(1)
+
+        self.table = ResultsTable(HEADERS)
+        self.table.setToolTip("Norms over all pixel values, pixels in [0, 1]; L∞ also in grey "
+                              "levels of 255")
+        self.thumbs = {}
+        thumbs = QHBoxLayout()
+        for key, title in (("fgsm", "FGSM"), ("deepfool", "DeepFool"), ("cw", "C&W")):
+            view = ImageView(title, "")
+            view.picture.setMinimumSize(THUMB)
+            self.thumbs[key] = view
+            thumbs.addWidget(view)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 3)
+        body.addLayout(thumbs, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addLayout(body, 1)
+        layout.addWidget(self.status)
+
+    def clear(self) -> None:
+        self.rows = None
+        self.table.set_rows([])
+        for view in self.thumbs.values():
+            view.set_pixels(None)
+
+    def run(self) -> JobWorker | None:
+        if self.worker is not None and not self.worker.is_done:
+            return None
+        model, image = self.lab.state.model, self.lab.state.image
+        if model is None or image is None:
+            self.status.setText("Load an image and a model on the Image tab first.")
+            return None
+        from advstudio.core.attacks.lab import distance_to_boundary
+        from advstudio.core.images import to_tensor
+
+        x = to_tensor(image)
+        label = self.lab.true_label()
+        steps, rounds = self.cw_steps.value(), self.cw_rounds.value()
+        self.settings.setValue("boundary/cw_steps", steps)
+        self.settings.setValue("boundary/cw_rounds", rounds)
+
+        def connect(w: JobWorker) -> None:
+            w.progress.connect(lambda p: self.status.setText(f"measuring: {p.message}…"))
+            w.returned.connect(lambda rows: self._show(model, x, rows))
+            w.errored.connect(lambda exc: report_job_error(self, self.status,
+                                                           "Measuring the distance failed", exc))
+            w.finished.connect(lambda: self.run_button.setEnabled(True))
+
+        self.run_button.setEnabled(False)
+        self.status.setText("measuring…")
+        self.worker = self.jobs.start(
+            lambda: distance_to_boundary(model, x, label, cw_steps=steps, cw_search_steps=rounds),
+            "Distance to the boundary", connect=connect)
+        return self.worker
+
+    def _show(self, model, x, rows) -> None:
+        from advstudio.core.attacks.lab import BOUNDARY_NAMES
+        from advstudio.core.images import from_tensor
+
+        self.rows = rows
+        names = model.class_names
+        cells = []
+        for r in rows:
+            linf = _number(r.linf, 4)
+            if not math.isnan(r.linf):
+                linf += f" ({r.linf * 255:.1f}/255)"
+            cells.append([BOUNDARY_NAMES[r.method], _number(r.l2), linf,
+                          "yes" if r.success else "no", names[r.pred_after]])
+        self.table.set_rows(cells)
+        for r in rows:
+            rgb, amp = perturbation_rgb(from_tensor(r.x_adv - x))
+            title = BOUNDARY_NAMES[r.method].split(" (")[0]
+            self.thumbs[r.method].set_pixels(rgb, f"{title}: L2 {_number(r.l2, 2)} ×{amp:.1f}")
+        flipped = [r for r in rows if r.success and not math.isnan(r.l2)]
+        if flipped:
+            best = min(flipped, key=lambda r: r.l2)
+            self.status.setText(f"Nearest boundary found by {BOUNDARY_NAMES[best.method]}: L2 "
+                                f"{best.l2:.3f}, towards class {names[best.pred_after]}.")
+        else:
+            self.status.setText("No method changed the prediction.")
+        self.measured.emit(rows)
