@@ -14,3 +14,11 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    """The built-in digit CNN (eval mode), loaded once per test module."""
+    from advstudio.core.models.registry import load_builtin
+
+    return load_builtin("digits-cnn")

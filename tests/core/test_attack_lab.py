@@ -18,12 +18,6 @@ from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.attacks.transforms import FeatureSqueezingDetector
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Progress, drive
-from advstudio.core.models.registry import load_builtin
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,10 @@ from torch import nn
 from advstudio.core.attacks import apgd, dlr_loss, pgd, targeted_dlr_loss
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import AttackError, ConfigError
-from advstudio.core.models.registry import load_builtin
+from tests.core.helpers import Logistic, accuracy
 
 # the package re-exports the function apgd, which hides the module of the same name
 apgd_module = importlib.import_module("advstudio.core.attacks.autopgd")
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +23,6 @@ def digits():
     return sweep_images(100, seed=0)
 
 
-def _acc(model, x, y) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
-class Logistic(nn.Module):
-    """Logits ``[0, w.x + b]``."""
-
-    def __init__(self, w: torch.Tensor, b: float) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w.clone())
-        self.b = nn.Parameter(torch.tensor(float(b)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x.flatten(1) @ self.w + self.b
-        return torch.stack([torch.zeros_like(z), z], 1)
 
 
 class _NoGrad(nn.Module):
@@ -113,9 +92,9 @@ def test_step_halves_at_each_checkpoint_when_progress_stalls(monkeypatch):
 def test_apgd_is_at_least_as_strong_as_pgd(cnn, digits):
     x, y = digits[0][:32], digits[1][:32]
     for eps in (0.1, 0.15):
-        acc_pgd = _acc(cnn, pgd(cnn, x, y, eps, alpha=eps / 10, steps=20,
+        acc_pgd = accuracy(cnn, pgd(cnn, x, y, eps, alpha=eps / 10, steps=20,
                                 generator=torch.Generator().manual_seed(0)), y)
-        acc_apgd = _acc(cnn, apgd(cnn, x, y, eps=eps, steps=20, seed=0), y)
+        acc_apgd = accuracy(cnn, apgd(cnn, x, y, eps=eps, steps=20, seed=0), y)
         print(f"\neps {eps}: PGD-20 {acc_pgd:.3f}, APGD-CE-20 {acc_apgd:.3f}")
         assert acc_apgd <= acc_pgd
 
@@ -144,7 +123,7 @@ def test_targeted_apgd(cnn, digits):
     # APGD-T without a target: any wrong class, trying the likeliest wrong classes in turn
     x_t = apgd(cnn, x, y, eps=0.15, steps=10, targeted=True, target_classes=3, seed=0)
     x_1 = apgd(cnn, x, y, eps=0.15, steps=10, targeted=True, target_classes=1, seed=0)
-    assert _acc(cnn, x_t, y) <= _acc(cnn, x_1, y) < _acc(cnn, x, y)
+    assert accuracy(cnn, x_t, y) <= accuracy(cnn, x_1, y) < accuracy(cnn, x, y)
 
 
 def test_model_mode_restored_and_no_parameter_grads(cnn, digits):
@@ -196,8 +175,8 @@ def test_model_without_gradients_suggests_black_box(digits):
 def test_apgd_100_steps_vs_pgd_on_100_digits(cnn):
     x, y = sweep_images(100, seed=0)
     for eps in (0.1, 0.2):
-        acc_pgd = _acc(cnn, pgd(cnn, x, y, eps, alpha=eps / 40, steps=100,
+        acc_pgd = accuracy(cnn, pgd(cnn, x, y, eps, alpha=eps / 40, steps=100,
                                 generator=torch.Generator().manual_seed(0)), y)
-        acc_apgd = _acc(cnn, apgd(cnn, x, y, eps=eps, steps=100, seed=0), y)
+        acc_apgd = accuracy(cnn, apgd(cnn, x, y, eps=eps, steps=100, seed=0), y)
         print(f"\neps {eps}, 100 digits: PGD-100 {acc_pgd:.3f}, APGD-CE-100 {acc_apgd:.3f}")
         assert acc_apgd <= acc_pgd

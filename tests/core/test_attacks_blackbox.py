@@ -17,11 +17,6 @@ from advstudio.core.models.registry import load_builtin
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
-
-
-@pytest.fixture(scope="module")
 def mlp():
     return load_builtin("digits-mlp")
 

@@ -13,13 +13,7 @@ from advstudio.core.attacks import (
     attack_report, fgsm, l0, l2, linf, minimal_epsilon, minimal_epsilons, pgd, psnr, ssim)
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import ConfigError
-from advstudio.core.models.registry import load_builtin
 
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
 
 
 def test_norms_and_psnr_by_hand():

@@ -11,7 +11,6 @@ from advstudio.core.attacks import cw_l2, deepfool, l2, minimal_norms
 from advstudio.core.attacks.minimal import DEEPFOOL_NUDGE
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import AttackError, ConfigError
-from advstudio.core.models.registry import load_builtin
 
 
 class Linear(nn.Module):
@@ -23,11 +22,6 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1) @ self.w.T + self.b
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
 
 
 @pytest.fixture(scope="module")

@@ -12,22 +12,12 @@ from advstudio.core.attacks.transforms import (
     BitDepth, Defended, FeatureSqueezingDetector, JpegCompression, MedianSmoothing, defended)
 from advstudio.core.attacks.whitebox import fgsm, gradient_and_logits, pgd
 from advstudio.core.errors import AttackError, ConfigError
-from advstudio.core.models.registry import load_builtin
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
+from tests.core.helpers import accuracy
 
 
 @pytest.fixture(scope="module")
 def digits():
     return sweep_images(400, seed=0)
-
-
-def _acc(model, x, y) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
 
 
 def _input_grad(model, x, y):
@@ -130,7 +120,7 @@ def test_validation_names_the_allowed_values(make, bad, allowed):
 # --------------------------------------------------------------------------- Defended / BPDA
 
 def test_defended_keeps_the_classifier_interface(cnn, digits):
-    x, y = digits[0][:8], digits[1][:8]
+    x = digits[0][:8]
     shield = defended(cnn, BitDepth(2))
     assert isinstance(shield, Defended) and isinstance(shield, nn.Module)
     assert shield.class_names == cnn.class_names and shield.input_shape == cnn.input_shape
@@ -163,19 +153,19 @@ def test_bpda_breaks_bit_depth_where_plain_pgd_fails(cnn, digits):
     # zero everywhere, so plain PGD only has its random start
     x, y = digits[0][:32], digits[1][:32]
     plain, bpda = defended(cnn, BitDepth(2)), defended(cnn, BitDepth(2), bpda=True)
-    clean = _acc(plain, x, y)
+    clean = accuracy(plain, x, y)
     assert clean >= 0.9
 
     def attack(model):
         return pgd(model, x, y, 0.3, alpha=0.05, steps=10,
                    generator=torch.Generator().manual_seed(0))
-    assert _acc(plain, attack(plain), y) >= clean - 0.1
-    assert _acc(plain, attack(bpda), y) <= 0.1
+    assert accuracy(plain, attack(plain), y) >= clean - 0.1
+    assert accuracy(plain, attack(bpda), y) <= 0.1
     # JPEG: no gradient at all, so plain PGD refuses to run; BPDA gets through
     with pytest.raises(AttackError):
         attack(defended(cnn, JpegCompression(75)))
     jpeg = defended(cnn, JpegCompression(75), bpda=True)
-    assert _acc(jpeg, attack(jpeg), y) <= 0.2
+    assert accuracy(jpeg, attack(jpeg), y) <= 0.2
 
 
 # --------------------------------------------------------------------------- feature squeezing

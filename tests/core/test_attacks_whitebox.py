@@ -12,35 +12,15 @@ from advstudio.core.attacks import (
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.models.registry import load_builtin
-
-
-class Logistic(nn.Module):
-    """Binary logistic regression as two logits ``[0, w.x + b]``: CE(y=1) = softplus(-z)."""
-
-    def __init__(self, w: torch.Tensor, b: float) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w.clone())
-        self.b = nn.Parameter(torch.tensor(float(b)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x.flatten(1) @ self.w + self.b
-        return torch.stack([torch.zeros_like(z), z], 1)
+from tests.core.helpers import Logistic, accuracy
 
 
 
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
 
 
 @pytest.fixture(scope="module")
 def digits():
     return sweep_images(300, seed=0)
-
-
-def _acc(model, x, y) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
 
 
 @pytest.fixture
@@ -210,7 +190,7 @@ def test_cached_direction_reproduces_fgsm(cnn, digits):
 
 def test_fgsm_at_025_breaks_the_cnn(cnn, digits):
     x, y = digits
-    clean, adv = _acc(cnn, x, y), _acc(cnn, fgsm(cnn, x, y, 0.25), y)
+    clean, adv = accuracy(cnn, x, y), accuracy(cnn, fgsm(cnn, x, y, 0.25), y)
     print(f"\nCNN on {len(x)} test digits: clean {clean:.3f}, FGSM eps .25 {adv:.3f}")
     assert clean > 0.95
     assert adv < 0.5
@@ -218,8 +198,8 @@ def test_fgsm_at_025_breaks_the_cnn(cnn, digits):
 
 def test_pgd_is_stronger_than_fgsm(cnn, digits):
     x, y = digits[0][:64], digits[1][:64]
-    acc_fgsm = _acc(cnn, fgsm(cnn, x, y, 0.15), y)
-    acc_pgd = _acc(cnn, pgd(cnn, x, y, 0.15, alpha=0.15 / 4, steps=7,
+    acc_fgsm = accuracy(cnn, fgsm(cnn, x, y, 0.15), y)
+    acc_pgd = accuracy(cnn, pgd(cnn, x, y, 0.15, alpha=0.15 / 4, steps=7,
                             generator=torch.Generator().manual_seed(0)), y)
     print(f"\neps .15 on 64 digits: FGSM {acc_fgsm:.2f}, PGD-7 {acc_pgd:.2f}")
     assert acc_pgd < acc_fgsm - 0.1

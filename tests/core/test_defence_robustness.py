@@ -13,13 +13,7 @@ from advstudio.core.defence.robustness import iter_robust_accuracy
 from advstudio.core.errors import CheckpointError, ConfigError
 from advstudio.core.jobs import Progress
 from advstudio.core.models.architectures import ARCHITECTURES
-from advstudio.core.models.registry import load_builtin
 
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return load_builtin("digits-cnn")
 
 
 def test_robust_accuracy_matches_the_attacks_computed_directly(cnn):
