@@ -35,9 +35,26 @@ def test_builtin_surrogate_is_a_different_architecture_and_works():
     assert _accuracy(mlp, x, y) > 0.9
 
 
+def test_builtin_pgd_trained_cnn_is_accurate_and_more_robust_than_the_standard_one():
+    from advstudio.core.attacks.sweep import sweep_images
+    from advstudio.core.attacks.whitebox import pgd
+
+    x, y = sweep_images(200, seed=1)
+    standard, robust = registry.load_builtin("digits-cnn"), registry.load_builtin("digits-cnn-pgd")
+    assert isinstance(robust.net, type(standard.net)) and robust.name.startswith("Digits CNN, PGD")
+    meta = registry.builtin_meta()["digits-cnn-pgd"]
+    assert meta["test_accuracy"] >= 0.95 and "PGD adversarial training" in meta["recipe"]
+
+    def under_pgd(model):
+        gen = torch.Generator().manual_seed(0)
+        return _accuracy(model, pgd(model, x, y, 0.1, alpha=0.01, steps=10, generator=gen), y)
+
+    assert under_pgd(robust) > under_pgd(standard) + 0.1
+
+
 def test_list_models_has_builtins_and_the_zoo():
     keys = [s.key for s in registry.list_models()]
-    for k in ("digits-cnn", "digits-mlp", "torchvision:resnet18",
+    for k in ("digits-cnn", "digits-mlp", "digits-cnn-pgd", "torchvision:resnet18",
               "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0"):
         assert k in keys
 

@@ -61,16 +61,24 @@ def builtin_meta() -> dict[str, dict]:
     return json.loads((resources_dir() / "models" / "builtin.json").read_text())
 
 
+# key -> (architecture, display name, role); a key ships when builtin.json lists it
+BUILTINS = {
+    "digits-cnn": ("digits-cnn", "Digits CNN (built-in)", "default target"),
+    "digits-mlp": ("digits-mlp", "Digits MLP (built-in)", "default transfer surrogate"),
+    "digits-cnn-pgd": ("digits-cnn", "Digits CNN, PGD-trained (built-in)",
+                       "adversarially trained (PGD, ε 0.1): the robust model to compare"),
+}
+
+
 def builtin_specs() -> list[ModelSpec]:
     meta = builtin_meta()
-    names = {"digits-cnn": "Digits CNN (built-in)", "digits-mlp": "Digits MLP (built-in)"}
-    roles = {"digits-cnn": "default target", "digits-mlp": "default transfer surrogate"}
     return [
-        ModelSpec(key, names[key], "builtin",
-                  f"{ARCHITECTURES[key].__doc__.split('.')[0]}; {roles[key]}; "
+        ModelSpec(key, name, "builtin",
+                  f"{ARCHITECTURES[arch].__doc__.split('.')[0]}; {role}; "
                   f"{meta[key]['test_accuracy'] * 100:.1f} % on the bundled test digits",
                   (1, 28, 28), 10)
-        for key in ARCHITECTURES
+        for key, (arch, name, role) in BUILTINS.items()
+        if meta.get(key, {}).get("test_accuracy") is not None
     ]
 
 
@@ -89,15 +97,15 @@ def _digits_classifier(net: nn.Module, key: str, name: str) -> Classifier:
 
 
 def load_builtin(key: str, device: str | torch.device = "cpu") -> Classifier:
-    """A built-in digit classifier (``"digits-cnn"`` or ``"digits-mlp"``), eval mode."""
-    if key not in ARCHITECTURES:
-        raise ModelLoadError(f"unknown built-in model {key!r}; known: {', '.join(ARCHITECTURES)}")
-    net = ARCHITECTURES[key]()
+    """A built-in digit classifier (a key of :data:`BUILTINS`), eval mode."""
+    if key not in BUILTINS or key not in builtin_meta():
+        known = [k for k in BUILTINS if k in builtin_meta()]
+        raise ModelLoadError(f"unknown built-in model {key!r}; known: {', '.join(known)}")
+    net = ARCHITECTURES[BUILTINS[key][0]]()
     state = torch.load(resources_dir() / "models" / f"{key}.pt", map_location="cpu",
                        weights_only=True)
     net.load_state_dict(state)
-    spec = next(s for s in builtin_specs() if s.key == key)
-    return _digits_classifier(net, key, spec.name).to(device).eval()
+    return _digits_classifier(net, key, BUILTINS[key][1]).to(device).eval()
 
 
 def torchvision_weights(key: str):
