@@ -171,29 +171,23 @@ def test_snapshot_shapes_and_arrows_point_where_d_says_real():
     assert snap.heat[i, j] == pytest.approx(d, abs=1e-5)
     # non-saturating: -grad of softplus(-D) = sigmoid(-D) grad D, uphill on D
     x0 = torch.as_tensor(snap.fake[: len(snap.arrows)])
-    step = 1e-3 * torch.as_tensor(snap.arrows) / torch.as_tensor(snap.arrows).norm(dim=1, keepdim=True)
+    arrows = torch.as_tensor(snap.arrows)
+    step = 1e-3 * arrows / arrows.norm(dim=1, keepdim=True)
     with torch.no_grad():
         assert (play.D(x0 + step) > play.D(x0)).float().mean() > 0.95
 
 
-def test_wgan_heat_map_is_the_critic_centred_between_real_and_fake_scaled_to_the_box():
+def test_wgan_heat_map_ranks_the_critic_over_the_box():
     play = _playground(loss="wgan-gp", d_steps=5, gp_weight=1.0, batch_size=64)
     for _ in range(30):
         play.step()
     snap = play.snapshot()
-    assert 0 <= snap.heat.min() <= snap.heat.max() <= 1
-    xmin, xmax, ymin, ymax = VIEW
-    i, j = 20, 40
-    pixel = torch.tensor([[xmin + (j + 0.5) * (xmax - xmin) / HEAT_RES,
-                           ymin + (i + 0.5) * (ymax - ymin) / HEAT_RES]])
     with torch.no_grad():
-        real = play.D(play.real_display).mean()
-        fake = play.D(torch.as_tensor(snap.fake)).mean()
-        middle = (real + fake) / 2
-        reach = (play.D(play.heat_points) - middle).abs().max()
-        expected = (0.5 + (play.D(pixel) - middle) / (2 * reach)).item()
-    assert min(abs(snap.heat.min()), abs(1 - snap.heat.max())) < 1e-6  # one end is reached
-    assert snap.heat[i, j] == pytest.approx(expected, abs=1e-5)
+        scores = play.D(play.heat_points).ravel().numpy()
+    n = HEAT_RES * HEAT_RES
+    assert np.allclose(np.sort(snap.heat.ravel()), np.linspace(0, 1, n), atol=1e-6)
+    order = np.argsort(scores)  # the same order: highest score, brightest green
+    assert np.all(np.diff(snap.heat.ravel()[order]) > 0)
 
 
 # -- live parameters --------------------------------------------------------------------------
@@ -225,7 +219,8 @@ def test_apply_updates_lr_in_place_and_rebuilds_on_a_new_optimiser():
     assert play.opt_d.param_groups[0]["lr"] == 0.02
     assert opt_g.state  # Adam's moments kept
     play.with_params(optimiser="rmsprop")
-    assert isinstance(play.opt_g, torch.optim.RMSprop) and isinstance(play.opt_d, torch.optim.RMSprop)
+    assert isinstance(play.opt_g, torch.optim.RMSprop)
+    assert isinstance(play.opt_d, torch.optim.RMSprop)
     assert play.opt_d.param_groups[0]["lr"] == 0.02
     play.with_params(target=make_target("moons"))
     assert play.real_display.shape == (1000, 2) and play.target.key == "moons"
