@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from advstudio.ui.gc_guard import MainThreadGarbageCollector
     from advstudio.ui.main_window import MainWindow
 
-    collector = MainThreadGarbageCollector(app)  # noqa: F841 - lives as long as the app
+    collector = MainThreadGarbageCollector(app)  # lives as long as the app
     window = MainWindow()
+    window.labs_ready.connect(collector.freeze)  # later full collections skip start-up's heap
     window.show()
     if os.environ.get("ADVSTUDIO_REPORT_STARTUP"):
         QTimer.singleShot(0, lambda: print(f"window shown {time.perf_counter() - t0:.3f} s after "

@@ -58,6 +58,7 @@ def open_run_store():
 
 class MainWindow(QMainWindow):
     torch_failed = Signal(object)
+    labs_ready = Signal()  # PyTorch loaded and every lab tab built
 
     def __init__(self, settings: QSettings | None = None, load_torch: bool = True,
                  parent: QWidget | None = None) -> None:
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
 
         self.runs_tab = RunsTab(self.state, self.jobs, self.models, self.settings)
         self.runs_host.set_content(self.runs_tab)
+        self.labs_ready.emit()
 
     def _on_torch_failed(self, exc: BaseException) -> None:
         self.status_message.setText("PyTorch could not be loaded: models are unavailable.")

@@ -50,3 +50,43 @@ def test_garbage_is_collected_on_the_ui_thread_only(qapp):
     finally:
         guard.stop()
     assert gc.isenabled()
+
+
+def test_freezing_the_start_up_heap_makes_full_collections_skip_it(qapp):
+    import gc
+    import time
+
+    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+
+    guard = MainThreadGarbageCollector()
+    keep = [[i] for i in range(300_000)]  # long-lived objects, as after start-up
+    try:
+        t0 = time.perf_counter()
+        gc.collect()
+        before = time.perf_counter() - t0
+        guard.freeze()
+        assert gc.get_freeze_count() >= len(keep)
+        t0 = time.perf_counter()
+        gc.collect()
+        after = time.perf_counter() - t0
+        assert after < before / 2, (before, after)
+    finally:
+        guard.stop()
+    assert gc.get_freeze_count() == 0  # stop() hands every object back to the collector
+    del keep
+
+
+def test_labs_ready_comes_once_every_lab_tab_is_built(qtbot, settings):
+    """The app freezes the heap on this signal (app.py), so it must come after the last tab."""
+    from advstudio.ui.main_window import MainWindow
+
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    built = []
+    w.labs_ready.connect(lambda: built.append(all(
+        t is not None for t in (w.attack_tab, w.gan_tab, w.playground_tab, w.defence_tab,
+                                w.poisoning_tab, w.runs_tab))))
+    with qtbot.waitSignal(w.labs_ready, timeout=60_000):
+        w.show()
+    assert built == [True]
+    w.jobs.shutdown()
