@@ -29,11 +29,15 @@ def main() -> None:
     from advstudio.ui.main_window import MainWindow
     from advstudio.ui.stall import StallMeter
 
+    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+
     app = QApplication(sys.argv[:1])
+    collector = MainThreadGarbageCollector(app)  # as advstudio.app does
     settings = QSettings(os.path.join(os.environ.get("TMPDIR", "/tmp"), "advstudio-bench.ini"),
                          QSettings.Format.IniFormat)
     settings.clear()
     window = MainWindow(settings)
+    window.labs_ready.connect(collector.freeze)
     window.show()
 
     def wait(predicate, timeout=120.0):

@@ -80,7 +80,7 @@ def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):
 def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
     from advstudio.core.attacks.robust import RobustConfig, run_robust
     from advstudio.core.jobs import drive
-    from advstudio.ui.defence_tab import BASELINE_COL
+    from advstudio.ui.defence_tab import BASELINE_COL, QUICK_BUDGET
 
     _choose(defence, "standard")
     defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
@@ -100,7 +100,7 @@ def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
     assert "APGD" in defence.table.item(0, BASELINE_COL).toolTip().upper()
     # the same job headless gives the same figure (seeded)
     again = drive(run_robust(RobustConfig(model=f"file:{result.save_path}", eps=robust.eps,
-                                          n_images=16, device="cpu"))).result
+                                          n_images=16, device="cpu", **QUICK_BUDGET))).result
     assert again.robust_accuracy == robust.robust_accuracy
     kinds = [r.kind for r in window.jobs.store.list_runs()]
     assert "robust" in kinds and "train" in kinds
