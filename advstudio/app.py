@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("advstudio")
     app.setApplicationName("advstudio")
+    from PySide6.QtGui import QIcon
+
+    from advstudio.core.resources import resources_dir
+
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "advstudio.png")))
     from advstudio.ui.gc_guard import MainThreadGarbageCollector
     from advstudio.ui.main_window import MainWindow
 
