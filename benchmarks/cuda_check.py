@@ -2,6 +2,7 @@
 and gives the figures it gives on the CPU.
 
     python benchmarks/cuda_check.py            # exits 1 if any check fails
+    python benchmarks/cuda_check.py "lab II"   # only the checks whose name contains this
 
 Prints one line per check with its figures and timing.
 """
@@ -17,8 +18,13 @@ import torch
 FAILED: list[str] = []
 
 
+ONLY = sys.argv[1] if len(sys.argv) > 1 else ""
+
+
 def check(name):
     def wrap(fn):
+        if ONLY and ONLY not in name:
+            return fn
         t0 = time.perf_counter()
         try:
             detail = fn()
@@ -69,6 +75,38 @@ def main() -> int:
         first = drive(attack_image(model, x, AttackSpec(eps=0.05))).result
         assert fgsm_at(model, first, 0.2).spec.eps == 0.2
         return ", ".join(out)
+
+    @check("attack lab II on CUDA: DeepFool, C&W, APGD, robust accuracy, BPDA, saving")
+    def _():
+        from advstudio.core.attacks import (
+            BitDepth, apgd, cw_l2, deepfool, defended, pgd, robust_accuracy, survival)
+        from advstudio.core.attacks.sweep import sweep_images
+        from advstudio.core.models.registry import load_builtin
+
+        model = load_builtin("digits-cnn", "cuda")
+        x, y = (t.to("cuda") for t in sweep_images(64, seed=0))
+
+        def acc(m, xa):
+            with torch.no_grad():
+                return float((m(xa).argmax(1) == y).float().mean())
+
+        df = deepfool(model, x, y=y)
+        cw = cw_l2(model, x, y, steps=50, search_steps=3)
+        assert df.device.type == "cuda" and cw.device.type == "cuda"
+        l2_df = float((df - x).flatten(1).norm(dim=1).median())
+        l2_cw = float((cw - x).flatten(1).norm(dim=1).median())
+        xa = apgd(model, x, y, eps=0.1, steps=50, seed=0)
+        assert (xa - x).abs().max() <= 0.1 + 1e-6
+        res = robust_accuracy(model, x.cpu(), y.cpu(), 0.1, steps=20, max_queries=200)
+        shield = defended(model, BitDepth(2))
+        bpda = defended(model, BitDepth(2), bpda=True)
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        after_bpda = acc(bpda, pgd(bpda, x, y, 0.3, alpha=0.03, steps=20, generator=gen))
+        saved = survival(model, pgd(model, x, y, 0.2, alpha=0.02, steps=20), y, jpeg_quality=75)
+        return (f"median L2 DeepFool {l2_df:.2f}, C&W {l2_cw:.2f}; APGD-50 acc {acc(model, xa):.3f}; "
+                f"robust {res.robust_accuracy:.3f} (FGSM {res.fgsm_accuracy:.3f}); bit depth 2 "
+                f"clean {acc(shield, x):.3f}, BPDA {after_bpda:.3f}; survival report "
+                f"{type(saved).__name__}")
 
     @check("epsilon sweep on CUDA ~ CPU")
     def _():
