@@ -15,6 +15,7 @@ Signals cross threads by queued connection; the worker never touches a widget.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,10 @@ class _Runner(QObject):
         emit = self.event.emit
         try:
             emit("started", None)
+            if "torch" in sys.modules:  # not while PyTorch itself is being imported
+                from advstudio.core.devices import leave_a_core_for_the_window
+
+                leave_a_core_for_the_window()
             job = self._factory()
             while True:
                 if not self._running.is_set():

@@ -141,3 +141,22 @@ def test_cancel_while_paused(qtbot, jobs):
         w.pause()
     with qtbot.waitSignals([w.aborted, w.finished], order="strict", timeout=5000):
         w.cancel()
+
+
+def test_a_job_leaves_one_core_for_the_window_and_the_ui_thread_keeps_its_threads(qtbot, jobs):
+    import os
+
+    import torch
+
+    ui_threads = torch.get_num_threads()
+    seen = []
+
+    def job():
+        seen.append(torch.get_num_threads())
+        yield Progress(1, 1)
+        return None
+
+    worker = jobs.start(job, "threads")
+    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+    assert seen == [max(1, min(ui_threads, (os.cpu_count() or 1) - 1))]
+    assert torch.get_num_threads() == ui_threads  # the setting is the job thread's own
