@@ -9,12 +9,12 @@
 Each for the default settings (non-saturating, Adam, batch 256, 1 D step) and for WGAN-GP with
 5 critic steps. Ratios are job / plain loop.
 
-    uv run python benchmarks/bench_playground.py [seconds per measurement, default 8] [--gc-freeze]
+    uv run python benchmarks/bench_playground.py [seconds per measurement, default 8] [--no-gc-freeze]
 
-``--gc-freeze`` moves every object alive after start-up into Python's permanent generation
-(``gc.freeze()``) before measuring. The app collects garbage on the UI thread
-(``ui/gc_guard.py``); with PyTorch and pyqtgraph loaded a full collection walks ~220,000
-objects and took ~170 ms here, which is then the worst stall. Frozen, it takes microseconds.
+Like the app (``ui/gc_guard.py``, frozen once the labs are built), the benchmark moves every
+object alive after start-up into Python's permanent generation (``gc.freeze()``) before
+measuring; with PyTorch and pyqtgraph loaded a full collection otherwise walks ~220,000 objects
+and took ~170 ms here, which is then the worst stall. ``--no-gc-freeze`` shows that.
 """
 
 from __future__ import annotations
@@ -182,13 +182,14 @@ def main() -> None:
     tab.resize(1400, 800)
     tab.show()
     tab.show_arrows.setChecked(True)
-    if "--gc-freeze" in sys.argv:
+    frozen = "--no-gc-freeze" not in sys.argv
+    if frozen:
         import gc
 
         gc.collect()
         gc.freeze()
     print(f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
-          f"{', gc frozen after start-up' if '--gc-freeze' in sys.argv else ''}")
+          f"{', gc frozen after start-up' if frozen else ''}")
     for name, params in SETTINGS.items():
         plain = plain_loop(seconds, **params)
         headless = headless_job(seconds, **params)
