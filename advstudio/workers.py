@@ -15,6 +15,7 @@ Signals cross threads by queued connection; the worker never touches a widget.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,21 @@ _live_threads: set[QThread] = set()
 def live_threads() -> list[QThread]:
     """Job threads started and not yet finished (tests fail when one outlives its test)."""
     return [t for t in _live_threads if t.isRunning()]
+
+
+JOB_NICENESS = 5  # how much less CPU priority a job thread has than the window's (Linux, macOS)
+
+
+def _lower_this_threads_priority() -> None:
+    """Let the UI thread win the CPU when a job competes with it (Qt's thread priorities do
+    nothing under Linux's default scheduler; a per-thread nice value does)."""
+    if not hasattr(os, "setpriority") or sys.platform != "linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + JOB_NICENESS)
+    except OSError:
+        pass  # not allowed here: jobs keep the window's priority
 
 
 class _Runner(QObject):
@@ -55,6 +71,7 @@ class _Runner(QObject):
         emit = self.event.emit
         try:
             emit("started", None)
+            _lower_this_threads_priority()
             if "torch" in sys.modules:  # not while PyTorch itself is being imported
                 from advstudio.core.devices import leave_a_core_for_the_window
 

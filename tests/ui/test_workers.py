@@ -160,3 +160,25 @@ def test_a_job_leaves_one_core_for_the_window_and_the_ui_thread_keeps_its_thread
     qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
     assert seen == [max(1, min(ui_threads, (os.cpu_count() or 1) - 1))]
     assert torch.get_num_threads() == ui_threads  # the setting is the job thread's own
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="no per-thread nice")
+def test_a_job_thread_runs_at_a_lower_cpu_priority_than_the_window(qtbot, jobs):
+    import os
+    import sys
+
+    from advstudio.workers import JOB_NICENESS
+
+    if sys.platform != "linux":
+        pytest.skip("per-thread nice values are a Linux feature")
+    ui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+
+    def job():
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        yield Progress(1, 1)
+
+    worker = jobs.start(job, "nice")
+    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+    assert seen == [min(ui + JOB_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui
