@@ -19,6 +19,18 @@ class Logistic(nn.Module):
         return torch.stack([torch.zeros_like(z), z], 1)
 
 
+class NoGradLinear(nn.Module):
+    """A linear digit classifier run under ``no_grad``: no gradient reaches its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.lin(x.flatten(1))
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of ``x`` that ``model`` classifies as ``y`` (no gradient)."""
     with torch.no_grad():

@@ -7,12 +7,11 @@ import importlib
 
 import pytest
 import torch
-from torch import nn
 
 from advstudio.core.attacks import apgd, dlr_loss, pgd, targeted_dlr_loss
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import AttackError, ConfigError
-from tests.core.helpers import Logistic, accuracy
+from tests.core.helpers import Logistic, NoGradLinear, accuracy
 
 # the package re-exports the function apgd, which hides the module of the same name
 apgd_module = importlib.import_module("advstudio.core.attacks.autopgd")
@@ -21,18 +20,6 @@ apgd_module = importlib.import_module("advstudio.core.attacks.autopgd")
 @pytest.fixture(scope="module")
 def digits():
     return sweep_images(100, seed=0)
-
-
-
-
-class _NoGrad(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(784, 10)
-
-    def forward(self, x):
-        with torch.no_grad():
-            return self.lin(x.flatten(1))
 
 
 def test_dlr_losses_closed_form_and_invariance():
@@ -165,7 +152,7 @@ def test_target_equal_to_the_label_and_too_few_classes(cnn, digits):
 
 
 def test_model_without_gradients_suggests_black_box(digits):
-    model = _NoGrad().train()
+    model = NoGradLinear().train()
     with pytest.raises(AttackError, match="black-box"):
         apgd(model, digits[0][:2], digits[1][:2], eps=0.1)
     assert model.training

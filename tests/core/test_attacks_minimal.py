@@ -11,6 +11,7 @@ from advstudio.core.attacks import cw_l2, deepfool, l2, minimal_norms
 from advstudio.core.attacks.minimal import DEEPFOOL_NUDGE
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import AttackError, ConfigError
+from tests.core.helpers import NoGradLinear
 
 
 class Linear(nn.Module):
@@ -27,16 +28,6 @@ class Linear(nn.Module):
 @pytest.fixture(scope="module")
 def digits():
     return sweep_images(100, seed=0)
-
-
-class _NoGrad(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(784, 10)
-
-    def forward(self, x):
-        with torch.no_grad():
-            return self.lin(x.flatten(1))
 
 
 @pytest.fixture
@@ -200,7 +191,7 @@ def test_bad_settings_are_named(cnn, digits, call, message):
 def test_model_without_gradients_suggests_black_box(digits):
     x, y = digits[0][:2], digits[1][:2]
     for call in (lambda m: deepfool(m, x), lambda m: cw_l2(m, x, y, steps=1, search_steps=1)):
-        model = _NoGrad().train()
+        model = NoGradLinear().train()
         with pytest.raises(AttackError, match="black-box"):
             call(model)
         assert model.training
