@@ -75,3 +75,56 @@ def test_fixed_y_range_and_manual_zoom_stop_following(plot):
     plot.add("loss", 500, 5.0)
     plot.redraw_now()
     assert _ranges(plot)[0][1] >= 500 and not any(plot.plot.getViewBox().autoRangeEnabled())
+
+
+def test_plots_take_turns_to_redraw_one_per_tick(qtbot, monkeypatch):
+    """Plots that come due together are redrawn on successive ticks, never in one burst (their
+    repaints back to back froze the window for 35-60 ms while a DCGAN trained)."""
+    from advstudio.ui.widgets import live_plot
+
+    scheduler = live_plot.RedrawScheduler.instance()
+    plots = []
+    for k in range(3):
+        p = LivePlot(f"plot {k}")
+        qtbot.addWidget(p)
+        p.add_curve("y", (0, 0, 0))
+        p.add("y", 0.0, float(k))
+        plots.append(p)
+    clock = [1000.0]
+    monkeypatch.setattr(live_plot.time, "monotonic", lambda: clock[0])
+    drawn = []
+    for p in plots:
+        monkeypatch.setattr(p, "redraw", lambda p=p: (drawn.append(p), setattr(p, "_dirty", False),
+                                                      setattr(p, "_last_redraw", clock[0])))
+    for _ in range(3):
+        scheduler.tick()
+    mine = [p for p in drawn if p in plots]
+    assert len(mine) == 3 and set(map(id, mine)) == {id(p) for p in plots}  # each once, in turn
+
+    for p in plots:  # new points at once: too soon for another redraw
+        p._dirty = True
+    clock[0] += live_plot.REDRAW_MS / 1000 / 2
+    scheduler.tick()
+    assert [p for p in drawn if p in plots] == mine
+    clock[0] += live_plot.REDRAW_MS / 1000
+    scheduler.tick()
+    assert len([p for p in drawn if p in plots]) == 4
+
+
+def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
+    from advstudio.ui.widgets import live_plot
+
+    scheduler = live_plot.RedrawScheduler.instance()
+    p = LivePlot("slow")
+    qtbot.addWidget(p)
+    p.add_curve("y", (0, 0, 0))
+    p.add("y", 0.0, 1.0)
+    p._last_redraw = -1e9
+    ticks = iter([0.0, 0.040])  # a 40 ms redraw
+    monkeypatch.setattr(live_plot.time, "perf_counter", lambda: next(ticks, 0.040))
+    for other in scheduler._alive():
+        if other is not p:
+            monkeypatch.setattr(other, "_dirty", False)
+    scheduler.tick()
+    assert scheduler.timer.interval() == round(40 / live_plot.BUDGET)  # 200 ms: 20 % of the thread
+    scheduler.timer.setInterval(live_plot.TICK_MS)

@@ -7,17 +7,27 @@ point, and a moved axis regenerates its tick labels and grid, which made each re
 grows in steps (x to the next 1-2-5 number, y with a quarter of head-room) and the axes are cached
 as pixmaps, so most repaints only redraw the curves (about 1.4 ms). Panning or zooming with the
 mouse stops the following; pyqtgraph's "A" button resumes it.
+
+Why one timer redraws every plot, one plot per tick: with a timer each, the plots of a tab
+(started together, same interval) came due in the same pass of the event loop, and their
+repaints (5-10 ms each when an axis moves) ran back to back, with no input or timer event
+between them: a 35-60 ms stall a few times a minute while a DCGAN trained. Taking turns, the
+worst gap is one plot's repaint, and a plot still redraws ~10 times a second when four are live.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QGraphicsItem, QWidget
+from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget
 
-REDRAW_MS = 100
+REDRAW_MS = 100  # how often a live plot redraws, at most
+TICK_MS = 25  # the shared scheduler's tick: one plot redrawn per tick
+BUDGET = 0.2  # the share of the UI thread live plots may take (the tick stretches to keep it)
 
 
 def nice_ceiling(value: float) -> float:
@@ -77,8 +87,61 @@ class Series:
         self.n = 0
 
 
+class RedrawScheduler:
+    """Redraws dirty live plots one per tick, taking turns (see the module's docstring).
+
+    A plot waits at least ``REDRAW_MS`` between its redraws, and the tick stretches to
+    ``spent / BUDGET`` after a slow redraw (100k-point curves), so live plots never take more
+    than about a fifth of the UI thread, however many there are and however long their curves.
+    """
+
+    _instance: "RedrawScheduler | None" = None
+
+    def __init__(self) -> None:
+        self._plots: list[weakref.ref[LivePlot]] = []
+        self._next = 0
+        self.timer = QTimer(QApplication.instance(), interval=TICK_MS)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+
+    @classmethod
+    def instance(cls) -> "RedrawScheduler":
+        if cls._instance is None or not shiboken6.isValid(cls._instance.timer):
+            cls._instance = cls()
+        return cls._instance
+
+    def register(self, plot: "LivePlot") -> None:
+        self._plots.append(weakref.ref(plot))
+
+    def _alive(self) -> list["LivePlot"]:
+        alive = []
+        for ref in self._plots:
+            plot = ref()
+            if plot is not None and shiboken6.isValid(plot):
+                alive.append(plot)
+        if len(alive) != len(self._plots):
+            self._plots = [weakref.ref(p) for p in alive]
+            self._next %= max(1, len(alive))
+        return alive
+
+    def tick(self) -> None:
+        plots = self._alive()
+        now = time.monotonic()
+        for k in range(len(plots)):
+            index = (self._next + k) % len(plots)
+            plot = plots[index]
+            if plot._dirty and now - plot._last_redraw >= REDRAW_MS / 1000:
+                self._next = index + 1
+                started = time.perf_counter()
+                plot.redraw()
+                spent_ms = (time.perf_counter() - started) * 1000
+                self.timer.setInterval(max(TICK_MS, round(spent_ms / BUDGET)))
+                return
+
+
 class LivePlot(QWidget):
-    """A pyqtgraph plot of named series. ``add(name, x, y)`` is cheap; drawing is batched."""
+    """A pyqtgraph plot of named series. ``add(name, x, y)`` is cheap; drawing is batched
+    (:class:`RedrawScheduler`); :meth:`redraw_now` draws at once."""
 
     def __init__(self, title: str, y_label: str = "", x_label: str = "step",
                  parent: QWidget | None = None) -> None:
@@ -110,9 +173,8 @@ class LivePlot(QWidget):
         self.items: dict[str, object] = {}
         self._smoothers: dict[str, list[tuple[str, float, list[float]]]] = {}
         self._dirty = False
-        self._timer = QTimer(self, interval=REDRAW_MS)
-        self._timer.timeout.connect(self.redraw)
-        self._timer.start()
+        self._last_redraw = 0.0
+        RedrawScheduler.instance().register(self)
 
     def add_curve(self, name: str, colour, width: float = 1.0, style=None,
                   symbol: str | None = None, smooth_of: str | None = None,
@@ -182,13 +244,10 @@ class LivePlot(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        started = time.perf_counter()
+        self._last_redraw = time.monotonic()
         for name, s in self.series.items():
             self.items[name].setData(s.x, s.y)
         self._follow()
-        # adaptive: keep this plot under ~20 % of the UI thread however many points it holds
-        spent_ms = (time.perf_counter() - started) * 1000
-        self._timer.setInterval(max(REDRAW_MS, round(5 * spent_ms)))
 
     def redraw_now(self) -> None:
         """Draw pending points at once (tests, and before a screenshot)."""
