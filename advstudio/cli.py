@@ -103,11 +103,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="advstudio-run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="advstudio-run", description=__doc__.split("\n\n")[0].replace("\n", " "),
+        epilog="Exit codes: 0 done, 1 the job failed, 2 bad command line or config, "
+               "130 interrupted (Ctrl+C). `advstudio-run --list` names the job kinds.")
     parser.add_argument("config", nargs="?", type=Path, help="a .toml or .json job config")
     parser.add_argument("--device", help="override the config's device (auto, cpu, cuda, mps)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
-    parser.add_argument("--out", type=Path, help="folder for result.json and metrics.jsonl")
+    parser.add_argument("--out", type=Path, help="folder for result.json, metrics.jsonl and the "
+                        "final preview images (a GAN's samples.png)")
     parser.add_argument("--dry-run", action="store_true", help="one tiny step (smoke test)")
     parser.add_argument("--list", action="store_true", help="list the job kinds and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -187,7 +191,8 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
     ``rank`` > 0 (a data-parallel run's other processes): no output but error messages;
     ``out`` and ``store`` are ignored."""
     from advstudio.core.jobkinds import config_to_dict
-    from advstudio.core.jobs import Log, Metrics, Progress
+    from advstudio.core.jobs import Log, Metrics, Preview, Progress
+    from advstudio.core.runs.recorder import preview_image
 
     prog = "advstudio-run" if rank == 0 else f"advstudio-run (rank {rank})"
     if rank:
@@ -209,6 +214,7 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                   "(run with --no-record to skip recording)", file=sys.stderr)
             return EXIT_FAILED
     job = run(config)
+    images: dict[str, Any] = {}  # the last image of each preview, for --out
     try:
         # the recorder marks the run failed/cancelled if an exception leaves this block
         with recorder if recorder is not None else contextlib.nullcontext():
@@ -228,6 +234,10 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                         json.dumps({"step": event.step, **_jsonable(event.values)}) + "\n")
                 elif isinstance(event, Log) and not quiet:
                     print(event.text, file=sys.stderr)
+                elif isinstance(event, Preview) and out is not None:
+                    image = preview_image(event)
+                    if image is not None:
+                        images[event.name] = image
             if recorder is not None:
                 recorder.finish(_jsonable(result))
     except KeyboardInterrupt:
@@ -252,6 +262,11 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
         summary = {"kind": kind, "run_id": recorder.run_id, **summary}
     text = json.dumps(summary, indent=2)
     if out is not None:
+        from advstudio.core.images import save_png
+
+        for name, pixels in images.items():
+            if name.replace("_", "").isalnum():
+                save_png(pixels, out / f"{name}.png")
         tmp = out / "result.json.part"
         tmp.write_text(text + "\n")
         tmp.replace(out / "result.json")

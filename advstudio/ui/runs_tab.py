@@ -1,7 +1,8 @@
 """Runs tab: the history of recorded runs (evaluations, sweeps, GAN and defence trainings):
 filter, open a run's curves, overlay several to compare, rerun with the same config, resume a
 stopped training from its checkpoint, export its config for ``advstudio-run``, delete, export as
-a zip.
+a zip, open its folder; a run's saved image (a GAN's final sample grid) is shown beside its
+details.
 
 Run alone: ``python -m advstudio.ui.runs_tab``.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -106,6 +108,10 @@ class RunsTab(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save the run's folder (config, metrics, log, artifacts) "
                                       "as a zip")
+        self.folder_button = QPushButton("Open folder")
+        self.folder_button.setToolTip("Show the run's files (config, metrics, log, artifacts) in "
+                                      "the file manager")
+        self.folder_button.clicked.connect(self.open_folder_selected)
         self.rerun_button.clicked.connect(self.rerun_selected)
         self.resume_button.clicked.connect(self.resume_selected)
         self.config_button.clicked.connect(self.export_config_selected)
@@ -114,8 +120,8 @@ class RunsTab(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(QLabel("Plot"))
         actions.addWidget(self.metric, 1)
-        for b in (self.rerun_button, self.resume_button, self.config_button, self.delete_button,
-                  self.export_button):
+        for b in (self.rerun_button, self.resume_button, self.config_button, self.folder_button,
+                  self.delete_button, self.export_button):
             actions.addWidget(b)
         self.details = QLabel(wordWrap=True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -129,7 +135,13 @@ class RunsTab(QWidget):
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
         bl.addLayout(actions)
-        bl.addWidget(self.details)
+        self.thumbnail = QLabel()  # the run's image artifact, if it has one
+        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight)
+        self.thumbnail.hide()
+        about = QHBoxLayout()
+        about.addWidget(self.details, 1)
+        about.addWidget(self.thumbnail)
+        bl.addLayout(about)
         bl.addWidget(self.plot, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
@@ -194,6 +206,7 @@ class RunsTab(QWidget):
         self.rerun_button.setEnabled(n == 1)
         self.config_button.setEnabled(n == 1)
         self.export_button.setEnabled(n == 1)
+        self.folder_button.setEnabled(n == 1)
         self.delete_button.setEnabled(n >= 1)
         self.resume_button.setEnabled(n == 1 and self.can_resume(ids[0]))
 
@@ -229,7 +242,33 @@ class RunsTab(QWidget):
                                     if info.error else ""))
         else:
             self.details.setText(f"{len(ids)} runs selected" if ids else "")
+        self._show_thumbnail(ids[0] if len(ids) == 1 else None)
         self._plot()
+
+    THUMBNAIL_PX = 160
+
+    def _show_thumbnail(self, run_id: str | None) -> None:
+        pixmap = QPixmap()
+        if run_id is not None:
+            pngs = [a for a in self.store.artifacts(run_id) if a.lower().endswith(".png")]
+            if pngs:
+                name = "samples.png" if "samples.png" in pngs else pngs[0]
+                path = self.store.run_path(run_id) / "artifacts" / name
+                if pixmap.load(str(path)):
+                    self.thumbnail.setToolTip(f"{name} (in the run's artifacts folder)")
+        if pixmap.isNull():
+            self.thumbnail.hide()
+            return
+        self.thumbnail.setPixmap(pixmap.scaled(
+            self.THUMBNAIL_PX, self.THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.FastTransformation))  # crisp pixels for small images
+        self.thumbnail.show()
+
+    def open_folder_selected(self) -> bool:
+        ids = self.selected_ids()
+        if len(ids) != 1:
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.store.run_path(ids[0]))))
 
     def _metrics(self, run_id: str) -> list[dict]:
         info = next((r for r in self.runs if r.id == run_id), None)

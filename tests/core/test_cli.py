@@ -89,3 +89,13 @@ def test_same_seed_same_metrics(tmp_path):
         assert main([str(cfg), "--quiet", "--seed", "3", "--out", str(tmp_path / run)]) == EXIT_OK
     a = (tmp_path / "a" / "metrics.jsonl").read_text()
     assert a and a == (tmp_path / "b" / "metrics.jsonl").read_text()
+
+
+def test_out_folder_gets_the_final_sample_grid(tmp_path):
+    from PIL import Image
+
+    cfg = _write(tmp_path, "g.toml", 'kind = "gan"\narch = "dcgan"\nsteps = 1\n')
+    assert main([str(cfg), "--dry-run", "--quiet", "--no-record",
+                 "--out", str(tmp_path / "o")]) == EXIT_OK
+    grid = Image.open(tmp_path / "o" / "samples.png")
+    assert grid.mode == "L" and grid.size[0] > 28 * 4  # 64 digits, 8 to a row

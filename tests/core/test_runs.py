@@ -458,3 +458,36 @@ def test_cli_same_seed_same_recorded_metrics(tmp_path, capsys):
     assert store.read_metrics(first.id) and store.read_metrics(first.id) == store.read_metrics(
         second.id)
     assert first.summary == second.summary
+
+
+def test_the_last_image_of_each_preview_is_kept_as_an_artifact(store):
+    from PIL import Image
+
+    from advstudio.core.images import pixels_to_uint8
+    from advstudio.core.jobs import Preview
+
+    rng = np.random.default_rng(0)
+    first, last = rng.random((16, 24, 1), np.float32), rng.random((16, 24, 1), np.float32)
+    rec = store.record("gan", {"steps": 2})
+    rec.log_event(Preview("samples", first))
+    rec.log_event(Preview("samples", last))
+    rec.log_event(Preview("curve", {"x": [1, 2]}))  # not images: not kept
+    rec.log_event(Preview("gallery", rng.random((5, 1, 28, 28), np.float32)))
+    rec.log_event(Preview("labels", np.arange(100).reshape(10, 10)))
+    rec.log_event(Preview("../escape", last))  # a name that is not a plain file name
+    rec.finish()
+    assert store.artifacts(rec.run_id) == ["samples.png"]
+    saved = np.asarray(Image.open(store.run_path(rec.run_id) / "artifacts" / "samples.png"))
+    np.testing.assert_array_equal(saved, pixels_to_uint8(last)[..., 0])
+
+
+def test_a_cancelled_run_keeps_its_last_preview_image(store):
+    from advstudio.core.jobs import Preview
+
+    colour = np.full((10, 10, 3), 0.5, np.float32)
+    with pytest.raises(GeneratorExit):
+        with store.record("gan", {}) as rec:
+            rec.log_event(Preview("samples", colour))
+            raise GeneratorExit
+    assert store.get(rec.run_id).status == RunStatus.CANCELLED
+    assert store.artifacts(rec.run_id) == ["samples.png"]

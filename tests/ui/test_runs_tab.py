@@ -107,6 +107,37 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs):
     assert not runs.resume_button.isEnabled()  # a finished run has nothing to resume
 
 
+def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, window, runs,
+                                                                    monkeypatch):
+    from PySide6.QtCore import Qt
+
+    from advstudio.core.gan import GanConfig
+    from advstudio.core.gan.train import train_gan
+
+    config = GanConfig(arch="gan", batch_size=8, steps=3, eval_every=0, preview_rate=0.0, seed=1)
+    worker = window.jobs.start(lambda: train_gan(config), "tiny GAN",
+                               record=("gan", config, train_gan))
+    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
+    _evaluate(qtbot, window, 50)  # a run without images
+    qtbot.waitUntil(lambda: runs.table.rowCount() == 2, timeout=5000)
+    gan_run = next(r for r in runs.runs if r.kind == "gan")
+    assert "samples.png" in runs.store.artifacts(gan_run.id)
+
+    runs.select([gan_run.id])
+    assert not runs.thumbnail.isHidden()
+    shown = runs.thumbnail.pixmap()
+    assert max(shown.width(), shown.height()) == runs.THUMBNAIL_PX
+    runs.select([next(r.id for r in runs.runs if r.kind == "evaluate")])
+    assert runs.thumbnail.isHidden()
+
+    opened = []
+    monkeypatch.setattr("advstudio.ui.runs_tab.QDesktopServices.openUrl",
+                        lambda url: opened.append(url.toLocalFile()) or True)
+    runs.select([gan_run.id])
+    qtbot.mouseClick(runs.folder_button, Qt.MouseButton.LeftButton)
+    assert opened == [str(runs.store.run_path(gan_run.id))]
+
+
 def test_export_job_as_config_from_every_lab_tab(qtbot, window, runs, tmp_path, monkeypatch):
     from advstudio.cli import read_config_file
     from advstudio.core.jobkinds import build_config

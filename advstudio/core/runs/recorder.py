@@ -1,7 +1,8 @@
 """Recording one run while its job runs: metrics, log lines, artifacts and the final status.
 
 A driver (the CLI, the Qt worker, a notebook) wraps its loop in ``with store.record(...) as rec``
-and passes every event to ``rec.log_event``. Metrics are buffered and written at most every
+and passes every event to ``rec.log_event``. The last image of each live preview (a GAN's sample
+grid) is saved as ``artifacts/<name>.png`` when the run ends, however it ends. Metrics are buffered and written at most every
 ``FLUSH_INTERVAL`` seconds, so recording costs microseconds per event; after a crash at most that
 much of the stream is lost, and the reader ignores a line cut in half. Leaving the ``with`` block
 by an exception records ``failed`` (with the message); by ``GeneratorExit`` (the job generator
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import traceback
 from pathlib import Path
@@ -19,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from advstudio.core.errors import explain
-from advstudio.core.jobs import Event, Log, Metrics
+from advstudio.core.jobs import Event, Log, Metrics, Preview
 from advstudio.core.runs.files import atomic_write_bytes, atomic_write_json, plain
 from advstudio.core.runs.info import RunStatus, RunStoreError
 
@@ -28,6 +30,21 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL = 0.5  # seconds between writes of buffered metrics and log lines
 _ENCODER = json.JSONEncoder(default=plain)  # built once: json.dumps(default=...) rebuilds per call
+
+
+def preview_image(preview: Preview) -> Any:
+    """The preview's pixels when it is an image, float (H, W, 1 or 3) in [0, 1] (a 2-D array is
+    read as grey), else None (curves, galleries of many images, snapshots)."""
+    import numpy as np
+
+    data = preview.data
+    if not isinstance(data, np.ndarray) or data.dtype.kind != "f" or data.size == 0:
+        return None
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3 or data.shape[2] not in (1, 3) or min(data.shape[:2]) < 8:
+        return None
+    return data
 
 
 def scalar_summary(values: Any) -> dict[str, Any]:
@@ -52,16 +69,22 @@ class Recorder:
         self._metric_lines: list[str] = []
         self._log_lines: list[str] = []
         self._last_values: dict[str, Any] = {}
+        self._images: dict[str, Any] = {}  # the last image of each preview, saved at the end
         self._t0 = self._last_flush = time.monotonic()
         self.status = RunStatus.RUNNING
 
     # -- while running -------------------------------------------------------------------------
     def log_event(self, event: Event) -> None:
-        """Metrics -> ``metrics.jsonl``, Log -> ``log.txt``; Progress and Preview are not kept."""
+        """Metrics -> ``metrics.jsonl``, Log -> ``log.txt``; the last image of each Preview ->
+        ``artifacts/<name>.png`` when the run ends; Progress is not kept."""
         if isinstance(event, Metrics):
             self.log_metrics(event.step, event.values)
         elif isinstance(event, Log):
             self.log_text(event.text)
+        elif isinstance(event, Preview):
+            image = preview_image(event)
+            if image is not None:
+                self._images[event.name] = image
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         """Append ``{"step": step, **values}`` to the metrics stream (``step`` is reserved)."""
@@ -128,6 +151,7 @@ class Recorder:
             if stream is not None:
                 os.fsync(stream.fileno())
                 stream.close()
+        self._save_images()
         # result.json and error.txt become durable with meta.json's folder sync, in _save
         if result is not None:
             atomic_write_json(self.path / "result.json", result, sync_dir=False)
@@ -138,6 +162,14 @@ class Recorder:
             summary.update(scalar_summary(result))
         self._meta.update(status=status.value, finished=time.time(), error=error, summary=summary)
         self.store._save(self._meta, self._config)
+
+    def _save_images(self) -> None:
+        from advstudio.core.images import save_png
+
+        for name, pixels in self._images.items():
+            if re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                save_png(pixels, self.path / "artifacts" / f"{name}.png")
+        self._images.clear()
 
     def __enter__(self) -> Recorder:
         return self
