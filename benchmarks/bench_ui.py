@@ -17,6 +17,13 @@ import sys
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "ADVSTUDIO_HOME" not in os.environ:  # the benchmark's runs stay out of the user's history
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["ADVSTUDIO_HOME"] = tempfile.mkdtemp(prefix="advstudio-bench-")
+    atexit.register(shutil.rmtree, os.environ["ADVSTUDIO_HOME"], ignore_errors=True)
 
 
 def main() -> None:
