@@ -143,13 +143,13 @@ class GanTab(QWidget):
         self.grad_plot = LivePlot("Gradient norms", "L2 norm")
         self.grad_plot.add_curve("grad D", D_COLOUR)
         self.grad_plot.add_curve("grad G", G_COLOUR)
-        self.div_plot = LivePlot("Diversity (pairwise distance)", "mean L2")
+        self.div_plot = LivePlot("Sample diversity", "mean pairwise L2")
         self.div_plot.add_curve("batch", (120, 120, 120))
         self.div_plot.add_curve("smoothed", (44, 160, 44), width=2, smooth_of="batch")
-        self.cover_plot = LivePlot("Classes covered (digit CNN)", "of 10")
+        self.cover_plot = LivePlot("Classes covered", "of 10 (digit CNN)")
         self.cover_plot.add_curve("classes", (148, 103, 189), width=2, symbol="o")
         self.cover_plot.set_y_range(0, 10.5)
-        self.fid_plot = LivePlot("Fréchet distance to test digits", "lower is better")
+        self.fid_plot = LivePlot("Fréchet distance", "to test digits (lower is better)")
         self.fid_plot.add_curve("Fréchet", (140, 86, 75), width=2, symbol="o")
         plots = QGridLayout()
         for i, p in enumerate((self.loss_plot, self.d_plot, self.grad_plot, self.div_plot,
@@ -165,7 +165,8 @@ class GanTab(QWidget):
         self.timelapse.setFixedHeight(100)
         self.timelapse.setToolTip("How the fixed-noise samples changed during training")
         self.interpolation = ImageView("Latent interpolation", "After training")
-        self.interpolation.setMaximumHeight(120)
+        self.interpolation.picture.setMinimumSize(QSize(160, 60))  # a wide, short strip
+        self.interpolation.setMaximumHeight(130)
         self.interp_button = QPushButton("Interpolate")
         self.interp_button.setToolTip("Walk in a straight line between two random latent vectors")
         self.save_button = QPushButton("Save generator…")
@@ -269,6 +270,8 @@ class GanTab(QWidget):
                            ("batch", config.batch_size)):
             self.settings.setValue(f"gan/{key}", value)
         self._reset()
+        for p in self._plots():
+            p.set_x_extent(0, config.steps)
 
         def connect(w: JobWorker) -> None:
             w.metrics.connect(self._on_metrics)
@@ -285,6 +288,10 @@ class GanTab(QWidget):
             record=("gan", config, train_gan)))
         return self.worker
 
+    def _plots(self) -> tuple[LivePlot, ...]:
+        return (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
+                self.fid_plot)
+
     def _reset(self) -> None:
         self.rows.clear()
         self.result = None
@@ -292,8 +299,7 @@ class GanTab(QWidget):
         self._frames = 0
         self.timelapse.clear()
         self.badges.setText("")
-        for p in (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
-                  self.fid_plot):
+        for p in self._plots():
             p.clear()
         for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
             b.setEnabled(False)
@@ -362,8 +368,7 @@ class GanTab(QWidget):
 
     def _on_finished(self) -> None:
         self.csv_button.setEnabled(bool(self.rows))
-        for p in (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
-                  self.fid_plot):
+        for p in self._plots():
             p.redraw()
 
     # -- after training -----------------------------------------------------------------------

@@ -124,6 +124,7 @@ class RunsTab(QWidget):
                   self.delete_button, self.export_button):
             actions.addWidget(b)
         self.details = QLabel(wordWrap=True)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.plot = pg.PlotWidget(background="w")
         self.plot.showGrid(x=True, y=True, alpha=0.25)

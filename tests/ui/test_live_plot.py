@@ -128,3 +128,35 @@ def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
     scheduler.tick()
     assert scheduler.timer.interval() == round(40 / live_plot.BUDGET)  # 200 ms: 20 % of the thread
     scheduler.timer.setInterval(live_plot.TICK_MS)
+
+
+def test_a_known_run_length_fixes_the_x_axis_until_the_data_outgrows_it(plot):
+    plot.set_x_extent(0, 300)
+    extent = pytest.approx((-6, 306))  # 2 % padding: the last marker shows whole
+    assert _ranges(plot)[0] == extent
+    for step in range(0, 301, 10):
+        plot.add("loss", step, 1.0)
+        plot.redraw_now()
+        assert _ranges(plot)[0] == extent  # still: progress towards the end
+    plot.add("loss", 320, 1.0)  # resumed past the planned end: grows as usual
+    plot.redraw_now()
+    assert _ranges(plot)[0][1] > 320
+    plot.clear()
+    assert plot._x_extent is None
+
+
+def test_non_negative_data_keeps_the_axis_at_zero_or_above(plot):
+    for step, y in enumerate([0.1, 5.0, 0.2, 9.0]):
+        plot.add("loss", step, y)
+    plot.redraw_now()
+    assert _ranges(plot)[1][0] == pytest.approx(0.0)
+    assert grown_range(None, -1.0, 1.0)[0] < -1.0  # data below zero: head-room as usual
+
+
+def test_the_legend_appears_with_the_second_curve(qtbot):
+    p = LivePlot("one")
+    qtbot.addWidget(p)
+    p.add_curve("only", (0, 0, 0))
+    assert not p.legend.isVisible()
+    p.add_curve("second", (255, 0, 0))
+    assert p.legend.isVisible()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget
 
 REDRAW_MS = 100  # how often a live plot redraws, at most
 TICK_MS = 25  # the shared scheduler's tick: one plot redrawn per tick
+EXTENT_PADDING = 0.02  # around a fixed x extent, so the last point's marker is not cut in half
 BUDGET = 0.2  # the share of the UI thread live plots may take (the tick stretches to keep it)
 
 
@@ -47,7 +48,8 @@ def grown_range(current: tuple[float, float] | None, lo: float, hi: float,
     """A new (lo, hi) that holds the data [lo, hi], or None when ``current`` already does.
 
     Grows with ``headroom`` times the data span on the side that overflowed, so a slowly
-    drifting curve moves the axis every few dozen points rather than on every point.
+    drifting curve moves the axis every few dozen points rather than on every point. Data that
+    never goes below zero keeps the axis at zero or above.
     """
     if current is not None and current[0] <= lo and hi <= current[1]:
         return None
@@ -57,6 +59,8 @@ def grown_range(current: tuple[float, float] | None, lo: float, hi: float,
     pad = headroom * span
     new_lo = lo - pad if current is None or lo < current[0] else current[0]
     new_hi = hi + pad if current is None or hi > current[1] else current[1]
+    if lo >= 0:  # losses, norms, distances: no head-room below zero
+        new_lo = max(new_lo, 0.0)
     return new_lo, new_hi
 
 
@@ -157,7 +161,8 @@ class LivePlot(QWidget):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.plot.addLegend(offset=(-5, 5), brush=(255, 255, 255, 210))
+        self.legend = self.plot.addLegend(offset=(-5, 5), brush=(255, 255, 255, 210))
+        self.legend.hide()  # shown from the second curve on: one curve needs no key
         for side in ("left", "bottom"):  # repainted only when the range changes (see above)
             self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         view = self.plot.getViewBox()
@@ -165,6 +170,7 @@ class LivePlot(QWidget):
         view.sigRangeChangedManually.connect(self._stop_following)
         self.follow_x = self.follow_y = True
         self._x_range: tuple[float, float] | None = None
+        self._x_extent: tuple[float, float] | None = None
         self._y_range: tuple[float, float] | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -189,11 +195,21 @@ class LivePlot(QWidget):
         self.series[name] = Series()
         self.items[name] = self.plot.plot([], [], pen=pen, name=name, symbol=symbol,
                                           symbolSize=5, symbolBrush=colour)
+        self.legend.setVisible(len(self.items) > 1)
 
     def set_y_range(self, lo: float, hi: float) -> None:
         """Fix the y axis (e.g. probabilities in [0, 1]); x keeps following the data."""
         self.follow_y = False
         self.plot.setYRange(lo, hi, padding=0)
+
+    def set_x_extent(self, lo: float, hi: float) -> None:
+        """Show x from ``lo`` to ``hi`` (a training's first and last step) while the data fits,
+        so the axis stays still and the curve shows how far the run has come; it grows past
+        ``hi`` as usual. :meth:`clear` forgets it."""
+        self._x_extent = (float(lo), float(hi))
+        if self.follow_x:
+            self._x_range = self._x_extent
+            self.plot.setXRange(lo, hi, padding=EXTENT_PADDING)
 
     def _stop_following(self, *_args) -> None:
         self.follow_x = self.follow_y = False
@@ -216,7 +232,12 @@ class LivePlot(QWidget):
         if self.follow_x:
             x_lo = min(float(s.x[0]) for s in filled)
             x_hi = max(float(s.x[-1]) for s in filled)
-            if self._x_range is None or x_hi >= self._x_range[1] or x_lo < self._x_range[0]:
+            extent = self._x_extent
+            if extent is not None and extent[0] <= x_lo and x_hi <= extent[1]:
+                if self._x_range != extent:
+                    self._x_range = extent
+                    self.plot.setXRange(*extent, padding=EXTENT_PADDING)
+            elif self._x_range is None or x_hi >= self._x_range[1] or x_lo < self._x_range[0]:
                 span = x_hi - x_lo if x_hi > x_lo else (abs(x_hi) or 1.0)
                 upper = x_lo + nice_ceiling(span * 1.25)
                 self._x_range = (x_lo, upper)
@@ -260,7 +281,7 @@ class LivePlot(QWidget):
         for smoothers in self._smoothers.values():
             for _name, _alpha, state in smoothers:
                 state[:] = [0.0, 0.0]
-        self._x_range = None
+        self._x_range = self._x_extent = None
         if self.follow_y:
             self._y_range = None
         self._dirty = True
