@@ -132,6 +132,7 @@ def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
 
 def test_a_known_run_length_fixes_the_x_axis_until_the_data_outgrows_it(plot):
     plot.set_x_extent(0, 300)
+    plot.redraw_now()
     extent = pytest.approx((-6, 306))  # 2 % padding: the last marker shows whole
     assert _ranges(plot)[0] == extent
     for step in range(0, 301, 10):

@@ -207,9 +207,7 @@ class LivePlot(QWidget):
         so the axis stays still and the curve shows how far the run has come; it grows past
         ``hi`` as usual. :meth:`clear` forgets it."""
         self._x_extent = (float(lo), float(hi))
-        if self.follow_x:
-            self._x_range = self._x_extent
-            self.plot.setXRange(lo, hi, padding=EXTENT_PADDING)
+        self._dirty = True  # applied by the next redraw (the plots of a tab take turns)
 
     def _stop_following(self, *_args) -> None:
         self.follow_x = self.follow_y = False
@@ -227,12 +225,15 @@ class LivePlot(QWidget):
             if auto_y:
                 self._y_range = None
         filled = [s for s in self.series.values() if s.n]
+        extent = self._x_extent
         if not filled:
+            if self.follow_x and extent is not None and self._x_range != extent:
+                self._x_range = extent
+                self.plot.setXRange(*extent, padding=EXTENT_PADDING)
             return
         if self.follow_x:
             x_lo = min(float(s.x[0]) for s in filled)
             x_hi = max(float(s.x[-1]) for s in filled)
-            extent = self._x_extent
             if extent is not None and extent[0] <= x_lo and x_hi <= extent[1]:
                 if self._x_range != extent:
                     self._x_range = extent
@@ -284,8 +285,7 @@ class LivePlot(QWidget):
         self._x_range = self._x_extent = None
         if self.follow_y:
             self._y_range = None
-        self._dirty = True
-        self.redraw()
+        self._dirty = True  # emptied on screen by the next redraw: the plots take turns
 
     def points(self, name: str) -> int:
         return self.series[name].n
