@@ -83,7 +83,7 @@ class GanTab(QWidget):
                                    "(classes covered, Fréchet distance); 0 = never")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = QComboBox()
-        self.data.addItem("Bundled digits (28×28)", "digits")
+        self.data.addItem("Bundled digits", "digits")  # 28×28: the size box says so
         self.data.addItem("Image folder…", "folder")
         for key, name in (("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
                           ("cifar10", "CIFAR-10")):

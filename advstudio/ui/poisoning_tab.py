@@ -283,6 +283,7 @@ class PoisoningTab(QWidget):
             return None
         self.loss_plot.clear()
         self.epoch_plot.clear()
+        self.epoch_plot.set_x_extent(1, max(2, config.epochs))  # the axis stays still
         self.result = None
         epoch = [0]
 
