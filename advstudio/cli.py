@@ -192,7 +192,7 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
     ``out`` and ``store`` are ignored."""
     from advstudio.core.jobkinds import config_to_dict
     from advstudio.core.jobs import Log, Metrics, Preview, Progress
-    from advstudio.core.runs.recorder import preview_image
+    from advstudio.core.runs.recorder import LastImages
 
     prog = "advstudio-run" if rank == 0 else f"advstudio-run (rank {rank})"
     if rank:
@@ -214,7 +214,7 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                   "(run with --no-record to skip recording)", file=sys.stderr)
             return EXIT_FAILED
     job = run(config)
-    images: dict[str, Any] = {}  # the last image of each preview, for --out
+    images = LastImages()  # for --out
     try:
         # the recorder marks the run failed/cancelled if an exception leaves this block
         with recorder if recorder is not None else contextlib.nullcontext():
@@ -235,9 +235,7 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                 elif isinstance(event, Log) and not quiet:
                     print(event.text, file=sys.stderr)
                 elif isinstance(event, Preview) and out is not None:
-                    image = preview_image(event)
-                    if image is not None:
-                        images[event.name] = image
+                    images.add(event)
             if recorder is not None:
                 recorder.finish(_jsonable(result))
     except KeyboardInterrupt:
@@ -262,11 +260,7 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
         summary = {"kind": kind, "run_id": recorder.run_id, **summary}
     text = json.dumps(summary, indent=2)
     if out is not None:
-        from advstudio.core.images import save_png
-
-        for name, pixels in images.items():
-            if name.replace("_", "").isalnum():
-                save_png(pixels, out / f"{name}.png")
+        images.save(out)
         tmp = out / "result.json.part"
         tmp.write_text(text + "\n")
         tmp.replace(out / "result.json")

@@ -35,7 +35,7 @@ def live_threads() -> list[QThread]:
     return [t for t in _live_threads if t.isRunning()]
 
 
-JOB_NICENESS = 5  # how much less CPU priority a job thread has than the window's (Linux, macOS)
+JOB_NICENESS = 5  # how much less CPU priority a job thread has than the window's (Linux)
 
 
 def _lower_this_threads_priority() -> None:

@@ -1,10 +1,11 @@
 """Recording one run while its job runs: metrics, log lines, artifacts and the final status.
 
 A driver (the CLI, the Qt worker, a notebook) wraps its loop in ``with store.record(...) as rec``
-and passes every event to ``rec.log_event``. The last image of each live preview (a GAN's sample
-grid) is saved as ``artifacts/<name>.png`` when the run ends, however it ends. Metrics are buffered and written at most every
+and passes every event to ``rec.log_event``. Metrics are buffered and written at most every
 ``FLUSH_INTERVAL`` seconds, so recording costs microseconds per event; after a crash at most that
-much of the stream is lost, and the reader ignores a line cut in half. Leaving the ``with`` block
+much of the stream is lost, and the reader ignores a line cut in half. The last image of each
+live preview (a GAN's sample grid) is saved as ``artifacts/<name>.png`` when the run ends, however
+it ends. Leaving the ``with`` block
 by an exception records ``failed`` (with the message); by ``GeneratorExit`` (the job generator
 was closed, i.e. cancelled) or ``KeyboardInterrupt``, ``cancelled``.
 """
@@ -47,6 +48,28 @@ def preview_image(preview: Preview) -> Any:
     return data
 
 
+class LastImages:
+    """The last image of each preview a job showed, written as ``<name>.png`` at its end (by the
+    recorder into the run's artifacts, by ``advstudio-run --out`` into that folder)."""
+
+    SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")  # a plain file name, nothing that leaves the folder
+
+    def __init__(self) -> None:
+        self._images: dict[str, Any] = {}
+
+    def add(self, preview: Preview) -> None:
+        image = preview_image(preview)
+        if image is not None and self.SAFE_NAME.fullmatch(preview.name):
+            self._images[preview.name] = image
+
+    def save(self, folder: Path) -> None:
+        from advstudio.core.images import save_png
+
+        for name, pixels in self._images.items():
+            save_png(pixels, folder / f"{name}.png")
+        self._images.clear()
+
+
 def scalar_summary(values: Any) -> dict[str, Any]:
     """The top-level numbers, booleans and short strings of a result, for the history table."""
     values = plain(values)
@@ -69,7 +92,7 @@ class Recorder:
         self._metric_lines: list[str] = []
         self._log_lines: list[str] = []
         self._last_values: dict[str, Any] = {}
-        self._images: dict[str, Any] = {}  # the last image of each preview, saved at the end
+        self._images = LastImages()  # saved into artifacts/ at the end
         self._t0 = self._last_flush = time.monotonic()
         self.status = RunStatus.RUNNING
 
@@ -82,9 +105,7 @@ class Recorder:
         elif isinstance(event, Log):
             self.log_text(event.text)
         elif isinstance(event, Preview):
-            image = preview_image(event)
-            if image is not None:
-                self._images[event.name] = image
+            self._images.add(event)
 
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         """Append ``{"step": step, **values}`` to the metrics stream (``step`` is reserved)."""
@@ -151,7 +172,7 @@ class Recorder:
             if stream is not None:
                 os.fsync(stream.fileno())
                 stream.close()
-        self._save_images()
+        self._images.save(self.path / "artifacts")
         # result.json and error.txt become durable with meta.json's folder sync, in _save
         if result is not None:
             atomic_write_json(self.path / "result.json", result, sync_dir=False)
@@ -162,14 +183,6 @@ class Recorder:
             summary.update(scalar_summary(result))
         self._meta.update(status=status.value, finished=time.time(), error=error, summary=summary)
         self.store._save(self._meta, self._config)
-
-    def _save_images(self) -> None:
-        from advstudio.core.images import save_png
-
-        for name, pixels in self._images.items():
-            if re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-                save_png(pixels, self.path / "artifacts" / f"{name}.png")
-        self._images.clear()
 
     def __enter__(self) -> Recorder:
         return self

@@ -227,22 +227,17 @@ class LivePlot(QWidget):
         filled = [s for s in self.series.values() if s.n]
         extent = self._x_extent
         if not filled:
-            if self.follow_x and extent is not None and self._x_range != extent:
-                self._x_range = extent
-                self.plot.setXRange(*extent, padding=EXTENT_PADDING)
+            if self.follow_x and extent is not None:
+                self._show_x(extent, EXTENT_PADDING)
             return
         if self.follow_x:
             x_lo = min(float(s.x[0]) for s in filled)
             x_hi = max(float(s.x[-1]) for s in filled)
             if extent is not None and extent[0] <= x_lo and x_hi <= extent[1]:
-                if self._x_range != extent:
-                    self._x_range = extent
-                    self.plot.setXRange(*extent, padding=EXTENT_PADDING)
+                self._show_x(extent, EXTENT_PADDING)
             elif self._x_range is None or x_hi >= self._x_range[1] or x_lo < self._x_range[0]:
                 span = x_hi - x_lo if x_hi > x_lo else (abs(x_hi) or 1.0)
-                upper = x_lo + nice_ceiling(span * 1.25)
-                self._x_range = (x_lo, upper)
-                self.plot.setXRange(*self._x_range, padding=0)
+                self._show_x((x_lo, x_lo + nice_ceiling(span * 1.25)))
         if self.follow_y:
             finite = [s.y[np.isfinite(s.y)] for s in filled]
             finite = [f for f in finite if f.size]
@@ -253,6 +248,12 @@ class LivePlot(QWidget):
                 if grown is not None:
                     self._y_range = grown
                     self.plot.setYRange(*grown, padding=0)
+
+    def _show_x(self, x_range: tuple[float, float], padding: float = 0.0) -> None:
+        """Move the x axis to ``x_range`` unless it is there already (a move re-lays it out)."""
+        if self._x_range != x_range:
+            self._x_range = x_range
+            self.plot.setXRange(*x_range, padding=padding)
 
     def add(self, name: str, x: float, y: float) -> None:
         self.series[name].append(x, y)
