@@ -72,6 +72,30 @@ class Throttle:
         return False
 
 
+def relay(job: Job[R], transform: Callable[[Event], Event | None] | None = None
+          ) -> Generator[Event, None, R]:
+    """Forward ``job``'s events and return its result: ``result = yield from relay(job, f)``.
+
+    The one place a job runs another job inside itself. ``transform`` maps each event to the
+    event to forward (e.g. progress rescaled to the outer job) or to None to drop it; without it
+    every event passes as it is. Closing the relay (cancel) closes ``job``, so its ``finally``
+    blocks run; an exception from ``job`` propagates unchanged.
+    """
+    if transform is None:
+        return (yield from job)
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            out = transform(event)
+            if out is not None:
+                yield out
+    finally:
+        job.close()
+
+
 @dataclass
 class Outcome:
     """What :func:`drive` collected from a job."""

@@ -101,3 +101,37 @@ def test_explain_gives_an_oom_hint():
     assert "smaller batch" in explain(OutOfMemoryError("CUDA out of memory. Tried to allocate"))
     assert explain(ValueError("bad")) == "ValueError: bad"
     assert explain(ConfigError("batch_size must be at least 1")) == "batch_size must be at least 1"
+
+
+def _counting(n: int, closed: list[bool]):
+    try:
+        for i in range(n):
+            yield Progress(i, n, f"step {i}")
+        return n * 10
+    finally:
+        closed.append(True)
+
+
+def test_relay_forwards_events_and_returns_the_result():
+    from advstudio.core.jobs import relay
+
+    def outer():
+        result = yield from relay(_counting(3, []))
+        return result + 1
+
+    out = drive(outer(), keep_events=True)
+    assert out.result == 31
+    assert [e.done for e in out.events] == [0, 1, 2]
+
+
+def test_relay_transforms_drops_and_closes_the_inner_job():
+    from advstudio.core.jobs import relay
+
+    closed: list[bool] = []
+    outer = relay(_counting(5, closed),
+                  lambda e: None if e.done % 2 else Progress(e.done * 2, 10, "outer"))
+    assert next(outer) == Progress(0, 10, "outer")
+    assert next(outer) == Progress(4, 10, "outer")  # step 1 dropped
+    assert closed == []
+    outer.close()  # cancel: the inner job's finally runs
+    assert closed == [True]
