@@ -9,7 +9,7 @@ import torch
 
 from advstudio.core.data import batches, load_digits
 from advstudio.core.devices import pick_device
-from advstudio.core.errors import ConfigError
+from advstudio.core import validate as v
 from advstudio.core.jobs import Job, Metrics, Progress
 
 
@@ -24,6 +24,13 @@ class EvaluateConfig:
     device: str = "auto"
     dry_run: bool = False
 
+    def __post_init__(self) -> None:
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("limit", self.limit, 0, hint="0 = all")
+        v.device(self.device)
+        v.flag("dry_run", self.dry_run)
+
 
 @dataclass(frozen=True)
 class EvaluateResult:
@@ -35,10 +42,6 @@ class EvaluateResult:
 def evaluate(config: EvaluateConfig) -> Job[EvaluateResult]:
     from advstudio.core.models.registry import load_model
 
-    if config.batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, not {config.batch_size}")
-    if config.limit < 0:
-        raise ConfigError(f"limit must be 0 (all) or positive, not {config.limit}")
     device = pick_device(config.device)
     model = load_model(config.model, device)
     x, y = load_digits("test")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advstudio.core.errors import ConfigError
+from advstudio.core.validate import fail
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,21 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """TOML/JSON value -> the dataclass field's type (lists -> tuples, ints -> floats)."""
+    """TOML/JSON value -> the dataclass field's type (lists -> tuples, ints -> floats), in the
+    dialect of :mod:`advstudio.core.validate`: a bool is not a number, a string is not a list."""
     origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
+    if origin is tuple or hint is tuple:
+        if isinstance(value, str) and str not in typing.get_args(hint):
+            fail(name, "a list", value, f"write [{value!r}] for one")
+        return tuple(value) if isinstance(value, list) else value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint in (int, float) and isinstance(value, bool):
+        fail(name, "a number", value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise ConfigError(f"{name} must be {hint.__name__}, not {value!r}")
+        what = {int: "a whole number", float: "a number", str: "a text",
+                bool: "true or false"}[hint]
+        fail(name, what, value)
     return value
 
 

@@ -44,8 +44,8 @@ def test_json_config_and_dry_run(tmp_path):
     ('kind = "evaluate"\nmodle = "x"\n', "unknown key 'modle'.*allowed: batch_size"),
     ('kind = "paint"\n', "unknown job kind 'paint'; allowed: evaluate"),
     ('model = "digits-cnn"\n', "must set kind"),
-    ('kind = "evaluate"\nbatch_size = "many"\n', "batch_size must be int"),
-    ('kind = "evaluate"\nbatch_size = 0\n', "batch_size must be at least 1"),
+    ('kind = "evaluate"\nbatch_size = "many"\n', "batch_size must be a whole number"),
+    ('kind = "evaluate"\nbatch_size = 0\n', "batch_size must be a whole number >= 1, not 0"),
     ("kind = = 1", "not valid TOML"),
 ])
 def test_bad_configs_exit_2_and_name_the_problem(tmp_path, capsys, text, message):

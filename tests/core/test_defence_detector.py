@@ -122,12 +122,12 @@ def test_target_must_be_a_digit_classifier():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"attacks": ()}, r"attacks must be one or more of fgsm, pgd \(no repeats\), not \(\)"),
-    ({"attacks": ("fgsm", "cw")}, "attacks must be one or more of fgsm, pgd"),
-    ({"attacks": ("pgd", "pgd")}, "no repeats"),
-    ({"eps": 0.0}, r"eps must be in \(0, 1\] \(pixel scale\), not 0.0"),
+    ({"attacks": ()}, r"attacks must be at least 1 of fgsm, pgd, not \[\]"),
+    ({"attacks": ("fgsm", "cw")}, "attacks must be names from fgsm, pgd, not 'cw'"),
+    ({"attacks": ("pgd", "pgd")}, r"attacks must be distinct names \(each once\)"),
+    ({"eps": 0.0}, r"eps must be in \(0, 1\], not 0.0 \(pixel scale\)"),
     ({"eps": 1.5}, r"eps must be in \(0, 1\]"),
-    ({"threshold": -0.1}, r"threshold must be a probability in \[0, 1\], not -0.1"),
+    ({"threshold": -0.1}, r"threshold must be in \[0, 1\], not -0.1 \(a probability\)"),
     ({"train_images": 0}, "train_images must be a whole number >= 1, not 0"),
     ({"lr": 0}, "lr must be a finite number > 0, not 0"),
 ])

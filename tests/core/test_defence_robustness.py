@@ -86,13 +86,13 @@ def test_config_architectures_are_the_registry_ones():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"arch": "vgg"}, "unknown architecture 'vgg'; allowed: digits-cnn, digits-mlp"),
-    ({"recipe": "trades"}, "unknown recipe 'trades'; allowed: standard, fgsm, fgsm-rs, pgd"),
-    ({"eps": 1.5}, r"eps must be in \[0, 1\] \(pixel scale\), not 1.5"),
+    ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, not 'vgg'"),
+    ({"recipe": "trades"}, "recipe must be one of standard, fgsm, fgsm-rs, pgd, not 'trades'"),
+    ({"eps": 1.5}, r"eps must be in \[0, 1\], not 1.5 \(pixel scale\)"),
     ({"eps": -0.1}, r"eps must be in \[0, 1\]"),
     ({"eps": float("nan")}, r"eps must be in \[0, 1\]"),
-    ({"recipe": "pgd", "eps": 0.0}, r"eps must be > 0 for the 'pgd' recipe .*allowed: \(0, 1\]"),
-    ({"alpha_mix": 1.2}, r"alpha_mix must be in \[0, 1\] \(weight of the clean loss\), not 1.2"),
+    ({"recipe": "pgd", "eps": 0.0}, r"eps must be in \(0, 1\], not 0.0 \(the 'pgd' recipe's attack radius"),
+    ({"alpha_mix": 1.2}, r"alpha_mix must be in \[0, 1\], not 1.2 \(weight of the clean loss\)"),
     ({"epochs": 0}, "epochs must be a whole number >= 1, not 0"),
     ({"epochs": 2.5}, "epochs must be a whole number >= 1, not 2.5"),
     ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
@@ -101,7 +101,7 @@ def test_config_architectures_are_the_registry_ones():
     ({"eval_every": 0}, "eval_every must be a whole number >= 1, not 0"),
     ({"lr": 0.0}, "lr must be a finite number > 0, not 0.0"),
     ({"lr": float("inf")}, "lr must be a finite number > 0, not inf"),
-    ({"max_loss": 0}, "max_loss must be > 0, not 0"),
+    ({"max_loss": 0}, "max_loss must be a finite number > 0, not 0"),
     ({"resume": True}, "resume needs a checkpoint_path to resume from"),
 ])
 def test_train_config_validation(kwargs, message):

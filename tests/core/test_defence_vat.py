@@ -301,12 +301,12 @@ def test_nan_loss_raises(monkeypatch):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"xi": 0.0}, r"xi must be a finite number > 0 \(an L2 length over all pixels\), not 0.0"),
-    ({"eps": -1.0}, r"eps must be a finite number >= 0 \(an L2 radius"),
+    ({"xi": 0.0}, r"xi must be a finite number > 0, not 0.0 \(an L2 length over all pixels\)"),
+    ({"eps": -1.0}, r"eps must be a finite number >= 0, not -1.0 \(an L2 radius"),
     ({"power_iterations": 0}, "power_iterations must be a whole number >= 1, not 0"),
     ({"labels_per_class": 0}, "labels_per_class must be a whole number >= 1, not 0"),
-    ({"alpha": -0.5}, r"alpha \(weight of the LDS term\) must be >= 0, not -0.5"),
-    ({"arch": "resnet"}, "unknown architecture 'resnet'; allowed: digits-cnn, digits-mlp"),
+    ({"alpha": -0.5}, r"alpha must be a finite number >= 0, not -0.5 \(weight of the LDS term\)"),
+    ({"arch": "resnet"}, "arch must be one of digits-cnn, digits-mlp, not 'resnet'"),
     ({"resume": True}, "resume needs a checkpoint_path"),
 ])
 def test_config_validation(kwargs, message):

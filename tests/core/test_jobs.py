@@ -67,13 +67,15 @@ def test_evaluate_dry_run_is_one_batch():
     assert out.result.n == 8
 
 
-@pytest.mark.parametrize("config, match", [
-    (EvaluateConfig(batch_size=0), "batch_size"),
-    (EvaluateConfig(limit=-1), "limit"),
+@pytest.mark.parametrize("values, match", [
+    ({"batch_size": 0}, r"batch_size must be a whole number >= 1, not 0"),
+    ({"batch_size": True}, r"batch_size must be a whole number >= 1, not True"),
+    ({"limit": -1}, r"limit must be a whole number >= 0, not -1 \(0 = all\)"),
+    ({"device": "tpu"}, r"device must be one of auto, cpu, cuda, cuda:N, mps, not 'tpu'"),
 ])
-def test_evaluate_bad_config(config, match):
+def test_evaluate_bad_config_is_refused_when_built(values, match):
     with pytest.raises(ConfigError, match=match):
-        drive(evaluate(config))
+        EvaluateConfig(**values)
 
 
 def test_devices():

@@ -127,7 +127,7 @@ def test_sanitizing_is_deterministic(digits_1000):
     (dict(drop_fraction=1.0), r"drop_fraction must be in \[0, 1\)"),
     (dict(drop_fraction=-0.5), r"drop_fraction must be in \[0, 1\]"),
     (dict(decide="vote"), "decide must be one of knn, size"),
-    (dict(epochs=0), "epochs must be at least 1"),
+    (dict(epochs=0), "epochs must be a whole number >= 1, not 0"),
 ])
 def test_bad_sanitizer_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):

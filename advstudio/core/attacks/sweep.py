@@ -63,7 +63,7 @@ class SweepConfig:
     epsilons: tuple[float, ...] = (0, .05, .1, .15, .2, .25, .3)
     n_images: int = 1000
     batch_size: int = 250
-    device: str = "cpu"
+    device: str = "auto"
     targeted: bool = False
     seed: int = 0
     dry_run: bool = False

@@ -4,54 +4,38 @@ message naming it and what is allowed."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 
 ARCHS = ("digits-cnn", "digits-mlp")  # = models.architectures.ARCHITECTURES (a test checks)
 RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd")
 DETECTOR_ATTACKS = ("fgsm", "pgd")
-
-
-def _need(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(config: object, *minima: tuple[str, int]) -> None:
-    for name, low in minima:
-        value = getattr(config, name)
-        _need(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-              f"{name} must be a whole number >= {low}, not {value!r}")
+TORCHVISION_SETS = ("torchvision:mnist", "torchvision:fashion-mnist", "torchvision:cifar10")
 
 
 def _common(config: object) -> None:
-    """The fields every training config has: arch, lr, max_loss, resume."""
-    arch = getattr(config, "arch", ARCHS[0])
-    _need(arch in ARCHS, f"unknown architecture {arch!r}; allowed: {', '.join(ARCHS)}")
-    _need(_number(config.lr) and config.lr > 0,
-          f"lr must be a finite number > 0, not {config.lr!r}")
-    max_loss = getattr(config, "max_loss", 1.0)
-    _need(_number(max_loss) and max_loss > 0, f"max_loss must be > 0, not {max_loss!r}")
-    _need(not getattr(config, "resume", False) or bool(config.checkpoint_path),
-          "resume needs a checkpoint_path to resume from")
+    """The fields every training config has: arch, lr, seed, device, max_loss, the files."""
+    v.choice("arch", getattr(config, "arch", ARCHS[0]), ARCHS, "the network architecture")
+    v.number("lr", config.lr, above=0)
+    v.whole("seed", config.seed)
+    v.device(config.device)
+    v.number("max_loss", getattr(config, "max_loss", 1.0), above=0)
+    for name in ("checkpoint_path", "save_path"):
+        v.text(name, getattr(config, name, ""))
+    for name in ("resume", "dry_run"):
+        v.flag(name, getattr(config, name, False))
+    if getattr(config, "resume", False) and not config.checkpoint_path:
+        raise ConfigError("resume needs a checkpoint_path to resume from")
 
 
 def check_vat_args(xi: float, eps: float, power_iterations: int) -> None:
     """VAT's settings: ``xi`` > 0 and ``eps`` >= 0 (L2 lengths over all pixels), at least one
     power iteration."""
-    _need(_number(xi) and xi > 0,
-          f"xi must be a finite number > 0 (an L2 length over all pixels), not {xi!r}")
-    _need(_number(eps) and eps >= 0,
-          f"eps must be a finite number >= 0 (an L2 radius over all pixels), not {eps!r}")
-    _need(isinstance(power_iterations, int) and not isinstance(power_iterations, bool)
-          and power_iterations >= 1,
-          f"power_iterations must be a whole number >= 1, not {power_iterations!r}")
+    v.number("xi", xi, above=0, hint="an L2 length over all pixels")
+    v.number("eps", eps, 0, hint="an L2 radius over all pixels")
+    v.whole("power_iterations", power_iterations, 1)
 
 
 @dataclass(frozen=True)
@@ -98,7 +82,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     eval_images: int = 1000
     eval_pgd_steps: int = 20
     eval_every: int = 1
@@ -110,21 +94,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _common(self)
-        _need(self.recipe in RECIPES,
-              f"unknown recipe {self.recipe!r}; allowed: {', '.join(RECIPES)}")
-        _need(self.dataset in ("digits", "torchvision:mnist", "torchvision:fashion-mnist",
-                               "torchvision:cifar10") or self.dataset.startswith("folder:"),
-              f"unknown dataset {self.dataset!r}; allowed: digits, folder:<path>, "
-              "torchvision:mnist, torchvision:fashion-mnist, torchvision:cifar10")
-        _need(_number(self.eps) and 0.0 <= self.eps <= 1.0,
-              f"eps must be in [0, 1] (pixel scale), not {self.eps!r}")
-        _need(self.recipe == "standard" or self.eps > 0,
-              f"eps must be > 0 for the {self.recipe!r} recipe (it is the attack's radius); "
-              "allowed: (0, 1]")
-        _need(_number(self.alpha_mix) and 0.0 <= self.alpha_mix <= 1.0,
-              f"alpha_mix must be in [0, 1] (weight of the clean loss), not {self.alpha_mix!r}")
-        _whole(self, ("pgd_steps", 1), ("epochs", 1), ("batch_size", 1), ("eval_images", 0),
-               ("eval_pgd_steps", 1), ("eval_every", 1))
+        v.choice("recipe", self.recipe, RECIPES, "the training recipe")
+        datasets = ("digits", "folder:<path>", *TORCHVISION_SETS)
+        if not (self.dataset in datasets or (isinstance(self.dataset, str)
+                                             and self.dataset.startswith("folder:"))):
+            v.fail("dataset", f"one of {', '.join(datasets)}", self.dataset)
+        v.number("eps", self.eps, 0.0, 1.0, hint="pixel scale")
+        if self.recipe != "standard":
+            v.number("eps", self.eps, high=1.0, above=0.0,
+                     hint=f"the {self.recipe!r} recipe's attack radius, pixel scale")
+        v.number("alpha_mix", self.alpha_mix, 0.0, 1.0, hint="weight of the clean loss")
+        for name, low in (("pgd_steps", 1), ("epochs", 1), ("batch_size", 1),
+                          ("eval_images", 0), ("eval_pgd_steps", 1), ("eval_every", 1)):
+            v.whole(name, getattr(self, name), low)
 
 
 @dataclass(frozen=True)
@@ -165,7 +147,7 @@ class VatConfig:
     eval_every: int = 100
     eval_images: int = 1000
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     max_loss: float = 1000.0
     checkpoint_path: str = ""
     checkpoint_every: int = 100
@@ -175,11 +157,14 @@ class VatConfig:
 
     def __post_init__(self) -> None:
         _common(self)
-        _whole(self, ("labels_per_class", 1), ("labelled_batch", 1), ("unlabelled_batch", 1),
-               ("steps", 1), ("eval_every", 1), ("eval_images", 0), ("checkpoint_every", 1))
+        for name, low in (("labels_per_class", 1), ("labelled_batch", 1),
+                          ("unlabelled_batch", 1), ("steps", 1), ("eval_every", 1),
+                          ("eval_images", 0), ("checkpoint_every", 1)):
+            v.whole(name, getattr(self, name), low)
         check_vat_args(self.xi, self.eps, self.power_iterations)
-        _need(_number(self.alpha) and self.alpha >= 0,
-              f"alpha (weight of the LDS term) must be >= 0, not {self.alpha!r}")
+        v.number("alpha", self.alpha, 0, hint="weight of the LDS term")
+        v.flag("entropy_min", self.entropy_min)
+        v.flag("supervised_only", self.supervised_only)
 
 
 @dataclass(frozen=True)
@@ -213,21 +198,16 @@ class DetectorConfig:
     lr: float = 1e-3
     threshold: float = 0.5
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     save_path: str = ""
     dry_run: bool = False
 
     def __post_init__(self) -> None:
         _common(self)
-        attacks = tuple(self.attacks)
-        _need(len(attacks) > 0 and all(a in DETECTOR_ATTACKS for a in attacks)
-              and len(set(attacks)) == len(attacks),
-              f"attacks must be one or more of {', '.join(DETECTOR_ATTACKS)} (no repeats), "
-              f"not {attacks!r}")
-        _need(_number(self.eps) and 0.0 < self.eps <= 1.0,
-              f"eps must be in (0, 1] (pixel scale), not {self.eps!r}")
-        _whole(self, ("pgd_steps", 1), ("train_images", 1), ("test_images", 1), ("epochs", 1),
-               ("batch_size", 1))
-        _need(_number(self.threshold) and 0.0 <= self.threshold <= 1.0,
-              f"threshold must be a probability in [0, 1], not {self.threshold!r}")
-        _need(bool(self.target), "target must name a classifier (e.g. 'digits-cnn')")
+        object.__setattr__(self, "attacks", v.choices("attacks", self.attacks,
+                                                      DETECTOR_ATTACKS))
+        v.number("eps", self.eps, high=1.0, above=0.0, hint="pixel scale")
+        for name in ("pgd_steps", "train_images", "test_images", "epochs", "batch_size"):
+            v.whole(name, getattr(self, name), 1)
+        v.number("threshold", self.threshold, 0.0, 1.0, hint="a probability")
+        v.text("target", self.target, empty=False, hint="a classifier, e.g. 'digits-cnn'")

@@ -3,9 +3,9 @@ checked when it is built so a bad value fails at once with a message naming it."
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 
 ARCHS = ("dcgan", "gan")
@@ -60,7 +60,7 @@ class GanConfig:
     d_steps: int = 1
     label_smoothing: float = 0.0
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     eval_every: int = 200
     checkpoint_path: str = ""
     checkpoint_every: int = 200
@@ -70,43 +70,34 @@ class GanConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(message)
-
-        need(self.arch in ARCHS,
-             f"unknown GAN architecture {self.arch!r}; allowed: {', '.join(ARCHS)}")
-        need(self.image_size in IMAGE_SIZES,
-             f"image_size {self.image_size} is not supported; allowed: "
-             f"{', '.join(map(str, IMAGE_SIZES))} pixels")
-        need(self.channels in CHANNELS,
-             f"channels {self.channels} is not supported; allowed: 1 (grey) or 3 (colour)")
-        need(isinstance(self.latent_dim, int) and self.latent_dim >= 1,
-             f"latent_dim must be an integer >= 1, not {self.latent_dim!r}")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 1,
-             f"batch_size must be an integer >= 1, not {self.batch_size!r}")
-        need(isinstance(self.steps, int) and self.steps >= 1,
-             f"steps must be an integer >= 1, not {self.steps!r}")
-        for name in ("lr_g", "lr_d"):
-            lr = getattr(self, name)
-            need(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
-                 f"{name} must be a finite number > 0, not {lr!r}")
-        need(0.0 <= self.beta1 < 1.0, f"beta1 must be in [0, 1), not {self.beta1!r}")
-        need(isinstance(self.d_steps, int) and self.d_steps >= 1,
-             f"d_steps must be an integer >= 1, not {self.d_steps!r}")
-        need(0.0 <= self.label_smoothing < 0.5,
-             f"label_smoothing must be in [0, 0.5), not {self.label_smoothing!r} "
-             "(0.1 gives real images the target 0.9)")
-        need(isinstance(self.eval_every, int) and self.eval_every >= 0,
-             f"eval_every must be an integer >= 0 (0 = never), not {self.eval_every!r}")
-        need(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0,
-             f"checkpoint_every must be an integer >= 0 (0 = only at the end), "
-             f"not {self.checkpoint_every!r}")
-        need(not self.resume or bool(self.checkpoint_path),
-             "resume needs a checkpoint_path to resume from")
-        need(self.max_loss > 0, f"max_loss must be > 0, not {self.max_loss!r}")
-        need(self.preview_rate >= 0, f"preview_rate must be >= 0, not {self.preview_rate!r}")
-        need(bool(self.dataset), "dataset must be named ('digits' or a label for your images)")
+        v.choice("arch", self.arch, ARCHS, "the GAN architecture")
+        if self.image_size not in IMAGE_SIZES:
+            v.fail("image_size", f"one of {', '.join(map(str, IMAGE_SIZES))} pixels",
+                   self.image_size)
+        if self.channels not in CHANNELS or isinstance(self.channels, bool):
+            v.fail("channels", "1 (grey) or 3 (colour)", self.channels)
+        v.whole("latent_dim", self.latent_dim, 1)
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("steps", self.steps, 1)
+        v.number("lr_g", self.lr_g, above=0)
+        v.number("lr_d", self.lr_d, above=0)
+        v.number("beta1", self.beta1, 0.0, below=1.0)
+        v.whole("d_steps", self.d_steps, 1)
+        v.number("label_smoothing", self.label_smoothing, 0.0, below=0.5,
+                 hint="0.1 gives real images the target 0.9")
+        v.whole("seed", self.seed)
+        v.device(self.device)
+        v.whole("eval_every", self.eval_every, 0, hint="0 = never")
+        v.text("checkpoint_path", self.checkpoint_path)
+        v.whole("checkpoint_every", self.checkpoint_every, 0, hint="0 = only at the end")
+        v.flag("resume", self.resume)
+        if self.resume and not self.checkpoint_path:
+            raise ConfigError("resume needs a checkpoint_path to resume from")
+        v.number("max_loss", self.max_loss, above=0)
+        v.number("preview_rate", self.preview_rate, 0.0)
+        v.flag("dry_run", self.dry_run)
+        v.text("dataset", self.dataset, empty=False,
+               hint="'digits' or a label for your images")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -26,6 +26,7 @@ from collections.abc import Generator
 import torch
 from torch import nn
 
+from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Progress, drive
 from advstudio.core.poisoning.triggers import Trigger
@@ -40,13 +41,7 @@ LABEL_MODES = ("clean", "flip")
 
 def check_fraction(fraction: float, name: str = "fraction") -> float:
     """``fraction`` as a float, or :class:`ConfigError` unless it is in [0, 1]."""
-    try:
-        value = float(fraction)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number in [0, 1], not {fraction!r}") from None
-    if not 0.0 <= value <= 1.0:  # also rejects NaN
-        raise ConfigError(f"{name} must be in [0, 1] (a share of the samples), not {value:g}")
-    return value
+    return v.number(name, fraction, 0.0, 1.0, hint="a share of the samples")
 
 
 def check_class(c: int, name: str = "class", num_classes: int = NUM_CLASSES) -> int:

@@ -47,6 +47,7 @@ import torch
 
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
+from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress
 from advstudio.core.poisoning.attacks import (
@@ -120,48 +121,32 @@ class PoisonConfig:
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(message)
-
-        def whole(value: Any) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        need(self.attack in ATTACKS, f"attack must be one of {', '.join(ATTACKS)}, not "
-                                     f"{self.attack!r}")
+        v.choice("attack", self.attack, ATTACKS)
         check_fraction(self.fraction)
-        need(whole(self.source) and -1 <= self.source < NUM_CLASSES,
-             f"source must be a class in 0..{NUM_CLASSES - 1}, or -1 for all classes, not "
-             f"{self.source!r}")
-        need(whole(self.target) and 0 <= self.target < NUM_CLASSES,
-             f"target must be a class in 0..{NUM_CLASSES - 1}, not {self.target!r}")
-        need(self.flip in FLIPS, f"flip must be one of {', '.join(FLIPS)}, not {self.flip!r}")
+        v.whole("source", self.source, -1, NUM_CLASSES - 1, hint="a class, or -1 for all")
+        v.whole("target", self.target, 0, NUM_CLASSES - 1, hint="a class")
+        v.choice("flip", self.flip, FLIPS)
         object.__setattr__(self, "trigger_custom", tuple(self.trigger_custom))
         if self.attack == "backdoor":
             self.trigger().check_fits(28, 28)
-        need(self.adv_attack in ADVERSARIAL_ATTACKS,
-             f"adv_attack must be one of {', '.join(ADVERSARIAL_ATTACKS)}, not "
-             f"{self.adv_attack!r}")
-        need(self.adv_labels in LABEL_MODES,
-             f"adv_labels must be one of {', '.join(LABEL_MODES)}, not {self.adv_labels!r}")
-        for name, low in (("adv_eps", 0.0), ("adv_train_eps", 0.0)):
-            value = getattr(self, name)
-            need(isinstance(value, (int, float)) and low < value <= 1.0,
-                 f"{name} must be in (0, 1] (pixel scale), not {value!r}")
-        need(self.defence in DEFENCES,
-             f"defence must be one of {', '.join(DEFENCES)}, not {self.defence!r}")
+        v.choice("adv_attack", self.adv_attack, ADVERSARIAL_ATTACKS)
+        v.choice("adv_labels", self.adv_labels, LABEL_MODES)
+        for name in ("adv_eps", "adv_train_eps"):
+            v.number(name, getattr(self, name), high=1.0, above=0.0, hint="pixel scale")
+        v.choice("defence", self.defence, DEFENCES)
+        v.flag("sanitize_consensus", self.sanitize_consensus)
         if self.defence == "sanitize":
             self.sanitize_config()
         for name in ("adv_steps", "sanitize_epochs", "epochs", "batch_size"):
-            value = getattr(self, name)
-            need(whole(value) and value >= 1, f"{name} must be a whole number >= 1, not "
-                                              f"{value!r}")
-        need(isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr),
-             f"lr must be a finite number > 0, not {self.lr!r}")
+            v.whole(name, getattr(self, name), 1)
+        v.number("lr", self.lr, above=0)
+        v.whole("seed", self.seed)
+        v.device(self.device)
+        v.flag("dry_run", self.dry_run)
 
     def trigger(self) -> Trigger:
         return Trigger(self.trigger_size, self.trigger_row, self.trigger_col,

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from advstudio.core.devices import pick_device
+from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 from advstudio.core.models.architectures import ARCHITECTURES
@@ -104,7 +105,7 @@ class SanitizeConfig:
     lr: float = 1e-3
     arch: str = "digits-cnn"
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", parse_methods(self.methods))
@@ -112,16 +113,15 @@ class SanitizeConfig:
         if self.drop_fraction >= 1.0:
             raise ConfigError("drop_fraction must be in [0, 1): dropping everything leaves "
                               "nothing to train on")
-        if self.decide not in DECISIONS:
-            raise ConfigError(f"decide must be one of {', '.join(DECISIONS)}, not "
-                              f"{self.decide!r}")
+        v.flag("consensus", self.consensus)
+        v.choice("decide", self.decide, DECISIONS)
         check_fraction(self.min_disagreement, "min_disagreement")
         check_fraction(self.max_share, "max_share")
         for name in ("epochs", "k", "components", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, not {self.lr}")
+            v.whole(name, getattr(self, name), 1)
+        v.number("lr", self.lr, above=0)
+        v.whole("seed", self.seed)
+        v.device(self.device)
 
     @property
     def needs_model(self) -> bool:
