@@ -78,12 +78,13 @@ class Divergence:
 
 
 def read_checkpoint(path: str | os.PathLike, *, format: str, version: int,
-                    name: str = "checkpoint", family: str = "checkpoint") -> State:
+                    name: str = "checkpoint", family: str | None = None) -> State:
     """A checkpoint's dict (tensors on the CPU), read with ``weights_only=True`` (no arbitrary
     Python objects are unpickled) and checked to carry ``format`` and ``version``.
 
-    ``name`` and ``family`` are the nouns of the messages (e.g. ``"GAN checkpoint"``): of a
-    damaged file, and of one of another format. Raises :class:`CheckpointError`."""
+    ``name`` and ``family`` (default ``name``) are the nouns of the messages (e.g.
+    ``"GAN checkpoint"``): of a damaged file, and of one of another format. Raises
+    :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -94,7 +95,7 @@ def read_checkpoint(path: str | os.PathLike, *, format: str, version: int,
                               f"holding Python objects advstudio will not unpickle): "
                               f"{str(exc).splitlines()[0]}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != format:
-        raise CheckpointError(f"{path.name} is not an advstudio {family}")
+        raise CheckpointError(f"{path.name} is not an advstudio {family or name}")
     if ckpt.get("version") != version:
         raise CheckpointError(f"{path.name} has checkpoint version {ckpt.get('version')}; this "
                               f"advstudio reads version {version}")
