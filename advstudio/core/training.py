@@ -28,10 +28,34 @@ from typing import Any, Protocol
 import torch
 
 from advstudio.core.distributed import from_main
-from advstudio.core.errors import CheckpointError, TrainingDivergedError
+from advstudio.core.errors import CheckpointError, ConfigError, TrainingDivergedError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 
 State = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def check_pixels(x: torch.Tensor, what: str = "data") -> torch.Tensor:
+    """Training images ``x`` (N, C, H, W) as float32 on the CPU in [0, 1], validated once at
+    the edge: at least one image, float pixels in [0, 1] or uint8 (divided by 255), all
+    finite. ``what`` names the data in the :class:`ConfigError` messages. The shape is the
+    caller's to check (it knows what its networks take)."""
+    x = x.detach().cpu()
+    if len(x) == 0:
+        raise ConfigError(f"{what} holds no images")
+    if x.dtype == torch.uint8:
+        return x.float() / 255.0
+    if not x.is_floating_point():
+        raise ConfigError(f"{what}: pixels must be float in [0, 1] or uint8, not {x.dtype}")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise ConfigError(f"{what}: the images hold NaN or infinite pixel values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ConfigError(f"{what}: pixels must be in [0, 1]; these span [{lo:.3g}, {hi:.3g}]")
+    return x
 
 
 # ----------------------------------------------------------------------------- divergence

@@ -16,7 +16,7 @@ from torch import nn
 from advstudio.core.atomic import atomic_torch_save
 from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.errors import CheckpointError, ConfigError
-from advstudio.core.training import read_checkpoint
+from advstudio.core.training import check_pixels, read_checkpoint
 
 Data = tuple[torch.Tensor, torch.Tensor]
 IMAGE_SHAPE = (1, 28, 28)
@@ -37,18 +37,7 @@ def check_data(data: Any, what: str = "data") -> Data:
         x = x.unsqueeze(1)
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ConfigError(f"{what}: images must have shape (N, 1, 28, 28), not {tuple(x.shape)}")
-    if len(x) == 0:
-        raise ConfigError(f"{what} holds no images")
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    elif not x.is_floating_point():
-        raise ConfigError(f"{what}: pixels must be float in [0, 1] or uint8, not {x.dtype}")
-    x = x.float()
-    if not torch.isfinite(x).all():
-        raise ConfigError(f"{what}: the images hold NaN or infinite pixel values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ConfigError(f"{what}: pixels must be in [0, 1]; these span [{lo:.3g}, {hi:.3g}]")
+    x = check_pixels(x, what)
     if y.dim() != 1 or len(y) != len(x):
         raise ConfigError(f"{what}: need one label per image; got labels of shape "
                           f"{tuple(y.shape)} for {len(x)} images")

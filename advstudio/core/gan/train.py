@@ -38,7 +38,8 @@ from advstudio.core.gan.metrics import pairwise_distance_mean
 from advstudio.core.gan.networks import build_networks
 from advstudio.core.gan.sampling import generate, sample_grid, to_signed
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Throttle, relay
-from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
+from advstudio.core.training import (CheckpointFile, Divergence, Plan, check_pixels, fit,
+                                     keeping_logs)
 
 PREVIEW_SAMPLES = 64
 DRY_RUN_BATCH = 8
@@ -237,7 +238,7 @@ class GanTrainer:
 def _as_images(data: Any) -> torch.Tensor:
     """(N, C, H, W) float32 in [0, 1] from a tensor, an array or a sequence of (C, H, W) images."""
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        if len(data) == 0:
+        if len(data) == 0:  # nothing to stack
             raise ConfigError("the data holds no images")
         shapes = sorted({tuple(np.shape(item)) for item in data})
         if len(shapes) > 1:
@@ -255,18 +256,7 @@ def _as_images(data: Any) -> torch.Tensor:
         data = data.unsqueeze(1)
     if data.dim() != 4:
         raise ConfigError(f"data must have shape (N, C, H, W); got {tuple(data.shape)}")
-    data = data.detach().cpu()
-    if data.dtype == torch.uint8:
-        return data.float() / 255.0
-    if not data.is_floating_point():
-        raise ConfigError(f"data must be float pixels in [0, 1] or uint8, not {data.dtype}")
-    data = data.float()
-    if not torch.isfinite(data).all():
-        raise ConfigError("the data holds NaN or infinite pixel values")
-    lo, hi = float(data.min()), float(data.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ConfigError(f"pixels must be in [0, 1]; the data spans [{lo:.3g}, {hi:.3g}]")
-    return data
+    return check_pixels(data, "the data")
 
 
 def _digits(config: GanConfig) -> torch.Tensor:
