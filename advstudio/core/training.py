@@ -154,13 +154,17 @@ def keeping_logs(logs: list[str]) -> Callable[[Event], Event]:
 
 
 class Trainer(Protocol):
-    """What :func:`fit` drives. ``step``: updates done; ``position``: the plan's units done
-    (steps, or whole epochs)."""
-
-    step: int
+    """What :func:`fit` drives."""
 
     @property
-    def position(self) -> int: ...
+    def step(self) -> int:
+        """Updates done."""
+        ...
+
+    @property
+    def position(self) -> int:
+        """The plan's units done: steps, or whole epochs."""
+        ...
 
     def begin(self) -> Iterator[Event]:
         """Events before the first step of this call (e.g. the evaluation at step 0)."""
@@ -176,7 +180,7 @@ class Trainer(Protocol):
         """The update :meth:`compute` prepared (if it did not apply it); ``step`` += 1."""
         ...
 
-    def after_step(self) -> Generator[Event, None, None]:
+    def after_step(self) -> Iterator[Event]:
         """Events after a step's ``Metrics`` and ``Progress``: evaluations, epoch records,
         previews. What it adds to the state is in the checkpoint written next."""
         ...
