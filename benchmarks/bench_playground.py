@@ -167,7 +167,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from advstudio.ui.gc_guard import MainThreadGarbageCollector
-    from advstudio.ui.playground_tab import PlaygroundTab
+    from advstudio.ui.playground.tab import PlaygroundTab
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
 

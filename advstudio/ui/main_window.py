@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWid
 
 from advstudio import __version__
 from advstudio.core.jobs import Job, Log, Progress
-from advstudio.ui.image_tab import ImageTab
+from advstudio.ui.image.tab import ImageTab
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.lazy_tab import LazyTab
 from advstudio.ui.state import AppState
@@ -133,28 +133,28 @@ class MainWindow(QMainWindow):
         self.status_message.setText("Ready. Drop an image on the window, press Ctrl+O, or pick a sample.")
         self.preferences_action.setEnabled(True)
         self.state.torch_ready.emit()
-        from advstudio.ui.attack_tab import AttackTab
+        from advstudio.ui.attack.tab import AttackTab
 
         self.attack_tab = AttackTab(self.state, self.jobs, self.models, self.settings)
         self.attack_host.set_content(self.attack_tab)
-        from advstudio.ui.gan_tab import GanTab
+        from advstudio.ui.gan.tab import GanTab
 
         self.gan_tab = GanTab(self.state, self.jobs, self.models, self.settings)
         self.gan_host.set_content(self.gan_tab)
-        from advstudio.ui.playground_tab import PlaygroundTab
+        from advstudio.ui.playground.tab import PlaygroundTab
 
         self.playground_tab = PlaygroundTab(self.state, self.jobs, self.models, self.settings)
         self.playground_host.set_content(self.playground_tab)
-        from advstudio.ui.defence_tab import DefenceTab
+        from advstudio.ui.defence.tab import DefenceTab
 
         self.defence_tab = DefenceTab(self.state, self.jobs, self.models, self.settings)
         self.defence_host.set_content(self.defence_tab)
         self.defence_tab.use_model.connect(self.attack_with_model)
-        from advstudio.ui.poisoning_tab import PoisoningTab
+        from advstudio.ui.poisoning.tab import PoisoningTab
 
         self.poisoning_tab = PoisoningTab(self.state, self.jobs, self.models, self.settings)
         self.poisoning_host.set_content(self.poisoning_tab)
-        from advstudio.ui.runs_tab import RunsTab
+        from advstudio.ui.runs.tab import RunsTab
 
         self.runs_tab = RunsTab(self.state, self.jobs, self.models, self.settings)
         self.runs_host.set_content(self.runs_tab)

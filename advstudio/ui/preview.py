@@ -1,4 +1,4 @@
-"""Run one tab on its own (``python -m advstudio.ui.image_tab``), like Orange's WidgetPreview."""
+"""Run one tab on its own (``python -m advstudio.ui.image.tab``), like Orange's WidgetPreview."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ VAT (Miyato et al.) and its supervised-only baseline, and a reactive detector. E
 its curves to the plots and a row of final figures to the table; "Attack this model" hands a
 trained classifier to the Attack tab.
 
-Run alone: ``python -m advstudio.ui.defence_tab``.
+Run alone: ``python -m advstudio.ui.defence.tab``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Live: a preview of a poisoned sample with the trigger as designed, the victim's 
 accuracy and attack success per epoch, a gallery of the poisoned samples, and a sweep over the
 poison fraction.
 
-Run alone: ``python -m advstudio.ui.poisoning_tab``.
+Run alone: ``python -m advstudio.ui.poisoning.tab``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ loss pushes each sample (arrows). Hyper-parameters changed while training runs r
 before its next step (through :class:`LiveParams`); the step buttons (keys D, G, Space) run one
 update on the UI thread (a few milliseconds) while training is stopped or paused.
 
-Run alone: ``python -m advstudio.ui.playground_tab``.
+Run alone: ``python -m advstudio.ui.playground.tab``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 D's outputs, gradient norms, diversity, classes covered, Fréchet distance, a sample grid from
 fixed noise with a time-lapse strip, and badges for the classic difficulties.
 
-Run alone: ``python -m advstudio.ui.gan_tab``.
+Run alone: ``python -m advstudio.ui.gan.tab``.
 """
 
 from __future__ import annotations

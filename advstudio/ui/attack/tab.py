@@ -3,7 +3,7 @@ top-5 before and after, the measures, whether the result survives saving (PNG, J
 smallest flipping epsilon, and below, in tabs: the epsilon sweep, the distance to the decision
 boundary, input-transform defences with the adaptive attack, and robust accuracy.
 
-Run alone: ``python -m advstudio.ui.attack_tab``.
+Run alone: ``python -m advstudio.ui.attack.tab``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.ui.boundary_panel import BoundaryPanel
+from advstudio.ui.attack.boundary_panel import BoundaryPanel
 from advstudio.ui.model_controller import ModelController
-from advstudio.ui.robust_panel import RobustPanel
+from advstudio.ui.attack.robust_panel import RobustPanel
 from advstudio.ui.state import AppState
-from advstudio.ui.sweep_panel import SweepPanel
-from advstudio.ui.transform_panel import TransformPanel
+from advstudio.ui.attack.sweep_panel import SweepPanel
+from advstudio.ui.attack.transform_panel import TransformPanel
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.perturbation import perturbation_rgb
