@@ -14,10 +14,10 @@ from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from advstudio import __version__
-from advstudio.core.jobs import Job, Log, Progress
 from advstudio.ui.image.tab import ImageTab
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.lazy_tab import LazyTab
+from advstudio.ui.startup import load_torch_job
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import show_error
 from advstudio.ui.widgets.job_indicator import JobIndicator
@@ -25,24 +25,6 @@ from advstudio.workers import JobManager, JobWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 SHUTDOWN_TIMEOUT_MS = 30_000  # a job stops at its next step; one step may take seconds
-
-
-def load_torch_job(device_preference: str) -> Job[str]:
-    """Import PyTorch (seconds) and pick the device; returns the device string."""
-    yield Progress(0, 0, "loading PyTorch")
-    import pyqtgraph  # noqa: F401 - plots of the later tabs; imported here, off the UI thread
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-
-    from advstudio.core.devices import pick_device
-    from advstudio.core.errors import DeviceError
-    from advstudio.core.models import registry  # noqa: F401 - warm the import
-
-    try:
-        return str(pick_device(device_preference))
-    except DeviceError as exc:
-        yield Log(f"{exc}; using the best available device instead")
-        return str(pick_device("auto"))
 
 
 def open_run_store():

@@ -8,8 +8,8 @@ import sys
 def run_alone(tab_class) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from advstudio.ui.main_window import load_torch_job
     from advstudio.ui.model_controller import ModelController
+    from advstudio.ui.startup import load_torch_job
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
 
