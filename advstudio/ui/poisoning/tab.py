@@ -127,7 +127,6 @@ class PoisoningTab(QWidget):
         self.preview.setFixedHeight(190)
         self.controls = RunControls("Poison and train")
         self.run_button = self.controls.start_button
-        self.pause_button = self.controls.pause_button
         self.stop_button = self.controls.stop_button
         self.fractions = QLineEdit(str(self.settings.value("poison/fractions",
                                                            "0, 0.01, 0.05, 0.1")))
