@@ -27,6 +27,7 @@ class JobOwner(QObject):
         super().__init__(parent)
         self._parent, self.jobs, self.status = parent, jobs, status
         self.worker: JobWorker | None = None
+        self._failure = "The job failed"  # the title of the latest start's error box
         self._queued: Callable[[], object] | None = None
 
     @property
