@@ -17,7 +17,7 @@ def _no_dangling_job_threads(request):
         yield
         return
     qtbot = request.getfixturevalue("qtbot")  # set up first, so torn down after this fixture
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+    from advstudio.ui.responsiveness import MainThreadGarbageCollector
 
     collector = MainThreadGarbageCollector()  # as the app does: no GC on job threads
     yield

@@ -282,7 +282,7 @@ def test_jpeg_defence_shows_no_gradient_not_an_error(qtbot, window, tab):
 def test_detector_threshold_follows_the_false_alarm_rate(qtbot, tab):
     from advstudio.core.attacks.sweep import sweep_images
     from advstudio.core.attacks.transforms import FeatureSqueezingDetector
-    from advstudio.ui.transform_panel import CLEAN_DIGITS
+    from advstudio.ui.attack.transform_panel import CLEAN_DIGITS
 
     tab.set_eps(0.3)
     out = _attack(qtbot, tab)

@@ -80,7 +80,7 @@ def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):
 def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
     from advstudio.core.attacks.robust import RobustConfig, run_robust
     from advstudio.core.jobs import drive
-    from advstudio.ui.defence_tab import BASELINE_COL, QUICK_BUDGET
+    from advstudio.ui.defence.tab import BASELINE_COL, QUICK_BUDGET
 
     _choose(defence, "standard")
     defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
@@ -108,7 +108,7 @@ def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
 
 def test_a_baseline_far_below_fgsm_is_flagged_as_gradient_masking(defence):
     from advstudio.core.attacks.robust import RobustResult
-    from advstudio.ui.defence_tab import BASELINE_COL
+    from advstudio.ui.defence.tab import BASELINE_COL
 
     entry = {"index": 7, "label": "7: Masked", "kind": "train"}
     defence.table.insertRow(0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
 
-from advstudio.ui.playground_tab import PlaygroundTab
+from advstudio.ui.playground.tab import PlaygroundTab
 from advstudio.ui.state import AppState
 from advstudio.workers import JobManager
 

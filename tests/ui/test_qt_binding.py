@@ -27,7 +27,7 @@ def test_garbage_is_collected_on_the_ui_thread_only(qapp):
     import gc
     import threading
 
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+    from advstudio.ui.responsiveness import MainThreadGarbageCollector
 
     collected_on = []
 
@@ -56,7 +56,7 @@ def test_freezing_the_start_up_heap_makes_full_collections_skip_it(qapp):
     import gc
     import time
 
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+    from advstudio.ui.responsiveness import MainThreadGarbageCollector
 
     guard = MainThreadGarbageCollector()
     keep = [[i] for i in range(300_000)]  # long-lived objects, as after start-up

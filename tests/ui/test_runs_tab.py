@@ -38,7 +38,7 @@ def test_gui_jobs_are_recorded_and_compared(qtbot, window, runs, tmp_path, monke
     runs.status.setCurrentIndex(0)
 
     runs.select([runs.runs[0].id])
-    monkeypatch.setattr("advstudio.ui.runs_tab.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "run.zip"), ""))
     exported = runs.export_selected()
     assert "metrics.jsonl" in " ".join(zipfile.ZipFile(exported).namelist())
@@ -131,7 +131,7 @@ def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, windo
     assert runs.thumbnail.isHidden()
 
     opened = []
-    monkeypatch.setattr("advstudio.ui.runs_tab.QDesktopServices.openUrl",
+    monkeypatch.setattr("advstudio.ui.runs.tab.QDesktopServices.openUrl",
                         lambda url: opened.append(url.toLocalFile()) or True)
     runs.select([gan_run.id])
     qtbot.mouseClick(runs.folder_button, Qt.MouseButton.LeftButton)

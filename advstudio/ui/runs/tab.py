@@ -4,7 +4,7 @@ stopped training from its checkpoint, export its config for ``advstudio-run``, d
 a zip, open its folder; a run's saved image (a GAN's final sample grid) is shown beside its
 details.
 
-Run alone: ``python -m advstudio.ui.runs_tab``.
+Run alone: ``python -m advstudio.ui.runs.tab``.
 """
 
 from __future__ import annotations
