@@ -30,7 +30,7 @@ def test_gui_jobs_are_recorded_and_compared(qtbot, window, runs, tmp_path, monke
     assert "accuracy" in runs.table.item(0, 6).text()
 
     runs.select([r.id for r in runs.runs])
-    runs.metric.setCurrentText("accuracy")
+    runs.metric_choice.setCurrentText("accuracy")
     assert runs.plotted_curves() == 2  # overlay to compare
 
     runs.status.setCurrentIndex(runs.status.findData("failed"))
