@@ -181,7 +181,9 @@ class MainWindow(QMainWindow):
         jobs_menu = self.menuBar().addMenu("&Jobs")
         self.evaluate_action = QAction("&Evaluate model on the test digits", self,
                                        shortcut=QKeySequence("Ctrl+E"), enabled=False)
-        self.evaluate_action.triggered.connect(self.evaluate_current_model)
+        # a lambda: triggered(bool) would otherwise arrive as batch_size (False: 'Ctrl+E always
+        # fails', issue #19)
+        self.evaluate_action.triggered.connect(lambda: self.evaluate_current_model())
         jobs_menu.addAction(self.evaluate_action)
         cancel_action = QAction("&Cancel running job", self, shortcut=QKeySequence("Ctrl+."))
         cancel_action.triggered.connect(self.job_indicator.cancel_current)
