@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from advstudio.core.errors import ConfigError
-from advstudio.core.runs.files import atomic_write_bytes
+from advstudio.core.atomic import atomic_write_bytes
 
 
 def _toml_value(key: str, value: Any) -> str:
