@@ -62,16 +62,24 @@ def model_card(owner: Any, field: str, weights: str) -> dict[str, Any]:
     return card
 
 
+def _unique(name: str, path: tuple[str, ...], taken: set[str]) -> str:
+    """``name``, else prefixed with the fields that lead to it, else numbered."""
+    candidates = [name, "_".join((*path[:-1], name))]
+    candidates += [f"{name}_{i}" for i in range(2, len(taken) + 3)]
+    return next(c for c in candidates if c not in taken)
+
+
 def keep_models(result: Any, folder: Path, prefix: str = "") -> Any:
     """``plain(result)``, each state_dict in it saved as ``folder/<name>.pt`` with its card
     ``folder/<name>.json`` and replaced by ``prefix + "<name>.pt"`` (the file's name as seen
     from wherever the JSON is written)."""
     files: dict[int, str] = {}
     names: set[str] = set()
-    for path, owner, state in _found(result):
-        name = _model_name(path[-1])
-        if name in names:  # two models of one name: their paths tell them apart
-            name = "_".join((*path[:-1], name))
+    # the shallowest first: a result's own weights get the plain name (model.pt)
+    for path, owner, state in sorted(_found(result), key=lambda found: len(found[0])):
+        if id(state) in files:  # one state_dict in two places: one file
+            continue
+        name = _unique(_model_name(path[-1]), path, names)
         names.add(name)
         atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, folder / f"{name}.pt")
         atomic_write_json(folder / f"{name}.json", model_card(owner, ".".join(path), f"{name}.pt"))

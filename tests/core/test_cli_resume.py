@@ -1,0 +1,77 @@
+"""A training started by advstudio-run survives a SIGKILL: it checkpointed into its run folder,
+and ``--resume RUN_ID`` (the Runs tab's Resume: the same rerun config and checkpoint copy)
+finishes it with the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from advstudio.core.gan.checkpoint import load_checkpoint
+from advstudio.core.runs import CHECKPOINT, RunStatus, RunStore
+
+STEPS = 200
+CONFIG = {"kind": "gan", "arch": "gan", "batch_size": 8, "steps": STEPS, "checkpoint_every": 10,
+          "eval_every": 0, "preview_rate": 0.0, "seed": 5, "device": "cpu"}
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """``python -m advstudio.cli ARGS --store tmp_path/store``, one thread (bit-for-bit runs)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVSTUDIO_HOME": str(tmp_path / "home")}
+    return subprocess.Popen([sys.executable, "-m", "advstudio.cli", *args, "--quiet",
+                             "--store", str(tmp_path / "store")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out)
+
+
+def _weights(store: RunStore, run_id: str) -> dict[str, torch.Tensor]:
+    return torch.load(store.run_path(run_id) / "artifacts" / "generator.pt", weights_only=True)
+
+
+@pytest.mark.slow
+def test_a_killed_cli_gan_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    config = tmp_path / "gan.json"
+    config.write_text(json.dumps(CONFIG))
+    killed = _cli(tmp_path, str(config))
+    deadline = time.monotonic() + 120  # a bound on the polling, not a timing assertion
+    while not list((tmp_path / "store" / "runs").glob(f"*/artifacts/{CHECKPOINT}")):
+        assert killed.poll() is None, killed.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+
+    store = RunStore.open(tmp_path / "store")
+    (first,) = store.list_runs()
+    assert first.status is RunStatus.INTERRUPTED and store.resumable(first.id)
+    checkpoint = store.run_path(first.id) / "artifacts" / CHECKPOINT
+    stopped_at = load_checkpoint(checkpoint)["step"]
+    assert 0 < stopped_at < STEPS
+
+    resumed = _cli(tmp_path, "--resume", first.id)
+    reference = _cli(tmp_path, str(config))
+    resumed_summary, reference_summary = _finish(resumed), _finish(reference)
+
+    second = store.get(resumed_summary["run_id"])
+    assert second.status is RunStatus.FINISHED and second.kind == "gan"
+    steps = [m["step"] for m in store.read_metrics(second.id)]
+    assert min(steps) == stopped_at + 1 and max(steps) == STEPS
+    assert resumed_summary["result"]["generator_state"] == "artifacts/generator.pt"
+    got, want = _weights(store, second.id), _weights(store, reference_summary["run_id"])
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key
+    assert load_checkpoint(checkpoint)["step"] == stopped_at  # the killed run's is untouched
