@@ -1,13 +1,14 @@
 """Recording one run while its job runs: metrics, log lines, artifacts and the final status.
 
-A driver (the CLI, the Qt worker, a notebook) wraps its loop in ``with store.record(...) as rec``
-and passes every event to ``rec.log_event``. Metrics are buffered and written at most every
-``FLUSH_INTERVAL`` seconds, so recording costs microseconds per event; after a crash at most that
-much of the stream is lost, and the reader ignores a line cut in half. The last image of each
+The app's workers and ``advstudio-run`` record through :func:`advstudio.core.runs.wrap.recorded`,
+which wraps the job in ``with store.record(...) as rec`` and passes every event to
+``rec.log_event`` (a notebook may do the same by hand). Metrics are buffered and written at most
+every ``FLUSH_INTERVAL`` seconds, so recording costs microseconds per event; after a crash at most
+that much of the stream is lost, and the reader ignores a line cut in half. The last image of each
 live preview (a GAN's sample grid) is saved as ``artifacts/<name>.png`` when the run ends, however
-it ends. Leaving the ``with`` block
-by an exception records ``failed`` (with the message); by ``GeneratorExit`` (the job generator
-was closed, i.e. cancelled) or ``KeyboardInterrupt``, ``cancelled``.
+it ends. Leaving the ``with`` block by an exception records ``failed`` (with the message); by
+``GeneratorExit`` (the job generator was closed, i.e. cancelled) or ``KeyboardInterrupt``,
+``cancelled``.
 """
 
 from __future__ import annotations
