@@ -491,3 +491,15 @@ def test_a_cancelled_run_keeps_its_last_preview_image(store):
             raise GeneratorExit
     assert store.get(rec.run_id).status == RunStatus.CANCELLED
     assert store.artifacts(rec.run_id) == ["samples.png"]
+
+
+def test_the_recorder_does_not_import_the_store():
+    """The store builds recorders; a recorder only needs what ``RunFolders`` names."""
+    import ast
+
+    tree = ast.parse(Path(recorder_module.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert "advstudio.core.runs.store" not in imported
+    assert "advstudio.core.runs.info" in imported  # the check sees the module's imports
