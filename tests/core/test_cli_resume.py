@@ -35,11 +35,18 @@ def _cli(tmp_path: Path, *args: str, processes: int = 1) -> subprocess.Popen:
                                           f"--nproc-per-node={processes}"]
     return subprocess.Popen([sys.executable, *launcher, "-m", "advstudio.cli", *args, "--quiet",
                              "--store", str(tmp_path / "store")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: see _finish
 
 
 def _finish(process: subprocess.Popen) -> dict:
-    out, err = process.communicate(timeout=300)
+    """The printed summary of a run that must succeed; a hung one (ranks that never meet) is
+    killed with its workers."""
+    try:
+        out, err = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
     assert process.returncode == 0, err[-3000:]
     return json.loads(out)
 
