@@ -295,6 +295,3 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: f
     def body(xb: torch.Tensor, labels: torch.Tensor, e: float) -> torch.Tensor:
         return _iterate(model, xb, labels, e, alpha, steps, targeted, xb, decay=decay)
     return _attack(model, x, y, eps, targeted, y_true, body)
-
-
-WHITEBOX_ATTACKS: dict[str, Attack] = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mifgsm": mifgsm}
