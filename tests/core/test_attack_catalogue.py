@@ -12,7 +12,8 @@ import torch
 from advstudio.cli import EXIT_OK, main
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.lab import AttackSpec, attack_image
-from advstudio.core.attacks.robust import Budget, attack_names, robust_accuracy, robust_attack
+from advstudio.core.attacks.robust import (
+    Budget, RobustConfig, attack_names, robust_accuracy, robust_attack)
 from advstudio.core.attacks.sweep import SweepConfig, run_sweep, sweep_images
 from advstudio.core.attacks.whitebox import bim, mifgsm, pgd
 from advstudio.core.errors import ConfigError
@@ -139,3 +140,21 @@ def test_toy_attack_is_listed_and_validated_by_the_cli(capsys, toy):
     catalogue.unregister("toy")
     with pytest.raises(ConfigError, match="unknown attack 'toy'"):
         build_config("sweep", {"attacks": ["toy"]})
+
+
+def test_iterative_attacks_check_their_labels_at_the_first_step(cnn, digits):
+    x = digits[0][:2]
+    with pytest.raises(ConfigError, match=r"label 10 is out of range.*\[0, 9\]"):
+        bim(cnn, x, 10, 0.1, alpha=0.01, steps=3)
+
+
+@pytest.mark.parametrize("config, values, message", [
+    (SweepConfig, {"targeted": 1}, "targeted must be true or false, not 1"),
+    (SweepConfig, {"n_images": True}, "n_images must be a whole number >= 1, not True"),
+    (SweepConfig, {"device": "gpu"}, "device must be one of auto, cpu"),
+    (RobustConfig, {"batch_size": 2.0}, "batch_size must be a whole number >= 1, not 2.0"),
+    (RobustConfig, {"dry_run": "yes"}, "dry_run must be true or false"),
+])
+def test_attack_configs_speak_the_validation_dialect(config, values, message):
+    with pytest.raises(ConfigError, match=message):
+        config(**values)

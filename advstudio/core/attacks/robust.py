@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.autopgd import apgd
 from advstudio.core.attacks.whitebox import (
@@ -128,9 +129,9 @@ def check_attacks(attacks: Sequence[str]) -> tuple[str, ...]:
 
 
 def _check_budget(budget: Budget) -> None:
-    check_steps(budget.steps)
-    check_steps(budget.target_classes, "target_classes")
-    check_steps(budget.max_queries, "max_queries")
+    v.whole("steps", budget.steps, 1)
+    v.whole("target_classes", budget.target_classes, 1)
+    v.whole("max_queries", budget.max_queries, 1)
 
 
 @dataclass
@@ -259,8 +260,12 @@ class RobustConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "attacks", check_attacks(self.attacks))
         object.__setattr__(self, "eps", check_eps(self.eps))
-        check_steps(self.n_images, "n_images")
-        check_steps(self.batch_size, "batch_size")
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.whole("n_images", self.n_images, 1)
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("seed", self.seed)
+        v.device(self.device)
+        v.flag("dry_run", self.dry_run)
         _check_budget(Budget(self.steps, self.target_classes, self.max_queries, self.seed))
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.whitebox import (
     apply_direction, check_eps, eval_mode, gradient_and_logits)
@@ -72,10 +73,13 @@ class SweepConfig:
         epsilons = tuple(check_eps(e) for e in self.epsilons)
         if not epsilons:
             raise ConfigError("choose at least one epsilon")
-        if self.n_images < 1:
-            raise ConfigError(f"n_images must be at least 1, not {self.n_images}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.whole("n_images", self.n_images, 1)
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("seed", self.seed)
+        v.device(self.device)
+        v.flag("targeted", self.targeted)
+        v.flag("dry_run", self.dry_run)
         object.__setattr__(self, "attacks", attacks)
         object.__setattr__(self, "epsilons", epsilons)
 
