@@ -65,7 +65,7 @@ def test_the_lists_are_the_ones_the_lab_sweep_and_robust_had():
 
 def test_the_docs_are_the_generated_table():
     text = DOCS.read_text(encoding="utf-8")
-    assert text == catalogue.markdown_table(), "run catalogue.write_docs() and commit the file"
+    assert text == catalogue.markdown_table(), "refresh it with catalogue.write_docs()"
     for entry in catalogue.attacks_for():
         assert f"| `{entry.name}` |" in text
 

@@ -116,7 +116,8 @@ class Use:
 
 @dataclass(frozen=True)
 class AttackEntry:
-    """One attack. ``access``: the ways it can run (white-box on the model, on a surrogate for
+    """One attack. ``title``: its name in attack lists; ``short``: in measures, legends and
+    tables. ``access``: the ways it can run (white-box on the model, on a surrogate for
     transfer, or on scores only). ``norm``: the norm its perturbation is measured in.
     ``budgeted``: ``eps`` bounds the perturbation (False: a minimal-perturbation attack that
     finds its own size). ``step_divisor``: an iterative attack's step size when ``alpha`` is 0,
@@ -153,28 +154,32 @@ class AttackEntry:
 
     @property
     def targeted(self) -> bool:
+        """True when it can aim at a target class."""
         return not self.untargeted
 
     def has(self, name: str) -> bool:
+        """Whether it takes the parameter ``name`` (the Attack tab enables that field)."""
         return any(p.name == name for p in self.params)
 
     def param(self, name: str) -> Param:
+        """The parameter ``name``; KeyError if it has none of that name."""
         for p in self.params:
             if p.name == name:
                 return p
         raise KeyError(name)
 
     def label(self, context: str) -> str:
+        """The name ``context`` shows it by ("PGD-20" in the sweep)."""
         use = self.uses.get(context)
         return (use.label if use is not None else "") or self.short
 
-    def resolve(self, values: Mapping[str, Any] = {}, context: str | None = None
+    def resolve(self, values: Mapping[str, Any] | None = None, context: str | None = None
                 ) -> dict[str, Any]:
         """Every parameter of this entry: its default, then the ``context``'s own value, then
         ``values`` (keys the entry does not have are ignored), each checked once."""
         use = self.uses.get(context) if context else None
         merged = {p.name: p.default for p in self.params}
-        for source in (use.params if use else {}, values):
+        for source in (use.params if use else {}, values or {}):
             merged.update((k, v) for k, v in source.items() if k in merged)
         return {p.name: p.check(merged[p.name]) for p in self.params}
 
@@ -196,6 +201,7 @@ def register(entry: AttackEntry) -> AttackEntry:
 
 
 def unregister(name: str) -> None:
+    """Remove the entry ``name`` if there is one."""
     _REGISTRY.pop(name, None)
 
 
@@ -244,14 +250,19 @@ def format_list() -> str:
 def markdown_table() -> str:
     """``docs/ATTACKS.md``: every attack with its access, cost and parameters."""
     out = ["# Attacks", "",
-           "Generated from `advstudio/core/attacks/catalogue.py` by `write_docs()`; do not edit.",
-           "Pixels, eps and step sizes are on the [0, 1] scale.", "",
-           "| name | attack | access | norm | eps | cost per image (forward / backward) "
-           "| offered in |", "|---|---|---|---|---|---|---|"]
+           "Generated from `advstudio/core/attacks/catalogue.py`; do not edit.",
+           "Pixels, eps and step sizes are on the [0, 1] scale. To add an attack, write one "
+           "function with the catalogue's `run` signature and `register` one `AttackEntry`; "
+           "the lab, the sweep, robust accuracy, the Attack tab and `advstudio-run --list` "
+           "offer it where its entry says. Refresh this file with `python -c \"from "
+           "advstudio.core.attacks.catalogue import write_docs; write_docs()\"`.", "",
+           "| name | attack | access | norm | eps | iterative | targeted | cost per image "
+           "(forward / backward) | offered in |", "|---|---|---|---|---|---|---|---|---|"]
     for e in _REGISTRY.values():
         access = ", ".join(ACCESS_TEXT[a] for a in e.access)
         eps = "budget" if e.budgeted else "unused (minimal)"
         out.append(f"| `{e.name}` | {e.title} | {access} | {e.norm} | {eps} | "
+                   f"{'yes' if e.iterative else 'no'} | {'yes' if e.targeted else 'no'} | "
                    f"{e.cost[0]} / {e.cost[1]} | {', '.join(e.uses)} |")
     out += ["", "## Parameters", ""]
     for e in _REGISTRY.values():
@@ -346,7 +357,7 @@ ALPHA = Param("alpha", 0.0, 0.0, None, PIXELS, "step size; 0 = automatic (eps / 
 QUERIES = Param("max_queries", 2000, 1, None, "queries",
                 "query budget per image, the clean query included")
 WHITE_OR_TRANSFER = (Access.WHITEBOX, Access.TRANSFER)
-LAB, SWEEP, ROBUST = Use(), Use(), Use()
+PLAIN = Use()  # the entry's own defaults and short label
 
 
 def _steps(default: int, help: str = "Iterations of the attack") -> Param:
@@ -355,30 +366,30 @@ def _steps(default: int, help: str = "Iterations of the attack") -> Param:
 
 FGSM = register(AttackEntry(
     "fgsm", "FGSM", "FGSM", WHITE_OR_TRANSFER, "Linf", (EPS,), _run_fgsm, ("1", "1"),
-    {"lab": LAB, "sweep": SWEEP, "robust": ROBUST}, reference="Goodfellow et al. 2015"))
+    {"lab": PLAIN, "sweep": PLAIN, "robust": PLAIN}, reference="Goodfellow et al. 2015"))
 BIM = register(AttackEntry(
     "bim", "BIM / I-FGSM", "BIM", WHITE_OR_TRANSFER, "Linf", (EPS, _steps(10), ALPHA), _run_bim,
-    ("steps", "steps"), {"lab": LAB, "sweep": SWEEP}, step_divisor=4,
+    ("steps", "steps"), {"lab": PLAIN, "sweep": PLAIN}, step_divisor=4,
     reference="Kurakin et al. 2017"))
 PGD = register(AttackEntry(
     "pgd", "PGD", "PGD", WHITE_OR_TRANSFER, "Linf", (EPS, _steps(10), ALPHA), _run_pgd,
-    ("steps", "steps"), {"lab": LAB, "sweep": Use({"steps": 20}, "PGD-20"), "robust": ROBUST},
+    ("steps", "steps"), {"lab": PLAIN, "sweep": Use({"steps": 20}, "PGD-20"), "robust": PLAIN},
     step_divisor=10, reference="Madry et al. 2018"))
 MIFGSM = register(AttackEntry(
     "mifgsm", "MI-FGSM", "MI-FGSM", WHITE_OR_TRANSFER, "Linf",
     (EPS, _steps(10), ALPHA, Param("decay", 1.0, 0.0, None, "", "momentum decay")),
-    _run_mifgsm, ("steps", "steps"), {"lab": LAB, "sweep": SWEEP}, step_divisor=10,
+    _run_mifgsm, ("steps", "steps"), {"lab": PLAIN, "sweep": PLAIN}, step_divisor=10,
     reference="Dong et al. 2018"))
 register(AttackEntry(
     "apgd", "APGD (Auto-PGD)", "APGD", (Access.WHITEBOX,), "Linf",
     (EPS, _steps(100, "APGD: iterations (the step size adapts itself)"),
      Param("loss", "ce", unit="", help="objective: cross-entropy or Difference of Logits Ratio",
            choices=("ce", "dlr"))),
-    _run_apgd, ("<= steps + 2", "<= steps + 1"), {"lab": LAB}, reference="Croce & Hein 2020"))
+    _run_apgd, ("<= steps + 2", "<= steps + 1"), {"lab": PLAIN}, reference="Croce & Hein 2020"))
 register(AttackEntry(
     "deepfool", "DeepFool (minimal L2)", "DeepFool", (Access.WHITEBOX,), "L2",
     (_steps(50, "DeepFool: the most linearisation steps (it stops at the first flip)"),),
-    _run_deepfool, ("<= steps + 1", "<= steps × classes"), {"lab": LAB}, budgeted=False,
+    _run_deepfool, ("<= steps + 1", "<= steps × classes"), {"lab": PLAIN}, budgeted=False,
     untargeted="DeepFool is untargeted: it steps to the nearest decision boundary, whatever "
                "class lies behind it. Untick Targeted, or use C&W for a targeted minimal "
                "perturbation", reference="Moosavi-Dezfooli et al. 2016"))
@@ -389,17 +400,17 @@ register(AttackEntry(
            open_low=True),
      Param("kappa", 0.0, 0.0, None, "logits", "confidence margin"),
      Param("search_steps", 5, 1, None, "rounds", "rounds of the binary search on c")),
-    _run_cw, ("steps × search_steps + 1", "steps × search_steps"), {"lab": LAB}, budgeted=False,
+    _run_cw, ("steps × search_steps + 1", "steps × search_steps"), {"lab": PLAIN}, budgeted=False,
     reference="Carlini & Wagner 2017"))
 register(AttackEntry(
     "nes", "NES (gradient-sign estimate)", "NES", (Access.QUERY,), "Linf", (EPS, QUERIES),
-    _run_nes, ("<= max_queries", "0"), {"lab": LAB}, reference="Ilyas et al. 2018"))
+    _run_nes, ("<= max_queries", "0"), {"lab": PLAIN}, reference="Ilyas et al. 2018"))
 register(AttackEntry(
     "spsa", "SPSA (gradient-sign estimate)", "SPSA", (Access.QUERY,), "Linf", (EPS, QUERIES),
-    _run_spsa, ("<= max_queries", "0"), {"lab": LAB, "robust": Use(label="SPSA (query-based)")},
+    _run_spsa, ("<= max_queries", "0"), {"lab": PLAIN, "robust": Use(label="SPSA (query-based)")},
     reference="Uesato et al. 2018"))
 register(AttackEntry(
     "simba", "SimBA (random pixel search)", "SimBA", (Access.QUERY,), "Linf",
     (Param("eps", 0.1, 0.0, 1.0, PIXELS, "per-pixel step (the L∞ size of the perturbation)"),
      QUERIES), _run_simba, ("<= max_queries", "0"),
-    {"lab": LAB, "robust": Use(label="SimBA (query-based)")}, reference="Guo et al. 2019"))
+    {"lab": PLAIN, "robust": Use(label="SimBA (query-based)")}, reference="Guo et al. 2019"))
