@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="folder for result.json, metrics.jsonl and the "
                         "final preview images (a GAN's samples.png)")
     parser.add_argument("--dry-run", action="store_true", help="one tiny step (smoke test)")
-    parser.add_argument("--list", action="store_true", help="list the job kinds and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="list the job kinds and the attacks, and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--store", type=Path,
                         help="run store to record the run in (default: the user data folder)")
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for kind in JOB_KINDS.values():
             print(f"{kind.name:10} {kind.description}")
+        from advstudio.core.attacks.catalogue import format_list
+
+        print("\n" + format_list())
         return EXIT_OK
     if (args.config is None) == (args.resume is None) or (args.resume and args.no_record):
         parser.print_usage(sys.stderr)

@@ -35,3 +35,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of ``x`` that ``model`` classifies as ``y`` (no gradient)."""
     with torch.no_grad():
         return float((model(x).argmax(1) == y).float().mean())
+
+
+def toy_attack():
+    """A catalogue entry for a made-up attack that lifts every pixel by ``lift * eps`` (then
+    clips to [0, 1]): a closed form to check the lab, the sweep and robust accuracy against.
+    Offered white-box and by transfer, in all three contexts."""
+    from advstudio.core.attacks.catalogue import Access, AttackEntry, AttackRun, Param, Use
+
+    def run(model, x, y, params, *, target=None, generator=None, seed=0):
+        return AttackRun((x + params["lift"] * params["eps"]).clamp(0, 1))
+
+    params = (Param("eps", 0.1, 0.0, 1.0, "pixels [0, 1]", "L∞ radius"),
+              Param("lift", 1.0, 0.0, 1.0, "× eps", "how much of eps to add"))
+    return AttackEntry("toy", "Toy (lift every pixel)", "Toy", (Access.WHITEBOX, Access.TRANSFER),
+                       "Linf", params, run, ("0", "0"),
+                       {"lab": Use(), "sweep": Use(label="Toy-1"), "robust": Use()})

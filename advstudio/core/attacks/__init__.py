@@ -11,6 +11,8 @@ black-box attacks take a ``predict`` callable and never differentiate it.
 from advstudio.core.attacks.autopgd import APGD_LOSSES, apgd, dlr_loss, targeted_dlr_loss
 from advstudio.core.attacks.blackbox import (
     Oracle, Predict, QueryResult, TransferResult, as_predict, margin, nes, simba, spsa, transfer)
+from advstudio.core.attacks.catalogue import (
+    Access, AttackEntry, AttackRun, Param, Use, attacks_for, register, registered)
 from advstudio.core.attacks.metrics import (
     ImageReport, attack_report, l0, l2, linf, minimal_epsilon, minimal_epsilons, psnr, ssim)
 from advstudio.core.attacks.minimal import (
@@ -22,17 +24,20 @@ from advstudio.core.attacks.robust import (
     DEFAULT_ATTACKS, ROBUST_ATTACKS, Budget, RobustConfig, RobustResult, robust_accuracy,
     run_robust)
 from advstudio.core.attacks.sweep import (
-    SWEEP_ATTACKS, SweepConfig, SweepCurve, SweepResult, run_sweep, sweep_to_csv)
+    SweepConfig, SweepCurve, SweepResult, run_sweep, sweep_to_csv)
 from advstudio.core.attacks.transforms import (
     TRANSFORMS, BitDepth, Defended, FeatureSqueezingDetector, JpegCompression, MedianSmoothing,
     defended)
 from advstudio.core.attacks.whitebox import (
-    WHITEBOX_ATTACKS, apply_direction, ascent_gradient, bim, eval_mode, fgsm, fgsm_direction,
+    apply_direction, ascent_gradient, bim, eval_mode, fgsm, fgsm_direction,
     gradient_and_logits, mifgsm, pgd, project)
 
 __all__ = [
+    # the catalogue: every attack, its access, norm, parameters and cost
+    "Access", "AttackEntry", "AttackRun", "Param", "Use", "attacks_for", "register",
+    "registered",
     # white-box, L-inf
-    "fgsm", "fgsm_direction", "apply_direction", "bim", "pgd", "mifgsm", "WHITEBOX_ATTACKS",
+    "fgsm", "fgsm_direction", "apply_direction", "bim", "pgd", "mifgsm",
     "eval_mode", "ascent_gradient", "gradient_and_logits", "project",
     # black-box
     "Predict", "as_predict", "Oracle", "margin", "transfer", "TransferResult", "nes", "spsa",
@@ -41,7 +46,7 @@ __all__ = [
     "linf", "l2", "l0", "psnr", "ssim", "attack_report", "ImageReport", "minimal_epsilon",
     "minimal_epsilons",
     # sweep job
-    "SweepConfig", "SweepCurve", "SweepResult", "run_sweep", "sweep_to_csv", "SWEEP_ATTACKS",
+    "SweepConfig", "SweepCurve", "SweepResult", "run_sweep", "sweep_to_csv",
     # minimal perturbations (L2)
     "deepfool", "cw_l2", "minimal_norms", "MinimalNorms", "MINIMAL_METHODS",
     # APGD and the robust-accuracy job

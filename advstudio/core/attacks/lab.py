@@ -23,47 +23,29 @@ feature-squeezing detector fitted on clean test digits) and :func:`distance_to_b
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any
 
 import torch
 from torch import nn
 
-from advstudio.core.attacks.autopgd import APGD_LOSSES, apgd
-from advstudio.core.attacks.blackbox import as_predict, nes, simba, spsa, transfer
+from advstudio.core.attacks import catalogue
+from advstudio.core.attacks.autopgd import APGD_LOSSES
+from advstudio.core.attacks.blackbox import as_predict, transfer
+from advstudio.core.attacks.catalogue import Access
 from advstudio.core.attacks.metrics import ImageReport, attack_report, linf
-from advstudio.core.attacks.minimal import check_positive, cw_l2, deepfool, minimal_norms
+from advstudio.core.attacks.minimal import check_positive, minimal_norms
 from advstudio.core.attacks.quantise import SurvivalReport, quantise_adversarial, survival
 from advstudio.core.attacks.transforms import (
     TRANSFORMS, FeatureSqueezingDetector, check_rate, defended)
-from advstudio.core.attacks.whitebox import (
-    apply_direction, bim, check_eps, fgsm, fgsm_direction, mifgsm, pgd)
+from advstudio.core.attacks.whitebox import apply_direction, check_eps, fgsm_direction, pgd
 from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.jobs import Job, Progress
 from advstudio.core.models.classifier import Classifier, Prediction
 
 
-class Access(str, enum.Enum):
-    """What the attacker may use."""
-
-    WHITEBOX = "white-box"  # the target's gradients
-    TRANSFER = "transfer"  # gradients of a surrogate model; the target is only queried
-    QUERY = "query"  # the target's output scores only, within a query budget
-
-
-WHITEBOX = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mifgsm": mifgsm}
-"""The L-inf attacks a surrogate can run too (transfer)."""
-WHITEBOX_ONLY = ("apgd", "deepfool", "cw")
-"""White-box attacks the transfer setting does not offer."""
-MINIMAL_L2 = ("deepfool", "cw")
-"""Attacks without an eps budget: they find the smallest L2 perturbation they can."""
-QUERY = {"nes": nes, "spsa": spsa, "simba": simba}
-ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM / I-FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM",
-                "apgd": "APGD (Auto-PGD)", "deepfool": "DeepFool (minimal L2)",
-                "cw": "C&W L2 (minimal L2)",
-                "nes": "NES (gradient-sign estimate)", "spsa": "SPSA (gradient-sign estimate)",
-                "simba": "SimBA (random pixel search)"}
 QUANTISE_STEPS = 10
 """Gradient steps of one grey level :func:`quantise_adversarial` may take to repair a rounded
 image (white-box only: a black-box attacker has no gradients)."""
@@ -101,12 +83,7 @@ class AttackSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "access", Access(self.access))
         check_eps(self.eps)
-        if self.access is Access.QUERY:
-            allowed = tuple(QUERY)
-        elif self.access is Access.TRANSFER:
-            allowed = tuple(WHITEBOX)
-        else:
-            allowed = (*WHITEBOX, *WHITEBOX_ONLY)
+        allowed = catalogue.names(access=self.access, context="lab")
         if self.attack not in allowed:
             raise ConfigError(f"attack {self.attack!r} is not a {self.access.value} attack; "
                               f"allowed: {', '.join(allowed)}")
@@ -125,20 +102,31 @@ class AttackSpec:
                 or not 0 <= self.jpeg_quality <= 100):
             raise ConfigError(f"JPEG quality must be a whole number from 1 to 100 (0: no JPEG "
                               f"check), not {self.jpeg_quality!r}")
-        if self.attack == "deepfool" and self.targeted:
-            raise ConfigError("DeepFool is untargeted: it steps to the nearest decision "
-                              "boundary, whatever class lies behind it. Untick Targeted, or "
-                              "use C&W for a targeted minimal perturbation")
+        if self.targeted and self.entry.untargeted:
+            raise ConfigError(self.entry.untargeted)
+        self.params  # the entry's own checks, once, here at the edge (cached for the run)
+
+    @property
+    def entry(self) -> catalogue.AttackEntry:
+        """The attack's catalogue entry."""
+        return catalogue.get(self.attack)
+
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        """The settings of this spec that the attack takes, checked against its entry."""
+        values = {"eps": self.eps, "steps": self.steps, "alpha": self.alpha, "loss": self.loss,
+                  "c": self.c, "kappa": self.kappa, "search_steps": self.search_steps,
+                  "max_queries": self.max_queries}
+        return self.entry.resolve(values, "lab")
 
     @property
     def minimal(self) -> bool:
         """True for the attacks without an eps budget (DeepFool, C&W)."""
-        return self.attack in MINIMAL_L2
+        return not self.entry.budgeted
 
     def step_size(self) -> float:
-        if self.alpha > 0:
-            return self.alpha
-        return self.eps / 4 if self.attack == "bim" else self.eps / 10
+        """``alpha``, or when it is 0 the attack's automatic step (eps / 4 BIM, eps / 10)."""
+        return self.entry.step_size({"eps": self.eps, "alpha": self.alpha})
 
 
 @dataclass
@@ -164,28 +152,6 @@ class AttackOutcome:
     @property
     def perturbation(self) -> torch.Tensor:
         return self.x_adv - self.x
-
-
-def _whitebox(model: nn.Module, x: torch.Tensor, label: torch.Tensor, goal: torch.Tensor,
-              spec: AttackSpec, generator: torch.Generator) -> torch.Tensor:
-    """``label``: the true class; ``goal``: the target (targeted) or the true class."""
-    if spec.attack == "apgd":
-        return apgd(model, x, label, eps=spec.eps, steps=spec.steps, loss=spec.loss,
-                    targeted=spec.targeted, target=goal if spec.targeted else None,
-                    seed=spec.seed)
-    if spec.attack == "deepfool":
-        return deepfool(model, x, y=label, steps=spec.steps)
-    if spec.attack == "cw":
-        return cw_l2(model, x, goal, targeted=spec.targeted, c=spec.c, kappa=spec.kappa,
-                     steps=spec.steps, search_steps=spec.search_steps,
-                     y_true=label if spec.targeted else None)
-    kw = {"targeted": spec.targeted}
-    if spec.attack == "fgsm":
-        return fgsm(model, x, goal, spec.eps, **kw)
-    kw |= {"alpha": spec.step_size(), "steps": spec.steps}
-    if spec.attack == "pgd":
-        kw["generator"] = generator
-    return WHITEBOX[spec.attack](model, x, goal, spec.eps, **kw)
 
 
 def quantise_budget(spec: AttackSpec, x: torch.Tensor, x_adv: torch.Tensor) -> float:
@@ -246,35 +212,35 @@ def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
                               "true class; pick another target")
     label_t = torch.tensor([label], device=device)
     goal = torch.tensor([spec.target if spec.targeted else label], device=device)
+    target = goal if spec.targeted else None
     generator = torch.Generator(device=device.type).manual_seed(spec.seed)
-    yield Progress(0, 2 if spec.quantise else 1,
-                   f"{ATTACK_NAMES[spec.attack]} ({spec.access.value})")
+    entry, params = spec.entry, spec.params
+    yield Progress(0, 2 if spec.quantise else 1, f"{entry.title} ({spec.access.value})")
     queries = surrogate_success = direction = None
     if spec.access is Access.WHITEBOX:
-        if spec.attack == "fgsm":
+        if spec.attack == "fgsm":  # keep the sign: the eps slider re-applies it (fgsm_at)
             direction = fgsm_direction(model, x, goal, targeted=spec.targeted)
             x_adv = apply_direction(x, direction, spec.eps)
         else:
-            x_adv = _whitebox(model, x, label_t, goal, spec, generator)
+            x_adv = entry.run(model, x, label_t, params, target=target, generator=generator,
+                              seed=spec.seed).x_adv
     elif spec.access is Access.TRANSFER:
         if surrogate is None:
             raise ConfigError("a transfer attack needs a surrogate model")
         surrogate = surrogate.to(device)
-        kw = {} if spec.attack == "fgsm" else {"alpha": spec.step_size(), "steps": spec.steps}
-        if spec.attack == "pgd":
-            kw["generator"] = generator
-        res = transfer(surrogate, as_predict(model), x, goal, attack=WHITEBOX[spec.attack],
-                       targeted=spec.targeted, eps=spec.eps, **kw)
+
+        def on_surrogate(m: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
+                         targeted: bool) -> torch.Tensor:
+            return entry.run(m, xb, labels, params, target=labels if targeted else None,
+                             generator=generator, seed=spec.seed).x_adv
+
+        res = transfer(surrogate, as_predict(model), x, goal, attack=on_surrogate,
+                       targeted=spec.targeted)
         x_adv, queries = res.x_adv, res.queries
         surrogate_success = bool(res.surrogate_success[0])
     else:
-        kw = {"targeted": spec.targeted, "max_queries": spec.max_queries, "generator": generator}
-        if spec.targeted:
-            kw["y_true"] = label_t
-        if spec.attack == "simba":
-            res = simba(as_predict(model), x, goal, step=spec.eps, **kw)
-        else:
-            res = QUERY[spec.attack](as_predict(model), x, goal, spec.eps, **kw)
+        res = entry.run(model, x, label_t, params, target=target, generator=generator,
+                        seed=spec.seed)
         x_adv, queries = res.x_adv, int(res.queries[0])
     method = None
     if spec.quantise:

@@ -242,7 +242,8 @@ def quantise_adversarial(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
             todo = (fooled_float & ~fooled).nonzero().flatten()
             if not todo.numel():
                 break
-            grad, _ = gradient_and_logits(model, current[todo], goal[todo], targeted)
+            grad, _ = gradient_and_logits(model, current[todo], goal[todo], targeted,
+                                          check=False)  # goal was checked above
             levels = torch.round(current[todo].double() * LEVELS) + grad.sign().double()
             current[todo] = torch.minimum(torch.maximum(levels, lo[todo]),
                                           hi[todo]).div(LEVELS).to(xb.dtype)

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from advstudio.core import validate as v
+from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.autopgd import apgd
-from advstudio.core.attacks.blackbox import as_predict, simba, spsa
 from advstudio.core.attacks.whitebox import (
-    Labels, as_labels, check_eps, check_images, check_steps, eval_mode, fgsm, pgd, project)
+    Labels, as_labels, check_eps, check_images, check_steps, eval_mode, fgsm, project)
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Progress, drive
@@ -68,18 +69,44 @@ ROBUST_ATTACKS: dict[str, RobustAttack] = {
     "apgd-ce": lambda m, x, y, e, b, s: apgd(m, x, y, eps=e, steps=b.steps, loss="ce", seed=s),
     "apgd-dlr": lambda m, x, y, e, b, s: apgd(m, x, y, eps=e, steps=b.steps, loss="dlr", seed=s),
     "apgd-t": _apgd_t,
-    "pgd": lambda m, x, y, e, b, s: pgd(m, x, y, e, alpha=2.5 * e / b.steps, steps=b.steps,
-                                        generator=_generator(s)),
-    "fgsm": lambda m, x, y, e, b, s: fgsm(m, x, y, e),
-    "spsa": lambda m, x, y, e, b, s: spsa(as_predict(m), x, y, e, max_queries=b.max_queries,
-                                          generator=_generator(s)).x_adv,
-    "simba": lambda m, x, y, e, b, s: simba(as_predict(m), x, y, step=e,
-                                            max_queries=b.max_queries,
-                                            generator=_generator(s)).x_adv,
 }
-ATTACK_LABELS = {"apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted DLR)",
-                 "pgd": "PGD", "fgsm": "FGSM", "spsa": "SPSA (query-based)",
-                 "simba": "SimBA (query-based)"}
+"""The ensemble's own recipes (AutoAttack's APGD variants); the catalogue's attacks offered in
+the ``robust`` context (PGD, FGSM, SPSA, SimBA...) come after them, see :func:`robust_attack`."""
+ATTACK_LABELS = {"apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted DLR)"}
+
+
+def attack_names() -> tuple[str, ...]:
+    """Every name the ensemble may use: its own recipes, then the catalogue's robust attacks."""
+    return (*ROBUST_ATTACKS, *(n for n in catalogue.names(context="robust")
+                               if n not in ROBUST_ATTACKS))
+
+
+def attack_label(name: str) -> str:
+    """How the robust evaluation names an attack in its progress and table."""
+    if name in ATTACK_LABELS:
+        return ATTACK_LABELS[name]
+    if name in catalogue.names(context="robust"):
+        return catalogue.get(name).label("robust")
+    return name
+
+
+def robust_attack(name: str) -> RobustAttack:
+    """The ``(model, x, y, eps, budget, seed)`` function of ``name``. A catalogue attack gets
+    the budget's ``steps`` and ``max_queries`` where it takes them, a step size of
+    ``2.5 eps / steps`` (Madry et al.'s rule for a fixed number of steps) and a generator
+    seeded with ``seed``."""
+    if name in ROBUST_ATTACKS:
+        return ROBUST_ATTACKS[name]
+    entry = catalogue.get(name)
+
+    def run(m: nn.Module, x: torch.Tensor, y: torch.Tensor, e: float, b: Budget,
+            s: int) -> torch.Tensor:
+        values = {"eps": e, "steps": b.steps, "max_queries": b.max_queries}
+        if entry.has("alpha"):
+            values["alpha"] = 2.5 * e / b.steps
+        params = entry.resolve(values, "robust")
+        return entry.run(m, x, y, params, generator=_generator(s), seed=s).x_adv
+    return run
 
 
 def _classes(model: nn.Module, x: torch.Tensor) -> int:
@@ -89,21 +116,22 @@ def _classes(model: nn.Module, x: torch.Tensor) -> int:
 
 def check_attacks(attacks: Sequence[str]) -> tuple[str, ...]:
     attacks = tuple(attacks)
+    known = attack_names()
     if not attacks:
-        raise ConfigError(f"choose at least one attack; allowed: {', '.join(ROBUST_ATTACKS)}")
+        raise ConfigError(f"choose at least one attack; allowed: {', '.join(known)}")
     for name in attacks:
-        if name not in ROBUST_ATTACKS:
+        if name not in known:
             raise ConfigError(f"unknown attack {name!r}; the robust evaluation knows "
-                              f"{', '.join(ROBUST_ATTACKS)}")
+                              f"{', '.join(known)}")
     if len(set(attacks)) != len(attacks):
         raise ConfigError(f"each attack once, please: {', '.join(attacks)}")
     return attacks
 
 
 def _check_budget(budget: Budget) -> None:
-    check_steps(budget.steps)
-    check_steps(budget.target_classes, "target_classes")
-    check_steps(budget.max_queries, "max_queries")
+    v.whole("steps", budget.steps, 1)
+    v.whole("target_classes", budget.target_classes, 1)
+    v.whole("max_queries", budget.max_queries, 1)
 
 
 @dataclass
@@ -145,6 +173,7 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
     labels = as_labels(y, len(xb), xb.device)
     device = _device_of(model, xb.device)
     result = RobustResult(eps, attacks, broken={name: 0 for name in attacks})
+    runs = {name: robust_attack(name) for name in attacks}
     data = list(zip(xb.split(batch_size), labels.split(batch_size)))
     total = len(data) * (1 + len(attacks))
     done = step = seen = clean_right = robust = fgsm_right = 0
@@ -166,8 +195,7 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
             for name in attacks:
                 idx = alive.nonzero()[:, 0]
                 if idx.numel():
-                    x_adv = ROBUST_ATTACKS[name](model, xc[idx], yc[idx], eps, budget,
-                                                 budget.seed + b)
+                    x_adv = runs[name](model, xc[idx], yc[idx], eps, budget, budget.seed + b)
                     x_adv = project(x_adv.to(device), xc[idx], eps)
                     with torch.no_grad():
                         fooled = model(x_adv).argmax(1) != yc[idx]
@@ -177,7 +205,7 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
                     result.broken[name] += int(fooled.sum())
                 done += 1
                 yield Progress(done, total, f"batch {b + 1}/{len(data)}: "
-                                            f"{ATTACK_LABELS.get(name, name)}")
+                                            f"{attack_label(name)}")
                 yield Metrics(step, {"images": float(seen), "clean_accuracy": clean_right / seen,
                                      "robust_accuracy": (robust + int(alive.sum())) / seen,
                                      "fgsm_accuracy": fgsm_right / seen})
@@ -198,7 +226,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
                     batch_size: int = 100) -> RobustResult:
     """Robust accuracy of any classifier on in-memory images ``x`` (N, C, H, W) in [0, 1] with
     labels ``y`` at L-inf radius ``eps``, under ``attacks`` in order (names from
-    :data:`ROBUST_ATTACKS`). Batches go to the model's device.
+    :func:`attack_names`). Batches go to the model's device.
 
     >>> res = robust_accuracy(trained, x, y, eps=0.1)
     >>> res.clean_accuracy, res.robust_accuracy, res.fgsm_accuracy, res.broken
@@ -232,8 +260,12 @@ class RobustConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "attacks", check_attacks(self.attacks))
         object.__setattr__(self, "eps", check_eps(self.eps))
-        check_steps(self.n_images, "n_images")
-        check_steps(self.batch_size, "batch_size")
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.whole("n_images", self.n_images, 1)
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("seed", self.seed)
+        v.device(self.device)
+        v.flag("dry_run", self.dry_run)
         _check_budget(Budget(self.steps, self.target_classes, self.max_queries, self.seed))
 
 
@@ -255,7 +287,7 @@ def run_robust(config: RobustConfig) -> Job[RobustResult]:
         budget = Budget(min(budget.steps, 5), min(budget.target_classes, 2),
                         min(budget.max_queries, 50), budget.seed)
     yield Log(f"robust accuracy of {model.name} at eps {config.eps:g} on {n} test digits: "
-              + ", then ".join(ATTACK_LABELS[a] for a in config.attacks)
+              + ", then ".join(attack_label(a) for a in config.attacks)
               + f" ({budget.steps} steps, {budget.max_queries} queries)")
     return (yield from evaluate_robustness(model, x.to(device), y.to(device), config.eps,
                                            config.attacks, budget, config.batch_size))

@@ -13,10 +13,12 @@ digits and completes one point of that attack's curve. Events, in order:
   a driver can also pass its own ``result=SweepResult(config)``, which the job fills in place
   and marks ``partial=False`` only when every point is done.
 
-Attack settings per eps (pixels in [0, 1]): FGSM; BIM 10 steps of eps/4; PGD-20 with steps of
-eps/10 from a random start (seeded by ``config.seed``); MI-FGSM 10 steps of eps/10, decay 1.
-FGSM's gradient sign is computed once per batch, in the same pass as the clean predictions, and
-reused for every eps (forwards only); eps 0 reuses the clean predictions.
+The attacks are the catalogue's entries offered in the sweep
+(:func:`~advstudio.core.attacks.catalogue.attacks_for` ``(context="sweep")``), each with its
+defaults and the sweep's own settings (pixels in [0, 1]): FGSM; BIM 10 steps of eps/4; PGD-20
+with steps of eps/10 from a random start (seeded by ``config.seed``); MI-FGSM 10 steps of
+eps/10, decay 1. FGSM's gradient sign is computed once per batch, in the same pass as the clean
+predictions, and reused for every eps (forwards only); eps 0 reuses the clean predictions.
 """
 
 from __future__ import annotations
@@ -24,32 +26,21 @@ from __future__ import annotations
 import copy
 import csv
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from advstudio.core import validate as v
+from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.whitebox import (
-    apply_direction, bim, check_eps, eval_mode, gradient_and_logits, mifgsm, pgd)
+    apply_direction, check_eps, eval_mode, gradient_and_logits)
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Preview, Progress
 
 DRY_RUN_IMAGES = 8
-# name -> attack(model, x, labels, eps, targeted, generator); FGSM is special-cased (cached sign)
-_Iterative = Callable[[nn.Module, torch.Tensor, torch.Tensor, float, bool, torch.Generator],
-                      torch.Tensor]
-ITERATIVE: dict[str, _Iterative] = {
-    "bim": lambda m, x, t, e, tg, g: bim(m, x, t, e, alpha=e / 4, steps=10, targeted=tg),
-    "pgd": lambda m, x, t, e, tg, g: pgd(m, x, t, e, alpha=e / 10, steps=20, targeted=tg,
-                                         generator=g),
-    "mifgsm": lambda m, x, t, e, tg, g: mifgsm(m, x, t, e, alpha=e / 10, steps=10,
-                                               targeted=tg),
-}
-SWEEP_ATTACKS = ("fgsm", *ITERATIVE)
 
 
 @dataclass(frozen=True)
@@ -72,19 +63,23 @@ class SweepConfig:
         attacks = tuple(self.attacks)
         if not attacks:
             raise ConfigError("choose at least one attack")
+        known = catalogue.names(context="sweep")
         for name in attacks:
-            if name not in SWEEP_ATTACKS:
+            if name not in known:
                 raise ConfigError(f"unknown attack {name!r}; the sweep knows "
-                                  f"{', '.join(SWEEP_ATTACKS)}")
+                                  f"{', '.join(known)}")
         if len(set(attacks)) != len(attacks):
             raise ConfigError(f"each attack once, please: {', '.join(attacks)}")
         epsilons = tuple(check_eps(e) for e in self.epsilons)
         if not epsilons:
             raise ConfigError("choose at least one epsilon")
-        if self.n_images < 1:
-            raise ConfigError(f"n_images must be at least 1, not {self.n_images}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.whole("n_images", self.n_images, 1)
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("seed", self.seed)
+        v.device(self.device)
+        v.flag("targeted", self.targeted)
+        v.flag("dry_run", self.dry_run)
         object.__setattr__(self, "attacks", attacks)
         object.__setattr__(self, "epsilons", epsilons)
 
@@ -176,7 +171,10 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
     done = step = 0
     for a, name in enumerate(config.attacks):
         curve = result.curves.setdefault(name, SweepCurve(name))
+        entry = catalogue.get(name)
+        settings = entry.resolve(context="sweep")
         for eps in config.epsilons:
+            params = {**settings, "eps": eps}
             correct = hits = 0
             for b, (xb, yb) in enumerate(data):
                 if eps == 0:
@@ -184,8 +182,9 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
                 elif name == "fgsm":
                     pred = predict(apply_direction(xb, directions[b], eps))
                 else:
-                    pred = predict(ITERATIVE[name](model, xb, goals[b], eps, config.targeted,
-                                                   generator))
+                    target = goals[b] if config.targeted else None
+                    pred = predict(entry.run(model, xb, yb, params, target=target,
+                                             generator=generator, seed=config.seed).x_adv)
                 correct += int((pred == yb).sum())
                 if config.targeted:
                     hits += int((pred == goals[b]).sum())

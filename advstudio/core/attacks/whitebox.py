@@ -133,13 +133,15 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def gradient_and_logits(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                        targeted: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                        targeted: bool, *, check: bool = True
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """d objective / d x, the direction every attack here steps along, and the (detached)
     logits of ``x`` that came with it for free.
 
     objective = ``CE(f(x), labels)`` (untargeted: move away from the true class) or
     ``-CE(f(x), labels)`` (targeted: move towards the target). Summed over the batch so each
-    image's gradient is its own. Call inside :func:`eval_mode`.
+    image's gradient is its own. Call inside :func:`eval_mode`. ``check=False`` skips the
+    label range check (a device sync): for the later steps of a loop whose first step checked.
     """
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
@@ -147,7 +149,8 @@ def gradient_and_logits(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             raise AttackError(f"the model must return (N, classes) logits, not "
                               f"{getattr(logits, 'shape', type(logits).__name__)}")
-        check_classes(labels, logits.shape[1], "target class" if targeted else "label")
+        if check:
+            check_classes(labels, logits.shape[1], "target class" if targeted else "label")
         if not logits.requires_grad:
             raise AttackError(_NO_GRADIENT)
         loss = F.cross_entropy(logits.float(), labels, reduction="sum")
@@ -158,9 +161,9 @@ def gradient_and_logits(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
 
 
 def ascent_gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                    targeted: bool) -> torch.Tensor:
+                    targeted: bool, *, check: bool = True) -> torch.Tensor:
     """:func:`gradient_and_logits` without the logits."""
-    return gradient_and_logits(model, x, labels, targeted)[0]
+    return gradient_and_logits(model, x, labels, targeted, check=check)[0]
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -185,11 +188,12 @@ def _attack(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, targeted: 
 def _iterate(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, alpha: float,
              steps: int, targeted: bool, start: torch.Tensor,
              decay: float | None = None) -> torch.Tensor:
-    """The loop BIM, PGD and MI-FGSM share: sign step of size ``alpha``, project, repeat."""
+    """The loop BIM, PGD and MI-FGSM share: sign step of size ``alpha``, project, repeat.
+    The labels are range-checked at the first step only (they do not change)."""
     x_adv = start
     momentum = torch.zeros_like(x) if decay is not None else None
-    for _ in range(steps):
-        grad = ascent_gradient(model, x_adv, labels, targeted)
+    for step in range(steps):
+        grad = ascent_gradient(model, x_adv, labels, targeted, check=step == 0)
         if momentum is not None:
             l1 = grad.abs().flatten(1).sum(1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
             momentum = decay * momentum + grad / l1
@@ -295,6 +299,3 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: f
     def body(xb: torch.Tensor, labels: torch.Tensor, e: float) -> torch.Tensor:
         return _iterate(model, xb, labels, e, alpha, steps, targeted, xb, decay=decay)
     return _attack(model, x, y, eps, targeted, y_true, body)
-
-
-WHITEBOX_ATTACKS: dict[str, Attack] = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mifgsm": mifgsm}

@@ -136,7 +136,7 @@ class RobustPanel(QWidget):
                             f"{_pct(v['robust_accuracy'])}")
 
     def _show(self, result) -> None:
-        from advstudio.core.attacks.robust import ATTACK_LABELS
+        from advstudio.core.attacks.robust import attack_label
 
         self.result = result
         n = result.n_images
@@ -150,7 +150,7 @@ class RobustPanel(QWidget):
                 ["Robust accuracy", _pct(result.robust_accuracy),
                  f"{round(result.robust_accuracy * n)} of {n}"]]
         for name in result.attacks:
-            rows.append([f"broken first by {ATTACK_LABELS.get(name, name)}", "",
+            rows.append([f"broken first by {attack_label(name)}", "",
                          str(result.broken.get(name, 0))])
         self.table.set_rows(rows)
         self.export_button.setEnabled(True)

@@ -26,8 +26,18 @@ from advstudio.workers import JobManager, JobWorker
 
 COLOURS = {"fgsm": (31, 119, 180), "bim": (255, 127, 14), "pgd": (214, 39, 40),
            "mifgsm": (44, 160, 44)}
-LABELS = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD-20", "mifgsm": "MI-FGSM"}
+OTHER_COLOUR = (90, 90, 90)  # an attack without a colour of its own
 DEFAULT_EPS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3"
+
+
+def attack_label(name: str) -> str:
+    """The sweep's name for an attack (its catalogue label: "PGD-20")."""
+    from advstudio.core.attacks.catalogue import get
+
+    try:
+        return get(name).label("sweep")
+    except ConfigError:  # a result from an attack no longer in the catalogue
+        return name
 
 
 def parse_epsilons(text: str) -> tuple[float, ...]:
@@ -51,9 +61,11 @@ class SweepPanel(QWidget):
         super().__init__(parent)
         import pyqtgraph as pg
 
+        from advstudio.core.attacks.catalogue import attacks_for
+
         self.state, self.jobs, self.settings = state, jobs, settings
         self.result = None
-        self.checks = {k: QCheckBox(LABELS[k]) for k in COLOURS}
+        self.checks = {e.name: QCheckBox(e.label("sweep")) for e in attacks_for(context="sweep")}
         self.checks["fgsm"].setChecked(True)
         self.checks["pgd"].setChecked(True)
         self.n_images = QSpinBox(minimum=10, maximum=1000, singleStep=100, value=500)
@@ -144,14 +156,14 @@ class SweepPanel(QWidget):
         self.legend.clear()
         tag = " (partial)" if final and result.partial else ""
         for name, curve in result.curves.items():
-            colour = COLOURS.get(name, (90, 90, 90))
+            colour = COLOURS.get(name, OTHER_COLOUR)
             style = Qt.PenStyle.DotLine if tag else Qt.PenStyle.SolidLine
             self.plot.plot(curve.epsilons, curve.accuracy, pen=pg.mkPen(colour, width=2, style=style),
                            symbol="o", symbolSize=6, symbolBrush=colour,
-                           name=f"{LABELS.get(name, name)} accuracy{tag}")
+                           name=f"{attack_label(name)} accuracy{tag}")
             self.plot.plot(curve.epsilons, curve.success,
                            pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
-                           name=f"{LABELS.get(name, name)} success{tag}")
+                           name=f"{attack_label(name)} success{tag}")
 
     def _done(self, result) -> None:
         self.result = result
@@ -160,7 +172,7 @@ class SweepPanel(QWidget):
         first = next(iter(result.curves.values()), None)
         parts = [f"clean accuracy {result.clean_accuracy * 100:.1f} % on {result.n_images} digits"]
         if first and first.accuracy:
-            parts.append(f"{LABELS.get(first.attack, first.attack)} at ε {first.epsilons[-1]:g}: "
+            parts.append(f"{attack_label(first.attack)} at ε {first.epsilons[-1]:g}: "
                          f"{first.accuracy[-1] * 100:.1f} %")
         if result.partial:
             parts.append("partial: cancelled before the last point")

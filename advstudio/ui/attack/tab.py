@@ -51,16 +51,16 @@ from advstudio.workers import JobManager, JobWorker
 ACCESS = [("white-box", "White-box: model gradients"),
           ("transfer", "Black-box: surrogate transfer"),
           ("query", "Black-box: scores only")]
-ATTACKS = {"white-box": ["fgsm", "bim", "pgd", "mifgsm", "apgd", "deepfool", "cw"],
-           "transfer": ["fgsm", "bim", "pgd", "mifgsm"], "query": ["nes", "spsa", "simba"]}
-MINIMAL = ("deepfool", "cw")  # no eps budget: they find the smallest L2 perturbation
-ATTACK_NAMES_SHORT = {"deepfool": "DeepFool", "cw": "C&W"}
-DEFAULT_STEPS = {"apgd": 100, "deepfool": 50, "cw": 100}  # others: 10
-STEPS_HELP = {"deepfool": "DeepFool: the most linearisation steps (it stops at the first flip)",
-              "cw": "C&W: Adam steps per round of its binary search on c (5 rounds)",
-              "apgd": "APGD: iterations (the step size adapts itself)"}
+DEFAULT_STEPS = 10  # for the attacks without a steps setting
 SLIDER_STEPS = 1000  # slider units per eps 1.0
 SURROGATES = {"digits-mlp": "Digits MLP (built-in)", "digits-cnn": "Digits CNN (built-in)"}
+
+
+def _entry(name: str | None):
+    """The catalogue entry of ``name``, None when no attack is chosen (an empty list)."""
+    from advstudio.core.attacks.catalogue import get
+
+    return get(name) if name is not None else None
 
 
 def _fgsm_at_job(model, outcome, eps):
@@ -344,13 +344,14 @@ class AttackTab(QWidget):
         self.eps_spin.setValue(eps)
 
     def _on_access(self) -> None:
-        from advstudio.core.attacks.lab import ATTACK_NAMES
+        """Fill the attack list from the catalogue: the lab's attacks for this access."""
+        from advstudio.core.attacks.catalogue import attacks_for
 
         current = self.attack.currentData()
         self.attack.blockSignals(True)
         self.attack.clear()
-        for key in ATTACKS[self.access.currentData()]:
-            self.attack.addItem(ATTACK_NAMES.get(key, key) if key != "fgsm" else "FGSM", key)
+        for entry in attacks_for(access=self.access.currentData(), context="lab"):
+            self.attack.addItem(entry.title, entry.name)
         index = self.attack.findData(current)
         self.attack.setCurrentIndex(max(index, 0))
         self.attack.blockSignals(False)
@@ -362,8 +363,9 @@ class AttackTab(QWidget):
         attack = self.attack.currentData()
         if attack is not None and attack != self._steps_attack:
             self._steps_attack = None  # do not file the loaded value under the old attack
-            self.steps.setValue(int(self.settings.value(f"attack/steps/{attack}",
-                                                        DEFAULT_STEPS.get(attack, 10))))
+            entry = _entry(attack)
+            default = entry.param("steps").default if entry.has("steps") else DEFAULT_STEPS
+            self.steps.setValue(int(self.settings.value(f"attack/steps/{attack}", default)))
             self._steps_attack = attack
         self._update_enabled()
 
@@ -372,27 +374,30 @@ class AttackTab(QWidget):
             self.settings.setValue(f"attack/steps/{self._steps_attack}", steps)
 
     def _update_enabled(self) -> None:
+        """Enable the fields the chosen attack's catalogue entry takes."""
         access, attack = self.access.currentData(), self.attack.currentData()
-        minimal = attack in MINIMAL
+        entry = _entry(attack)
+        has = entry.has if entry is not None else (lambda _name: False)
+        minimal = entry is not None and not entry.budgeted
         self.surrogate.setEnabled(access == "transfer")
-        iterative = attack in ("bim", "pgd", "mifgsm")
-        self.steps.setEnabled(iterative or attack in ("apgd", *MINIMAL))
-        self.steps.setToolTip(STEPS_HELP.get(attack, "Iterations of the attack"))
-        self.alpha.setEnabled(iterative)
-        self.budget.setEnabled(access == "query")
+        self.steps.setEnabled(has("steps"))
+        self.steps.setToolTip(entry.param("steps").help if has("steps")
+                              else "Iterations of the attack")
+        self.alpha.setEnabled(has("alpha"))
+        self.budget.setEnabled(has("max_queries"))
         for widget in (self.eps_label, self.eps_slider, self.eps_spin):
             widget.setEnabled(not minimal)
         self.eps_spin.setToolTip(
             "unused: DeepFool and C&W look for the smallest L2 perturbation themselves; the "
             "measures show what they needed" if minimal
             else "L∞ radius in pixel units: 0.1 = 25.5 grey levels of 255")
-        self.form.setRowVisible(self.apgd_loss, attack == "apgd")
-        self.form.setRowVisible(self.cw_row, attack == "cw")
-        if attack == "deepfool":
+        self.form.setRowVisible(self.apgd_loss, has("loss"))
+        self.form.setRowVisible(self.cw_row, has("c"))
+        untargeted = entry.untargeted.split(". ")[0] if entry is not None else ""
+        if untargeted:
             self.targeted.setChecked(False)
-        self.targeted.setEnabled(attack != "deepfool")
-        self.targeted.setToolTip("DeepFool is untargeted: it goes to the nearest boundary"
-                                 if attack == "deepfool" else "")
+        self.targeted.setEnabled(not untargeted)
+        self.targeted.setToolTip(untargeted)
         self.min_eps_button.setEnabled(access == "white-box")
 
     def true_label(self) -> int:
@@ -472,7 +477,7 @@ class AttackTab(QWidget):
         if self.outcome is not None and self.outcome.direction is not None:
             self._slider_update(self.eps)
         elif (self.outcome is not None and self.access.currentData() == "white-box"
-              and self.outcome.spec.attack not in MINIMAL):
+              and not self.outcome.spec.minimal):
             self._rerun.start()  # iterative white-box: rerun when the slider rests
 
     @property
@@ -612,7 +617,7 @@ class AttackTab(QWidget):
         if outcome.surrogate_success is not None:
             rows.append(f"surrogate fooled: {'yes' if outcome.surrogate_success else 'no'}")
         if outcome.spec.minimal:
-            rows.append(f"{ATTACK_NAMES_SHORT[outcome.spec.attack]} needed L2 {r.l2:.3f}, "
+            rows.append(f"{outcome.spec.entry.short} needed L2 {r.l2:.3f}, "
                         f"L∞ {r.linf * 255:.1f}/255 (no ε budget)")
         if outcome.quantise_method is not None:
             rows.append(f"on the 1/255 grid: {quantise_note(outcome.quantise_method)}")
