@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -17,8 +19,73 @@ def window(qtbot, settings):
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.state.model is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: _idle(w.jobs), timeout=30_000)  # e.g. the Attack tab's gradient check
     yield w
     w.jobs.shutdown()
+
+
+def _idle(jobs) -> None:
+    assert [w.title for w in jobs.active] == []
+
+
+@pytest.fixture
+def lab(qtbot):
+    """A small app state for one tab built alone: PyTorch loaded, the CPU, no image, no model
+    (``lab.use_model(key)`` loads one), a job manager without a run store."""
+    from advstudio.ui.model_controller import ModelController
+    from advstudio.ui.state import AppState
+    from advstudio.workers import JobManager
+
+    state = AppState()
+    state.torch_loaded = True
+    jobs = JobManager()
+    models = ModelController(state, jobs)
+
+    def use_model(key: str = "digits-cnn") -> None:
+        from advstudio.core.models.registry import load_model
+
+        state.set_model(key, load_model(key, state.device))
+
+    yield SimpleNamespace(state=state, jobs=jobs, models=models, use_model=use_model)
+    jobs.shutdown()
+
+
+@pytest.fixture
+def build_tab(qtbot, lab, settings):
+    """``build_tab(TabClass)``: that tab alone on ``lab``'s state, shown, closed at teardown."""
+    def build(tab_class, size=(1180, 720)):
+        tab = tab_class(lab.state, lab.jobs, lab.models, settings)
+        qtbot.addWidget(tab)
+        tab.resize(*size)
+        tab.show()
+        return tab
+
+    return build
+
+
+@pytest.fixture
+def job_ended(qtbot):
+    """``with job_ended(jobs) as ended: <start a job>``: waits (``waitSignal`` on
+    ``jobs.job_ended``) until the first job started inside the block has ended and its thread
+    has finished; ``ended.args[0]`` is its worker. ``title`` picks the first job whose title
+    starts with it."""
+    @contextmanager
+    def wait(jobs, timeout=10_000, title=""):
+        first = []
+
+        def on_start(worker):
+            if not first and worker.title.startswith(title):
+                first.append(worker)
+
+        jobs.job_started.connect(on_start)
+        try:
+            with qtbot.waitSignal(jobs.job_ended, timeout=timeout,
+                                  check_params_cb=lambda w: bool(first) and w is first[0]) as b:
+                yield b
+        finally:
+            jobs.job_started.disconnect(on_start)
+
+    return wait
 
 
 def drop_files(widget, *paths) -> bool:

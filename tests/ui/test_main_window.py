@@ -10,7 +10,6 @@ import torch
 from PySide6.QtCore import QByteArray, Qt
 
 from advstudio.core.models.architectures import DigitsMLP
-from advstudio.ui.stall import StallMeter
 
 from .conftest import drop_files
 
@@ -121,20 +120,22 @@ def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot
     assert window.image_tab.model_combo.currentData() == "digits-cnn"
 
 
-def test_evaluate_job_runs_with_progress_and_a_responsive_ui(qtbot, window):
-    meter = StallMeter()
-    meter.start()
-    worker = window.evaluate_current_model(batch_size=20)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    assert window.job_indicator.title.text().startswith("Evaluating digits-cnn")
-    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
-    worst = meter.stop()
-    print(f"\nworst UI-thread stall while evaluating 1,000 digits: {worst * 1000:.1f} ms "
-          f"({meter.ticks} timer ticks)")
-    assert worker.is_done
+def test_evaluate_job_shows_progress_then_the_accuracy(qtbot, window, job_ended):
+    """(The UI thread's worst stall during this job is measured in
+    benchmarks/bench_responsiveness.py; tests/ui/test_workers.py checks the job thread's lower
+    priority that keeps the window responsive.)"""
+    progress, indicator = [], window.job_indicator
+    with job_ended(window.jobs, timeout=60_000, title="Evaluating") as ended:
+        worker = window.evaluate_current_model(batch_size=20)
+        worker.progress.connect(progress.append)  # events arrive queued: none is missed
+        qtbot.waitUntil(lambda: indicator.isVisible(), timeout=5000)
+        assert indicator.title.text().startswith("Evaluating digits-cnn")
+    assert ended.args[0] is worker and worker.is_done
+    done = [p.done for p in progress]  # throttled, but the first and the last always come
+    assert done[0] == 0 and done[-1] == progress[-1].total == 1000
+    assert done == sorted(done) and all(d % 20 == 0 for d in done)  # batches of 20
     assert "% correct on 1,000 test digits" in window.status_message.text()
-    assert worst < 0.25, f"the UI thread stalled for {worst * 1000:.0f} ms"
-    qtbot.waitUntil(lambda: not window.job_indicator.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not indicator.isVisible(), timeout=5000)
 
 
 def test_cancel_from_the_status_bar(qtbot, window):
@@ -160,20 +161,19 @@ def test_pause_from_the_status_bar(qtbot, window):
 
 
 def test_a_failing_job_shows_the_error_and_the_app_stays_usable(qtbot, window, monkeypatch,
-                                                               digit_png):
-    import advstudio.core.evaluate as ev
-
+                                                               digit_png, job_ended):
     def broken_loader(*_a, **_k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
+    # the job imports load_model when it runs, so the patched one is the one it calls
     monkeypatch.setattr("advstudio.core.models.registry.load_model", broken_loader)
-    assert ev  # the job imports load_model at run time, so the patch applies
-    worker = window.evaluate_current_model()
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
+    with job_ended(window.jobs, title="Evaluating"):
+        window.evaluate_current_model()
     assert window.last_error_box is not None
     assert "smaller batch size" in window.last_error_box.text()
-    assert "Traceback" in window.last_error_box.detailedText()
+    details = window.last_error_box.detailedText()
+    assert "Traceback" in details and "in broken_loader" in details
+    assert "CUDA out of memory. Tried to allocate 2.00 GiB" in details
     monkeypatch.undo()
     drop_files(window, digit_png)  # still usable: the next job runs
     qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
@@ -245,6 +245,11 @@ def test_zoo_model_is_downloaded_with_consent_then_used(qtbot, window, fake_zoo,
                     and window.image_tab.seen.pixels.shape == (224, 224, 3), timeout=10_000)
     assert window.state.model.num_classes == 1000
     assert not window.evaluate_action.isEnabled()  # digits evaluation makes no sense here
+
+    def jobs_done():  # the Attack tab checks the new model's gradients on a job
+        assert [w.title for w in window.jobs.active] == []
+
+    qtbot.waitUntil(jobs_done, timeout=30_000)
 
 
 def test_declined_download_keeps_the_current_model(qtbot, window, fake_zoo, monkeypatch):
