@@ -50,11 +50,26 @@ def lab(qtbot):
     jobs.shutdown()
 
 
+# Where each lab tab's class lives (the one place to change when a tab module moves).
+TAB_CLASSES = {
+    "attack": ("advstudio.ui.attack_tab", "AttackTab"),
+    "gan": ("advstudio.ui.gan_tab", "GanTab"),
+    "playground": ("advstudio.ui.playground_tab", "PlaygroundTab"),
+    "defence": ("advstudio.ui.defence_tab", "DefenceTab"),
+    "poisoning": ("advstudio.ui.poisoning_tab", "PoisoningTab"),
+    "runs": ("advstudio.ui.runs_tab", "RunsTab"),
+}
+
+
 @pytest.fixture
 def build_tab(qtbot, lab, settings):
-    """``build_tab(TabClass)``: that tab alone on ``lab``'s state, shown, closed at teardown."""
-    def build(tab_class, size=(1180, 720)):
-        tab = tab_class(lab.state, lab.jobs, lab.models, settings)
+    """``build_tab("gan")``: that tab alone on ``lab``'s state, shown, closed at teardown."""
+    import importlib
+
+    def build(name, size=(1180, 720)):
+        module, cls = TAB_CLASSES[name]
+        tab = getattr(importlib.import_module(module), cls)(lab.state, lab.jobs, lab.models,
+                                                            settings)
         qtbot.addWidget(tab)
         tab.resize(*size)
         tab.show()
