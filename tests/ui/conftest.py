@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QObject, QPoint, QPointF, Qt, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -78,25 +78,29 @@ def build_tab(qtbot, lab, settings):
     return build
 
 
+class _FirstJob(QObject):
+    finished = Signal()
+
+
 @pytest.fixture
 def job_ended(qtbot):
-    """``with job_ended(jobs) as ended: <start a job>``: waits (``waitSignal`` on
-    ``jobs.job_ended``) until the first job started inside the block has ended and its thread
-    has finished; ``ended.args[0]`` is its worker. ``title`` picks the first job whose title
-    starts with it."""
+    """``with job_ended(jobs) as ended: <start a job>``: waits (``waitSignal``, entered before
+    the block) for the ``finished`` of the first job started inside the block whose title
+    starts with ``title``; ``ended.worker`` is that job's worker."""
     @contextmanager
     def wait(jobs, timeout=10_000, title=""):
-        first = []
+        first = _FirstJob()
+        first.worker = None
 
         def on_start(worker):
-            if not first and worker.title.startswith(title):
-                first.append(worker)
+            if first.worker is None and worker.title.startswith(title):
+                first.worker = worker
+                worker.finished.connect(first.finished)  # queued events: none is missed
 
         jobs.job_started.connect(on_start)
         try:
-            with qtbot.waitSignal(jobs.job_ended, timeout=timeout,
-                                  check_params_cb=lambda w: bool(first) and w is first[0]) as b:
-                yield b
+            with qtbot.waitSignal(first.finished, timeout=timeout):
+                yield first
         finally:
             jobs.job_started.disconnect(on_start)
 

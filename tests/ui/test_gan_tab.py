@@ -99,6 +99,6 @@ def test_offline_torchvision_set_gives_a_clear_message(qtbot, gan, monkeypatch, 
     with job_ended(gan.jobs, timeout=30_000) as ended:
         gan.start().errored.connect(errors.append)
     [error] = errors
-    assert ended.args[0].title.startswith("Training") and "name resolution" in str(error)
+    assert ended.worker.title.startswith("Training") and "name resolution" in str(error)
     assert "need to be online once" in gan.status.text()
     assert gan.start_button.isEnabled()

@@ -130,7 +130,7 @@ def test_evaluate_job_shows_progress_then_the_accuracy(qtbot, window, job_ended)
         worker.progress.connect(progress.append)  # events arrive queued: none is missed
         qtbot.waitUntil(lambda: indicator.isVisible(), timeout=5000)
         assert indicator.title.text().startswith("Evaluating digits-cnn")
-    assert ended.args[0] is worker and worker.is_done
+    assert ended.worker is worker and worker.is_done
     done = [p.done for p in progress]  # throttled, but the first and the last always come
     assert done[0] == 0 and done[-1] == progress[-1].total == 1000
     assert done == sorted(done) and all(d % 20 == 0 for d in done)  # batches of 20
