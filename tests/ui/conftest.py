@@ -31,7 +31,9 @@ def _idle(jobs) -> None:
 @pytest.fixture
 def lab(qtbot):
     """A small app state for one tab built alone: PyTorch loaded, the CPU, no image, no model
-    (``lab.use_model(key)`` loads one), a job manager without a run store."""
+    (``lab.use_model(key)`` loads one), a job manager recording into a run store (under the
+    test's private ADVSTUDIO_HOME), as the window's does."""
+    from advstudio.core.runs import RunStore
     from advstudio.ui.model_controller import ModelController
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
@@ -39,6 +41,7 @@ def lab(qtbot):
     state = AppState()
     state.torch_loaded = True
     jobs = JobManager()
+    jobs.store = RunStore.open()
     models = ModelController(state, jobs)
 
     def use_model(key: str = "digits-cnn") -> None:
@@ -76,6 +79,18 @@ def build_tab(qtbot, lab, settings):
         return tab
 
     return build
+
+
+@pytest.fixture
+def attack_alone(lab, build_tab, job_ended, digit_png):
+    """The Attack tab alone, with the built-in CNN (gradients checked) and the test digit 7."""
+    from advstudio.core.images import load_image
+
+    tab = build_tab("attack")
+    with job_ended(lab.jobs, title="Checking gradients", timeout=30_000):
+        lab.use_model("digits-cnn")
+    lab.state.set_image(load_image(digit_png))
+    return tab
 
 
 class _FirstJob(QObject):
