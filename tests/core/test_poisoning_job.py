@@ -114,8 +114,10 @@ def test_cancel_during_training_removes_the_temporary_checkpoint(tmp_path, monke
     job = run_poisoning(PoisonConfig(attack="backdoor", fraction=0.05, epochs=3))
     for event in job:
         if isinstance(event, Metrics) and "loss" in event.values:  # the victim is training
-            assert any(p.name.startswith("advstudio-poison-") for p in tmp_path.iterdir())
             break
+    else:
+        pytest.fail("the job ended before the victim's first training step")
+    assert any(p.name.startswith("advstudio-poison-") for p in tmp_path.iterdir())
     job.close()
     assert not any(p.name.startswith("advstudio-poison-") for p in tmp_path.iterdir())
 

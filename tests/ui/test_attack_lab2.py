@@ -195,8 +195,7 @@ def test_quantisation_aware_attack_lands_on_the_grid_and_survives(qtbot, tab):
     _choose(tab, "deepfool")
     tab.quantise.setChecked(True)
     out = _attack(qtbot, tab)
-    assert out.quantise_method in ("nearest", "toward perturbation") or \
-        out.quantise_method.startswith("gradient step")
+    assert out.quantise_method == "toward perturbation"  # measured on the digit 7
     levels = out.x_adv * 255
     assert torch.allclose(levels, levels.round(), atol=1e-3)
     assert _top(model, _png(out.x_adv)) != out.label
