@@ -173,10 +173,13 @@ def test_the_main_window_has_the_playground_after_the_gan_tab(qtbot, window):
     assert window.playground_host.content is window.playground_tab
 
 
-def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab):
+def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab, monkeypatch):
+    import pyqtgraph
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
+    # pyqtgraph drops mouse moves closer than 1/mouseRateLimit s apart: off, so quick moves count
+    monkeypatch.setitem(pyqtgraph.CONFIG_OPTIONS, "mouseRateLimit", 0)
     tab.draw_button.setChecked(True)
     viewport = tab.plot.viewport()
 
@@ -188,8 +191,7 @@ def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab):
 
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
     send(QMouseEvent.Type.MouseButtonPress, -2.0, 0.0, left)
-    for i in range(1, 9):  # 4 data units in 8 quick moves (pyqtgraph drops moves < 16 ms apart)
-        qtbot.wait(20)
+    for i in range(1, 9):  # 4 data units in 8 moves
         send(QMouseEvent.Type.MouseMove, -2.0 + 0.5 * i, 0.0, left)
     send(QMouseEvent.Type.MouseButtonRelease, 2.0, 0.0, none)
     pts = np.array(tab.points)

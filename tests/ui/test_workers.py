@@ -123,10 +123,11 @@ def test_pause_and_resume(qtbot, jobs):
     with qtbot.waitSignal(w.paused, timeout=5000):
         w.pause()
     frozen = count[0]
-    qtbot.wait(100)  # a paused job must not advance (nothing to await here by design)
+    # free-running steps would emit progress within 50 ms (PROGRESS_INTERVAL_S); paused, none
+    with qtbot.assertNotEmitted(w.progress, wait=150):
+        fast.set()
     assert count[0] == frozen and w.is_paused
     with qtbot.waitSignals([w.resumed, w.returned, w.finished], order="strict", timeout=10000):
-        fast.set()
         w.resume()
 
 
