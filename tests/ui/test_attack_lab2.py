@@ -1,7 +1,8 @@
-"""Attack lab II, the Attack tab built alone on a small app state: does the result survive saving, the new attacks
-(APGD, DeepFool, C&W), input-transform defences with BPDA, the feature-squeezing detector, the
-distance to the boundary and robust accuracy. Numbers are checked against independent
-computations (our own rounding, JPEG through Pillow, norms, quantiles)."""
+"""Attack lab II, the Attack tab built alone on a small app state: does the result survive
+saving, the new attacks (APGD, DeepFool, C&W), input-transform defences with BPDA, the
+feature-squeezing detector, the distance to the boundary and robust accuracy. Numbers are
+checked against independent computations (our own rounding, JPEG through Pillow, norms,
+quantiles)."""
 
 from __future__ import annotations
 
