@@ -92,7 +92,8 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs, job_e
                                    record=("gan", config, train_gan),
                                    connect=lambda w: w.metrics.connect(on_metrics))
     assert started.args == [worker] and ended.worker is worker and worker.cancel_requested
-    assert steps == list(range(1, 8))
+    # stopped early; a step already in flight when cancel was asked may still report
+    assert steps[:7] == list(range(1, 8)) and steps[-1] < config.steps
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     stopped = runs.runs[0]
     assert str(stopped.status) == "cancelled"
