@@ -85,7 +85,7 @@ def gc_freeze(repeats: int = 5) -> None:
         guard.stop()
     del keep
     print(f"full collection with 300,000 long-lived objects: {before * 1000:.1f} ms, after "
-          f"gc.freeze {after * 1000:.1f} ms; ratio after / before {after / before:.2f} "
+          f"gc.freeze {after * 1000:.2f} ms; ratio after / before {after / before:.3f} "
           f"(the old test's limit 0.5)")
 
 
