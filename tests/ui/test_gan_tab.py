@@ -45,16 +45,19 @@ def test_training_streams_curves_and_samples_then_exports(qtbot, gan, tmp_path):
     assert row.shape[1] > row.shape[0] * 5  # a strip of 10 images
 
 
-def test_pause_then_stop_keeps_the_curves(qtbot, gan):
+def test_pause_then_stop_keeps_the_curves(qtbot, gan, job_ended):
     gan.steps.setValue(5000)
-    worker = gan.start()
-    qtbot.waitUntil(lambda: gan.loss_plot.points("loss_d") >= 3, timeout=60_000)
-    with qtbot.waitSignal(worker.paused, timeout=10_000):
-        qtbot.mouseClick(gan.pause_button, Qt.MouseButton.LeftButton)
-    assert gan.pause_button.text() == "Resume"
-    steps_when_paused = gan.loss_plot.points("loss_d")
-    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
-        qtbot.mouseClick(gan.stop_button, Qt.MouseButton.LeftButton)
+    with job_ended(gan.jobs, timeout=60_000) as ended:
+        worker = gan.start()
+        qtbot.waitUntil(lambda: gan.loss_plot.points("loss_d") >= 3, timeout=60_000)
+        with qtbot.waitSignal(worker.paused, timeout=10_000):
+            qtbot.mouseClick(gan.pause_button, Qt.MouseButton.LeftButton)
+        assert gan.pause_button.text() == "Resume"
+        steps_when_paused = gan.loss_plot.points("loss_d")
+        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict",
+                               timeout=10_000):
+            qtbot.mouseClick(gan.stop_button, Qt.MouseButton.LeftButton)
+    assert ended.worker is worker
     assert "Stopped at step" in gan.status.text()
     assert gan.loss_plot.points("loss_d") in (steps_when_paused, steps_when_paused + 1)
     assert gan.result is None and gan.start_button.isEnabled()

@@ -138,26 +138,31 @@ def test_evaluate_job_shows_progress_then_the_accuracy(qtbot, window, job_ended)
     qtbot.waitUntil(lambda: not indicator.isVisible(), timeout=5000)
 
 
-def test_cancel_from_the_status_bar(qtbot, window):
-    worker = window.evaluate_current_model(batch_size=1)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
-        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+def test_cancel_from_the_status_bar(qtbot, window, job_ended):
+    with job_ended(window.jobs, title="Evaluating") as ended:
+        worker = window.evaluate_current_model(batch_size=1)
+        qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
+        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict",
+                               timeout=10_000):
+            qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+    assert ended.worker is worker and worker.cancel_requested
     assert window.status_message.text() == "Evaluation cancelled."
 
 
-def test_pause_from_the_status_bar(qtbot, window):
-    worker = window.evaluate_current_model(batch_size=1)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    with qtbot.waitSignal(worker.paused, timeout=5000):
-        qtbot.mouseClick(window.job_indicator.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_indicator.eta.text() == "paused")
-    assert window.job_indicator.pause_button.text() == "Resume"
-    with qtbot.waitSignal(worker.resumed, timeout=5000):
-        qtbot.mouseClick(window.job_indicator.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_indicator.pause_button.text() == "Pause")
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+def test_pause_from_the_status_bar(qtbot, window, job_ended):
+    indicator = window.job_indicator
+    with job_ended(window.jobs, title="Evaluating") as ended:
+        worker = window.evaluate_current_model(batch_size=1)
+        qtbot.waitUntil(lambda: indicator.isVisible(), timeout=5000)
+        with qtbot.waitSignal(worker.paused, timeout=5000):
+            qtbot.mouseClick(indicator.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: indicator.eta.text() == "paused")
+        assert indicator.pause_button.text() == "Resume"
+        with qtbot.waitSignal(worker.resumed, timeout=5000):
+            qtbot.mouseClick(indicator.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: indicator.pause_button.text() == "Pause")
+        qtbot.mouseClick(indicator.cancel_button, Qt.MouseButton.LeftButton)
+    assert ended.worker is worker and worker.cancel_requested
 
 
 def test_a_failing_job_shows_the_error_and_the_app_stays_usable(qtbot, window, monkeypatch,

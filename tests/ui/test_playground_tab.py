@@ -110,8 +110,15 @@ def test_keys_d_g_and_space_step(qtbot, tab):
     assert (tab.playground.steps_done, tab.playground.d_updates) == (2, 3)
 
 
-def test_changes_while_running_reach_the_job(qtbot, tab):
-    worker = tab.start()
+def test_changes_while_running_reach_the_job(qtbot, tab, jobs, job_ended):
+    with job_ended(jobs, timeout=60_000):
+        worker = tab.start()
+        _change_settings_while_running(qtbot, tab, worker)
+    assert "Stopped at step" in tab.status.text()
+    assert tab.start_button.isEnabled() and tab.step_d_button.isEnabled()
+
+
+def _change_settings_while_running(qtbot, tab, worker):
     assert worker is not None
     qtbot.waitUntil(lambda: tab.playground.steps_done >= 3, timeout=30_000)
     assert not tab.step_d_button.isEnabled() and not tab.reset_button.isEnabled()
@@ -130,12 +137,14 @@ def test_changes_while_running_reach_the_job(qtbot, tab):
     assert tab.speed_label.text().endswith("steps/s")
     with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
         qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
-    assert "Stopped at step" in tab.status.text()
-    assert tab.start_button.isEnabled() and tab.step_d_button.isEnabled()
 
 
-def test_pause_then_step_then_resume(qtbot, tab):
-    worker = tab.start()
+def test_pause_then_step_then_resume(qtbot, tab, jobs, job_ended):
+    with job_ended(jobs, timeout=60_000):
+        _pause_step_resume(qtbot, tab, tab.start())
+
+
+def _pause_step_resume(qtbot, tab, worker):
     qtbot.waitUntil(lambda: tab.playground.steps_done >= 2, timeout=30_000)
     with qtbot.waitSignal(worker.paused, timeout=10_000):
         qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)

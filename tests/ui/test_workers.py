@@ -157,8 +157,8 @@ def test_a_job_leaves_one_core_for_the_window_and_the_ui_thread_keeps_its_thread
         yield Progress(1, 1)
         return None
 
-    worker = jobs.start(job, "threads")
-    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+    with qtbot.waitSignal(jobs.job_ended, timeout=10_000):
+        jobs.start(job, "threads")
     assert seen == [max(1, min(ui_threads, (os.cpu_count() or 1) - 1))]
     assert torch.get_num_threads() == ui_threads  # the setting is the job thread's own
 
@@ -179,7 +179,7 @@ def test_a_job_thread_runs_at_a_lower_cpu_priority_than_the_window(qtbot, jobs):
         seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         yield Progress(1, 1)
 
-    worker = jobs.start(job, "nice")
-    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+    with qtbot.waitSignal(jobs.job_ended, timeout=10_000):
+        jobs.start(job, "nice")
     assert seen == [min(ui + JOB_NICENESS, 19)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui
