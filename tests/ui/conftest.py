@@ -66,19 +66,29 @@ TAB_CLASSES = {
 
 @pytest.fixture
 def build_tab(qtbot, lab, settings):
-    """``build_tab("gan")``: that tab alone on ``lab``'s state, shown, closed at teardown."""
+    """``build_tab("gan")``: that tab alone on ``lab``'s state, in a host widget as the window's
+    tab holder has it (a tab is never a top-level window there), shown, closed at teardown."""
     import importlib
+
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    hosts = []  # qtbot.addWidget keeps only a weak reference
 
     def build(name, size=(1180, 720)):
         module, cls = TAB_CLASSES[name]
         tab = getattr(importlib.import_module(module), cls)(lab.state, lab.jobs, lab.models,
                                                             settings)
-        qtbot.addWidget(tab)
-        tab.resize(*size)
-        tab.show()
+        host = QWidget()
+        layout = QVBoxLayout(host)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(tab)
+        qtbot.addWidget(host)
+        hosts.append(host)
+        host.resize(*size)
+        host.show()
         return tab
 
-    return build
+    yield build
 
 
 @pytest.fixture
