@@ -14,6 +14,11 @@ from advstudio.core.models.architectures import DigitsMLP
 from .conftest import drop_files
 
 
+def _no_job_running(window):
+    """For waitUntil: a new model starts jobs of its own (the Attack tab checks its gradients)."""
+    assert [w.title for w in window.jobs.active] == []
+
+
 def _prediction_top(window):
     p = window.image_tab.last_prediction
     return None if p is None else p.names[0]
@@ -88,6 +93,7 @@ def test_switching_model_recomputes_predictions(qtbot, window, digit_png):
     qtbot.waitUntil(lambda: window.image_tab.last_prediction is not first, timeout=10_000)
     assert "MLP" in window.image_tab.model_info.text()
     assert window.settings.value("model") == "digits-mlp"
+    qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
 def test_photo_is_converted_for_the_digit_model(qtbot, window):
@@ -106,6 +112,7 @@ def test_drop_a_user_model_file(qtbot, window, tmp_path):
     drop_files(window, tmp_path / "mine.pt")
     qtbot.waitUntil(lambda: window.state.model_key.endswith("mine.pt"), timeout=10_000)
     assert "mine.pt" in window.image_tab.model_combo.currentText()
+    qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
 def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot, window,
@@ -250,11 +257,7 @@ def test_zoo_model_is_downloaded_with_consent_then_used(qtbot, window, fake_zoo,
                     and window.image_tab.seen.pixels.shape == (224, 224, 3), timeout=10_000)
     assert window.state.model.num_classes == 1000
     assert not window.evaluate_action.isEnabled()  # digits evaluation makes no sense here
-
-    def jobs_done():  # the Attack tab checks the new model's gradients on a job
-        assert [w.title for w in window.jobs.active] == []
-
-    qtbot.waitUntil(jobs_done, timeout=30_000)
+    qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
 def test_declined_download_keeps_the_current_model(qtbot, window, fake_zoo, monkeypatch):
