@@ -120,6 +120,8 @@ def test_the_victim_trains_without_scratch_files_and_cancels_cleanly(tmp_path, m
             steps += 1
             if steps == 70:  # in epoch 2
                 break
+    else:
+        pytest.fail("the job ended before the victim's 70th training step")
     job.close()
     assert [e["epoch"] for e in epochs] == [1.0] and "attack_success" in epochs[0]
     assert not list(tmp_path.iterdir())
