@@ -23,7 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from advstudio.core.jobs import Log, Metrics, Preview, Progress
-from advstudio.ui.responsiveness import prepare_job_thread
+from advstudio.responsiveness import prepare_job_thread
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second
 _live_threads: set[QThread] = set()

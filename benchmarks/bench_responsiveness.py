@@ -64,7 +64,7 @@ def evaluate_stall() -> None:
 
 
 def gc_freeze(repeats: int = 5) -> None:
-    from advstudio.ui.responsiveness import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     guard = MainThreadGarbageCollector()
     keep = [[i] for i in range(300_000)]  # long-lived objects, as after start-up
@@ -110,7 +110,7 @@ def dry_runs() -> None:
 def main() -> None:
     from PySide6.QtWidgets import QApplication
 
-    from advstudio.ui.responsiveness import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     app = QApplication(sys.argv[:1])
     collector = MainThreadGarbageCollector(app)  # as advstudio.app does

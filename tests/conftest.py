@@ -22,7 +22,7 @@ def _no_dangling_job_threads(request, monkeypatch):
         return
     qtbot = request.getfixturevalue("qtbot")  # set up first, so torn down after this fixture
     from advstudio import workers
-    from advstudio.ui.responsiveness import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     started: list[_StartedJob] = []
     real_start = workers.JobManager.start

@@ -13,7 +13,7 @@ def run_alone(tab_class) -> int:
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
 
-    from advstudio.ui.responsiveness import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     app = QApplication.instance() or QApplication(sys.argv)
     MainThreadGarbageCollector(app)

@@ -112,7 +112,7 @@ def test_plots_take_turns_to_redraw_one_per_tick(qtbot, monkeypatch):
 
 
 def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
-    from advstudio.ui import responsiveness
+    from advstudio import responsiveness
     from advstudio.ui.widgets import live_plot
 
     scheduler = live_plot.RedrawScheduler.instance()

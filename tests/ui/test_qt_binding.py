@@ -27,7 +27,7 @@ def test_garbage_is_collected_on_the_ui_thread_only(qapp):
     import gc
     import threading
 
-    from advstudio.ui.responsiveness import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     collected_on = []
 
@@ -59,7 +59,7 @@ def test_freezing_the_start_up_heap_makes_full_collections_skip_it(qapp):
     import gc
     import weakref
 
-    from advstudio.ui.responsiveness import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     class Cyclic:
         def __init__(self):

@@ -168,7 +168,7 @@ def test_a_job_thread_runs_at_a_lower_cpu_priority_than_the_window(qtbot, jobs):
     import os
     import sys
 
-    from advstudio.ui.responsiveness import JOB_NICENESS
+    from advstudio.responsiveness import JOB_NICENESS
 
     if sys.platform != "linux":
         pytest.skip("per-thread nice values are a Linux feature")

@@ -25,7 +25,7 @@ import shiboken6
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget
 
-from advstudio.ui.responsiveness import REDRAW_BUDGET, REDRAW_MS, TICK_MS
+from advstudio.responsiveness import REDRAW_BUDGET, REDRAW_MS, TICK_MS
 
 EXTENT_PADDING = 0.02  # around a fixed x extent, so the last point's marker is not cut in half
 
