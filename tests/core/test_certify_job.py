@@ -30,7 +30,7 @@ def test_smoothing_dry_run(tmp_path):
     assert progress[-1].done == progress[-1].total == 2
     json.dumps(dataclasses.asdict(result))
     rows = list(csv.DictReader(smoothing_to_csv(result, tmp_path / "s.csv").open()))
-    assert [r["label"] for r in rows] == ["7"] and rows[0]["sigma"] == "0.5"
+    assert [r["label"] for r in rows] == [str(first_label)] and rows[0]["sigma"] == "0.5"
 
 
 def test_ibp_dry_run():
