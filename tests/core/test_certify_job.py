@@ -22,6 +22,7 @@ def test_smoothing_dry_run(tmp_path):
     assert (result.n0, result.n, len(result.images)) == (10, 50, 1)
     assert len(result.certified_accuracy) == len(result.radii) == 5
     assert result.certified_accuracy == sorted(result.certified_accuracy, reverse=True)
+    assert max(im.radius for im in result.images) <= result.largest_radius
     image = result.images[0]
     first_label = int(load_digits("test")[1][0])
     assert image.label == first_label and image.base_prediction == first_label

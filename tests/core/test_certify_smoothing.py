@@ -13,7 +13,7 @@ from scipy.stats import binom, binomtest, norm
 from advstudio.core.certify.smooth_attack import smooth_pgd, smoothed_log_prob
 from advstudio.core.certify.smoothing import (
     ABSTAIN, Certificate, Smoothing, certified_accuracy, certify, certify_images,
-    clopper_pearson_lower, predict, sample_counts)
+    clopper_pearson_lower, largest_radius, predict, sample_counts)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Metrics, Progress, drive
 from tests.core.helpers import Logistic
@@ -82,6 +82,15 @@ def test_certified_radius_is_close_to_exact_at_large_n():
     assert c.prediction == 1
     assert 0.96 * sigma < c.radius <= sigma
     assert c.p_lower == pytest.approx(norm.cdf(1.0), abs=0.01)
+
+
+def test_far_from_the_boundary_the_radius_is_the_largest_this_n_allows():
+    model, w = linear_model()
+    smoothing = Smoothing(0.25, n0=10, n=500, alpha=0.01, batch_size=256)
+    c = certify(model, image_at(w, 0.0, 5.0), smoothing, gen(0))
+    assert c.p_lower == pytest.approx(smoothing.alpha ** (1 / smoothing.n), abs=1e-12)
+    assert c.radius == pytest.approx(largest_radius(smoothing), abs=1e-12)
+    assert largest_radius(smoothing) == pytest.approx(0.25 * norm.ppf(0.01 ** (1 / 500)))
 
 
 def test_certify_abstains_on_the_boundary():

@@ -30,7 +30,7 @@ from advstudio.core.models.classifier import Classifier
 Box = tuple[torch.Tensor, torch.Tensor]
 """(centre, radius) of an interval, radius >= 0, same shape."""
 
-_ELEMENTWISE_MONOTONE = (nn.ReLU, nn.MaxPool2d, nn.Flatten)
+_MONOTONE = (nn.ReLU, nn.MaxPool2d, nn.Flatten)
 _IDENTITY_IN_EVAL = (nn.Dropout, nn.Identity)
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -57,7 +57,7 @@ def ibp_layers(model: nn.Module) -> list[nn.Module]:
         return [Normalise(model.mean, model.std), *ibp_layers(model.net)]
     if isinstance(model, nn.Sequential):
         return [layer for child in model for layer in ibp_layers(child)]
-    supported = (nn.Linear, nn.Conv2d, *_ELEMENTWISE_MONOTONE, *_IDENTITY_IN_EVAL, *_BATCHNORM,
+    supported = (nn.Linear, nn.Conv2d, *_MONOTONE, *_IDENTITY_IN_EVAL, *_BATCHNORM,
                  Normalise)
     if not isinstance(model, supported):
         raise ConfigError(f"interval bound propagation cannot bound the layer {model!r} "
