@@ -53,3 +53,24 @@ def test_ibp_dry_run():
 def test_configs_are_checked(config, values, message):
     with pytest.raises(ConfigError, match=message):
         config(**values)
+
+
+def test_configs_build_from_plain_values_as_advstudio_run_gives_them(monkeypatch):
+    """The kinds the lead registers in core/jobkinds.py, built as from TOML / JSON."""
+    from advstudio.core import jobkinds
+
+    kinds = {
+        "certify-smoothing": jobkinds.JobKind(
+            "certify-smoothing", "advstudio.core.certify.job:SmoothingConfig",
+            "advstudio.core.certify.job:run_smoothing", "randomised smoothing"),
+        "certify-ibp": jobkinds.JobKind(
+            "certify-ibp", "advstudio.core.certify.job:IbpConfig",
+            "advstudio.core.certify.job:run_ibp", "interval bound propagation"),
+    }
+    monkeypatch.setattr(jobkinds, "JOB_KINDS", kinds)
+    smoothing = jobkinds.build_config("certify-smoothing", {"radii": [0, 0.5], "sigma": 1})
+    assert smoothing.radii == (0, 0.5) and smoothing.sigma == 1.0
+    assert jobkinds.config_to_dict(smoothing)["radii"] == [0, 0.5]
+    assert jobkinds.build_config("certify-ibp", {"eps": 0.3}).eps == 0.3
+    with pytest.raises(ConfigError, match="^radii must be a list"):
+        jobkinds.build_config("certify-smoothing", {"radii": "0.5"})

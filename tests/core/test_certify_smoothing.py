@@ -145,7 +145,7 @@ def test_smoothing_settings_are_checked(field, value):
         Smoothing(**{field: value})
 
 
-def test_smoothed_log_prob_matches_the_closed_form_mean():
+def test_smoothed_log_prob_matches_a_one_dimensional_integral():
     model, w = linear_model()
     sigma = 0.5
     x = image_at(w, 0.0, 0.4).unsqueeze(0)
