@@ -83,26 +83,47 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def build_config(kind: str, values: dict[str, Any]) -> Any:
-    """A job config from plain values; unknown keys and bad types get a message naming them."""
+    """A job config from plain values; unknown keys and bad types get a message naming them.
+    A field that is itself a config (e.g. the poisoning job's ``sanitize``) takes a nested
+    section (a TOML table), checked the same way, its keys named ``section.key``."""
     if kind not in JOB_KINDS:
         raise ConfigError(f"unknown job kind {kind!r}; allowed: {', '.join(JOB_KINDS)}")
     config_cls, _ = JOB_KINDS[kind].load()
-    hints = typing.get_type_hints(config_cls)
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(map(repr, unknown))} for job kind {kind!r}; allowed: "
-                          f"{', '.join(sorted(fields))}")
-    coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     try:
-        return config_cls(**coerced)
+        return _build(config_cls, values, "", kind)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"bad {kind} config: {exc}") from exc
 
 
+def _build(config_cls: type, values: Any, prefix: str, kind: str) -> Any:
+    if not isinstance(values, dict):
+        fail(prefix.rstrip(".") or "the config", "a section of settings", values)
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        where = f"section {prefix.rstrip('.')!r}" if prefix else f"job kind {kind!r}"
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(repr(prefix + k) for k in unknown)} for {where}; "
+                          f"allowed: {', '.join(sorted(fields))}")
+    coerced = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            coerced[key] = _build(hint, value, f"{prefix}{key}.", kind)
+        else:
+            coerced[key] = _coerce(prefix + key, value, hint)
+    return config_cls(**coerced)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """The inverse of :func:`build_config` (tuples become lists, for TOML/JSON)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    """The inverse of :func:`build_config`: nested configs become sections (dicts), tuples
+    become lists, for TOML/JSON."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return list(value) if isinstance(value, tuple) else value
+
+    return plain(dataclasses.asdict(config))

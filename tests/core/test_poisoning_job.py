@@ -32,7 +32,7 @@ def events_of(out, kind):
          defence="adversarial-training"),
     dict(attack="adversarial", adv_attack="pgd", adv_steps=2, fraction=0.1),
     dict(attack="adversarial", adv_labels="flip", fraction=0.1, defence="sanitize",
-         sanitizer="knn"),
+         sanitize={"methods": "knn"}),
     dict(attack="none", defence="sanitize"),
 ])
 def test_dry_run_of_every_attack_and_defence(overrides):
@@ -90,7 +90,7 @@ def test_fraction_sweep_dry_run_gives_a_curve_with_a_clean_baseline():
     (dict(trigger_row=27), r"row must be in 0\.\.25"),
     (dict(flip="sideways"), "flip must be one of random, targeted"),
     (dict(defence="prayer"), "defence must be one of none, sanitize, adversarial-training"),
-    (dict(defence="sanitize", sanitizer="loss+vibes"), "one or more of loss, knn"),
+    (dict(sanitize={"methods": "loss+vibes"}), "one or more of loss, knn"),
     (dict(adv_eps=0.0), r"adv_eps must be in \(0, 1\]"),
     (dict(epochs=0), "epochs must be a whole number >= 1"),
     (dict(lr=0.0), "lr must be a finite number > 0"),

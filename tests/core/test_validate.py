@@ -66,3 +66,38 @@ def test_every_job_kind_refuses_a_bool_for_a_number_and_a_number_for_a_bool(kind
     for name in flags:
         with pytest.raises(ConfigError, match=rf"^{name} must be true or false, not 1"):
             build_config(kind, {name: 1})
+
+
+def test_a_nested_section_is_built_checked_and_written_back():
+    """The poisoning job's sanitiser settings are a [sanitize] table, not sanitize_* fields."""
+    from advstudio.core.jobkinds import config_to_dict
+    from advstudio.core.poisoning.sanitize import SanitizeConfig
+    from advstudio.core.runs.configfile import write_config
+
+    config = build_config("poison", {"defence": "sanitize",
+                                     "sanitize": {"methods": "knn", "epochs": 2}})
+    assert config.sanitize == SanitizeConfig(methods=("knn",), epochs=2)
+    assert config.sanitize_config().arch == config.arch
+    values = config_to_dict(config)
+    assert values["sanitize"]["methods"] == ["knn"] and values["sanitize"]["epochs"] == 2
+    assert build_config("poison", values) == config  # the round trip
+    with pytest.raises(ConfigError, match=r"unknown key 'sanitize.epoch' for section "
+                                          r"'sanitize'; allowed: .*epochs"):
+        build_config("poison", {"sanitize": {"epoch": 2}})
+    with pytest.raises(ConfigError, match=r"sanitize.epochs must be a whole number, not 2.5"):
+        build_config("poison", {"sanitize": {"epochs": 2.5}})
+    with pytest.raises(ConfigError, match=r"sanitize must be a section of settings, not 'knn'"):
+        build_config("poison", {"sanitize": "knn"})
+
+
+def test_a_nested_section_round_trips_through_a_toml_file(tmp_path):
+    import tomllib
+
+    from advstudio.core.jobkinds import config_to_dict
+    from advstudio.core.runs.configfile import write_config
+
+    config = build_config("poison", {"sanitize": {"methods": ["loss", "knn"]}})
+    path = write_config(tmp_path / "poison.toml", "poison", config_to_dict(config))
+    values = tomllib.loads(path.read_text())
+    assert values.pop("kind") == "poison" and "[sanitize]" in path.read_text()
+    assert build_config("poison", values) == config

@@ -83,10 +83,11 @@ class PoisonConfig:
         labels) or ``"flip"`` (per ``flip``).
     defence : ``"none"``, ``"sanitize"`` (drop what the sanitiser flags) or
         ``"adversarial-training"`` (the defence lab's FGSM recipe at ``adv_train_eps``).
-    sanitizer, sanitize_consensus, sanitize_drop, sanitize_epochs : the sanitiser's filters
-        (``"loss"``, ``"knn"``, ``"clustering"`` joined by ``+``), whether the per-sample ones
-        must agree, its loss filter's drop fraction (0 = auto) and the epochs of its reference
-        model (see :class:`~advstudio.core.poisoning.sanitize.SanitizeConfig`).
+    sanitize : the sanitiser's settings, a nested section (``[sanitize]`` in a TOML config):
+        its filters, whether the per-sample ones must agree, its loss filter's drop fraction,
+        the epochs of its reference model... (see
+        :class:`~advstudio.core.poisoning.sanitize.SanitizeConfig`). The reference model's
+        ``arch``, ``seed`` and ``device`` are always the victim's (:meth:`sanitize_config`).
     arch, epochs, batch_size, lr, seed, device : the victim's training (``seed`` also seeds
         the poison's choice of samples and the sanitiser).
     dry_run : 400 training and 100 test digits, one training step, no files kept.
@@ -109,10 +110,7 @@ class PoisonConfig:
     adv_labels: str = "clean"
     adv_model: str = "digits-cnn"
     defence: str = "none"
-    sanitizer: str = "loss+knn+clustering"
-    sanitize_consensus: bool = True
-    sanitize_drop: float = 0.0
-    sanitize_epochs: int = 1
+    sanitize: SanitizeConfig = field(default_factory=SanitizeConfig)
     adv_train_eps: float = 0.1
     arch: str = "digits-cnn"
     epochs: int = 3
@@ -136,10 +134,11 @@ class PoisonConfig:
         for name in ("adv_eps", "adv_train_eps"):
             v.number(name, getattr(self, name), high=1.0, above=0.0, hint="pixel scale")
         v.choice("defence", self.defence, DEFENCES)
-        v.flag("sanitize_consensus", self.sanitize_consensus)
-        if self.defence == "sanitize":
-            self.sanitize_config()
-        for name in ("adv_steps", "sanitize_epochs", "epochs", "batch_size"):
+        if isinstance(self.sanitize, dict):  # a nested section given as plain values
+            object.__setattr__(self, "sanitize", SanitizeConfig(**self.sanitize))
+        if not isinstance(self.sanitize, SanitizeConfig):
+            v.fail("sanitize", "a section of sanitiser settings", self.sanitize)
+        for name in ("adv_steps", "epochs", "batch_size"):
             v.whole(name, getattr(self, name), 1)
         v.number("lr", self.lr, above=0)
         v.whole("seed", self.seed)
@@ -151,10 +150,8 @@ class PoisonConfig:
                        self.trigger_pattern, self.trigger_value, self.trigger_custom)
 
     def sanitize_config(self) -> SanitizeConfig:
-        return SanitizeConfig(methods=self.sanitizer, consensus=self.sanitize_consensus,
-                              drop_fraction=self.sanitize_drop,
-                              epochs=self.sanitize_epochs, arch=self.arch, seed=self.seed,
-                              device=self.device)
+        """The sanitiser's settings with the victim's ``arch``, ``seed`` and ``device``."""
+        return replace(self.sanitize, arch=self.arch, seed=self.seed, device=self.device)
 
     @property
     def source_class(self) -> int | None:
