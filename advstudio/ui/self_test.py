@@ -24,6 +24,8 @@ class SelfTest(QObject):
             lambda key, exc: self._finish(False, f"model {key} failed to load: {exc}"))
         self.window.torch_failed.connect(lambda exc: self._finish(False, f"torch: {exc}"))
         self.window.image_tab.predicted.connect(self._on_prediction)
+        self.window.image_tab.image_error.connect(
+            lambda message: self._finish(False, f"could not load the sample: {message}"))
 
     def _on_model(self, key: str) -> None:
         if self.window.state.image is None:
