@@ -146,10 +146,10 @@ def _check_size(name: str, width: int, height: int, channels: int, max_pixels: i
 
 def _check_finite(name: str, values: np.ndarray) -> None:
     """Refuse float pixels that are NaN or infinite (rather than silently clipping them)."""
-    bad = ~np.isfinite(values)
-    if bad.any():
+    count = int((~np.isfinite(values)).sum())
+    if count:
         raise NonFiniteImageError(
-            f"{name} has {int(bad.sum())} pixels that are NaN or infinite (a float image with "
+            f"{name} has {count} pixel{'s' if count > 1 else ''} that {'are' if count > 1 else 'is'} NaN or infinite (a float image with "
             "missing data?); replace them with numbers and open it again")
 
 
