@@ -36,6 +36,7 @@ class TopKBars(QWidget):
     def clear(self) -> None:
         for name, bar, value in zip(self.names, self.bars, self.values):
             name.setText("—")
+            name.setToolTip("")
             bar.setValue(0)
             value.setText("")
 
