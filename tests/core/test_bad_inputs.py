@@ -88,3 +88,23 @@ def test_every_bad_config_exits_2_with_one_line(configs, capsys, name, tmp_path)
 def test_a_string_where_a_list_is_meant_says_so(configs, capsys):
     assert main([str(configs["attacks as a string"]), "--quiet", "--no-record"]) == EXIT_USAGE
     assert "attacks must be a list, not 'fgsm' (write ['fgsm'] for one)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_model_with_non_finite_scores_is_refused_where_predictions_are_made(value):
+    import torch
+    from torch import nn
+
+    from advstudio.core.models.classifier import Classifier
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    clf = Classifier(net, (1, 2, 2), ["a", "b", "c"], name="Tiny net")
+    x = torch.rand(1, 1, 2, 2)
+    assert clf.predict(x, k=2)[0].names  # finite: a prediction
+    with torch.no_grad():
+        net[1].bias.fill_(value)
+    clf.train()
+    with pytest.raises(errors.NonFiniteOutputError) as caught:
+        clf.predict(x, k=2, source="cat.tif")
+    assert str(caught.value).startswith("Tiny net gave scores that are NaN or infinite for cat.tif")
+    assert clf.training  # the mode it had is restored
