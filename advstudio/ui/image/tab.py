@@ -173,11 +173,10 @@ class ImageTab(QWidget):
         if path:
             self.load_path(path)
 
-    def load_path(self, path: str | Path, remember: bool = True) -> bool:
+    def load_path(self, path: str | Path, remember: bool = True) -> None:
         """Start loading an image on a worker; on failure the banner says why and the previous
-        image is kept. Returns True once the load has started (the result comes as
-        ``state.image_changed`` or ``image_error``). ``remember``: make its folder the file
-        dialog's next start folder."""
+        image is kept. The result comes as ``state.image_changed`` (and ``image_loaded``) or
+        ``image_error``. ``remember``: make its folder the file dialog's next start folder."""
         path = Path(path)
         self._load_request += 1
         request = self._load_request
@@ -188,7 +187,6 @@ class ImageTab(QWidget):
 
         self.jobs.start(lambda: _load_job(path), f"Opening {path.name}", show_in_status=False,
                         connect=connect)
-        return True
 
     def _on_loaded(self, request: int, image: LoadedImage, remember: bool) -> None:
         if request != self._load_request:
