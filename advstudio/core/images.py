@@ -149,7 +149,8 @@ def _check_finite(name: str, values: np.ndarray) -> None:
     count = int((~np.isfinite(values)).sum())
     if count:
         raise NonFiniteImageError(
-            f"{name} has {count} pixel{'s' if count > 1 else ''} that {'are' if count > 1 else 'is'} NaN or infinite (a float image with "
+            f"{name} has {count} {'pixels that are' if count > 1 else 'pixel that is'} NaN "
+            "or infinite (a float image with "
             "missing data?); replace them with numbers and open it again")
 
 

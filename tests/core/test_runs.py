@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from advstudio.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, run_job
+from advstudio.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, run_job
 from advstudio.core.jobkinds import build_config, config_to_dict
 from advstudio.core.jobs import Log, Metrics, Progress
 from advstudio.core.runs import (

@@ -41,6 +41,9 @@ def _still_there(store: RunStore) -> None:
     assert store.read_metrics(store.kept) == [{"step": 1, "accuracy": 0.9}]
 
 
+FULL_INDEX = sqlite3.OperationalError("database or disk is full")
+
+
 def _raise(exc):
     def fail(*args, **kwargs):
         raise exc
@@ -48,7 +51,7 @@ def _raise(exc):
 
 
 def test_a_full_index_is_reported_and_never_deleted(store, monkeypatch):
-    monkeypatch.setattr(RunIndex, "put", _raise(sqlite3.OperationalError("database or disk is full")))
+    monkeypatch.setattr(RunIndex, "put", _raise(FULL_INDEX))
     destroyed = []
     monkeypatch.setattr(RunIndex, "destroy", lambda self: destroyed.append(self))
     with pytest.raises(DiskFullError, match="the disk is full .*free space or choose another"):
@@ -58,7 +61,8 @@ def test_a_full_index_is_reported_and_never_deleted(store, monkeypatch):
     _still_there(store)  # and the run that could not be indexed is not half there
 
 
-@pytest.mark.parametrize("code, kind", [(errno.ENOSPC, DiskFullError), (errno.EROFS, ReadOnlyError)])
+@pytest.mark.parametrize("code, kind", [(errno.ENOSPC, DiskFullError),
+                                        (errno.EROFS, ReadOnlyError)])
 def test_a_full_or_read_only_disk_when_recording_leaves_no_half_run(store, monkeypatch, code,
                                                                     kind):
     monkeypatch.setattr(os, "fsync", _raise(OSError(code, os.strerror(code))))
@@ -72,7 +76,7 @@ def test_a_full_or_read_only_disk_when_recording_leaves_no_half_run(store, monke
 def test_the_cli_says_in_one_line_that_the_store_is_full(store, tmp_path, monkeypatch, capsys):
     cfg = tmp_path / "e.toml"
     cfg.write_text('kind = "evaluate"\n')
-    monkeypatch.setattr(RunIndex, "put", _raise(sqlite3.OperationalError("database or disk is full")))
+    monkeypatch.setattr(RunIndex, "put", _raise(FULL_INDEX))
     assert main([str(cfg), "--quiet", "--dry-run", "--store", str(store.root)]) == EXIT_FAILED
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot record the run" in lines[0] and "disk is full" in lines[0]

@@ -53,7 +53,8 @@ def test_a_good_drop_after_a_bad_one_clears_the_error_and_turns_the_photo_uprigh
     corpus = make_images(tmp_path / "corpus")
     with qtbot.waitSignal(window.image_tab.image_error, timeout=10_000):
         drop_files(window, corpus["bomb.png"].path)
-    assert window.image_tab.banner.text().endswith("Scale it down first. The previous image is kept.")
+    banner = window.image_tab.banner.text()
+    assert banner.endswith("Scale it down first. The previous image is kept.")
     error = window.image_tab.last_image_error
     assert window.status_message.text() == error
     with qtbot.waitSignal(window.state.image_changed, timeout=10_000):
