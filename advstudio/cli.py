@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from advstudio.core.errors import ConfigError, explain
+from advstudio.core.errors import ConfigError, DeviceError, ModelLoadError, explain
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -77,14 +77,32 @@ class ProgressBar:
             self.stream.write("\n")
 
 
+_PARSERS = {".toml": "TOML", ".json": "JSON"}
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    """The values of a ``.toml`` or ``.json`` config; :class:`ConfigError` with one line for
+    anything else (a missing or unreadable file, another format, bytes that are not UTF-8, a
+    syntax error, a file that does not name its kind)."""
+    kind_of_file = _PARSERS.get(path.suffix.lower())
+    if kind_of_file is None:
+        raise ConfigError(f"{path.name}: configs are .toml or .json files, not "
+                          f"{path.suffix or 'files without a suffix'}")
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text()
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a regular file (a folder, pipe or device)")
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path.name} is not UTF-8 text (byte {exc.start}): save it as "
+                          "UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(text) if kind_of_file == "TOML" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path.name} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+        raise ConfigError(f"{path.name} is not valid {kind_of_file}: {exc}") from exc
     if not isinstance(data, dict) or "kind" not in data:
         raise ConfigError(f"{path.name} must set kind = one of the job kinds "
                           "(see advstudio-run --list)")
@@ -148,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             values["dry_run"] = True
         config = build_config(kind, values)
         _, run = JOB_KINDS[kind].load()
-    except ConfigError as exc:
+        _check_device(config)
+        _check_model(config)
+    except (ConfigError, DeviceError) as exc:
         print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -203,6 +223,33 @@ def _resumed_run(store: Any, run_id: str) -> tuple[str, dict[str, Any], Path]:
     return kind, dict(values), store.run_path(run_id) / "artifacts" / CHECKPOINT
 
 
+def _check_device(config: Any) -> None:
+    """Refuse a device this machine lacks before anything is recorded (DeviceError). Under
+    torchrun the device is each rank's own, chosen by :func:`distributed.init`."""
+    from advstudio.core import distributed
+    from advstudio.core.devices import pick_device
+
+    if hasattr(config, "device") and distributed.env_world().size <= 1:
+        pick_device(config.device)
+
+
+def _check_model(config: Any) -> None:
+    """Refuse a ``model`` no one has (a typo, a moved file) before a run is recorded for it;
+    whether a model that exists can be loaded stays the registry's business, when it runs."""
+    key = getattr(config, "model", None)
+    if not isinstance(key, str) or key.startswith("torchvision:"):
+        return
+    if key.startswith("file:"):
+        if not Path(key[5:]).is_file():
+            raise ConfigError(f"model file not found: {key[5:]}")
+        return
+    from advstudio.core.models.registry import list_models
+
+    known = [spec.key for spec in list_models()]
+    if key not in known:
+        raise ConfigError(f"unknown model {key!r}; known: {', '.join(known)}")
+
+
 def _device_name(config: Any) -> str:
     """The device the job will run on (``auto`` resolved), for the run history."""
     preference = getattr(config, "device", "") or "auto"
@@ -246,8 +293,13 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
     with contextlib.ExitStack() as stack:
         metrics_file = None
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            metrics_file = stack.enter_context(open(out / "metrics.jsonl", "w"))
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                metrics_file = stack.enter_context(open(out / "metrics.jsonl", "w"))
+            except OSError as exc:
+                print(f"{prog}: cannot write to --out {out}: {explain(_write_fault(exc, out))}",
+                      file=sys.stderr)
+                return EXIT_USAGE
         if bar is not None:
             stack.callback(bar.close)
         on_event = _event_printer(bar, metrics_file, images if out is not None else None, quiet)
@@ -263,7 +315,7 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                 job.throw(exc)  # the job ends at its yield; its run is recorded as interrupted
             _report(recorders, f"{prog}: interrupted")
             return EXIT_INTERRUPTED
-        except ConfigError as exc:
+        except (ConfigError, DeviceError, ModelLoadError) as exc:  # the config names them
             _report(recorders, f"{prog}: bad config: {exc}")
             return EXIT_USAGE
         except OSError as exc:
@@ -289,11 +341,23 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
         result = plain(result)  # weights are kept nowhere: --no-record and no --out
     summary.update(config=plain(config), result=result)
     text = json.dumps(summary, indent=2)
-    if out is not None:
-        images.save(out)
-        atomic_write_bytes(out / "result.json", (text + "\n").encode())
     print(text)
+    if out is not None:
+        try:
+            images.save(out)
+            atomic_write_bytes(out / "result.json", (text + "\n").encode())
+        except OSError as exc:  # the run itself is recorded: only --out's copy is missing
+            print(f"{prog}: the {kind} run finished but --out {out} could not be written: "
+                  f"{explain(_write_fault(exc, out))}", file=sys.stderr)
+            return EXIT_FAILED
     return EXIT_OK
+
+
+def _write_fault(exc: OSError, folder: Path) -> OSError:
+    """A full disk or read-only folder as one clear error; other errors as they are."""
+    from advstudio.core.atomic import write_fault
+
+    return write_fault(exc, folder) or exc
 
 
 def _event_printer(bar: ProgressBar | None, metrics_file: TextIO | None,

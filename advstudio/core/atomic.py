@@ -6,17 +6,34 @@ on POSIX and Windows: a reader sees the old file or the new one, and a crash or 
 most the temporary file, whose leading dot keeps it out of listings. One naming scheme and one
 implementation serve the run store (bytes, copies) and the trainers (``torch.save``); torch is
 imported only by :func:`atomic_torch_save`, so the run store can be read without it.
+
+A failed write is translated once, here, into a sentence the user can act on
+(:func:`write_fault`): torch reports a full disk as ``[enforce fail at inline_container.cc]
+unexpected pos``, SQLite as ``database or disk is full``. Temporary names carry the writer's pid,
+so :func:`clean_orphans` can remove those of processes that died mid-write (a kill, a crash).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from advstudio.core.errors import AdvStudioError, DiskFullError, ReadOnlyError
+
+_TEMP_NAME = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.tmp")  # what temp_sibling makes
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+# how libraries word a full disk without an errno: torch's zip writer, SQLite, the C library
+_DISK_FULL_TEXTS = ("unexpected pos", "file write failed", "database or disk is full",
+                    "no space left")
+_READ_ONLY_TEXTS = ("readonly database", "read-only file system")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -50,8 +67,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any],
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        fault = write_fault(exc, path.parent)
+        if fault is not None:
+            raise fault from exc
         raise
     if sync_dir:
         fsync_dir(path.parent)
@@ -75,3 +95,49 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_fault(exc: BaseException, folder: str | os.PathLike) -> OSError | None:
+    """The clear error for a write into ``folder`` that failed with ``exc``: a
+    :class:`DiskFullError` or a :class:`ReadOnlyError`, or None for any other failure (which
+    keeps its own message). Our own errors are never translated twice."""
+    if isinstance(exc, AdvStudioError):
+        return None
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc).lower()
+    if code in _DISK_FULL_ERRNOS or any(t in text for t in _DISK_FULL_TEXTS):
+        return DiskFullError(f"the disk is full ({folder}): free space or choose another folder")
+    if code in _READ_ONLY_ERRNOS or any(t in text for t in _READ_ONLY_TEXTS):
+        return ReadOnlyError(f"{folder} cannot be written (a read-only disk or folder, or no "
+                             "permission): choose another folder")
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (POSIX); on Windows assume it does (never delete a
+    file another process may be writing)."""
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
+
+
+def clean_orphans(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files under ``folder`` (recursively) that :func:`atomic_write` left
+    when its process died mid-write; returns what was removed. Files of live processes stay."""
+    removed = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            found = _TEMP_NAME.fullmatch(name)
+            if found and not _pid_alive(int(found.group(1))):
+                path = Path(parent) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

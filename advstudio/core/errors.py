@@ -32,6 +32,14 @@ class ImageTooLargeError(ImageLoadError):
     """The image has more pixels than we are willing to decode."""
 
 
+class NonFiniteImageError(ImageLoadError):
+    """A float image (e.g. a 32-bit TIFF) holds NaN or infinite pixels: no model can use them."""
+
+
+class UnreadableImageError(ImageLoadError):
+    """The path is not a regular readable file: a FIFO, a device, a link loop, no permission."""
+
+
 class ModelLoadError(AdvStudioError, ValueError):
     """A model could not be built or its weights do not fit."""
 
@@ -88,3 +96,15 @@ class TrainingDivergedError(AdvStudioError, FloatingPointError):
 
 class CheckpointError(AdvStudioError, ValueError):
     """A checkpoint file is missing, unreadable, or belongs to another model or run."""
+
+
+class NonFiniteOutputError(AdvStudioError, FloatingPointError):
+    """A model's scores for an input are NaN or infinite: no prediction can be shown."""
+
+
+class DiskFullError(AdvStudioError, OSError):
+    """A write failed because the disk (or the user's quota) is full."""
+
+
+class ReadOnlyError(AdvStudioError, OSError):
+    """A write failed because the folder or its disk is read-only (or not writable by us)."""

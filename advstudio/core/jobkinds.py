@@ -68,9 +68,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     dialect of :mod:`advstudio.core.validate`: a bool is not a number, a string is not a list."""
     origin = typing.get_origin(hint)
     if origin is tuple or hint is tuple:
-        if isinstance(value, str) and str not in typing.get_args(hint):
+        if isinstance(value, str):
             fail(name, "a list", value, f"write [{value!r}] for one")
-        return tuple(value) if isinstance(value, list) else value
+        if not isinstance(value, (list, tuple)):  # a table would pass as its keys
+            fail(name, "a list", value)
+        return tuple(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float) and isinstance(value, bool):
@@ -85,15 +87,17 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 def build_config(kind: str, values: dict[str, Any]) -> Any:
     """A job config from plain values; unknown keys and bad types get a message naming them.
     A field that is itself a config (e.g. the poisoning job's ``sanitize``) takes a nested
-    section (a TOML table), checked the same way, its keys named ``section.key``."""
-    if kind not in JOB_KINDS:
+    section (a TOML table), checked the same way, its keys named ``section.key``. Anything
+    the config class raises while checking is a :class:`ConfigError` here."""
+    if not isinstance(kind, str) or kind not in JOB_KINDS:
         raise ConfigError(f"unknown job kind {kind!r}; allowed: {', '.join(JOB_KINDS)}")
     config_cls, _ = JOB_KINDS[kind].load()
     try:
         return _build(config_cls, values, "", kind)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         if isinstance(exc, ConfigError):
             raise
+        # a value of a type the checks did not expect (a table where a list was meant...)
         raise ConfigError(f"bad {kind} config: {exc}") from exc
 
 

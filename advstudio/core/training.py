@@ -91,7 +91,8 @@ class Divergence:
                 continue
             path, when = saved
             kept = (f"the last good checkpoint ({when}) was kept at {path}" if path
-                    else "no checkpoint was written (set checkpoint_path to keep one)")
+                    else "no checkpoint had been written yet (one is kept every "
+                    "checkpoint_every steps when checkpoint_path is set)")
             stopped = "stopped before this update" if self.before_update else "stopped"
             raise TrainingDivergedError(
                 f"Training diverged at step {step}: {name} is {value:g} ({why}). The run was "

@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self.state.device_changed.connect(self._show_device)
         self.state.model_changed.connect(self._on_model)
         self.image_tab.image_error.connect(lambda m: self.status_message.setText(m))
+        self.image_tab.image_loaded.connect(self._clear_image_error)
         self.resize(1180, 720)
         geometry = self.settings.value("geometry")
         if isinstance(geometry, QByteArray):
@@ -276,6 +277,11 @@ class MainWindow(QMainWindow):
 
     def report_error(self, exc: BaseException) -> None:
         self.last_error_box = show_error(self, "The job failed", exc)
+
+    def _clear_image_error(self, description: str) -> None:
+        """A later successful load replaces the status bar's old image error (only that)."""
+        if self.status_message.text() == self.image_tab.last_image_error:
+            self.status_message.setText(description)
 
     # -- drag and drop ------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override

@@ -62,11 +62,25 @@ def test_missing_file_and_no_args(tmp_path, capsys):
     assert main([]) == EXIT_USAGE
 
 
-def test_a_failing_job_exits_1_with_one_clear_line(tmp_path, capsys):
+def test_a_model_the_config_names_but_nobody_has_exits_2(tmp_path, capsys):
     cfg = _write(tmp_path, "f.toml", f'kind = "evaluate"\nmodel = "file:{tmp_path}/gone.pt"\n')
+    assert main([str(cfg), "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("advstudio-run: bad config: model file not found")
+
+
+def test_a_failing_job_exits_1_with_one_clear_line(tmp_path, capsys, monkeypatch):
+    import advstudio.core.evaluate as evaluate
+
+    def broken(config):
+        yield from ()
+        raise RuntimeError("the job broke")
+
+    monkeypatch.setattr(evaluate, "evaluate", broken)
+    cfg = _write(tmp_path, "f.toml", 'kind = "evaluate"\n')
     assert main([str(cfg), "--quiet"]) == EXIT_FAILED
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("advstudio-run: evaluate failed: model file not found")
+    assert err[-1] == "advstudio-run: evaluate failed: RuntimeError: the job broke"
 
 
 def test_list(capsys):

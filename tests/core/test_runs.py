@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from advstudio.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, run_job
+from advstudio.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, run_job
 from advstudio.core.jobkinds import build_config, config_to_dict
 from advstudio.core.jobs import Log, Metrics, Progress
 from advstudio.core.runs import (
@@ -397,13 +397,14 @@ def test_cli_records_an_evaluate_run(tmp_path, capsys):
 
 
 def test_cli_records_a_failed_run_with_its_message(tmp_path, capsys):
-    cfg = _write(tmp_path, "f.toml", f'kind = "evaluate"\nmodel = "file:{tmp_path}/gone.pt"\n')
+    (tmp_path / "empty.pt").write_bytes(b"")  # found, so recorded; unusable, so it fails
+    cfg = _write(tmp_path, "f.toml", f'kind = "evaluate"\nmodel = "file:{tmp_path}/empty.pt"\n')
     root = tmp_path / "store"
-    assert main([str(cfg), "--quiet", "--store", str(root)]) == EXIT_FAILED
+    assert main([str(cfg), "--quiet", "--store", str(root)]) == EXIT_USAGE  # the config's model
     [info] = RunStore.open(root).list_runs()
-    assert info.status is RunStatus.FAILED and info.error.startswith("model file not found")
+    assert info.status is RunStatus.FAILED and info.error.startswith("model file is empty")
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("advstudio-run: evaluate failed: model file not found")
+    assert err[-1].startswith("advstudio-run: bad config: model file is empty")
     assert info.id in err[-2] and "failed" in err[-2]
 
 

@@ -161,8 +161,9 @@ def test_a_loss_above_the_limit_diverges_and_the_message_follows_the_plan():
                 divergence=Divergence(max_loss=1e3, before_update=False, advice="Try less."))
     with pytest.raises(TrainingDivergedError,
                        match=r"step \d+: loss is .* \(above the limit max_loss = 1000\)\. The "
-                             r"run was stopped; no checkpoint was written \(set "
-                             r"checkpoint_path to keep one\)\. Try less\.$"):
+                             r"run was stopped; no checkpoint had been written yet \(one "
+                             r"is kept every checkpoint_every steps when checkpoint_path is "
+                             r"set\)\. Try less\.$"):
         drive(fit(t, plan))
     assert t.step < 50
 

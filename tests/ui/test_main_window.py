@@ -221,7 +221,9 @@ def test_window_is_usable_before_torch_loads(qtbot, settings, digit_png):
     assert not w.image_tab.model_combo.isEnabled()
     assert "Loading PyTorch" in w.status_message.text()
     assert drop_files(w, digit_png)
-    assert w.state.image is not None and w.image_tab.original.pixels is not None
+    qtbot.waitUntil(lambda: w.state.image is not None, timeout=10_000)  # decoded on a worker
+    assert w.image_tab.original.pixels is not None
+    assert "Loading PyTorch" in w.status_message.text()  # a load does not hide that
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advstudio.core.errors import NonFiniteOutputError
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -102,20 +104,33 @@ class Classifier(nn.Module):
         return self(x01)
 
     @torch.no_grad()
-    def predict(self, x01: torch.Tensor, k: int = 5) -> list[Prediction]:
-        """Top-``k`` predictions per image, in eval mode, without gradients."""
+    def predict(self, x01: torch.Tensor, k: int = 5, *, source: str = "the input"
+                ) -> list[Prediction]:
+        """Top-``k`` predictions per image, in eval mode, without gradients. ``source`` names
+        the input in the :class:`NonFiniteOutputError` raised for NaN or infinite scores."""
         was_training = self.training
         self.eval()
         try:
-            probs = torch.softmax(self(x01.to(self.device)).float(), dim=1).cpu()
+            logits = self(x01.to(self.device)).float()
         finally:
             self.train(was_training)
+        require_finite_scores(logits, self.name, source)
+        probs = torch.softmax(logits, dim=1).cpu()
         k = min(k, probs.shape[1])
         top = probs.topk(k, dim=1)
         return [
             Prediction(idx.tolist(), [self.class_names[i] for i in idx.tolist()], p.tolist())
             for p, idx in zip(top.values, top.indices)
         ]
+
+
+def require_finite_scores(logits: torch.Tensor, model: str, source: str) -> None:
+    """Refuse NaN or infinite logits: softmax would turn them into NaN probabilities, and no
+    bar, verdict or top-k ordering means anything then (an infinite logit gives NaN too)."""
+    if not bool(torch.isfinite(logits).all()):
+        raise NonFiniteOutputError(
+            f"{model} gave scores that are NaN or infinite for {source}, so it has no prediction "
+            "(a broken or diverged model, or an input it cannot handle)")
 
 
 def penultimate_features(clf: Classifier, x01: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from advstudio.core.atomic import atomic_write_bytes
+from advstudio.core.atomic import atomic_write_bytes, write_fault
 from advstudio.core.errors import explain
 from advstudio.core.jobs import Event, Log, Metrics, Preview
 from advstudio.core.runs.files import atomic_write_json, metrics_line, plain
@@ -134,16 +134,19 @@ class Recorder:
         """Hand the buffered lines to the operating system (they survive a crash of this
         process; :meth:`finish` also syncs them to disk)."""
         self._check_running()
-        if self._metric_lines:
-            self._metrics.write("\n".join(self._metric_lines) + "\n")
-            self._metrics.flush()
-            self._metric_lines.clear()
-        if self._log_lines:
-            if self._log is None:
-                self._log = open(self.path / "log.txt", "a", encoding="utf-8")
-            self._log.write("\n".join(self._log_lines) + "\n")
-            self._log.flush()
-            self._log_lines.clear()
+        try:
+            if self._metric_lines:
+                self._metrics.write("\n".join(self._metric_lines) + "\n")
+                self._metrics.flush()
+                self._metric_lines.clear()
+            if self._log_lines:
+                if self._log is None:
+                    self._log = open(self.path / "log.txt", "a", encoding="utf-8")
+                self._log.write("\n".join(self._log_lines) + "\n")
+                self._log.flush()
+                self._log_lines.clear()
+        except OSError as exc:  # a full disk: say so plainly (what was flushed before stays)
+            raise (write_fault(exc, self.path) or exc) from exc
         self._last_flush = time.monotonic()
 
     def add_artifact(self, name: str, data: bytes | str | os.PathLike) -> Path:

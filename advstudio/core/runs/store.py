@@ -32,7 +32,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from advstudio.core.atomic import atomic_copy, atomic_write_bytes, fsync_dir, temp_sibling
+from advstudio.core.atomic import (
+    atomic_copy,
+    atomic_write_bytes,
+    clean_orphans,
+    fsync_dir,
+    temp_sibling,
+    write_fault,
+)
 from advstudio.core.runs.files import atomic_write_json, plain, read_json, read_jsonl
 from advstudio.core.runs.index import RunIndex, TimeBound
 from advstudio.core.runs.info import RunInfo, RunNotFoundError, RunStatus, RunStoreError
@@ -76,6 +83,16 @@ def _is_lock(exc: sqlite3.DatabaseError) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
+def _not_corruption(exc: sqlite3.DatabaseError, folder: Path) -> BaseException | None:
+    """The error to raise instead of rebuilding the index, or None if the index is corrupt.
+
+    A lock is another process at work; a full disk or a read-only folder would make a rebuild
+    fail the same way, after deleting the index: both leave the index alone and say so."""
+    if _is_lock(exc):
+        return exc
+    return write_fault(exc, folder)
+
+
 class RunStore:
     """Run history on disk. Safe to use from several threads and processes at once."""
 
@@ -87,8 +104,8 @@ class RunStore:
         try:
             self.index.ensure()
         except sqlite3.DatabaseError as exc:
-            if _is_lock(exc):
-                raise
+            if (fault := _not_corruption(exc, self.root)) is not None:
+                raise fault from exc
             self.rebuild_index()
 
     @classmethod
@@ -120,14 +137,22 @@ class RunStore:
                 "device": str(device), "seed": plain(seed), "error": "", "summary": {},
                 "versions": dict(software_versions()), "owner": Owner.current().to_dict()}
         staging = self.runs_dir / f".new-{run_id}"
-        (staging / "artifacts").mkdir(parents=True)
-        atomic_write_json(staging / "config.json", {"kind": kind, "config": config},
-                          sync_dir=False)
-        atomic_write_json(staging / "meta.json", meta, sync_dir=False)
-        fsync_dir(staging)
-        os.rename(staging, self.runs_dir / run_id)
-        fsync_dir(self.runs_dir)
-        self._index_put(meta, config)
+        try:
+            (staging / "artifacts").mkdir(parents=True)
+            atomic_write_json(staging / "config.json", {"kind": kind, "config": config},
+                              sync_dir=False)
+            atomic_write_json(staging / "meta.json", meta, sync_dir=False)
+            fsync_dir(staging)
+            os.rename(staging, self.runs_dir / run_id)
+        except OSError as exc:  # a full or read-only disk: no half-made run is left behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise (write_fault(exc, self.runs_dir) or exc) from exc
+        try:
+            fsync_dir(self.runs_dir)
+            self._index_put(meta, config)
+        except OSError:  # e.g. the index's disk is full: a run that cannot be listed is undone
+            shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+            raise
         return Recorder(self, meta, config)
 
     def _save(self, meta: dict[str, Any], config: dict[str, Any]) -> None:
@@ -197,8 +222,7 @@ class RunStore:
     def artifacts(self, run_id: str) -> list[str]:
         """Artifact names (``/``-separated), sorted."""
         folder = self._folder(run_id) / "artifacts"
-        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                      if p.is_file() and not p.name.startswith("."))
+        return sorted(p.relative_to(folder).as_posix() for p in self._files(folder))
 
     def resumable(self, run_id: str) -> bool:
         return (self._folder(run_id) / "artifacts" / CHECKPOINT).is_file()
@@ -253,8 +277,16 @@ class RunStore:
 
     @staticmethod
     def _files(folder: Path) -> list[Path]:
-        """The files of a run folder, without temporary files of an atomic write in progress."""
-        return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        """The files of a run folder, without temporary files of an atomic write in progress,
+        and without symbolic links: a link planted in a run folder could point anywhere (a
+        key, a home folder), and an export must never carry files from outside the run."""
+        files = []
+        for parent, dirs, names in os.walk(folder):  # os.walk does not enter linked folders
+            dirs[:] = [d for d in dirs if not (Path(parent) / d).is_symlink()]
+            files += [Path(parent) / name for name in names if not name.startswith(".")
+                      and not (Path(parent) / name).is_symlink()
+                      and (Path(parent) / name).is_file()]
+        return sorted(files)
 
     # -- consistency ---------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -310,8 +342,8 @@ class RunStore:
             self.index.ensure()
             self.index.replace_all(runs)
         except sqlite3.DatabaseError as exc:
-            if _is_lock(exc):
-                raise
+            if (fault := _not_corruption(exc, self.root)) is not None:
+                raise fault from exc
             self.index.destroy()
             self.index.ensure()
             self.index.replace_all(runs)
@@ -334,7 +366,9 @@ class RunStore:
         return meta, config
 
     def _clean_hidden(self) -> None:
-        """Remove what a crash can leave behind: half-deleted runs, stale staging folders."""
+        """Remove what a crash can leave behind: half-deleted runs, stale staging folders, and
+        the temporary files of atomic writes (checkpoints, records) whose process died."""
+        clean_orphans(self.runs_dir)
         now = time.time()
         for entry in os.scandir(self.runs_dir):
             if entry.name.startswith(".trash-") or (
@@ -350,7 +384,9 @@ class RunStore:
         try:
             return call()
         except sqlite3.DatabaseError as exc:
-            if _is_lock(exc):
-                raise
+            if (fault := _not_corruption(exc, self.root)) is not None:
+                if fault is exc:
+                    raise
+                raise fault from exc
             self.rebuild_index()
             return call()

@@ -1,5 +1,8 @@
 """Image tab: load an image (drop, Ctrl+O, sample gallery), pick a classifier, see top-5.
 
+Images are decoded on a worker (a large photo takes seconds), and the one shown stays until the
+new one is ready; a newer request supersedes an older one still decoding.
+
 Run alone: ``python -m advstudio.ui.image.tab``.
 """
 
@@ -38,6 +41,12 @@ MODEL_FILTER = "PyTorch models (*.pt *.pth *.ts *.torchscript);;All files (*)"
 USER_MODEL = "__user__"
 
 
+def _load_job(path: Path) -> Job:
+    """Decode an image on a worker (the UI thread would freeze for seconds on a large photo)."""
+    yield Progress(0, 1, f"opening {path.name}")
+    return load_image(path)
+
+
 def _predict_job(model, image: LoadedImage) -> Job:
     """One forward pass on a worker: the image as the model sees it, and the top-5."""
     import torch
@@ -48,12 +57,14 @@ def _predict_job(model, image: LoadedImage) -> Job:
     x = to_tensor(image).to(model.device)
     with torch.no_grad():
         seen = from_tensor(model.prepare(x))
-    prediction = model.predict(x, k=5)[0]
+    source = image.path.name if image.path else "the image"
+    prediction = model.predict(x, k=5, source=source)[0]
     return seen, prediction
 
 
 class ImageTab(QWidget):
     image_error = Signal(str)  # the message shown in the banner
+    image_loaded = Signal(str)  # a new image is shown: its one-line description
     predicted = Signal(object)  # Prediction
 
     def __init__(self, state: AppState, jobs: JobManager, models: ModelController,
@@ -62,6 +73,8 @@ class ImageTab(QWidget):
         self.state, self.jobs, self.models = state, jobs, models
         self.settings = settings or QSettings()
         self._request = 0
+        self._load_request = 0
+        self.last_image_error = ""  # what image_error last said, until an image loads
         self.last_prediction = None
         self._build()
         state.image_changed.connect(self._on_image)
@@ -160,27 +173,41 @@ class ImageTab(QWidget):
         if path:
             self.load_path(path)
 
-    def load_path(self, path: str | Path, remember: bool = True) -> bool:
-        """Load an image; on failure show why and keep the previous image. True on success.
-        ``remember``: make its folder the file dialog's next start folder."""
+    def load_path(self, path: str | Path, remember: bool = True) -> None:
+        """Start loading an image on a worker; on failure the banner says why and the previous
+        image is kept. The result comes as ``state.image_changed`` (and ``image_loaded``) or
+        ``image_error``. ``remember``: make its folder the file dialog's next start folder."""
         path = Path(path)
-        try:
-            image = load_image(path)
-        except ImageLoadError as exc:
-            self.show_banner(str(exc))
-            return False
-        except Exception as exc:  # noqa: BLE001 - any surprise still reaches the user
-            self.show_banner(explain(exc))
-            return False
+        self._load_request += 1
+        request = self._load_request
+
+        def connect(w: JobWorker) -> None:
+            w.returned.connect(lambda image: self._on_loaded(request, image, remember))
+            w.errored.connect(lambda exc: self._on_load_failed(request, exc))
+
+        self.jobs.start(lambda: _load_job(path), f"Opening {path.name}", show_in_status=False,
+                        connect=connect)
+
+    def _on_loaded(self, request: int, image: LoadedImage, remember: bool) -> None:
+        if request != self._load_request:
+            return  # a newer image was asked for meanwhile
         self.banner.hide()
-        if remember:
-            self.settings.setValue("last_folder", str(path.parent))
+        if remember and image.path is not None:
+            self.settings.setValue("last_folder", str(image.path.parent))
         self.state.set_image(image)
-        return True
+        name = image.path.name if image.path else "image"
+        self.image_loaded.emit(f"Opened {name}: {image.describe()}")
+        self.last_image_error = ""  # after the signal: listeners compare against it
+
+    def _on_load_failed(self, request: int, exc: BaseException) -> None:
+        if request == self._load_request:
+            self.show_banner(str(exc) if isinstance(exc, ImageLoadError) else explain(exc))
 
     def show_banner(self, message: str) -> None:
-        self.banner.setText(f"Could not open the image: {message}. The previous image is kept.")
+        text = message.rstrip(". ")  # the sentence goes on: no doubled full stop
+        self.banner.setText(f"Could not open the image: {text}. The previous image is kept.")
         self.banner.show()
+        self.last_image_error = message
         self.image_error.emit(message)
 
     def _on_image(self, image: LoadedImage) -> None:
@@ -292,6 +319,7 @@ class ImageTab(QWidget):
 
     def _on_prediction_failed(self, request: int, exc: BaseException) -> None:
         if request == self._request:
+            self.bars.clear()  # the bars showed another image or model: never leave them half
             self.verdict.setText("Prediction failed")
             show_error(self, "Prediction failed", exc)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
@@ -34,10 +36,18 @@ class TopKBars(QWidget):
     def clear(self) -> None:
         for name, bar, value in zip(self.names, self.bars, self.values):
             name.setText("—")
+            name.setToolTip("")
             bar.setValue(0)
             value.setText("")
 
     def set_prediction(self, names: list[str], probs: list[float]) -> None:
+        """Show ``probs`` (in [0, 1]). Non-finite or out-of-range values are refused with a
+        ``ValueError`` before anything changes, so the bars never show half a prediction (the
+        core refuses a model's NaN scores first: this is the last line of defence)."""
+        bad = [p for p in probs if not (isinstance(p, (int, float)) and math.isfinite(p)
+                                        and 0.0 <= p <= 1.0)]
+        if bad:
+            raise ValueError(f"probabilities must be finite numbers in [0, 1], not {bad[0]!r}")
         self.clear()
         for row, (n, p) in enumerate(zip(names, probs)):
             if row >= len(self.bars):
