@@ -12,8 +12,8 @@ job progress. The algorithm follows the paper (and its
 reference code for the checkpoint schedule); differences are noted where they occur.
 
 Units: pixels in [0, 1]; ``eps`` on that scale (L-inf) or an L2 length over all pixel values
-(``norm="L2"``, :mod:`~advstudio.core.attacks.l2`). Batched, any device, eval mode restored on exit, detached
-output of the input's shape.
+(``norm="L2"``, :mod:`~advstudio.core.attacks.l2`). Batched, any device, eval mode restored on
+exit, detached output of the input's shape.
 """
 
 from __future__ import annotations

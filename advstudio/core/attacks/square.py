@@ -190,7 +190,8 @@ def square_l2(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
         delta = x_best - x0
         both = torch.zeros_like(delta)
         both[one], both[two] = 1.0, 1.0
-        spare = (eps ** 2 - _norms(delta).pow(2)).clamp_min(0) / c + _norms(delta * both, (2, 3)).pow(2)
+        spare = ((eps ** 2 - _norms(delta).pow(2)).clamp_min(0) / c
+                 + _norms(delta * both, (2, 3)).pow(2))
         new = _twin_bump(side, generator).to(x0) * _signs((n, c, 1, 1), generator, x0)
         new = new + delta[one] / (_norms(delta[one], (2, 3)) + 1e-10)
         new = new / _norms(new, (2, 3)).clamp_min(1e-12) * spare.sqrt()
