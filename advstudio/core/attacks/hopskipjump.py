@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks.blackbox import QueryResult, _check_budget
+from advstudio.core.attacks.square import generator_device
 from advstudio.core.attacks.whitebox import (
     Labels, as_labels, check_images, check_steps, check_targets, eval_mode)
 from advstudio.core.errors import ConfigError
@@ -81,7 +82,7 @@ def hop_skip_jump(predict: LabelPredict, x: torch.Tensor, y: Labels, *,
     ``init_evals * sqrt(t)`` probes in round ``t``, at most ``max_evals`` (paper: 100, 10,000).
 
     Start: ``starts[i]`` if given and adversarial (needed for most targets: a digit of the
-    target class), else uniform noise, up to ``init_trials`` draws. ``generator`` (CPU) draws
+    target class), else uniform noise, up to ``init_trials`` draws. ``generator`` draws
     the noise and the probes. Images already adversarial, or with no adversarial start, come
     back unchanged (``success`` False for the latter).
 
@@ -131,7 +132,8 @@ def _one(oracle: _Labels, aim: int, targeted: bool, x0: torch.Tensor,
         if start is None or not bool(adversarial(start)):
             start = None
             for _ in range(init_trials):
-                noise = torch.rand(x0.shape, generator=generator).to(x0)
+                noise = torch.rand(x0.shape, generator=generator,
+                                   device=generator_device(generator)).to(x0)
                 if bool(adversarial(noise)):
                     start = noise
                     break
@@ -181,7 +183,8 @@ def _normal(adversarial: Decide, x_b: torch.Tensor, evals: int, delta: float,
     """The estimated unit normal of the boundary at ``x_b``, pointing to the adversarial side:
     Monte-Carlo over ``evals`` Gaussian directions (Eq. 16 of the paper, the baseline
     subtracted unless all probes fall on one side)."""
-    u = torch.randn((evals, *x_b.shape[1:]), generator=generator).to(x_b)
+    u = torch.randn((evals, *x_b.shape[1:]), generator=generator,
+                    device=generator_device(generator)).to(x_b)
     u = u / u.flatten(1).norm(dim=1).view(-1, *([1] * (u.dim() - 1)))
     probes = (x_b + delta * u).clamp(0, 1)
     u = (probes - x_b) / delta

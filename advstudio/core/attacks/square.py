@@ -49,14 +49,21 @@ def _check_p(p_init: float) -> float:
     return float(p_init)
 
 
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """Where ``generator`` draws (the CPU without one)."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 def _signs(shape: tuple[int, ...], generator: torch.Generator | None,
            like: torch.Tensor) -> torch.Tensor:
-    """Uniform +-1 of ``shape``, drawn on the CPU generator, on ``like``'s device and dtype."""
-    return (torch.randint(0, 2, shape, generator=generator) * 2 - 1).to(like.device, like.dtype)
+    """Uniform +-1 of ``shape`` from ``generator``, on ``like``'s device and dtype."""
+    draw = torch.randint(0, 2, shape, generator=generator, device=generator_device(generator))
+    return (draw * 2 - 1).to(like.device, like.dtype)
 
 
 def _randint(high: int, generator: torch.Generator | None) -> int:
-    return int(torch.randint(0, high, (1,), generator=generator))
+    where = generator_device(generator)
+    return int(torch.randint(0, high, (1,), generator=generator, device=where))
 
 
 def _norms(t: torch.Tensor, dims: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
@@ -104,7 +111,7 @@ def square_linf(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
     0.05 as the paper's ImageNet / CIFAR-10 setting) at a random position gets a new sign per
     image and channel; where that sign would change nothing (the window already had it) it is
     flipped, so every query tries something new (the authors' code redraws instead). ``y``: true
-    labels, or target classes when ``targeted``. ``generator`` (CPU) draws positions and signs.
+    labels, or target classes when ``targeted``. ``generator`` draws positions and signs.
 
     >>> res = square_linf(as_predict(cnn), x, y, eps=0.2, max_queries=1000)
     """
@@ -122,10 +129,9 @@ def square_linf(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
         window = (slice(None), slice(None), slice(r, r + side), slice(q, q + side))
         sign = _signs((n, c, 1, 1), generator, x0)
         patch = (x0[window] + eps * sign).clamp(0, 1)
-        same = (patch - x_best[window]).abs().flatten(1).amax(1) < 1e-7
-        sign[same] = -sign[same]
+        same = (patch - x_best[window]).abs().flatten(1).amax(1).view(-1, 1, 1, 1) < 1e-7
         x_new = x_best.clone()
-        x_new[window] = (x0[window] + eps * sign).clamp(0, 1)
+        x_new[window] = torch.where(same, (x0[window] - eps * sign).clamp(0, 1), patch)
         return x_new
 
     return _search(predict, x, y, eps, max_queries, targeted, start, propose)
@@ -147,7 +153,8 @@ def _twin_bump(side: int, generator: torch.Generator | None) -> torch.Tensor:
     half = side // 2
     bump = torch.cat([_bump(half, side), -_bump(side - half, side)]) if half else _bump(side, side)
     bump = bump / bump.norm()
-    return bump.T if bool(torch.rand(1, generator=generator) > 0.5) else bump
+    flip = torch.rand(1, generator=generator, device=generator_device(generator))
+    return bump.T if bool(flip > 0.5) else bump
 
 
 def square_l2(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
