@@ -23,10 +23,12 @@ Units: pixels and ``eps`` in [0, 1] (``eps`` an L2 radius over all pixel values 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from advstudio.core.attacks.blackbox import Oracle, Predict, QueryResult, _check_budget, margin
+from advstudio.core.attacks.l2 import check_radius
 from advstudio.core.attacks.whitebox import Labels, as_labels, check_eps, check_images
 from advstudio.core.errors import ConfigError
 
@@ -70,8 +72,12 @@ def _norms(t: torch.Tensor, dims: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
     return t.pow(2).sum(dims, keepdim=True).sqrt()
 
 
+Start = Callable[[torch.Tensor], torch.Tensor]                        # x -> first x_best
+Propose = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]  # x, x_best, i, of
+
+
 def _search(predict: Predict, x: torch.Tensor, y: Labels, eps: float, max_queries: int,
-            targeted: bool, start, propose) -> QueryResult:
+            targeted: bool, start: Start, propose: Propose) -> QueryResult:
     """The loop both norms share: clean query, ``start(xb)`` query, then one query per
     iteration of ``propose(xb, x_best, i, iterations)`` for the images not yet fooled."""
     _check_budget(max_queries, 1)
@@ -171,9 +177,7 @@ def square_l2(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
 
     >>> res = square_l2(as_predict(cnn), x, y, eps=2.0, max_queries=1000)
     """
-    eps, p_init = float(eps), _check_p(p_init)
-    if not (eps >= 0 and math.isfinite(eps)):
-        raise ConfigError(f"eps (an L2 radius) must be a finite number >= 0, not {eps:g}")
+    eps, p_init = check_radius(eps), _check_p(p_init)
 
     def start(x0: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x0.shape
