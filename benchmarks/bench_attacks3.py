@@ -1,12 +1,13 @@
-"""Square (L-inf), L2 PGD, FAB-T (L2) and HopSkipJump through advstudio's API vs plain-PyTorch
-loops of the same algorithms, on the built-in digits CNN.
+"""Square (L-inf), L2 PGD, L2 APGD, FAB-T (L2) and HopSkipJump through advstudio's API vs
+plain-PyTorch loops of the same algorithms, on the built-in digits CNN.
 
 Run: ``uv run python benchmarks/bench_attacks3.py [--images 32] [--repeats 3] [--device cpu]``
 
 The plain loops are what one would write from the papers in a notebook: no validation, no
-oracle, the model called directly under ``no_grad``. Equal work on both sides: Square at a small
-eps (0.02, so no image is fooled and every one takes every query), FAB and PGD for a fixed
-number of steps, HopSkipJump until its query budget is spent. Contenders interleaved (ABBA);
+oracle, the model called directly under ``no_grad``. Equal work on both sides: Square and APGD
+at a small eps (L-inf 0.02, L2 0.3: no image is fooled, every one takes every query or step),
+FAB and PGD for a fixed number of steps, HopSkipJump until its query budget is spent. Square L2
+shares Square L-inf's loop and FAB-T L-inf FAB-T L2's; they are not timed separately. Contenders interleaved (ABBA);
 prints time per image and the ratio API / plain (below 1: the API is faster).
 """
 
@@ -17,7 +18,7 @@ import math
 
 import torch
 
-from advstudio.core.attacks import as_predict
+from advstudio.core.attacks import apgd, as_predict
 from advstudio.core.attacks.fab import fab_t
 from advstudio.core.attacks.hopskipjump import as_label_predict, hop_skip_jump
 from advstudio.core.attacks.l2 import pgd_l2
@@ -69,6 +70,51 @@ def plain_pgd_l2(model, x, y, eps, alpha, steps, gen=None):
         d = d * (eps / d.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1).view(-1, 1, 1, 1)
         x_adv = (x + d).clamp(0, 1)
     return x_adv
+
+
+def plain_apgd_l2(model, x, y, eps, steps, gen=None):
+    """APGD L2 with cross-entropy (Croce & Hein 2020, Algorithm 1), one run, no restarts."""
+    def unit(t):
+        return t / t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+
+    def ball(z):
+        d = z - x
+        scale = (eps / d.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1)
+        return (x + d * scale.view(-1, 1, 1, 1)).clamp(0, 1)
+
+    def loss_grad(xa):
+        xa = xa.clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(xa), y, reduction="none")
+        return loss.detach(), torch.autograd.grad(loss.sum(), xa)[0]
+
+    x_cur = (x + eps * unit(torch.randn(x.shape, generator=gen))).clamp(0, 1)
+    loss, g = loss_grad(x_cur)
+    x_prev, x_best, loss_best, g_best = x_cur, x_cur.clone(), loss.clone(), g.clone()
+    step = torch.full((len(x), 1, 1, 1), 2 * eps)
+    interval, shrink, shortest = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), \
+        max(int(0.06 * steps), 1)
+    rises, at_check, halved, since = torch.zeros(len(x)), loss.clone(), torch.ones(
+        len(x), dtype=torch.bool), 0
+    for i in range(steps):
+        a = 1.0 if i == 0 else 0.75
+        z = ball(x_cur + step * unit(g))
+        x_prev, x_cur = x_cur, ball(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev))
+        previous = loss
+        loss, g = loss_grad(x_cur)
+        rises += (loss > previous).float()
+        up = loss > loss_best
+        x_best[up], loss_best[up], g_best[up] = x_cur[up], loss[up], g[up]
+        since += 1
+        if since == interval:
+            halve = (rises < 0.75 * interval) | (~halved & (loss_best <= at_check))
+            step[halve] /= 2
+            x_cur, x_prev, g, loss = x_cur.clone(), x_prev.clone(), g.clone(), loss.clone()
+            x_cur[halve] = x_prev[halve] = x_best[halve]
+            g[halve], loss[halve] = g_best[halve], loss_best[halve]
+            halved, at_check, since = halve, loss_best.clone(), 0
+            rises.zero_()
+            interval = max(interval - shrink, shortest)
+    return x_best
 
 
 def _l2_projection(g, c, lo, hi, iters=40):
@@ -186,6 +232,9 @@ def main() -> None:
         "PGD L2 (eps 1.5, 20 steps)": (
             lambda: pgd_l2(model, x, y, 1.5, alpha=0.375, steps=20, generator=gen()),
             lambda: plain_pgd_l2(model, x, y, 1.5, 0.375, 20, gen=gen())),
+        "APGD L2 (eps 0.3, 100 steps)": (
+            lambda: apgd(model, x, y, eps=0.3, steps=100, norm="L2", seed=0),
+            lambda: plain_apgd_l2(model, x, y, 0.3, 100, gen=gen())),
         "FAB-T L2 (100 steps, runner-up target)": (
             lambda: fab_t(model, x, y, norm="L2", target=second),
             lambda: plain_fab_l2(model, x, y, second)),
