@@ -78,3 +78,19 @@ def test_bad_settings_are_named():
         fab_t(model, x, y, target_classes=5)
     with pytest.raises(ConfigError, match="target class"):
         fab_t(model, x, y, target=y)
+
+
+def test_fab_t_linf_needs_less_linf_than_fgsm_on_the_cnn(cnn):
+    from advstudio.core.attacks.metrics import minimal_epsilons
+    from advstudio.core.attacks.sweep import sweep_images
+
+    x, y = sweep_images(6, seed=2)
+    with torch.no_grad():
+        right = cnn(x).argmax(1) == y
+    x, y = x[right], y[right]
+    x_adv = fab_t(cnn, x, y, norm="Linf", steps=20, target_classes=3)
+    with torch.no_grad():
+        assert bool((cnn(x_adv).argmax(1) != y).all())
+    fab = (x_adv - x).flatten(1).abs().amax(1)
+    fgsm = torch.tensor([e if e is not None else 1.0 for e in minimal_epsilons(cnn, x, y)])
+    assert float(fab.median()) < float(fgsm.median())
