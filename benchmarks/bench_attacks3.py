@@ -1,7 +1,8 @@
 """Square (L-inf), L2 PGD, L2 APGD, FAB-T (L2) and HopSkipJump through advstudio's API vs
 plain-PyTorch loops of the same algorithms, on the built-in digits CNN.
 
-Run: ``uv run python benchmarks/bench_attacks3.py [--images 32] [--repeats 3] [--device cpu]``
+Run: ``uv run python benchmarks/bench_attacks3.py [--images 32] [--repeats 3] [--device cpu]
+[--only hop]``
 
 The plain loops are what one would write from the papers in a notebook: no validation, no
 oracle, the model called directly under ``no_grad``. Equal work on both sides: Square and APGD
@@ -210,6 +211,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", default="", help="time only the attacks whose name has this")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
@@ -244,6 +246,8 @@ def main() -> None:
             lambda: plain_hsj(model, x[few], y[few], 1000, gen=gen())),
     }
     for name, (api, plain) in contenders.items():
+        if args.only.lower() not in name.lower():
+            continue
         t = abba_medians({"api": api, "plain": plain}, args.repeats, device)
         n = 4 if "HopSkipJump" in name else len(x)
         print(f"{name}: advstudio {t['api'] / n * 1e3:.1f} ms/image, plain "

@@ -87,3 +87,13 @@ def test_bad_settings_are_named():
         hop_skip_jump(as_label_predict(model), x, y, gamma=0.0)
     with pytest.raises(ConfigError, match="class indices"):
         hop_skip_jump(lambda z: torch.zeros(len(z), 3), x, y)
+
+
+def test_the_label_box_runs_a_training_model_in_eval_mode_and_restores_it():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.9), torch.nn.Linear(4, 3))
+    model.train()
+    x = torch.rand(50, 1, 2, 2)
+    predict = as_label_predict(model)
+    first, again = predict(x), predict(x)
+    assert torch.equal(first, again)                       # no dropout noise: eval mode
+    assert model.training and model[1].training
