@@ -11,6 +11,7 @@ import torch
 
 from advstudio.cli import EXIT_OK, main
 from advstudio.core.attacks import catalogue
+from advstudio.core.attacks.blackbox import as_predict, simba
 from advstudio.core.attacks.lab import AttackSpec, attack_image
 from advstudio.core.attacks.robust import (
     Budget, RobustConfig, attack_names, robust_accuracy, robust_attack)
@@ -158,3 +159,20 @@ def test_iterative_attacks_check_their_labels_at_the_first_step(cnn, digits):
 def test_attack_configs_speak_the_validation_dialect(config, values, message):
     with pytest.raises(ConfigError, match=message):
         config(**values)
+
+
+def test_lab_pgd_and_simba_get_the_generator_and_step_they_had(cnn, digits):
+    """The lab's old special cases, now in the entries: PGD draws its start from the spec's
+    seeded generator; SimBA's per-pixel step is the spec's eps."""
+    x, y = digits[0][:1], int(digits[1][0])
+    label = torch.tensor([y])
+    spec = AttackSpec(attack="pgd", eps=0.1, steps=5, seed=4, label=y)
+    out = drive(attack_image(cnn, x, spec)).result
+    want = pgd(cnn, x, label, 0.1, alpha=0.01, steps=5,
+               generator=torch.Generator().manual_seed(4))
+    assert torch.equal(out.x_adv, want)
+    spec = AttackSpec(attack="simba", access="query", eps=0.3, max_queries=200, seed=4, label=y)
+    out = drive(attack_image(cnn, x, spec)).result
+    res = simba(as_predict(cnn), x, label, step=0.3, max_queries=200,
+                generator=torch.Generator().manual_seed(4))
+    assert torch.equal(out.x_adv, res.x_adv) and out.queries == int(res.queries[0])

@@ -22,11 +22,11 @@ levels).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -102,7 +102,12 @@ class AttackRun:
     queries: torch.Tensor | None = None
 
 
-AttackFn = Callable[..., AttackRun]
+class AttackFn(Protocol):
+    """The uniform signature of every entry's ``run`` (see the module docstring)."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 params: Mapping[str, Any], *, target: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, seed: int = 0) -> AttackRun: ...
 
 
 @dataclass(frozen=True)
