@@ -1,4 +1,4 @@
-"""Auto-PGD, L-inf (Croce & Hein 2020, arXiv:2003.01690): PGD without a step size to tune.
+"""Auto-PGD, L-inf and L2 (Croce & Hein 2020, arXiv:2003.01690): PGD without a step size to tune.
 
 APGD starts with step ``2 * eps``, adds momentum (0.75) and halves the step at checkpoints
 where progress stalled, restarting from the best point found so far; with the DLR loss (scale
@@ -11,8 +11,9 @@ those pin old versions or pull in extra dependencies, restore the model's mode o
 job progress. The algorithm follows the paper (and its
 reference code for the checkpoint schedule); differences are noted where they occur.
 
-Units: pixels and ``eps`` in [0, 1]. Batched, any device, eval mode restored on exit, detached
-output of the input's shape.
+Units: pixels in [0, 1]; ``eps`` on that scale (L-inf) or an L2 length over all pixel values
+(``norm="L2"``, :mod:`~advstudio.core.attacks.l2`). Batched, any device, eval mode restored on
+exit, detached output of the input's shape.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advstudio.core.attacks.l2 import check_radius, l2_normalise, l2_sphere_start, project_l2
 from advstudio.core.attacks.minimal import checked_logits, differentiable_logits, input_gradient
 from advstudio.core.attacks.whitebox import (
     Labels, as_labels, check_classes, check_eps, check_images, check_steps, check_targets,
@@ -31,6 +33,7 @@ from advstudio.core.attacks.whitebox import (
 from advstudio.core.errors import ConfigError
 
 APGD_LOSSES = ("ce", "dlr")
+APGD_NORMS = ("Linf", "L2")
 MOMENTUM = 0.75      # alpha in the paper: weight of the new gradient step
 RHO = 0.75           # a checkpoint halves the step if the loss rose in fewer than RHO of the steps
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -76,8 +79,11 @@ def _loss(name: str, targeted: bool) -> Loss:
 
 def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int = 100,
          loss: str = "ce", targeted: bool = False, target: Labels | None = None,
-         target_classes: int = 9, restarts: int = 1, seed: int | None = None) -> torch.Tensor:
-    """Auto-PGD (Croce & Hein 2020, arXiv:2003.01690). Norm: L-inf.
+         target_classes: int = 9, restarts: int = 1, seed: int | None = None,
+         norm: str = "Linf") -> torch.Tensor:
+    """Auto-PGD (Croce & Hein 2020, arXiv:2003.01690). Norm: L-inf, or L2 with ``norm="L2"``
+    (steps along ``grad / ||grad||_2``, projection onto the L2 ball, random start on its
+    sphere, as the authors' L2 version; ``eps`` then an L2 radius, which may exceed 1).
 
     ``y``: the true labels. ``loss``: ``"ce"`` (cross-entropy) or ``"dlr"`` (Difference of
     Logits Ratio). Each run starts at a random corner-ish point of the eps-ball (uniform noise
@@ -97,7 +103,9 @@ def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int
 
     >>> x_adv = apgd(cnn, x, y, eps=0.1, loss="dlr", targeted=True)
     """
-    eps = check_eps(eps)
+    if norm not in APGD_NORMS:
+        raise ConfigError(f"unknown APGD norm {norm!r}; allowed: {', '.join(APGD_NORMS)}")
+    eps = check_eps(eps) if norm == "Linf" else check_radius(eps)
     steps = check_steps(steps)
     restarts = check_steps(restarts, "restarts")
     if loss not in APGD_LOSSES:
@@ -135,14 +143,14 @@ def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int
             success = clean.argmax(1) != labels
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         out = _apgd(model, xb, labels, runs, target is not None, success, eps, steps,
-                    _loss(loss, targeted), generator).detach()
+                    _loss(loss, targeted), generator, norm == "L2").detach()
     return out[0] if single else out
 
 
 def _apgd(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
           runs: list[torch.Tensor | None], hit_target: bool, success: torch.Tensor,
           eps: float, steps: int, objective: Loss,
-          generator: torch.Generator | None) -> torch.Tensor:
+          generator: torch.Generator | None, l2: bool = False) -> torch.Tensor:
     """Run after run on the images not yet broken; see :func:`apgd`."""
     out = xb.clone()
     best_loss = torch.full((len(xb),), -math.inf, device=xb.device)
@@ -151,11 +159,14 @@ def _apgd(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
         if idx.numel() == 0 or eps == 0:
             break
         t = goals[idx] if goals is not None else None
-        noise = torch.rand(xb[idx].shape, generator=generator).to(xb.device, xb.dtype) * 2 - 1
-        noise = noise / noise.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        if l2:
+            start = l2_sphere_start(xb[idx], eps, generator)
+        else:
+            noise = torch.rand(xb[idx].shape, generator=generator).to(xb.device, xb.dtype) * 2 - 1
+            noise = noise / noise.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            start = project(xb[idx] + eps * noise, xb[idx], eps)
         x_adv, hit, x_max, loss_max = _run(model, xb[idx], labels[idx], t, hit_target, eps,
-                                           steps, objective, project(xb[idx] + eps * noise,
-                                                                     xb[idx], eps))
+                                           steps, objective, start, l2)
         success[idx[hit]] = True
         out[idx[hit]] = x_adv[hit]
         better = ~hit & (loss_max > best_loss[idx])
@@ -166,8 +177,10 @@ def _apgd(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
 
 def _run(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
          hit_target: bool, eps: float, steps: int, objective: Loss,
-         start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+         start: torch.Tensor, l2: bool = False
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One APGD run. Returns (first successful point, success, highest-loss point, its loss).
+    ``l2``: normalised-gradient steps and the L2 ball instead of sign steps and the box.
 
     Images leave the batch as soon as they succeed, so later steps only pay for the rest.
     Checkpoints (the paper's ``w_j``): the first after ``0.22 * steps`` steps, then each interval
@@ -217,8 +230,10 @@ def _run(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.
             break
         x0 = x[rows]
         a = 1.0 if i == 0 else MOMENTUM
-        z = project(x_cur + step.view(-1, 1, 1, 1) * grad.sign(), x0, eps)
-        x_next = project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x0, eps)
+        ball = project_l2 if l2 else project
+        direction = l2_normalise(grad) if l2 else grad.sign()
+        z = ball(x_cur + step.view(-1, 1, 1, 1) * direction, x0, eps)
+        x_next = ball(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), x0, eps)
         loss_prev = loss
         x_prev, x_cur = x_cur, x_next
         loss, grad, hit = evaluate(x_cur, rows)
