@@ -79,7 +79,8 @@ class OnnxRuntimeNet(nn.Module):
 
 
 def load_onnx(path: Path) -> tuple[nn.Module, tuple[int, ...] | None, str]:
-    """The graph as a module, the input shape it declares, and a note when it is a black box."""
+    """The graph as a module, the input shape it declares, and why it is a black box ("" when
+    it converted)."""
     model = _read(path)
     shape, batch = graph_input_shape(model)
     try:

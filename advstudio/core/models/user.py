@@ -16,6 +16,7 @@ run store's kept model, whose ``<name>.json`` card says the same things.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,32 +74,35 @@ def _missing(path: Path, fmt: str, fields: tuple[str, ...], found: Any) -> Missi
         f"a weights file) or pass the card's fields with the model{hint}", fields, where, found)
 
 
-def _net_and_shape(path: Path, fmt: str) -> tuple[nn.Module, tuple[int, ...] | None]:
-    """The network in a graph file (not a weights file) and the input shape it declares."""
+def _net_and_shape(path: Path, fmt: str) -> tuple[nn.Module, tuple[int, ...] | None, str]:
+    """The network in a graph file (not a weights file), the input shape it declares and what
+    to add to its name (an ONNX graph run as a black box says so)."""
     if fmt == "torchscript":
         try:
-            return torch.jit.load(str(path), map_location="cpu").eval(), None
+            return torch.jit.load(str(path), map_location="cpu").eval(), None, fmt
         except Exception as exc:
             raise ModelLoadError(f"{path.name} is not a loadable TorchScript file: "
                                  f"{str(exc).splitlines()[0]}") from exc
     if fmt == "export":
         from advstudio.core.models.pt2 import load_exported
 
-        return load_exported(path)
+        return (*load_exported(path), "torch.export")
     from advstudio.core.models.onnx_net import load_onnx
 
-    net, shape, _ = load_onnx(path)
-    return net, shape
+    net, shape, note = load_onnx(path)
+    return net, shape, "ONNX, black box" if note else "ONNX"
 
 
-def _digits_fallback(path: Path, state: dict, architecture: str | None) -> nn.Module | None:
-    """A card-less state_dict that fits a digit built-in exactly (or the one named)."""
+def _digits_fallback(state: dict, architecture: str | None) -> tuple[nn.Module, ModelCard] | None:
+    """A card-less state_dict that fits a digit built-in exactly (or the one named), with the
+    built-ins' card."""
     for arch in [architecture] if architecture else list(ARCHITECTURES):
         if arch not in ARCHITECTURES:
             return None
         net = ARCHITECTURES[arch]()
         if not weights.mismatch(net, state):
-            return weights.fit(net, state, path.name)
+            net.load_state_dict(state)
+            return net, replace(DIGITS_CARD, architecture=arch)
     return None
 
 
@@ -107,9 +111,9 @@ def _weights_net(path: Path, fmt: str, card: ModelCard | None,
     state = weights.read_state(path, fmt)
     arch = (card.architecture if card else None) or architecture
     if card is None:
-        net = _digits_fallback(path, state, arch)
-        if net is not None:
-            return net, DIGITS_CARD
+        found = _digits_fallback(state, arch)
+        if found is not None:
+            return found
         fields = ("input_shape", "classes") + (() if arch else ("architecture",))
         raise _missing(path, fmt, fields, None)
     if arch is None:
@@ -161,10 +165,11 @@ def load_user_model(path: str | Path, architecture: str | None = None,
     card = card or read_card(path) or _run_store_card(path)
     if fmt in WEIGHT_FORMATS:
         net, card = _weights_net(path, fmt, card, architecture)
+        kind = card.architecture
     else:
-        net, declared = _net_and_shape(path, fmt)
+        net, declared, kind = _net_and_shape(path, fmt)
         if card is None:
             raise _missing(path, fmt, ("input_shape", "classes"), probe(net, declared))
     net.eval()
     _check_against_card(net, card, path)
-    return classifier_from_card(net, card, f"{path.name} ({card.architecture or fmt})").to(device).eval()
+    return classifier_from_card(net, card, f"{path.name} ({kind})").to(device).eval()
