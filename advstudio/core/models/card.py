@@ -167,7 +167,8 @@ def read_card(model_path: str | Path) -> ModelCard | None:
     try:
         return ModelCard.from_dict(data, where=f"the model card {path.name}")
     except ConfigError as exc:
-        raise ModelLoadError(f"{exc} (edit {path} or delete it to be asked again)") from exc
+        raise ModelLoadError(f"{path.name}: {exc} (edit {path} or delete it to be asked "
+                             "again)") from exc
 
 
 def write_card(card: ModelCard, model_path: str | Path) -> Path:

@@ -2,7 +2,8 @@
 
 ``Classifier(net, ...)`` owns the input geometry (channels, size), the resize and the mean/std
 normalisation. Its ``forward`` takes a batch of images in [0, 1], shape (N, C, H, W) with any C in
-{1, 3, 4} and any H, W, and returns logits; gradients flow back to those pixels.
+{1, 3, 4} and any H, W, and returns logits (the first tensor of a net returning a tuple);
+gradients flow back to those pixels.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from advstudio.core.models.frozen import first_tensor
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class Classifier(nn.Module):
         return x.clamp(0.0, 1.0)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.net(self.normalise(self.prepare(x01)))
+        return first_tensor(self.net(self.normalise(self.prepare(x01))))
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Prepared [0, 1] pixels -> the net's input: onto ``value_range``, then mean/std."""
