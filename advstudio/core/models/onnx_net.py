@@ -37,6 +37,30 @@ def _read(path: Path):
     return model
 
 
+def inline_shared_weights(model) -> None:
+    """Turn ``Identity(initializer)`` nodes back into initializers, in place.
+
+    torch's exporter stores identical weights once (e.g. the zero biases a BatchNorm folds
+    into) and feeds the copies through Identity nodes; onnx2torch wants a Conv's weights as
+    initializers and fails with a KeyError on such graphs.
+    """
+    import onnx
+
+    inits = {i.name: i for i in model.graph.initializer}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[node.input[0]])
+            copy.name = node.output[0]
+            model.graph.initializer.append(copy)
+            inits[copy.name] = copy
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+
+
 def graph_input_shape(model) -> tuple[tuple[int, ...] | None, int | None]:
     """(C, H, W) of the graph's first input and its fixed batch (None: dynamic or unknown)."""
     inits = {i.name for i in model.graph.initializer}
@@ -86,6 +110,7 @@ def load_onnx(path: Path) -> tuple[nn.Module, tuple[int, ...] | None, str]:
     try:
         from onnx2torch import convert
 
+        inline_shared_weights(model)
         net = convert(model)
     except Exception as exc:  # an operator onnx2torch lacks: run it as it is
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -79,7 +79,7 @@ def mismatch(net: nn.Module, state: dict[str, torch.Tensor]) -> str:
     unexpected keys and the first shape mismatches, file against model."""
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
     shapes = [f"{k}: file {_dims(state[k].shape)}, model {_dims(v.shape)}"
               for k, v in own.items() if k in state and state[k].shape != v.shape]
     parts = []
