@@ -139,3 +139,23 @@ def test_torchvision_resnet18_with_10_classes_in_every_format(tmp_path):
     net = torchvision.models.resnet18(weights=None, num_classes=10).eval()
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     _check_same(_every_format(net, "resnet18", tmp_path, x), x)
+
+
+def test_an_onnx_graph_that_does_not_convert_runs_as_a_black_box(tmp_path, monkeypatch):
+    """Same logits through onnxruntime; no input gradient, so only black-box attacks."""
+    import onnx2torch
+
+    from advstudio.core.attacks.lab import has_input_gradients
+
+    def refuse(model):
+        raise NotImplementedError("Converter is not implemented (FancyOp)")
+
+    monkeypatch.setattr(onnx2torch, "convert", refuse)
+    net = tiny_colour()
+    x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    _onnx(net, tmp_path / "m.onnx", x)
+    clf = load_model(f"file:{tmp_path / 'm.onnx'}",
+                     card={"input_shape": [3, 32, 32], "classes": "cifar10"})
+    with torch.no_grad():
+        assert (clf(x) - net(x)).abs().max() <= TOL
+    assert "black box" in clf.name and not has_input_gradients(clf)
