@@ -73,3 +73,30 @@ def test_a_robustbench_style_wrn_checkpoint_loads_with_its_card(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(clf(x), net(x))
     assert "wrn-28-10" in clf.name
+
+
+def _as_if_saved_on_a_gpu(src, dst):
+    """Rewrite a torch.save zip so its tensors say they live on ``cuda:0`` (protocol-2 pickle,
+    no frames: the location string can change length in place)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            zout.writestr(info, data)
+
+
+def test_a_state_dict_saved_on_a_gpu_opens_on_the_cpu(tmp_path):
+    torch.manual_seed(0)
+    net = cifar.PreActResNet18(bn_before_fc=True).eval()
+    torch.save(net.state_dict(), tmp_path / "cpu.pt")
+    _as_if_saved_on_a_gpu(tmp_path / "cpu.pt", tmp_path / "gpu.pt")
+    if not torch.cuda.is_available():  # the rewrite took: a plain load wants the GPU
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "gpu.pt", weights_only=True)
+    clf = load_user_model(tmp_path / "gpu.pt", card={**CARD, "architecture": "preact-resnet18"})
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(clf(x), net(x))
