@@ -87,7 +87,8 @@ def test_the_clean_pt2_loads(tmp_path):
 def test_pickled_objects_in_a_state_dict_are_refused_in_both_torch_save_formats(tmp_path, legacy):
     _Evil.marker = tmp_path / "pwned"
     torch.save({"model": _Evil()}, tmp_path / "evil.pt", _use_new_zipfile_serialization=not legacy)
-    with pytest.raises(UnsafeModelFileError, match="legacy torch.save" if legacy else "holds Python"):
+    message = "legacy torch.save" if legacy else "holds Python"
+    with pytest.raises(UnsafeModelFileError, match=message):
         load_user_model(tmp_path / "evil.pt")
     assert not _Evil.marker.exists()
 

@@ -23,7 +23,8 @@ from advstudio.core.errors import ModelLoadError
 FORMATS = ("torchscript", "export", "state_dict", "legacy", "safetensors", "onnx", "zip",
            "unknown")
 LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
-"""A legacy ``torch.save`` file starts with a protocol-2 pickle of the number 0x1950a86a20f9469cfc6c."""
+"""A legacy ``torch.save`` file starts with a protocol-2 pickle of the number
+0x1950a86a20f9469cfc6c (torch's serialization magic)."""
 
 FORMAT_NAMES = {
     "torchscript": "a TorchScript archive", "export": "a torch.export archive (.pt2)",
