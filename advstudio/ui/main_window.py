@@ -23,7 +23,7 @@ from advstudio.ui.widgets.error_box import show_error
 from advstudio.ui.widgets.job_indicator import JobIndicator
 from advstudio.workers import JobManager, JobWorker
 
-MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".pt2", ".onnx", ".safetensors")
 SHUTDOWN_TIMEOUT_MS = 30_000  # a job stops at its next step; one step may take seconds
 
 

@@ -12,11 +12,11 @@ from advstudio.ui.state import AppState
 from advstudio.workers import JobManager, JobWorker
 
 
-def _load_job(key: str, device: str) -> Job:
+def _load_job(key: str, device: str, card=None) -> Job:
     from advstudio.core.models.registry import load_model
 
     yield Progress(0, 0, f"loading {key}")
-    return load_model(key, device)
+    return load_model(key, device, card=card)
 
 
 class ModelController(QObject):
@@ -31,6 +31,7 @@ class ModelController(QObject):
         self.parent_widget = parent_widget
         self._pending = ""
         self.current_job: JobWorker | None = None
+        self.cards: dict[str, object] = {}  # key -> a card given this session (not writable)
         state.device_changed.connect(self._reload_on_device)
 
     def ask_download(self, key: str, description: str) -> bool:
@@ -70,14 +71,43 @@ class ModelController(QObject):
         self.current_job = self.jobs.start(lambda: download(config), f"Downloading {name}",
                                            connect=connect)
 
+    def ask_card(self, exc) -> object | None:
+        """Patchable in tests. The card of a card-less file, from the card dialog."""
+        from advstudio.ui.widgets.model_card_dialog import ModelCardDialog
+
+        return ModelCardDialog.ask(self.parent_widget, exc.card_path, exc.missing, exc.probe)
+
+    def _card_missing(self, key: str, exc) -> None:
+        """A user file without a card: ask for one, keep it beside the file (or for this
+        session when the folder is read-only), and load again with it."""
+        from advstudio.core.models.card import write_card
+
+        card = self.ask_card(exc)
+        if card is None:
+            self.failed.emit(key, exc)
+            return
+        try:
+            write_card(card, exc.card_path)
+        except OSError:
+            self.cards[key] = card
+        self._load(key)
+
+    def _errored(self, key: str, exc) -> None:
+        from advstudio.core.models.card import MissingCardError
+
+        if isinstance(exc, MissingCardError) and key == self._pending:
+            self._card_missing(key, exc)
+        else:
+            self.failed.emit(key, exc)
+
     def _load(self, key: str) -> None:
-        device = self.state.device
+        device, card = self.state.device, self.cards.get(key)
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(lambda model: self._on_loaded(key, model))
-            w.errored.connect(lambda exc: self.failed.emit(key, exc))
+            w.errored.connect(lambda exc: self._errored(key, exc))
 
-        self.current_job = self.jobs.start(lambda: _load_job(key, device),
+        self.current_job = self.jobs.start(lambda: _load_job(key, device, card),
                                            f"Loading {Path(key).name}", connect=connect)
 
     def _on_loaded(self, key: str, model) -> None:

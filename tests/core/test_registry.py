@@ -11,6 +11,7 @@ from advstudio.core.data import load_digits
 from advstudio.core.errors import ModelLoadError, UnsafeModelFileError
 from advstudio.core.models import registry
 from advstudio.core.models.architectures import DigitsCNN, DigitsMLP
+from advstudio.core.models.card import MissingCardError, ModelCard, write_card
 
 
 def _accuracy(clf, x, y):
@@ -96,16 +97,22 @@ def test_user_state_dict_is_recognised(tmp_path):
     torch.testing.assert_close(clf(x), net((x - 0.1307) / 0.3081))
 
 
-def test_user_torchscript(tmp_path):
+def test_user_torchscript_takes_its_card(tmp_path):
     scripted = torch.jit.script(DigitsCNN().eval())
     scripted.save(str(tmp_path / "cnn.ts"))
+    with pytest.raises(MissingCardError, match="input_shape, classes") as info:
+        registry.load_user_model(tmp_path / "cnn.ts")
+    assert info.value.probe.input_shape == (1, 28, 28) and info.value.probe.num_classes == 10
+    write_card(ModelCard((1, 28, 28), "digits"), tmp_path / "cnn.ts")
     clf = registry.load_user_model(tmp_path / "cnn.ts")
     assert clf.num_classes == 10 and clf.input_shape == (1, 28, 28)
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(clf(x), scripted(x))  # no normalisation the card does not ask
 
 
-def test_state_dict_that_fits_nothing_says_so(tmp_path):
+def test_state_dict_without_a_card_that_fits_no_builtin_asks_for_one(tmp_path):
     torch.save({"weight": torch.zeros(3, 3)}, tmp_path / "odd.pt")
-    with pytest.raises(ModelLoadError, match="fit none of the known architectures"):
+    with pytest.raises(MissingCardError, match="input_shape, classes, architecture"):
         registry.load_user_model(tmp_path / "odd.pt")
 
 

@@ -180,6 +180,9 @@ def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, lab,
                 return self.fc(x.flatten(1))
 
     torch.jit.script(NoGrad()).save(str(tmp_path / "nograd.ts"))
+    from advstudio.core.models.card import ModelCard, write_card
+
+    write_card(ModelCard((1, 28, 28), "digits"), tmp_path / "nograd.ts")  # a user file's card
     lab.models.request(f"file:{tmp_path / 'nograd.ts'}")
     qtbot.waitUntil(lambda: not tab.whitebox_allowed, timeout=20_000)
     assert tab.access.currentData() == "transfer"

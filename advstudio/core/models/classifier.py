@@ -2,7 +2,8 @@
 
 ``Classifier(net, ...)`` owns the input geometry (channels, size), the resize and the mean/std
 normalisation. Its ``forward`` takes a batch of images in [0, 1], shape (N, C, H, W) with any C in
-{1, 3, 4} and any H, W, and returns logits; gradients flow back to those pixels.
+{1, 3, 4} and any H, W, and returns logits (the first tensor of a net returning a tuple);
+gradients flow back to those pixels.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advstudio.core.errors import NonFiniteOutputError
+from advstudio.core.models.frozen import first_tensor
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,22 @@ class Classifier(nn.Module):
     net : the model proper; takes normalised (N, C, H, W) input of ``input_shape``.
     input_shape : (C, H, W) the net expects.
     class_names : one name per output.
-    mean, std : per-channel normalisation applied after resizing (pixel scale [0, 1]).
+    mean, std : per-channel normalisation applied after resizing, in the units of
+        ``value_range`` (the identity by default: nothing is normalised unless asked).
     name : shown in the UI.
+    resize_to : short side to scale to before the centre crop (ImageNet style), or None.
+    value_range : the pixel scale the net takes; [0, 1] pixels are mapped onto it linearly
+        (``(0, 255)`` for a net trained on raw bytes).
+
+    :func:`advstudio.core.models.user.classifier_from_card` builds one from a model card; the
+    card it was built from is kept as ``card`` (None for the built-in constructors).
     """
 
     def __init__(self, net: nn.Module, input_shape: tuple[int, int, int],
                  class_names: Sequence[str], mean: Sequence[float] = (0.0,),
                  std: Sequence[float] = (1.0,), name: str = "model",
-                 resize_to: int | None = None) -> None:
+                 resize_to: int | None = None,
+                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__()
         c = input_shape[0]
         if len(mean) not in (1, c) or len(std) not in (1, c):
@@ -51,6 +61,8 @@ class Classifier(nn.Module):
         self.class_names = list(class_names)
         self.name = name
         self.resize_to = resize_to
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.card = None
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.eval()
@@ -97,8 +109,14 @@ class Classifier(nn.Module):
         return x.clamp(0.0, 1.0)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        x = self.prepare(x01)
-        return self.net((x - self.mean) / self.std)
+        return first_tensor(self.net(self.normalise(self.prepare(x01))))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Prepared [0, 1] pixels -> the net's input: onto ``value_range``, then mean/std."""
+        low, high = self.value_range
+        if (low, high) != (0.0, 1.0):
+            x = low + x * (high - low)
+        return (x - self.mean) / self.std
 
     def logits(self, x01: torch.Tensor) -> torch.Tensor:
         return self(x01)
@@ -142,4 +160,4 @@ def penultimate_features(clf: Classifier, x01: torch.Tensor) -> torch.Tensor:
         raise TypeError(f"{clf.name} is not a Sequential net; no penultimate layer to read")
     x = clf.prepare(x01)
     body = nn.Sequential(*list(clf.net.children())[:-1])
-    return body((x - clf.mean) / clf.std).flatten(1)
+    return body(clf.normalise(x)).flatten(1)

@@ -5,27 +5,29 @@ Three sources, each a :class:`ModelSpec`:
 - ``builtin``: the digit classifiers shipped in ``resources/models`` (offline, instant);
 - ``torchvision``: ImageNet classifiers from the torchvision zoo; their weights are downloaded on
   request (see :mod:`advstudio.core.models.download`) and cached by torch.hub;
-- ``user``: a file of the user's: TorchScript, or a ``state_dict`` for one of the known
-  architectures. Loaded with ``weights_only=True``: never unpickles arbitrary objects.
+- ``user``: a file of the user's in any standard format, described by its model card (see
+  :mod:`advstudio.core.models.user`). Never unpickles arbitrary objects.
 
-Every loader returns a :class:`Classifier` in eval mode on the requested device.
+Every loader returns a :class:`Classifier` in eval mode on the requested device, built from a
+card (:mod:`advstudio.core.models.card`): the built-ins' (digits mean/std), the zoo's
+(ImageNet's) or the user's.
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import torch
-from torch import nn
-
-from advstudio.core.data import DIGIT_CLASSES
-from advstudio.core.errors import ModelLoadError, UnsafeModelFileError
+from advstudio.core.errors import ModelLoadError
 from advstudio.core.models.architectures import ARCHITECTURES
+from advstudio.core.models.card import ModelCard
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.user import classifier_from_card, load_user_model
+
+__all__ = ["load_model", "load_user_model", "load_builtin", "load_torchvision", "list_models"]
 from advstudio.core.resources import resources_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -91,9 +93,15 @@ def list_models() -> list[ModelSpec]:
     return builtin_specs() + torchvision_specs()
 
 
-def _digits_classifier(net: nn.Module, key: str, name: str) -> Classifier:
-    meta = builtin_meta().get(key, {"mean": [0.1307], "std": [0.3081]})
-    return Classifier(net, (1, 28, 28), DIGIT_CLASSES, meta["mean"], meta["std"], name=name)
+def builtin_card(key: str) -> ModelCard:
+    """A built-in's card: 1×28×28 digits with its training set's mean/std."""
+    meta = builtin_meta()[key]
+    return ModelCard((1, 28, 28), "digits", tuple(meta["mean"]), tuple(meta["std"]),
+                     name=BUILTINS[key][1])
+
+
+ZOO_CARD = ModelCard((3, 224, 224), "imagenet", IMAGENET_MEAN, IMAGENET_STD, resize=256)
+"""The torchvision zoo's card: ImageNet geometry, resize and mean/std."""
 
 
 def load_builtin(key: str, device: str | torch.device = "cpu") -> Classifier:
@@ -105,7 +113,7 @@ def load_builtin(key: str, device: str | torch.device = "cpu") -> Classifier:
     state = torch.load(resources_dir() / "models" / f"{key}.pt", map_location="cpu",
                        weights_only=True)
     net.load_state_dict(state)
-    return _digits_classifier(net, key, BUILTINS[key][1]).to(device).eval()
+    return classifier_from_card(net, builtin_card(key), key).to(device).eval()
 
 
 def torchvision_weights(key: str):
@@ -133,91 +141,19 @@ def load_torchvision(key: str, device: str | torch.device = "cpu") -> Classifier
         raise ModelLoadError(f"the weights of {key} are not downloaded yet ({path})")
     net = getattr(tvm, TORCHVISION_ZOO[key][0])(weights=None)
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    meta = weights.meta
-    return Classifier(net, (3, 224, 224), meta["categories"], IMAGENET_MEAN, IMAGENET_STD,
-                      name=key, resize_to=256).to(device).eval()
+    card = replace(ZOO_CARD, classes=tuple(weights.meta["categories"]), name=key)
+    return classifier_from_card(net, card, key).to(device).eval()
 
 
-def load_user_model(path: str | Path, architecture: str | None = None,
-                    device: str | torch.device = "cpu") -> Classifier:
-    """The user's own model file.
+def load_model(key: str, device: str | torch.device = "cpu",
+               card: ModelCard | dict | None = None) -> Classifier:
+    """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``.
 
-    - TorchScript (``torch.jit.save``): assumed to take 1x28x28 digits normalised like the
-      built-ins when it outputs 10 classes, else 3x224x224 ImageNet input.
-    - A ``state_dict`` (``torch.save(model.state_dict())``) for one of :data:`ARCHITECTURES`
-      (``architecture`` names it; when omitted, each known architecture is tried).
-
-    Raises :class:`ModelLoadError` with a message saying what did not fit, and
-    :class:`UnsafeModelFileError` for pickles holding arbitrary objects.
+    ``card`` (its fields as a dict, as a job config gives them) describes a ``file:`` model
+    that has no card beside it; the built-ins and the zoo have their own.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"model file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ModelLoadError(f"model file is empty: {path}")
-    if not zipfile.is_zipfile(path):
-        raise ModelLoadError(
-            f"{path.name} is not a PyTorch model file (expected a TorchScript archive or a "
-            "state_dict saved with torch.save)")
-    with zipfile.ZipFile(path) as zf:
-        is_script = any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
-    if is_script:
-        return _load_torchscript(path, device)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError with a long text
-        raise UnsafeModelFileError(
-            f"{path.name} holds Python objects other than tensors; advstudio does not unpickle "
-            "arbitrary objects (it could run code). Save the model's state_dict "
-            "(torch.save(model.state_dict(), path)) or a TorchScript file instead.") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelLoadError(f"{path.name} does not hold a state_dict (a dict of tensors)")
-    candidates = [architecture] if architecture else list(ARCHITECTURES)
-    errors = []
-    for arch in candidates:
-        if arch not in ARCHITECTURES:
-            raise ModelLoadError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-        net = ARCHITECTURES[arch]()
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            errors.append(f"{arch}: {str(exc).splitlines()[0]}")
-            continue
-        return _digits_classifier(net, arch, f"{path.name} ({arch})").to(device).eval()
-    raise ModelLoadError(
-        f"the weights in {path.name} fit none of the known architectures "
-        f"({', '.join(candidates)}): " + "; ".join(errors))
-
-
-def _load_torchscript(path: Path, device) -> Classifier:
-    try:
-        net = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:
-        raise ModelLoadError(f"{path.name} is not a loadable TorchScript file: {exc}") from exc
-    net.eval()
-    with torch.no_grad():
-        for shape, classes in (((1, 28, 28), DIGIT_CLASSES), ((3, 224, 224), None)):
-            try:
-                out = net(torch.zeros(1, *shape))
-            except Exception:
-                continue
-            if out.dim() == 2:
-                if shape[0] == 1 and out.shape[1] == 10:
-                    return _digits_classifier(net, "user", f"{path.name} (TorchScript)").to(device)
-                names = [f"class {i}" for i in range(out.shape[1])]
-                return Classifier(net, shape, names, IMAGENET_MEAN, IMAGENET_STD,
-                                  name=f"{path.name} (TorchScript)", resize_to=256).to(device).eval()
-    raise ModelLoadError(
-        f"{path.name}: the TorchScript model accepts neither 1x28x28 nor 3x224x224 input, or "
-        "does not return (N, classes) logits")
-
-
-def load_model(key: str, device: str | torch.device = "cpu") -> Classifier:
-    """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``."""
     if key.startswith("torchvision:"):
         return load_torchvision(key.split(":", 1)[1], device)
     if key.startswith("file:"):
-        return load_user_model(key.split(":", 1)[1], device=device)
+        return load_user_model(key.split(":", 1)[1], device=device, card=card)
     return load_builtin(key, device)

@@ -37,7 +37,8 @@ from advstudio.ui.widgets.topk_bars import TopKBars
 from advstudio.workers import JobManager, JobWorker
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ");;All files (*)"
-MODEL_FILTER = "PyTorch models (*.pt *.pth *.ts *.torchscript);;All files (*)"
+MODEL_FILTER = ("Models (*.pt2 *.onnx *.safetensors *.pt *.pth *.ts *.torchscript);;"
+                "All files (*)")
 USER_MODEL = "__user__"
 
 
