@@ -65,6 +65,8 @@ def test_a_good_drop_after_a_bad_one_clears_the_error_and_turns_the_photo_uprigh
     with qtbot.waitSignal(window.state.image_changed, timeout=10_000):
         drop_files(window, corpus["数字 ✓ é.png"].path)
     assert window.state.image.path.name == "数字 ✓ é.png"
+    qtbot.waitUntil(lambda: not [w for w in window.jobs.active  # the photos' predictions
+                                 if w.title.startswith("Predicting")], timeout=30_000)
 
 
 class _NaNNet(nn.Module):
