@@ -53,7 +53,8 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
     assert raw["rng_state"].dtype == torch.uint8 and raw["fixed_noise"].shape == (64, 100)
     g, header = load_generator(path)
     assert header == {"arch": "gan", "image_size": 28, "channels": 1, "latent_dim": 100,
-                      "step": 1}
+                      "step": 1, "num_classes": 0, "spectral_norm": False,
+                      "d_batch_norm": True, "minibatch_std": False}
     assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28) and not g.training
 
 

@@ -63,25 +63,30 @@ def test_g_step_sees_no_real_images():
     assert torch.isfinite(grad_norm) and fake.shape == (8, 1, 28, 28)
 
 
-def test_targets_smoothing_and_d_steps():
+def test_targets_smoothing_and_d_steps(monkeypatch):
+    import advstudio.core.gan.train as train
+
     tr = _trainer(label_smoothing=0.1, d_steps=3)
-    targets, real_batches = [], []
-    criterion = tr.criterion
+    calls, real_batches = [], []
 
-    def spy_criterion(out, target):
-        targets.append(round(float(target.mean()), 6))
-        return criterion(out, target)
+    def spy(name, fn):
+        def wrapped(*args):
+            calls.append((name, *args[2:]))  # the smoothing, for D's real part
+            return fn(*args)
+        monkeypatch.setattr(train, name, wrapped)
 
+    for name in ("d_loss_real", "d_loss_fake", "g_loss"):
+        spy(name, getattr(train, name))
     real_batch = tr.real_batch
 
     def spy_real_batch():
         real_batches.append(1)
         return real_batch()
 
-    tr.criterion, tr.real_batch = spy_criterion, spy_real_batch
+    tr.real_batch = spy_real_batch
     tr.train_step()
-    # 3 x (real at 1 - 0.1, fake at 0), then G's non-saturating target 1 (never smoothed)
-    assert targets == [0.9, 0.0] * 3 + [1.0]
+    # 3 x (real at 1 - 0.1, fake at 0), then G's non-saturating loss (never smoothed)
+    assert calls == [("d_loss_real", 0.1), ("d_loss_fake",)] * 3 + [("g_loss",)]
     assert len(real_batches) == 3
 
 

@@ -35,23 +35,40 @@ LOSSES = ("minimax", "non-saturating", "least-squares", "hinge", "wgan-gp")
 BCE_LOSSES = ("minimax", "non-saturating")
 
 
+def d_loss_real(kind: str, real_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The real samples' part of D's loss (every loss here is a real part plus a fake part, so
+    a data-parallel D can run its two passes each with its own backward)."""
+    if kind in BCE_LOSSES:
+        if label_smoothing:  # BCE against 1 - s
+            return F.binary_cross_entropy_with_logits(
+                real_out, torch.full_like(real_out, 1.0 - label_smoothing))
+        return F.softplus(-real_out).mean()
+    if kind == "least-squares":
+        return 0.5 * ((real_out - 1) ** 2).mean()
+    if kind == "hinge":
+        return F.relu(1 - real_out).mean()
+    if kind == "wgan-gp":
+        return -real_out.mean()
+    raise ConfigError(f"Unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+
+
+def d_loss_fake(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
+    """The fake samples' part of D's loss."""
+    if kind in BCE_LOSSES:
+        return F.softplus(fake_out).mean()
+    if kind == "least-squares":
+        return 0.5 * (fake_out ** 2).mean()
+    if kind == "hinge":
+        return F.relu(1 + fake_out).mean()
+    if kind == "wgan-gp":
+        return fake_out.mean()
+    raise ConfigError(f"Unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+
+
 def d_loss(kind: str, real_out: torch.Tensor, fake_out: torch.Tensor,
            label_smoothing: float = 0.0) -> torch.Tensor:
     """D's loss without a gradient penalty (see the module table)."""
-    if kind in BCE_LOSSES:
-        if label_smoothing:  # BCE against 1 - s: s * softplus(r) + (1 - s) * softplus(-r)
-            real = F.binary_cross_entropy_with_logits(
-                real_out, torch.full_like(real_out, 1.0 - label_smoothing))
-        else:
-            real = F.softplus(-real_out).mean()
-        return real + F.softplus(fake_out).mean()
-    if kind == "least-squares":
-        return 0.5 * ((real_out - 1) ** 2).mean() + 0.5 * (fake_out ** 2).mean()
-    if kind == "hinge":
-        return F.relu(1 - real_out).mean() + F.relu(1 + fake_out).mean()
-    if kind == "wgan-gp":
-        return fake_out.mean() - real_out.mean()
-    raise ConfigError(f"Unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
+    return d_loss_real(kind, real_out, label_smoothing) + d_loss_fake(kind, fake_out)
 
 
 def g_loss_per_sample(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
