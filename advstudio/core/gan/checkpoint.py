@@ -30,10 +30,10 @@ from advstudio.core.training import read_checkpoint
 FORMAT = "advstudio-gan-checkpoint"
 VERSION = 1
 GEOMETRY = ("arch", "image_size", "channels", "latent_dim", "num_classes", "spectral_norm",
-            "d_batch_norm", "minibatch_std")
+            "d_batch_norm", "minibatch_std", "width")
 # what a checkpoint written before the network options were recorded was built with
 OPTION_DEFAULTS = {"num_classes": 0, "spectral_norm": False, "d_batch_norm": True,
-                   "minibatch_std": False}
+                   "minibatch_std": False, "width": 64}
 ARCH_NAMES = {"dcgan": "DCGAN", "gan": "plain GAN (MLP)"}
 
 
@@ -79,7 +79,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
     the checkpoint's header."""
     ckpt = load_checkpoint(path)
     generator, _ = build_networks(ckpt["arch"], ckpt["latent_dim"], ckpt["channels"],
-                                  ckpt["image_size"], num_classes=ckpt["num_classes"])
+                                  ckpt["image_size"], num_classes=ckpt["num_classes"],
+                                  width=ckpt["width"])
     try:
         generator.load_state_dict(ckpt.get("generator_ema", ckpt["generator"]))
     except (KeyError, RuntimeError) as exc:

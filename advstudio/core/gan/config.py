@@ -32,6 +32,8 @@ class GanConfig:
     image_size, channels : geometry of the images, 28/32/64 pixels, 1 or 3 channels. The digits
         are resized and their channel repeated when asked for other than 28 px / 1 channel.
     latent_dim : length of the noise vector z ~ N(0, I).
+    width : the DCGAN's channel unit (pytorch/examples' ngf / ndf): at 28 px G's hidden layers
+        have 4 and 2 times it (64: 256 and 128 channels), D mirrors them.
     batch_size, steps : real images per discriminator step (under ``torchrun`` the global
         batch, shared among the processes); number of generator steps.
     lr_g, lr_d, beta1 : Adam settings (beta2 is 0.999), Radford et al.: 2e-4 and 0.5.
@@ -70,6 +72,7 @@ class GanConfig:
     image_size: int = 28
     channels: int = 1
     latent_dim: int = 100
+    width: int = 64
     batch_size: int = 64
     steps: int = 2000
     lr_g: float = 2e-4
@@ -103,6 +106,7 @@ class GanConfig:
         if self.channels not in CHANNELS or isinstance(self.channels, bool):
             v.fail("channels", "1 (grey) or 3 (colour)", self.channels)
         v.whole("latent_dim", self.latent_dim, 1)
+        v.whole("width", self.width, 4, 512)
         v.whole("batch_size", self.batch_size, 1)
         v.whole("steps", self.steps, 1)
         v.number("lr_g", self.lr_g, above=0)

@@ -33,12 +33,14 @@ from torch import nn
 from advstudio.core.gan.config import ARCHS, CHANNELS, IMAGE_SIZES
 from advstudio.core.gan.stabilisers import MinibatchStd, spectral_norm_all
 
-# image size -> (size of the first feature map, G's hidden channels from the latent outwards)
+# image size -> (size of the first feature map, G's hidden channels from the latent outwards,
+# in units of ``width``, pytorch/examples' ngf / ndf: 64 gives the table above)
 DCGAN_LAYOUTS: dict[int, tuple[int, tuple[int, ...]]] = {
-    28: (7, (256, 128)),
-    32: (4, (256, 128, 64)),
-    64: (4, (512, 256, 128, 64)),
+    28: (7, (4, 2)),
+    32: (4, (4, 2, 1)),
+    64: (4, (8, 4, 2, 1)),
 }
+DEFAULT_WIDTH = 64
 
 LEAKY_SLOPE = 0.2
 
@@ -57,10 +59,11 @@ class DCGANGenerator(nn.Module):
     label, ``num_classes`` numbers, is concatenated to z; ``forward(z, labels)``."""
 
     def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
-                 num_classes: int = 0) -> None:
+                 num_classes: int = 0, width: int = DEFAULT_WIDTH) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
-        start, widths = DCGAN_LAYOUTS[image_size]
+        start, units = DCGAN_LAYOUTS[image_size]
+        widths = tuple(u * width for u in units)
         self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
         self.num_classes = num_classes
         layers: list[nn.Module] = [
@@ -93,11 +96,12 @@ class DCGANDiscriminator(nn.Module):
     feature maps; ``forward(x, labels)``."""
 
     def __init__(self, channels: int = 1, image_size: int = 28, num_classes: int = 0,
-                 batch_norm: bool = True, minibatch_std: bool = False) -> None:
+                 batch_norm: bool = True, minibatch_std: bool = False,
+                 width: int = DEFAULT_WIDTH) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
-        start, widths = DCGAN_LAYOUTS[image_size]
-        widths = widths[::-1]
+        start, units = DCGAN_LAYOUTS[image_size]
+        widths = tuple(u * width for u in units[::-1])
         self.channels, self.image_size, self.num_classes = channels, image_size, num_classes
         layers: list[nn.Module] = [  # no BatchNorm on the input layer
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
@@ -190,19 +194,21 @@ def dcgan_init(module: nn.Module) -> None:
 
 def build_networks(arch: str = "dcgan", latent_dim: int = 100, channels: int = 1,
                    image_size: int = 28, *, num_classes: int = 0, spectral_norm: bool = False,
-                   d_batch_norm: bool = True, minibatch_std: bool = False
-                   ) -> tuple[nn.Module, nn.Module]:
+                   d_batch_norm: bool = True, minibatch_std: bool = False,
+                   width: int = DEFAULT_WIDTH) -> tuple[nn.Module, nn.Module]:
     """A fresh ``(generator, discriminator)`` pair, initialised from the global torch RNG.
 
     The plain GAN keeps PyTorch's default initialisation (the N(0, 0.02) recipe is DCGAN's and
     makes an MLP's outputs vanish); the DCGAN gets :func:`dcgan_init`. ``num_classes`` (a
     conditional pair), ``d_batch_norm`` and ``minibatch_std`` are DCGAN options (the MLP's D
     has no BatchNorm to drop);
-    ``spectral_norm`` normalises every weight of D (:func:`spectral_norm_all`).
+    ``spectral_norm`` normalises every weight of D (:func:`spectral_norm_all`); ``width`` is
+    the DCGAN's channel unit (:data:`DCGAN_LAYOUTS`; the MLP ignores it).
     """
     if arch == "dcgan":
-        g = DCGANGenerator(latent_dim, channels, image_size, num_classes)
-        d = DCGANDiscriminator(channels, image_size, num_classes, d_batch_norm, minibatch_std)
+        g = DCGANGenerator(latent_dim, channels, image_size, num_classes, width)
+        d = DCGANDiscriminator(channels, image_size, num_classes, d_batch_norm, minibatch_std,
+                               width)
         g.apply(dcgan_init)
         d.apply(dcgan_init)
     elif arch == "gan":
@@ -219,4 +225,4 @@ def network_options(config) -> dict[str, object]:
     fields): what a checkpoint's generator and discriminator were built with."""
     return {"num_classes": config.num_classes if config.conditional else 0,
             "spectral_norm": config.spectral_norm, "d_batch_norm": config.d_batch_norm,
-            "minibatch_std": config.minibatch_std}
+            "minibatch_std": config.minibatch_std, "width": config.width}
