@@ -202,6 +202,11 @@ def test_other_geometries_train_on_given_data():
     ({"label_smoothing": 0.5}, r"label_smoothing must be in \[0, 0.5\)"),
     ({"eval_every": -1}, "eval_every must be a whole number >= 0"),
     ({"resume": True}, "resume needs a checkpoint_path"),
+    ({"loss": "wasserstein"}, "loss must be one of minimax, non-saturating, least-squares"),
+    ({"loss": "hinge", "label_smoothing": 0.1}, "only BCE has a probability target"),
+    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+    ({"arch": "gan", "conditional": True}, "conditional must be False for the plain GAN"),
+    ({"width": 2}, "width must be a whole number"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -282,3 +287,13 @@ def test_short_run_on_digits_lowers_frechet_distance():
     assert after["frechet"] < 0.8 * before["frechet"]
     assert after["classes_covered"] >= 5 and after["classes_covered"] > before["classes_covered"]
     assert after["sample_diversity"] > before["sample_diversity"]
+
+
+def test_a_conditional_gan_needs_labels_for_data_it_does_not_know():
+    cfg = GanConfig(conditional=True, dataset="mine", steps=1, width=8, **TINY)
+    with pytest.raises(ConfigError, match="needs class labels"):
+        drive(train_gan(cfg, torch.rand(10, 1, 28, 28)))
+    with pytest.raises(ConfigError, match="labels must be 10 classes in 0..9"):
+        drive(train_gan(cfg, torch.rand(10, 1, 28, 28), labels=[12] * 10))
+    out = drive(train_gan(cfg, torch.rand(10, 1, 28, 28), labels=list(range(10))))
+    assert out.result.samples.shape == (10 * 30 + 2, 8 * 30 + 2)  # a row per class
