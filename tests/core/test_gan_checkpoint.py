@@ -53,7 +53,8 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
     assert raw["rng_state"].dtype == torch.uint8 and raw["fixed_noise"].shape == (64, 100)
     g, header = load_generator(path)
     assert header == {"arch": "gan", "image_size": 28, "channels": 1, "latent_dim": 100,
-                      "step": 1}
+                      "step": 1, "num_classes": 0, "spectral_norm": False,
+                      "d_batch_norm": True, "minibatch_std": False, "width": 64}
     assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28) and not g.training
 
 
@@ -121,3 +122,36 @@ def test_cancel_mid_run_leaves_no_temp_file(tmp_path):
     job.close()  # what the driver does on cancel: GeneratorExit at the yield
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
     assert load_checkpoint(path)["step"] == 3
+
+
+def test_resume_of_the_new_options_repeats_an_uninterrupted_run(tmp_path):
+    # conditional, spectral norm (its power-iteration vectors are buffers), hinge, R1, EMA
+    base = dict(steps=4, width=8, conditional=True, spectral_norm=True, loss="hinge",
+                r1_gamma=1.0, ema_decay=0.9, minibatch_std=True, **TINY)
+    full = drive(train_gan(GanConfig(**base)), keep_events=True)
+    part = tmp_path / "part.pt"
+    drive(train_gan(GanConfig(**{**base, "steps": 2}, checkpoint_path=str(part))))
+    assert "generator_ema" in load_checkpoint(part)
+    resumed = drive(train_gan(GanConfig(**base, checkpoint_path=str(part), resume=True)),
+                    keep_events=True)
+    want, got = _step_metrics(full.events), _step_metrics(resumed.events)
+    assert got[3] == want[3] and got[4] == want[4]
+    for k, v in full.result.generator_state.items():  # the moving average
+        assert torch.equal(v, resumed.result.generator_state[k]), k
+    with pytest.raises(CheckpointError, match="different spectral_norm"):
+        drive(train_gan(GanConfig(**{**base, "spectral_norm": False},
+                                  checkpoint_path=str(part), resume=True)))
+
+
+def test_a_checkpoint_from_before_the_options_still_loads_and_resumes(tmp_path):
+    path = tmp_path / "old.pt"
+    drive(train_gan(GanConfig(steps=1, checkpoint_path=str(path), **TINY)))
+    raw = torch.load(path, weights_only=True)
+    for key in checkpoint_mod.OPTION_DEFAULTS:  # what version 1 wrote before this release
+        del raw[key]
+    torch.save(raw, path)
+    g, header = load_generator(path)
+    assert header["width"] == 64 and header["num_classes"] == 0
+    out = drive(train_gan(GanConfig(steps=2, checkpoint_path=str(path), resume=True,
+                                    ema_decay=0.5, **TINY)))
+    assert out.result.step == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from advstudio.core.gan.diagnostics import WARMUP, GanDiagnostics
+from advstudio.core.gan.diagnostics import WARMUP, WINDOW, GanDiagnostics
 
 
 def _feed(diag, steps, start=1, **over):
@@ -60,3 +60,24 @@ def test_class_coverage_drop_and_diversity_drop_are_collapse():
     msgs = [f.message for f in d.findings() if f.kind == "collapse"]
     assert len(msgs) == 2
     assert "Only 4 of 10" in msgs[0] and "alike" in msgs[1]
+
+
+def test_a_wgan_critic_is_read_through_the_wasserstein_estimate():
+    # raw critic outputs far from any probability: sigmoid(D) would say "D wins" throughout
+    d = GanDiagnostics("wgan-gp")
+    _feed(d, WARMUP, d_x=0.99, d_g_z1=0.01, out_real=30.0, out_fake=-10.0)
+    assert kinds(d) == [], "a strong critic is no warning for WGAN"
+    _feed(d, 100, start=WARMUP + 1, d_x=0.99, d_g_z1=0.01, out_real=0.5, out_fake=0.0)
+    assert kinds(d) == ["equilibrium"]  # W = 0.5, under 5 % of its best (40)
+    assert "Wasserstein estimate W = 0.500" in d.findings()[0].message
+
+
+def test_least_squares_and_hinge_read_d_s_raw_outputs_not_the_sigmoid():
+    ls = GanDiagnostics("least-squares")
+    _feed(ls, WARMUP + 10, d_x=0.5, d_g_z1=0.5, out_real=0.98, out_fake=0.01)
+    assert kinds(ls) == ["d-wins"]
+    hinge = GanDiagnostics("hinge")
+    _feed(hinge, WARMUP + 10, d_x=0.7, d_g_z1=0.3, out_real=0.05, out_fake=-0.05)
+    assert kinds(hinge) == ["equilibrium"]
+    _feed(hinge, WINDOW, start=WARMUP + 11, d_x=0.5, d_g_z1=0.5, out_real=1.5, out_fake=-1.4)
+    assert kinds(hinge) == ["d-wins"]

@@ -63,25 +63,30 @@ def test_g_step_sees_no_real_images():
     assert torch.isfinite(grad_norm) and fake.shape == (8, 1, 28, 28)
 
 
-def test_targets_smoothing_and_d_steps():
+def test_targets_smoothing_and_d_steps(monkeypatch):
+    import advstudio.core.gan.train as train
+
     tr = _trainer(label_smoothing=0.1, d_steps=3)
-    targets, real_batches = [], []
-    criterion = tr.criterion
+    calls, real_batches = [], []
 
-    def spy_criterion(out, target):
-        targets.append(round(float(target.mean()), 6))
-        return criterion(out, target)
+    def spy(name, fn):
+        def wrapped(*args):
+            calls.append((name, *args[2:]))  # the smoothing, for D's real part
+            return fn(*args)
+        monkeypatch.setattr(train, name, wrapped)
 
+    for name in ("d_loss_real", "d_loss_fake", "g_loss"):
+        spy(name, getattr(train, name))
     real_batch = tr.real_batch
 
     def spy_real_batch():
         real_batches.append(1)
         return real_batch()
 
-    tr.criterion, tr.real_batch = spy_criterion, spy_real_batch
+    tr.real_batch = spy_real_batch
     tr.train_step()
-    # 3 x (real at 1 - 0.1, fake at 0), then G's non-saturating target 1 (never smoothed)
-    assert targets == [0.9, 0.0] * 3 + [1.0]
+    # 3 x (real at 1 - 0.1, fake at 0), then G's non-saturating loss (never smoothed)
+    assert calls == [("d_loss_real", 0.1), ("d_loss_fake",)] * 3 + [("g_loss",)]
     assert len(real_batches) == 3
 
 
@@ -197,6 +202,11 @@ def test_other_geometries_train_on_given_data():
     ({"label_smoothing": 0.5}, r"label_smoothing must be in \[0, 0.5\)"),
     ({"eval_every": -1}, "eval_every must be a whole number >= 0"),
     ({"resume": True}, "resume needs a checkpoint_path"),
+    ({"loss": "wasserstein"}, "loss must be one of minimax, non-saturating, least-squares"),
+    ({"loss": "hinge", "label_smoothing": 0.1}, "only BCE has a probability target"),
+    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+    ({"arch": "gan", "conditional": True}, "conditional must be False for the plain GAN"),
+    ({"width": 2}, "width must be a whole number"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -277,3 +287,13 @@ def test_short_run_on_digits_lowers_frechet_distance():
     assert after["frechet"] < 0.8 * before["frechet"]
     assert after["classes_covered"] >= 5 and after["classes_covered"] > before["classes_covered"]
     assert after["sample_diversity"] > before["sample_diversity"]
+
+
+def test_a_conditional_gan_needs_labels_for_data_it_does_not_know():
+    cfg = GanConfig(conditional=True, dataset="mine", steps=1, width=8, **TINY)
+    with pytest.raises(ConfigError, match="needs class labels"):
+        drive(train_gan(cfg, torch.rand(10, 1, 28, 28)))
+    with pytest.raises(ConfigError, match="labels must be 10 classes in 0..9"):
+        drive(train_gan(cfg, torch.rand(10, 1, 28, 28), labels=[12] * 10))
+    out = drive(train_gan(cfg, torch.rand(10, 1, 28, 28), labels=list(range(10))))
+    assert out.result.samples.shape == (10 * 30 + 2, 8 * 30 + 2)  # a row per class

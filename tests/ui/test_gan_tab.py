@@ -105,3 +105,39 @@ def test_offline_torchvision_set_gives_a_clear_message(qtbot, gan, monkeypatch, 
     assert ended.worker.title.startswith("Training") and "name resolution" in str(error)
     assert "need to be online once" in gan.status.text()
     assert gan.start_button.isEnabled()
+
+
+def test_loss_page_builds_the_config_and_tooltips_name_the_difficulty(gan):
+    from advstudio.core.gan.stabilisers import EXPLANATIONS
+
+    gan.loss.setCurrentIndex(gan.loss.findData("wgan-gp"))
+    assert gan.gp_weight.isEnabled() and not gan.smoothing.isEnabled()
+    gan.lr_preset.setCurrentIndex(gan.lr_preset.findData("ttur"))
+    gan.lr_preset.activated.emit(gan.lr_preset.currentIndex())
+    for box in (gan.spectral_norm, gan.r1, gan.ema, gan.minibatch_std, gan.conditional):
+        box.setChecked(True)
+    c = gan.config()
+    assert (c.loss, c.gp_weight, c.lr_g, c.lr_d) == ("wgan-gp", 10.0, 1e-4, 4e-4)
+    assert c.spectral_norm and c.r1_gamma == 1.0 and c.ema_decay == 0.999
+    assert c.minibatch_std and c.conditional and not c.d_batch_norm
+    assert gan.spectral_norm.toolTip() == EXPLANATIONS["spectral_norm"]
+    assert "collapse" in gan.minibatch_std.toolTip()
+    gan.lr_g.setValue(3e-4)
+    assert gan.lr_preset.currentData() == "custom"
+    gan.arch.setCurrentIndex(gan.arch.findData("gan"))
+    assert not gan.conditional.isEnabled() and not gan.config().conditional
+
+
+def test_a_conditional_run_shows_a_row_per_class_and_the_picked_class(qtbot, gan):
+    gan.steps.setValue(2)
+    gan.conditional.setChecked(True)
+    gan.loss.setCurrentIndex(gan.loss.findData("hinge"))
+    with qtbot.waitSignal(gan.trained, timeout=120_000) as blocker:
+        qtbot.mouseClick(gan.start_button, Qt.MouseButton.LeftButton)
+    result = blocker.args[0]
+    qtbot.waitUntil(lambda: gan.start_button.isEnabled())
+    assert result.samples.shape[0] == 10 * 30 + 2  # ten rows of 28 px tiles, 2 px padding
+    assert gan.class_pick.isEnabled()
+    gan.class_pick.setCurrentIndex(gan.class_pick.findData(3))
+    assert gan.samples.pixels.shape == (8 * 30 + 2,) * 2 and "class 3" in gan.samples.caption.text()
+    assert gan.interpolate().shape[1] > 200

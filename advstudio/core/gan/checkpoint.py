@@ -29,15 +29,25 @@ from advstudio.core.training import read_checkpoint
 
 FORMAT = "advstudio-gan-checkpoint"
 VERSION = 1
-GEOMETRY = ("arch", "image_size", "channels", "latent_dim")
+GEOMETRY = ("arch", "image_size", "channels", "latent_dim", "num_classes", "spectral_norm",
+            "d_batch_norm", "minibatch_std", "width")
+# what a checkpoint written before the network options were recorded was built with
+OPTION_DEFAULTS = {"num_classes": 0, "spectral_norm": False, "d_batch_norm": True,
+                   "minibatch_std": False, "width": 64}
 ARCH_NAMES = {"dcgan": "DCGAN", "gan": "plain GAN (MLP)"}
 
 
 def describe_geometry(meta: dict[str, Any]) -> str:
     """E.g. ``"DCGAN, 1x28x28 images, latent 100"``."""
     arch = ARCH_NAMES.get(meta.get("arch"), repr(meta.get("arch")))
-    return (f"{arch}, {meta.get('channels')}x{meta.get('image_size')}x{meta.get('image_size')} "
-            f"images, latent {meta.get('latent_dim')}")
+    options = [f"conditional on {meta['num_classes']} classes" if meta.get("num_classes") else "",
+               "spectral norm in D" if meta.get("spectral_norm") else "",
+               "minibatch std in D" if meta.get("minibatch_std") else "",
+               "D without BatchNorm" if meta.get("arch") == "dcgan"
+               and meta.get("d_batch_norm") is False else ""]
+    return ", ".join([f"{arch}, {meta.get('channels')}x{meta.get('image_size')}x"
+                      f"{meta.get('image_size')} images, latent {meta.get('latent_dim')}",
+                      *filter(None, options)])
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -52,6 +62,7 @@ def load_checkpoint(path: str | os.PathLike, expect: dict[str, Any] | None = Non
     values the caller needs; a mismatch raises :class:`CheckpointError` saying both.
     """
     ckpt = read_checkpoint(path, format=FORMAT, version=VERSION, name="GAN checkpoint")
+    ckpt = {**OPTION_DEFAULTS, **ckpt}
     if expect:
         wrong = [k for k in GEOMETRY if k in expect and ckpt.get(k) != expect[k]]
         if wrong:
@@ -64,12 +75,14 @@ def load_checkpoint(path: str | os.PathLike, expect: dict[str, Any] | None = Non
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
                    ) -> tuple[nn.Module, dict[str, Any]]:
-    """The generator of a checkpoint, in eval mode, and the checkpoint's header."""
+    """The generator of a checkpoint (its moving average when it has one), in eval mode, and
+    the checkpoint's header."""
     ckpt = load_checkpoint(path)
     generator, _ = build_networks(ckpt["arch"], ckpt["latent_dim"], ckpt["channels"],
-                                  ckpt["image_size"])
+                                  ckpt["image_size"], num_classes=ckpt["num_classes"],
+                                  width=ckpt["width"])
     try:
-        generator.load_state_dict(ckpt["generator"])
+        generator.load_state_dict(ckpt.get("generator_ema", ckpt["generator"]))
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"the generator weights in {Path(path).name} do not fit a "
                               f"{describe_geometry(ckpt)}: {str(exc).splitlines()[0]}") from exc

@@ -12,6 +12,10 @@ ARCHS = ("dcgan", "gan")
 IMAGE_SIZES = (28, 32, 64)
 CHANNELS = (1, 3)
 BUILTIN_DATASETS = ("digits",)
+# the names of advstudio.core.playground.losses (kept here so building a config imports no torch;
+# tests/core/test_gan_losses.py checks the two agree)
+LOSSES = ("minimax", "non-saturating", "least-squares", "hinge", "wgan-gp")
+BCE_LOSSES = ("minimax", "non-saturating")
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,27 @@ class GanConfig:
     image_size, channels : geometry of the images, 28/32/64 pixels, 1 or 3 channels. The digits
         are resized and their channel repeated when asked for other than 28 px / 1 channel.
     latent_dim : length of the noise vector z ~ N(0, I).
+    width : the DCGAN's channel unit (pytorch/examples' ngf / ndf): at 28 px G's hidden layers
+        have 4 and 2 times it (64: 256 and 128 channels), D mirrors them.
     batch_size, steps : real images per discriminator step (under ``torchrun`` the global
         batch, shared among the processes); number of generator steps.
     lr_g, lr_d, beta1 : Adam settings (beta2 is 0.999), Radford et al.: 2e-4 and 0.5.
     d_steps : discriminator updates per generator update, each on a fresh real batch.
-    label_smoothing : one-sided: real images get the target ``1 - label_smoothing`` (0.1 -> 0.9).
+    label_smoothing : one-sided: real images get the target ``1 - label_smoothing`` (0.1 -> 0.9);
+        BCE losses only.
+    loss : one of :data:`LOSSES`, the formulas of :mod:`advstudio.core.playground.losses`
+        (shared with the 2-D playground): ``"minimax"``, ``"non-saturating"`` (BCE, G minimises
+        -log D(G(z))), ``"least-squares"`` (LSGAN), ``"hinge"``, ``"wgan-gp"`` (``d_steps``
+        critic steps per G step; Gulrajani et al. use 5).
+    gp_weight : WGAN-GP's penalty weight lambda (Gulrajani et al.: 10).
+    spectral_norm : spectral normalisation of every weight of D.
+    r1_gamma : weight gamma of the R1 penalty gamma/2 |grad D(x)|^2 on real images; 0 = off.
+    ema_decay : decay of the moving average of G's weights that samples, previews,
+        evaluations and the result use; 0 = off (0.999 averages over ~1,000 steps).
+    minibatch_std : a minibatch-standard-deviation feature map in D (DCGAN only).
+    conditional : a class-conditional DCGAN (labels into G and a projection D); needs labelled
+        data (the digits, or ``labels`` given to ``train_gan``).
+    num_classes : number of classes of a conditional GAN (10 for the digits).
     seed : seeds the networks' initialisation, the fixed preview noise, the noise of every step
         and the order of the data.
     device : ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
@@ -52,6 +72,7 @@ class GanConfig:
     image_size: int = 28
     channels: int = 1
     latent_dim: int = 100
+    width: int = 64
     batch_size: int = 64
     steps: int = 2000
     lr_g: float = 2e-4
@@ -59,6 +80,14 @@ class GanConfig:
     beta1: float = 0.5
     d_steps: int = 1
     label_smoothing: float = 0.0
+    loss: str = "non-saturating"
+    gp_weight: float = 10.0
+    spectral_norm: bool = False
+    r1_gamma: float = 0.0
+    ema_decay: float = 0.0
+    minibatch_std: bool = False
+    conditional: bool = False
+    num_classes: int = 10
     seed: int = 0
     device: str = "auto"
     eval_every: int = 200
@@ -77,6 +106,7 @@ class GanConfig:
         if self.channels not in CHANNELS or isinstance(self.channels, bool):
             v.fail("channels", "1 (grey) or 3 (colour)", self.channels)
         v.whole("latent_dim", self.latent_dim, 1)
+        v.whole("width", self.width, 4, 512)
         v.whole("batch_size", self.batch_size, 1)
         v.whole("steps", self.steps, 1)
         v.number("lr_g", self.lr_g, above=0)
@@ -85,6 +115,21 @@ class GanConfig:
         v.whole("d_steps", self.d_steps, 1)
         v.number("label_smoothing", self.label_smoothing, 0.0, below=0.5,
                  hint="0.1 gives real images the target 0.9")
+        v.choice("loss", self.loss, LOSSES, "the GAN loss")
+        if self.label_smoothing and self.loss not in BCE_LOSSES:
+            v.fail("label_smoothing", "0 for a loss other than minimax or non-saturating "
+                   "(only BCE has a probability target to smooth)", self.label_smoothing)
+        v.number("gp_weight", self.gp_weight, 0.0, 1000.0)
+        v.flag("spectral_norm", self.spectral_norm)
+        v.number("r1_gamma", self.r1_gamma, 0.0, 1000.0, hint="0 = off")
+        v.number("ema_decay", self.ema_decay, 0.0, below=1.0, hint="0 = off, e.g. 0.999")
+        v.flag("minibatch_std", self.minibatch_std)
+        v.flag("conditional", self.conditional)
+        v.whole("num_classes", self.num_classes, 2)
+        if self.arch != "dcgan":
+            for name in ("minibatch_std", "conditional"):
+                if getattr(self, name):
+                    v.fail(name, "False for the plain GAN (a DCGAN option)", True)
         v.whole("seed", self.seed)
         v.device(self.device)
         v.whole("eval_every", self.eval_every, 0, hint="0 = never")
@@ -98,6 +143,13 @@ class GanConfig:
         v.flag("dry_run", self.dry_run)
         v.text("dataset", self.dataset, empty=False,
                hint="'digits' or a label for your images")
+
+    @property
+    def d_batch_norm(self) -> bool:
+        """BatchNorm in D unless the loss is WGAN-GP (its penalty is per sample; Gulrajani et
+        al. drop it) or spectral normalisation replaces it (Miyato et al.). The plain GAN's D
+        has no BatchNorm in any case."""
+        return self.loss != "wgan-gp" and not self.spectral_norm
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

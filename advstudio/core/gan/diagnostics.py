@@ -2,6 +2,13 @@
 tutorial; Salimans et al. 2016): less diverse outputs (mode collapse), a discriminator that
 guesses at equilibrium or wins outright, and unstable, oscillating training.
 
+What "D guesses" and "D wins" mean depends on the loss, so each reads its own signal (see
+:data:`SIGNALS`): the BCE losses the probabilities sigmoid(D); least squares D's raw outputs,
+which it regresses to 1 (real) and 0 (fake); hinge the raw outputs against the margin +-1; a
+WGAN critic's output is no probability and has no fixed scale, so it is read through the
+Wasserstein estimate W = mean D(x) - mean D(G(z)) against W's best level in the run, and a
+strong critic is no warning (its gradients do not vanish: that is WGAN's point).
+
 Pure Python over the metric stream of :func:`advstudio.core.gan.train.train_gan`; the GAN tab
 shows :meth:`GanDiagnostics.findings` as badges.
 """
@@ -33,15 +40,33 @@ EXPLANATIONS = {
     "unstable": "Two players optimise against each other, so the losses need not go down: they "
                 "can oscillate or swing, and training may diverge instead of converging.",
     "d-wins": "When the discriminator rejects every fake with confidence, the generator's "
-              "gradients become weak (the saturating loss vanishes; the non-saturating one "
-              "used here helps but cannot fix a far-too-strong D).",
+              "gradients become weak (the minimax loss's vanishes; the non-saturating, least-"
+              "squares and hinge losses help but cannot fix a far-too-strong D).",
 }
 
 
+# loss -> (metric read for real images, for fakes, what the badge calls them)
+SIGNALS = {
+    "minimax": ("d_x", "d_g_z1", "D(x) = {r:.2f}, D(G(z)) = {f:.3f}"),
+    "non-saturating": ("d_x", "d_g_z1", "D(x) = {r:.2f}, D(G(z)) = {f:.3f}"),
+    "least-squares": ("out_real", "out_fake", "mean D(x) = {r:.2f}, mean D(G(z)) = {f:.3f} "
+                                              "(targets 1 and 0)"),
+    "hinge": ("out_real", "out_fake", "mean D(x) = {r:.2f}, mean D(G(z)) = {f:.2f} "
+                                      "(margins +1 and -1)"),
+    "wgan-gp": ("out_real", "out_fake", "Wasserstein estimate W = {w:.3f} (its best {best:.2f})"),
+}
+W_GUESSING = 0.05  # WGAN: W below this share of its best level = the critic sees no difference
+
+
 class GanDiagnostics:
-    def __init__(self) -> None:
+    """Badges from the step metrics of a run trained with ``loss`` (one of :data:`SIGNALS`)."""
+
+    def __init__(self, loss: str = "non-saturating") -> None:
+        self.loss = loss
+        self.real_key, self.fake_key, self.wording = SIGNALS[loss]
         self.d_g_z = deque(maxlen=WINDOW)
         self.d_x = deque(maxlen=WINDOW)
+        self.best_w = 0.0
         self.loss_g = deque(maxlen=WINDOW)
         self.diversity = deque(maxlen=WINDOW)
         self.best_diversity = 0.0
@@ -52,12 +77,14 @@ class GanDiagnostics:
     def update(self, step: int, values: dict[str, float]) -> None:
         self.step = step
         if "loss_g" in values:
-            self.d_g_z.append(values["d_g_z1"])
-            self.d_x.append(values["d_x"])
+            self.d_g_z.append(values[self.fake_key])
+            self.d_x.append(values[self.real_key])
             self.loss_g.append(values["loss_g"])
             self.diversity.append(values["diversity"])
             if len(self.diversity) == WINDOW:
                 self.best_diversity = max(self.best_diversity, statistics.fmean(self.diversity))
+                self.best_w = max(self.best_w, statistics.fmean(self.d_x)
+                                  - statistics.fmean(self.d_g_z))
         if "classes_covered" in values:
             self.classes = values["classes_covered"]
             self.best_classes = max(self.best_classes, self.classes)
@@ -76,14 +103,7 @@ class GanDiagnostics:
                 out.append(Finding("collapse", "warning",
                                    f"Samples are becoming alike: pairwise distance {div:.2f}, "
                                    f"half of its best ({self.best_diversity:.2f})."))
-            d_fake, d_real = statistics.fmean(self.d_g_z), statistics.fmean(self.d_x)
-            if d_fake < 0.05 and d_real > 0.9:
-                out.append(Finding("d-wins", "warning",
-                                   f"The discriminator wins: D(x) = {d_real:.2f}, D(G(z)) = "
-                                   f"{d_fake:.3f}. The generator's gradient may vanish."))
-            elif abs(d_real - 0.5) < 0.1 and abs(d_fake - 0.5) < 0.1:
-                out.append(Finding("equilibrium", "info",
-                                   f"D is guessing: D(x) = {d_real:.2f}, D(G(z)) = {d_fake:.2f}."))
+            out += self._d_findings(statistics.fmean(self.d_x), statistics.fmean(self.d_g_z))
             spread = statistics.pstdev(self.loss_g)
             mean = statistics.fmean(self.loss_g)
             if spread > max(1.0, 0.5 * abs(mean)):
@@ -91,3 +111,24 @@ class GanDiagnostics:
                                    f"Unstable: the generator's loss swings (σ = {spread:.2f} "
                                    f"over the last {WINDOW} steps)."))
         return out
+
+    def _d_findings(self, real: float, fake: float) -> list[Finding]:
+        """"D wins" / "D guesses" read on this loss's signal (window means of it)."""
+        said = self.wording.format(r=real, f=fake, w=real - fake, best=self.best_w)
+        if self.loss == "wgan-gp":
+            w = real - fake
+            if self.best_w > 0 and w < W_GUESSING * self.best_w:
+                return [Finding("equilibrium", "info", "The critic sees almost no difference "
+                                f"between real and fake: {said}.")]
+            return []
+        if self.loss == "hinge":
+            wins, guessing = real > 1 and fake < -1, abs(real - fake) < 0.2
+        else:  # probabilities (BCE) or least squares' raw outputs, both aiming at 1 and 0
+            wins = fake < 0.05 and real > 0.9
+            guessing = abs(real - 0.5) < 0.1 and abs(fake - 0.5) < 0.1
+        if wins:
+            return [Finding("d-wins", "warning", f"The discriminator wins: {said}. The "
+                            "generator's gradient may vanish.")]
+        if guessing:
+            return [Finding("equilibrium", "info", f"D is guessing: {said}.")]
+        return []

@@ -31,13 +31,16 @@ import torch
 from torch import nn
 
 from advstudio.core.gan.config import ARCHS, CHANNELS, IMAGE_SIZES
+from advstudio.core.gan.stabilisers import MinibatchStd, spectral_norm_all
 
-# image size -> (size of the first feature map, G's hidden channels from the latent outwards)
+# image size -> (size of the first feature map, G's hidden channels from the latent outwards,
+# in units of ``width``, pytorch/examples' ngf / ndf: 64 gives the table above)
 DCGAN_LAYOUTS: dict[int, tuple[int, tuple[int, ...]]] = {
-    28: (7, (256, 128)),
-    32: (4, (256, 128, 64)),
-    64: (4, (512, 256, 128, 64)),
+    28: (7, (4, 2)),
+    32: (4, (4, 2, 1)),
+    64: (4, (8, 4, 2, 1)),
 }
+DEFAULT_WIDTH = 64
 
 LEAKY_SLOPE = 0.2
 
@@ -50,16 +53,22 @@ def _check_geometry(image_size: int, channels: int) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """z (N, latent_dim) -> images (N, channels, image_size, image_size) in [-1, 1]."""
+    """z (N, latent_dim) -> images (N, channels, image_size, image_size) in [-1, 1].
 
-    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28) -> None:
+    Conditional (``num_classes`` > 0, Mirza and Osindero 2014): a learned embedding of the
+    label, ``num_classes`` numbers, is concatenated to z; ``forward(z, labels)``."""
+
+    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
+                 num_classes: int = 0, width: int = DEFAULT_WIDTH) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
-        start, widths = DCGAN_LAYOUTS[image_size]
+        start, units = DCGAN_LAYOUTS[image_size]
+        widths = tuple(u * width for u in units)
         self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        self.num_classes = num_classes
         layers: list[nn.Module] = [
             # 1x1 latent -> start x start: a transposed convolution, not a Linear layer
-            nn.ConvTranspose2d(latent_dim, widths[0], start, 1, 0, bias=False),
+            nn.ConvTranspose2d(latent_dim + num_classes, widths[0], start, 1, 0, bias=False),
             nn.BatchNorm2d(widths[0]), nn.ReLU(True),
         ]
         for cin, cout in zip(widths, widths[1:]):
@@ -67,33 +76,65 @@ class DCGANGenerator(nn.Module):
                        nn.BatchNorm2d(cout), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, num_classes)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.reshape(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = z.reshape(z.shape[0], self.latent_dim)
+        if self.num_classes:
+            z = torch.cat([z, self.embed(_labels(labels, z))], dim=1)
+        return self.main(z[:, :, None, None])
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (N, channels, image_size, image_size) in [-1, 1] -> logits (N,)."""
+    """images (N, channels, image_size, image_size) in [-1, 1] -> logits (N,).
 
-    def __init__(self, channels: int = 1, image_size: int = 28) -> None:
+    ``batch_norm=False`` drops BatchNorm (a WGAN-GP critic's penalty is per sample, and spectral
+    normalisation replaces it); ``minibatch_std`` adds :class:`MinibatchStd` before the output
+    layer. Conditional (``num_classes`` > 0): Miyato and Koyama 2018's projection
+    discriminator, D(x, y) = head(h) + <embed(y), sum of h over positions>, h the last
+    feature maps; ``forward(x, labels)``."""
+
+    def __init__(self, channels: int = 1, image_size: int = 28, num_classes: int = 0,
+                 batch_norm: bool = True, minibatch_std: bool = False,
+                 width: int = DEFAULT_WIDTH) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
-        start, widths = DCGAN_LAYOUTS[image_size]
-        widths = widths[::-1]
-        self.channels, self.image_size = channels, image_size
+        start, units = DCGAN_LAYOUTS[image_size]
+        widths = tuple(u * width for u in units[::-1])
+        self.channels, self.image_size, self.num_classes = channels, image_size, num_classes
         layers: list[nn.Module] = [  # no BatchNorm on the input layer
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
             nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
         ]
         for cin, cout in zip(widths, widths[1:]):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(cout), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+                       *([nn.BatchNorm2d(cout)] if batch_norm else []),
+                       nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        features = widths[-1] + int(minibatch_std)
         # start x start -> 1x1: the output layer is a convolution too
-        layers += [nn.Conv2d(widths[-1], 1, start, 1, 0, bias=False)]
+        layers += [nn.Conv2d(features, 1, start, 1, 0, bias=False)]
+        # one Sequential, so the default network keeps the state-dict keys of old checkpoints
         self.main = nn.Sequential(*layers)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, features)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.num_classes:
+            return self.main(x).flatten()
+        h = self.main[:-1](x)
+        projection = (self.embed(_labels(labels, h)) * h.sum(dim=(2, 3))).sum(dim=1)
+        return self.main[-1](h).flatten() + projection
+
+
+def _labels(labels: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    if labels is None or labels.shape != like.shape[:1]:
+        raise ValueError("a conditional network needs one class label per sample, "
+                         f"{like.shape[0]} here, not {None if labels is None else tuple(labels.shape)}")
+    return labels
 
 
 class MLPGenerator(nn.Module):
@@ -111,7 +152,8 @@ class MLPGenerator(nn.Module):
             nn.Linear(hidden[1], channels * image_size * image_size), nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: None = None) -> torch.Tensor:
+        """``labels``: always None (unconditional), for the DCGAN's call signature."""
         out = self.main(z.reshape(z.shape[0], self.latent_dim))
         return out.view(z.shape[0], self.channels, self.image_size, self.image_size)
 
@@ -132,7 +174,8 @@ class MLPDiscriminator(nn.Module):
             nn.Linear(hidden[1], 1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: None = None) -> torch.Tensor:
+        """``labels``: always None (unconditional), for the DCGAN's call signature."""
         return self.main(x).flatten()
 
 
@@ -150,18 +193,36 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def build_networks(arch: str = "dcgan", latent_dim: int = 100, channels: int = 1,
-                   image_size: int = 28) -> tuple[nn.Module, nn.Module]:
+                   image_size: int = 28, *, num_classes: int = 0, spectral_norm: bool = False,
+                   d_batch_norm: bool = True, minibatch_std: bool = False,
+                   width: int = DEFAULT_WIDTH) -> tuple[nn.Module, nn.Module]:
     """A fresh ``(generator, discriminator)`` pair, initialised from the global torch RNG.
 
     The plain GAN keeps PyTorch's default initialisation (the N(0, 0.02) recipe is DCGAN's and
-    makes an MLP's outputs vanish); the DCGAN gets :func:`dcgan_init`.
+    makes an MLP's outputs vanish); the DCGAN gets :func:`dcgan_init`. ``num_classes`` (a
+    conditional pair), ``d_batch_norm`` and ``minibatch_std`` are DCGAN options (the MLP's D
+    has no BatchNorm to drop);
+    ``spectral_norm`` normalises every weight of D (:func:`spectral_norm_all`); ``width`` is
+    the DCGAN's channel unit (:data:`DCGAN_LAYOUTS`; the MLP ignores it).
     """
     if arch == "dcgan":
-        g = DCGANGenerator(latent_dim, channels, image_size)
-        d = DCGANDiscriminator(channels, image_size)
+        g = DCGANGenerator(latent_dim, channels, image_size, num_classes, width)
+        d = DCGANDiscriminator(channels, image_size, num_classes, d_batch_norm, minibatch_std,
+                               width)
         g.apply(dcgan_init)
         d.apply(dcgan_init)
-        return g, d
-    if arch == "gan":
-        return MLPGenerator(latent_dim, channels, image_size), MLPDiscriminator(channels, image_size)
-    raise ValueError(f"unknown GAN architecture {arch!r}; known: {', '.join(ARCHS)}")
+    elif arch == "gan":
+        if num_classes or minibatch_std:
+            raise ValueError("conditioning and minibatch std are DCGAN options")
+        g, d = MLPGenerator(latent_dim, channels, image_size), MLPDiscriminator(channels, image_size)
+    else:
+        raise ValueError(f"unknown GAN architecture {arch!r}; known: {', '.join(ARCHS)}")
+    return g, spectral_norm_all(d) if spectral_norm else d
+
+
+def network_options(config) -> dict[str, object]:
+    """:func:`build_networks`' keyword options for a :class:`GanConfig` (or anything with its
+    fields): what a checkpoint's generator and discriminator were built with."""
+    return {"num_classes": config.num_classes if config.conditional else 0,
+            "spectral_norm": config.spectral_norm, "d_batch_norm": config.d_batch_norm,
+            "minibatch_std": config.minibatch_std, "width": config.width}

@@ -26,8 +26,10 @@ def _device_of(net: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    """Images in [0, 1] (N, C, H, W) on the CPU for latents ``z`` (N, latent_dim).
+def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 250,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Images in [0, 1] (N, C, H, W) on the CPU for latents ``z`` (N, latent_dim) and, for a
+    conditional generator, their classes ``labels`` (N,).
 
     Runs in eval mode (BatchNorm uses its running statistics, so a sample does not depend on
     the other samples of its batch and drawing does not change the network) and restores the
@@ -37,17 +39,19 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 250) -> to
     generator.eval()
     device = _device_of(generator)
     try:
-        out = [to_unit(generator(chunk.to(device))).cpu() for chunk in z.split(batch_size)]
+        ys = [None] * len(z.split(batch_size)) if labels is None else labels.split(batch_size)
+        out = [to_unit(generator(chunk.to(device), None if y is None else y.to(device))).cpu()
+               for chunk, y in zip(z.split(batch_size), ys)]
     finally:
         generator.train(was_training)
     return torch.cat(out)
 
 
 def interpolate(generator: nn.Module, z0: torch.Tensor, z1: torch.Tensor, n: int = 8,
-                spherical: bool = False) -> torch.Tensor:
+                spherical: bool = False, label: int | None = None) -> torch.Tensor:
     """``n`` images in [0, 1] along the latent path from ``z0`` to ``z1`` (both ends included).
 
-    ``spherical`` uses slerp, which keeps intermediate latents at the norm typical of Gaussian
+    ``label``: the class of every image for a conditional generator. ``spherical`` uses slerp, which keeps intermediate latents at the norm typical of Gaussian
     noise (linear midpoints of two random vectors are shorter than either).
     """
     if n < 2:
@@ -65,7 +69,15 @@ def interpolate(generator: nn.Module, z0: torch.Tensor, z1: torch.Tensor, n: int
             zs = (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / omega.sin()
     else:
         zs = (1 - t) * z0 + t * z1
-    return generate(generator, zs)
+    return generate(generator, zs, labels=None if label is None else torch.full((n,), label))
+
+
+def class_samples(generator: nn.Module, latent_dim: int, label: int, n: int = 64,
+                  seed: int = 0) -> torch.Tensor:
+    """``n`` samples in [0, 1] of class ``label`` from a conditional generator, from noise
+    seeded with ``seed`` (the same noise for every class, so classes compare like for like)."""
+    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    return generate(generator, z, labels=torch.full((n,), int(label)))
 
 
 def sample_grid(images, nrow: int = 8, padding: int = 2, pad_value: float = 0.0) -> np.ndarray:

@@ -1,12 +1,20 @@
 """Training a GAN or DCGAN: the textbook step, and the job that runs it with events.
 
-The step follows pytorch/examples ``dcgan/main.py`` (and Goodfellow et al.'s Algorithm 1):
+The step follows pytorch/examples ``dcgan/main.py`` (and Goodfellow et al.'s Algorithm 1), with
+the loss of ``config.loss`` (:mod:`advstudio.core.playground.losses`, shared with the 2-D
+playground):
 
-1. Discriminator (``d_steps`` times): BCE-with-logits on a real batch against the target 1 (or
-   ``1 - label_smoothing``), then on a fake batch from the generator, detached, against 0; one
-   optimiser step. ``d_x`` = mean D(x), ``d_g_z1`` = mean D(G(z)) on that fake batch.
-2. Generator: a *fresh* fake batch through D, no real images, against the target 1 (the
-   non-saturating loss -log D(G(z))); one optimiser step of G only. ``d_g_z2`` = mean D(G(z)).
+1. Discriminator (``d_steps`` times): D's loss on a real batch (BCE target ``1 -
+   label_smoothing``), then on a fake batch from the generator, detached, each with its own
+   backward; plus WGAN-GP's gradient penalty or R1 if asked; one optimiser step.
+2. Generator: a *fresh* fake batch through D, no real images, G's loss; one optimiser step of
+   G only; then the moving average of G's weights (``ema_decay``) follows.
+
+A conditional DCGAN gives the fakes of a D step the real batch's labels and draws the G step's
+labels uniformly. Step metrics: ``d_x``, ``d_g_z1``, ``d_g_z2`` are mean sigmoid(D) (a
+probability only for the BCE losses), ``out_real`` / ``out_fake`` D's raw mean outputs of the D
+step (what LSGAN, hinge and a WGAN critic are read by, see :mod:`~advstudio.core.gan.diagnostics`)
+and ``penalty`` the gradient penalty or R1 term before its weight (0 when off).
 
 Images are scaled to [-1, 1] for training (the generator ends in tanh); samples, previews and
 results are given back in [0, 1].
@@ -14,6 +22,8 @@ results are given back in [0, 1].
 
 from __future__ import annotations
 
+import copy
+import functools
 import time
 import warnings
 from collections.abc import Generator, Iterator, Sequence
@@ -28,15 +38,18 @@ from torch import nn
 from advstudio.core.data import load_digits
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.distributed import (batch_mean, check_batch, data_parallel, gather_rows,
-                                        is_main, shard)
+                                        is_main, shard, world)
 from advstudio.core.errors import ConfigError
 from advstudio.core.gan.checkpoint import (describe_geometry, load_checkpoint,
                                           save_checkpoint)
 from advstudio.core.gan.config import GanConfig
 from advstudio.core.gan.evaluation import evaluate_digit_generator
 from advstudio.core.gan.metrics import pairwise_distance_mean
-from advstudio.core.gan.networks import build_networks
+from advstudio.core.gan.networks import build_networks, network_options
 from advstudio.core.gan.sampling import generate, sample_grid, to_signed
+from advstudio.core.gan.stabilisers import ema_update
+from advstudio.core.playground.losses import (d_loss_fake, d_loss_real, g_loss,
+                                             gradient_penalty, r1_penalty)
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Throttle, relay
 from advstudio.core.training import (CheckpointFile, Divergence, Plan, check_pixels, fit,
                                      keeping_logs)
@@ -44,8 +57,9 @@ from advstudio.core.training import (CheckpointFile, Divergence, Plan, check_pix
 PREVIEW_SAMPLES = 64
 DRY_RUN_BATCH = 8
 PREVIEW_BUDGET = 0.05  # share of the training time previews may take
-STEP_KEYS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "grad_norm_d", "grad_norm_g",
-             "diversity")
+STEP_KEYS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "out_real", "out_fake", "penalty",
+             "grad_norm_d", "grad_norm_g", "diversity")
+CLASS_ROW = 8  # samples per class in a conditional GAN's grid (one row per class)
 DIVERGENCE_ADVICE = "Lower learning rates or label smoothing usually help."
 
 
@@ -77,39 +91,50 @@ def _grad_norm(net: nn.Module) -> torch.Tensor:
 class GanTrainer:
     """Networks, optimisers, noise and data order of one run, with the training step.
 
-    ``images`` are float32 in [-1, 1], (N, C, H, W), on the CPU; batches move to ``device`` one
-    at a time. Every random draw after initialisation (noise, data order) comes from one
-    ``torch.Generator`` seeded with ``config.seed`` whose state goes into checkpoints, so a
-    resumed run repeats an uninterrupted one exactly; the global RNG is left alone.
+    ``images`` are float32 in [-1, 1], (N, C, H, W), on the CPU, ``labels`` their classes
+    (N,) int64 for a conditional GAN (else None); batches move to ``device`` one at a time.
+    Every random draw after initialisation (noise, labels, data order, the penalty's
+    interpolation) comes from one ``torch.Generator`` seeded with ``config.seed`` whose state
+    goes into checkpoints, so a resumed run repeats an uninterrupted one exactly; the global
+    RNG is left alone.
 
     Under ``torchrun`` (see :mod:`advstudio.core.distributed`) every process draws the whole
     batch's data order and noise and trains on its rows, through ``g_parallel`` and
     ``d_parallel`` (the networks in ``DistributedDataParallel``, BatchNorm synchronised);
     ``generator`` and ``discriminator`` themselves serve sampling and the state dicts.
+    ``sampler`` is the network that draws samples: the moving average of G with
+    ``ema_decay``, else G itself.
     """
 
     def __init__(self, config: GanConfig, images: torch.Tensor,
-                 device: str | torch.device = "cpu", batch_size: int | None = None) -> None:
+                 device: str | torch.device = "cpu", batch_size: int | None = None,
+                 labels: torch.Tensor | None = None) -> None:
         self.config = config
         self.device = torch.device(device)
         self.images = images
+        self.num_classes = config.num_classes if config.conditional else 0
+        if self.num_classes and (labels is None or len(labels) != len(images)):
+            raise ConfigError("a conditional GAN needs one class label per training image")
+        self.labels = labels.long() if self.num_classes else None
         self.batch_size = batch_size or config.batch_size
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             g, d = build_networks(config.arch, config.latent_dim, config.channels,
-                                  config.image_size)
+                                  config.image_size, **network_options(config))
         self.generator = g.to(self.device).train()
         self.discriminator = d.to(self.device).train()
+        self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
+                              if config.ema_decay else None)
         # the networks themselves in a single process
         self.g_parallel = data_parallel(self.generator, self.device)
         self.d_parallel = data_parallel(self.discriminator, self.device)
         betas = (config.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
-        self.criterion = nn.BCEWithLogitsLoss()
-        self.real_target = 1.0 - config.label_smoothing
         self.rng = torch.Generator().manual_seed(config.seed)
-        self.fixed_noise = self._draw(PREVIEW_SAMPLES)
+        self.fixed_noise = self._draw(self.num_classes * CLASS_ROW or PREVIEW_SAMPLES)
+        self.fixed_labels = (torch.arange(self.num_classes).repeat_interleave(CLASS_ROW)
+                             if self.num_classes else None)
         self.step = 0
         self._order = torch.randperm(len(images), generator=self.rng)
         self._cursor = 0
@@ -118,61 +143,102 @@ class GanTrainer:
     def geometry(self) -> dict[str, Any]:
         c = self.config
         return {"arch": c.arch, "image_size": c.image_size, "channels": c.channels,
-                "latent_dim": c.latent_dim}
+                "latent_dim": c.latent_dim, **network_options(c)}
+
+    @property
+    def sampler(self) -> nn.Module:
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     def _draw(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), (n, latent_dim), drawn on the CPU (same numbers on every device)."""
         return torch.randn(n, self.config.latent_dim, generator=self.rng)
 
-    def noise(self, n: int) -> torch.Tensor:
-        """``n`` noise vectors on the device; in a data-parallel run this process's rows of
-        them (every process draws all ``n``, so the generators stay in step)."""
-        return shard(n).take(self._draw(n)).to(self.device)
+    def noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` noise vectors and, for a conditional GAN, uniform class labels on the device;
+        in a data-parallel run this process's rows of them (every process draws all ``n``, so
+        the generators stay in step)."""
+        part = shard(n)
+        z = part.take(self._draw(n)).to(self.device)
+        if not self.num_classes:
+            return z, None
+        y = torch.randint(self.num_classes, (n,), generator=self.rng)
+        return z, part.take(y).to(self.device)
 
-    def real_batch(self) -> torch.Tensor:
-        """The next ``batch_size`` real images (this process's rows of them in a data-parallel
-        run): epochs over a shuffled order, last partial batch of each epoch dropped (BatchNorm
-        and the losses assume full batches)."""
+    def real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next ``batch_size`` real images and their labels (None if unconditional),
+        this process's rows of them in a data-parallel run: epochs over a shuffled order, last
+        partial batch of each epoch dropped (BatchNorm and the losses assume full batches)."""
         b = self.batch_size
         if self._cursor + b > len(self._order):
             self._order = torch.randperm(len(self.images), generator=self.rng)
             self._cursor = 0
         idx = shard(b).take(self._order[self._cursor:self._cursor + b])
         self._cursor += b
-        return self.images[idx].to(self.device, non_blocking=True)
+        x = self.images[idx].to(self.device, non_blocking=True)
+        return x, None if self.labels is None else self.labels[idx].to(self.device)
 
-    def d_step(self, real: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One discriminator update on ``real`` (:meth:`real_batch`) and ``batch_size`` fakes;
-        returns (loss_d, d_x, d_g_z1, grad_norm_d) as 0-d tensors, this process's means."""
-        d, crit = self.d_parallel, self.criterion
+    def _penalty(self, real: torch.Tensor, out_real: torch.Tensor, fake: torch.Tensor,
+                 labels: torch.Tensor | None) -> torch.Tensor | None:
+        """WGAN-GP's gradient penalty or R1, through D itself (double backward does not go
+        through DistributedDataParallel), or None when neither is on."""
+        c = self.config
+        if c.loss == "wgan-gp" and c.gp_weight:
+            eps = torch.rand(len(real), 1, 1, 1, generator=self.rng).to(self.device)
+            critic = functools.partial(self.discriminator, labels=labels)
+            return gradient_penalty(critic, real.detach(), fake, eps)
+        if c.r1_gamma:
+            return r1_penalty(out_real, real)
+        return None
+
+    def d_step(self, batch: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[torch.Tensor, ...]:
+        """One discriminator update on ``batch`` (:meth:`real_batch`) and ``batch_size``
+        fakes; returns (loss_d, d_x, d_g_z1, out_real, out_fake, penalty, grad_norm_d) as 0-d
+        tensors, this process's means."""
+        c, d = self.config, self.d_parallel
+        real, labels = batch
         part = shard(self.batch_size)
         self.discriminator.zero_grad(set_to_none=True)
-        out_real = d(real)
-        loss_real = crit(out_real, torch.full_like(out_real, self.real_target))
-        part.scale(loss_real).backward()
+        if c.r1_gamma:
+            real = real.detach().requires_grad_(True)
+        out_real = d(real, labels)
+        loss_real = d_loss_real(c.loss, out_real, c.label_smoothing)
+        part.scale(loss_real).backward(retain_graph=bool(c.r1_gamma))
         with torch.no_grad():  # G is not trained here: no graph through it
-            fake = self.generator(self.noise(self.batch_size))
-        out_fake = d(fake)
-        loss_fake = crit(out_fake, torch.zeros_like(out_fake))
+            z, _ = self.noise(self.batch_size)
+            fake = self.generator(z, labels)  # a conditional D step: the real batch's labels
+        out_fake = d(fake, labels)
+        loss_fake = d_loss_fake(c.loss, out_fake)
         part.scale(loss_fake).backward()
+        loss = (loss_real + loss_fake).detach()
+        penalty = self._penalty(real, out_real, fake, labels)
+        if penalty is None:
+            penalty = torch.zeros((), device=self.device)
+        else:
+            weight = c.gp_weight if c.loss == "wgan-gp" else c.r1_gamma / 2
+            (weight * penalty).backward()
+            loss = loss + weight * penalty.detach()
         grad_norm = _grad_norm(self.discriminator)  # DDP averaged the gradients already
         self.opt_d.step()
-        return ((loss_real + loss_fake).detach(), torch.sigmoid(out_real.detach()).mean(),
-                torch.sigmoid(out_fake.detach()).mean(), grad_norm)
+        out_real, out_fake = out_real.detach(), out_fake.detach()
+        return (loss, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean(),
+                out_real.mean(), out_fake.mean(), penalty.detach(), grad_norm)
 
     def g_step(self) -> tuple[torch.Tensor, ...]:
-        """One generator update on fresh noise, with no real images; returns
+        """One generator update on fresh noise (and labels), with no real images; returns
         (loss_g, d_g_z2, grad_norm_g, fake) with ``fake`` the batch in [-1, 1], detached (this
-        process's means and rows in a data-parallel run)."""
+        process's means and rows in a data-parallel run). The moving average follows."""
         g = self.generator
         g.zero_grad(set_to_none=True)
-        fake = self.g_parallel(self.noise(self.batch_size))
+        z, labels = self.noise(self.batch_size)
+        fake = self.g_parallel(z, labels)
         # D itself, not its DDP wrapper: its gradients from this pass are never used
-        out = self.discriminator(fake)
-        loss_g = self.criterion(out, torch.ones_like(out))  # non-saturating: -log D(G(z))
+        out = self.discriminator(fake, labels)
+        loss_g = g_loss(self.config.loss, out)
         shard(self.batch_size).scale(loss_g).backward()
         grad_norm = _grad_norm(g)
         self.opt_g.step()  # only G moves; D's gradients from this pass are cleared next d_step
+        if self.generator_ema is not None:
+            ema_update(self.generator_ema, g, self.config.ema_decay)
         return loss_g.detach(), torch.sigmoid(out.detach()).mean(), grad_norm, fake.detach()
 
     def train_step(self) -> torch.Tensor:
@@ -180,29 +246,34 @@ class GanTrainer:
         scalars as one tensor in :data:`STEP_KEYS` order (one transfer to read them all); in a
         data-parallel run the whole batch's, on every process."""
         for _ in range(self.config.d_steps):
-            loss_d, d_x, d_g_z1, gn_d = self.d_step(self.real_batch())
+            loss_d, d_x, d_g_z1, out_real, out_fake, penalty, gn_d = self.d_step(self.real_batch())
         loss_g, d_g_z2, gn_g, fake = self.g_step()
         part = shard(self.batch_size)
-        means = batch_mean(torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2]), part)
+        means = batch_mean(torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2, out_real, out_fake,
+                                        penalty]), part)
         fake = gather_rows(fake, part)
         diversity = pairwise_distance_mean(fake) * 0.5  # distances in [0, 1] pixel units
         self.step += 1
         return torch.stack([*means, gn_d, gn_g, diversity])
 
     def samples(self) -> torch.Tensor:
-        """The fixed-noise samples in [0, 1] on the CPU."""
-        return generate(self.generator, self.fixed_noise)
+        """The fixed-noise samples in [0, 1] on the CPU (a conditional GAN's: one row of
+        :data:`CLASS_ROW` per class)."""
+        return generate(self.sampler, self.fixed_noise, labels=self.fixed_labels)
 
     def sample_grid(self) -> np.ndarray:
-        return sample_grid(self.samples(), nrow=8)
+        return sample_grid(self.samples(), nrow=CLASS_ROW if self.num_classes else 8)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint needs: tensors and plain values only (``weights_only`` safe)."""
+        extra = ({"generator_ema": self.generator_ema.state_dict()}
+                 if self.generator_ema is not None else {})
         return {
             **self.geometry,
             "step": self.step,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
+            **extra,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "fixed_noise": self.fixed_noise,
@@ -213,9 +284,13 @@ class GanTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint. Learning rates and betas come from the current config."""
+        """Continue from a checkpoint. Learning rates and betas come from the current config;
+        a checkpoint without a moving average (EMA switched on later, or an old checkpoint)
+        starts the average at the generator's weights."""
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(state.get("generator_ema", state["generator"]))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
@@ -316,6 +391,26 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
     return to_signed(x), batch_size
 
 
+def training_labels(config: GanConfig, n: int, labels: Any = None) -> torch.Tensor | None:
+    """The class of each of the ``n`` training images for a conditional GAN (None for an
+    unconditional one): ``labels`` when given, the digits' own, or random ones in a dry run."""
+    if not config.conditional:
+        return None
+    if labels is not None:
+        y = torch.as_tensor(np.asarray(labels)).long().flatten()
+    elif config.dry_run:
+        y = torch.randint(config.num_classes, (n,), generator=torch.Generator().manual_seed(0))
+    elif config.dataset == "digits":
+        y = load_digits("train")[1].long()
+    else:
+        raise ConfigError(f"a conditional GAN needs class labels: {config.dataset!r} has none "
+                          "here; pass labels to train_gan, or train on the digits")
+    if len(y) != n or (len(y) and (int(y.min()) < 0 or int(y.max()) >= config.num_classes)):
+        raise ConfigError(f"labels must be {n} classes in 0..{config.num_classes - 1} "
+                          f"(num_classes), one per image")
+    return y
+
+
 # ----------------------------------------------------------------------------- the job
 
 
@@ -350,8 +445,9 @@ class GanTraining:
 
     def _evaluation(self) -> Metrics:
         t = self.trainer
-        values = evaluate_digit_generator(t.generator, t.config.latent_dim,
-                                          seed=t.config.seed + 1, device=str(t.device))
+        values = evaluate_digit_generator(t.sampler, t.config.latent_dim,
+                                          seed=t.config.seed + 1, device=str(t.device),
+                                          num_classes=t.num_classes)
         self.history.append({"step": float(t.step), **values})
         return Metrics(t.step, values)
 
@@ -385,17 +481,21 @@ class GanTraining:
         self.trainer.load_state_dict(state)
 
 
-def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, GanResult]:
+def train_gan(config: GanConfig, data: Any = None,
+              labels: Any = None) -> Generator[Event, None, GanResult]:
     """Train a GAN or DCGAN (a job: drive it with :func:`advstudio.core.jobs.drive`).
 
     ``data``: the images, (N, C, H, W) float in [0, 1] (or uint8), matching ``config``'s
     channels and image size; ``None`` loads ``config.dataset`` (the bundled digits).
+    ``labels``: their classes (N,), for a conditional GAN on ``data``.
 
     Yields, every step, ``Metrics(step, {loss_d, loss_g, d_x, d_g_z1, d_g_z2, grad_norm_d,
     grad_norm_g, diversity})`` and ``Progress``; at most ``preview_rate`` times a second
     ``Preview("samples", grid)`` of 64 samples from fixed noise (float32 in [0, 1]); every
     ``eval_every`` steps on digits, ``Metrics(step, {classes_covered, class_entropy, frechet,
-    sample_diversity})``. Returns a :class:`GanResult`.
+    sample_diversity})`` (a conditional GAN's adds ``class_accuracy`` and ``class_acc_<k>``,
+    see :func:`~advstudio.core.gan.evaluation.evaluate_digit_generator`). Returns a
+    :class:`GanResult`, whose generator is the moving average when ``ema_decay`` is on.
 
     Raises :class:`ConfigError` for bad data or settings, :class:`TrainingDivergedError` when a
     loss or gradient norm is NaN/infinite or a loss exceeds ``max_loss`` (the checkpoint on disk
@@ -411,11 +511,16 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
         images, batch_size = training_images(config, data)
     for w in caught:
         yield Log(str(w.message))
+    y = training_labels(config, len(images), labels)
     check_batch(batch_size)
+    if world().size > 1 and (config.loss == "wgan-gp" or config.r1_gamma):
+        raise ConfigError("WGAN-GP and R1 penalties run in a single process only (their double "
+                          "backward bypasses DistributedDataParallel); use another loss under "
+                          "torchrun")
     steps = 1 if config.dry_run else config.steps
     evaluate = (is_main() and not config.dry_run and config.eval_every > 0
                 and config.dataset == "digits")
-    trainer = GanTrainer(config, images, device, batch_size)
+    trainer = GanTrainer(config, images, device, batch_size, labels=y)
     run = GanTraining(trainer, steps, evaluate)
     header = (f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
               f"batch {batch_size}, {steps} steps on {describe(device)}"
@@ -440,5 +545,5 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
         evaluation={k: v for k, v in history[-1].items() if k != "step"} if history else {},
         history=history,
         generator_state={k: v.detach().cpu().clone()
-                         for k, v in trainer.generator.state_dict().items()},
+                         for k, v in trainer.sampler.state_dict().items()},
         samples=grid, checkpoint_path=saved, logs=logs)

@@ -9,20 +9,9 @@ optimisers and a seeded noise generator. The steps follow Goodfellow et al.'s Al
   no real samples); one optimiser step of G only.
 - :meth:`Playground.step`: ``d_steps`` D steps, then one G step.
 
-The losses, on D's raw output ``r`` (real) and ``f`` (fake), means over the batch:
-
-==================  =========================================  ==============================
-loss                D minimises                                G minimises
-==================  =========================================  ==============================
-``minimax``         softplus(-r) + softplus(f)                  -softplus(f) = log(1 - D(G(z)))
-``non-saturating``  softplus(-r) + softplus(f)                  softplus(-f) = -log D(G(z))
-``wgan-gp``         f - r + gp_weight * (|grad D(x_hat)| - 1)^2  -f
-``hinge``           relu(1 - r) + relu(1 + f)                   -f
-==================  =========================================  ==============================
-
-(softplus(-r) = -log sigmoid(r), the BCE against 1; x_hat = e x + (1 - e) G(z), e ~ U(0, 1) per
-sample, Gulrajani et al. 2017.) Hyper-parameters come in as a :class:`PlaygroundParams` and can
-change between any two steps (:meth:`Playground.apply`).
+The losses (minimax, non-saturating, WGAN-GP, hinge) are the shared ones of
+:mod:`advstudio.core.playground.losses`, the image GAN's too, with their table.
+Hyper-parameters come in as a :class:`PlaygroundParams` and can change between any two steps (:meth:`Playground.apply`).
 
 Everything runs on the CPU: with a few thousand weights and batches of hundreds of 2-D points a
 GPU only adds kernel-launch latency.
@@ -36,12 +25,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advstudio.core.errors import ConfigError
+from advstudio.core.playground.losses import d_loss, g_loss, g_loss_per_sample, gradient_penalty
 from advstudio.core.playground.targets import VIEW, Target
 
+# the shared losses (losses.py) the playground offers; least squares is the image GAN's only
 LOSSES = ("minimax", "non-saturating", "wgan-gp", "hinge")
 OPTIMISERS = ("adam", "sgd", "rmsprop")
 ADAM_BETAS = (0.5, 0.9)  # the usual GAN choice (Radford et al.: beta1 0.5; WGAN-GP: 0.9)
@@ -115,42 +105,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-# -- losses (pure functions, also tested against hand-computed values) ------------------------
-def d_loss(kind: str, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-    """D's loss without the gradient penalty (see the module table)."""
-    if kind in ("minimax", "non-saturating"):
-        return F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
-    if kind == "wgan-gp":
-        return fake_out.mean() - real_out.mean()
-    if kind == "hinge":
-        return F.relu(1 - real_out).mean() + F.relu(1 + fake_out).mean()
-    raise ConfigError(f"Unknown loss {kind!r}.")
-
-
-def g_loss_per_sample(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
-    if kind == "minimax":
-        return -F.softplus(fake_out)
-    if kind == "non-saturating":
-        return F.softplus(-fake_out)
-    if kind in ("wgan-gp", "hinge"):
-        return -fake_out
-    raise ConfigError(f"Unknown loss {kind!r}.")
-
-
-def g_loss(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
-    """G's loss (see the module table)."""
-    return g_loss_per_sample(kind, fake_out).mean()
-
-
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     eps: torch.Tensor) -> torch.Tensor:
-    """mean over the batch of (|grad_x critic(x_hat)|_2 - 1)^2 with x_hat = eps real +
-    (1 - eps) fake; ``eps`` is (n, 1). Differentiable w.r.t. the critic's weights."""
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.norm(dim=1) - 1) ** 2).mean()
 
 
 def mlp(n_in: int, n_out: int, hidden: int, depth: int,

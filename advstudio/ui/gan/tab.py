@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +35,8 @@ from PySide6.QtWidgets import (
 from advstudio.core.errors import ConfigError
 from advstudio.core.gan.config import GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
+from advstudio.core.gan.stabilisers import EXPLANATIONS as STABILISERS
+from advstudio.core.gan.stabilisers import LR_PRESETS
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
@@ -43,6 +47,20 @@ from advstudio.workers import JobManager, JobWorker
 
 TIMELAPSE_FRAMES = 12
 D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
+LOSS_NAMES = {"non-saturating": "BCE, non-saturating G", "minimax": "BCE, minimax G",
+              "least-squares": "Least squares (LSGAN)", "hinge": "Hinge",
+              "wgan-gp": "WGAN-GP (critic)"}
+LOSS_TIPS = {
+    "non-saturating": "D: BCE on real vs fake; G maximises log D(G(z)) (strong gradients early)",
+    "minimax": "Goodfellow et al.'s original game: G minimises log(1 - D(G(z))), whose "
+               "gradient vanishes while D wins",
+    "least-squares": "Mao et al. 2017: D regresses real to 1 and fake to 0, G pulls fakes to "
+                     "1; no saturating sigmoid",
+    "hinge": "Miyato et al. 2018: D's margin loss relu(1 - D(x)) + relu(1 + D(G(z))); G "
+             "maximises D(G(z)). Pairs well with spectral norm",
+    "wgan-gp": "Gulrajani et al. 2017: a critic estimates the Wasserstein distance, kept "
+               "1-Lipschitz by a gradient penalty; use several critic steps per G step (5)",
+}
 
 
 class GanTab(QWidget):
@@ -92,6 +110,7 @@ class GanTab(QWidget):
                              "torchvision data set (needs the internet the first time)")
         self.data.activated.connect(self._on_data)
         self.folder = ""
+        self._build_loss_controls()
         self.image_size = QComboBox()
         for size in (28, 32, 64):
             self.image_size.addItem(f"{size} px", size)
@@ -123,7 +142,12 @@ class GanTab(QWidget):
         explain.setStyleSheet("color: palette(dark); font-size: 11px;")
         left_box = QGroupBox("Training")
         lb = QVBoxLayout(left_box)
-        lb.addLayout(form)
+        self.settings_tabs = QTabWidget()  # two short pages keep the default window usable
+        run_page = QWidget()
+        run_page.setLayout(form)
+        self.settings_tabs.addTab(run_page, "Run")
+        self.settings_tabs.addTab(self.loss_page, "Loss && stabilisers")
+        lb.addWidget(self.settings_tabs)
         lb.addWidget(self.controls)
         lb.addWidget(self.status)
         lb.addWidget(self.badges)
@@ -131,7 +155,7 @@ class GanTab(QWidget):
         lb.addWidget(explain)
         left_box.setFixedWidth(300)
 
-        self.loss_plot = LivePlot("Losses", "BCE")
+        self.loss_plot = LivePlot("Losses", "the chosen loss")
         for name, colour in (("loss_d", D_COLOUR), ("loss_g", G_COLOUR)):
             self.loss_plot.add_curve(name, (*colour, 70))
             self.loss_plot.add_curve(f"{name} (smoothed)", colour, width=2, smooth_of=name)
@@ -157,6 +181,13 @@ class GanTab(QWidget):
             plots.addWidget(p, i // 3, i % 3)
 
         self.samples = ImageView("Samples from fixed noise", "Press Train")
+        self.class_pick = QComboBox()
+        self.class_pick.addItem("all classes, one row each", -1)
+        for k in range(10):
+            self.class_pick.addItem(f"class {k}", k)
+        self.class_pick.setToolTip("A conditional generator: show 64 samples of one class")
+        self.class_pick.setEnabled(False)
+        self.class_pick.currentIndexChanged.connect(self.show_class)
         self.timelapse = QListWidget()
         self.timelapse.setViewMode(QListWidget.ViewMode.IconMode)
         self.timelapse.setFlow(QListWidget.Flow.LeftToRight)
@@ -183,6 +214,7 @@ class GanTab(QWidget):
                                                              self.export_metrics))
         right = QVBoxLayout()
         right.addWidget(self.samples, 3)
+        right.addWidget(self.class_pick)
         right.addWidget(QLabel("Time-lapse"))
         right.addWidget(self.timelapse)
         right.addWidget(self.interpolation, 1)
@@ -202,6 +234,85 @@ class GanTab(QWidget):
         layout.addWidget(left_box)
         layout.addLayout(plots, 1)
         layout.addWidget(right_w)
+
+    def _build_loss_controls(self) -> None:
+        """The "Loss & stabilisers" page: the loss, TTUR presets, each stabiliser as a
+        checkbox whose tooltip says which difficulty it targets, and conditioning."""
+        self.loss = QComboBox()
+        for key, name in LOSS_NAMES.items():
+            self.loss.addItem(name, key)
+            self.loss.setItemData(self.loss.count() - 1, LOSS_TIPS[key],
+                                  Qt.ItemDataRole.ToolTipRole)
+        self.loss.setToolTip("The GAN loss (the same formulas as the 2-D playground's)")
+        self.gp_weight = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100.0, value=10.0)
+        self.gp_weight.setToolTip("WGAN-GP: weight λ of the gradient penalty (|∇D(x̂)| - 1)²; "
+                                  "Gulrajani et al. use 10")
+        self.lr_preset = QComboBox()
+        self.lr_preset.addItem("DCGAN: G 2e-4, D 2e-4", "dcgan")
+        self.lr_preset.addItem("TTUR: G 1e-4, D 4e-4", "ttur")
+        self.lr_preset.addItem("custom (Run page)", "custom")
+        self.lr_preset.setToolTip(STABILISERS["ttur"])
+        self.lr_preset.activated.connect(self._on_preset)
+        self.spectral_norm = QCheckBox("Spectral norm in D")
+        self.spectral_norm.setToolTip(STABILISERS["spectral_norm"])
+        self.r1 = QCheckBox("R1 penalty, γ")
+        self.r1.setToolTip(STABILISERS["r1"])
+        self.r1_gamma = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=100.0, value=1.0)
+        self.r1_gamma.setToolTip(STABILISERS["r1"])
+        self.ema = QCheckBox("EMA of G, decay")
+        self.ema.setToolTip(STABILISERS["ema"])
+        self.ema_decay = QDoubleSpinBox(decimals=4, minimum=0.5, maximum=0.9999,
+                                        singleStep=0.001, value=0.999)
+        self.ema_decay.setToolTip(STABILISERS["ema"])
+        self.minibatch_std = QCheckBox("Minibatch std in D")
+        self.minibatch_std.setToolTip(STABILISERS["minibatch_std"])
+        self.conditional = QCheckBox("Class-conditional (digits)")
+        self.conditional.setToolTip("G draws the class you ask for (label embedding into G, "
+                                    "projection discriminator); samples show one row per class")
+        form = QFormLayout()
+        form.addRow("Loss", self.loss)
+        form.addRow("GP weight", self.gp_weight)
+        form.addRow("Learning rates", self.lr_preset)
+        form.addRow(self.spectral_norm)
+        form.addRow(self.r1, self.r1_gamma)
+        form.addRow(self.ema, self.ema_decay)
+        form.addRow(self.minibatch_std)
+        form.addRow(self.conditional)
+        self.loss_page = QWidget()
+        self.loss_page.setLayout(form)
+        for w in (self.loss, self.arch):
+            w.currentIndexChanged.connect(self._enable_loss_controls)
+        for box in (self.r1, self.ema):
+            box.toggled.connect(self._enable_loss_controls)
+        for spin in (self.lr_g, self.lr_d):
+            spin.valueChanged.connect(self._match_preset)
+        self._enable_loss_controls()
+
+    def _enable_loss_controls(self) -> None:
+        bce = self.loss.currentData() in ("non-saturating", "minimax")
+        dcgan = self.arch.currentData() == "dcgan"
+        self.gp_weight.setEnabled(self.loss.currentData() == "wgan-gp")
+        self.smoothing.setEnabled(bce)
+        if not bce:
+            self.smoothing.setValue(0.0)
+        self.r1_gamma.setEnabled(self.r1.isChecked())
+        self.ema_decay.setEnabled(self.ema.isChecked())
+        for box in (self.minibatch_std, self.conditional):
+            box.setEnabled(dcgan)
+            if not dcgan:
+                box.setChecked(False)
+
+    def _on_preset(self) -> None:
+        key = self.lr_preset.currentData()
+        if key in LR_PRESETS:
+            lr_g, lr_d = LR_PRESETS[key]
+            self.lr_g.setValue(lr_g)
+            self.lr_d.setValue(lr_d)
+
+    def _match_preset(self) -> None:
+        pair = (round(self.lr_g.value(), 6), round(self.lr_d.value(), 6))
+        key = next((k for k, v in LR_PRESETS.items() if v == pair), "custom")
+        self.lr_preset.setCurrentIndex(self.lr_preset.findData(key))
 
     def _on_data(self) -> None:
         if self.data.currentData() == "folder":
@@ -245,6 +356,12 @@ class GanTab(QWidget):
                          batch_size=self.batch.value(), steps=self.steps.value(),
                          lr_g=self.lr_g.value(), lr_d=self.lr_d.value(),
                          d_steps=self.d_steps.value(), label_smoothing=self.smoothing.value(),
+                         loss=self.loss.currentData(), gp_weight=self.gp_weight.value(),
+                         spectral_norm=self.spectral_norm.isChecked(),
+                         r1_gamma=self.r1_gamma.value() if self.r1.isChecked() else 0.0,
+                         ema_decay=self.ema_decay.value() if self.ema.isChecked() else 0.0,
+                         minibatch_std=self.minibatch_std.isChecked(),
+                         conditional=self.conditional.isChecked(),
                          eval_every=self.eval_every.value(), seed=self.seed.value(),
                          device=self.state.device)
 
@@ -269,7 +386,7 @@ class GanTab(QWidget):
         for key, value in (("arch", config.arch), ("steps", config.steps),
                            ("batch", config.batch_size)):
             self.settings.setValue(f"gan/{key}", value)
-        self._reset()
+        self._reset(config.loss)
         for p in self._plots():
             p.set_x_extent(0, config.steps)
 
@@ -290,10 +407,12 @@ class GanTab(QWidget):
         return (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
                 self.fid_plot)
 
-    def _reset(self) -> None:
+    def _reset(self, loss: str) -> None:
         self.rows.clear()
         self.result = None
-        self.diagnostics = GanDiagnostics()
+        self.diagnostics = GanDiagnostics(loss)
+        self.class_pick.setCurrentIndex(0)
+        self.class_pick.setEnabled(False)
         self._frames = 0
         self.timelapse.clear()
         self.badges.setText("")
@@ -356,9 +475,12 @@ class GanTab(QWidget):
         if ev:
             text += (f" {ev['classes_covered']:.0f} of 10 classes covered, Fréchet "
                      f"{ev['frechet']:.0f}.")
+        if "class_accuracy" in ev:
+            text += f" The judge reads {100 * ev['class_accuracy']:.0f} % as the class asked for."
         self.status.setText(text)
         for b in (self.interp_button, self.save_button, self.grid_button):
             b.setEnabled(True)
+        self.class_pick.setEnabled(result.config.conditional)
         self.trained.emit(result)
 
     def _on_finished(self) -> None:
@@ -368,12 +490,28 @@ class GanTab(QWidget):
 
     # -- after training -----------------------------------------------------------------------
     def generator(self):
-        from advstudio.core.gan.networks import build_networks
+        from advstudio.core.gan.networks import build_networks, network_options
 
         c = self.result.config
-        generator, _ = build_networks(c.arch, c.latent_dim, channels=c.channels, image_size=c.image_size)
+        generator, _ = build_networks(c.arch, c.latent_dim, channels=c.channels,
+                                      image_size=c.image_size, **network_options(c))
         generator.load_state_dict(self.result.generator_state)
         return generator.eval()
+
+    def show_class(self) -> np.ndarray | None:
+        """The picked class's 64 samples (or the result's grid, one row per class)."""
+        from advstudio.core.gan.sampling import class_samples, sample_grid
+
+        k = self.class_pick.currentData()
+        if self.result is None or not self.result.config.conditional:
+            return None
+        if k < 0:
+            grid = self.result.samples
+        else:
+            c = self.result.config
+            grid = sample_grid(class_samples(self.generator(), c.latent_dim, k, seed=c.seed + 2))
+        self.samples.set_pixels(grid, "All classes" if k < 0 else f"Samples of class {k}")
+        return grid
 
     def interpolate(self) -> np.ndarray | None:
         """A row of 10 images from one random latent vector to another (cheap: G forward only)."""
@@ -385,7 +523,9 @@ class GanTab(QWidget):
             return None
         gen = torch.Generator().manual_seed(int(np.random.default_rng().integers(2**31)))
         z0, z1 = torch.randn(2, self.result.config.latent_dim, generator=gen)
-        row = sample_grid(interpolate(self.generator(), z0, z1, n=10), nrow=10)
+        label = self.class_pick.currentData() if self.result.config.conditional else None
+        label = 0 if label is not None and label < 0 else label
+        row = sample_grid(interpolate(self.generator(), z0, z1, n=10, label=label), nrow=10)
         self.interpolation.set_pixels(row, "Latent interpolation")
         return row
 
@@ -405,7 +545,9 @@ class GanTab(QWidget):
         c = self.result.config
         payload = {"state_dict": self.result.generator_state,
                    "meta": {"arch": c.arch, "latent_dim": c.latent_dim,
-                            "image_size": c.image_size, "channels": c.channels}}
+                            "image_size": c.image_size, "channels": c.channels,
+                            "num_classes": c.num_classes if c.conditional else 0,
+                            "width": c.width}}
         atomic_torch_save(payload, path)
         self.status.setText(f"Saved the generator to {path.name}.")
         return path
