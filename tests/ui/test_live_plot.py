@@ -211,3 +211,32 @@ def test_the_legend_appears_with_the_second_curve(qtbot):
     assert not p.legend.isVisible()
     p.add_curve("second", (255, 0, 0))
     assert p.legend.isVisible()
+
+
+def test_the_sweep_plots_legend_is_beside_its_curves(qtbot, settings):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QRectF
+
+    from advstudio.ui.attack.sweep_panel import SweepPanel
+    from advstudio.ui.state import AppState
+    from advstudio.workers import JobManager
+
+    panel = SweepPanel(AppState(), JobManager(), settings)
+    qtbot.addWidget(panel)
+    panel.resize(640, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    eps = [0.0, 0.1, 0.2, 0.3]
+    curves = {name: SimpleNamespace(attack=name, epsilons=eps, accuracy=[1.0, 0.8, 0.5, 0.2],
+                                    success=[0.0, 0.2, 0.5, 0.8]) for name in ("fgsm", "pgd")}
+    panel.draw(SimpleNamespace(curves=curves, partial=False), final=True)
+    assert len(panel.legend.items) == 4
+
+    def data():
+        return panel.plot.getViewBox().mapViewToScene(QRectF(0, 0, 0.3, 1.0)).boundingRect()
+
+    qtbot.waitUntil(lambda: panel.legend.sceneBoundingRect().width() > 100)  # laid out
+    legend = panel.legend.sceneBoundingRect()
+    assert not legend.intersects(data()) and legend.left() >= data().right()
+    assert legend.right() <= panel.plot.width()  # and inside the plot

@@ -22,6 +22,7 @@ squeezed the first minutes of a long training into a sliver at the left.
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 
@@ -38,14 +39,25 @@ SINGLE_POINT_PAD = 0.5  # x either side of a lone point (in steps), so it is not
 MINIMUM_PLOT_SIZE = (260, 170)  # below this the tick labels crowd the curves out
 
 
+@functools.cache
+def _side_legend_class():
+    """pyqtgraph's LegendItem, sized and placed by the plot's layout: its own ``updateSize``
+    moves it to (0, 0) of its parent, over the axis, whenever an entry is added."""
+    import pyqtgraph as pg
+
+    class SideLegend(pg.LegendItem):
+        def updateSize(self) -> None:  # noqa: N802 - pyqtgraph override
+            self.updateGeometry()
+
+    return SideLegend
+
+
 def side_legend(plot_widget):
     """A legend of colour swatches on a translucent background, in its own column right of
     the view (so never over the data), top-aligned; curves plotted with a ``name`` join it."""
-    import pyqtgraph as pg
-
     item = plot_widget.getPlotItem()
-    legend = pg.LegendItem(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
-                           labelTextColor=(40, 40, 40))
+    legend = _side_legend_class()(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
+                                  labelTextColor=(40, 40, 40))
     legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
     item.layout.addItem(legend, 2, 3)
     item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
