@@ -35,7 +35,7 @@ from advstudio.ui.runs.config_view import ConfigTable
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.config_export import export_config_dialog
 from advstudio.ui.widgets.error_box import show_error
-from advstudio.ui.widgets.live_plot import side_legend
+from advstudio.ui.widgets.live_plot import legend_below
 from advstudio.workers import JobManager, JobWorker
 
 COLUMNS = ("Started", "Kind", "Title", "Status", "Duration", "Device", "Summary")
@@ -139,7 +139,7 @@ class RunsTab(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "step")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.legend = side_legend(self.plot)
+        self.legend = legend_below(self.plot)
 
         self.thumbnail = QLabel()  # the run's image artifact, if it has one
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight)

@@ -14,8 +14,9 @@ repaints (5-10 ms each when an axis moves) ran back to back, with no input or ti
 between them: a 35-60 ms stall a few times a minute while a DCGAN trained. Taking turns, the
 worst gap is one plot's repaint, and a plot still redraws ~10 times a second when four are live.
 
-Why the legend sits beside the view (:func:`side_legend`): inside it, a corner legend hid the
-curves' latest points (the ones a user watches) and fixed y ranges left it no free corner.
+Why the legend sits under the view (:func:`legend_below`): inside it, a corner legend hid the
+curves' latest points (the ones a user watches) and fixed y ranges left it no free corner; beside
+it, it took a third of a narrow plot's width (the GAN tab's six plots side by side).
 Why x fits the data with the planned end as a faint line: an axis spanning all the planned steps
 squeezed the first minutes of a long training into a sliver at the left.
 """
@@ -36,31 +37,33 @@ from advstudio.responsiveness import REDRAW_BUDGET, REDRAW_MS, TICK_MS
 X_HEADROOM = 0.5  # x grows by half the data's span past the edge: data fills 2/3 or more, and
 # the axis moves about log(n) / log(1.5) times in n points (a move costs a repaint)
 SINGLE_POINT_PAD = 0.5  # x either side of a lone point (in steps), so it is not on the edge
-MINIMUM_PLOT_SIZE = (260, 170)  # below this the tick labels crowd the curves out
+MINIMUM_PLOT_SIZE = (180, 150)  # below this the tick labels crowd the curves out; three fit
+# side by side beside the GAN tab's controls in a 1280-px window
 
 
 @functools.cache
-def _side_legend_class():
+def _legend_class():
     """pyqtgraph's LegendItem, sized and placed by the plot's layout: its own ``updateSize``
     moves it to (0, 0) of its parent, over the axis, whenever an entry is added."""
     import pyqtgraph as pg
 
-    class SideLegend(pg.LegendItem):
+    class LaidOutLegend(pg.LegendItem):
         def updateSize(self) -> None:  # noqa: N802 - pyqtgraph override
             self.updateGeometry()
 
-    return SideLegend
+    return LaidOutLegend
 
 
-def side_legend(plot_widget):
-    """A legend of colour swatches on a translucent background, in its own column right of
-    the view (so never over the data), top-aligned; curves plotted with a ``name`` join it."""
+def legend_below(plot_widget, columns: int = 3):
+    """A legend of colour swatches on a translucent background, in its own row under the x
+    axis (so never over the data), ``columns`` entries a row; curves plotted with a ``name``
+    join it."""
     item = plot_widget.getPlotItem()
-    legend = _side_legend_class()(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
-                                  labelTextColor=(40, 40, 40))
+    legend = _legend_class()(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
+                             labelTextColor=(40, 40, 40), colCount=columns)
     legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-    item.layout.addItem(legend, 2, 3)
-    item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignTop)
+    item.layout.addItem(legend, 4, 1)  # rows 0-3: title, top axis, view, bottom axis
+    item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
     item.legend = legend  # what PlotItem.plot(name=...) adds to
     return legend
 
@@ -183,7 +186,7 @@ class LivePlot(QWidget):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.legend = side_legend(self.plot)
+        self.legend = legend_below(self.plot)
         self.legend.hide()  # shown from the second curve on: one curve needs no key
         self.setMinimumSize(*MINIMUM_PLOT_SIZE)
         for side in ("left", "bottom"):  # repainted only when the range changes (see above)
