@@ -43,13 +43,25 @@ MINIMUM_PLOT_SIZE = (180, 150)  # below this the tick labels crowd the curves ou
 
 @functools.cache
 def _legend_class():
-    """pyqtgraph's LegendItem, sized and placed by the plot's layout: its own ``updateSize``
-    moves it to (0, 0) of its parent, over the axis, whenever an entry is added."""
+    """pyqtgraph's LegendItem, sized and placed by the plot's layout (its own ``updateSize``
+    moved it to (0, 0) of its parent, over the axis, whenever an entry was added), hidden while
+    empty, and as many entries a row as the plot's width holds (a fixed count made the GAN
+    tab's narrow plots wider than their place, so they were cut off)."""
     import pyqtgraph as pg
 
     class LaidOutLegend(pg.LegendItem):
         def updateSize(self) -> None:  # noqa: N802 - pyqtgraph override
+            self.setVisible(bool(self.items))
+            self.fit(self.parentItem().width() if self.parentItem() else 0)
             self.updateGeometry()
+
+        def fit(self, width: float) -> None:
+            if not self.items or width <= 0:
+                return
+            widest = max(label.item.boundingRect().width() for _s, label in self.items) + 50
+            columns = max(1, min(len(self.items), int((width - 60) // widest)))
+            if columns != self.columnCount:
+                self.setColumnCount(columns)  # calls updateSize again, with this count
 
     return LaidOutLegend
 
@@ -60,10 +72,15 @@ def legend_below(plot_widget, columns: int = 3):
     join it."""
     item = plot_widget.getPlotItem()
     legend = _legend_class()(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
-                             labelTextColor=(40, 40, 40), colCount=columns)
-    legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+                             labelTextColor=(40, 40, 40), labelTextSize="8pt",
+                             colCount=columns)
+    # the plot's width decides, not the legend's: a label too long for a narrow plot is cut
+    legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    legend.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
+    legend.setMinimumWidth(0)  # else its entries' layout sets the plot's minimum width
     item.layout.addItem(legend, 4, 1)  # rows 0-3: title, top axis, view, bottom axis
     item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
+    item.geometryChanged.connect(lambda: legend.fit(item.width()))
     item.legend = legend  # what PlotItem.plot(name=...) adds to
     return legend
 
