@@ -27,6 +27,7 @@ class ConfigTable(QTableWidget):
         self.verticalHeader().hide()
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
+        self.setHorizontalHeaderLabels(("Setting", "Value"))
 
     def show_config(self, config: dict[str, Any]) -> None:
         self._fill(("Setting", "Value"), [(k, [_text(v)], False) for k, v in config.items()])
