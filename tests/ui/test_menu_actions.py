@@ -101,6 +101,8 @@ def test_open_actions_fill_recent_files_which_reopen_and_prune(qtbot, window, di
         "seven.png"]
     _action(window, "Clear the list").trigger()
     assert window.recent.entries() == []
+    # the reopened image's prediction ends inside the test
+    qtbot.waitUntil(lambda: window.jobs.active == [], timeout=30_000)
 
 
 def test_recent_files_keep_the_ten_newest(settings, tmp_path):
