@@ -11,6 +11,23 @@ import sys
 import time
 
 SELF_TEST_TIMEOUT_MS = 180_000
+# What Qt's xcb platform plugin loads (``ldd .../PySide6/Qt/plugins/platforms/libqxcb.so``) and
+# the Debian 12 package of each. Qt aborts (a core dump, no message) when one is missing, so
+# main() looks first and says what to install. README.md's set-up section lists the same.
+XCB_LIBRARIES = {
+    "libxcb.so.1": "libxcb1", "libX11.so.6": "libx11-6", "libX11-xcb.so.1": "libx11-xcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-util.so.1": "libxcb-util1", "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1", "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xkb.so.1": "libxcb-xkb1", "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libGL.so.1": "libgl1",
+    "libEGL.so.1": "libegl1", "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6", "libglib-2.0.so.0": "libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -20,6 +37,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "prediction, print the result and exit (0 = OK)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser.parse_args(argv)
+
+
+def missing_xcb_libraries(load=None) -> list[str]:
+    """The libraries of :data:`XCB_LIBRARIES` that cannot be loaded, when Qt would use its xcb
+    plugin (Linux, no other platform chosen, not a Wayland session); [] otherwise."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or (platform and not platform.startswith("xcb")):
+        return []
+    if not platform and os.environ.get("WAYLAND_DISPLAY"):
+        return []
+    if load is None:
+        import ctypes
+
+        load = ctypes.CDLL
+    missing = []
+    for name in XCB_LIBRARIES:
+        try:
+            load(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
+def explain_missing(missing: list[str]) -> str:
+    packages = " ".join(dict.fromkeys(XCB_LIBRARIES[name] for name in missing))
+    return (f"advstudio cannot open its window: Qt's X11 (xcb) platform plugin needs "
+            f"{', '.join(missing)}, which this system lacks.\n"
+            f"On Debian or Ubuntu install them with:\n    sudo apt-get install -y {packages}\n"
+            "(or run headless with QT_QPA_PLATFORM=offscreen)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.self_test:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    missing = missing_xcb_libraries()
+    if missing:
+        print(explain_missing(missing), file=sys.stderr)
+        return 1
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("advstudio")
     app.setApplicationName("advstudio")
+    from PySide6.QtCore import QSettings
+
+    data_folder = str(QSettings().value("data_folder", "") or "")
+    if data_folder and not os.environ.get("ADVSTUDIO_HOME"):  # Edit ▸ Preferences' data folder
+        os.environ["ADVSTUDIO_HOME"] = data_folder
     from PySide6.QtGui import QIcon
 
     from advstudio.core.resources import resources_dir

@@ -115,10 +115,12 @@ class JobWorker(QObject):
     finished = Signal()
 
     def __init__(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
-                 show_in_status: bool = True) -> None:
+                 show_in_status: bool = True, pausable: bool = True) -> None:
         super().__init__()
         self.title = title
         self.show_in_status = show_in_status
+        self.pausable = pausable  # False: one long call (an import) that cannot stop between
+        self.recorded = False  # set by JobManager.start: its run goes to the run history
         self._cancel = threading.Event()
         self._running = threading.Event()  # cleared while paused
         self._running.set()
@@ -177,7 +179,7 @@ class JobManager(QObject):
               show_in_status: bool = True,
               connect: Callable[[JobWorker], None] | None = None,
               record: tuple[str, Any] | tuple[str, Any, Callable[[Any], Iterator[Any]]]
-              | None = None, resume_from: Any = None) -> JobWorker:
+              | None = None, resume_from: Any = None, pausable: bool = True) -> JobWorker:
         """Run ``job_factory()`` on a new thread. ``connect(worker)`` is called before the thread
         starts: connect signals there so no early event is missed.
 
@@ -185,7 +187,8 @@ class JobManager(QObject):
         ``record=(kind, config, run)`` builds the job as ``run(config)`` once its run folder
         exists instead, so a training job checkpoints into its run (resumable from the Runs
         tab) and ``resume_from`` (a checkpoint file) continues an earlier run. Without a store,
-        ``job_factory()`` runs unrecorded."""
+        ``job_factory()`` runs unrecorded. ``pausable=False``: the status bar offers no Pause
+        (a job that yields nothing while it works would not pause until it ends)."""
         if record is not None and self.store is not None:
             from advstudio.core.runs.wrap import recorded
 
@@ -197,7 +200,8 @@ class JobManager(QObject):
             def job_factory() -> Iterator[Any]:
                 return recorded(store, kind, config, run if run is not None else inner(),
                                 title=title, resume_from=resume_from)
-        worker = JobWorker(job_factory, title, show_in_status)
+        worker = JobWorker(job_factory, title, show_in_status, pausable)
+        worker.recorded = record is not None
         thread = QThread()
         thread.setObjectName(f"advstudio-{title}")
         worker.runner.moveToThread(thread)

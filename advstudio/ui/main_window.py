@@ -2,6 +2,10 @@
 
 PyTorch is imported on a worker thread after the window is on screen (it takes seconds); until
 then the status bar says so and the model controls wait.
+
+Why one status line follows the jobs: each tab has its own message label, but the window's
+line is what a user reads first; it used to keep "Ready. Drop an image…" through a sweep and an
+old error after later successes. Now every visible job's start, end or failure replaces it.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QMessageBox, QTabWidget, QWidget
 
 from advstudio import __version__
 from advstudio.ui.image.tab import ImageTab
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.lazy_tab import LazyTab
+from advstudio.ui.recent_files import RecentFiles
+from advstudio.ui.settings_dialog import apply_theme
 from advstudio.ui.startup import load_torch_job
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import show_error
@@ -25,6 +31,7 @@ from advstudio.workers import JobManager, JobWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".pt2", ".onnx", ".safetensors")
 SHUTDOWN_TIMEOUT_MS = 30_000  # a job stops at its next step; one step may take seconds
+MINIMUM_SIZE = (960, 600)  # below a 1280x720 screen's usable area, so the window always fits
 
 
 def open_run_store():
@@ -53,6 +60,8 @@ class MainWindow(QMainWindow):
         self.jobs.store = open_run_store()
         self.models = ModelController(self.state, self.jobs, self)
         self.last_error_box: QMessageBox | None = None
+        self.recent = RecentFiles(self.settings)
+        self._startup: JobWorker | None = None
 
         self.tabs = QTabWidget()
         self.image_tab = ImageTab(self.state, self.jobs, self.models, self.settings)
@@ -91,6 +100,11 @@ class MainWindow(QMainWindow):
         self.state.model_changed.connect(self._on_model)
         self.image_tab.image_error.connect(lambda m: self.status_message.setText(m))
         self.image_tab.image_loaded.connect(self._clear_image_error)
+        self.state.image_changed.connect(self._remember_image)
+        self.state.model_changed.connect(self._remember_model)
+        self.jobs.job_started.connect(self._follow_job)
+        apply_theme(str(self.settings.value("theme", "system")))
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.resize(1180, 720)
         geometry = self.settings.value("geometry")
         if isinstance(geometry, QByteArray):
@@ -107,7 +121,9 @@ class MainWindow(QMainWindow):
             w.errored.connect(self._on_torch_failed)
             w.log.connect(self.status_message.setText)
 
-        return self.jobs.start(lambda: load_torch_job(pref), "Loading PyTorch", connect=connect)
+        self._startup = self.jobs.start(lambda: load_torch_job(pref), "Loading PyTorch",
+                                        connect=connect, pausable=False)
+        return self._startup
 
     def _on_torch_ready(self, device: str) -> None:
         self.state.torch_loaded = True
@@ -162,6 +178,10 @@ class MainWindow(QMainWindow):
         open_model = QAction("Open &model file…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
         open_model.triggered.connect(self.image_tab.open_model_dialog)
         file_menu.addAction(open_model)
+        self.recent_menu = QMenu("&Recent files", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addMenu(self.recent_menu)
+        self._fill_recent()
         export_config = QAction("E&xport job as config…", self,
                                 shortcut=QKeySequence("Ctrl+Shift+E"))
         export_config.setToolTip("Save the current tab's job settings as a config file for "
@@ -191,6 +211,14 @@ class MainWindow(QMainWindow):
         jobs_menu.addAction(cancel_action)
 
         help_menu = self.menuBar().addMenu("&Help")
+        self.guide_action = QAction("&Guide", self, shortcut=QKeySequence.StandardKey.HelpContents)
+        self.guide_action.triggered.connect(self.open_guide)
+        help_menu.addAction(self.guide_action)
+        self.shortcuts_action = QAction("&Keyboard shortcuts", self,
+                                        shortcut=QKeySequence("Ctrl+/"))
+        self.shortcuts_action.triggered.connect(self.open_shortcuts)
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addSeparator()
         about = QAction("&About advstudio", self)
         about.triggered.connect(lambda: QMessageBox.about(
             self, "About advstudio",
@@ -203,9 +231,15 @@ class MainWindow(QMainWindow):
         from advstudio.ui.settings_dialog import SettingsDialog
 
         current = str(self.settings.value("device", "auto"))
-        dialog = SettingsDialog(available_devices(), current, self)
+        dialog = SettingsDialog(available_devices(), current, self,
+                                data_folder=str(self.settings.value("data_folder", "")),
+                                theme=str(self.settings.value("theme", "system")))
+        self.preferences_dialog = dialog  # tests accept it
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             self.apply_device_preference(dialog.device)
+            self.settings.setValue("data_folder", dialog.data_folder)
+            self.settings.setValue("theme", dialog.theme)
+            apply_theme(dialog.theme)
 
     def apply_device_preference(self, preference: str) -> None:
         from advstudio.core.devices import pick_device
@@ -213,7 +247,73 @@ class MainWindow(QMainWindow):
         self.settings.setValue("device", preference)
         self.state.set_device(str(pick_device(preference)))
 
+    # -- help ---------------------------------------------------------------------------------
+    def open_tab(self, name: str) -> None:
+        """Show the tab called ``name`` (the Guide's "Try it" buttons)."""
+        for i in range(self.tabs.count()):
+            if self.tabs.tabText(i) == name:
+                self.tabs.setCurrentIndex(i)
+                return
+
+    def open_guide(self) -> None:
+        from advstudio.ui.guide import GuideDialog
+
+        self.guide = GuideDialog(self.open_tab, self)
+        self.guide.show()
+
+    def open_shortcuts(self) -> None:
+        from advstudio.ui.guide import ShortcutsDialog, shortcuts
+
+        self.shortcuts_dialog = ShortcutsDialog(shortcuts(self), self)
+        self.shortcuts_dialog.show()
+
+    # -- recent files -------------------------------------------------------------------------
+    def _remember_image(self, image) -> None:
+        if getattr(image, "path", None) is not None:
+            self.recent.add("image", image.path)
+
+    def _remember_model(self, _model) -> None:
+        if self.state.model_key.startswith("file:"):
+            self.recent.add("model", Path(self.state.model_key[5:]))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        entries = self.recent.entries()
+        for kind, path in entries:
+            action = self.recent_menu.addAction(f"{path.name}  ({kind}, {path.parent})")
+            action.triggered.connect(lambda _=False, k=kind, p=path: self.open_recent(k, p))
+        if not entries:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        self.recent_menu.addSeparator()
+        clear = self.recent_menu.addAction("Clear the list")
+        clear.triggered.connect(self.recent.clear)
+        clear.setEnabled(bool(entries))
+
+    def open_recent(self, kind: str, path: Path) -> None:
+        if kind == "model":
+            if self.state.torch_loaded:
+                self.image_tab.select_model(f"file:{path}")
+        else:
+            self.tabs.setCurrentWidget(self.image_tab)
+            self.image_tab.load_path(path)
+
     # -- jobs ---------------------------------------------------------------------------------
+    def _follow_job(self, worker: JobWorker) -> None:
+        """The status line says what runs, then how it ended (see the module's docstring)."""
+        if not worker.show_in_status or worker is self._startup:
+            return
+        running = f"{worker.title}…"
+        self.status_message.setText(running)
+
+        def ended(text: str) -> None:
+            if self.status_message.text() == running:  # a tab's own result text stays
+                self.status_message.setText(text)
+
+        worker.returned.connect(lambda _r: ended(f"{worker.title}: done."))
+        worker.aborted.connect(lambda: ended(f"{worker.title}: cancelled."))
+        worker.errored.connect(lambda exc: self.status_message.setText(
+            f"{worker.title} failed: {(str(exc) or type(exc).__name__).splitlines()[0]}"))
+
     def _on_model(self, model) -> None:
         self.evaluate_action.setEnabled(model is not None and model.num_classes == 10
                                         and model.input_shape[0] == 1)
@@ -304,7 +404,18 @@ class MainWindow(QMainWindow):
         self.image_tab.load_path(path)
 
     # -- shutdown -----------------------------------------------------------------------------
+    def ask(self, title: str, question: str) -> bool:
+        """A yes / no question (patchable in tests)."""
+        return QMessageBox.question(self, title, question) == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        running = [w.title for w in self.jobs.active  # work the user would lose
+                   if w.recorded and not w.cancel_requested]
+        if running and not self.ask("Quit advstudio", f"{', '.join(running)} still running. "
+                                    "Stop and quit? (A stopped training resumes from the Runs "
+                                    "tab.)"):
+            event.ignore()
+            return
         self.settings.setValue("geometry", self.saveGeometry())
         if self.jobs.active:
             self.status_message.setText("Stopping running jobs…")

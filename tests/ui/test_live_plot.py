@@ -6,13 +6,7 @@ import math
 
 import pytest
 
-from advstudio.ui.widgets.live_plot import LivePlot, grown_range, nice_ceiling
-
-
-@pytest.mark.parametrize("value, expected", [(1, 1), (1.1, 2), (3, 5), (7, 10), (0.03, 0.05),
-                                             (120, 200), (5000, 5000), (0, 1)])
-def test_nice_ceiling(value, expected):
-    assert nice_ceiling(value) == pytest.approx(expected)
+from advstudio.ui.widgets.live_plot import LivePlot, grown_range
 
 
 def test_grown_range_grows_only_on_overflow_and_only_on_that_side():
@@ -51,7 +45,7 @@ def test_the_view_follows_the_data_in_steps(plot):
         last = now
         (x0, x1), (y0, y1) = now
         assert x0 <= 1 and step < x1 and y0 <= min(ys) and max(ys) <= y1
-    assert moves < 15  # 200 points, a handful of axis changes
+    assert moves < 20  # 200 points: about 13 x moves (half a span each) and a few y moves
     # the smoothed curve is a bias-corrected EMA: its first point equals the first raw point
     assert plot.series["loss (smoothed)"].y[0] == plot.series["loss"].y[0]
 
@@ -131,20 +125,75 @@ def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
     scheduler.timer.setInterval(live_plot.TICK_MS)
 
 
-def test_a_known_run_length_fixes_the_x_axis_until_the_data_outgrows_it(plot):
-    plot.set_x_extent(0, 300)
-    plot.redraw_now()
-    extent = pytest.approx((-6, 306))  # 2 % padding: the last marker shows whole
-    assert _ranges(plot)[0] == extent
-    for step in range(0, 301, 10):
+def test_x_fits_the_data_and_the_planned_end_is_a_faint_marker(plot):
+    plot.set_x_extent(0, 3000)
+    for step in range(0, 101, 10):
         plot.add("loss", step, 1.0)
-        plot.redraw_now()
-        assert _ranges(plot)[0] == extent  # still: progress towards the end
-    plot.add("loss", 320, 1.0)  # resumed past the planned end: grows as usual
     plot.redraw_now()
-    assert _ranges(plot)[0][1] > 320
+    (x0, x1), _ = _ranges(plot)
+    assert x0 <= 0 and 100 < x1 <= 150  # the data fills 2/3 of the axis or more, not 1/30
+    assert plot.planned_end == 3000 and plot.end_marker.pen.color().alpha() < 100
     plot.clear()
-    assert plot._x_extent is None
+    assert plot.planned_end is None
+
+
+def test_a_single_point_is_padded_on_both_sides(plot):
+    plot.add("loss", 7, 0.5)
+    plot.redraw_now()
+    (x0, x1), (y0, y1) = _ranges(plot)
+    assert x0 < 7 < x1 and 7 - x0 == pytest.approx(x1 - 7)
+    assert y0 < 0.5 < y1
+
+
+def _scene_rect_of_data(p):
+    """The data's bounding box in scene coordinates."""
+    from PySide6.QtCore import QRectF
+
+    xs = [x for s in p.series.values() for x in s.x]
+    ys = [y for s in p.series.values() for y in s.y]
+    view = p.plot.getViewBox()
+    return view.mapViewToScene(QRectF(min(xs), min(ys), max(xs) - min(xs),
+                                      max(ys) - min(ys))).boundingRect()
+
+
+def test_the_legend_has_swatches_off_the_data(qtbot):
+    p = LivePlot("two", "loss")
+    qtbot.addWidget(p)
+    p.add_curve("D loss", (31, 119, 180))
+    p.add_curve("G loss", (214, 39, 40))
+    for step in range(50):
+        p.add("D loss", step, 0.5 + step / 50)
+        p.add("G loss", step, 2.0 - step / 50)
+    p.resize(*p.minimumSize().toTuple())
+    p.show()
+    qtbot.waitExposed(p)
+    p.redraw_now()
+    legend = p.legend
+    assert [label.text for _sample, label in legend.items] == ["D loss", "G loss"]
+    assert legend.brush().color().alpha() < 255  # translucent
+    assert not legend.sceneBoundingRect().intersects(_scene_rect_of_data(p))
+    assert p.width() >= 180 and p.height() >= 150
+
+
+def test_the_hover_readout_shows_the_nearest_points_values(qtbot):
+    from PySide6.QtCore import QPointF
+
+    p = LivePlot("two", "loss")
+    qtbot.addWidget(p)
+    p.add_curve("D loss", (31, 119, 180))
+    p.add_curve("G loss", (214, 39, 40))
+    for step, (d, g) in enumerate([(0.7, 1.5), (0.6, 1.9), (0.4, 2.5)]):
+        p.add("D loss", step * 10, d)
+        p.add("G loss", step * 10, g)
+    p.resize(400, 300)
+    p.show()
+    qtbot.waitExposed(p)
+    p.redraw_now()
+    view = p.plot.getViewBox()
+    scene_pos = view.mapViewToScene(QPointF(11.5, 1.0))  # nearest step: 10
+    qtbot.mouseMove(p.plot.viewport(), p.plot.mapFromScene(scene_pos))
+    qtbot.waitUntil(lambda: p.readout.text().startswith("step 10:"))
+    assert p.readout.text() == "step 10:  D loss 0.6,  G loss 1.9"
 
 
 def test_non_negative_data_keeps_the_axis_at_zero_or_above(plot):
@@ -162,3 +211,32 @@ def test_the_legend_appears_with_the_second_curve(qtbot):
     assert not p.legend.isVisible()
     p.add_curve("second", (255, 0, 0))
     assert p.legend.isVisible()
+
+
+def test_the_sweep_plots_legend_is_off_its_curves(qtbot, settings):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QRectF
+
+    from advstudio.ui.attack.sweep_panel import SweepPanel
+    from advstudio.ui.state import AppState
+    from advstudio.workers import JobManager
+
+    panel = SweepPanel(AppState(), JobManager(), settings)
+    qtbot.addWidget(panel)
+    panel.resize(640, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    eps = [0.0, 0.1, 0.2, 0.3]
+    curves = {name: SimpleNamespace(attack=name, epsilons=eps, accuracy=[1.0, 0.8, 0.5, 0.2],
+                                    success=[0.0, 0.2, 0.5, 0.8]) for name in ("fgsm", "pgd")}
+    panel.draw(SimpleNamespace(curves=curves, partial=False), final=True)
+    assert len(panel.legend.items) == 4
+
+    def data():
+        return panel.plot.getViewBox().mapViewToScene(QRectF(0, 0, 0.3, 1.0)).boundingRect()
+
+    qtbot.waitUntil(lambda: panel.legend.sceneBoundingRect().width() > 100)  # laid out
+    legend = panel.legend.sceneBoundingRect()
+    assert not legend.intersects(data()) and legend.top() >= data().bottom()
+    assert legend.right() <= panel.plot.width()  # and inside the plot

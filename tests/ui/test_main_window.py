@@ -284,3 +284,43 @@ def test_offline_download_says_so(qtbot, window, tmp_path, monkeypatch):
         c.metaObject().className() == "QMessageBox" and "Are you online" in c.text()
         for c in window.image_tab.children()))
     assert window.state.model_key == "digits-cnn"
+
+
+def test_the_window_fits_1280x720_and_never_grows_by_itself(qtbot, window, digit_png, job_ended):
+    from advstudio.core.images import load_image
+
+    window.resize(1280, 720)
+    window.tabs.setCurrentWidget(window.attack_host)
+    qtbot.waitUntil(lambda: window.size().toTuple() == (1280, 720), timeout=5000)
+    needed = window.minimumSizeHint().expandedTo(window.minimumSize())
+    assert needed.width() <= 1280 and needed.height() <= 720
+    window.state.set_image(load_image(digit_png))
+    with job_ended(window.jobs, timeout=60_000, title="FGSM attack"):
+        window.attack_tab.run_attack()
+    qtbot.waitUntil(lambda: window.attack_tab.export_button.isEnabled(), timeout=5000)
+    for tab in range(window.tabs.count()):  # every tab's content, shown
+        window.tabs.setCurrentIndex(tab)
+        qtbot.wait(10)
+        assert window.size().toTuple() == (1280, 720), window.tabs.tabText(tab)
+
+
+def test_the_status_line_follows_jobs_and_startup_cannot_pause(qtbot, settings, job_ended):
+    from advstudio.ui.main_window import MainWindow
+
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.job_indicator.worker is not None
+                    or w.state.torch_loaded, timeout=60_000)
+    if w.job_indicator.worker is not None and w.job_indicator.worker.title == "Loading PyTorch":
+        assert not w.job_indicator.pause_button.isVisible()  # an import cannot pause
+    qtbot.waitUntil(lambda: w.evaluate_action.isEnabled(), timeout=60_000)
+    qtbot.waitUntil(lambda: _no_job_running(w), timeout=30_000)
+    w.status_message.setText("Could not open the image: not an image.")  # an old error
+    with job_ended(w.jobs, timeout=60_000, title="Evaluating") as ended:
+        w.evaluate_current_model(batch_size=1)
+        assert w.status_message.text() == "Evaluating digits-cnn…"  # not the old error
+        assert w.job_indicator.pause_button.isVisibleTo(w.job_indicator)
+        ended.worker.cancel()
+    assert w.status_message.text() == "Evaluation cancelled."
+    w.jobs.shutdown()

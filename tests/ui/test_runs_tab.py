@@ -199,3 +199,50 @@ def test_export_config_of_a_recorded_run(qtbot, lab, runs, tmp_path, monkeypatch
     data = read_config_file(path)
     assert data.pop("kind") == "evaluate"
     assert data == runs.store.rerun_config(runs.runs[0].id)[1]
+
+
+def test_config_table_diff_resizable_splitter_and_exports(qtbot, lab, runs, tmp_path,
+                                                          monkeypatch, job_ended):
+    from PySide6.QtCore import QPoint, Qt
+
+    _evaluate(job_ended, lab.jobs, 100)
+    _evaluate(job_ended, lab.jobs, 250)
+    qtbot.waitUntil(lambda: runs.table.rowCount() == 2, timeout=5000)
+    table = runs.config_table
+
+    def rows():
+        return {table.item(r, 0).text(): [table.item(r, c).text()
+                                          for c in range(1, table.columnCount())]
+                for r in range(table.rowCount())}
+
+    older, newer = runs.runs[1].id, runs.runs[0].id
+    runs.select([older])
+    assert rows()["batch_size"] == ["100"] and rows()["model"] == ["digits-cnn"]
+    runs.select([older, newer])
+    assert set(rows()) == {"batch_size"}  # only what differs
+    assert sorted(rows()["batch_size"]) == ["100", "250"]
+    assert table.item(0, 1).background().color().name() == "#ffecb3"
+    assert "1 setting differ" in runs.details.text()
+
+    handle = runs.detail_splitter.handle(1)
+    before = runs.detail_splitter.sizes()
+    centre = handle.rect().center()
+    qtbot.mousePress(handle, Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseMove(handle, centre + QPoint(80, 0))
+    qtbot.mouseRelease(handle, Qt.MouseButton.LeftButton, pos=centre + QPoint(80, 0))
+    after = runs.detail_splitter.sizes()
+    assert after[0] > before[0] and sum(after) == sum(before)
+
+    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getExistingDirectory",
+                        lambda *a, **k: str(tmp_path / "tb"))
+    (tmp_path / "tb").mkdir()
+    qtbot.mouseClick(runs.tensorboard_button, Qt.MouseButton.LeftButton)
+    files = sorted((tmp_path / "tb").glob("*/events.out.tfevents.*"))
+    assert len(files) == 2 and all(f.stat().st_size > 0 for f in files)
+    assert f'tensorboard --logdir "{tmp_path / "tb"}"' in runs.message.text()
+
+    runs.select([newer])
+    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "run.zip"), ""))
+    qtbot.mouseClick(runs.export_button, Qt.MouseButton.LeftButton)
+    assert runs.message.text() == f"Exported {newer} to {tmp_path / 'run.zip'}"

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.job_owner import JobOwner
+from advstudio.ui.widgets.live_plot import legend_below
 from advstudio.workers import JobManager, JobWorker
 
 COLOURS = {"fgsm": (31, 119, 180), "bim": (255, 127, 14), "pgd": (214, 39, 40),
@@ -98,7 +99,7 @@ class SweepPanel(QWidget):
         self.plot.setYRange(0, 1.02)
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMinimumHeight(170)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.legend = legend_below(self.plot)  # under the curves, never over them
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)

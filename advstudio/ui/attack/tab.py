@@ -41,6 +41,7 @@ from advstudio.ui.attack.robust_panel import RobustPanel
 from advstudio.ui.state import AppState
 from advstudio.ui.attack.sweep_panel import SweepPanel
 from advstudio.ui.attack.transform_panel import TransformPanel
+from advstudio.ui.help import tip, tip_items
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.job_owner import JobOwner
@@ -155,11 +156,13 @@ class AttackTab(QWidget):
         self.access = QComboBox()
         for key, text in ACCESS:
             self.access.addItem(text, key)
+        tip(tip_items(self.access), "white-box", "transfer", "query")
         self.attack = QComboBox()
         self.surrogate = QComboBox()
         for key, text in SURROGATES.items():
             self.surrogate.addItem(text, key)
         self.surrogate.setToolTip("The model whose gradients the attacker uses instead")
+        tip(self.surrogate, "transfer")
         self.eps_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=SLIDER_STEPS // 2)
         self.eps_spin = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.005)
         self.eps_spin.setToolTip("L∞ radius in pixel units: 0.1 = 25.5 grey levels of 255")
@@ -172,6 +175,7 @@ class AttackTab(QWidget):
         self.apgd_loss.addItem("DLR (logit ratio)", "dlr")
         self.apgd_loss.setToolTip("APGD's objective: cross-entropy, or the scale-invariant "
                                   "Difference of Logits Ratio (AutoAttack's; ≥ 3 classes)")
+        tip(self.apgd_loss, "apgd", "dlr")
         self.apgd_loss.setCurrentIndex(max(self.apgd_loss.findData(
             str(self.settings.value("attack/apgd_loss", "ce"))), 0))
         self.cw_c = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=10_000.0, singleStep=0.5,
@@ -180,6 +184,7 @@ class AttackTab(QWidget):
                              "then adapts it per image")
         self.cw_kappa = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1000.0, singleStep=0.5,
                                        value=float(self.settings.value("attack/cw_kappa", 0.0)))
+        tip(self.cw_c, "cw")
         self.cw_kappa.setToolTip("C&W: confidence margin κ ≥ 0 in logit units (0 = just across "
                                  "the boundary)")
         self.quantise = QCheckBox("Quantisation-aware (1/255 grid)")
@@ -208,6 +213,7 @@ class AttackTab(QWidget):
         eps_row.addWidget(self.eps_slider, 1)
         eps_row.addWidget(self.eps_spin)
         self.eps_label = QLabel("ε (L∞)")
+        tip(self.eps_label, "eps-linf", "eps-l2")
         form.addRow(self.eps_label, eps_row)
         form.addRow("Steps", self.steps)
         form.addRow("Step size", self.alpha)
@@ -329,8 +335,10 @@ class AttackTab(QWidget):
         self.attack_button.clicked.connect(self.run_attack)
         self.min_eps_button.clicked.connect(self.find_min_eps)
         self.export_button.clicked.connect(self.export_dialog)
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.run_attack)
-        QShortcut(QKeySequence.StandardKey.Save, self, activated=self.export_dialog)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.run_attack,
+                  whatsThis="Attack tab: run the attack")
+        QShortcut(QKeySequence.StandardKey.Save, self, activated=self.export_dialog,
+                  whatsThis="Attack tab: export the adversarial image")
         self.eps_spin.setValue(float(self.settings.value("attack/eps", 0.1)))
         self._steps_attack: str | None = None
         self._on_access()
@@ -352,6 +360,7 @@ class AttackTab(QWidget):
         self.attack.clear()
         for entry in attacks_for(access=self.access.currentData(), context="lab"):
             self.attack.addItem(entry.title, entry.name)
+        tip_items(self.attack)
         index = self.attack.findData(current)
         self.attack.setCurrentIndex(max(index, 0))
         self.attack.blockSignals(False)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
+from advstudio.ui.help import tip
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.job_owner import JobOwner
@@ -78,6 +79,7 @@ class DefenceTab(QWidget):
         self.recipe = QComboBox()
         for key, (label, _, _) in RECIPES.items():
             self.recipe.addItem(label, key)
+        tip(self.recipe, "adversarial-training", "fgsm", "pgd", "vat", "detection")
         self.arch = QComboBox()
         self.arch.addItem("Digits CNN", "digits-cnn")
         self.arch.addItem("Digits MLP", "digits-mlp")
@@ -85,10 +87,12 @@ class DefenceTab(QWidget):
                                   value=0.1)
         self.eps.setToolTip("L∞ radius of the training attacks and of the evaluation "
                             "(pixel units)")
+        tip(self.eps, "eps-linf")
         self.alpha_mix = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.1,
                                         value=0.5)
         self.alpha_mix.setToolTip("Weight of the clean loss (Goodfellow et al.: 0.5)")
         self.pgd_steps = QSpinBox(minimum=1, maximum=100, value=7)
+        tip(self.pgd_steps, "pgd")
         self.epochs = QSpinBox(minimum=1, maximum=500, value=3)
         self.batch = QSpinBox(minimum=1, maximum=4000, value=64)
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
@@ -100,6 +104,7 @@ class DefenceTab(QWidget):
         self.vat_eps = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=50.0, singleStep=0.5,
                                       value=2.0)
         self.vat_eps.setToolTip("VAT's radius: an L2 length over all 784 pixels (paper: 2.0)")
+        tip(self.vat_eps, "vat", "eps-l2")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = QComboBox()
         self.data.addItem("Bundled digits", "digits")
@@ -134,6 +139,7 @@ class DefenceTab(QWidget):
             "test digits, with a quick budget (50 steps, 3 target classes, 500 queries; the "
             "Attack tab's Robust accuracy runs the full one). A defence that only masks "
             "gradients looks strong under FGSM and falls here.")
+        tip(self.robust_check, "apgd", "spsa")
         self.robust_check.toggled.connect(lambda on: self.settings.setValue("defence/robust", on))
         self.robust_n = QSpinBox(minimum=8, maximum=1000, singleStep=50,
                                  value=int(self.settings.value("defence/robust_n", 100)))

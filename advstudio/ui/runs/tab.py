@@ -1,8 +1,8 @@
 """Runs tab: the history of recorded runs (evaluations, sweeps, GAN and defence trainings):
 filter, open a run's curves, overlay several to compare, rerun with the same config, resume a
 stopped training from its checkpoint, export its config for ``advstudio-run``, delete, export as
-a zip, open its folder; a run's saved image (a GAN's final sample grid) is shown beside its
-details.
+a zip or as TensorBoard event files, open its folder; a run's saved image (a GAN's final sample
+grid) is shown beside its details, its config as a table (two runs: what differs).
 
 Run alone: ``python -m advstudio.ui.runs.tab``.
 """
@@ -31,9 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.jobkinds import JOB_KINDS
+from advstudio.ui.runs.config_view import ConfigTable
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.config_export import export_config_dialog
 from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.live_plot import legend_below
 from advstudio.workers import JobManager, JobWorker
 
 COLUMNS = ("Started", "Kind", "Title", "Status", "Duration", "Device", "Summary")
@@ -108,6 +110,10 @@ class RunsTab(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save the run's folder (config, metrics, log, artifacts) "
                                       "as a zip")
+        self.tensorboard_button = QPushButton("TensorBoard…")
+        self.tensorboard_button.setToolTip("Write the selected runs' metrics and configs as "
+                                           "TensorBoard event files (tensorboard --logdir …)")
+        self.tensorboard_button.clicked.connect(self.export_tensorboard_selected)
         self.folder_button = QPushButton("Open folder")
         self.folder_button.setToolTip("Show the run's files (config, metrics, log, artifacts) in "
                                       "the file manager")
@@ -121,8 +127,11 @@ class RunsTab(QWidget):
         actions.addWidget(QLabel("Plot"))
         actions.addWidget(self.metric_choice, 1)
         for b in (self.rerun_button, self.resume_button, self.config_button, self.folder_button,
-                  self.delete_button, self.export_button):
+                  self.delete_button, self.export_button, self.tensorboard_button):
             actions.addWidget(b)
+        self.message = QLabel(wordWrap=True)  # what the last export wrote, and where
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.config_table = ConfigTable()
         self.details = QLabel(wordWrap=True)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -130,26 +139,35 @@ class RunsTab(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "step")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(brush=(255, 255, 255, 210))
+        self.legend = legend_below(self.plot)
 
+        self.thumbnail = QLabel()  # the run's image artifact, if it has one
+        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight)
+        self.thumbnail.hide()
+        about_box = QWidget()  # details, image and config beside the plot
+        about = QVBoxLayout(about_box)
+        about.setContentsMargins(0, 0, 0, 0)
+        heading = QHBoxLayout()
+        heading.addWidget(self.details, 1)
+        heading.addWidget(self.thumbnail)
+        about.addLayout(heading)
+        about.addWidget(self.config_table, 1)
+        self.detail_splitter = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False)
+        self.detail_splitter.addWidget(about_box)
+        self.detail_splitter.addWidget(self.plot)
+        self.detail_splitter.setStretchFactor(1, 2)
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
         bl.addLayout(actions)
-        self.thumbnail = QLabel()  # the run's image artifact, if it has one
-        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight)
-        self.thumbnail.hide()
-        about = QHBoxLayout()
-        about.addWidget(self.details, 1)
-        about.addWidget(self.thumbnail)
-        bl.addLayout(about)
-        bl.addWidget(self.plot, 1)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
-        splitter.addWidget(bottom)
+        bl.addWidget(self.message)
+        bl.addWidget(self.detail_splitter, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, childrenCollapsible=False)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(bottom)
         layout = QVBoxLayout(self)
         layout.addLayout(filters)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.splitter, 1)
         self._metrics_cache: dict[str, list[dict]] = {}
         jobs.job_ended.connect(lambda _w: self.refresh())
         self._update_buttons()
@@ -209,6 +227,7 @@ class RunsTab(QWidget):
         self.export_button.setEnabled(n == 1)
         self.folder_button.setEnabled(n == 1)
         self.delete_button.setEnabled(n >= 1)
+        self.tensorboard_button.setEnabled(n >= 1)
         self.resume_button.setEnabled(n == 1 and self.can_resume(ids[0]))
 
     def can_resume(self, run_id: str) -> bool:
@@ -236,12 +255,17 @@ class RunsTab(QWidget):
         self.metric_choice.blockSignals(False)
         if len(ids) == 1:
             info = self.store.get(ids[0])
-            config = self.store.rerun_config(ids[0])[1]
-            text = ", ".join(f"{k}={v}" for k, v in config.items())
-            self.details.setText(f"<b>{info.title}</b> ({info.id}, {info.status})<br>{text}"
+            self.config_table.show_config(self.store.rerun_config(ids[0])[1])
+            self.details.setText(f"<b>{info.title}</b> ({info.id}, {info.status})"
                                  + (f"<br><span style='color:#b2182b'>{info.error}</span>"
                                     if info.error else ""))
+        elif len(ids) == 2:
+            (_, a), (_, b) = (self.store.rerun_config(i) for i in ids)
+            n = self.config_table.show_diff(tuple(i[-6:] for i in ids), a, b)
+            self.details.setText(f"2 runs selected: {n} setting{'s' if n != 1 else ''} differ"
+                                 if n else "2 runs selected: the same config")
         else:
+            self.config_table.clear_rows()
             self.details.setText(f"{len(ids)} runs selected" if ids else "")
         self._show_thumbnail(ids[0] if len(ids) == 1 else None)
         self._plot()
@@ -368,7 +392,29 @@ class RunsTab(QWidget):
         if not path:
             return None
         self.settings.setValue("last_export_folder", str(Path(path).parent))
-        return self.store.export(ids[0], Path(path), as_zip=True)
+        written = self.store.export(ids[0], Path(path), as_zip=True)
+        self.message.setText(f"Exported {ids[0]} to {written}")
+        return written
+
+    def export_tensorboard_selected(self) -> list[Path]:
+        """The selected runs as TensorBoard event files, one sub-folder each, in a folder the
+        user picks; the message says where and how to view them."""
+        from advstudio.core.runs.tensorboard import export_runs
+
+        ids = self.selected_ids()
+        start = str(self.settings.value("last_export_folder", str(Path.home())))
+        folder = QFileDialog.getExistingDirectory(self, "Export for TensorBoard", start)
+        if not ids or not folder:
+            return []
+        self.settings.setValue("last_export_folder", folder)
+        try:
+            written = export_runs(self.store, ids, folder)
+        except OSError as exc:
+            show_error(self, "Cannot export for TensorBoard", exc)
+            return []
+        self.message.setText(f"Wrote {len(written)} event file{'s' if len(written) > 1 else ''} "
+                             f"to {folder}; view them with: tensorboard --logdir \"{folder}\"")
+        return written
 
 
 def _qcolor(hex_colour: str):

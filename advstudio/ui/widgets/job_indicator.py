@@ -77,12 +77,13 @@ class JobIndicator(QWidget):
             elapsed = time.monotonic() - (w.started_at or time.monotonic())
             if p.done > 0 and elapsed > 1.0:
                 self.eta.setText(format_eta(elapsed * (p.total - p.done) / p.done))
+        self.pause_button.setVisible(w.pausable)
         self.pause_button.setText("Resume" if w.is_paused else "Pause")
         if w.is_paused:
             self.eta.setText("paused")
 
     def _toggle_pause(self) -> None:
-        if self.worker is None:
+        if self.worker is None or not self.worker.pausable:
             return
         if self.worker.is_paused:
             self.worker.resume()

@@ -13,33 +13,76 @@ Why one timer redraws every plot, one plot per tick: with a timer each, the plot
 repaints (5-10 ms each when an axis moves) ran back to back, with no input or timer event
 between them: a 35-60 ms stall a few times a minute while a DCGAN trained. Taking turns, the
 worst gap is one plot's repaint, and a plot still redraws ~10 times a second when four are live.
+
+Why the legend sits under the view (:func:`legend_below`): inside it, a corner legend hid the
+curves' latest points (the ones a user watches) and fixed y ranges left it no free corner; beside
+it, it took a third of a narrow plot's width (the GAN tab's six plots side by side).
+Why x fits the data with the planned end as a faint line: an axis spanning all the planned steps
+squeezed the first minutes of a long training into a sliver at the left.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 
 import numpy as np
 import shiboken6
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 from advstudio.responsiveness import REDRAW_BUDGET, REDRAW_MS, TICK_MS
 
-EXTENT_PADDING = 0.02  # around a fixed x extent, so the last point's marker is not cut in half
+X_HEADROOM = 0.5  # x grows by half the data's span past the edge: data fills 2/3 or more, and
+# the axis moves about log(n) / log(1.5) times in n points (a move costs a repaint)
+SINGLE_POINT_PAD = 0.5  # x either side of a lone point (in steps), so it is not on the edge
+MINIMUM_PLOT_SIZE = (180, 150)  # below this the tick labels crowd the curves out; three fit
+# side by side beside the GAN tab's controls in a 1280-px window
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten that is >= ``value`` (> 0)."""
-    if value <= 0:
-        return 1.0
-    exponent = np.floor(np.log10(value))
-    for mantissa in (1.0, 2.0, 5.0, 10.0):
-        candidate = mantissa * 10.0 ** exponent
-        if candidate >= value * (1 - 1e-12):
-            return float(candidate)
-    return float(10.0 ** (exponent + 1))
+@functools.cache
+def _legend_class():
+    """pyqtgraph's LegendItem, sized and placed by the plot's layout (its own ``updateSize``
+    moved it to (0, 0) of its parent, over the axis, whenever an entry was added), hidden while
+    empty, and as many entries a row as the plot's width holds (a fixed count made the GAN
+    tab's narrow plots wider than their place, so they were cut off)."""
+    import pyqtgraph as pg
+
+    class LaidOutLegend(pg.LegendItem):
+        def updateSize(self) -> None:  # noqa: N802 - pyqtgraph override
+            self.setVisible(bool(self.items))
+            self.fit(self.parentItem().width() if self.parentItem() else 0)
+            self.updateGeometry()
+
+        def fit(self, width: float) -> None:
+            if not self.items or width <= 0:
+                return
+            widest = max(label.item.boundingRect().width() for _s, label in self.items) + 50
+            columns = max(1, min(len(self.items), int((width - 60) // widest)))
+            if columns != self.columnCount:
+                self.setColumnCount(columns)  # calls updateSize again, with this count
+
+    return LaidOutLegend
+
+
+def legend_below(plot_widget, columns: int = 3):
+    """A legend of colour swatches on a translucent background, in its own row under the x
+    axis (so never over the data), ``columns`` entries a row; curves plotted with a ``name``
+    join it."""
+    item = plot_widget.getPlotItem()
+    legend = _legend_class()(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
+                             labelTextColor=(40, 40, 40), labelTextSize="8pt",
+                             colCount=columns)
+    # the plot's width decides, not the legend's: a label too long for a narrow plot is cut
+    legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    legend.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
+    legend.setMinimumWidth(0)  # else its entries' layout sets the plot's minimum width
+    item.layout.addItem(legend, 4, 1)  # rows 0-3: title, top axis, view, bottom axis
+    item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
+    item.geometryChanged.connect(lambda: legend.fit(item.width()))
+    item.legend = legend  # what PlotItem.plot(name=...) adds to
+    return legend
 
 
 def grown_range(current: tuple[float, float] | None, lo: float, hi: float,
@@ -160,8 +203,9 @@ class LivePlot(QWidget):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(offset=(-5, 5), brush=(255, 255, 255, 210))
+        self.legend = legend_below(self.plot)
         self.legend.hide()  # shown from the second curve on: one curve needs no key
+        self.setMinimumSize(*MINIMUM_PLOT_SIZE)
         for side in ("left", "bottom"):  # repainted only when the range changes (see above)
             self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         view = self.plot.getViewBox()
@@ -169,11 +213,20 @@ class LivePlot(QWidget):
         view.sigRangeChangedManually.connect(self._stop_following)
         self.follow_x = self.follow_y = True
         self._x_range: tuple[float, float] | None = None
-        self._x_extent: tuple[float, float] | None = None
         self._y_range: tuple[float, float] | None = None
+        self.end_marker = pg.InfiniteLine(angle=90, movable=False, label="planned end",
+                                          pen=pg.mkPen((0, 0, 0, 60), style=Qt.PenStyle.DashLine),
+                                          labelOpts={"position": 0.95, "color": (0, 0, 0, 110)})
+        self.end_marker.hide()
+        self.plot.addItem(self.end_marker, ignoreBounds=True)
+        self.readout = QLabel(" ")  # the values under the mouse pointer
+        self.readout.setStyleSheet("color: #444;")
+        self.plot.scene().sigMouseMoved.connect(self._hover)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot)
+        layout.setSpacing(0)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.readout)
         self.series: dict[str, Series] = {}
         self.items: dict[str, object] = {}
         self._smoothers: dict[str, list[tuple[str, float, list[float]]]] = {}
@@ -202,11 +255,15 @@ class LivePlot(QWidget):
         self.plot.setYRange(lo, hi, padding=0)
 
     def set_x_extent(self, lo: float, hi: float) -> None:
-        """Show x from ``lo`` to ``hi`` (a training's first and last step) while the data fits,
-        so the axis stays still and the curve shows how far the run has come; it grows past
-        ``hi`` as usual. :meth:`clear` forgets it."""
-        self._x_extent = (float(lo), float(hi))
-        self._dirty = True  # applied by the next redraw (the plots of a tab take turns)
+        """Mark ``hi``, a training's planned last step, with a faint line (the x axis still
+        fits the data; ``lo`` is kept for the callers' symmetry). :meth:`clear` hides it."""
+        del lo
+        self.end_marker.setValue(float(hi))
+        self.end_marker.show()
+
+    @property
+    def planned_end(self) -> float | None:
+        return float(self.end_marker.value()) if self.end_marker.isVisible() else None
 
     def _stop_following(self, *_args) -> None:
         self.follow_x = self.follow_y = False
@@ -224,19 +281,16 @@ class LivePlot(QWidget):
             if auto_y:
                 self._y_range = None
         filled = [s for s in self.series.values() if s.n]
-        extent = self._x_extent
         if not filled:
-            if self.follow_x and extent is not None:
-                self._show_x(extent, EXTENT_PADDING)
             return
         if self.follow_x:
             x_lo = min(float(s.x[0]) for s in filled)
             x_hi = max(float(s.x[-1]) for s in filled)
-            if extent is not None and extent[0] <= x_lo and x_hi <= extent[1]:
-                self._show_x(extent, EXTENT_PADDING)
+            if x_hi == x_lo:  # one point (or one step): in the middle, not on the edge
+                self._show_x((x_lo - SINGLE_POINT_PAD, x_hi + SINGLE_POINT_PAD))
             elif self._x_range is None or x_hi >= self._x_range[1] or x_lo < self._x_range[0]:
-                span = x_hi - x_lo if x_hi > x_lo else (abs(x_hi) or 1.0)
-                self._show_x((x_lo, x_lo + nice_ceiling(span * 1.25)))
+                span = x_hi - x_lo
+                self._show_x((x_lo - 0.02 * span, x_hi + X_HEADROOM * span))
         if self.follow_y:
             finite = [s.y[np.isfinite(s.y)] for s in filled]
             finite = [f for f in finite if f.size]
@@ -248,11 +302,32 @@ class LivePlot(QWidget):
                     self._y_range = grown
                     self.plot.setYRange(*grown, padding=0)
 
-    def _show_x(self, x_range: tuple[float, float], padding: float = 0.0) -> None:
+    def _show_x(self, x_range: tuple[float, float]) -> None:
         """Move the x axis to ``x_range`` unless it is there already (a move re-lays it out)."""
         if self._x_range != x_range:
             self._x_range = x_range
-            self.plot.setXRange(*x_range, padding=padding)
+            self.plot.setXRange(*x_range, padding=0)
+
+    # -- hover read-out -----------------------------------------------------------------------
+    def _hover(self, scene_pos: QPointF) -> None:
+        view = self.plot.getViewBox()
+        if not view.sceneBoundingRect().contains(scene_pos):
+            self.readout.setText(" ")
+            return
+        self.readout.setText(self.values_near(view.mapSceneToView(scene_pos).x()) or " ")
+
+    def values_near(self, x: float) -> str:
+        """The x of the point nearest to ``x`` and every curve's value there (its nearest)."""
+        filled = {name: s for name, s in self.series.items() if s.n}
+        if not filled:
+            return ""
+        nearest = min((_nearest(s.x, x) for s in filled.values()), key=lambda v: abs(v - x))
+        values = []
+        for name, s in filled.items():
+            i = int(np.argmin(np.abs(s.x - nearest)))
+            if s.x[i] == nearest:  # curves without a point there (sparser ones) are left out
+                values.append(f"{name} {s.y[i]:.4g}")
+        return f"{self.plot.getAxis('bottom').labelText or 'x'} {nearest:g}:  " + ",  ".join(values)
 
     def add(self, name: str, x: float, y: float) -> None:
         self.series[name].append(x, y)
@@ -282,10 +357,19 @@ class LivePlot(QWidget):
         for smoothers in self._smoothers.values():
             for _name, _alpha, state in smoothers:
                 state[:] = [0.0, 0.0]
-        self._x_range = self._x_extent = None
+        self._x_range = None
+        self.end_marker.hide()
         if self.follow_y:
             self._y_range = None
         self._dirty = True  # emptied on screen by the next redraw: the plots take turns
 
     def points(self, name: str) -> int:
         return self.series[name].n
+
+
+def _nearest(xs: np.ndarray, x: float) -> float:
+    """The value of ``xs`` (ascending, as steps are) nearest to ``x``."""
+    i = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1)) if len(xs) > 1 else 0
+    if len(xs) > 1 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
+        i -= 1
+    return float(xs[i])
