@@ -1,6 +1,9 @@
-"""Data sets: the bundled digits (offline) and helpers to batch them.
+"""Data sets: the bundled digits (offline), batching, and the older fixed-size folder and
+torchvision readers the GAN trainer uses.
 
-Pixels are float32 in [0, 1], shape (N, 1, 28, 28); labels int64.
+The one data-set choice every lab shares (digits, folders, torchvision sets, ImageNet-style
+folders, at their native shape) is :mod:`advstudio.core.data.sets`; resizing a set to a model's
+input is :mod:`advstudio.core.data.fit`. Pixels are float32 in [0, 1]; labels int64.
 """
 
 from __future__ import annotations
@@ -159,35 +162,30 @@ TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10"
 
 
 def torchvision_root() -> Path:
-    """Where torchvision data sets are downloaded (under the user's data folder)."""
-    from advstudio.core.runs.paths import default_store_root
+    """Where torchvision data sets are cached: see :func:`advstudio.core.data.sets.torchvision_root`."""
+    from advstudio.core.data.sets import torchvision_root as root
 
-    return default_store_root() / "datasets"
+    return root()
 
 
 def load_torchvision_set(name: str, train: bool = True, size: int = 28, channels: int = 1,
                          limit: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """MNIST, Fashion-MNIST or CIFAR-10 via torchvision (downloaded on first use, so online
-    only), as ``(x (N, C, size, size) in [0, 1], y, class names)``.
+    only), converted to ``(x (N, C, size, size) in [0, 1], y, class names)`` (the GAN's
+    reader; the labs read sets at native shape with :func:`~advstudio.core.data.sets.load_dataset`).
 
     Raises :class:`DownloadError` with a clear message when the download fails (offline).
     """
     import torch.nn.functional as F
-    import torchvision.datasets as tvd
 
-    from advstudio.core.errors import ConfigError, DownloadError
+    from advstudio.core.data.sets import torchvision_set
+    from advstudio.core.errors import ConfigError
 
     if name not in TORCHVISION_SETS:
         raise ConfigError(f"unknown data set {name!r}; allowed: {', '.join(TORCHVISION_SETS)}")
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, not {channels}")
-    cls = getattr(tvd, TORCHVISION_SETS[name])
-    try:
-        ds = cls(root=str(torchvision_root()), train=train, download=True)
-    except (OSError, RuntimeError) as exc:
-        raise DownloadError(f"could not get the {name} data set: {exc}. It is downloaded by "
-                            "torchvision on first use, so you need to be online once; the "
-                            "bundled digits work offline.") from exc
+    ds = torchvision_set(name, train)
     data = ds.data if not isinstance(ds.data, np.ndarray) else torch.from_numpy(ds.data)
     data = torch.as_tensor(data)
     if limit:
