@@ -125,7 +125,9 @@ def load_dataset(spec: str | DatasetSpec, split: str = "test", *, limit: int = 0
     """The ``split`` ("train", "test" or "all") of ``spec``; ``limit`` > 0 keeps that many
     images, drawn with ``torch.randperm(n, generator=manual_seed(seed))`` (the bundled splits
     are sorted by class, so a prefix would be a few classes only); 0 keeps all, in order.
-    Folders choose the files before decoding, so a limit on a large folder reads little.
+    A folder with a limit reads its files in that seeded order until ``limit`` images have
+    decoded, so a limit on a large folder reads little (and lists only the unreadable files
+    it met on the way).
 
     Raises :class:`ConfigError` (no such folder, no readable image) or :class:`DownloadError`.
     """
@@ -331,9 +333,12 @@ def _read_folder(spec: DatasetSpec, split: str, limit: int, seed: int) -> Datase
 
     root = Path(spec.arg).expanduser()
     files, labels, classes = _split_listing(root, spec.kind, split)
-    idx = _pick(len(files), limit, seed).tolist()
+    order = (torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+             if limit and limit < len(files) else range(len(files)))
     images, ys, skipped = [], [], []
-    for i in idx:
+    for i in order:
+        if limit and len(images) == limit:
+            break
         try:
             images.append(_decode(files[i], spec.kind))
         except (ImageLoadError, OSError) as exc:

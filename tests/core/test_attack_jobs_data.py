@@ -1,0 +1,128 @@
+"""The ε sweep and robust accuracy on a user's colour folder: a tiny colour CNN (in the
+``Classifier`` wrapper, 3×32×32) against the same images attacked directly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from advstudio.core.attacks.robust import RobustConfig, robust_accuracy, run_robust
+from advstudio.core.attacks.sweep import SweepConfig, run_sweep
+from advstudio.core.data.sets import load_dataset
+from advstudio.core.errors import ConfigError
+from advstudio.core.jobs import Log, drive
+from tests.core.colour_data import colour_classifier, colour_folder
+
+KEY = "test:colour-net"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return colour_folder(tmp_path_factory.mktemp("shapes"), per_class=4)
+
+
+@pytest.fixture(scope="module")
+def trained(folder):
+    """The colour net after 60 Adam steps on the whole folder (good, not perfect)."""
+    model = colour_classifier()
+    data = load_dataset(f"folder:{folder}", "all")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(model(data.x), data.y).backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture
+def registry(monkeypatch, trained):
+    """``load_model(KEY)`` gives the trained colour net (the jobs take registry keys)."""
+    from advstudio.core.models import registry as reg
+
+    real = reg.load_model
+    monkeypatch.setattr(reg, "load_model",
+                        lambda key, device="cpu": trained if key == KEY else real(key, device))
+    return trained
+
+
+def _fgsm_accuracy(model, x, y, eps):
+    """FGSM by hand: x + eps sign(d CE / dx), clipped to [0, 1]."""
+    x = x.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
+    with torch.no_grad():
+        adv = (x + eps * grad.sign()).clamp(0, 1)
+        return int((model(adv).argmax(1) == y).sum()) / len(y)
+
+
+def test_the_sweep_on_a_colour_folder_equals_a_direct_fgsm(folder, registry):
+    config = SweepConfig(model=KEY, dataset=f"folder:{folder}", split="all", n_images=40,
+                         epsilons=(0, 0.02, 0.1), batch_size=64, device="cpu", seed=2)
+    out = drive(run_sweep(config), keep_events=True)
+    data = load_dataset(f"folder:{folder}", "all")  # all 40 readable images, in order
+    with torch.no_grad():
+        clean = int((registry(data.x).argmax(1) == data.y).sum()) / len(data.y)
+    assert clean > 0.2  # the net learned something, so the curve means something
+    curve = out.result.curves["fgsm"]
+    assert out.result.n_images == 40 and out.result.clean_accuracy == pytest.approx(clean)
+    expect = [clean] + [_fgsm_accuracy(registry, data.x, data.y, e) for e in (0.02, 0.1)]
+    assert curve.accuracy == pytest.approx(expect, abs=1e-9)
+    logs = [e.text for e in out.events if isinstance(e, Log)]
+    assert any("32×32 RGB, 10 classes, 40 images" in t for t in logs)
+    assert any("2 unreadable file(s) skipped" in t and "broken.png" in t for t in logs)
+
+
+def test_robust_accuracy_on_a_colour_folder_equals_a_direct_call(folder, registry):
+    config = RobustConfig(model=KEY, dataset=f"folder:{folder}", split="all", n_images=12,
+                          eps=0.05, attacks=("apgd-ce", "fgsm"), steps=5, device="cpu", seed=1)
+    job = drive(run_robust(config)).result
+    data = load_dataset(f"folder:{folder}", "all", limit=12, seed=1)
+    direct = robust_accuracy(registry, data.x, data.y, 0.05, ("apgd-ce", "fgsm"), steps=5,
+                             seed=1)
+    assert job.n_images == 12 and job.outcomes == direct.outcomes
+    assert (job.clean_accuracy, job.robust_accuracy, job.fgsm_accuracy) == (
+        direct.clean_accuracy, direct.robust_accuracy, direct.fgsm_accuracy)
+
+
+def test_a_set_that_does_not_fit_the_model_is_refused_unless_fit_is_asked(folder, registry):
+    grey = SweepConfig(model="digits-cnn", dataset=f"folder:{folder}", n_images=4,
+                       device="cpu")
+    with pytest.raises(ConfigError, match="images are 32×32 RGB but the model takes 28×28 grey"):
+        drive(run_sweep(grey))
+    out = drive(run_sweep(SweepConfig(model="digits-cnn", dataset=f"folder:{folder}",
+                                      split="all", n_images=4, fit="resize", device="cpu",
+                                      epsilons=(0,))), keep_events=True)
+    assert out.result.n_images == 4
+    assert any("converted RGB → grey (ITU-R 601 luma); resized 32×32 → 28×28" in e.text
+               for e in out.events if isinstance(e, Log))
+
+
+def test_more_images_than_the_set_holds_is_refused(folder, registry):
+    with pytest.raises(ConfigError, match="n_images must be at most 40 .*, not 41"):
+        drive(run_sweep(SweepConfig(model=KEY, dataset=f"folder:{folder}", split="all",
+                                    n_images=41, device="cpu")))
+
+
+def test_a_set_with_more_classes_than_outputs_is_refused(tmp_path, monkeypatch):
+    from advstudio.core.models import registry as reg
+    from advstudio.core.models.classifier import Classifier
+    from tests.core.colour_data import ColourNet
+
+    small = Classifier(ColourNet(classes=3), (3, 32, 32), ["a", "b", "c"])
+    monkeypatch.setattr(reg, "load_model", lambda key, device="cpu": small)
+    root = colour_folder(tmp_path / "s", per_class=1, junk=False)
+    with pytest.raises(ConfigError, match="has 10 classes but the model has 3 outputs"):
+        drive(run_robust(RobustConfig(model=KEY, dataset=f"folder:{root}", split="all",
+                                      n_images=5, device="cpu")))
+
+
+@pytest.mark.parametrize("field, bad, message", [
+    ("dataset", "cifar", "dataset must be one of digits"),
+    ("split", "val", "split must be one of train, test, all"),
+    ("fit", "stretch", "fit must be one of none, resize, center-crop"),
+])
+def test_the_configs_check_the_data_fields(field, bad, message):
+    for cls in (SweepConfig, RobustConfig):
+        with pytest.raises(ConfigError, match=message):
+            cls(**{field: bad})
