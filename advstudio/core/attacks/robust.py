@@ -28,7 +28,7 @@ from torch import nn
 from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.autopgd import apgd
-from advstudio.core.attacks.job_data import check_fields
+from advstudio.core.data.fields import check_fields
 from advstudio.core.attacks.whitebox import (
     Labels, as_labels, check_eps, check_images, check_steps, eval_mode, fgsm, project)
 from advstudio.core.devices import pick_device
@@ -242,7 +242,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
 class RobustConfig:
     """``model``: registry key. ``eps``: L-inf radius in [0, 1]. ``n_images``: how many images
     of the data set (drawn with ``seed`` as the sweep draws them). ``dataset`` / ``split`` /
-    ``fit``: as in the sweep (:mod:`advstudio.core.attacks.job_data`). ``attacks``: the ensemble,
+    ``fit``: as in the sweep (:mod:`advstudio.core.data.fields`). ``attacks``: the ensemble,
     in order, from ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``pgd``, ``fgsm``, ``spsa``,
     ``simba``. ``steps``: per APGD run; ``target_classes``: APGD-T's targets;
     ``max_queries``: per image for SPSA / SimBA. ``dry_run``: 8 images, 5 steps, 50 queries."""
@@ -281,7 +281,7 @@ def run_robust(config: RobustConfig) -> Job[RobustResult]:
 
     >>> drive(run_robust(RobustConfig(eps=0.2))).result.robust_accuracy
     """
-    from advstudio.core.attacks.job_data import job_images
+    from advstudio.core.data.fields import job_images
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)

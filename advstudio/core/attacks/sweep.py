@@ -3,7 +3,7 @@
 ``run_sweep(config)`` is a job (see :mod:`advstudio.core.jobs`). For each attack in
 ``config.attacks`` and each eps in ``config.epsilons`` it attacks the same ``n_images`` images
 of ``config.dataset`` (default the bundled test digits; see
-:mod:`advstudio.core.attacks.job_data`) and completes one point of that attack's curve.
+:mod:`advstudio.core.data.fields`) and completes one point of that attack's curve.
 Events, in order:
 
 - ``Log`` (model, images, settings; then the data set, skipped files, any fitting);
@@ -37,7 +37,7 @@ from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.whitebox import (
     apply_direction, check_eps, eval_mode, gradient_and_logits)
-from advstudio.core.attacks.job_data import check_fields, job_images
+from advstudio.core.data.fields import check_fields, job_images
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
@@ -51,7 +51,7 @@ class SweepConfig:
     """``model``: registry key. ``epsilons``: L-inf radii in [0, 1]. ``n_images``: how many
     images of the data set (a random subset drawn with ``seed`` when fewer; all when the set is
     smaller). ``dataset`` / ``split`` / ``fit``: which images and whether to fit them to the
-    model (:mod:`advstudio.core.attacks.job_data`). ``targeted``: aim at class
+    model (:mod:`advstudio.core.data.fields`). ``targeted``: aim at class
     ``(y + 1) % classes``. ``dry_run``: one batch of 8 images (smoke test)."""
 
     model: str = "digits-cnn"

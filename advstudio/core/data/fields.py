@@ -1,5 +1,7 @@
-"""The images an attack job (ε sweep, robust accuracy) runs on: any data set of
-:mod:`advstudio.core.data.sets`, fitted to the model only as the config's ``fit`` asks.
+"""The data fields of the jobs that run a given model on a data set (ε sweep, robust
+accuracy, evaluate), and the images they name: any set of :mod:`advstudio.core.data.sets`,
+fitted to the model only as the config's ``fit`` asks. The model is duck-typed (its
+``num_classes``, ``input_shape`` and ``class_names``), so this stays below the models package.
 
 Every such config has the same three fields, checked by :func:`check_fields`:
 ``dataset`` (default ``"digits"``), ``split`` (default ``"test"``) and ``fit`` (default

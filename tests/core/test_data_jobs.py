@@ -1,5 +1,5 @@
-"""The ε sweep and robust accuracy on a user's colour folder: a tiny colour CNN (in the
-``Classifier`` wrapper, 3×32×32) against the same images attacked directly."""
+"""The ε sweep, robust accuracy and evaluate on a user's colour folder: a tiny colour CNN (in
+the ``Classifier`` wrapper, 3×32×32) against the same images attacked directly."""
 
 from __future__ import annotations
 
@@ -126,3 +126,20 @@ def test_the_configs_check_the_data_fields(field, bad, message):
     for cls in (SweepConfig, RobustConfig):
         with pytest.raises(ConfigError, match=message):
             cls(**{field: bad})
+
+
+def test_evaluate_on_a_colour_folder_counts_what_a_direct_call_counts(folder, registry):
+    from advstudio.core.evaluate import EvaluateConfig, evaluate
+
+    out = drive(evaluate(EvaluateConfig(model=KEY, dataset=f"folder:{folder}", split="test",
+                                        batch_size=3, device="cpu")), keep_events=True)
+    data = load_dataset(f"folder:{folder}", "test")
+    with torch.no_grad():
+        pred = registry(data.x).argmax(1)
+    assert out.result.n == len(data.x) == 10  # 1 of the 4 (+ junk) per class is the test split
+    assert out.result.accuracy == int((pred == data.y).sum()) / 10
+    confusion = torch.zeros(10, 10, dtype=torch.long)
+    for t, p in zip(data.y.tolist(), pred.tolist()):
+        confusion[t, p] += 1
+    assert out.result.confusion == confusion.tolist()
+    assert any("data: folder:" in e.text for e in out.events if isinstance(e, Log))
