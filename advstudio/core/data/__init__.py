@@ -3,7 +3,8 @@ torchvision readers the GAN trainer uses.
 
 The one data-set choice every lab shares (digits, folders, torchvision sets, ImageNet-style
 folders, at their native shape) is :mod:`advstudio.core.data.sets`; resizing a set to a model's
-input is :mod:`advstudio.core.data.fit`. Pixels are float32 in [0, 1]; labels int64.
+input is :mod:`advstudio.core.data.fit`. Pixels are float32 in [0, 1]; labels int64. Importing this package is cheap (torch is
+imported inside the functions), so configs can check a ``dataset`` field without torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from advstudio.core.resources import resources_dir
 
@@ -32,6 +32,8 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     Returns ``(x, y)`` with ``x`` float32 in [0, 1] of shape (N, 1, 28, 28) and ``y`` int64 (N,).
     Fresh tensors each call, so callers may modify them.
     """
+    import torch
+
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     z = _digits_npz()
@@ -43,6 +45,8 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
             generator: torch.Generator | None = None):
     """Yield ``(xb, yb)`` mini-batches; the last one may be smaller."""
+    import torch
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
     n = len(x)
@@ -70,6 +74,8 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
     Mixed sizes and modes are fine (each is converted); unreadable files are skipped and
     counted. Raises :class:`ConfigError` when the folder is missing or holds no readable image.
     """
+    import torch
+
     from PIL import Image
 
     from advstudio.core.errors import ConfigError, ImageLoadError
@@ -119,6 +125,8 @@ class LabelledFolder:
 
     def split(self, test_fraction: float = 0.2, seed: int = 0):
         """Stratified, seeded train / held-out split: ``((x, y), (x_test, y_test))``."""
+        import torch
+
         gen = torch.Generator().manual_seed(seed)
         train, test = [], []
         for c in range(len(self.class_names)):
@@ -134,6 +142,8 @@ class LabelledFolder:
 def load_labelled_folder(folder: str | Path, size: int = 28, channels: int = 1,
                          max_classes: int | None = None) -> LabelledFolder:
     """``folder/<class name>/<images>``: classes in sorted order of their sub-folder names."""
+    import torch
+
     from advstudio.core.errors import ConfigError
 
     folder = Path(folder)
@@ -162,7 +172,7 @@ TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10"
 
 
 def torchvision_root() -> Path:
-    """Where torchvision data sets are cached: see :func:`advstudio.core.data.sets.torchvision_root`."""
+    """Where torchvision data sets are cached (:func:`advstudio.core.data.sets.torchvision_root`)."""
     from advstudio.core.data.sets import torchvision_root as root
 
     return root()
@@ -176,6 +186,7 @@ def load_torchvision_set(name: str, train: bool = True, size: int = 28, channels
 
     Raises :class:`DownloadError` with a clear message when the download fails (offline).
     """
+    import torch
     import torch.nn.functional as F
 
     from advstudio.core.data.sets import torchvision_set

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from advstudio.core.data.fit import check_fit, fit_to_model
-from advstudio.core.data.sets import check_dataset, check_split, load_dataset
+from advstudio.core.data.fit import fit_to_model
+from advstudio.core.data.sets import load_dataset
+from advstudio.core.data.spec import check_dataset, check_fit, check_split
 from advstudio.core.errors import ConfigError
 
 

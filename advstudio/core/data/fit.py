@@ -11,25 +11,16 @@ words, for the log and the UI.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from advstudio.core import validate as v
+from advstudio.core.data.spec import FIT_POLICIES, check_fit, describe_shape  # noqa: F401
 from advstudio.core.errors import ConfigError
 
-FIT_POLICIES = ("none", "resize", "center-crop")
 LUMA = (0.299, 0.587, 0.114)
 
 
-def check_fit(value: Any, name: str = "fit") -> str:
-    return v.choice(name, value, FIT_POLICIES, "what to do when the images do not fit the model")
-
-
 def _shape_words(shape: tuple[int, ...]) -> str:
-    from advstudio.core.data.sets import describe_shape
-
     return describe_shape(tuple(shape))
 
 

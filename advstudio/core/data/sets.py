@@ -30,56 +30,16 @@ import torch
 import torch.nn.functional as F
 
 from advstudio.core import validate as v
+from advstudio.core.data.spec import (  # noqa: F401  (describe_shape, check_*: the API)
+    TORCHVISION, DatasetSpec, check_dataset, check_split, describe_shape)
 from advstudio.core.errors import ConfigError, DownloadError
 
-KINDS = ("digits", "folder", "torchvision", "imagenet-folder")
-TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10",
-               "cifar100": "CIFAR100", "svhn": "SVHN"}
-SPLITS = ("train", "test", "all")
 TEST_FRACTION = 0.2
 """A folder without ``train/`` and ``test/`` holds both: 20 % of each class (a fixed draw,
 whatever the job's seed, so train and test never overlap) is its test split."""
 LABELS_FILE = "labels.csv"
 SYNSET_FILES = ("LOC_synset_mapping.txt", "synsets.txt")
 IMAGENET_SHORT_SIDE, IMAGENET_CROP = 256, 224
-EXAMPLES = ("digits", "folder:<path>", "imagenet-folder:<path>",
-            *(f"torchvision:{n}" for n in TORCHVISION))
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A parsed ``dataset`` string: ``kind`` (one of :data:`KINDS`) and ``arg`` (the folder or
-    the torchvision name; ``""`` for the digits)."""
-
-    kind: str
-    arg: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> DatasetSpec:
-        check_dataset(text)
-        kind, _, arg = text.partition(":")
-        return cls(kind, arg)
-
-    def __str__(self) -> str:
-        return self.kind if self.kind == "digits" else f"{self.kind}:{self.arg}"
-
-
-def check_dataset(value: Any, name: str = "dataset") -> str:
-    """The validate-style check of a ``dataset`` field (every config uses it). The folder's
-    existence is checked when the set is loaded, so a config built elsewhere still parses."""
-    if isinstance(value, str):
-        kind, sep, arg = value.partition(":")
-        if value == "digits":
-            return value
-        if sep and kind in ("folder", "imagenet-folder") and arg.strip():
-            return value
-        if sep and kind == "torchvision" and arg in TORCHVISION:
-            return value
-    v.fail(name, f"one of {', '.join(EXAMPLES)}", value)
-
-
-def check_split(value: Any, name: str = "split") -> str:
-    return v.choice(name, value, SPLITS, "which part of the data set")
 
 
 @dataclass
@@ -112,12 +72,6 @@ class Dataset:
         names = ", ".join(f"{n} ({why})" for n, why in self.skipped[:most])
         more = f" and {len(self.skipped) - most} more" if len(self.skipped) > most else ""
         return f"{len(self.skipped)} unreadable file(s) skipped: {names}{more}"
-
-
-def describe_shape(shape: tuple[int, ...]) -> str:
-    """(3, 32, 32) -> ``"32×32 RGB"``; (1, 28, 28) -> ``"28×28 grey"``."""
-    c, h, w = shape
-    return f"{h}×{w} " + {1: "grey", 3: "RGB", 4: "RGBA"}.get(c, f"{c}-channel")
 
 
 def load_dataset(spec: str | DatasetSpec, split: str = "test", *, limit: int = 0,
