@@ -143,3 +143,49 @@ def test_evaluate_on_a_colour_folder_counts_what_a_direct_call_counts(folder, re
         confusion[t, p] += 1
     assert out.result.confusion == confusion.tolist()
     assert any("data: folder:" in e.text for e in out.events if isinstance(e, Log))
+
+
+def _grey_folder(root, per_class=6, size=20):
+    """Two grey classes (dark, bright) of ``size``×``size`` images, plus a corrupt file."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, value in (("dark", 40), ("bright", 215)):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.clip(value + rng.integers(-20, 20, (size, size)), 0, 255)
+                            .astype(np.uint8)).save(root / name / f"{i}.png")
+    (root / "dark" / "bad.png").write_bytes(b"not a png")
+    return root
+
+
+def test_vat_splits_labels_from_any_grey_set_and_refuses_colour(tmp_path, folder):
+    from advstudio.core.defence import VatConfig, train_vat
+    from advstudio.core.defence.vat import split_labelled
+
+    root = _grey_folder(tmp_path / "g", per_class=10)
+    config = VatConfig(arch="digits-mlp", dataset=f"folder:{root}", labels_per_class=2,
+                       labelled_batch=4, unlabelled_batch=8, steps=2, eval_every=1,
+                       eval_images=4, device="cpu")
+    out = drive(train_vat(config), keep_events=True)
+    train = load_dataset(f"folder:{root}", "train")  # 8 per class
+    labelled, unlabelled = split_labelled(train.y, 2, config.seed, classes=2)
+    assert out.result.labelled == len(labelled) == 4 and len(unlabelled) == 12
+    logs = [e.text for e in out.events if isinstance(e, Log)]
+    assert "fitted to the digit networks: resized 20×20 → 28×28" in logs
+    assert any("bad.png" in t for t in logs)
+    with pytest.raises(ConfigError, match="32×32 RGB images, but the networks this job builds"):
+        drive(train_vat(VatConfig(dataset=f"folder:{folder}", device="cpu")))
+
+
+def test_the_detector_trains_on_a_grey_folder(tmp_path):
+    from advstudio.core.defence import DetectorConfig, train_detector
+
+    root = _grey_folder(tmp_path / "g")
+    out = drive(train_detector(DetectorConfig(
+        dataset=f"folder:{root}", attacks=("fgsm",), train_images=6, test_images=4, epochs=1,
+        batch_size=3, device="cpu")), keep_events=True)
+    logs = [e.text for e in out.events if isinstance(e, Log)]
+    assert any("6 training and 2 test images" in t for t in logs)  # 20 % of 6 per class
+    assert 0.0 <= out.result.metrics["detection_rate"] <= 1.0
