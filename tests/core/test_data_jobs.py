@@ -189,3 +189,43 @@ def test_the_detector_trains_on_a_grey_folder(tmp_path):
     logs = [e.text for e in out.events if isinstance(e, Log)]
     assert any("6 training and 2 test images" in t for t in logs)  # 20 % of 6 per class
     assert 0.0 <= out.result.metrics["detection_rate"] <= 1.0
+
+
+def test_poisoned_views_on_a_colour_set(folder):
+    from advstudio.core.poisoning.attacks import backdoor, label_flip
+    from advstudio.core.poisoning.triggers import Trigger
+
+    data = load_dataset(f"folder:{folder}", "all")
+    trigger = Trigger(size=4, row=28, col=28, pattern="checker", value=1.0)
+    view = backdoor(data.x, data.y, 0.25, trigger=trigger, target=3, seed=0,
+                    num_classes=len(data.class_names))
+    x, y = view.materialize()
+    rows = view.poisoned_rows
+    assert view.n_poisoned == 10 and x.shape == (40, 3, 32, 32)
+    assert (y[rows] == 3).all() and (data.y[rows] != 3).all()
+    patch = trigger.patch()
+    assert torch.equal(x[rows][:, :, 28:, 28:], patch.expand(len(rows), 3, 4, 4))
+    clean = torch.ones(40, dtype=torch.bool)
+    clean[rows] = False
+    assert torch.equal(x[clean], data.x[clean])  # the others untouched, colour intact
+    with pytest.raises(ConfigError, match="row must be in 0..28"):
+        Trigger(size=4, row=29, col=0).check_fits(*data.shape[1:])
+    flipped = label_flip(data.x, data.y, 0.5, seed=1, num_classes=10)
+    fy = flipped.materialize()[1]
+    assert int((fy != data.y).sum()) == flipped.n_poisoned == 20
+
+
+def test_the_poisoning_job_on_a_grey_folder_and_a_colour_one(tmp_path, folder):
+    from advstudio.core.poisoning.job import PoisonConfig, run_poisoning
+
+    root = _grey_folder(tmp_path / "g", per_class=10)
+    out = drive(run_poisoning(PoisonConfig(dataset=f"folder:{root}", attack="backdoor",
+                                           fraction=0.2, target=0, arch="digits-mlp",
+                                           epochs=1, batch_size=4, device="cpu")),
+                keep_events=True)
+    logs = [e.text for e in out.events if isinstance(e, Log)]
+    assert "backdoor: 3 of 16 training images poisoned" in logs  # 20 % of 16, class 0 excluded
+    assert "fitted to the digit networks: resized 20×20 → 28×28" in logs
+    assert out.result.n_train == 16 and 0.0 <= out.result.clean_acc <= 1.0
+    with pytest.raises(ConfigError, match="32×32 RGB images"):
+        drive(run_poisoning(PoisonConfig(dataset=f"folder:{folder}", device="cpu")))

@@ -93,11 +93,11 @@ def _for_digit_networks(data: Any, dataset: str) -> tuple[Data, str]:
     return (x, data.y), note
 
 
-def defence_sets(dataset: str, eval_images: int, seed: int, train_images: int = 0
+def defence_sets(dataset: str, eval_images: int | None, seed: int, train_images: int = 0
                  ) -> tuple[Data, Data, list[str]]:
     """``(train, held-out, log lines)`` of ``dataset`` for a defence job: the train split
     (``train_images`` of it drawn with ``seed``, 0 = all) and ``eval_images`` of the test split
-    (0 = none), checked and fitted by :func:`_for_digit_networks`. The lines name the set,
+    (0 = none, None = all), checked and fitted by :func:`_for_digit_networks`. The lines name the set,
     what was skipped (issue #18: unreadable files are never dropped silently) and the fit."""
     from advstudio.core.data.sets import load_dataset
 
@@ -105,10 +105,11 @@ def defence_sets(dataset: str, eval_images: int, seed: int, train_images: int = 
         train = subset(load_digits("train"), train_images, seed) if train_images else (
             load_digits("train"))
         empty = (torch.empty(0, *IMAGE_SHAPE), torch.empty(0, dtype=torch.long))
-        return train, heldout_digits(eval_images, seed) if eval_images else empty, []
+        held = heldout_digits(eval_images or 0, seed) if eval_images != 0 else empty
+        return train, held, []
     parts = [load_dataset(dataset, "train", limit=train_images, seed=seed)]
-    if eval_images:
-        parts.append(load_dataset(dataset, "test", limit=eval_images, seed=seed))
+    if eval_images is None or eval_images:
+        parts.append(load_dataset(dataset, "test", limit=eval_images or 0, seed=seed))
     lines, fitted = [], []
     for part in parts:
         lines.append(f"data: {dataset} ({'train' if part is parts[0] else 'test'}), "
