@@ -333,3 +333,27 @@ def _stack(images: list[torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
     if resized:
         notes.append(f"{resized} of other sizes resized to {size[0]}×{size[1]}")
     return torch.stack(out).contiguous(), notes
+
+
+def summary(spec: str | DatasetSpec) -> str:
+    """A quick line on what ``spec`` is, cheap enough for the UI thread: nothing downloaded,
+    only a folder's listing read and its first image decoded (the unreadable files are counted
+    when a job loads the set, and it logs them). Raises :class:`ConfigError` like the loader."""
+    spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.parse(spec)
+    if spec.kind == "digits":
+        return "28×28 grey, 10 classes, 4,000 train / 1,000 test images (bundled)"
+    if spec.kind == "torchvision":
+        return f"{spec.arg} from torchvision, native shape; downloaded once into {torchvision_root()}"
+    from advstudio.core.errors import ImageLoadError
+    from advstudio.core.images import SUPPORTED_SUFFIXES
+
+    root = Path(spec.arg).expanduser()
+    files, _, classes = _split_listing(root, spec.kind, "all")
+    odd = sum(p.suffix.lower() not in SUPPORTED_SUFFIXES for p in files)
+    first = next((p for p in files if p.suffix.lower() in SUPPORTED_SUFFIXES), None)
+    try:
+        shape = describe_shape(tuple(_decode(first, spec.kind).shape)) if first else "no images"
+    except (ImageLoadError, OSError):
+        shape = "first image unreadable"
+    return (f"{shape}, {len(classes)} classes, {len(files):,} files"
+            + (f" ({odd} not images by name: skipped)" if odd else ""))

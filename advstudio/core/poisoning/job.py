@@ -343,7 +343,8 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
     view = yield from build_view(config, x, y)
     gallery, gallery_labels = view.gallery(GALLERY)
     yield log(f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
-              f"of {len(view)} training images poisoned"
+              f"of {len(view)} training "
+              f"{'digits' if config.dataset == 'digits' else 'images'} poisoned"
               + (" (dry run)" if config.dry_run else ""))
     if view.n_poisoned:
         yield Preview("poisoned", gallery)
