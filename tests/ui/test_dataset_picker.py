@@ -62,3 +62,31 @@ def test_a_bad_folder_says_why(qtbot, settings, tmp_path):
     qtbot.addWidget(picker)
     picker.use_folder(str(tmp_path / "missing"))
     assert "data folder not found" in picker.info.text()
+
+
+def test_the_sweep_panel_runs_on_a_colour_folder(qtbot, lab, settings, tmp_path, monkeypatch):
+    import torch
+
+    from advstudio.core.data.sets import load_dataset
+    from advstudio.core.models import registry
+    from advstudio.ui.attack.sweep_panel import SweepPanel
+    from tests.core.colour_data import colour_classifier
+
+    model = colour_classifier()
+    monkeypatch.setattr(registry, "load_model", lambda key, device="cpu": model)
+    lab.state.set_model("test:colour-net", model)
+    root = colour_folder(tmp_path / "shapes", per_class=2)
+    panel = SweepPanel(lab.state, lab.jobs, settings)
+    qtbot.addWidget(panel)
+    panel.data.use_folder(str(root))
+    panel.n_images.setValue(20)
+    panel.epsilons.setText("0")
+    with qtbot.waitSignal(panel.sweep_done, timeout=60_000) as blocker:
+        panel.start()
+    result = blocker.args[0]
+    data = load_dataset(f"folder:{root}", "all")
+    with torch.no_grad():
+        clean = int((model(data.x).argmax(1) == data.y).sum()) / 20
+    assert result.config.dataset == f"folder:{root}" and result.n_images == 20
+    assert result.curves["fgsm"].accuracy == [clean]
+    qtbot.waitUntil(lambda: panel.job.worker.is_done, timeout=10_000)
