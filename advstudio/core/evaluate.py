@@ -16,9 +16,9 @@ from advstudio.core.jobs import Job, Log, Metrics, Progress
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """``model``: a registry key (``digits-cnn``, ``file:/path.pt``). ``limit``: N images of the
-    set, a random subset drawn with seed 0 (0 = all; the digits' split is sorted by class, so a
-    prefix would be a few classes). ``dataset`` / ``split`` / ``fit``: which images and whether
+    """``model``: a registry key (``digits-cnn``, ``file:/path.pt``). ``limit``: the first N
+    images of the set, in its order (0 = all; the digits' test split is sorted by class).
+    ``dataset`` / ``split`` / ``fit``: which images and whether
     to fit them to the model (:mod:`advstudio.core.data.fields`). ``device``: ``auto``,
     ``cpu``, ``cuda``..."""
 
@@ -53,8 +53,8 @@ def evaluate(config: EvaluateConfig) -> Job[EvaluateResult]:
     device = pick_device(config.device)
     model = load_model(config.model, device)
     limit = config.batch_size if config.dry_run else config.limit
-    images = job_images(config.dataset, config.split, limit, 0, model, config.fit)
-    x, y = images.x, images.y
+    images = job_images(config.dataset, config.split, 0, 0, model, config.fit)
+    x, y = images.x[:limit or None], images.y[:limit or None]
     n = len(x)
     for line in images.lines:
         yield Log(line)
