@@ -14,6 +14,12 @@ A job names its data with one string field, ``dataset``, checked by :func:`check
 :func:`load_dataset` returns a :class:`Dataset`: float32 pixels in [0, 1] of shape (N, C, H, W),
 int64 labels, class names, and the files it skipped with why. Nothing is resized to fit a
 model here; that is :func:`advstudio.core.data.fit.fit_to_model`'s job, on the model's card.
+
+A trainer that needs images of one size (the GAN) reads a set and fits it itself::
+
+    data = load_dataset(config.dataset, "train", limit=n, seed=seed)
+    x, note = fit_to_model(data.x, (channels, size, size), "center-crop")
+    # log data.description, data.skipped_line() and note
 """
 
 from __future__ import annotations
