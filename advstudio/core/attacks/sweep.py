@@ -183,7 +183,6 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
     result.clean_accuracy = n_right / n
     done = step = 0
     for a, name in enumerate(config.attacks):
-        curve = result.curves.setdefault(name, SweepCurve(name))
         entry = catalogue.get(name)
         settings = entry.resolve(context="sweep")
         for eps in config.epsilons:
@@ -206,6 +205,8 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
                 done += 1
                 yield Progress(done, total, f"{name} at eps {eps:g}: batch {b + 1}/{len(data)}")
             success = hits / n if config.targeted else (hits / n_right if n_right else math.nan)
+            # the curve appears with its first point, so a driver that sees a curve sees a point
+            curve = result.curves.setdefault(name, SweepCurve(name))
             curve.epsilons.append(eps)
             curve.accuracy.append(correct / n)
             curve.success.append(success)
