@@ -1,5 +1,5 @@
-"""Evaluate a classifier on the bundled test digits: the simplest real job, and the template
-for the others (config dataclass + generator yielding events + result)."""
+"""Evaluate a classifier on a data set (default the bundled test digits): the simplest real
+job, and the template for the others (config dataclass + generator yielding events + result)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,28 @@ from dataclasses import dataclass
 
 import torch
 
-from advstudio.core.data import batches, load_digits
+from advstudio.core.data import batches
+from advstudio.core.data.fields import check_fields, job_images
 from advstudio.core.devices import pick_device
 from advstudio.core import validate as v
-from advstudio.core.jobs import Job, Metrics, Progress
+from advstudio.core.jobs import Job, Log, Metrics, Progress
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """``model``: a registry key (``digits-cnn``, ``file:/path.pt``). ``limit``: first N test
-    digits (0 = all 1,000). ``device``: ``auto``, ``cpu``, ``cuda``..."""
+    """``model``: a registry key (``digits-cnn``, ``file:/path.pt``). ``limit``: the first N
+    images of the set, in its order (0 = all; the digits' test split is sorted by class).
+    ``dataset`` / ``split`` / ``fit``: which images and whether
+    to fit them to the model (:mod:`advstudio.core.data.fields`). ``device``: ``auto``,
+    ``cpu``, ``cuda``..."""
 
     model: str = "digits-cnn"
     batch_size: int = 100
     limit: int = 0
     device: str = "auto"
+    dataset: str = "digits"
+    split: str = "test"
+    fit: str = "none"
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -30,6 +37,7 @@ class EvaluateConfig:
         v.whole("limit", self.limit, 0, hint="0 = all")
         v.device(self.device)
         v.flag("dry_run", self.dry_run)
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,12 @@ def evaluate(config: EvaluateConfig) -> Job[EvaluateResult]:
 
     device = pick_device(config.device)
     model = load_model(config.model, device)
-    x, y = load_digits("test")
-    n = config.batch_size if config.dry_run else (config.limit or len(x))
-    x, y = x[:n], y[:n]
+    limit = config.batch_size if config.dry_run else config.limit
+    images = job_images(config.dataset, config.split, 0, 0, model, config.fit)
+    x, y = images.x[:limit or None], images.y[:limit or None]
+    n = len(x)
+    for line in images.lines:
+        yield Log(line)
     confusion = torch.zeros(model.num_classes, model.num_classes, dtype=torch.long)
     correct = 0
     done = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from advstudio.core.data import load_image_folder
@@ -103,6 +104,17 @@ class _FakeSet:
         self.classes = [f"c{i}" for i in range(10)]
 
 
+class _FakeGrey:
+    """Stands in for FashionMNIST: (N, 28, 28) uint8 tensors."""
+
+    def __init__(self, root, train=True, download=False):
+        gen = torch.Generator().manual_seed(int(train))
+        self.data = torch.randint(0, 255, (40 if train else 12, 28, 28), generator=gen,
+                                  dtype=torch.uint8)
+        self.targets = torch.randint(0, 10, (len(self.data),), generator=gen)
+        self.classes = [f"c{i}" for i in range(10)]
+
+
 class _Offline:
     def __init__(self, *a, **k):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: <urlopen error "
@@ -145,6 +157,15 @@ def test_gan_and_training_on_a_torchvision_set(monkeypatch):
     out = drive(train_gan(GanConfig(dataset="torchvision:cifar10", image_size=32, channels=3,
                                     batch_size=8, steps=2, eval_every=0, preview_rate=0)))
     assert out.result.samples.shape[-1] == 3
-    res = drive(train_classifier(TrainConfig(arch="digits-mlp", dataset="torchvision:cifar10",
-                                             epochs=1, batch_size=8, eval_images=12))).result
-    assert 0.0 <= res.metrics["clean_acc"] <= 1.0
+    # CIFAR-10 stays colour (issue #17): the digit architectures refuse it, they do not
+    # train on a grey 28×28 copy
+    with pytest.raises(ConfigError, match="32×32 RGB images.*digit architectures"):
+        drive(train_classifier(TrainConfig(arch="digits-mlp", dataset="torchvision:cifar10",
+                                           epochs=1, batch_size=8, eval_images=12)))
+    monkeypatch.setattr(tvd, "FashionMNIST", _FakeGrey)
+    out = drive(train_classifier(TrainConfig(arch="digits-mlp",
+                                             dataset="torchvision:fashion-mnist", epochs=1,
+                                             batch_size=8, eval_images=12)), keep_events=True)
+    assert 0.0 <= out.result.metrics["clean_acc"] <= 1.0
+    assert "data: torchvision:fashion-mnist (test), 28×28 grey, 10 classes, 12 images" in [
+        e.text for e in out.events if isinstance(e, Log)]

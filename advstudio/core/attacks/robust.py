@@ -9,8 +9,8 @@ quick evaluation would have reported, next to the one a careful evaluation does.
 
 - :func:`robust_accuracy`: any in-memory classifier and images (the Defence tab's check of a
   freshly trained model);
-- :func:`run_robust`: the job (``advstudio-run`` kind ``robust``) on a registry model and the
-  bundled test digits, with progress and a running robust accuracy.
+- :func:`run_robust`: the job (``advstudio-run`` kind ``robust``) on a registry model and any
+  data set (default the bundled test digits), with progress and a running robust accuracy.
 
 Default ensemble: APGD-CE, APGD-T (targeted DLR over the 9 most likely wrong classes), then
 SPSA, a gradient-free attack with a query budget that catches gradient masking.
@@ -28,6 +28,7 @@ from torch import nn
 from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.autopgd import apgd
+from advstudio.core.data.fields import check_fields
 from advstudio.core.attacks.whitebox import (
     Labels, as_labels, check_eps, check_images, check_steps, eval_mode, fgsm, project)
 from advstudio.core.devices import pick_device
@@ -239,8 +240,9 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
 
 @dataclass(frozen=True)
 class RobustConfig:
-    """``model``: registry key. ``eps``: L-inf radius in [0, 1]. ``n_images``: how many of the
-    1,000 test digits (drawn with ``seed`` as the sweep draws them). ``attacks``: the ensemble,
+    """``model``: registry key. ``eps``: L-inf radius in [0, 1]. ``n_images``: how many images
+    of the data set (drawn with ``seed`` as the sweep draws them). ``dataset`` / ``split`` /
+    ``fit``: as in the sweep (:mod:`advstudio.core.data.fields`). ``attacks``: the ensemble,
     in order, from ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``pgd``, ``fgsm``, ``spsa``,
     ``simba``. ``steps``: per APGD run; ``target_classes``: APGD-T's targets;
     ``max_queries``: per image for SPSA / SimBA. ``dry_run``: 8 images, 5 steps, 50 queries."""
@@ -255,6 +257,9 @@ class RobustConfig:
     max_queries: int = 1000
     seed: int = 0
     device: str = "auto"
+    dataset: str = "digits"
+    split: str = "test"
+    fit: str = "none"
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -266,28 +271,33 @@ class RobustConfig:
         v.whole("seed", self.seed)
         v.device(self.device)
         v.flag("dry_run", self.dry_run)
+        check_fields(self)
         _check_budget(Budget(self.steps, self.target_classes, self.max_queries, self.seed))
 
 
 def run_robust(config: RobustConfig) -> Job[RobustResult]:
-    """Robust accuracy of a registry model on the bundled test digits; see
+    """Robust accuracy of a registry model on ``config.dataset``; see
     :func:`evaluate_robustness` for the events.
 
     >>> drive(run_robust(RobustConfig(eps=0.2))).result.robust_accuracy
     """
-    from advstudio.core.attacks.sweep import sweep_images
+    from advstudio.core.data.fields import job_images
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
     model = load_model(config.model, device)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
-    x, y = sweep_images(n, config.seed)
+    images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
+    x, y = images.x, images.y
+    n = len(x)
     budget = Budget(config.steps, config.target_classes, config.max_queries, config.seed)
     if config.dry_run:
         budget = Budget(min(budget.steps, 5), min(budget.target_classes, 2),
                         min(budget.max_queries, 50), budget.seed)
-    yield Log(f"robust accuracy of {model.name} at eps {config.eps:g} on {n} test digits: "
+    yield Log(f"robust accuracy of {model.name} at eps {config.eps:g} on {n} images: "
               + ", then ".join(attack_label(a) for a in config.attacks)
               + f" ({budget.steps} steps, {budget.max_queries} queries)")
+    for line in images.lines:
+        yield Log(line)
     return (yield from evaluate_robustness(model, x.to(device), y.to(device), config.eps,
                                            config.attacks, budget, config.batch_size))

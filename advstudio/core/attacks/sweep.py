@@ -1,10 +1,12 @@
-"""The epsilon sweep job: accuracy and attack success against eps, on the bundled test digits.
+"""The epsilon sweep job: accuracy and attack success against eps, on any data set.
 
 ``run_sweep(config)`` is a job (see :mod:`advstudio.core.jobs`). For each attack in
-``config.attacks`` and each eps in ``config.epsilons`` it attacks the same ``n_images`` test
-digits and completes one point of that attack's curve. Events, in order:
+``config.attacks`` and each eps in ``config.epsilons`` it attacks the same ``n_images`` images
+of ``config.dataset`` (default the bundled test digits; see
+:mod:`advstudio.core.data.fields`) and completes one point of that attack's curve.
+Events, in order:
 
-- ``Log`` once (model, images, settings);
+- ``Log`` (model, images, settings; then the data set, skipped files, any fitting);
 - ``Progress(done, total)`` after every (attack, eps, batch) (``done`` 0 during the clean pass);
 - per completed point ``Metrics(step, {"attack_index", "eps", "accuracy", "success"})``:
   ``Metrics.values`` holds floats only, so the attack is ``config.attacks[int(attack_index)]``;
@@ -35,6 +37,7 @@ from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.whitebox import (
     apply_direction, check_eps, eval_mode, gradient_and_logits)
+from advstudio.core.data.fields import check_fields, job_images
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
@@ -45,9 +48,11 @@ DRY_RUN_IMAGES = 8
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """``model``: registry key. ``epsilons``: L-inf radii in [0, 1]. ``n_images``: how many of
-    the 1,000 test digits (a random subset drawn with ``seed`` when fewer). ``targeted``: aim at
-    class ``(y + 1) % classes``. ``dry_run``: one batch of 8 images (smoke test)."""
+    """``model``: registry key. ``epsilons``: L-inf radii in [0, 1]. ``n_images``: how many
+    images of the data set (a random subset drawn with ``seed`` when fewer; all when the set is
+    smaller). ``dataset`` / ``split`` / ``fit``: which images and whether to fit them to the
+    model (:mod:`advstudio.core.data.fields`). ``targeted``: aim at class
+    ``(y + 1) % classes``. ``dry_run``: one batch of 8 images (smoke test)."""
 
     model: str = "digits-cnn"
     attacks: tuple[str, ...] = ("fgsm",)
@@ -57,6 +62,9 @@ class SweepConfig:
     device: str = "auto"
     targeted: bool = False
     seed: int = 0
+    dataset: str = "digits"
+    split: str = "test"
+    fit: str = "none"
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -80,6 +88,7 @@ class SweepConfig:
         v.device(self.device)
         v.flag("targeted", self.targeted)
         v.flag("dry_run", self.dry_run)
+        check_fields(self)
         object.__setattr__(self, "attacks", attacks)
         object.__setattr__(self, "epsilons", epsilons)
 
@@ -138,13 +147,17 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
     device = pick_device(config.device)
     model = load_model(config.model, device)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
-    x, y = sweep_images(n, config.seed)
+    images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
+    x, y = images.x, images.y
+    n = len(x)
     size = len(x) if config.dry_run else config.batch_size
     data = [(xb.to(device), yb.to(device)) for xb, yb in zip(x.split(size), y.split(size))]
     generator = torch.Generator().manual_seed(config.seed)
-    yield Log(f"sweep on {model.name}: {n} test digits in {len(data)} batches, attacks "
+    yield Log(f"sweep on {model.name}: {n} images in {len(data)} batches, attacks "
               f"{', '.join(config.attacks)}, eps {', '.join(f'{e:g}' for e in config.epsilons)}"
               + (", targeted at (y + 1) mod classes" if config.targeted else ""))
+    for line in images.lines:
+        yield Log(line)
 
     def predict(xb: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -170,7 +183,6 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
     result.clean_accuracy = n_right / n
     done = step = 0
     for a, name in enumerate(config.attacks):
-        curve = result.curves.setdefault(name, SweepCurve(name))
         entry = catalogue.get(name)
         settings = entry.resolve(context="sweep")
         for eps in config.epsilons:
@@ -193,6 +205,8 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
                 done += 1
                 yield Progress(done, total, f"{name} at eps {eps:g}: batch {b + 1}/{len(data)}")
             success = hits / n if config.targeted else (hits / n_right if n_right else math.nan)
+            # the curve appears with its first point, so a driver that sees a curve sees a point
+            curve = result.curves.setdefault(name, SweepCurve(name))
             curve.epsilons.append(eps)
             curve.accuracy.append(correct / n)
             curve.success.append(success)

@@ -1,7 +1,10 @@
-"""What the defence jobs share: labelled digit data, held-out subsets, atomic files, checkpoints
-and a private random stream for dropout.
+"""What the defence jobs share: labelled data (the digits or any grey set of the shared
+data-set choice), held-out subsets, atomic files, checkpoints and a private random stream for
+dropout.
 
-Pixels are float32 in [0, 1], (N, 1, 28, 28); labels int64 in [0, 10).
+The defence jobs build the digit architectures, so their pixels are float32 in [0, 1],
+(N, 1, 28, 28), labels int64 in [0, 10): :func:`defence_sets` refuses a colour set with a
+message, and resizes a grey one to 28×28 (and says so).
 """
 
 from __future__ import annotations
@@ -70,6 +73,56 @@ def subset(data: Data, n: int, seed: int) -> Data:
 def heldout_digits(n: int, seed: int = 0) -> Data:
     """``n`` of the 1,000 bundled test digits, a seeded random subset (0 = all)."""
     return subset(load_digits("test"), n, seed)
+
+
+def _for_digit_networks(data: Any, dataset: str) -> tuple[Data, str]:
+    """A loaded :class:`~advstudio.core.data.sets.Dataset` as digit-network data: grey, at most
+    10 classes, resized to 28×28 when needed (the note says so)."""
+    from advstudio.core.data.fit import fit_to_model
+
+    if data.shape[0] != 1:
+        raise ConfigError(
+            f"{dataset} holds {data.description.split(',')[0]} images, but the networks this "
+            "job builds are the digit architectures (1×28×28 grey); colour sets cannot train "
+            "here yet (a colour architecture comes later), so choose a grey set")
+    if len(data.class_names) > len(DIGIT_CLASSES):
+        raise ConfigError(f"{dataset} has {len(data.class_names)} classes; the digit "
+                          f"architectures have {len(DIGIT_CLASSES)} outputs, so at most "
+                          f"{len(DIGIT_CLASSES)} classes")
+    x, note = fit_to_model(data.x, IMAGE_SHAPE, "resize")
+    return (x, data.y), note
+
+
+def defence_sets(dataset: str, eval_images: int | None, seed: int, train_images: int = 0
+                 ) -> tuple[Data, Data, list[str]]:
+    """``(train, held-out, log lines)`` of ``dataset`` for a defence job: the train split
+    (``train_images`` of it drawn with ``seed``, 0 = all) and ``eval_images`` of the test split
+    (0 = none, None = all), checked and fitted by :func:`_for_digit_networks`. The lines name the set,
+    what was skipped (issue #18: unreadable files are never dropped silently) and the fit."""
+    from advstudio.core.data.sets import load_dataset
+
+    if dataset == "digits":
+        train = subset(load_digits("train"), train_images, seed) if train_images else (
+            load_digits("train"))
+        empty = (torch.empty(0, *IMAGE_SHAPE), torch.empty(0, dtype=torch.long))
+        held = heldout_digits(eval_images or 0, seed) if eval_images != 0 else empty
+        return train, held, []
+    parts = [load_dataset(dataset, "train", limit=train_images, seed=seed)]
+    if eval_images is None or eval_images:
+        parts.append(load_dataset(dataset, "test", limit=eval_images or 0, seed=seed))
+    lines, fitted = [], []
+    for part in parts:
+        lines.append(f"data: {dataset} ({'train' if part is parts[0] else 'test'}), "
+                     f"{part.description}")
+        if part.skipped:
+            lines.append(part.skipped_line())
+        pair, note = _for_digit_networks(part, dataset)
+        fitted.append(pair)
+        if note:
+            lines.append(f"fitted to the digit networks: {note}")
+    if len(fitted) == 1:
+        fitted.append((torch.empty(0, *IMAGE_SHAPE), torch.empty(0, dtype=torch.long)))
+    return fitted[0], fitted[1], lines
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advstudio.core import validate as v
+from advstudio.core.data.spec import check_dataset
 from advstudio.core.errors import ConfigError
 
 ARCHS = ("digits-cnn", "digits-mlp")  # = models.architectures.ARCHITECTURES (a test checks)
 RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd")
 DETECTOR_ATTACKS = ("fgsm", "pgd")
-TORCHVISION_SETS = ("torchvision:mnist", "torchvision:fashion-mnist", "torchvision:cifar10")
 
 
 def _common(config: object) -> None:
@@ -46,11 +46,11 @@ class TrainConfig:
     ----------
     arch : ``"digits-cnn"`` or ``"digits-mlp"`` (``models.architectures.ARCHITECTURES``).
     recipe : ``"standard"``, ``"fgsm"``, ``"fgsm-rs"`` or ``"pgd"`` (see ``defence.train``).
-    dataset : ``"digits"`` (the bundled digits) or ``"folder:<path>"``: one sub-folder per class
-        (at most 10), every image converted to 1x28x28; 20 % of each class (seeded) is held
-        out for the evaluation; or ``"torchvision:mnist"`` / ``"fashion-mnist"`` /
-        ``"cifar10"`` (downloaded once, online; converted to 1x28x28; evaluated on its test
-        split).
+    dataset : ``"digits"`` (the bundled digits) or any grey set of the shared choice
+        (:mod:`advstudio.core.data.sets`: ``"folder:<path>"``, ``"torchvision:mnist"``,
+        ``"torchvision:fashion-mnist"``...), at most 10 classes, resized to 28×28 when needed;
+        trained on its train split, evaluated on ``eval_images`` of its test split. A colour
+        set is refused when the job starts: the digit architectures take 1×28×28 grey.
     eps : L-inf radius of the training attacks and of the evaluation, pixel scale [0, 1].
     alpha_mix : weight of the clean loss in the ``"fgsm"`` recipe, in [0, 1].
     pgd_steps : PGD steps of the ``"pgd"`` recipe (step ``eps / 4``).
@@ -95,10 +95,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _common(self)
         v.choice("recipe", self.recipe, RECIPES, "the training recipe")
-        datasets = ("digits", "folder:<path>", *TORCHVISION_SETS)
-        if not (self.dataset in datasets or (isinstance(self.dataset, str)
-                                             and self.dataset.startswith("folder:"))):
-            v.fail("dataset", f"one of {', '.join(datasets)}", self.dataset)
+        check_dataset(self.dataset)
         v.number("eps", self.eps, 0.0, 1.0, hint="pixel scale")
         if self.recipe != "standard":
             v.number("eps", self.eps, high=1.0, above=0.0,
@@ -116,8 +113,9 @@ class VatConfig:
     Attributes
     ----------
     arch : ``"digits-cnn"`` or ``"digits-mlp"``.
-    labels_per_class : labelled training digits per class (10 -> 100 labels); a seeded,
-        stratified choice. The other training digits are the unlabelled pool.
+    dataset : as in :class:`TrainConfig` (any grey set, at most 10 classes).
+    labels_per_class : labelled training images per class (10 -> 100 labels); a seeded,
+        stratified choice. The other training images are the unlabelled pool.
     labelled_batch, unlabelled_batch : images per step from each (32 and 128); under
         ``torchrun`` the global batches, shared among the processes.
     steps, lr : Adam steps and learning rate.
@@ -133,6 +131,7 @@ class VatConfig:
     """
 
     arch: str = "digits-cnn"
+    dataset: str = "digits"
     labels_per_class: int = 10
     labelled_batch: int = 32
     unlabelled_batch: int = 128
@@ -165,6 +164,7 @@ class VatConfig:
         v.number("alpha", self.alpha, 0, hint="weight of the LDS term")
         v.flag("entropy_min", self.entropy_min)
         v.flag("supervised_only", self.supervised_only)
+        check_dataset(self.dataset)
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,8 @@ class DetectorConfig:
     Attributes
     ----------
     target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``).
+    dataset : as in :class:`TrainConfig` (any grey set, resized to the 1×28×28 the detector
+        and its target take).
     attacks : ``"fgsm"`` and/or ``"pgd"``; training images are split evenly among them.
     eps : L-inf radius of the attacks, pixel scale [0, 1].
     pgd_steps : PGD steps (step ``eps / 4``, random start).
@@ -188,6 +190,7 @@ class DetectorConfig:
     """
 
     target: str = "digits-cnn"
+    dataset: str = "digits"
     attacks: tuple[str, ...] = ("fgsm", "pgd")
     eps: float = 0.1
     pgd_steps: int = 10
@@ -211,3 +214,4 @@ class DetectorConfig:
             v.whole(name, getattr(self, name), 1)
         v.number("threshold", self.threshold, 0.0, 1.0, hint="a probability")
         v.text("target", self.target, empty=False, hint="a classifier, e.g. 'digits-cnn'")
+        check_dataset(self.dataset)

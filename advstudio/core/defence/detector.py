@@ -30,7 +30,8 @@ from advstudio.core.attacks import eval_mode, fgsm, pgd
 from advstudio.core.data import load_digits
 from advstudio.core.defence.config import DetectorConfig
 from advstudio.core.defence.common import (atomic_save, check_data, count_parameters,
-                                           cpu_state, fake_digits, heldout_digits, subset)
+                                           cpu_state, defence_sets, fake_digits,
+                                           heldout_digits, subset)
 from advstudio.core.defence.robustness import model_device
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.errors import ConfigError, ModelLoadError
@@ -289,7 +290,8 @@ def train_detector(config: DetectorConfig, data: Any = None
     per step ``Metrics(step, {loss, batch_acc})``, per epoch ``Metrics(step, {epoch,
     train_loss, detection_rate, false_alarm_rate})``. Returns a :class:`DetectorResult`.
 
-    ``data``: optional ``(x, y)`` training digits instead of the bundled ones.
+    ``data``: optional ``(x, y)`` training images instead of ``config.dataset``'s train split
+    (any grey set, resized to 1×28×28: :func:`~advstudio.core.defence.common.defence_sets`).
     """
     device = pick_device(config.device)
     target = load_model(config.target, device).eval()
@@ -297,13 +299,17 @@ def train_detector(config: DetectorConfig, data: Any = None
         raise ConfigError(f"the detector works on 1x28x28 digits; {config.target} takes "
                           f"{getattr(target, 'input_shape', '?')} input")
     target.requires_grad_(False)  # frozen: attacks need input gradients only
+    data_logs: list[str] = []
     if config.dry_run:
         train = fake_digits(DRY_RUN_IMAGES, config.seed)
         test = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
-    else:
+    elif data is not None or config.dataset == "digits":
         train = subset(check_data(data) if data is not None else load_digits("train"),
                        config.train_images, config.seed)
         test = heldout_digits(config.test_images, config.seed)
+    else:
+        train, test, data_logs = defence_sets(config.dataset, config.test_images, config.seed,
+                                              train_images=config.train_images)
     attacks = tuple(config.attacks)
     pgd_steps = 1 if config.dry_run else config.pgd_steps
     rng = torch.Generator().manual_seed(config.seed)
@@ -313,8 +319,10 @@ def train_detector(config: DetectorConfig, data: Any = None
         logs.append(text)
         return Log(text)
 
+    for line in data_logs:
+        yield log(line)
     yield log(f"Detector for {target.name}: {len(train[0])} training and {len(test[0])} test "
-              f"digits, attacks {', '.join(attacks)} at eps {config.eps:g}, on "
+              f"images, attacks {', '.join(attacks)} at eps {config.eps:g}, on "
               f"{describe(device)}" + (" (dry run)" if config.dry_run else ""))
     # training twins: the (shuffled) training digits split evenly among the attacks
     x_tr, y_tr = train

@@ -38,8 +38,9 @@ import torch.nn.functional as F
 from advstudio.core.attacks import eval_mode, fgsm, pgd
 from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
-                                           count_parameters, cpu_state, fake_digits,
-                                           heldout_digits, load_checkpoint, save_checkpoint)
+                                           count_parameters, cpu_state, defence_sets,
+                                           fake_digits, heldout_digits, load_checkpoint,
+                                           save_checkpoint)
 from advstudio.core.defence.config import TrainConfig
 from advstudio.core.defence.robustness import iter_robust_accuracy, overfitting_warning
 from advstudio.core.devices import describe, pick_device
@@ -280,19 +281,11 @@ def training_data(config: TrainConfig, data: Any = None) -> Data:
     return load_digits("train")
 
 
-def folder_split(config: TrainConfig) -> tuple[Data, Data]:
-    """A labelled folder's (train, held-out) split, 80 / 20 per class, seeded; or a torchvision
-    set's train split and its test split (first ``eval_images`` of it)."""
-    from advstudio.core.data import load_labelled_folder, load_torchvision_set
-
-    if config.dataset.startswith("torchvision:"):
-        name = config.dataset.split(":", 1)[1]
-        x, y, _ = load_torchvision_set(name, True, 28, 1)
-        xt, yt, _ = load_torchvision_set(name, False, 28, 1, limit=config.eval_images)
-        return (x, y), (xt, yt)
-
-    folder = load_labelled_folder(config.dataset.split(":", 1)[1], 28, 1, max_classes=10)
-    return folder.split(0.2, seed=config.seed)
+def dataset_split(config: TrainConfig) -> tuple[Data, Data, list[str]]:
+    """A non-digit ``config.dataset``'s (train split, ``eval_images`` of its test split, log
+    lines), checked for the digit architectures (:func:`~advstudio.core.defence.common.
+    defence_sets`: grey only, resized to 28×28 and said so)."""
+    return defence_sets(config.dataset, config.eval_images, config.seed)
 
 
 Evaluate = Callable[[Classifier], dict[str, float]]
@@ -394,13 +387,14 @@ class EpochTraining:
         self.trainer.load_state_dict(state)
 
 
-def _eval_set(config: TrainConfig, folder: tuple[Data, Data] | None) -> tuple[Data, int]:
+def _eval_set(config: TrainConfig, given: Data | None) -> tuple[Data, int]:
     """The held-out set and the PGD steps of its evaluation (dry run: 8 random-pixel images
-    and at most 2 steps; ``eval_images`` 0: none)."""
+    and at most 2 steps; ``eval_images`` 0: none); ``given``: a data set's own test split."""
     if config.dry_run:
         return fake_digits(DRY_RUN_IMAGES, config.seed + 2), min(2, config.eval_pgd_steps)
     if config.eval_images:
-        eval_set = folder[1] if folder else heldout_digits(config.eval_images, config.seed)
+        eval_set = given if given is not None else heldout_digits(config.eval_images,
+                                                                  config.seed)
         return eval_set, config.eval_pgd_steps
     return (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)), 1
 
@@ -429,22 +423,23 @@ def train_classifier(config: TrainConfig, data: Any = None, *,
     checkpoint.
     """
     device = pick_device(config.device)
-    folder = (folder_split(config) if data is None and not config.dry_run
-              and config.dataset != "digits" else None)
-    x, y = folder[0] if folder else training_data(config, data)
+    sets = (dataset_split(config) if data is None and not config.dry_run
+            and config.dataset != "digits" else None)
+    x, y = sets[0] if sets else training_data(config, data)
     batch_size = min(config.batch_size, len(x)) if config.dry_run else config.batch_size
     if batch_size > len(x):
         raise ConfigError(f"batch_size {batch_size} is larger than the training set "
                           f"({len(x)} images); allowed: 1 to {len(x)}")
     check_batch(batch_size)
-    eval_set, eval_pgd_steps = _eval_set(config, folder)
+    eval_set, eval_pgd_steps = _eval_set(config, sets[1] if sets else None)
     save_path = "" if config.dry_run else config.save_path
     main = is_main()
     trainer = AdversarialTrainer(config, device)
     epochs = 1 if config.dry_run else config.epochs
     run = EpochTraining(trainer, (x, y), batch_size, epochs, eval_set, eval_pgd_steps,
                         evaluate)
-    source = "given" if data is not None else ("random fake" if config.dry_run else "digits")
+    source = "given" if data is not None else ("random fake" if config.dry_run
+                                               else config.dataset)
     header = (f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
               f"({count_parameters(trainer.model.net):,} parameters)"
               + (f" at eps {config.eps:g}" if config.recipe != "standard" else "")
@@ -463,7 +458,9 @@ def train_classifier(config: TrainConfig, data: Any = None, *,
                 header=header, checkpoint=checkpoint, checkpoint_every=1, resume=config.resume,
                 resume_note=resume_note, dry_run=config.dry_run,
                 divergence=trainer.divergence)
-    logs: list[str] = []
+    logs: list[str] = list(sets[2]) if sets else []
+    for line in logs:
+        yield Log(line)
     saved = yield from relay(fit(run, plan), keeping_logs(logs))
     trainer.model.eval()
     state = cpu_state(trainer.model.net)

@@ -40,8 +40,9 @@ from torch import nn
 from advstudio.core.attacks import eval_mode
 from advstudio.core.data import load_digits
 from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
-                                           count_parameters, cpu_state, fake_digits,
-                                           heldout_digits, load_checkpoint, save_checkpoint)
+                                           count_parameters, cpu_state, defence_sets,
+                                           fake_digits, heldout_digits, load_checkpoint,
+                                           save_checkpoint)
 from advstudio.core.defence.robustness import robust_accuracy
 from advstudio.core.defence.config import VatConfig, check_vat_args
 from advstudio.core.defence.train import build_classifier, trained_classifier
@@ -333,7 +334,8 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     prediction entropy with ``entropy_min``), one Adam update. ``supervised_only`` drops the
     unlabelled terms: the baseline on the same labels.
 
-    ``data``: optional ``(x, y)`` to split instead of the 4,000 bundled training digits.
+    ``data``: optional ``(x, y)`` to split instead of ``config.dataset``'s train split (the
+    4,000 bundled training digits by default); the labels per class are drawn from it.
     Yields per step ``Metrics(step, {loss, ce, [lds,] [entropy,] batch_acc, grad_norm})`` and
     ``Progress``; every ``eval_every`` steps ``Metrics(step, {test_acc})``. Returns a
     :class:`VatResult`. Raises :class:`ConfigError` (e.g. more labels than the data has),
@@ -341,21 +343,29 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     :class:`~advstudio.core.errors.CheckpointError`.
     """
     device = pick_device(config.device)
+    data_logs: list[str] = []
+    classes = 10
     if data is not None:
         x, y = check_data(data)
     elif config.dry_run:
         x, y = fake_digits(DRY_RUN_IMAGES, config.seed)
         y = torch.arange(DRY_RUN_IMAGES) % 10
-    else:
+    elif config.dataset == "digits":
         x, y = load_digits("train")
+    else:
+        (x, y), held_out, data_logs = defence_sets(config.dataset, config.eval_images,
+                                                   config.seed)
+        classes = int(y.max()) + 1
     per_class = min(config.labels_per_class, 2) if config.dry_run else config.labels_per_class
-    labelled, unlabelled = split_labelled(y, per_class, config.seed)
+    labelled, unlabelled = split_labelled(y, per_class, config.seed, classes)
     use_vat = not config.supervised_only
     if use_vat and len(unlabelled) == 0:
         raise ConfigError(f"labels_per_class {per_class} labels all {len(y)} training images; "
                           "VAT needs unlabelled ones (or set supervised_only)")
     if config.dry_run:
         eval_set = fake_digits(8, config.seed + 2)
+    elif data_logs:
+        eval_set = held_out
     elif config.eval_images:
         eval_set = heldout_digits(config.eval_images, config.seed)
     else:  # no evaluation
@@ -384,7 +394,9 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
                 checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
                 resume=config.resume, dry_run=config.dry_run,
                 divergence=Divergence(config.max_loss))
-    logs: list[str] = []
+    logs = list(data_logs)
+    for line in logs:
+        yield Log(line)
     saved = yield from relay(fit(run, plan), keeping_logs(logs))
     run.model.eval()
     weights = cpu_state(run.model.net)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from advstudio.core.data import load_digits
+from advstudio.core.data.spec import check_dataset
 from advstudio.core.devices import pick_device
 from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
@@ -64,10 +65,15 @@ DRY_RUN_TRAIN, DRY_RUN_TEST = 400, 100
 
 @dataclass(frozen=True)
 class PoisonConfig:
-    """One poisoning experiment on the bundled digits. Plain fields (saved as TOML/JSON).
+    """One poisoning experiment, on the bundled digits by default. Plain fields (saved as
+    TOML/JSON).
 
     Attributes
     ----------
+    dataset : the data set (:mod:`advstudio.core.data.sets`): ``"digits"`` or any grey set of
+        at most 10 classes, which the victim's digit architecture gets resized to 28×28 (a
+        colour set is refused when the job starts: the victims are the digit architectures).
+        Trained on its train split, measured on its test split.
     attack : ``"none"`` (clean baseline), ``"label-flip"``, ``"backdoor"`` or ``"adversarial"``.
     fraction : share of the pool to poison, in [0, 1]: the pool is class ``source``, or the
         whole training set (see :mod:`advstudio.core.poisoning.attacks` for the count).
@@ -93,6 +99,7 @@ class PoisonConfig:
     dry_run : 400 training and 100 test digits, one training step, no files kept.
     """
 
+    dataset: str = "digits"
     attack: str = "backdoor"
     fraction: float = 0.05
     source: int = -1
@@ -121,13 +128,14 @@ class PoisonConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
+        check_dataset(self.dataset)
         v.choice("attack", self.attack, ATTACKS)
         check_fraction(self.fraction)
         v.whole("source", self.source, -1, NUM_CLASSES - 1, hint="a class, or -1 for all")
         v.whole("target", self.target, 0, NUM_CLASSES - 1, hint="a class")
         v.choice("flip", self.flip, FLIPS)
         object.__setattr__(self, "trigger_custom", tuple(self.trigger_custom))
-        if self.attack == "backdoor":
+        if self.attack == "backdoor":  # every set reaches the victim at 28×28
             self.trigger().check_fits(28, 28)
         v.choice("adv_attack", self.adv_attack, ADVERSARIAL_ATTACKS)
         v.choice("adv_labels", self.adv_labels, LABEL_MODES)
@@ -207,16 +215,22 @@ class PoisonResult:
 
 # ----------------------------------------------------------------------------- pieces
 
-def _digits(config: PoisonConfig) -> tuple[torch.Tensor, ...]:
-    """Training and test digits (dry run: seeded random subsets, every class present)."""
-    x, y = load_digits("train")
-    xt, yt = load_digits("test")
+def _digits(config: PoisonConfig) -> tuple[tuple[torch.Tensor, ...], list[str]]:
+    """Training and test images of ``config.dataset`` (dry run: seeded random subsets, every
+    class present), and the lines that describe a non-digit set (skipped files, resizing)."""
+    lines: list[str] = []
+    if config.dataset == "digits":
+        (x, y), (xt, yt) = load_digits("train"), load_digits("test")
+    else:
+        from advstudio.core.defence.common import defence_sets
+
+        (x, y), (xt, yt), lines = defence_sets(config.dataset, None, config.seed)
     if config.dry_run:
         g = torch.Generator().manual_seed(config.seed)
         keep = torch.randperm(len(x), generator=g)[:DRY_RUN_TRAIN].sort().values
         keep_t = torch.randperm(len(xt), generator=g)[:DRY_RUN_TEST].sort().values
         x, y, xt, yt = x[keep], y[keep], xt[keep_t], yt[keep_t]
-    return x, y, xt, yt
+    return (x, y, xt, yt), lines
 
 
 def build_view(config: PoisonConfig, x: torch.Tensor,
@@ -320,11 +334,14 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
         logs.append(text)
         return Log(text)
 
-    x, y, xt, yt = _digits(config)
+    (x, y, xt, yt), data_lines = _digits(config)
+    for line in data_lines:
+        yield log(line)
     view = yield from build_view(config, x, y)
     gallery, gallery_labels = view.gallery(GALLERY)
     yield log(f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
-              f"of {len(view)} training digits poisoned"
+              f"of {len(view)} training "
+              f"{'digits' if config.dataset == 'digits' else 'images'} poisoned"
               + (" (dry run)" if config.dry_run else ""))
     if view.n_poisoned:
         yield Preview("poisoned", gallery)

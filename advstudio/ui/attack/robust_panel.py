@@ -1,6 +1,6 @@
-"""Robust accuracy of the current digit model in one click: the baseline ensemble (APGD-CE,
+"""Robust accuracy of the current model in one click: the baseline ensemble (APGD-CE,
 APGD-T, SPSA; :func:`~advstudio.core.attacks.robust.run_robust`) at the Attack tab's eps on the
-bundled test digits, next to the accuracy under FGSM alone, with how many images each attack
+chosen data set (the bundled test digits by default), next to the accuracy under FGSM alone, with how many images each attack
 was the first to break. Recorded in the run store; the table exports as CSV."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
+from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.results_table import ResultsTable
 from advstudio.ui.widgets.topk_bars import TopKBars
@@ -44,7 +45,11 @@ class RobustPanel(QWidget):
         self.result = None
         self.n_images = QSpinBox(minimum=1, maximum=1000, singleStep=50,
                                  value=int(settings.value("robust/n_images", 200)))
-        self.n_images.setToolTip("How many of the 1,000 bundled test digits to evaluate (1-1000)")
+        self.n_images.setToolTip("How many images of the data set to evaluate (a seeded random "
+                                 "subset; the bundled test digits hold 1,000)")
+        self.data = DatasetPicker(settings, fit=True)
+        self.data.changed.connect(  # the bundled test digits hold 1,000; other sets more
+            lambda d: self.n_images.setMaximum(1000 if d == "digits" else 1_000_000))
         self.steps = QSpinBox(minimum=1, maximum=1000,
                               value=int(settings.value("robust/steps", 100)))
         self.steps.setToolTip("Steps per APGD run (APGD-T runs once per target class)")
@@ -82,6 +87,7 @@ class RobustPanel(QWidget):
         body.addWidget(self.table, 3)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
+        layout.addWidget(self.data)
         layout.addLayout(body, 1)
         layout.addWidget(self.status)
 
@@ -89,12 +95,13 @@ class RobustPanel(QWidget):
         from advstudio.core.attacks.robust import RobustConfig
 
         state = self.lab.state
-        model = state.model
-        if model is None or model.input_shape[0] != 1 or model.num_classes != 10:
-            raise ConfigError("robust accuracy runs on the bundled digits: pick a digit model")
+        if state.model is None:
+            raise ConfigError("pick a model first")
         return RobustConfig(model=state.model_key, eps=self.lab.eps,
                             n_images=self.n_images.value(), steps=self.steps.value(),
-                            max_queries=self.queries.value(), device=state.device)
+                            max_queries=self.queries.value(), device=state.device,
+                            dataset=self.data.dataset(), split=self.data.split(),
+                            fit=self.data.fit())
 
     @property
     def worker(self) -> JobWorker | None:

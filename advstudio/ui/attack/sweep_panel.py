@@ -1,5 +1,5 @@
 """Epsilon sweep: accuracy (solid) and attack success (dashed) against eps for several attacks,
-over the bundled test digits, as a job with live points. A cancelled sweep keeps its points and
+over the chosen data set (the bundled test digits by default), as a job with live points. A cancelled sweep keeps its points and
 says "partial"."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import legend_below
 from advstudio.workers import JobManager, JobWorker
@@ -70,7 +71,11 @@ class SweepPanel(QWidget):
         self.checks["fgsm"].setChecked(True)
         self.checks["pgd"].setChecked(True)
         self.n_images = QSpinBox(minimum=10, maximum=1000, singleStep=100, value=500)
-        self.n_images.setToolTip("How many of the 1,000 bundled test digits to attack")
+        self.n_images.setToolTip("How many images of the data set to attack (a seeded random "
+                                 "subset; the bundled test digits hold 1,000)")
+        self.data = DatasetPicker(settings, fit=True)
+        self.data.changed.connect(  # the bundled test digits hold 1,000; other sets more
+            lambda d: self.n_images.setMaximum(1000 if d == "digits" else 1_000_000))
         self.epsilons = QLineEdit(str(settings.value("sweep/epsilons", DEFAULT_EPS)))
         self.epsilons.setToolTip("L∞ radii in pixel units [0, 1], separated by commas")
         self.targeted = QCheckBox("targeted (y+1)")
@@ -103,6 +108,7 @@ class SweepPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
+        layout.addWidget(self.data)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.status)
 
@@ -112,13 +118,13 @@ class SweepPanel(QWidget):
         attacks = tuple(k for k, c in self.checks.items() if c.isChecked())
         if not attacks:
             raise ConfigError("tick at least one attack")
-        model = self.state.model
-        if model is None or model.input_shape[0] != 1 or model.num_classes != 10:
-            raise ConfigError("the sweep runs on the bundled digits: pick a digit model")
+        if self.state.model is None:
+            raise ConfigError("pick a model first")
         return SweepConfig(model=self.state.model_key, attacks=attacks,
                            epsilons=parse_epsilons(self.epsilons.text()),
                            n_images=self.n_images.value(), targeted=self.targeted.isChecked(),
-                           device=self.state.device)
+                           device=self.state.device, dataset=self.data.dataset(),
+                           split=self.data.split(), fit=self.data.fit())
 
     def toggle(self) -> None:
         if not self.job.cancel():

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from advstudio.core.errors import ConfigError
 from advstudio.ui.help import tip
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
@@ -106,16 +107,9 @@ class DefenceTab(QWidget):
         self.vat_eps.setToolTip("VAT's radius: an L2 length over all 784 pixels (paper: 2.0)")
         tip(self.vat_eps, "vat", "eps-l2")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.data = QComboBox()
-        self.data.addItem("Bundled digits", "digits")
-        self.data.addItem("Labelled image folder…", "folder")
-        for key, name in (("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
-                          ("cifar10", "CIFAR-10")):
-            self.data.addItem(f"{name} (torchvision, downloaded once)", f"torchvision:{key}")
-        self.data.setToolTip("One sub-folder per class (at most 10); images are converted to "
-                             "28×28 grey, 20 % of each class is held out for evaluation")
-        self.data.activated.connect(self._on_data)
-        self.folder = ""
+        self.data = DatasetPicker(self.settings, imagenet=False)
+        self.data.setToolTip("The networks trained here are the digit architectures: a grey set "
+                             "of at most 10 classes, resized to 28×28; colour sets are refused")
         self.form = QFormLayout()
         self.rows = {}
         for name, label, w in (("recipe", "Recipe", self.recipe), ("data", "Data", self.data),
@@ -200,9 +194,9 @@ class DefenceTab(QWidget):
     def _update_fields(self) -> None:
         kind = RECIPES[self.recipe.currentData()][1]
         recipe = RECIPES[self.recipe.currentData()][2]
-        show = {"recipe", "seed", "lr", "arch"}
+        show = {"recipe", "seed", "lr", "arch", "data"}
         if kind == "train":
-            show |= {"epochs", "batch", "eps", "data"}
+            show |= {"epochs", "batch", "eps"}
             if recipe == "fgsm":
                 show.add("alpha_mix")
             if recipe == "pgd":
@@ -215,30 +209,9 @@ class DefenceTab(QWidget):
         for name, w in self.rows.items():
             self.form.setRowVisible(w, name in show)
 
-    def _on_data(self) -> None:
-        from pathlib import Path
-
-        from PySide6.QtWidgets import QFileDialog
-
-        if self.data.currentData() == "folder":
-            start = str(self.settings.value("defence/folder", str(Path.home())))
-            folder = QFileDialog.getExistingDirectory(self, "Folder with one sub-folder per class",
-                                                      start)
-            if folder:
-                self.use_folder(folder)
-            elif not self.folder:
-                self.data.setCurrentIndex(0)
-        elif self.data.currentData() == "digits":
-            self.folder = ""
-            self.data.setItemText(1, "Labelled image folder…")
-
     def use_folder(self, folder: str) -> None:
-        from pathlib import Path
-
-        self.folder = folder
-        self.settings.setValue("defence/folder", folder)
-        self.data.setCurrentIndex(1)
-        self.data.setItemText(1, f"Folder: {Path(folder).name}")
+        """Train on ``folder`` (one sub-folder per class), as the picker's Folder… button does."""
+        self.data.use_folder(folder)
 
     # -- running ------------------------------------------------------------------------------
     def job_config(self):
@@ -257,9 +230,7 @@ class DefenceTab(QWidget):
         save = str(folder / f"{self.arch.currentData()}-{key}-{stamp}.pt")
         device = self.state.device
         if kind == "train":
-            data = self.data.currentData()
-            dataset = (f"folder:{self.folder}" if data == "folder" and self.folder
-                       else data if data.startswith("torchvision:") else "digits")
+            dataset = self.data.dataset()
             return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe, dataset=dataset,
                                      eps=self.eps.value(), alpha_mix=self.alpha_mix.value(),
                                      pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
@@ -270,11 +241,13 @@ class DefenceTab(QWidget):
                                    labels_per_class=self.labels.value(),
                                    steps=self.vat_steps.value(), lr=self.lr.value(),
                                    eps=self.vat_eps.value(), supervised_only=recipe,
-                                   seed=self.seed.value(), device=device, save_path=save)
+                                   seed=self.seed.value(), device=device, save_path=save,
+                                   dataset=self.data.dataset())
         target = self.state.model_key or "digits-cnn"
         if not (target.startswith("digits-") or target.startswith("file:")):
             target = "digits-cnn"
         return kind, DetectorConfig(target=target, eps=self.eps.value(),
+                                    dataset=self.data.dataset(),
                                     pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
                                     batch_size=self.batch.value(), lr=self.lr.value(),
                                     seed=self.seed.value(), device=device,

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
@@ -103,6 +104,9 @@ class PoisoningTab(QWidget):
             self.defence.addItem(text, key)
         self.epochs = QSpinBox(minimum=1, maximum=100, value=3)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.data = DatasetPicker(self.settings, imagenet=False)
+        self.data.setToolTip("The victim is a digit architecture: a grey set of at most 10 "
+                             "classes, resized to 28×28; colour sets are refused")
         self.form = QFormLayout()
         self.rows = {}
         frac_row = QHBoxLayout()
@@ -111,7 +115,8 @@ class PoisoningTab(QWidget):
         frac_w = QWidget()
         frac_w.setLayout(frac_row)
         frac_row.setContentsMargins(0, 0, 0, 0)
-        for name, label, w in (("attack", "Attack", self.attack), ("fraction", "Poison", frac_w),
+        for name, label, w in (("data", "Data", self.data),
+                               ("attack", "Attack", self.attack), ("fraction", "Poison", frac_w),
                                ("source", "Source class", self.source),
                                ("target", "Target class", self.target),
                                ("flip", "Flip to", self.flip), ("size", "Trigger size", self.size),
@@ -192,7 +197,7 @@ class PoisoningTab(QWidget):
 
     def _update_fields(self) -> None:
         attack = self.attack.currentData()
-        show = {"attack", "defence", "epochs", "seed"}
+        show = {"data", "attack", "defence", "epochs", "seed"}
         if attack != "none":
             show |= {"fraction", "source"}
         if attack == "backdoor":
@@ -216,7 +221,8 @@ class PoisoningTab(QWidget):
                       trigger_pattern=self.pattern.currentText(),
                       adv_attack=self.adv_attack.currentText(), adv_eps=self.adv_eps.value(),
                       defence=self.defence.currentData(), epochs=self.epochs.value(),
-                      seed=self.seed.value(), device=self.state.device)
+                      seed=self.seed.value(), device=self.state.device,
+                      dataset=self.data.dataset())
         values.update(overrides)
         return PoisonConfig(**values)
 

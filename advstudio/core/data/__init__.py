@@ -1,6 +1,10 @@
-"""Data sets: the bundled digits (offline) and helpers to batch them.
+"""Data sets: the bundled digits (offline), batching, and the older fixed-size folder and
+torchvision readers the GAN trainer uses.
 
-Pixels are float32 in [0, 1], shape (N, 1, 28, 28); labels int64.
+The one data-set choice every lab shares (digits, folders, torchvision sets, ImageNet-style
+folders, at their native shape) is :mod:`advstudio.core.data.sets`; resizing a set to a model's
+input is :mod:`advstudio.core.data.fit`. Pixels are float32 in [0, 1]; labels int64. Importing this package is cheap (torch is
+imported inside the functions), so configs can check a ``dataset`` field without torch.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from advstudio.core.resources import resources_dir
 
@@ -29,6 +32,8 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     Returns ``(x, y)`` with ``x`` float32 in [0, 1] of shape (N, 1, 28, 28) and ``y`` int64 (N,).
     Fresh tensors each call, so callers may modify them.
     """
+    import torch
+
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     z = _digits_npz()
@@ -40,6 +45,8 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
             generator: torch.Generator | None = None):
     """Yield ``(xb, yb)`` mini-batches; the last one may be smaller."""
+    import torch
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
     n = len(x)
@@ -67,6 +74,8 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
     Mixed sizes and modes are fine (each is converted); unreadable files are skipped and
     counted. Raises :class:`ConfigError` when the folder is missing or holds no readable image.
     """
+    import torch
+
     from PIL import Image
 
     from advstudio.core.errors import ConfigError, ImageLoadError
@@ -116,6 +125,8 @@ class LabelledFolder:
 
     def split(self, test_fraction: float = 0.2, seed: int = 0):
         """Stratified, seeded train / held-out split: ``((x, y), (x_test, y_test))``."""
+        import torch
+
         gen = torch.Generator().manual_seed(seed)
         train, test = [], []
         for c in range(len(self.class_names)):
@@ -131,6 +142,8 @@ class LabelledFolder:
 def load_labelled_folder(folder: str | Path, size: int = 28, channels: int = 1,
                          max_classes: int | None = None) -> LabelledFolder:
     """``folder/<class name>/<images>``: classes in sorted order of their sub-folder names."""
+    import torch
+
     from advstudio.core.errors import ConfigError
 
     folder = Path(folder)
@@ -159,35 +172,31 @@ TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10"
 
 
 def torchvision_root() -> Path:
-    """Where torchvision data sets are downloaded (under the user's data folder)."""
-    from advstudio.core.runs.paths import default_store_root
+    """Where torchvision data sets are cached (:func:`advstudio.core.data.sets.torchvision_root`)."""
+    from advstudio.core.data.sets import torchvision_root as root
 
-    return default_store_root() / "datasets"
+    return root()
 
 
 def load_torchvision_set(name: str, train: bool = True, size: int = 28, channels: int = 1,
                          limit: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """MNIST, Fashion-MNIST or CIFAR-10 via torchvision (downloaded on first use, so online
-    only), as ``(x (N, C, size, size) in [0, 1], y, class names)``.
+    only), converted to ``(x (N, C, size, size) in [0, 1], y, class names)`` (the GAN's
+    reader; the labs read sets at native shape with :func:`~advstudio.core.data.sets.load_dataset`).
 
     Raises :class:`DownloadError` with a clear message when the download fails (offline).
     """
+    import torch
     import torch.nn.functional as F
-    import torchvision.datasets as tvd
 
-    from advstudio.core.errors import ConfigError, DownloadError
+    from advstudio.core.data.sets import torchvision_set
+    from advstudio.core.errors import ConfigError
 
     if name not in TORCHVISION_SETS:
         raise ConfigError(f"unknown data set {name!r}; allowed: {', '.join(TORCHVISION_SETS)}")
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3, not {channels}")
-    cls = getattr(tvd, TORCHVISION_SETS[name])
-    try:
-        ds = cls(root=str(torchvision_root()), train=train, download=True)
-    except (OSError, RuntimeError) as exc:
-        raise DownloadError(f"could not get the {name} data set: {exc}. It is downloaded by "
-                            "torchvision on first use, so you need to be online once; the "
-                            "bundled digits work offline.") from exc
+    ds = torchvision_set(name, train)
     data = ds.data if not isinstance(ds.data, np.ndarray) else torch.from_numpy(ds.data)
     data = torch.as_tensor(data)
     if limit:
