@@ -46,6 +46,23 @@ GLOSSARY: dict[str, Term] = {key: term for key, term in (
                     "Dong et al. 2018, arXiv:1710.06081")),
     ("apgd", Term("APGD", "PGD with an adaptive step size and restarts from the best point; "
                   "part of AutoAttack.", "Croce, Hein 2020, arXiv:2003.01690")),
+    ("pgd-l2", Term("PGD (L2)", "PGD whose steps follow the normalised gradient and are "
+                    "projected onto an L2 ball.", "Madry et al. 2018, arXiv:1706.06083")),
+    ("apgd-l2", Term("APGD (L2)", "APGD in the L2 threat model (RobustBench's second track).",
+                     "Croce, Hein 2020, arXiv:2003.01690")),
+    ("square", Term("Square", "A score-only random search that changes one square window at a "
+                    "time; AutoAttack's black-box member.",
+                    "Andriushchenko et al. 2020, arXiv:1912.00049")),
+    ("square-l2", Term("Square (L2)", "The Square attack in the L2 threat model.",
+                       "Andriushchenko et al. 2020, arXiv:1912.00049")),
+    ("fab-t", Term("FAB-T", "A targeted minimal-perturbation attack that projects onto the "
+                   "linearised boundary; AutoAttack's third member.",
+                   "Croce, Hein 2020, arXiv:1907.02044")),
+    ("fab-t-l2", Term("FAB-T (L2)", "FAB-T measuring the perturbation in L2.",
+                      "Croce, Hein 2020, arXiv:1907.02044")),
+    ("hsj", Term("HopSkipJump", "A label-only attack: it walks along the decision boundary "
+                 "using only the predicted class.", "Chen, Jordan, Wainwright 2020, "
+                 "arXiv:1904.02144")),
     ("dlr", Term("DLR", "Difference of Logits Ratio: a loss invariant to the logits' scale, "
                  "so masked gradients do not fool it.", "Croce, Hein 2020, arXiv:2003.01690")),
     ("deepfool", Term("DeepFool", "Steps to the nearest linearised decision boundary: a small "
