@@ -36,6 +36,9 @@ GLOSSARY: dict[str, Term] = {key: term for key, term in (
     ("query", Term("Scores only (black-box)", "The attacker sees only the model's output "
                    "scores and estimates gradients from queries.",
                    "Chen et al. 2017 (ZOO), arXiv:1708.03999")),
+    ("labels", Term("Labels only (black-box)", "The attacker sees only the predicted class, "
+                    "the most realistic black box (decision-based attacks).",
+                    "Brendel et al. 2018, arXiv:1712.04248")),
     ("fgsm", Term("FGSM", "One step of size ε along the sign of the loss gradient.",
                   "Goodfellow, Shlens, Szegedy 2015, arXiv:1412.6572")),
     ("bim", Term("BIM", "FGSM repeated in small steps, clipped to the ε-ball after each.",

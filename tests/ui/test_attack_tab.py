@@ -194,3 +194,15 @@ def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, lab,
     tab.budget.setValue(100)
     out = _attack(qtbot, tab)
     assert out.queries is not None and out.queries <= 100
+
+
+def test_label_only_access_offers_hopskipjump_and_counts_its_queries(qtbot, tab):
+    """The fourth access level: the attacker sees the predicted class only."""
+    tab.access.setCurrentIndex(tab.access.findData("labels"))
+    names = [tab.attack.itemData(i) for i in range(tab.attack.count())]
+    assert names == ["hsj"]
+    tab.budget.setValue(300)
+    out = _attack(qtbot, tab)
+    assert out.queries is not None and 1 <= out.queries <= 300
+    assert out.after.indices[0] != out.before.indices[0]  # HopSkipJump starts adversarial
+    assert f"queries to the target: {out.queries:,}" in tab.measures.text()

@@ -51,7 +51,8 @@ from advstudio.workers import JobManager, JobWorker
 
 ACCESS = [("white-box", "White-box: model gradients"),
           ("transfer", "Black-box: surrogate transfer"),
-          ("query", "Black-box: scores only")]
+          ("query", "Black-box: scores only"),
+          ("labels", "Black-box: labels only")]
 DEFAULT_STEPS = 10  # for the attacks without a steps setting
 SLIDER_STEPS = 1000  # slider units per eps 1.0
 SURROGATES = {"digits-mlp": "Digits MLP (built-in)", "digits-cnn": "Digits CNN (built-in)"}
@@ -156,7 +157,7 @@ class AttackTab(QWidget):
         self.access = QComboBox()
         for key, text in ACCESS:
             self.access.addItem(text, key)
-        tip(tip_items(self.access), "white-box", "transfer", "query")
+        tip(tip_items(self.access), "white-box", "transfer", "query", "labels")
         self.attack = QComboBox()
         self.surrogate = QComboBox()
         for key, text in SURROGATES.items():
