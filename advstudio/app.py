@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from advstudio.core.resources import resources_dir
 
     app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "advstudio.png")))
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
     from advstudio.ui.main_window import MainWindow
 
     collector = MainThreadGarbageCollector(app)  # lives as long as the app

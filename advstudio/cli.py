@@ -9,8 +9,11 @@ The config file names the kind and its settings::
     epsilons = [0, 0.1, 0.2, 0.3]
 
 Every run is recorded in the run store (``--store DIR``, default: the user data folder, see
-:func:`advstudio.core.runs.default_store_root`) unless ``--no-record`` is given; the printed
-summary names its ``run_id``.
+:func:`advstudio.core.runs.default_store_root`) unless ``--no-record`` is given, exactly as the
+app records its jobs: a training checkpoints into its run folder and keeps its trained weights
+there (``artifacts/model.pt`` and its card ``model.json``; a GAN's ``generator.pt``), and the
+printed summary names its ``run_id`` and folder. ``advstudio-run --resume RUN_ID`` continues a
+killed or cancelled training from its last checkpoint, as the Runs tab's Resume does.
 
 Under ``torchrun`` the training jobs run data-parallel, one process per GPU (NCCL) or CPU share
 (gloo), see :mod:`advstudio.core.distributed`::
@@ -29,10 +32,10 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -88,20 +91,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return f"<{type(value).__name__}>"  # tensors, state_dicts: not part of the summary
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="advstudio-run", description=__doc__.split("\n\n")[0].replace("\n", " "),
@@ -119,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path,
                         help="run store to record the run in (default: the user data folder)")
     parser.add_argument("--no-record", action="store_true", help="do not record the run")
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="continue a recorded training from its last checkpoint, as a new "
+                             "run (instead of a config file; see the Runs tab)")
     args = parser.parse_args(argv)
 
     from advstudio.core.jobkinds import JOB_KINDS, build_config
@@ -130,13 +122,25 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n" + format_list())
         return EXIT_OK
-    if args.config is None:
+    if (args.config is None) == (args.resume is None) or (args.resume and args.no_record):
         parser.print_usage(sys.stderr)
-        print("advstudio-run: error: give a config file (or --list)", file=sys.stderr)
+        problem = ("--resume records a new run: it cannot go with --no-record" if args.no_record
+                   else "give a config file or --resume RUN_ID (or --list)")
+        print(f"advstudio-run: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    from advstudio.core import distributed
+
+    store, resume_from = None, None
+    if args.resume is not None:
+        store = _open_store(args.store)
+        if store is None:
+            return EXIT_USAGE
     try:
-        values = read_config_file(args.config)
-        kind = values.pop("kind")
+        if store is not None:
+            kind, values, resume_from = _resumed_run(store, args.resume)
+        else:
+            values = read_config_file(args.config)
+            kind = values.pop("kind")
         for key in ("device", "seed"):
             if getattr(args, key) is not None:
                 values[key] = getattr(args, key)
@@ -147,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from advstudio.core import distributed
 
     if distributed.env_world().size > 1:  # under torchrun: join the others
         try:
@@ -159,22 +162,45 @@ def main(argv: list[str] | None = None) -> int:
             config = dataclasses.replace(config, device=device)
     try:
         rank = distributed.world().rank
-        store = None
-        if not args.no_record and rank == 0:
-            from advstudio.core.runs import RunStore
-
-            try:
-                store = RunStore.open(args.store)
-            except OSError as exc:
-                print(f"advstudio-run: cannot open the run store: {exc} "
-                      "(choose one with --store DIR, or run with --no-record)", file=sys.stderr)
+        if not args.no_record and rank == 0 and store is None:
+            store = _open_store(args.store)
+            if store is None:
                 return EXIT_USAGE
-        code = run_job(kind, config, run, args.out, quiet=args.quiet, store=store, rank=rank)
+        code = run_job(kind, config, run, args.out, quiet=args.quiet, store=store, rank=rank,
+                       resume_from=resume_from)
         if code == EXIT_OK:
             distributed.barrier()  # nobody leaves while another is still writing its results
         return code
     finally:
         distributed.destroy()
+
+
+def _open_store(root: Path | None) -> Any:
+    """The ``RunStore`` at ``root`` (default: the user data folder), or None after saying why
+    it cannot be used."""
+    from advstudio.core.runs import RunStore
+
+    try:
+        return RunStore.open(root)
+    except OSError as exc:
+        print(f"advstudio-run: cannot open the run store: {exc} "
+              "(choose one with --store DIR, or run with --no-record)", file=sys.stderr)
+        return None
+
+
+def _resumed_run(store: Any, run_id: str) -> tuple[str, dict[str, Any], Path]:
+    """``(kind, config values, checkpoint)`` to continue a recorded run, as the Runs tab's
+    Resume does; ConfigError if there is no such run or it has nothing to resume from."""
+    from advstudio.core.runs import CHECKPOINT, RunNotFoundError
+
+    try:
+        if not store.resumable(run_id):
+            raise ConfigError(f"run {run_id} has no checkpoint to resume from (only trainings "
+                              "stopped after their first checkpoint have one)")
+        kind, values = store.rerun_config(run_id)
+    except RunNotFoundError as exc:
+        raise ConfigError(str(exc)) from exc
+    return kind, dict(values), store.run_path(run_id) / "artifacts" / CHECKPOINT
 
 
 def _device_name(config: Any) -> str:
@@ -189,93 +215,111 @@ def _device_name(config: Any) -> str:
 
 
 def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
-            store: Any = None, rank: int = 0) -> int:
-    """Drive ``run(config)`` to the end; record it in ``store`` (a ``RunStore``) if given.
+            store: Any = None, rank: int = 0, resume_from: Path | None = None) -> int:
+    """Drive ``run(config)`` to the end; record it in ``store`` (a ``RunStore``) if given, the
+    way the app records its jobs (:func:`advstudio.core.runs.wrap.recorded`): a training
+    checkpoints into its run folder, ``resume_from`` (a checkpoint) continues it, and the
+    trained weights are kept in ``artifacts/``.
 
     ``rank`` > 0 (a data-parallel run's other processes): no output but error messages;
-    ``out`` and ``store`` are ignored."""
-    from advstudio.core.jobkinds import config_to_dict
-    from advstudio.core.jobs import Log, Metrics, Preview, Progress
+    ``out`` and ``store`` are ignored, and the job runs with rank 0's config (which names the
+    checkpoint rank 0 resumes from)."""
+    from advstudio.core import distributed
+    from advstudio.core.atomic import atomic_write_bytes
+    from advstudio.core.jobs import drive
+    from advstudio.core.runs.files import plain
+    from advstudio.core.runs.models import keep_models
     from advstudio.core.runs.recorder import LastImages
+    from advstudio.core.runs.wrap import recorded
 
     prog = "advstudio-run" if rank == 0 else f"advstudio-run (rank {rank})"
     if rank:
         quiet, out, store = True, None, None
     bar = None if quiet else ProgressBar()
-    metrics_file = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        metrics_file = open(out / "metrics.jsonl", "w")
-    recorder = None
-    if store is not None:
-        try:
-            recorder = store.record(kind, config_to_dict(config), device=_device_name(config),
-                                    seed=getattr(config, "seed", None))
-        except OSError as exc:
-            if metrics_file is not None:
-                metrics_file.close()
-            print(f"advstudio-run: cannot record the run in {store.root}: {exc} "
-                  "(run with --no-record to skip recording)", file=sys.stderr)
-            return EXIT_FAILED
-    job = run(config)
     images = LastImages()  # for --out
-    try:
-        # the recorder marks the run failed/cancelled if an exception leaves this block
-        with recorder if recorder is not None else contextlib.nullcontext():
-            while True:
-                try:
-                    event = next(job)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                if recorder is not None:
-                    recorder.log_event(event)
-                if isinstance(event, Progress) and bar is not None:
-                    bar.update(event.done, event.total, event.message,
-                               force=event.done >= event.total > 0)
-                elif isinstance(event, Metrics) and metrics_file is not None:
-                    metrics_file.write(
-                        json.dumps({"step": event.step, **_jsonable(event.values)}) + "\n")
-                elif isinstance(event, Log) and not quiet:
-                    print(event.text, file=sys.stderr)
-                elif isinstance(event, Preview) and out is not None:
-                    images.add(event)
-            if recorder is not None:
-                recorder.finish(_jsonable(result))
-    except KeyboardInterrupt:
-        job.close()
-        _report(recorder, f"{prog}: interrupted")
-        return EXIT_INTERRUPTED
-    except ConfigError as exc:
-        _report(recorder, f"{prog}: bad config: {exc}")
-        return EXIT_USAGE
-    except Exception as exc:  # noqa: BLE001 - one clear line, then the exit code
-        _report(recorder, f"{prog}: {kind} failed: {explain(exc)}")
-        return EXIT_FAILED
-    finally:
+    recorders: list[Any] = []  # the run's Recorder, once its folder exists
+
+    def shared(job_config: Any):
+        """The job, with rank 0's config on every process (a single one: its own)."""
+        return run(distributed.broadcast_object(job_config))
+
+    with contextlib.ExitStack() as stack:
+        metrics_file = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            metrics_file = stack.enter_context(open(out / "metrics.jsonl", "w"))
         if bar is not None:
-            bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
+            stack.callback(bar.close)
+        on_event = _event_printer(bar, metrics_file, images if out is not None else None, quiet)
+        if store is None:
+            job = shared(config)
+        else:
+            job = recorded(store, kind, config, shared, device=_device_name(config),
+                           resume_from=resume_from, on_start=recorders.append)
+        try:
+            result = drive(job, on_event).result
+        except KeyboardInterrupt as exc:
+            with contextlib.suppress(KeyboardInterrupt):
+                job.throw(exc)  # the job ends at its yield; its run is recorded as interrupted
+            _report(recorders, f"{prog}: interrupted")
+            return EXIT_INTERRUPTED
+        except ConfigError as exc:
+            _report(recorders, f"{prog}: bad config: {exc}")
+            return EXIT_USAGE
+        except OSError as exc:
+            if store is not None and not recorders:
+                print(f"{prog}: cannot record the run in {store.root}: {exc} "
+                      "(run with --no-record to skip recording)", file=sys.stderr)
+            else:
+                _report(recorders, f"{prog}: {kind} failed: {explain(exc)}")
+            return EXIT_FAILED
+        except Exception as exc:  # noqa: BLE001 - one clear line, then the exit code
+            _report(recorders, f"{prog}: {kind} failed: {explain(exc)}")
+            return EXIT_FAILED
     if rank:
         return EXIT_OK
-    summary = {"kind": kind, "config": _jsonable(config), "result": _jsonable(result)}
-    if recorder is not None:
-        summary = {"kind": kind, "run_id": recorder.run_id, **summary}
+    summary: dict[str, Any] = {"kind": kind}
+    if recorders:
+        recorder = recorders[0]
+        summary.update(run_id=recorder.run_id, run_folder=str(recorder.path))
+        result = store.read_result(recorder.run_id)  # as recorded: weights named by their file
+    elif out is not None:
+        result = keep_models(result, out)
+    else:
+        result = plain(result)  # weights are kept nowhere: --no-record and no --out
+    summary.update(config=plain(config), result=result)
     text = json.dumps(summary, indent=2)
     if out is not None:
         images.save(out)
-        tmp = out / "result.json.part"
-        tmp.write_text(text + "\n")
-        tmp.replace(out / "result.json")
+        atomic_write_bytes(out / "result.json", (text + "\n").encode())
     print(text)
     return EXIT_OK
 
 
-def _report(recorder: Any, message: str) -> None:
+def _event_printer(bar: ProgressBar | None, metrics_file: TextIO | None,
+                   images: Any, quiet: bool) -> Callable[[Any], None]:
+    """What the terminal and ``--out`` show of each event (the run store records its own)."""
+    from advstudio.core.jobs import Log, Metrics, Preview, Progress
+    from advstudio.core.runs.files import metrics_line
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Progress) and bar is not None:
+            bar.update(event.done, event.total, event.message,
+                       force=event.done >= event.total > 0)
+        elif isinstance(event, Metrics) and metrics_file is not None:
+            metrics_file.write(metrics_line(event.step, event.values) + "\n")
+        elif isinstance(event, Log) and not quiet:
+            print(event.text, file=sys.stderr)
+        elif isinstance(event, Preview) and images is not None:
+            images.add(event)
+
+    return on_event
+
+
+def _report(recorders: list[Any], message: str) -> None:
     """The last word on stderr after a failure, and where the run's record is."""
-    lines = [] if recorder is None else [
-        f"advstudio-run: run {recorder.run_id} recorded as {recorder.status} in {recorder.path}"]
+    lines = [f"advstudio-run: run {rec.run_id} recorded as {rec.status} in {rec.path}"
+             for rec in recorders]
     print("\n" + "\n".join([*lines, message]), file=sys.stderr)
 
 

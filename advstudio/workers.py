@@ -15,8 +15,6 @@ Signals cross threads by queued connection; the worker never touches a widget.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from advstudio.core.jobs import Log, Metrics, Preview, Progress
+from advstudio.responsiveness import prepare_job_thread
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second
 _live_threads: set[QThread] = set()
@@ -33,21 +32,6 @@ _live_threads: set[QThread] = set()
 def live_threads() -> list[QThread]:
     """Job threads started and not yet finished (tests fail when one outlives its test)."""
     return [t for t in _live_threads if t.isRunning()]
-
-
-JOB_NICENESS = 5  # how much less CPU priority a job thread has than the window's (Linux)
-
-
-def _lower_this_threads_priority() -> None:
-    """Let the UI thread win the CPU when a job competes with it (Qt's thread priorities do
-    nothing under Linux's default scheduler; a per-thread nice value does)."""
-    if not hasattr(os, "setpriority") or sys.platform != "linux":
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + JOB_NICENESS)
-    except OSError:
-        pass  # not allowed here: jobs keep the window's priority
 
 
 class _Runner(QObject):
@@ -71,11 +55,7 @@ class _Runner(QObject):
         emit = self.event.emit
         try:
             emit("started", None)
-            _lower_this_threads_priority()
-            if "torch" in sys.modules:  # not while PyTorch itself is being imported
-                from advstudio.core.devices import leave_a_core_for_the_window
-
-                leave_a_core_for_the_window()
+            prepare_job_thread()  # a lower priority, a core left for the window
             job = self._factory()
             while True:
                 if not self._running.is_set():

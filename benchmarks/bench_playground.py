@@ -11,7 +11,7 @@ Each for the default settings (non-saturating, Adam, batch 256, 1 D step) and fo
 
     uv run python benchmarks/bench_playground.py [seconds per measurement, default 8] [--no-gc-freeze]
 
-Like the app (``ui/gc_guard.py``, frozen once the labs are built), the benchmark moves every
+Like the app (``advstudio/responsiveness.py``, frozen once the labs are built), the benchmark moves every
 object alive after start-up into Python's permanent generation (``gc.freeze()``) before
 measuring; with PyTorch and pyqtgraph loaded a full collection otherwise walks ~220,000 objects
 and took ~170 ms here, which is then the worst stall. ``--no-gc-freeze`` shows that.
@@ -166,8 +166,8 @@ def main() -> None:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
-    from advstudio.ui.playground_tab import PlaygroundTab
+    from advstudio.responsiveness import MainThreadGarbageCollector
+    from advstudio.ui.playground.tab import PlaygroundTab
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
 

@@ -36,7 +36,7 @@ def main() -> None:
     from advstudio.ui.main_window import MainWindow
     from advstudio.ui.stall import StallMeter
 
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     app = QApplication(sys.argv[:1])
     collector = MainThreadGarbageCollector(app)  # as advstudio.app does

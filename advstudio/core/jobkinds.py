@@ -52,6 +52,14 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
     JobKind("poison", "advstudio.core.poisoning.job:PoisonConfig",
             "advstudio.core.poisoning.job:run_poisoning",
             "poison the training digits, train the victim, measure the damage"),
+    JobKind("certify-smoothing", "advstudio.core.certify.job:SmoothingConfig",
+            "advstudio.core.certify.job:run_smoothing",
+            "certified L2 radii by randomised smoothing (Cohen et al.), beside DeepFool and C&W "
+            "on the base classifier"),
+    JobKind("certify-ibp", "advstudio.core.certify.job:IbpConfig",
+            "advstudio.core.certify.job:run_ibp",
+            "verified L-inf accuracy by interval bound propagation (Gowal et al.), beside PGD "
+            "and clean accuracy"),
 ]}
 
 

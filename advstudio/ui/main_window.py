@@ -14,10 +14,10 @@ from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from advstudio import __version__
-from advstudio.core.jobs import Job, Log, Progress
-from advstudio.ui.image_tab import ImageTab
+from advstudio.ui.image.tab import ImageTab
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.lazy_tab import LazyTab
+from advstudio.ui.startup import load_torch_job
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import show_error
 from advstudio.ui.widgets.job_indicator import JobIndicator
@@ -25,24 +25,6 @@ from advstudio.workers import JobManager, JobWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 SHUTDOWN_TIMEOUT_MS = 30_000  # a job stops at its next step; one step may take seconds
-
-
-def load_torch_job(device_preference: str) -> Job[str]:
-    """Import PyTorch (seconds) and pick the device; returns the device string."""
-    yield Progress(0, 0, "loading PyTorch")
-    import pyqtgraph  # noqa: F401 - plots of the later tabs; imported here, off the UI thread
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-
-    from advstudio.core.devices import pick_device
-    from advstudio.core.errors import DeviceError
-    from advstudio.core.models import registry  # noqa: F401 - warm the import
-
-    try:
-        return str(pick_device(device_preference))
-    except DeviceError as exc:
-        yield Log(f"{exc}; using the best available device instead")
-        return str(pick_device("auto"))
 
 
 def open_run_store():
@@ -133,28 +115,28 @@ class MainWindow(QMainWindow):
         self.status_message.setText("Ready. Drop an image on the window, press Ctrl+O, or pick a sample.")
         self.preferences_action.setEnabled(True)
         self.state.torch_ready.emit()
-        from advstudio.ui.attack_tab import AttackTab
+        from advstudio.ui.attack.tab import AttackTab
 
         self.attack_tab = AttackTab(self.state, self.jobs, self.models, self.settings)
         self.attack_host.set_content(self.attack_tab)
-        from advstudio.ui.gan_tab import GanTab
+        from advstudio.ui.gan.tab import GanTab
 
         self.gan_tab = GanTab(self.state, self.jobs, self.models, self.settings)
         self.gan_host.set_content(self.gan_tab)
-        from advstudio.ui.playground_tab import PlaygroundTab
+        from advstudio.ui.playground.tab import PlaygroundTab
 
         self.playground_tab = PlaygroundTab(self.state, self.jobs, self.models, self.settings)
         self.playground_host.set_content(self.playground_tab)
-        from advstudio.ui.defence_tab import DefenceTab
+        from advstudio.ui.defence.tab import DefenceTab
 
         self.defence_tab = DefenceTab(self.state, self.jobs, self.models, self.settings)
         self.defence_host.set_content(self.defence_tab)
         self.defence_tab.use_model.connect(self.attack_with_model)
-        from advstudio.ui.poisoning_tab import PoisoningTab
+        from advstudio.ui.poisoning.tab import PoisoningTab
 
         self.poisoning_tab = PoisoningTab(self.state, self.jobs, self.models, self.settings)
         self.poisoning_host.set_content(self.poisoning_tab)
-        from advstudio.ui.runs_tab import RunsTab
+        from advstudio.ui.runs.tab import RunsTab
 
         self.runs_tab = RunsTab(self.state, self.jobs, self.models, self.settings)
         self.runs_host.set_content(self.runs_tab)
@@ -199,7 +181,9 @@ class MainWindow(QMainWindow):
         jobs_menu = self.menuBar().addMenu("&Jobs")
         self.evaluate_action = QAction("&Evaluate model on the test digits", self,
                                        shortcut=QKeySequence("Ctrl+E"), enabled=False)
-        self.evaluate_action.triggered.connect(self.evaluate_current_model)
+        # a lambda: triggered(bool) would otherwise arrive as batch_size (False: 'Ctrl+E always
+        # fails', issue #19)
+        self.evaluate_action.triggered.connect(lambda: self.evaluate_current_model())
         jobs_menu.addAction(self.evaluate_action)
         cancel_action = QAction("&Cancel running job", self, shortcut=QKeySequence("Ctrl+."))
         cancel_action.triggered.connect(self.job_indicator.cancel_current)

@@ -1,4 +1,4 @@
-"""Run one tab on its own (``python -m advstudio.ui.image_tab``), like Orange's WidgetPreview."""
+"""Run one tab on its own (``python -m advstudio.ui.image.tab``), like Orange's WidgetPreview."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import sys
 def run_alone(tab_class) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from advstudio.ui.main_window import load_torch_job
     from advstudio.ui.model_controller import ModelController
+    from advstudio.ui.startup import load_torch_job
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
 
-    from advstudio.ui.gc_guard import MainThreadGarbageCollector
+    from advstudio.responsiveness import MainThreadGarbageCollector
 
     app = QApplication.instance() or QApplication(sys.argv)
     MainThreadGarbageCollector(app)

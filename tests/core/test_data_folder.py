@@ -89,7 +89,7 @@ def test_standard_training_on_a_labelled_folder(tmp_path):
                          batch_size=4, eps=0.05)
     result = drive(train_classifier(config)).result
     assert result.metrics["clean_acc"] == 1.0  # 4 held-out images, trivially separable
-    with pytest.raises(ConfigError, match="allowed: digits, folder"):
+    with pytest.raises(ConfigError, match="dataset must be one of digits, folder:<path>, torchvision:mnist"):
         TrainConfig(dataset="cifar")
 
 

@@ -178,13 +178,11 @@ def test_job_events_history_and_saved_weights(tmp_path):
 def test_dry_run_writes_nothing(tmp_path):
     cfg = TrainConfig(dry_run=True, recipe="pgd", checkpoint_path=str(tmp_path / "c.pt"),
                       save_path=str(tmp_path / "m.pt"))
-    t = time.perf_counter()
     out = drive(train_classifier(cfg), keep_events=True)
     assert [e.step for e in out.events if isinstance(e, Metrics)] == [1, 1]
     assert "dry run" in out.events[0].text and "random fake" in out.events[0].text
     assert out.result.history[0]["epoch"] == 1 and "pgd_acc" in out.result.history[0]
     assert not list(tmp_path.iterdir())
-    assert time.perf_counter() - t < 30
 
 
 def _events_until(job, stop):

@@ -164,14 +164,12 @@ def test_previews_take_a_bounded_share_of_time(monkeypatch):
 
 
 def test_dry_run_one_tiny_step_on_fake_data(tmp_path):
-    t = time.perf_counter()
     cfg = GanConfig(dry_run=True, checkpoint_path=str(tmp_path / "g.pt"))  # default batch 64
     out = drive(train_gan(cfg), keep_events=True)
     assert out.result.step == 1
     assert [e.step for e in out.events if isinstance(e, Metrics)] == [1]  # no evaluation
     assert "fake data" in out.events[0].text
     assert not list(tmp_path.iterdir())  # a dry run writes no checkpoint
-    assert time.perf_counter() - t < 30
 
 
 def test_other_geometries_train_on_given_data():

@@ -109,18 +109,25 @@ def test_fraction_that_poisons_nothing_fails_at_the_first_step():
 
 # ----------------------------------------------------------------------------- real runs
 
-def test_cancel_during_training_removes_the_temporary_checkpoint(tmp_path, monkeypatch):
+def test_the_victim_trains_without_scratch_files_and_cancels_cleanly(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     job = run_poisoning(PoisonConfig(attack="backdoor", fraction=0.05, epochs=3))
+    steps, epochs = 0, []
     for event in job:
-        if isinstance(event, Metrics) and "loss" in event.values:  # the victim is training
-            assert any(p.name.startswith("advstudio-poison-") for p in tmp_path.iterdir())
-            break
+        if isinstance(event, Metrics) and "epoch" in event.values:
+            epochs.append(event.values)
+        elif isinstance(event, Metrics) and "loss" in event.values:  # the victim is training
+            steps += 1
+            if steps == 70:  # in epoch 2
+                break
+    else:
+        pytest.fail("the job ended before the victim's 70th training step")
     job.close()
-    assert not any(p.name.startswith("advstudio-poison-") for p in tmp_path.iterdir())
+    assert [e["epoch"] for e in epochs] == [1.0] and "attack_success" in epochs[0]
+    assert not list(tmp_path.iterdir())
 
 
-def test_training_one_epoch_per_call_equals_an_uninterrupted_run():
+def test_the_victim_equals_an_uninterrupted_training_run():
     from advstudio.core.defence.config import TrainConfig
     from advstudio.core.defence.train import train_classifier
 
@@ -131,7 +138,7 @@ def test_training_one_epoch_per_call_equals_an_uninterrupted_run():
     out = drive(train_victim(config, data, test, None), keep_events=True)
     split, history = out.result
     headers = [e for e in events_of(out, Log) if "standard training" in e.text]
-    assert len(headers) == 1  # the second call's set-up logs are not repeated
+    assert len(headers) == 1
     whole = drive(train_classifier(TrainConfig(epochs=2, batch_size=50, seed=3, eval_images=0),
                                    data)).result
     assert [h["epoch"] for h in history] == [1.0, 2.0]

@@ -24,7 +24,7 @@ def tab(qtbot, window, digit_png):
 
 
 def test_a_registered_toy_attack_is_offered_and_runs(qtbot, tab):
-    from advstudio.ui.sweep_panel import SweepPanel
+    from advstudio.ui.attack.sweep_panel import SweepPanel
 
     assert tab.attack.findData("toy") < 0
     with catalogue.registered(toy_attack()):

@@ -1,9 +1,7 @@
-"""The Attack tab through the real window: attack, slider, targeted, black-box, export, sweep."""
+"""The Attack tab, built alone on a small app state (the built-in CNN, the test digit 7):
+attack, slider, targeted, black-box, export, sweep."""
 
 from __future__ import annotations
-
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -12,16 +10,10 @@ from PySide6.QtCore import Qt
 
 from advstudio.core.images import load_image, to_tensor
 
-from .conftest import drop_files
-
 
 @pytest.fixture
-def tab(qtbot, window, digit_png):
-    drop_files(window, digit_png)
-    qtbot.waitUntil(lambda: window.attack_tab is not None and window.state.image is not None,
-                    timeout=10_000)
-    window.tabs.setCurrentIndex(1)
-    return window.attack_tab
+def tab(attack_alone):
+    return attack_alone
 
 
 def _attack(qtbot, tab):
@@ -49,18 +41,13 @@ def test_slider_reuses_the_gradient_sign(qtbot, tab):
     tab.set_eps(0.05)
     first = _attack(qtbot, tab)
     direction = first.direction
-    latencies = []
-    for value in (100, 150, 200, 250, 120, 80):
-        t0 = time.perf_counter()
+    for value in (100, 150, 200, 250, 120, 80):  # (latency: benchmarks/bench_ui.py)
         with qtbot.waitSignal(tab.attacked, timeout=10_000) as blocker:
             tab.eps_slider.setValue(value)
-        latencies.append(time.perf_counter() - t0)
         out = blocker.args[0]
         assert out.spec.eps == pytest.approx(value / 1000)
         torch.testing.assert_close(out.direction, direction)
         torch.testing.assert_close(out.x_adv, apply_direction(first.x, direction, value / 1000))
-    print(f"\nslider update through the widget: median {statistics.median(latencies) * 1000:.1f} ms,"
-          f" worst {max(latencies) * 1000:.1f} ms")
     assert tab.eps_spin.value() == pytest.approx(0.08)
 
 
@@ -75,13 +62,18 @@ def test_targeted_pgd_reaches_the_target(qtbot, tab):
     assert "fooled" in tab.measures.text()
 
 
-def test_target_equal_to_the_true_class_is_explained(qtbot, tab):
+def test_target_equal_to_the_true_class_is_explained(qtbot, tab, job_ended):
+    from advstudio.core.errors import ConfigError
+
     tab.targeted.setChecked(True)
     tab.target.setCurrentIndex(tab.target.findData(7))
-    worker = tab.run_attack()
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
-    assert "already the true class" in tab.message.text()
+    errors = []
+    with job_ended(tab.jobs) as ended:
+        tab.run_attack().errored.connect(errors.append)  # checked on the job: queued, not missed
+    [error] = errors
+    assert ended.worker.title == "FGSM attack" and isinstance(error, ConfigError)
+    assert "the target class '7' is already the true class" in str(error)
+    assert str(error) in tab.message.text()
 
 
 def test_query_attack_reports_queries(qtbot, tab):
@@ -120,10 +112,9 @@ def test_export_png_reloads_to_the_same_adversarial_prediction(qtbot, tab, tmp_p
 
 
 def test_smallest_eps_flips_the_image(qtbot, tab):
-    worker = tab.find_min_eps()
-    with qtbot.waitSignal(tab.attacked, timeout=30_000) as blocker:
-        pass
-    assert worker is not None
+    with qtbot.waitSignal(tab.attacked, timeout=30_000) as blocker:  # the search, then FGSM
+        worker = tab.find_min_eps()
+    assert worker is not None and worker.is_done
     out = blocker.args[0]
     assert "Smallest FGSM ε" in tab.message.text()
     assert out.report.success and out.spec.eps == pytest.approx(tab.eps, abs=1e-6)
@@ -150,17 +141,21 @@ def test_sweep_draws_curves_and_exports(qtbot, tab, tmp_path):
     assert "fgsm" in csv_path.read_text() and png.stat().st_size > 1000
 
 
-def test_cancelled_sweep_is_marked_partial(qtbot, tab):
+def test_cancelled_sweep_is_marked_partial(qtbot, tab, job_ended):
     sweep = tab.sweep
     sweep.checks["pgd"].setChecked(True)
     sweep.n_images.setValue(200)
     sweep.epsilons.setText("0, 0.1, 0.2, 0.3")
-    worker = sweep.start()
-    qtbot.waitUntil(lambda: bool(sweep.result is not None and sweep.result.curves), timeout=30_000)
-    with qtbot.waitSignal(sweep.sweep_done, timeout=60_000) as blocker:
-        qtbot.mouseClick(sweep.run_button, Qt.MouseButton.LeftButton)  # "Cancel sweep"
-    assert worker.is_done or worker.cancel_requested
-    assert blocker.args[0].partial
+    with job_ended(tab.jobs, timeout=60_000) as ended:
+        worker = sweep.start()
+        qtbot.waitUntil(lambda: bool(sweep.result is not None and sweep.result.curves),
+                        timeout=30_000)
+        with qtbot.waitSignal(sweep.sweep_done, timeout=60_000) as blocker:
+            qtbot.mouseClick(sweep.run_button, Qt.MouseButton.LeftButton)  # "Cancel sweep"
+    assert ended.worker is worker and worker.cancel_requested
+    result = blocker.args[0]
+    assert result.partial  # fewer than the 2 attacks x 4 epsilons asked for:
+    assert 1 <= sum(len(c.epsilons) for c in result.curves.values()) < 2 * 4
     assert "partial" in sweep.status.text()
     qtbot.waitUntil(lambda: any("(partial)" in item.name() for item in sweep.plot.listDataItems()))
 
@@ -171,7 +166,7 @@ def test_bad_epsilons_are_explained(qtbot, tab):
     assert "outside [0, 1]" in tab.sweep.status.text()
 
 
-def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, window, tab,
+def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, lab, tab,
                                                                     tmp_path):
     from torch import nn
 
@@ -185,7 +180,7 @@ def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, wind
                 return self.fc(x.flatten(1))
 
     torch.jit.script(NoGrad()).save(str(tmp_path / "nograd.ts"))
-    window.image_tab.select_model(f"file:{tmp_path / 'nograd.ts'}")
+    lab.models.request(f"file:{tmp_path / 'nograd.ts'}")
     qtbot.waitUntil(lambda: not tab.whitebox_allowed, timeout=20_000)
     assert tab.access.currentData() == "transfer"
     item = tab.access.model().item(tab.access.findData("white-box"))

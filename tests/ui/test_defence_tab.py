@@ -1,5 +1,6 @@
-"""The Defence tab through the real window: runs overlay their curves, the table gets the final
-figures, and a trained model goes to the Attack tab."""
+"""The Defence tab: runs overlay their curves, the table gets the final figures (the tab built
+alone on a small app state), and, through the real window, a trained model goes to the Attack
+tab and runs are recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from PySide6.QtCore import Qt
 
 
 @pytest.fixture
-def defence(qtbot, window):
+def defence(build_tab):
+    tab = build_tab("defence")
+    tab.robust_check.setChecked(False)  # its own test below
+    return tab
+
+
+@pytest.fixture
+def defence_in_window(qtbot, window):
     qtbot.waitUntil(lambda: window.defence_tab is not None, timeout=10_000)
     window.tabs.setCurrentWidget(window.defence_host)
     window.defence_tab.robust_check.setChecked(False)  # its own test below
@@ -19,7 +27,8 @@ def _choose(tab, key):
     tab.recipe.setCurrentIndex(tab.recipe.findData(key))
 
 
-def test_standard_run_then_attack_this_model(qtbot, window, defence):
+def test_standard_run_then_attack_this_model(qtbot, window, defence_in_window, job_ended):
+    defence = defence_in_window
     _choose(defence, "standard")
     defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
     defence.epochs.setValue(1)
@@ -35,9 +44,12 @@ def test_standard_run_then_attack_this_model(qtbot, window, defence):
 
     defence.table.selectRow(0)
     assert defence.attack_button.isEnabled()
-    qtbot.mouseClick(defence.attack_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.state.model_key == f"file:{result.save_path}", timeout=20_000)
+    # the model loads, then the Attack tab checks its input gradients: both on jobs
+    with job_ended(window.jobs, title="Checking gradients", timeout=20_000):
+        qtbot.mouseClick(defence.attack_button, Qt.MouseButton.LeftButton)
+    assert window.state.model_key == f"file:{result.save_path}"
     assert window.tabs.currentWidget() is window.attack_host
+    assert window.attack_tab.whitebox_allowed
 
 
 def test_supervised_baseline_run_adds_a_second_overlay(qtbot, defence):
@@ -77,11 +89,12 @@ def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):
     assert result.metrics["clean_acc"] == 1.0
 
 
-def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
+def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence_in_window):
     from advstudio.core.attacks.robust import RobustConfig, run_robust
     from advstudio.core.jobs import drive
-    from advstudio.ui.defence_tab import BASELINE_COL, QUICK_BUDGET
+    from advstudio.ui.defence.tab import BASELINE_COL, QUICK_BUDGET
 
+    defence = defence_in_window
     _choose(defence, "standard")
     defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
     defence.epochs.setValue(1)
@@ -108,7 +121,7 @@ def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence):
 
 def test_a_baseline_far_below_fgsm_is_flagged_as_gradient_masking(defence):
     from advstudio.core.attacks.robust import RobustResult
-    from advstudio.ui.defence_tab import BASELINE_COL
+    from advstudio.ui.defence.tab import BASELINE_COL
 
     entry = {"index": 7, "label": "7: Masked", "kind": "train"}
     defence.table.insertRow(0)

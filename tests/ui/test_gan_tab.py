@@ -1,4 +1,4 @@
-"""The GAN tab through the real window: live curves, samples, pause/stop, exports."""
+"""The GAN tab, built alone on a small app state: live curves, samples, pause/stop, exports."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from advstudio.core.gan.networks import build_networks
 
 
 @pytest.fixture
-def gan(qtbot, window):
-    qtbot.waitUntil(lambda: window.gan_tab is not None, timeout=10_000)
-    window.tabs.setCurrentIndex(2)
-    tab = window.gan_tab
+def gan(build_tab):
+    tab = build_tab("gan")
     tab.batch.setValue(16)
     tab.eval_every.setValue(0)
     return tab
@@ -47,16 +45,19 @@ def test_training_streams_curves_and_samples_then_exports(qtbot, gan, tmp_path):
     assert row.shape[1] > row.shape[0] * 5  # a strip of 10 images
 
 
-def test_pause_then_stop_keeps_the_curves(qtbot, gan):
+def test_pause_then_stop_keeps_the_curves(qtbot, gan, job_ended):
     gan.steps.setValue(5000)
-    worker = gan.start()
-    qtbot.waitUntil(lambda: gan.loss_plot.points("loss_d") >= 3, timeout=60_000)
-    with qtbot.waitSignal(worker.paused, timeout=10_000):
-        qtbot.mouseClick(gan.pause_button, Qt.MouseButton.LeftButton)
-    assert gan.pause_button.text() == "Resume"
-    steps_when_paused = gan.loss_plot.points("loss_d")
-    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
-        qtbot.mouseClick(gan.stop_button, Qt.MouseButton.LeftButton)
+    with job_ended(gan.jobs, timeout=60_000) as ended:
+        worker = gan.start()
+        qtbot.waitUntil(lambda: gan.loss_plot.points("loss_d") >= 3, timeout=60_000)
+        with qtbot.waitSignal(worker.paused, timeout=10_000):
+            qtbot.mouseClick(gan.pause_button, Qt.MouseButton.LeftButton)
+        assert gan.pause_button.text() == "Resume"
+        steps_when_paused = gan.loss_plot.points("loss_d")
+        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict",
+                               timeout=10_000):
+            qtbot.mouseClick(gan.stop_button, Qt.MouseButton.LeftButton)
+    assert ended.worker is worker
     assert "Stopped at step" in gan.status.text()
     assert gan.loss_plot.points("loss_d") in (steps_when_paused, steps_when_paused + 1)
     assert gan.result is None and gan.start_button.isEnabled()
@@ -77,17 +78,16 @@ def test_training_on_an_image_folder(qtbot, gan, tmp_path):
     gan.batch.setValue(4)
     gan.steps.setValue(3)
     logs = []
-    worker = gan.start()
-    worker.log.connect(logs.append)
     with qtbot.waitSignal(gan.trained, timeout=60_000) as blocker:
-        pass
+        worker = gan.start()
+        worker.log.connect(logs.append)  # events arrive queued: none is missed
     result = blocker.args[0]
     assert result.config.dataset == f"folder:{tmp_path}" and result.samples.shape[-1] == 3
     assert result.evaluation == {}  # the digit judge only runs on digits
     assert any("1 unreadable file(s) skipped" in t for t in logs)
 
 
-def test_offline_torchvision_set_gives_a_clear_message(qtbot, gan, monkeypatch):
+def test_offline_torchvision_set_gives_a_clear_message(qtbot, gan, monkeypatch, job_ended):
     import torchvision.datasets as tvd
 
     class Offline:
@@ -98,8 +98,10 @@ def test_offline_torchvision_set_gives_a_clear_message(qtbot, gan, monkeypatch):
     gan.data.setCurrentIndex(gan.data.findData("torchvision:fashion-mnist"))
     gan.data.activated.emit(gan.data.currentIndex())
     assert gan.image_size.isEnabled()
-    worker = gan.start()
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
-        pass
+    errors = []
+    with job_ended(gan.jobs, timeout=30_000) as ended:
+        gan.start().errored.connect(errors.append)
+    [error] = errors
+    assert ended.worker.title.startswith("Training") and "name resolution" in str(error)
     assert "need to be online once" in gan.status.text()
     assert gan.start_button.isEnabled()

@@ -112,6 +112,7 @@ def test_plots_take_turns_to_redraw_one_per_tick(qtbot, monkeypatch):
 
 
 def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
+    from advstudio import responsiveness
     from advstudio.ui.widgets import live_plot
 
     scheduler = live_plot.RedrawScheduler.instance()
@@ -126,7 +127,7 @@ def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
         if other is not p:
             monkeypatch.setattr(other, "_dirty", False)
     scheduler.tick()
-    assert scheduler.timer.interval() == round(40 / live_plot.BUDGET)  # 200 ms: 20 % of the thread
+    assert scheduler.timer.interval() == round(40 / responsiveness.REDRAW_BUDGET)  # 200 ms: 20 % of the thread
     scheduler.timer.setInterval(live_plot.TICK_MS)
 
 

@@ -10,9 +10,13 @@ import torch
 from PySide6.QtCore import QByteArray, Qt
 
 from advstudio.core.models.architectures import DigitsMLP
-from advstudio.ui.stall import StallMeter
 
 from .conftest import drop_files
+
+
+def _no_job_running(window):
+    """For waitUntil: a new model starts jobs of its own (the Attack tab checks its gradients)."""
+    assert [w.title for w in window.jobs.active] == []
 
 
 def _prediction_top(window):
@@ -89,6 +93,7 @@ def test_switching_model_recomputes_predictions(qtbot, window, digit_png):
     qtbot.waitUntil(lambda: window.image_tab.last_prediction is not first, timeout=10_000)
     assert "MLP" in window.image_tab.model_info.text()
     assert window.settings.value("model") == "digits-mlp"
+    qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
 def test_photo_is_converted_for_the_digit_model(qtbot, window):
@@ -107,6 +112,7 @@ def test_drop_a_user_model_file(qtbot, window, tmp_path):
     drop_files(window, tmp_path / "mine.pt")
     qtbot.waitUntil(lambda: window.state.model_key.endswith("mine.pt"), timeout=10_000)
     assert "mine.pt" in window.image_tab.model_combo.currentText()
+    qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
 def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot, window,
@@ -121,59 +127,65 @@ def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot
     assert window.image_tab.model_combo.currentData() == "digits-cnn"
 
 
-def test_evaluate_job_runs_with_progress_and_a_responsive_ui(qtbot, window):
-    meter = StallMeter()
-    meter.start()
-    worker = window.evaluate_current_model(batch_size=20)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    assert window.job_indicator.title.text().startswith("Evaluating digits-cnn")
-    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
-    worst = meter.stop()
-    print(f"\nworst UI-thread stall while evaluating 1,000 digits: {worst * 1000:.1f} ms "
-          f"({meter.ticks} timer ticks)")
-    assert worker.is_done
+def test_evaluate_job_shows_progress_then_the_accuracy(qtbot, window, job_ended):
+    """(The UI thread's worst stall during this job is measured in
+    benchmarks/bench_responsiveness.py; tests/ui/test_workers.py checks the job thread's lower
+    priority that keeps the window responsive.)"""
+    progress, indicator = [], window.job_indicator
+    with job_ended(window.jobs, timeout=60_000, title="Evaluating") as ended:
+        worker = window.evaluate_current_model(batch_size=20)
+        worker.progress.connect(progress.append)  # events arrive queued: none is missed
+        qtbot.waitUntil(lambda: indicator.isVisible(), timeout=5000)
+        assert indicator.title.text().startswith("Evaluating digits-cnn")
+    assert ended.worker is worker and worker.is_done
+    done = [p.done for p in progress]  # throttled, but the first and the last always come
+    assert done[0] == 0 and done[-1] == progress[-1].total == 1000
+    assert done == sorted(done) and all(d % 20 == 0 for d in done)  # batches of 20
     assert "% correct on 1,000 test digits" in window.status_message.text()
-    assert worst < 0.25, f"the UI thread stalled for {worst * 1000:.0f} ms"
-    qtbot.waitUntil(lambda: not window.job_indicator.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not indicator.isVisible(), timeout=5000)
 
 
-def test_cancel_from_the_status_bar(qtbot, window):
-    worker = window.evaluate_current_model(batch_size=1)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
-        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+def test_cancel_from_the_status_bar(qtbot, window, job_ended):
+    with job_ended(window.jobs, title="Evaluating") as ended:
+        worker = window.evaluate_current_model(batch_size=1)
+        qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
+        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict",
+                               timeout=10_000):
+            qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+    assert ended.worker is worker and worker.cancel_requested
     assert window.status_message.text() == "Evaluation cancelled."
 
 
-def test_pause_from_the_status_bar(qtbot, window):
-    worker = window.evaluate_current_model(batch_size=1)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    with qtbot.waitSignal(worker.paused, timeout=5000):
-        qtbot.mouseClick(window.job_indicator.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_indicator.eta.text() == "paused")
-    assert window.job_indicator.pause_button.text() == "Resume"
-    with qtbot.waitSignal(worker.resumed, timeout=5000):
-        qtbot.mouseClick(window.job_indicator.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_indicator.pause_button.text() == "Pause")
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
+def test_pause_from_the_status_bar(qtbot, window, job_ended):
+    indicator = window.job_indicator
+    with job_ended(window.jobs, title="Evaluating") as ended:
+        worker = window.evaluate_current_model(batch_size=1)
+        qtbot.waitUntil(lambda: indicator.isVisible(), timeout=5000)
+        with qtbot.waitSignal(worker.paused, timeout=5000):
+            qtbot.mouseClick(indicator.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: indicator.eta.text() == "paused")
+        assert indicator.pause_button.text() == "Resume"
+        with qtbot.waitSignal(worker.resumed, timeout=5000):
+            qtbot.mouseClick(indicator.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: indicator.pause_button.text() == "Pause")
+        qtbot.mouseClick(indicator.cancel_button, Qt.MouseButton.LeftButton)
+    assert ended.worker is worker and worker.cancel_requested
 
 
 def test_a_failing_job_shows_the_error_and_the_app_stays_usable(qtbot, window, monkeypatch,
-                                                               digit_png):
-    import advstudio.core.evaluate as ev
-
+                                                               digit_png, job_ended):
     def broken_loader(*_a, **_k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
+    # the job imports load_model when it runs, so the patched one is the one it calls
     monkeypatch.setattr("advstudio.core.models.registry.load_model", broken_loader)
-    assert ev  # the job imports load_model at run time, so the patch applies
-    worker = window.evaluate_current_model()
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
+    with job_ended(window.jobs, title="Evaluating"):
+        window.evaluate_current_model()
     assert window.last_error_box is not None
     assert "smaller batch size" in window.last_error_box.text()
-    assert "Traceback" in window.last_error_box.detailedText()
+    details = window.last_error_box.detailedText()
+    assert "Traceback" in details and "in broken_loader" in details
+    assert "CUDA out of memory. Tried to allocate 2.00 GiB" in details
     monkeypatch.undo()
     drop_files(window, digit_png)  # still usable: the next job runs
     qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
@@ -245,6 +257,7 @@ def test_zoo_model_is_downloaded_with_consent_then_used(qtbot, window, fake_zoo,
                     and window.image_tab.seen.pixels.shape == (224, 224, 3), timeout=10_000)
     assert window.state.model.num_classes == 1000
     assert not window.evaluate_action.isEnabled()  # digits evaluation makes no sense here
+    qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
 def test_declined_download_keeps_the_current_model(qtbot, window, fake_zoo, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PySide6.QtCore import QPointF, Qt
 
-from advstudio.ui.playground_tab import PlaygroundTab
+from advstudio.ui.playground.tab import PlaygroundTab
 from advstudio.ui.state import AppState
 from advstudio.workers import JobManager
 
@@ -110,8 +110,15 @@ def test_keys_d_g_and_space_step(qtbot, tab):
     assert (tab.playground.steps_done, tab.playground.d_updates) == (2, 3)
 
 
-def test_changes_while_running_reach_the_job(qtbot, tab):
-    worker = tab.start()
+def test_changes_while_running_reach_the_job(qtbot, tab, jobs, job_ended):
+    with job_ended(jobs, timeout=60_000):
+        worker = tab.start()
+        _change_settings_while_running(qtbot, tab, worker)
+    assert "Stopped at step" in tab.status.text()
+    assert tab.start_button.isEnabled() and tab.step_d_button.isEnabled()
+
+
+def _change_settings_while_running(qtbot, tab, worker):
     assert worker is not None
     qtbot.waitUntil(lambda: tab.playground.steps_done >= 3, timeout=30_000)
     assert not tab.step_d_button.isEnabled() and not tab.reset_button.isEnabled()
@@ -130,12 +137,14 @@ def test_changes_while_running_reach_the_job(qtbot, tab):
     assert tab.speed_label.text().endswith("steps/s")
     with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
         qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
-    assert "Stopped at step" in tab.status.text()
-    assert tab.start_button.isEnabled() and tab.step_d_button.isEnabled()
 
 
-def test_pause_then_step_then_resume(qtbot, tab):
-    worker = tab.start()
+def test_pause_then_step_then_resume(qtbot, tab, jobs, job_ended):
+    with job_ended(jobs, timeout=60_000):
+        _pause_step_resume(qtbot, tab, tab.start())
+
+
+def _pause_step_resume(qtbot, tab, worker):
     qtbot.waitUntil(lambda: tab.playground.steps_done >= 2, timeout=30_000)
     with qtbot.waitSignal(worker.paused, timeout=10_000):
         qtbot.mouseClick(tab.pause_button, Qt.MouseButton.LeftButton)
@@ -173,10 +182,13 @@ def test_the_main_window_has_the_playground_after_the_gan_tab(qtbot, window):
     assert window.playground_host.content is window.playground_tab
 
 
-def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab):
+def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab, monkeypatch):
+    import pyqtgraph
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
+    # pyqtgraph drops mouse moves closer than 1/mouseRateLimit s apart: off, so quick moves count
+    monkeypatch.setitem(pyqtgraph.CONFIG_OPTIONS, "mouseRateLimit", 0)
     tab.draw_button.setChecked(True)
     viewport = tab.plot.viewport()
 
@@ -188,8 +200,7 @@ def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab):
 
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
     send(QMouseEvent.Type.MouseButtonPress, -2.0, 0.0, left)
-    for i in range(1, 9):  # 4 data units in 8 quick moves (pyqtgraph drops moves < 16 ms apart)
-        qtbot.wait(20)
+    for i in range(1, 9):  # 4 data units in 8 moves
         send(QMouseEvent.Type.MouseMove, -2.0 + 0.5 * i, 0.0, left)
     send(QMouseEvent.Type.MouseButtonRelease, 2.0, 0.0, none)
     pts = np.array(tab.points)

@@ -1,5 +1,5 @@
-"""The Poisoning tab through the real window: live trigger preview, bad trigger explained, a
-poisoned victim trained with live curves and a gallery, and a fraction sweep."""
+"""The Poisoning tab, built alone on a small app state: live trigger preview, bad trigger
+explained, a poisoned victim trained with live curves and a gallery, and a fraction sweep."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from PySide6.QtCore import Qt
 
 
 @pytest.fixture
-def poison(qtbot, window):
-    qtbot.waitUntil(lambda: window.poisoning_tab is not None, timeout=10_000)
-    window.tabs.setCurrentWidget(window.poisoning_host)
-    return window.poisoning_tab
+def poison(build_tab):
+    return build_tab("poisoning")
 
 
 def test_trigger_preview_is_exact_and_bad_triggers_are_explained(poison):
@@ -49,12 +47,17 @@ def test_backdoor_run_through_the_worker(qtbot, poison):
     assert "attack success" in poison.status.text()
 
 
-def test_zero_fraction_is_explained(qtbot, poison):
+def test_zero_fraction_is_explained(qtbot, poison, job_ended):
+    from advstudio.core.errors import ConfigError
+
     poison.attack.setCurrentIndex(poison.attack.findData("label-flip"))
     poison.source.setCurrentIndex(poison.source.findData(3))
     poison.fraction.setValue(0.1)  # 0.1 % of ~400 digits of class 3 rounds to no sample
-    worker = poison.start()
-    if worker is not None:
-        with qtbot.waitSignal(worker.finished, timeout=60_000):
-            pass
-    assert "poisons no sample" in poison.status.text() or "allowed" in poison.status.text()
+    errors = []
+    with job_ended(poison.jobs, timeout=60_000):
+        poison.start().errored.connect(errors.append)  # checked at the job's first step
+    [error] = errors
+    assert isinstance(error, ConfigError)
+    assert "fraction 0.001 poisons no sample: class 3 has" in str(error)
+    assert str(error) in poison.status.text()
+    assert poison.result is None and poison.run_button.isEnabled()

@@ -1,5 +1,6 @@
-"""The Runs tab through the real window: GUI jobs are recorded, filtered, plotted, compared,
-rerun, exported and deleted."""
+"""The Runs tab, built alone on a small app state: GUI jobs are recorded, filtered, plotted,
+compared, rerun, resumed, exported and deleted; through the real window, every lab tab's job
+exports as a config file."""
 
 from __future__ import annotations
 
@@ -9,28 +10,42 @@ import pytest
 
 
 @pytest.fixture
-def runs(qtbot, window):
+def runs(build_tab):
+    return build_tab("runs")
+
+
+@pytest.fixture
+def runs_in_window(qtbot, window):
     qtbot.waitUntil(lambda: window.runs_tab is not None, timeout=10_000)
     window.tabs.setCurrentWidget(window.runs_host)
     return window.runs_tab
 
 
-def _evaluate(qtbot, window, batch_size):
-    worker = window.evaluate_current_model(batch_size=batch_size)
-    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
-    return worker
+def _start_evaluation(jobs, batch_size):
+    """The job the window's Jobs ▸ Evaluate starts, recorded the same way."""
+    from advstudio.core.evaluate import EvaluateConfig, evaluate
+
+    config = EvaluateConfig(model="digits-cnn", device="cpu", batch_size=batch_size)
+    return jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
+                      record=("evaluate", config))
 
 
-def test_gui_jobs_are_recorded_and_compared(qtbot, window, runs, tmp_path, monkeypatch):
-    _evaluate(qtbot, window, 100)
-    _evaluate(qtbot, window, 250)
+def _evaluate(job_ended, jobs, batch_size):
+    with job_ended(jobs, timeout=60_000) as ended:
+        _start_evaluation(jobs, batch_size)
+    return ended.worker
+
+
+def test_gui_jobs_are_recorded_and_compared(qtbot, lab, runs, tmp_path, monkeypatch, job_ended):
+    _evaluate(job_ended, lab.jobs, 100)
+    _evaluate(job_ended, lab.jobs, 250)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 2, timeout=5000)
     assert {r.kind for r in runs.runs} == {"evaluate"}
     assert all(str(r.status) == "finished" for r in runs.runs)
     assert "accuracy" in runs.table.item(0, 6).text()
 
     runs.select([r.id for r in runs.runs])
-    runs.metric.setCurrentText("accuracy")
+    runs.metric_choice.setCurrentText("accuracy")
     assert runs.plotted_curves() == 2  # overlay to compare
 
     runs.status.setCurrentIndex(runs.status.findData("failed"))
@@ -38,14 +53,14 @@ def test_gui_jobs_are_recorded_and_compared(qtbot, window, runs, tmp_path, monke
     runs.status.setCurrentIndex(0)
 
     runs.select([runs.runs[0].id])
-    monkeypatch.setattr("advstudio.ui.runs_tab.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "run.zip"), ""))
     exported = runs.export_selected()
     assert "metrics.jsonl" in " ".join(zipfile.ZipFile(exported).namelist())
 
-    worker = runs.rerun_selected()
-    assert worker is not None
-    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
+    with job_ended(lab.jobs, timeout=60_000) as ended:
+        worker = runs.rerun_selected()
+    assert worker is not None and ended.worker is worker
     qtbot.waitUntil(lambda: runs.table.rowCount() == 3, timeout=5000)
     newest = runs.runs[0]
     assert runs.store.rerun_config(newest.id) == runs.store.rerun_config(runs.runs[1].id)
@@ -56,18 +71,18 @@ def test_gui_jobs_are_recorded_and_compared(qtbot, window, runs, tmp_path, monke
     assert runs.table.rowCount() == 2
 
 
-def test_a_cancelled_job_is_recorded_as_cancelled(qtbot, window, runs):
-    from PySide6.QtCore import Qt
-
-    worker = window.evaluate_current_model(batch_size=1)
-    qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-    qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+def test_a_cancelled_job_is_recorded_as_cancelled(qtbot, lab, runs, job_ended):
+    with job_ended(lab.jobs) as ended:
+        worker = _start_evaluation(lab.jobs, batch_size=1)
+        qtbot.waitUntil(lambda: worker.last_progress is not None, timeout=5000)
+        with qtbot.waitSignal(worker.aborted):
+            worker.cancel()  # what the status bar's Cancel does
+    assert ended.worker is worker
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     assert str(runs.runs[0].status) == "cancelled"
 
 
-def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs):
+def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, lab, runs, job_ended):
     from PySide6.QtCore import Qt
 
     from advstudio.core.gan import GanConfig
@@ -84,10 +99,14 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs):
             if m.step == 7:
                 worker.cancel()
 
-    worker = window.jobs.start(lambda: train_gan(config), "tiny GAN",
-                               record=("gan", config, train_gan),
-                               connect=lambda w: w.metrics.connect(on_metrics))
-    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
+    with qtbot.waitSignal(lab.jobs.job_started) as started, \
+            job_ended(lab.jobs, timeout=60_000) as ended:
+        worker = lab.jobs.start(lambda: train_gan(config), "tiny GAN",
+                                   record=("gan", config, train_gan),
+                                   connect=lambda w: w.metrics.connect(on_metrics))
+    assert started.args == [worker] and ended.worker is worker and worker.cancel_requested
+    # stopped early; a step already in flight when cancel was asked may still report
+    assert steps[:7] == list(range(1, 8)) and steps[-1] < config.steps
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     stopped = runs.runs[0]
     assert str(stopped.status) == "cancelled"
@@ -97,7 +116,8 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs):
     resumed_steps: list[int] = []
     runs.rerun_started.connect(lambda w: w.metrics.connect(
         lambda m: resumed_steps.append(m.step) if "loss_d" in m.values else None))
-    qtbot.mouseClick(runs.resume_button, Qt.MouseButton.LeftButton)
+    with job_ended(lab.jobs, timeout=60_000):
+        qtbot.mouseClick(runs.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 2
                     and all(str(r.status) == "finished" for r in runs.runs[:1]), timeout=60_000)
     # continued after the last checkpoint before the stop (step 6), up to the end
@@ -107,18 +127,17 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, window, runs):
     assert not runs.resume_button.isEnabled()  # a finished run has nothing to resume
 
 
-def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, window, runs,
-                                                                    monkeypatch):
+def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, lab, runs,
+                                                                    monkeypatch, job_ended):
     from PySide6.QtCore import Qt
 
     from advstudio.core.gan import GanConfig
     from advstudio.core.gan.train import train_gan
 
     config = GanConfig(arch="gan", batch_size=8, steps=3, eval_every=0, preview_rate=0.0, seed=1)
-    worker = window.jobs.start(lambda: train_gan(config), "tiny GAN",
-                               record=("gan", config, train_gan))
-    qtbot.waitUntil(lambda: worker.is_done, timeout=60_000)
-    _evaluate(qtbot, window, 50)  # a run without images
+    with job_ended(lab.jobs, timeout=60_000):
+        lab.jobs.start(lambda: train_gan(config), "tiny GAN", record=("gan", config, train_gan))
+    _evaluate(job_ended, lab.jobs, 50)  # a run without images
     qtbot.waitUntil(lambda: runs.table.rowCount() == 2, timeout=5000)
     gan_run = next(r for r in runs.runs if r.kind == "gan")
     assert "samples.png" in runs.store.artifacts(gan_run.id)
@@ -131,14 +150,15 @@ def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, windo
     assert runs.thumbnail.isHidden()
 
     opened = []
-    monkeypatch.setattr("advstudio.ui.runs_tab.QDesktopServices.openUrl",
+    monkeypatch.setattr("advstudio.ui.runs.tab.QDesktopServices.openUrl",
                         lambda url: opened.append(url.toLocalFile()) or True)
     runs.select([gan_run.id])
     qtbot.mouseClick(runs.folder_button, Qt.MouseButton.LeftButton)
     assert opened == [str(runs.store.run_path(gan_run.id))]
 
 
-def test_export_job_as_config_from_every_lab_tab(qtbot, window, runs, tmp_path, monkeypatch):
+def test_export_job_as_config_from_every_lab_tab(qtbot, window, runs_in_window, tmp_path,
+                                                 monkeypatch):
     from advstudio.cli import read_config_file
     from advstudio.core.jobkinds import build_config
 
@@ -156,18 +176,20 @@ def test_export_job_as_config_from_every_lab_tab(qtbot, window, runs, tmp_path, 
         data = read_config_file(path)
         assert data.pop("kind") == kind
         config = build_config(kind, data)
-        if kind == "gan":
-            assert config == window.gan_tab.config()
+        if host is window.image_tab:  # the evaluation of the current model
+            assert (config.model, config.device) == (window.state.model_key, "cpu")
+        else:  # the file gives back the very job the tab would start
+            assert (kind, config) == host.content.job_config(), kind
 
     window.tabs.setCurrentWidget(window.runs_host)
     assert window.export_job_config() is None  # nothing to export here
     assert "no job to export" in window.status_message.text()
 
 
-def test_export_config_of_a_recorded_run(qtbot, window, runs, tmp_path, monkeypatch):
+def test_export_config_of_a_recorded_run(qtbot, lab, runs, tmp_path, monkeypatch, job_ended):
     from advstudio.cli import read_config_file
 
-    _evaluate(qtbot, window, 200)
+    _evaluate(job_ended, lab.jobs, 200)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     runs.select([runs.runs[0].id])
     monkeypatch.setattr("advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",

@@ -123,10 +123,11 @@ def test_pause_and_resume(qtbot, jobs):
     with qtbot.waitSignal(w.paused, timeout=5000):
         w.pause()
     frozen = count[0]
-    qtbot.wait(100)  # a paused job must not advance (nothing to await here by design)
+    # free-running steps would emit progress within 50 ms (PROGRESS_INTERVAL_S); paused, none
+    with qtbot.assertNotEmitted(w.progress, wait=150):
+        fast.set()
     assert count[0] == frozen and w.is_paused
     with qtbot.waitSignals([w.resumed, w.returned, w.finished], order="strict", timeout=10000):
-        fast.set()
         w.resume()
 
 
@@ -156,8 +157,8 @@ def test_a_job_leaves_one_core_for_the_window_and_the_ui_thread_keeps_its_thread
         yield Progress(1, 1)
         return None
 
-    worker = jobs.start(job, "threads")
-    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+    with qtbot.waitSignal(jobs.job_ended, timeout=10_000):
+        jobs.start(job, "threads")
     assert seen == [max(1, min(ui_threads, (os.cpu_count() or 1) - 1))]
     assert torch.get_num_threads() == ui_threads  # the setting is the job thread's own
 
@@ -167,7 +168,7 @@ def test_a_job_thread_runs_at_a_lower_cpu_priority_than_the_window(qtbot, jobs):
     import os
     import sys
 
-    from advstudio.workers import JOB_NICENESS
+    from advstudio.responsiveness import JOB_NICENESS
 
     if sys.platform != "linux":
         pytest.skip("per-thread nice values are a Linux feature")
@@ -178,7 +179,7 @@ def test_a_job_thread_runs_at_a_lower_cpu_priority_than_the_window(qtbot, jobs):
         seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         yield Progress(1, 1)
 
-    worker = jobs.start(job, "nice")
-    qtbot.waitUntil(lambda: worker.is_done, timeout=10_000)
+    with qtbot.waitSignal(jobs.job_ended, timeout=10_000):
+        jobs.start(job, "nice")
     assert seen == [min(ui + JOB_NICENESS, 19)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ui

@@ -6,7 +6,6 @@ Pixels are float32 in [0, 1], (N, 1, 28, 28); labels int64 in [0, 10).
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from torch import nn
 
 from advstudio.core.atomic import atomic_torch_save
 from advstudio.core.data import DIGIT_CLASSES, load_digits
-from advstudio.core.errors import CheckpointError, ConfigError, TrainingDivergedError
+from advstudio.core.errors import CheckpointError, ConfigError
+from advstudio.core.training import check_pixels, read_checkpoint
 
 Data = tuple[torch.Tensor, torch.Tensor]
 IMAGE_SHAPE = (1, 28, 28)
@@ -37,18 +37,7 @@ def check_data(data: Any, what: str = "data") -> Data:
         x = x.unsqueeze(1)
     if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
         raise ConfigError(f"{what}: images must have shape (N, 1, 28, 28), not {tuple(x.shape)}")
-    if len(x) == 0:
-        raise ConfigError(f"{what} holds no images")
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    elif not x.is_floating_point():
-        raise ConfigError(f"{what}: pixels must be float in [0, 1] or uint8, not {x.dtype}")
-    x = x.float()
-    if not torch.isfinite(x).all():
-        raise ConfigError(f"{what}: the images hold NaN or infinite pixel values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ConfigError(f"{what}: pixels must be in [0, 1]; these span [{lo:.3g}, {hi:.3g}]")
+    x = check_pixels(x, what)
     if y.dim() != 1 or len(y) != len(x):
         raise ConfigError(f"{what}: need one label per image; got labels of shape "
                           f"{tuple(y.shape)} for {len(x)} images")
@@ -92,30 +81,6 @@ def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def check_finite(values: dict[str, float], step: int, max_loss: float,
-                 saved: tuple[str, str] = ("", "")) -> None:
-    """Raise :class:`TrainingDivergedError` if ``values["loss"]`` is not finite or above
-    ``max_loss``, or ``values["grad_norm"]`` is not finite, at ``step``.
-
-    ``saved``: the last good checkpoint's path and when it was written (e.g. ``"epoch 2"``),
-    named in the message."""
-    for name in ("loss", "grad_norm"):
-        value = values[name]
-        if not math.isfinite(value):
-            why = "not finite"
-        elif name == "loss" and value > max_loss:
-            why = f"above the limit max_loss = {max_loss:g}"
-        else:
-            continue
-        path, when = saved
-        kept = (f"the last good checkpoint ({when}) was kept at {path}" if path
-                else "no checkpoint was written (set checkpoint_path to keep one)")
-        raise TrainingDivergedError(
-            f"Training diverged at step {step}: {name} is {value:g} ({why}). The run was "
-            f"stopped before this update; {kept}. A lower learning rate usually helps.",
-            quantity=name, step=step, checkpoint=path)
-
-
 # ----------------------------------------------------------------------------- files
 
 atomic_save = atomic_torch_save  # the defence jobs' name for it
@@ -132,19 +97,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str,
     """Read a checkpoint written by :func:`save_checkpoint` for a job of ``kind``; ``expect``
     maps header fields (e.g. ``arch``) to required values. Raises :class:`CheckpointError`."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, zip errors, truncated files...
-        raise CheckpointError(f"{path.name} is not a readable advstudio checkpoint (damaged, or "
-                              f"holding Python objects advstudio will not unpickle): "
-                              f"{str(exc).splitlines()[0]}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path.name} is not an advstudio defence checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path.name} has checkpoint version {ckpt.get('version')}; this "
-                              f"advstudio reads version {CHECKPOINT_VERSION}")
+    ckpt = read_checkpoint(path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
+                           family="defence checkpoint")
     if ckpt.get("kind") != kind:
         raise CheckpointError(f"{path.name} is a checkpoint of a {ckpt.get('kind')!r} job, not "
                               f"of a {kind!r} job")

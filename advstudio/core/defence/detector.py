@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +34,10 @@ from advstudio.core.defence.common import (atomic_save, check_data, count_parame
 from advstudio.core.defence.robustness import model_device
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.errors import ConfigError, ModelLoadError
-from advstudio.core.jobs import Event, Log, Metrics, Progress
+from advstudio.core.jobs import Event, Log, Metrics, Progress, relay
 from advstudio.core.models.classifier import Classifier
 from advstudio.core.models.registry import load_model
+from advstudio.core.training import Plan, fit, keeping_logs
 
 ATTACK_BATCH = 250
 DRY_RUN_IMAGES = 16
@@ -181,6 +182,103 @@ def _latency(fns: dict[str, Any], images: torch.Tensor, repeats: int) -> dict[st
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+class DetectorTraining:
+    """:class:`DetectorNet` trained on clean (label 0) vs adversarial (label 1) twins with BCE:
+    the :class:`~advstudio.core.training.Trainer` that :func:`train_detector` fits, over epochs.
+
+    ``train``: the clean images and their adversarial twins, (N, 1, 28, 28) in [0, 1], one
+    batch holding ``batch_size`` of each; ``test``: the clean held-out images and their twins
+    per attack. After each epoch its record (``epoch``, ``train_loss``, ``detection_rate``,
+    ``false_alarm_rate``) is measured on ``test`` at ``config.threshold``; ``rates`` and
+    ``adv_scores`` keep the last measurement. Nothing is checkpointed."""
+
+    def __init__(self, config: DetectorConfig, train: tuple[torch.Tensor, torch.Tensor],
+                 test: tuple[torch.Tensor, dict[str, torch.Tensor]], rng: torch.Generator,
+                 device: torch.device) -> None:
+        self.config, self.train, self.test, self.rng, self.device = (config, train, test, rng,
+                                                                     device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.detector = DetectorNet().to(device)
+        self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr)
+        n = len(train[0])
+        self.batch_size = min(config.batch_size, n)
+        self.epochs = 1 if config.dry_run else config.epochs
+        self.per_epoch = 1 if config.dry_run else math.ceil(n / self.batch_size)
+        self.total = self.epochs * self.per_epoch
+        self.step, self.epoch = 0, 0
+        self.history: list[dict[str, float]] = []
+        self.rates: dict[str, float] = {}
+        self.adv_scores: dict[str, torch.Tensor] = {}
+        self._order: torch.Tensor | None = None
+        self._losses: list[float] = []
+
+    @property
+    def position(self) -> int:
+        return self.epoch
+
+    def message(self) -> str:
+        return f"detector epoch {self.epoch + 1} of {self.epochs}"
+
+    def begin(self) -> Iterator[Event]:
+        return iter(())  # nothing before the first step
+
+    def compute(self) -> dict[str, float]:
+        if self._order is None:  # a new epoch
+            self.detector.train()
+            self._losses = []
+            self._order = torch.randperm(len(self.train[0]), generator=self.rng)
+        start = len(self._losses) * self.batch_size
+        idx = self._order[start:start + self.batch_size]
+        xb = torch.cat([self.train[0][idx], self.train[1][idx]]).to(self.device)
+        target = torch.cat([torch.zeros(len(idx)), torch.ones(len(idx))]).to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.detector(xb)
+        loss = F.binary_cross_entropy_with_logits(logits, target)
+        loss.backward()
+        acc = ((logits.detach() > 0).float() == target).float().mean()
+        values = dict(zip(("loss", "batch_acc"), torch.stack([loss.detach(), acc]).tolist()))
+        self._losses.append(values["loss"])
+        return values
+
+    def apply(self) -> None:
+        self.optimizer.step()
+        self.step += 1
+
+    def after_step(self) -> Iterator[Event]:
+        if len(self._losses) < self.per_epoch:
+            return
+        self._order = None
+        self.epoch += 1
+        self.rates, self.adv_scores = self._held_out()
+        record = {"epoch": float(self.epoch), "train_loss": sum(self._losses) / len(self._losses),
+                  "detection_rate": self.rates["detection_rate"],
+                  "false_alarm_rate": self.rates["false_alarm_rate"]}
+        self.history.append(record)
+        yield Metrics(self.step, record)
+
+    def _held_out(self) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        threshold, (x_te, adv_te) = self.config.threshold, self.test
+        with eval_mode(self.detector):
+            clean = _scores(self.detector, x_te, self.device)
+            adv = {a: _scores(self.detector, v, self.device) for a, v in adv_te.items()}
+        self.detector.train()
+        all_adv = torch.cat(list(adv.values()))
+        return {"detection_rate": float((all_adv >= threshold).double().mean()),
+                "false_alarm_rate": float((clean >= threshold).double().mean()),
+                "auc": roc_auc(clean, all_adv),
+                **{f"detection_rate_{a}": float((s >= threshold).double().mean())
+                   for a, s in adv.items()}}, adv
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector.state_dict(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.detector.load_state_dict(state["detector"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 def train_detector(config: DetectorConfig, data: Any = None
                    ) -> Generator[Event, None, DetectorResult]:
     """Train a detector of adversarial inputs for ``config.target`` (a job).
@@ -206,7 +304,6 @@ def train_detector(config: DetectorConfig, data: Any = None
         train = subset(check_data(data) if data is not None else load_digits("train"),
                        config.train_images, config.seed)
         test = heldout_digits(config.test_images, config.seed)
-    batch_size = min(config.batch_size, len(train[0]))
     attacks = tuple(config.attacks)
     pgd_steps = 1 if config.dry_run else config.pgd_steps
     rng = torch.Generator().manual_seed(config.seed)
@@ -232,55 +329,12 @@ def train_detector(config: DetectorConfig, data: Any = None
         adv_te[attack] = yield from make_adversarial(target, x_te, y_te, attack, config.eps,
                                                      pgd_steps, rng)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        detector = DetectorNet().to(device)
-    optimizer = torch.optim.Adam(detector.parameters(), lr=config.lr)
-    epochs = 1 if config.dry_run else config.epochs
-    per_epoch = math.ceil(len(x_tr) / batch_size)
-    total = 1 if config.dry_run else epochs * per_epoch
-    step, history = 0, []
-
-    def held_out() -> tuple[dict[str, float], torch.Tensor, dict[str, torch.Tensor]]:
-        with eval_mode(detector):
-            clean = _scores(detector, x_te, device)
-            adv = {a: _scores(detector, v, device) for a, v in adv_te.items()}
-        detector.train()
-        all_adv = torch.cat(list(adv.values()))
-        return {"detection_rate": float((all_adv >= config.threshold).double().mean()),
-                "false_alarm_rate": float((clean >= config.threshold).double().mean()),
-                "auc": roc_auc(clean, all_adv),
-                **{f"detection_rate_{a}": float((s >= config.threshold).double().mean())
-                   for a, s in adv.items()}}, clean, adv
-
-    for epoch in range(1, epochs + 1):
-        detector.train()
-        losses = []
-        order = torch.randperm(len(x_tr), generator=rng)
-        for start in range(0, len(x_tr), batch_size):
-            idx = order[start:start + batch_size]
-            xb = torch.cat([x_tr[idx], adv_tr[idx]]).to(device)
-            target_b = torch.cat([torch.zeros(len(idx)), torch.ones(len(idx))]).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            logits = detector(xb)
-            loss = F.binary_cross_entropy_with_logits(logits, target_b)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            acc = ((logits.detach() > 0).float() == target_b).float().mean()
-            values = dict(zip(("loss", "batch_acc"), torch.stack([loss.detach(), acc]).tolist()))
-            losses.append(values["loss"])
-            yield Metrics(step, values)
-            yield Progress(step, total, f"detector epoch {epoch} of {epochs}")
-            if config.dry_run:
-                break
-        rates, clean_scores, adv_scores = held_out()
-        record = {"epoch": float(epoch), "train_loss": sum(losses) / len(losses),
-                  "detection_rate": rates["detection_rate"],
-                  "false_alarm_rate": rates["false_alarm_rate"]}
-        history.append(record)
-        yield Metrics(step, record)
-
+    run = DetectorTraining(config, (x_tr, adv_tr), (x_te, adv_te), rng, device)
+    detector = run.detector
+    plan = Plan(length=run.epochs, total=run.total, message=run.message, unit="epoch",
+                dry_run=config.dry_run)
+    yield from relay(fit(run, plan), keeping_logs(logs))
+    rates, adv_scores = run.rates, run.adv_scores
     detector.eval()
     metrics = dict(rates)
     fooled = []
@@ -326,5 +380,5 @@ def train_detector(config: DetectorConfig, data: Any = None
               f"{metrics['false_alarm_rate']:.1%} (threshold {config.threshold:g}); the "
               f"detector adds {cost['params_detector']:,.0f} parameters to "
               f"{cost['params_classifier']:,.0f} and {extra_ms:.2f} ms per single image.")
-    return DetectorResult(config=config, metrics=metrics, cost=cost, history=history,
+    return DetectorResult(config=config, metrics=metrics, cost=cost, history=run.history,
                           detector_state=state, save_path=save_path, logs=logs)

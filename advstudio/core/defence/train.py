@@ -28,9 +28,8 @@ model has learnt to defeat FGSM's one step only. The job logs a warning;
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,18 +38,19 @@ import torch.nn.functional as F
 from advstudio.core.attacks import eval_mode, fgsm, pgd
 from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
-                                           check_finite, count_parameters, cpu_state, fake_digits,
+                                           count_parameters, cpu_state, fake_digits,
                                            heldout_digits, load_checkpoint, save_checkpoint)
 from advstudio.core.defence.config import TrainConfig
 from advstudio.core.defence.robustness import iter_robust_accuracy, overfitting_warning
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.distributed import (Shard, batch_mean, check_batch, data_parallel,
-                                        from_main, is_main, shard, sharded, world)
+                                        is_main, shard, sharded, world)
 from advstudio.core.errors import ConfigError
-from advstudio.core.jobs import Event, Log, Metrics, Progress
+from advstudio.core.jobs import Event, Log, Metrics, Progress, relay
 from advstudio.core.models.architectures import ARCHITECTURES
 from advstudio.core.models.classifier import Classifier
 from advstudio.core.models.registry import builtin_meta
+from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
 
 RECIPE_NAMES = {"standard": "standard training", "fgsm": "FGSM adversarial training (mix)",
                 "fgsm-rs": "fast FGSM with random start", "pgd": "PGD adversarial training"}
@@ -138,7 +138,7 @@ class AdversarialTrainer:
         self.step = 0
         self.epoch = 0
         self.history: list[dict[str, float]] = []
-        self.saved: tuple[str, int] = ("", 0)  # last checkpoint written: (path, epoch)
+        self.divergence = Divergence(config.max_loss)
 
     @staticmethod
     def _smallest(batch_size: int) -> int:
@@ -241,9 +241,7 @@ class AdversarialTrainer:
         Raises :class:`TrainingDivergedError` *before* updating when the loss is not finite
         or above ``max_loss`` or the gradient is not finite, so the weights stay good."""
         values = dict(zip(self.keys, self.gradients(x, y).tolist()))
-        path, epoch = self.saved
-        check_finite(values, self.step + 1, self.config.max_loss,
-                     (path, f"epoch {epoch}"))
+        self.divergence.check(values, self.step + 1)
         self.optimizer.step()
         self.step += 1
         return values
@@ -297,29 +295,125 @@ def folder_split(config: TrainConfig) -> tuple[Data, Data]:
     return folder.split(0.2, seed=config.seed)
 
 
-def _as_progress(job: Generator[Progress, None, dict[str, float]], step: int, total: int,
-                 prefix: str) -> Generator[Event, None, dict[str, float]]:
-    """Run an evaluation fragment, its progress reported as the training's (``step`` of
-    ``total``) with its own message; returns its result. Closing this closes ``job``."""
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            yield Progress(step, total, f"{prefix}: {event.message}")
-    finally:
-        job.close()
+Evaluate = Callable[[Classifier], dict[str, float]]
 
 
-def train_classifier(config: TrainConfig, data: Any = None, *, private_checkpoint: bool = False
-                     ) -> Generator[Event, None, TrainResult]:
+class EpochTraining:
+    """An :class:`AdversarialTrainer` over epochs of ``(x, y)``: the
+    :class:`~advstudio.core.training.Trainer` that :func:`train_classifier` fits.
+
+    After each epoch its record (``epoch``, ``step``, ``train_loss``, ``train_acc``,
+    ``seconds``) gets the evaluation: ``evaluate(model)`` on every epoch and every process when
+    given (the poisoning lab's epoch hook: the model is the live one, put back in train mode
+    afterwards), else on rank 0 every ``eval_every`` epochs and after the last, clean / FGSM /
+    PGD accuracy on ``eval_set`` at the training eps (none when it is empty). A dry run's epoch
+    is one step."""
+
+    def __init__(self, trainer: AdversarialTrainer, data: Data, batch_size: int, epochs: int,
+                 eval_set: Data, eval_pgd_steps: int, evaluate: Evaluate | None = None) -> None:
+        self.trainer, self.data, self.batch_size, self.epochs = trainer, data, batch_size, epochs
+        self.eval_set, self.eval_pgd_steps, self.evaluate = eval_set, eval_pgd_steps, evaluate
+        config = trainer.config
+        self.per_epoch = 1 if config.dry_run else trainer.steps_per_epoch(len(data[0]),
+                                                                          batch_size)
+        self.total = self.per_epoch * epochs
+        self._batches: Iterator[Data] | None = None
+        self._losses: list[float] = []
+        self._accs: list[float] = []
+        self._started = 0.0
+
+    @property
+    def step(self) -> int:
+        return self.trainer.step
+
+    @property
+    def position(self) -> int:
+        return self.trainer.epoch
+
+    def message(self) -> str:
+        t = self.trainer
+        return f"epoch {t.epoch + 1} of {self.epochs}, step {t.step} of {self.total}"
+
+    def begin(self) -> Iterator[Event]:
+        return iter(())  # nothing before the first step
+
+    def compute(self) -> dict[str, float]:
+        if self._batches is None:  # a new epoch: its data order is drawn at its first step
+            self._started = time.perf_counter()
+            self._batches = self.trainer.batches(*self.data, self.batch_size)
+            self._losses, self._accs = [], []
+        values = dict(zip(self.trainer.keys, self.trainer.gradients(*next(self._batches))
+                          .tolist()))
+        self._losses.append(values["loss"])
+        self._accs.append(values["batch_acc"])
+        return values
+
+    def apply(self) -> None:
+        self.trainer.optimizer.step()
+        self.trainer.step += 1
+
+    def after_step(self) -> Generator[Event, None, None]:
+        t = self.trainer
+        if len(self._losses) < self.per_epoch:
+            return
+        self._batches = None
+        t.epoch += 1
+        record = {"epoch": float(t.epoch), "step": float(t.step),
+                  "train_loss": sum(self._losses) / len(self._losses),
+                  "train_acc": sum(self._accs) / len(self._accs),
+                  "seconds": time.perf_counter() - self._started}
+        record.update((yield from self._evaluation()))
+        previous = next((h for h in reversed(t.history) if "pgd_acc" in h), None)
+        t.history.append(record)
+        yield Metrics(t.step, record)
+        warning = overfitting_warning(previous, record)
+        if warning:
+            yield Log(f"Epoch {t.epoch}: {warning}")
+
+    def _evaluation(self) -> Generator[Event, None, dict[str, float]]:
+        """This epoch's figures; the robust-accuracy progress is reported as the training's."""
+        t = self.trainer
+        if self.evaluate is not None:
+            figures = self.evaluate(t.model)
+        elif is_main() and len(self.eval_set[0]) and (t.epoch % t.config.eval_every == 0
+                                                      or t.epoch == self.epochs):
+            job = iter_robust_accuracy(t.model, *self.eval_set, t.config.eps,
+                                       pgd_steps=self.eval_pgd_steps,
+                                       generator=torch.Generator().manual_seed(t.config.seed + 3))
+            figures = yield from relay(job, lambda e: Progress(t.step, self.total,
+                                                               f"epoch {t.epoch}: {e.message}"))
+        else:
+            return {}
+        t.model.train()
+        return figures
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.trainer.load_state_dict(state)
+
+
+def _eval_set(config: TrainConfig, folder: tuple[Data, Data] | None) -> tuple[Data, int]:
+    """The held-out set and the PGD steps of its evaluation (dry run: 8 random-pixel images
+    and at most 2 steps; ``eval_images`` 0: none)."""
+    if config.dry_run:
+        return fake_digits(DRY_RUN_IMAGES, config.seed + 2), min(2, config.eval_pgd_steps)
+    if config.eval_images:
+        eval_set = folder[1] if folder else heldout_digits(config.eval_images, config.seed)
+        return eval_set, config.eval_pgd_steps
+    return (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)), 1
+
+
+def train_classifier(config: TrainConfig, data: Any = None, *,
+                     evaluate: Evaluate | None = None) -> Generator[Event, None, TrainResult]:
     """Train a digit classifier by ``config.recipe`` (a job: drive it with ``jobs.drive``).
 
     ``data``: an optional ``(x, y)`` pair to train on instead of the bundled training digits,
     x float (N, 1, 28, 28) in [0, 1] (or uint8), y int64 classes (N,). This is how the
-    poisoning lab trains on a poisoned set; evaluation always uses the clean held-out test
-    digits.
+    poisoning lab trains on a poisoned set. ``evaluate(model)``: the epoch hook, figures to
+    record after every epoch instead of the held-out robust accuracy (see
+    :class:`EpochTraining`; the poisoning lab measures its victim with it).
 
     Yields every step ``Metrics(step, {loss, batch_acc, [adv_batch_acc,] grad_norm})`` and
     ``Progress``; after each epoch ``Metrics(step, {epoch, step, train_loss, train_acc,
@@ -327,9 +421,7 @@ def train_classifier(config: TrainConfig, data: Any = None, *, private_checkpoin
     overfitting. Returns a :class:`TrainResult`.
 
     Under ``torchrun`` the processes share every batch (:mod:`advstudio.core.distributed`);
-    only rank 0 evaluates and writes the checkpoint and ``save_path``, except that with
-    ``private_checkpoint`` every process writes and resumes from its own ``checkpoint_path``
-    (a scratch file in a folder of its own, as the poisoning lab's per-epoch runs use).
+    only rank 0 evaluates and writes the checkpoint and ``save_path``.
 
     Raises :class:`ConfigError` for bad data, :class:`TrainingDivergedError` when the loss or
     gradient goes bad (the checkpoint on disk is then the last good epoch),
@@ -345,95 +437,41 @@ def train_classifier(config: TrainConfig, data: Any = None, *, private_checkpoin
         raise ConfigError(f"batch_size {batch_size} is larger than the training set "
                           f"({len(x)} images); allowed: 1 to {len(x)}")
     check_batch(batch_size)
-    if config.dry_run:
-        eval_x, eval_y = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
-        eval_pgd_steps = min(2, config.eval_pgd_steps)
-    elif config.eval_images:
-        eval_x, eval_y = folder[1] if folder else heldout_digits(config.eval_images,
-                                                                 config.seed)
-        eval_pgd_steps = config.eval_pgd_steps
-    else:  # no evaluation
-        eval_x, eval_y = torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)
-        eval_pgd_steps = 1
-    ckpt_path = "" if config.dry_run else config.checkpoint_path
+    eval_set, eval_pgd_steps = _eval_set(config, folder)
     save_path = "" if config.dry_run else config.save_path
     main = is_main()
-    write_checkpoint = main or private_checkpoint
     trainer = AdversarialTrainer(config, device)
-    logs: list[str] = []
-
-    def log(text: str) -> Log:
-        logs.append(text)
-        return Log(text)
-
-    if config.resume:
-        def load() -> dict[str, Any] | None:
-            if not Path(ckpt_path).is_file():
-                return None
-            return load_checkpoint(ckpt_path, CHECKPOINT_KIND, expect={"arch": config.arch})
-
-        state = load() if private_checkpoint else from_main(load)
-        if state is not None:
-            trainer.load_state_dict(state)
-            trainer.saved = (ckpt_path, trainer.epoch)
-            note = (f" (it was trained with recipe {state['recipe']!r}; continuing with "
-                    f"{config.recipe!r})" if state["recipe"] != config.recipe else "")
-            yield log(f"Resumed from {ckpt_path} after epoch {trainer.epoch}{note}.")
-        else:
-            yield log(f"No checkpoint at {ckpt_path} yet; starting from epoch 0.")
-    per_epoch = 1 if config.dry_run else trainer.steps_per_epoch(len(x), batch_size)
-    total = per_epoch * (1 if config.dry_run else config.epochs)
+    epochs = 1 if config.dry_run else config.epochs
+    run = EpochTraining(trainer, (x, y), batch_size, epochs, eval_set, eval_pgd_steps,
+                        evaluate)
     source = "given" if data is not None else ("random fake" if config.dry_run else "digits")
-    yield log(f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
+    header = (f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
               f"({count_parameters(trainer.model.net):,} parameters)"
               + (f" at eps {config.eps:g}" if config.recipe != "standard" else "")
-              + f": {len(x)} {source} images, batch {batch_size}, {total} steps on "
+              + f": {len(x)} {source} images, batch {batch_size}, {run.total} steps on "
               + describe(device) + (" (dry run)" if config.dry_run else ""))
+    checkpoint = CheckpointFile(
+        config.checkpoint_path, lambda path, state: save_checkpoint(path, CHECKPOINT_KIND, state),
+        lambda path: load_checkpoint(path, CHECKPOINT_KIND, expect={"arch": config.arch}),
+        write=main) if config.checkpoint_path else None
 
-    epochs = 1 if config.dry_run else config.epochs
-    first_epoch = trainer.epoch
-    while trainer.epoch < epochs:
-        started = time.perf_counter()
-        losses, accs = [], []
-        for xb, yb in trainer.batches(x, y, batch_size):
-            values = trainer.train_step(xb, yb)
-            losses.append(values["loss"])
-            accs.append(values["batch_acc"])
-            yield Metrics(trainer.step, values)
-            yield Progress(trainer.step, total, f"epoch {trainer.epoch + 1} of {epochs}, "
-                           f"step {trainer.step} of {total}")
-            if config.dry_run:
-                break
-        trainer.epoch += 1
-        record = {"epoch": float(trainer.epoch), "step": float(trainer.step),
-                  "train_loss": sum(losses) / len(losses), "train_acc": sum(accs) / len(accs),
-                  "seconds": time.perf_counter() - started}
-        if main and len(eval_x) and (trainer.epoch % config.eval_every == 0
-                                     or trainer.epoch == epochs):
-            job = iter_robust_accuracy(trainer.model, eval_x, eval_y, config.eps,
-                                       pgd_steps=eval_pgd_steps,
-                                       generator=torch.Generator().manual_seed(config.seed + 3))
-            record.update((yield from _as_progress(job, trainer.step, total,
-                                                   f"epoch {trainer.epoch}")))
-            trainer.model.train()
-        previous = next((h for h in reversed(trainer.history) if "pgd_acc" in h), None)
-        trainer.history.append(record)
-        yield Metrics(trainer.step, record)
-        warning = overfitting_warning(previous, record)
-        if warning:
-            yield log(f"Epoch {trainer.epoch}: {warning}")
-        if ckpt_path:
-            if write_checkpoint:
-                save_checkpoint(ckpt_path, CHECKPOINT_KIND, trainer.state_dict())
-            trainer.saved = (ckpt_path, trainer.epoch)
-    if trainer.epoch == first_epoch:
-        yield log(f"The checkpoint is already at epoch {trainer.epoch} of {epochs}; nothing "
-                  "to train.")
+    def resume_note(state: dict[str, Any]) -> str:
+        return (f" (it was trained with recipe {state['recipe']!r}; continuing with "
+                f"{config.recipe!r})" if state["recipe"] != config.recipe else "")
+
+    plan = Plan(length=epochs, total=run.total, message=run.message, unit="epoch",
+                header=header, checkpoint=checkpoint, checkpoint_every=1, resume=config.resume,
+                resume_note=resume_note, dry_run=config.dry_run,
+                divergence=trainer.divergence)
+    logs: list[str] = []
+    saved = yield from relay(fit(run, plan), keeping_logs(logs))
     trainer.model.eval()
     state = cpu_state(trainer.model.net)
     if save_path and main:
         atomic_save(state, save_path)
-        yield log(f"Saved the trained weights to {save_path} (load as model file:{save_path}).")
+        text = f"Saved the trained weights to {save_path} (load as model file:{save_path})."
+        logs.append(text)
+        yield Log(text)
     evaluated = [h for h in trainer.history if "clean_acc" in h]
     metrics = {k: v for k, v in (evaluated[-1] if evaluated else {}).items()
                if k in ("clean_acc", "fgsm_acc", "pgd_acc")}
@@ -441,4 +479,5 @@ def train_classifier(config: TrainConfig, data: Any = None, *, private_checkpoin
         metrics["train_loss"] = trainer.history[-1]["train_loss"]
     return TrainResult(config=config, history=list(trainer.history), metrics=metrics,
                        state_dict=state, parameters=count_parameters(trainer.model.net),
-                       save_path=save_path, checkpoint_path=trainer.saved[0], logs=logs)
+                       save_path=save_path, checkpoint_path=saved, logs=logs)
+

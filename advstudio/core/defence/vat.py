@@ -29,9 +29,8 @@ run collapsed to 20.6 %). :func:`train_vat`'s supervised pass runs in train mode
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,19 +39,19 @@ from torch import nn
 
 from advstudio.core.attacks import eval_mode
 from advstudio.core.data import load_digits
-from advstudio.core.defence.common import (PrivateRng, atomic_save, check_data,
-                                           check_finite, count_parameters, cpu_state,
-                                           fake_digits, heldout_digits, load_checkpoint,
-                                           save_checkpoint)
+from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
+                                           count_parameters, cpu_state, fake_digits,
+                                           heldout_digits, load_checkpoint, save_checkpoint)
 from advstudio.core.defence.robustness import robust_accuracy
 from advstudio.core.defence.config import VatConfig, check_vat_args
 from advstudio.core.defence.train import build_classifier, trained_classifier
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.distributed import (Shard, batch_mean, check_batch, data_parallel,
-                                        from_main, is_main, shard, sharded)
+                                        is_main, shard, sharded)
 from advstudio.core.errors import ConfigError
-from advstudio.core.jobs import Event, Log, Metrics, Progress
+from advstudio.core.jobs import Event, Log, Metrics, relay
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
 
 CHECKPOINT_KIND = "vat"
 DRY_RUN_IMAGES = 40
@@ -223,6 +222,109 @@ class _Cycle:
         self.order, self.cursor = state["order"], int(state["cursor"])
 
 
+class VatTraining:
+    """One VAT run's model, optimiser, random streams and batch cycles: the
+    :class:`~advstudio.core.training.Trainer` that :func:`train_vat` fits.
+
+    Random draws come from ``rng`` (batch order, the power iteration's start) and a
+    :class:`PrivateRng` (dropout), seeded from ``config.seed`` and saved in checkpoints; the
+    global generator is left alone. Rank 0 evaluates (test accuracy on ``eval_set``, none when
+    it is empty) at step 0, every ``eval_every`` steps and at the end; ``history`` holds the
+    evaluations and goes into the checkpoint."""
+
+    def __init__(self, config: VatConfig, data: Data, labelled: torch.Tensor,
+                 unlabelled: torch.Tensor | None, eval_set: Data, steps: int,
+                 device: torch.device) -> None:
+        self.config, self.data, self.labelled, self.eval_set = config, data, labelled, eval_set
+        self.steps, self.device = steps, device
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = build_classifier(config.arch).to(device).train()
+        self.parallel = data_parallel(self.model, device)  # the model itself in one process
+        self.pixel_model = PixelNet(self.model)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.rng = torch.Generator().manual_seed(config.seed)
+        self.dropout_rng = PrivateRng(config.seed + 1, device)
+        self.lab = _Cycle(labelled, config.labelled_batch, self.rng)
+        self.unl = (None if unlabelled is None
+                    else _Cycle(unlabelled, config.unlabelled_batch, self.rng))
+        self.keys = vat_step_keys(config)
+        self.main = is_main()
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def position(self) -> int:
+        return self.step
+
+    def message(self) -> str:
+        return f"step {self.step} of {self.steps}"
+
+    def _evaluation(self) -> Metrics:
+        acc = robust_accuracy(self.model, *self.eval_set, 0.0, attacks=("clean",))["clean_acc"]
+        self.model.train()
+        self.history.append({"step": float(self.step), "test_acc": acc})
+        return Metrics(self.step, {"test_acc": acc})
+
+    def begin(self) -> Iterator[Event]:
+        if self.main and self.step == 0 and len(self.eval_set[0]):
+            yield self._evaluation()
+
+    def compute(self) -> dict[str, float]:
+        x, y = self.data
+        idx = self.lab.next()
+        part_l = shard(len(idx))  # this process's rows (all of them in a single process)
+        idx = part_l.take(idx)
+        xl, yl = x[idx].to(self.device), y[idx].to(self.device)
+        xu, part_u = None, None
+        if self.unl is not None:
+            idx = self.unl.next()
+            part_u = shard(len(idx))
+            xu = x[part_u.take(idx)].to(self.device)
+        with self.dropout_rng:
+            scalars = vat_gradients(self.model, self.pixel_model, self.optimizer, self.config,
+                                    xl, yl, xu, self.rng, parallel=self.parallel,
+                                    labelled=part_l, unlabelled=part_u)
+        return dict(zip(self.keys, scalars.tolist()))
+
+    def apply(self) -> None:
+        self.optimizer.step()
+        self.step += 1
+
+    def after_step(self) -> Iterator[Event]:
+        if self.main and len(self.eval_set[0]) and (self.step % self.config.eval_every == 0
+                                                    or self.step == self.steps):
+            yield self._evaluation()
+
+    def state_dict(self) -> dict[str, Any]:
+        cycles = {"lab": self.lab.state_dict()}
+        if self.unl is not None:
+            cycles["unl"] = self.unl.state_dict()
+        return {"arch": self.config.arch, "step": self.step,
+                "model": self.model.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng_state": self.rng.get_state(), "dropout_rng": self.dropout_rng.state_dict(),
+                "history": self.history, "labelled": self.labelled, "cycles": cycles,
+                "config": asdict(self.config)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint of the same labelled subset (else :class:`ConfigError`);
+        the learning rate comes from the current config."""
+        if not torch.equal(state["labelled"], self.labelled):
+            raise ConfigError(f"{self.config.checkpoint_path} was trained on another labelled "
+                              "subset (other data, seed or labels_per_class); match them to "
+                              "resume")
+        self.model.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr
+        self.rng.set_state(state["rng_state"])
+        self.dropout_rng.load_state_dict(state["dropout_rng"])
+        for name, cycle in (("lab", self.lab), ("unl", self.unl)):
+            if cycle is not None and name in state["cycles"]:
+                cycle.load_state_dict(state["cycles"][name])
+        self.step, self.history = int(state["step"]), [dict(h) for h in state["history"]]
+
+
 def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, VatResult]:
     """Semi-supervised training with VAT (a job: drive it with ``jobs.drive``).
 
@@ -253,127 +355,50 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
         raise ConfigError(f"labels_per_class {per_class} labels all {len(y)} training images; "
                           "VAT needs unlabelled ones (or set supervised_only)")
     if config.dry_run:
-        eval_x, eval_y = fake_digits(8, config.seed + 2)
+        eval_set = fake_digits(8, config.seed + 2)
     elif config.eval_images:
-        eval_x, eval_y = heldout_digits(config.eval_images, config.seed)
+        eval_set = heldout_digits(config.eval_images, config.seed)
     else:  # no evaluation
-        eval_x, eval_y = torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)
+        eval_set = (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long))
     steps = 1 if config.dry_run else config.steps
-    ckpt_path = "" if config.dry_run else config.checkpoint_path
     save_path = "" if config.dry_run else config.save_path
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_classifier(config.arch).to(device).train()
-    parallel = data_parallel(model, device)  # the model itself in a single process
-    pixel_model = PixelNet(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    rng = torch.Generator().manual_seed(config.seed)
-    dropout_rng = PrivateRng(config.seed + 1, device)
-    lab, unl = _Cycle(labelled, config.labelled_batch, rng), None
-    if use_vat:
-        unl = _Cycle(unlabelled, config.unlabelled_batch, rng)
+    run = VatTraining(config, (x, y), labelled, unlabelled if use_vat else None, eval_set,
+                      steps, device)
+    lab, unl = run.lab, run.unl
     check_batch(lab.batch, "labelled_batch")
     if unl is not None:
         check_batch(unl.batch, "unlabelled_batch")
-    main = is_main()
-    step, history, logs = 0, [], []
-    saved = ("", "")
-
-    def log(text: str) -> Log:
-        logs.append(text)
-        return Log(text)
-
-    def state() -> dict[str, Any]:
-        cycles = {"lab": lab.state_dict()}
-        if unl is not None:
-            cycles["unl"] = unl.state_dict()
-        return {"arch": config.arch, "step": step, "model": model.net.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng_state": rng.get_state(),
-                "dropout_rng": dropout_rng.state_dict(), "history": history,
-                "labelled": labelled, "cycles": cycles,
-                "config": asdict(config)}
-
-    if config.resume:
-        ckpt = from_main(lambda: load_checkpoint(ckpt_path, CHECKPOINT_KIND,
-                                                 expect={"arch": config.arch})
-                         if Path(ckpt_path).is_file() else None)
-        if ckpt is not None:
-            if not torch.equal(ckpt["labelled"], labelled):
-                raise ConfigError(f"{ckpt_path} was trained on another labelled subset (other "
-                                  "data, seed or labels_per_class); match them to resume")
-            model.net.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr
-            rng.set_state(ckpt["rng_state"])
-            dropout_rng.load_state_dict(ckpt["dropout_rng"])
-            for name, cycle in (("lab", lab), ("unl", unl)):
-                if cycle is not None and name in ckpt["cycles"]:
-                    cycle.load_state_dict(ckpt["cycles"][name])
-            step, history = int(ckpt["step"]), [dict(h) for h in ckpt["history"]]
-            saved = (ckpt_path, f"step {step}")
-            yield log(f"Resumed from {ckpt_path} at step {step}.")
-        else:
-            yield log(f"No checkpoint at {ckpt_path} yet; starting from step 0.")
     what = "supervised only" if not use_vat else (
         f"VAT (xi {config.xi:g}, L2 eps {config.eps:g}, {config.power_iterations} power "
         f"iteration{'s' if config.power_iterations > 1 else ''}, alpha {config.alpha:g}"
         + (", entropy minimisation" if config.entropy_min else "") + ")")
-    yield log(f"{what} on {config.arch}: {len(labelled)} labelled + "
+    header = (f"{what} on {config.arch}: {len(labelled)} labelled + "
               f"{len(unlabelled) if use_vat else 0} unlabelled images, batch {lab.batch}"
               + (f" + {unl.batch}" if unl is not None else "") + f", {steps} steps on "
               + describe(device) + (" (dry run)" if config.dry_run else ""))
-
-    def evaluate() -> Metrics:
-        acc = robust_accuracy(model, eval_x, eval_y, 0.0, attacks=("clean",))["clean_acc"]
-        model.train()
-        history.append({"step": float(step), "test_acc": acc})
-        return Metrics(step, {"test_acc": acc})
-
-    if main and step == 0 and len(eval_x):
-        yield evaluate()
-    first_step = step
-    keys = vat_step_keys(config)
-    while step < steps:
-        idx = lab.next()
-        part_l = shard(len(idx))  # this process's rows (all of them in a single process)
-        idx = part_l.take(idx)
-        xl, yl = x[idx].to(device), y[idx].to(device)
-        xu, part_u = None, None
-        if unl is not None:
-            idx = unl.next()
-            part_u = shard(len(idx))
-            xu = x[part_u.take(idx)].to(device)
-        with dropout_rng:
-            scalars = vat_gradients(model, pixel_model, optimizer, config, xl, yl, xu, rng,
-                                    parallel=parallel, labelled=part_l, unlabelled=part_u)
-        values = dict(zip(keys, scalars.tolist()))
-        check_finite(values, step + 1, config.max_loss, saved)
-        optimizer.step()
-        step += 1
-        checkpoint_now = bool(ckpt_path) and (step % config.checkpoint_every == 0
-                                              or step == steps)
-        yield Metrics(step, values)
-        yield Progress(step, steps, f"step {step} of {steps}")
-        if main and len(eval_x) and (step % config.eval_every == 0 or step == steps):
-            yield evaluate()
-        if checkpoint_now:  # after the evaluation, so the checkpoint's history has it
-            if main:
-                save_checkpoint(ckpt_path, CHECKPOINT_KIND, state())
-            saved = (ckpt_path, f"step {step}")
-    if step == first_step:
-        yield log(f"The checkpoint is already at step {step} of {steps}; nothing to train.")
-    model.eval()
-    weights = cpu_state(model.net)
-    if save_path and main:
+    checkpoint = CheckpointFile(
+        config.checkpoint_path, lambda path, state: save_checkpoint(path, CHECKPOINT_KIND, state),
+        lambda path: load_checkpoint(path, CHECKPOINT_KIND, expect={"arch": config.arch}),
+        write=run.main) if config.checkpoint_path else None
+    plan = Plan(length=steps, total=steps, message=run.message, header=header,
+                checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
+                resume=config.resume, dry_run=config.dry_run,
+                divergence=Divergence(config.max_loss))
+    logs: list[str] = []
+    saved = yield from relay(fit(run, plan), keeping_logs(logs))
+    run.model.eval()
+    weights = cpu_state(run.model.net)
+    if save_path and run.main:
         atomic_save(weights, save_path)
-        yield log(f"Saved the trained weights to {save_path} (load as model file:{save_path}).")
+        text = f"Saved the trained weights to {save_path} (load as model file:{save_path})."
+        logs.append(text)
+        yield Log(text)
+    history = run.history
     return VatResult(config=config, history=list(history),
                      test_acc=history[-1]["test_acc"] if history else float("nan"),
-                     state_dict=weights, parameters=count_parameters(model.net),
+                     state_dict=weights, parameters=count_parameters(run.model.net),
                      labelled=len(labelled), unlabelled=len(unlabelled) if use_vat else 0,
-                     save_path=save_path, checkpoint_path=saved[0], logs=logs)
+                     save_path=save_path, checkpoint_path=saved, logs=logs)
 
 
 def vat_step_keys(config: VatConfig) -> tuple[str, ...]:

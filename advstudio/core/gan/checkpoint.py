@@ -25,6 +25,7 @@ from torch import nn
 from advstudio.core.atomic import atomic_torch_save
 from advstudio.core.errors import CheckpointError
 from advstudio.core.gan.networks import build_networks
+from advstudio.core.training import read_checkpoint
 
 FORMAT = "advstudio-gan-checkpoint"
 VERSION = 1
@@ -50,26 +51,12 @@ def load_checkpoint(path: str | os.PathLike, expect: dict[str, Any] | None = Non
     ``expect`` maps header fields (``arch``, ``image_size``, ``channels``, ``latent_dim``) to the
     values the caller needs; a mismatch raises :class:`CheckpointError` saying both.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, zip errors, truncated files...
-        raise CheckpointError(
-            f"{path.name} is not a readable advstudio GAN checkpoint (it is damaged, or holds "
-            f"Python objects that advstudio will not unpickle): {str(exc).splitlines()[0]}"
-        ) from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path.name} is not an advstudio GAN checkpoint")
-    if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path.name} has checkpoint version {ckpt.get('version')}; this "
-                              f"advstudio reads version {VERSION}")
+    ckpt = read_checkpoint(path, format=FORMAT, version=VERSION, name="GAN checkpoint")
     if expect:
         wrong = [k for k in GEOMETRY if k in expect and ckpt.get(k) != expect[k]]
         if wrong:
             raise CheckpointError(
-                f"{path.name} holds a {describe_geometry(ckpt)}, but this run is a "
+                f"{Path(path).name} holds a {describe_geometry(ckpt)}, but this run is a "
                 f"{describe_geometry({**ckpt, **expect})} (different {', '.join(wrong)}); "
                 "choose another checkpoint file or match the settings")
     return ckpt

@@ -14,12 +14,10 @@ results are given back in [0, 1].
 
 from __future__ import annotations
 
-import math
-import warnings
 import time
-from collections.abc import Generator, Sequence
+import warnings
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +27,9 @@ from torch import nn
 
 from advstudio.core.data import load_digits
 from advstudio.core.devices import describe, pick_device
-from advstudio.core.distributed import (batch_mean, check_batch, data_parallel, from_main,
-                                        gather_rows, is_main, shard)
-from advstudio.core.errors import ConfigError, TrainingDivergedError
+from advstudio.core.distributed import (batch_mean, check_batch, data_parallel, gather_rows,
+                                        is_main, shard)
+from advstudio.core.errors import ConfigError
 from advstudio.core.gan.checkpoint import (describe_geometry, load_checkpoint,
                                           save_checkpoint)
 from advstudio.core.gan.config import GanConfig
@@ -39,15 +37,16 @@ from advstudio.core.gan.evaluation import evaluate_digit_generator
 from advstudio.core.gan.metrics import pairwise_distance_mean
 from advstudio.core.gan.networks import build_networks
 from advstudio.core.gan.sampling import generate, sample_grid, to_signed
-from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, Throttle
+from advstudio.core.jobs import Event, Log, Metrics, Preview, Throttle, relay
+from advstudio.core.training import (CheckpointFile, Divergence, Plan, check_pixels, fit,
+                                     keeping_logs)
 
 PREVIEW_SAMPLES = 64
 DRY_RUN_BATCH = 8
 PREVIEW_BUDGET = 0.05  # share of the training time previews may take
 STEP_KEYS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "grad_norm_d", "grad_norm_g",
              "diversity")
-_LOSSES = ("loss_d", "loss_g")
-_GRADS = ("grad_norm_d", "grad_norm_g")
+DIVERGENCE_ADVICE = "Lower learning rates or label smoothing usually help."
 
 
 @dataclass
@@ -239,7 +238,7 @@ class GanTrainer:
 def _as_images(data: Any) -> torch.Tensor:
     """(N, C, H, W) float32 in [0, 1] from a tensor, an array or a sequence of (C, H, W) images."""
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        if len(data) == 0:
+        if len(data) == 0:  # nothing to stack
             raise ConfigError("the data holds no images")
         shapes = sorted({tuple(np.shape(item)) for item in data})
         if len(shapes) > 1:
@@ -257,18 +256,7 @@ def _as_images(data: Any) -> torch.Tensor:
         data = data.unsqueeze(1)
     if data.dim() != 4:
         raise ConfigError(f"data must have shape (N, C, H, W); got {tuple(data.shape)}")
-    data = data.detach().cpu()
-    if data.dtype == torch.uint8:
-        return data.float() / 255.0
-    if not data.is_floating_point():
-        raise ConfigError(f"data must be float pixels in [0, 1] or uint8, not {data.dtype}")
-    data = data.float()
-    if not torch.isfinite(data).all():
-        raise ConfigError("the data holds NaN or infinite pixel values")
-    lo, hi = float(data.min()), float(data.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ConfigError(f"pixels must be in [0, 1]; the data spans [{lo:.3g}, {hi:.3g}]")
-    return data
+    return check_pixels(data, "the data")
 
 
 def _digits(config: GanConfig) -> torch.Tensor:
@@ -331,23 +319,70 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
 # ----------------------------------------------------------------------------- the job
 
 
-def _check_finite(values: dict[str, float], step: int, max_loss: float, checkpoint: str,
-                  checkpoint_step: int) -> None:
-    """Raise :class:`TrainingDivergedError` if a loss or gradient norm went bad at ``step``."""
-    for name in (*_LOSSES, *_GRADS):
-        value = values[name]
-        if not math.isfinite(value):
-            why = "not finite"
-        elif name in _LOSSES and value > max_loss:
-            why = f"above the limit max_loss = {max_loss:g}"
-        else:
-            continue
-        kept = (f"the last good checkpoint (step {checkpoint_step}) was kept at {checkpoint}"
-                if checkpoint else "no checkpoint was written (set checkpoint_path to keep one)")
-        raise TrainingDivergedError(
-            f"Training diverged at step {step}: {name} is {value:g} ({why}). The run was "
-            f"stopped; {kept}. Lower learning rates or label smoothing usually help.",
-            quantity=name, step=step, checkpoint=checkpoint)
+class GanTraining:
+    """A :class:`GanTrainer` as the :class:`~advstudio.core.training.Trainer` that
+    :func:`train_gan` fits, one step being ``d_steps`` discriminator updates and one generator
+    update (both inside :meth:`compute`: the generator's step needs the moved discriminator).
+
+    Rank 0 draws the live previews (at most ``preview_rate`` a second and
+    :data:`PREVIEW_BUDGET` of the time) and, with ``evaluate``, judges the generator at step 0,
+    every ``eval_every`` steps and at the end; ``history`` holds those evaluations. Neither
+    goes into the checkpoint."""
+
+    def __init__(self, trainer: GanTrainer, steps: int, evaluate: bool) -> None:
+        self.trainer, self.steps, self.evaluate = trainer, steps, evaluate
+        config = trainer.config
+        self.main = is_main()
+        self.throttle = Throttle(config.preview_rate) if config.preview_rate > 0 else None
+        self.history: list[dict[str, float]] = []
+        self.values: dict[str, float] = {}
+
+    @property
+    def step(self) -> int:
+        return self.trainer.step
+
+    @property
+    def position(self) -> int:
+        return self.trainer.step
+
+    def message(self) -> str:
+        return f"step {self.trainer.step} of {self.steps}"
+
+    def _evaluation(self) -> Metrics:
+        t = self.trainer
+        values = evaluate_digit_generator(t.generator, t.config.latent_dim,
+                                          seed=t.config.seed + 1, device=str(t.device))
+        self.history.append({"step": float(t.step), **values})
+        return Metrics(t.step, values)
+
+    def begin(self) -> Iterator[Event]:
+        if self.evaluate and self.trainer.step == 0:
+            yield self._evaluation()
+
+    def compute(self) -> dict[str, float]:
+        self.values = dict(zip(STEP_KEYS, self.trainer.train_step().tolist()))
+        return self.values
+
+    def apply(self) -> None:
+        """Nothing: :meth:`compute` made both updates (and counted the step)."""
+
+    def after_step(self) -> Iterator[Event]:
+        step, config = self.trainer.step, self.trainer.config
+        if self.main and self.throttle is not None and step < self.steps and self.throttle.ready():
+            t0 = time.perf_counter()
+            grid = self.trainer.sample_grid()
+            # at most preview_rate per second, and at most PREVIEW_BUDGET of the run's time
+            self.throttle.interval = max(1.0 / config.preview_rate,
+                                         (time.perf_counter() - t0) / PREVIEW_BUDGET)
+            yield Preview("samples", grid)
+        if self.evaluate and (step % config.eval_every == 0 or step == self.steps):
+            yield self._evaluation()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.trainer.load_state_dict(state)
 
 
 def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, GanResult]:
@@ -378,69 +413,30 @@ def train_gan(config: GanConfig, data: Any = None) -> Generator[Event, None, Gan
         yield Log(str(w.message))
     check_batch(batch_size)
     steps = 1 if config.dry_run else config.steps
-    ckpt_path = "" if config.dry_run else config.checkpoint_path
-    main = is_main()
-    evaluate = (main and not config.dry_run and config.eval_every > 0
+    evaluate = (is_main() and not config.dry_run and config.eval_every > 0
                 and config.dataset == "digits")
     trainer = GanTrainer(config, images, device, batch_size)
-    logs: list[str] = []
-
-    def log(text: str) -> Log:
-        logs.append(text)
-        return Log(text)
-
-    saved, saved_step = "", 0
-    if config.resume:
-        state = from_main(lambda: load_checkpoint(ckpt_path, expect=trainer.geometry)
-                          if Path(ckpt_path).is_file() else None)
-        if state is not None:
-            trainer.load_state_dict(state)
-            saved, saved_step = ckpt_path, trainer.step
-            yield log(f"Resumed from {ckpt_path} at step {trainer.step}.")
-        else:
-            yield log(f"No checkpoint at {ckpt_path} yet; starting from step 0.")
-    yield log(f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
+    run = GanTraining(trainer, steps, evaluate)
+    header = (f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
               f"batch {batch_size}, {steps} steps on {describe(device)}"
               + (" (dry run on fake data)" if config.dry_run and data is None else ""))
-
-    history: list[dict[str, float]] = []
-
-    def run_evaluation(step: int) -> Metrics:
-        values = evaluate_digit_generator(trainer.generator, config.latent_dim,
-                                          seed=config.seed + 1, device=str(device))
-        history.append({"step": float(step), **values})
-        return Metrics(step, values)
-
-    if evaluate and trainer.step == 0:
-        yield run_evaluation(0)
-    throttle = Throttle(config.preview_rate) if config.preview_rate > 0 else None
-    values: dict[str, float] = {}
-    while trainer.step < steps:
-        values = dict(zip(STEP_KEYS, trainer.train_step().tolist()))
-        step = trainer.step
-        _check_finite(values, step, config.max_loss, saved, saved_step)
-        if ckpt_path and (step == steps or (config.checkpoint_every
-                                            and step % config.checkpoint_every == 0)):
-            if main:
-                save_checkpoint(ckpt_path, trainer.state_dict())
-            saved, saved_step = ckpt_path, step
-        yield Metrics(step, values)
-        yield Progress(step, steps, f"step {step} of {steps}")
-        if main and throttle is not None and step < steps and throttle.ready():
-            t0 = time.perf_counter()
-            grid = trainer.sample_grid()
-            # at most preview_rate per second, and at most PREVIEW_BUDGET of the run's time
-            throttle.interval = max(1.0 / config.preview_rate,
-                                    (time.perf_counter() - t0) / PREVIEW_BUDGET)
-            yield Preview("samples", grid)
-        if evaluate and (step % config.eval_every == 0 or step == steps):
-            yield run_evaluation(step)
-    if trainer.step >= steps and not values:
-        yield log(f"The checkpoint is already at step {trainer.step} of {steps}; nothing to train.")
+    checkpoint = CheckpointFile(
+        config.checkpoint_path, save_checkpoint,
+        lambda path: load_checkpoint(path, expect=trainer.geometry),
+        write=is_main()) if config.checkpoint_path else None
+    plan = Plan(length=steps, total=steps, message=run.message, header=header,
+                checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
+                checkpoint_first=True, resume=config.resume, dry_run=config.dry_run,
+                divergence=Divergence(config.max_loss, losses=("loss_d", "loss_g"),
+                                      grads=("grad_norm_d", "grad_norm_g"),
+                                      before_update=False, advice=DIVERGENCE_ADVICE))
+    logs: list[str] = []
+    saved = yield from relay(fit(run, plan), keeping_logs(logs))
     grid = trainer.sample_grid()
     yield Preview("samples", grid)
+    history = run.history
     return GanResult(
-        config=config, step=trainer.step, metrics=values,
+        config=config, step=trainer.step, metrics=run.values,
         evaluation={k: v for k, v in history[-1].items() if k != "step"} if history else {},
         history=history,
         generator_state={k: v.detach().cpu().clone()

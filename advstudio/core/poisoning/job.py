@@ -15,11 +15,10 @@ them, and measure what the poison did.
    materialised once into plain tensors, which is what that job takes. Recipe ``"standard"``,
    or ``"fgsm"`` (Goodfellow et al.'s mix at ``adv_train_eps``) for
    ``defence="adversarial-training"``. Its per-step ``Metrics`` and its ``Log``s are forwarded
-   unchanged. To measure the victim after every epoch, the job runs it one epoch per call,
-   resuming from a checkpoint in a temporary folder (removed at the end, also on cancel); a
-   resumed run repeats an uninterrupted one exactly (model, optimiser, data order and dropout
-   streams are all in the checkpoint). After each epoch one ``Metrics(step, {epoch, step,
-   train_loss, train_acc, seconds, clean_acc[, attack_success]})``.
+   unchanged. The victim is measured after every epoch by that job's epoch hook (its own
+   held-out evaluation is replaced), in one uninterrupted run that writes no file. After
+   each epoch one ``Metrics(step, {epoch, step, train_loss, train_acc, seconds,
+   clean_acc[, attack_success]})``.
 
 ``clean_acc``: accuracy on the 1,000 clean test digits. ``attack_success``: for a backdoor, the
 share of the triggered test digits whose true class is not the target (and is the source, when
@@ -35,11 +34,9 @@ the target when no source) classified as the target; undefined (NaN, and absent 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,13 +46,14 @@ from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
-from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress
+from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, relay
 from advstudio.core.poisoning.attacks import (
     ADVERSARIAL_ATTACKS, LABEL_MODES, NUM_CLASSES, adversarial_poison_job, attack_success_rate,
     backdoor, check_fraction, label_flip, predict_labels, triggered_set)
 from advstudio.core.poisoning.sanitize import SanitizeConfig, SanitizeReport, sanitize
 from advstudio.core.poisoning.triggers import Trigger
 from advstudio.core.poisoning.views import PoisonedView, clean_view
+from advstudio.core.training import keeping_logs
 
 ATTACKS = ("none", "label-flip", "backdoor", "adversarial")
 FLIPS = ("random", "targeted")
@@ -267,95 +265,45 @@ def evaluate_victim(model: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor,
     return out
 
 
-def _victim_epoch(job: Generator[Event, None, Any], epoch: int, epochs: int,
-                  continuation: bool) -> Generator[Event, None, tuple[Any, dict[str, float]]]:
-    """Forward one ``train_classifier`` call's events; returns its result and its epoch record.
-
-    Progress is rescaled to the whole run; the epoch record is held back (the caller adds the
-    victim's evaluation); a continuation call's set-up logs (its header and "Resumed from")
-    are dropped, they would repeat every epoch. Closing this closes ``job``."""
-    record: dict[str, float] = {}
-    setup = continuation
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value, record
-            if isinstance(event, Log):
-                if not setup:
-                    yield event
-                continue
-            setup = False
-            if isinstance(event, Metrics) and "epoch" in event.values:
-                # its own evaluation is off (eval_images=0; a dry run still evaluates on random
-                # pixels): the victim is measured by the caller on the real test digits
-                record = {k: v for k, v in event.values.items() if not k.endswith("_acc")
-                          or k == "train_acc"}
-            elif isinstance(event, Progress):
-                per_epoch = max(1, event.total // epoch)
-                yield Progress(event.done, per_epoch * epochs,
-                               f"training the victim: epoch {epoch} of {epochs}")
-            else:
-                yield event
-    finally:
-        job.close()
-
-
 def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], attacked: torch.Tensor | None,
                  ) -> Generator[Event, None, tuple[Any, list[dict[str, float]]]]:
-    """Train the victim on ``data`` one epoch per ``train_classifier`` call (see the module
-    doc), evaluating it on ``test`` (and ``attacked``) after each. Returns the last
+    """Train the victim on ``data``, evaluating it on ``test`` (and ``attacked``) after each
+    epoch through ``train_classifier``'s epoch hook (see the module doc). Returns the
     ``TrainResult`` and the per-epoch history.
 
     Under ``torchrun`` the processes train it data-parallel: every process trains on rank 0's
     ``data`` (poison made with nondeterministic GPU kernels, or sanitised by them, could differ
-    between processes) and keeps its own scratch checkpoint between the epochs."""
+    between processes) and measures the victim itself."""
     from advstudio.core.defence.config import TrainConfig
     from advstudio.core.defence.train import train_classifier
     from advstudio.core.distributed import broadcast_object
 
     recipe = "fgsm" if config.defence == "adversarial-training" else "standard"
     epochs = 1 if config.dry_run else config.epochs
-    device = pick_device(config.device)
-    history: list[dict[str, float]] = []
-    result = None
     data = broadcast_object(data)
-    with tempfile.TemporaryDirectory(prefix="advstudio-poison-") as tmp:
-        checkpoint = str(Path(tmp) / "victim.ckpt") if epochs > 1 else ""
-        for epoch in range(1, epochs + 1):
-            train_config = TrainConfig(
-                arch=config.arch, recipe=recipe, eps=config.adv_train_eps, epochs=epoch,
-                batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                device=config.device, eval_images=0, checkpoint_path=checkpoint,
-                resume=epoch > 1, dry_run=config.dry_run)
-            result, record = yield from _victim_epoch(
-                train_classifier(train_config, data, private_checkpoint=True), epoch, epochs,
-                continuation=epoch > 1)
-            model = result.classifier(device)
-            record.update(evaluate_victim(model, *test, attacked, config.target))
-            history.append(record)
-            yield Metrics(int(record.get("step", epoch)), record)
-    return result, history
+    train_config = TrainConfig(
+        arch=config.arch, recipe=recipe, eps=config.adv_train_eps, epochs=epochs,
+        batch_size=config.batch_size, lr=config.lr, seed=config.seed, device=config.device,
+        eval_images=0, dry_run=config.dry_run)
+
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        return evaluate_victim(model, *test, attacked, config.target)
+
+    def victim_progress(event: Event) -> Event:
+        if not isinstance(event, Progress):
+            return event
+        per_epoch = max(1, event.total // epochs)
+        epoch = min(epochs, max(1, -(-event.done // per_epoch)))
+        return Progress(event.done, event.total,
+                        f"training the victim: epoch {epoch} of {epochs}")
+
+    result = yield from relay(train_classifier(train_config, data, evaluate=evaluate),
+                              victim_progress)
+    return result, list(result.history)
 
 
 # ----------------------------------------------------------------------------- the jobs
-
-def _recording(job: Generator[Event, None, Any], logs: list[str]) -> Generator[Event, None, Any]:
-    """Forward ``job``'s events, keeping the text of its ``Log``s; returns its result."""
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(event, Log):
-                logs.append(event.text)
-            yield event
-    finally:
-        job.close()
-
 
 def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = None
                   ) -> Generator[Event, None, PoisonResult]:
@@ -387,7 +335,7 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
     report = None
     train_view = view
     if config.defence == "sanitize":
-        report = yield from _recording(sanitize(view, config.sanitize_config()), logs)
+        report = yield from relay(sanitize(view, config.sanitize_config()), keeping_logs(logs))
         train_view = view.select(report.keep)
     data = train_view.materialize()
     if config.dry_run:  # the dry-run step trains on the first 8: put poisoned samples first
@@ -398,8 +346,8 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
               f"the clean digits; the victim's training takes tensors, so it is copied once "
               f"({train_view.materialized_bytes / 2**20:.1f} MB).")
     attacked = success_set(success_of or config, xt, yt)
-    train, history = yield from _recording(train_victim(config, data, (xt, yt), attacked),
-                                           logs)
+    train, history = yield from relay(train_victim(config, data, (xt, yt), attacked),
+                                      keeping_logs(logs))
     last = history[-1]
     return PoisonResult(
         config=config, clean_acc=last["clean_acc"],
@@ -407,6 +355,15 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
         n_train=len(train_view), n_poisoned_trained=train_view.n_poisoned, sanitize=report,
         history=history, train=train, gallery=gallery, gallery_labels=gallery_labels,
         seconds=time.perf_counter() - started, logs=logs)
+
+
+def _sweep_event(event: Event, prefix: str) -> Event | None:
+    """What the sweep forwards of one run: its ``Log``s, and its ``Progress`` prefixed."""
+    if isinstance(event, Log):
+        return event
+    if isinstance(event, Progress):
+        return Progress(event.done, event.total, prefix + event.message)
+    return None
 
 
 @dataclass
@@ -445,22 +402,9 @@ def run_fraction_sweep(config: PoisonConfig,
     for i, fraction in enumerate(fractions):
         run_config = (replace(config, fraction=fraction) if fraction > 0
                       else replace(config, attack="none", fraction=0.0))
-        job = run_poisoning(run_config, success_of=config)
-        try:
-            while True:
-                try:
-                    event = next(job)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                if isinstance(event, Log):
-                    yield event
-                elif isinstance(event, Progress):
-                    yield Progress(event.done, event.total,
-                                   f"fraction {fraction:g} ({i + 1} of {len(fractions)}): "
-                                   f"{event.message}")
-        finally:
-            job.close()
+        prefix = f"fraction {fraction:g} ({i + 1} of {len(fractions)}): "
+        result = yield from relay(run_poisoning(run_config, success_of=config),
+                                  lambda e, prefix=prefix: _sweep_event(e, prefix))
         curve.fractions.append(fraction)
         curve.clean_acc.append(result.clean_acc)
         curve.attack_success.append(result.attack_success)

@@ -1,9 +1,7 @@
 """Run history: every job run's config, metrics, log and artifacts, kept on disk and searchable.
 
 >>> store = RunStore.open()                        # the user's store (default_store_root())
->>> with store.record("evaluate", config_to_dict(config), device="cpu") as rec:
-...     outcome = drive(evaluate(config), on_event=rec.log_event)
-...     rec.finish(outcome.result)
+>>> outcome = drive(recorded(store, "evaluate", config, evaluate))  # runs.wrap.recorded
 >>> store.list_runs(kind="evaluate", status="finished", text="digits")
 
 Qt-free (stdlib ``sqlite3`` and ``json``); see :mod:`advstudio.core.runs.store` for the layout.

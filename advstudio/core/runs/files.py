@@ -1,90 +1,66 @@
-"""Crash-safe file writes and tolerant reads for the run store.
+"""JSON for the run store: the one way a result, config or metric becomes plain JSON, written
+atomically (see :mod:`advstudio.core.atomic`), and tolerant reads.
 
-A reader must never see a half-written ``meta.json`` or artifact, so whole files are written to a
-temporary sibling, flushed to disk (``fsync``) and moved over the target with ``os.replace``, which
-is atomic on POSIX and Windows. Append-only streams (``metrics.jsonl``) cannot be replaced on every
-line; their reader instead ignores a last line cut short by a crash.
+A reader must never see a half-written ``meta.json``, so whole files are replaced atomically.
+Append-only streams (``metrics.jsonl``) cannot be replaced on every line; their reader instead
+ignores a last line cut short by a crash.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
-import shutil
-import sys
-import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in ``folder`` durable (POSIX; Windows has no directory fsync)."""
-    if sys.platform == "win32":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from advstudio.core.atomic import atomic_write_bytes
 
 
-def temp_sibling(path: Path) -> Path:
-    """A unique name beside ``path`` (same folder, so the final rename stays on one disk)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+def is_state_dict(value: Any) -> bool:
+    """True for a mapping of names to tensors, not all of them scalars (a model's
+    ``state_dict``; a dict of scalar tensors is a dict of numbers)."""
+    if not isinstance(value, Mapping) or not value:
+        return False
+    tensors = value.values()
+    return (all(type(v).__module__.startswith("torch") and hasattr(v, "ndim") for v in tensors)
+            and any(v.ndim > 0 for v in tensors))
 
 
-def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+def plain(value: Any, files: Mapping[int, str] | None = None) -> Any:
+    """``value`` as plain JSON types, the same for the run store, ``--out`` and the summary.
 
-    ``sync_dir=False`` leaves the rename's durability to a later ``fsync_dir`` of the folder
-    (one for several files)."""
-    tmp = temp_sibling(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-def atomic_copy(source: Path, path: Path) -> None:
-    """Copy the file ``source`` to ``path`` atomically (checkpoints can be large: streamed)."""
-    tmp = temp_sibling(path)
-    try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain JSON types: dataclasses and mappings -> dicts, tuples -> lists, numpy
-    and torch scalars -> numbers; anything else (tensors, state dicts) -> ``"<TypeName>"``."""
-    import dataclasses
-
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    Dataclasses and mappings -> dicts, tuples -> lists, paths -> strings, numpy and torch
+    scalars -> numbers, NaN and infinities -> null (JSON has neither). A state_dict becomes the
+    name of the file its weights were saved to, ``files[id(state_dict)]``, or null: weights
+    belong in a file, not in JSON (see :func:`advstudio.core.runs.models.keep_models`). Other
+    arrays and objects -> ``"<TypeName>"``.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {f.name: plain(getattr(value, f.name), files)
+                for f in dataclasses.fields(value)}
+    if is_state_dict(value):
+        return (files or {}).get(id(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, files) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+        return [plain(v, files) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy / torch scalar
-        return value.item()
+        return plain(value.item())
     return f"<{type(value).__name__}>"
+
+
+def metrics_line(step: int, values: Mapping[str, Any]) -> str:
+    """One record of a ``metrics.jsonl`` stream (the run store's and ``advstudio-run --out``'s)."""
+    return json.dumps(plain({"step": step, **values}), allow_nan=False)
 
 
 def atomic_write_json(path: Path, value: Any, sync_dir: bool = True) -> None:

@@ -1,36 +1,44 @@
 """Recording one run while its job runs: metrics, log lines, artifacts and the final status.
 
-A driver (the CLI, the Qt worker, a notebook) wraps its loop in ``with store.record(...) as rec``
-and passes every event to ``rec.log_event``. Metrics are buffered and written at most every
-``FLUSH_INTERVAL`` seconds, so recording costs microseconds per event; after a crash at most that
-much of the stream is lost, and the reader ignores a line cut in half. The last image of each
+The app's workers and ``advstudio-run`` record through :func:`advstudio.core.runs.wrap.recorded`,
+which wraps the job in ``with store.record(...) as rec`` and passes every event to
+``rec.log_event`` (a notebook may do the same by hand). Metrics are buffered and written at most
+every ``FLUSH_INTERVAL`` seconds, so recording costs microseconds per event; after a crash at most
+that much of the stream is lost, and the reader ignores a line cut in half. The last image of each
 live preview (a GAN's sample grid) is saved as ``artifacts/<name>.png`` when the run ends, however
-it ends. Leaving the ``with`` block
-by an exception records ``failed`` (with the message); by ``GeneratorExit`` (the job generator
-was closed, i.e. cancelled) or ``KeyboardInterrupt``, ``cancelled``.
+it ends. Leaving the ``with`` block by an exception records ``failed`` (with the message); by
+``GeneratorExit`` (the job generator was closed, i.e. cancelled) or ``KeyboardInterrupt``,
+``cancelled``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 import traceback
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from advstudio.core.atomic import atomic_write_bytes
 from advstudio.core.errors import explain
 from advstudio.core.jobs import Event, Log, Metrics, Preview
-from advstudio.core.runs.files import atomic_write_bytes, atomic_write_json, plain
+from advstudio.core.runs.files import atomic_write_json, metrics_line, plain
 from advstudio.core.runs.info import RunStatus, RunStoreError
 
-if TYPE_CHECKING:
-    from advstudio.core.runs.store import RunStore
-
 FLUSH_INTERVAL = 0.5  # seconds between writes of buffered metrics and log lines
-_ENCODER = json.JSONEncoder(default=plain)  # built once: json.dumps(default=...) rebuilds per call
+
+
+class RunFolders(Protocol):
+    """What a recorder needs of its store (:class:`~advstudio.core.runs.store.RunStore`), named
+    here so that the store imports the recorder and not the other way round."""
+
+    def run_path(self, run_id: str) -> Path: ...
+
+    def add_artifact(self, run_id: str, name: str, data: bytes | str | os.PathLike) -> Path: ...
+
+    def _save(self, meta: dict[str, Any], config: dict[str, Any]) -> None: ...
 
 
 def preview_image(preview: Preview) -> Any:
@@ -82,7 +90,7 @@ def scalar_summary(values: Any) -> dict[str, Any]:
 class Recorder:
     """Records one run; made by :meth:`RunStore.record`, used as a context manager."""
 
-    def __init__(self, store: RunStore, meta: dict[str, Any], config: dict[str, Any]) -> None:
+    def __init__(self, store: RunFolders, meta: dict[str, Any], config: dict[str, Any]) -> None:
         self.store = store
         self.run_id: str = meta["id"]
         self.path: Path = store.run_path(self.run_id)
@@ -111,7 +119,7 @@ class Recorder:
         """Append ``{"step": step, **values}`` to the metrics stream (``step`` is reserved)."""
         if self.status is not RunStatus.RUNNING:
             self._check_running()
-        self._metric_lines.append(_ENCODER.encode({"step": step, **values}))
+        self._metric_lines.append(metrics_line(step, values))
         self._last_values.update(values)
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
             self.flush()

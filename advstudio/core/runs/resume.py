@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from advstudio.core.errors import ConfigError
-from advstudio.core.runs.files import atomic_copy
+from advstudio.core.atomic import atomic_copy
 from advstudio.core.runs.store import CHECKPOINT
 
 

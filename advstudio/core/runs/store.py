@@ -32,9 +32,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from advstudio.core.runs.files import (
-    atomic_copy, atomic_write_bytes, atomic_write_json, fsync_dir, plain, read_json, read_jsonl,
-    temp_sibling)
+from advstudio.core.atomic import atomic_copy, atomic_write_bytes, fsync_dir, temp_sibling
+from advstudio.core.runs.files import atomic_write_json, plain, read_json, read_jsonl
 from advstudio.core.runs.index import RunIndex, TimeBound
 from advstudio.core.runs.info import RunInfo, RunNotFoundError, RunStatus, RunStoreError
 from advstudio.core.runs.owner import Owner

@@ -25,10 +25,9 @@ import shiboken6
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QWidget
 
-REDRAW_MS = 100  # how often a live plot redraws, at most
-TICK_MS = 25  # the shared scheduler's tick: one plot redrawn per tick
+from advstudio.responsiveness import REDRAW_BUDGET, REDRAW_MS, TICK_MS
+
 EXTENT_PADDING = 0.02  # around a fixed x extent, so the last point's marker is not cut in half
-BUDGET = 0.2  # the share of the UI thread live plots may take (the tick stretches to keep it)
 
 
 def nice_ceiling(value: float) -> float:
@@ -95,7 +94,7 @@ class RedrawScheduler:
     """Redraws dirty live plots one per tick, taking turns (see the module's docstring).
 
     A plot waits at least ``REDRAW_MS`` between its redraws, and the tick stretches to
-    ``spent / BUDGET`` after a slow redraw (100k-point curves), so live plots never take more
+    ``spent / REDRAW_BUDGET`` after a slow redraw (100k-point curves), so live plots never take more
     than about a fifth of the UI thread, however many there are and however long their curves.
     """
 
@@ -139,7 +138,7 @@ class RedrawScheduler:
                 started = time.perf_counter()
                 plot.redraw()
                 spent_ms = (time.perf_counter() - started) * 1000
-                self.timer.setInterval(max(TICK_MS, round(spent_ms / BUDGET)))
+                self.timer.setInterval(max(TICK_MS, round(spent_ms / REDRAW_BUDGET)))
                 return
 
 

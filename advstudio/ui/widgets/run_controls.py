@@ -7,12 +7,15 @@ while it is paused, everything resets when its thread ends).
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 from advstudio.workers import JobWorker
 
 
 class RunControls(QWidget):
+    resuming = Signal()  # just before a paused job resumes (the playground's step mode stops then)
+
     def __init__(self, start_text: str = "Train", pausable: bool = True,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,8 +48,13 @@ class RunControls(QWidget):
         return worker
 
     def toggle_pause(self) -> None:
-        if self.running:
-            (self.worker.resume if self.worker.is_paused else self.worker.pause)()
+        if not self.running:
+            return
+        if self.worker.is_paused:
+            self.resuming.emit()
+            self.worker.resume()
+        else:
+            self.worker.pause()
 
     def stop(self) -> None:
         if self.running:

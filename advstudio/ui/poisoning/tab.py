@@ -5,7 +5,7 @@ Live: a preview of a poisoned sample with the trigger as designed, the victim's 
 accuracy and attack success per epoch, a gallery of the poisoned samples, and a sweep over the
 poison fraction.
 
-Run alone: ``python -m advstudio.ui.poisoning_tab``.
+Run alone: ``python -m advstudio.ui.poisoning.tab``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
 ATTACKS = [("backdoor", "Backdoor (BadNets trigger)"), ("label-flip", "Label flipping"),
@@ -62,7 +63,6 @@ class PoisoningTab(QWidget):
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
-        self.worker: JobWorker | None = None
         self.result = None
         self.curve = None
         self._sample = None
@@ -125,28 +125,25 @@ class PoisoningTab(QWidget):
             self.rows[name] = w
         self.preview = ImageView("A poisoned training sample", "")
         self.preview.setFixedHeight(190)
-        self.run_button = QPushButton("Poison and train")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
+        self.controls = RunControls("Poison and train")
+        self.run_button = self.controls.start_button
+        self.stop_button = self.controls.stop_button
         self.fractions = QLineEdit(str(self.settings.value("poison/fractions",
                                                            "0, 0.01, 0.05, 0.1")))
         self.fractions.setToolTip("Poison fractions to sweep (0 = the clean baseline)")
         self.sweep_button = QPushButton("Sweep fractions")
         self.run_button.clicked.connect(self.start)
         self.sweep_button.clicked.connect(self.start_sweep)
-        self.stop_button.clicked.connect(self.stop)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.stop_button)
         sweep_row = QHBoxLayout()
         sweep_row.addWidget(self.fractions, 1)
         sweep_row.addWidget(self.sweep_button)
         self.status = QLabel(wordWrap=True)
+        self.job = JobOwner(self, self.jobs, self.status)
         box = QGroupBox("Poisoning")
         bl = QVBoxLayout(box)
         bl.addLayout(self.form)
         bl.addWidget(self.preview)
-        bl.addLayout(buttons)
+        bl.addWidget(self.controls)
         bl.addLayout(sweep_row)
         bl.addWidget(self.status)
         bl.addStretch(1)
@@ -257,17 +254,13 @@ class PoisoningTab(QWidget):
     # -- running ------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_done
+        return self.job.busy
 
     def _begin(self) -> None:
-        self.run_button.setEnabled(False)
-        self.sweep_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
+        self.sweep_button.setEnabled(False)  # RunControls handles Train, Pause and Stop
 
     def _finished(self) -> None:
-        self.run_button.setEnabled(True)
         self.sweep_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
         for p in (self.loss_plot, self.epoch_plot, self.sweep_plot):
             p.redraw()
 
@@ -302,15 +295,13 @@ class PoisoningTab(QWidget):
             w.preview.connect(self._on_preview)
             w.log.connect(self.status.setText)
             w.returned.connect(self._on_result)
-            w.errored.connect(self._on_error)
             w.aborted.connect(lambda: self.status.setText("Stopped; the curves so far are kept."))
             w.finished.connect(self._finished)
 
         self._begin()
-        self.worker = self.jobs.start(lambda: run_poisoning(config),
-                                      f"Poisoning: {config.attack}", connect=connect,
-                                      record=("poison", config))
-        return self.worker
+        return self.controls.attach(self.job.start(
+            lambda: run_poisoning(config), f"Poisoning: {config.attack}", "Poisoning failed",
+            connect=connect, record=("poison", config)))
 
     def start_sweep(self) -> JobWorker | None:
         from advstudio.core.poisoning.job import run_fraction_sweep
@@ -346,17 +337,15 @@ class PoisoningTab(QWidget):
             w.metrics.connect(on_metrics)
             w.log.connect(self.status.setText)
             w.returned.connect(done)
-            w.errored.connect(self._on_error)
             w.finished.connect(self._finished)
 
         self._begin()
-        self.worker = self.jobs.start(lambda: run_fraction_sweep(config, fractions),
-                                      "Poison fraction sweep", connect=connect)
-        return self.worker
+        return self.controls.attach(self.job.start(
+            lambda: run_fraction_sweep(config, fractions), "Poison fraction sweep",
+            "Poisoning failed", connect=connect))
 
     def stop(self) -> None:
-        if self.running:
-            self.worker.cancel()
+        self.controls.stop()
 
     def _on_preview(self, preview) -> None:
         if preview.name == "poisoned" and len(preview.data):
@@ -378,9 +367,6 @@ class PoisoningTab(QWidget):
                      f"clean digits")
         self.status.setText(text + f" ({result.seconds:.0f} s).")
         self.run_done.emit(result)
-
-    def _on_error(self, exc: BaseException) -> None:
-        report_job_error(self, self.status, "Poisoning failed", exc)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 D's outputs, gradient norms, diversity, classes covered, Fréchet distance, a sample grid from
 fixed noise with a time-lapse strip, and badges for the classic difficulties.
 
-Run alone: ``python -m advstudio.ui.gan_tab``.
+Run alone: ``python -m advstudio.ui.gan.tab``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from advstudio.core.gan.config import GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
@@ -53,7 +53,6 @@ class GanTab(QWidget):
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
-        self.worker: JobWorker | None = None
         self.result = None
         self.rows: list[dict[str, float]] = []
         self.diagnostics = GanDiagnostics()
@@ -115,6 +114,7 @@ class GanTab(QWidget):
         self.stop_button = self.controls.stop_button
         self.start_button.clicked.connect(self.start)
         self.status = QLabel("Trains on the 4,000 bundled digits.", wordWrap=True)
+        self.job = JobOwner(self, self.jobs, self.status)
         self.badges = QLabel(wordWrap=True)
         self.badges.setTextFormat(Qt.TextFormat.RichText)
         explain = QLabel("<b>Why GANs are hard</b><br>" + "<br>".join(
@@ -254,7 +254,7 @@ class GanTab(QWidget):
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_done
+        return self.job.busy
 
     def start(self) -> JobWorker | None:
         from advstudio.core.gan.train import train_gan
@@ -278,15 +278,13 @@ class GanTab(QWidget):
             w.preview.connect(self._on_preview)
             w.log.connect(self.status.setText)
             w.returned.connect(self._on_done)
-            w.errored.connect(self._on_error)
             w.aborted.connect(lambda: self.status.setText(
                 f"Stopped at step {self.diagnostics.step}; the curves so far are kept."))
             w.finished.connect(self._on_finished)
 
-        self.worker = self.controls.attach(self.jobs.start(
-            lambda: train_gan(config), f"Training {config.arch.upper()}", connect=connect,
-            record=("gan", config, train_gan)))
-        return self.worker
+        return self.controls.attach(self.job.start(
+            lambda: train_gan(config), f"Training {config.arch.upper()}", "GAN training failed",
+            connect=connect, record=("gan", config, train_gan)))
 
     def _plots(self) -> tuple[LivePlot, ...]:
         return (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
@@ -362,9 +360,6 @@ class GanTab(QWidget):
         for b in (self.interp_button, self.save_button, self.grid_button):
             b.setEnabled(True)
         self.trained.emit(result)
-
-    def _on_error(self, exc: BaseException) -> None:
-        report_job_error(self, self.status, "GAN training failed", exc)
 
     def _on_finished(self) -> None:
         self.csv_button.setEnabled(bool(self.rows))

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.ui.widgets.error_box import report_job_error
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.results_table import ResultsTable
 from advstudio.ui.widgets.topk_bars import TopKBars
 from advstudio.workers import JobManager, JobWorker
@@ -42,7 +42,6 @@ class RobustPanel(QWidget):
         super().__init__(parent)
         self.lab, self.jobs, self.settings = lab, jobs, settings
         self.result = None
-        self.worker: JobWorker | None = None
         self.n_images = QSpinBox(minimum=1, maximum=1000, singleStep=50,
                                  value=int(settings.value("robust/n_images", 200)))
         self.n_images.setToolTip("How many of the 1,000 bundled test digits to evaluate (1-1000)")
@@ -77,6 +76,7 @@ class RobustPanel(QWidget):
                               "attack was the first to break (the later attacks only see the "
                               "digits the earlier ones left)")
         self.status = QLabel("", wordWrap=True)
+        self.job = JobOwner(self, jobs, self.status)
         body = QHBoxLayout()
         body.addWidget(self.bars, 2)
         body.addWidget(self.table, 3)
@@ -96,11 +96,14 @@ class RobustPanel(QWidget):
                             n_images=self.n_images.value(), steps=self.steps.value(),
                             max_queries=self.queries.value(), device=state.device)
 
+    @property
+    def worker(self) -> JobWorker | None:
+        """The latest evaluation's job."""
+        return self.job.worker
+
     def toggle(self) -> None:
-        if self.worker is not None and not self.worker.is_done:
-            self.worker.cancel()
-            return
-        self.start()
+        if not self.job.cancel():
+            self.start()
 
     def start(self) -> JobWorker | None:
         from advstudio.core.attacks.robust import run_robust
@@ -118,16 +121,13 @@ class RobustPanel(QWidget):
             w.metrics.connect(self._live)
             w.returned.connect(self._show)
             w.aborted.connect(lambda: self.status.setText("Cancelled."))
-            w.errored.connect(lambda exc: report_job_error(self, self.status,
-                                                           "Robust accuracy failed", exc))
             w.finished.connect(lambda: self.run_button.setText(RUN_TEXT))
 
         self.status.setText(f"evaluating {config.n_images} digits at ε {config.eps:g}…")
         self.run_button.setText("Cancel")
-        self.worker = self.jobs.start(lambda: run_robust(config),
-                                      f"Robust accuracy of {config.model}", connect=connect,
-                                      record=("robust", config))
-        return self.worker
+        return self.job.start(lambda: run_robust(config), f"Robust accuracy of {config.model}",
+                              "Robust accuracy failed", connect=connect,
+                              record=("robust", config))
 
     def _live(self, metrics) -> None:
         v = metrics.values

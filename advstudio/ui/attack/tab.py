@@ -3,7 +3,7 @@ top-5 before and after, the measures, whether the result survives saving (PNG, J
 smallest flipping epsilon, and below, in tabs: the epsilon sweep, the distance to the decision
 boundary, input-transform defences with the adaptive attack, and robust accuracy.
 
-Run alone: ``python -m advstudio.ui.attack_tab``.
+Run alone: ``python -m advstudio.ui.attack.tab``.
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.ui.boundary_panel import BoundaryPanel
+from advstudio.ui.attack.boundary_panel import BoundaryPanel
 from advstudio.ui.model_controller import ModelController
-from advstudio.ui.robust_panel import RobustPanel
+from advstudio.ui.attack.robust_panel import RobustPanel
 from advstudio.ui.state import AppState
-from advstudio.ui.sweep_panel import SweepPanel
-from advstudio.ui.transform_panel import TransformPanel
+from advstudio.ui.attack.sweep_panel import SweepPanel
+from advstudio.ui.attack.transform_panel import TransformPanel
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.perturbation import perturbation_rgb
 from advstudio.ui.widgets.topk_bars import TopKBars
 from advstudio.workers import JobManager, JobWorker
@@ -137,14 +138,12 @@ class AttackTab(QWidget):
         self.whitebox_allowed = True
         self._note = ""  # shown under the buttons with the next outcome
         self.surrogates: dict[str, object] = {}
-        self._slider_job: JobWorker | None = None
-        self._slider_pending: float | None = None
-        self._survival_job: JobWorker | None = None
-        self._survival_pending = False
         self.export_warning: QMessageBox | None = None
         self._rerun = QTimer(self, singleShot=True, interval=250)
         self._rerun.timeout.connect(self.run_attack)
         self._build()
+        self._slider_owner = JobOwner(self, jobs, self.message)  # FGSM re-applied at a new ε
+        self._survival_owner = JobOwner(self, jobs, self.message)
         state.image_changed.connect(self._invalidate)
         state.image_changed.connect(self._clear_panels)
         state.model_changed.connect(self._on_model)
@@ -496,8 +495,8 @@ class AttackTab(QWidget):
     def recheck_survival(self) -> JobWorker | None:
         """Re-check the shown result at the current JPEG setting (forward passes, on a job);
         one in flight at a time, the latest setting queued."""
-        if self._survival_job is not None and not self._survival_job.is_done:
-            self._survival_pending = True
+        if self._survival_owner.busy:
+            self._survival_owner.request(self.recheck_survival)
             return None
         model, outcome, quality = self.state.model, self.outcome, self.jpeg_quality
         if model is None or outcome is None:
@@ -509,17 +508,9 @@ class AttackTab(QWidget):
                 self.survival.setText(survival_text(new.survival, model.class_names))
                 self.survival_checked.emit(new)
 
-        def finished() -> None:
-            if self._survival_pending:
-                self._survival_pending = False
-                self.recheck_survival()
-
-        self._survival_job = self.jobs.start(
-            lambda: _survival_job(model, outcome, quality), "Survival check",
-            show_in_status=False,
-            connect=lambda w: (w.returned.connect(checked), w.errored.connect(self._on_error),
-                               w.finished.connect(finished)))
-        return self._survival_job
+        return self._survival_owner.start(
+            lambda: _survival_job(model, outcome, quality), "Survival check", "The attack failed",
+            show_in_status=False, connect=lambda w: w.returned.connect(checked))
 
     def _on_quantise(self, on: bool) -> None:
         self.settings.setValue("attack/quantise", on)
@@ -590,20 +581,14 @@ class AttackTab(QWidget):
 
     def _slider_update(self, eps: float) -> None:
         """Coalesce slider moves: one re-application in flight, the latest eps queued."""
-        if self._slider_job is not None and not self._slider_job.is_done:
-            self._slider_pending = eps
+        if self._slider_owner.busy:
+            self._slider_owner.request(
+                lambda: self._slider_update(eps) if self.outcome is not None else None)
             return
         model, outcome = self.state.model, self.outcome
-
-        def finished() -> None:
-            pending, self._slider_pending = self._slider_pending, None
-            if pending is not None and self.outcome is not None:
-                self._slider_update(pending)
-
-        self._slider_job = self.jobs.start(
-            lambda: _fgsm_at_job(model, outcome, eps), "FGSM ε", show_in_status=False,
-            connect=lambda w: (w.returned.connect(self._show_outcome),
-                               w.errored.connect(self._on_error), w.finished.connect(finished)))
+        self._slider_owner.start(
+            lambda: _fgsm_at_job(model, outcome, eps), "FGSM ε", "The attack failed",
+            show_in_status=False, connect=lambda w: w.returned.connect(self._show_outcome))
 
     def _show_outcome(self, outcome) -> None:
         from advstudio.core.images import from_tensor

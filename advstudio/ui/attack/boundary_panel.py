@@ -11,8 +11,8 @@ from PySide6.QtCore import QSettings, QSize, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.perturbation import perturbation_rgb
 from advstudio.ui.widgets.results_table import ResultsTable
 from advstudio.workers import JobManager, JobWorker
@@ -36,7 +36,6 @@ class BoundaryPanel(QWidget):
         super().__init__(parent)
         self.lab, self.jobs, self.settings = lab, jobs, settings
         self.rows = None
-        self.worker: JobWorker | None = None
         self.cw_steps = QSpinBox(minimum=10, maximum=5000, singleStep=50,
                                  value=int(settings.value("boundary/cw_steps", 100)))
         self.cw_steps.setToolTip("C&W: Adam steps per round of the search on c (10-5000); the "
@@ -51,6 +50,7 @@ class BoundaryPanel(QWidget):
         QShortcut(QKeySequence("Ctrl+D"), self, activated=self.run)
         self.status = QLabel("How far is the nearest decision boundary? Press Measure distance.",
                              wordWrap=True)
+        self.job = JobOwner(self, jobs, self.status)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("C&W steps"))
         controls.addWidget(self.cw_steps)
@@ -84,7 +84,7 @@ class BoundaryPanel(QWidget):
             view.set_pixels(None)
 
     def run(self) -> JobWorker | None:
-        if self.worker is not None and not self.worker.is_done:
+        if self.job.busy:
             return None
         model, image = self.lab.state.model, self.lab.state.image
         if model is None or image is None:
@@ -102,16 +102,13 @@ class BoundaryPanel(QWidget):
         def connect(w: JobWorker) -> None:
             w.progress.connect(lambda p: self.status.setText(f"measuring: {p.message}…"))
             w.returned.connect(lambda rows: self._show(model, x, rows))
-            w.errored.connect(lambda exc: report_job_error(self, self.status,
-                                                           "Measuring the distance failed", exc))
             w.finished.connect(lambda: self.run_button.setEnabled(True))
 
         self.run_button.setEnabled(False)
         self.status.setText("measuring…")
-        self.worker = self.jobs.start(
+        return self.job.start(
             lambda: distance_to_boundary(model, x, label, cw_steps=steps, cw_search_steps=rounds),
-            "Distance to the boundary", connect=connect)
-        return self.worker
+            "Distance to the boundary", "Measuring the distance failed", connect=connect)
 
     def _show(self, model, x, rows) -> None:
         from advstudio.core.attacks.lab import BOUNDARY_NAMES

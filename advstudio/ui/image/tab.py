@@ -1,6 +1,6 @@
 """Image tab: load an image (drop, Ctrl+O, sample gallery), pick a classifier, see top-5.
 
-Run alone: ``python -m advstudio.ui.image_tab``.
+Run alone: ``python -m advstudio.ui.image.tab``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import show_error
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.workers import JobManager, JobWorker
 
 COLOURS = {"fgsm": (31, 119, 180), "bim": (255, 127, 14), "pgd": (214, 39, 40),
@@ -65,7 +65,6 @@ class SweepPanel(QWidget):
 
         self.state, self.jobs, self.settings = state, jobs, settings
         self.result = None
-        self.worker: JobWorker | None = None
         self.checks = {e.name: QCheckBox(e.label("sweep")) for e in attacks_for(context="sweep")}
         self.checks["fgsm"].setChecked(True)
         self.checks["pgd"].setChecked(True)
@@ -80,6 +79,7 @@ class SweepPanel(QWidget):
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export_dialog)
         self.status = QLabel("")
+        self.job = JobOwner(self, jobs, self.status)
         controls = QHBoxLayout()
         for w in self.checks.values():
             controls.addWidget(w)
@@ -120,10 +120,8 @@ class SweepPanel(QWidget):
                            device=self.state.device)
 
     def toggle(self) -> None:
-        if self.worker is not None and not self.worker.is_done:
-            self.worker.cancel()
-            return
-        self.start()
+        if not self.job.cancel():
+            self.start()
 
     def start(self) -> JobWorker | None:
         from advstudio.core.attacks.sweep import SweepResult, run_sweep
@@ -141,17 +139,14 @@ class SweepPanel(QWidget):
             w.preview.connect(lambda p: self.draw(p.data))
             w.returned.connect(lambda r: self._done(r))
             w.aborted.connect(lambda: self._done(result))
-            w.errored.connect(lambda exc: show_error(self, "The sweep failed", exc))
             w.finished.connect(lambda: self.run_button.setText("Run sweep"))
 
         self.plot.clear()
         self.legend.clear()
         self.status.setText("sweeping…")
         self.run_button.setText("Cancel sweep")
-        self.worker = self.jobs.start(lambda: run_sweep(config, result),
-                                      f"Sweep on {config.model}", connect=connect,
-                                      record=("sweep", config))
-        return self.worker
+        return self.job.start(lambda: run_sweep(config, result), f"Sweep on {config.model}",
+                              "The sweep failed", connect=connect, record=("sweep", config))
 
     def draw(self, result, final: bool = False) -> None:
         import pyqtgraph as pg

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.workers import JobManager, JobWorker
 
 THUMB = QSize(84, 84)
@@ -58,8 +58,6 @@ class TransformPanel(QWidget):
         self.lab, self.jobs, self.settings = lab, jobs, settings
         self.comparison = None
         self.check = None
-        self.worker: JobWorker | None = None
-        self.detector_worker: JobWorker | None = None
         self._clean_digits = None
         self._refit = QTimer(self, singleShot=True, interval=250)
         self._refit.timeout.connect(lambda: self.fit_detector())
@@ -79,6 +77,7 @@ class TransformPanel(QWidget):
                                    "controls' ε")
         self.run_button.clicked.connect(lambda: self.run())
         self.status = QLabel("", wordWrap=True)
+        self.job = JobOwner(self, jobs, self.status)
         row = QHBoxLayout()
         row.addWidget(QLabel("Defence"))
         row.addWidget(self.defence)
@@ -115,6 +114,7 @@ class TransformPanel(QWidget):
                                    "score the original and adversarial image")
         self.fit_button.clicked.connect(lambda: self.fit_detector())
         self.threshold_row = QLabel("—")
+        self.detector_job = JobOwner(self, jobs, self.threshold_row)
         self.original_row = QLabel("—")
         self.adversarial_row = QLabel("—")
         for label in (self.threshold_row, self.original_row, self.adversarial_row):
@@ -181,7 +181,7 @@ class TransformPanel(QWidget):
     def run(self, parameter: int | None = None) -> JobWorker | None:
         """Compare plain PGD and BPDA on the defended model. ``parameter`` overrides the spin
         box (scripts); a value outside the defence's range is explained, not run."""
-        if self.worker is not None and not self.worker.is_done:
+        if self.job.busy:
             return None
         model, image = self.lab.state.model, self.lab.state.image
         if model is None or image is None:
@@ -203,17 +203,14 @@ class TransformPanel(QWidget):
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(lambda c: self._show(model, c))
-            w.errored.connect(lambda exc: report_job_error(self, self.status,
-                                                           "The defence check failed", exc))
             w.finished.connect(lambda: self.run_button.setEnabled(True))
 
         self.run_button.setEnabled(False)
         self.status.setText(f"attacking {self.defence.currentText()} at ε {eps:g}…")
-        self.worker = self.jobs.start(
+        return self.job.start(
             lambda: compare_defence(model, x, defence=defence, parameter=value, eps=eps,
                                     steps=steps, label=label),
-            "Defence check", connect=connect)
-        return self.worker
+            "Defence check", "The defence check failed", connect=connect)
 
     def _show(self, model, c) -> None:
         from advstudio.core.images import from_tensor
@@ -273,8 +270,8 @@ class TransformPanel(QWidget):
             self.threshold_row.setText("The detector is fitted on the bundled test digits: "
                                        "pick a digit model.")
             return None
-        if self.detector_worker is not None and not self.detector_worker.is_done:
-            self._refit.start()  # one fit at a time; try again once this one is done
+        if self.detector_job.busy:  # one fit at a time; fit again once this one is done
+            self.detector_job.request(self.fit_detector)
             return None
         from advstudio.core.attacks.lab import detector_check
         from advstudio.core.attacks.transforms import check_rate
@@ -299,13 +296,10 @@ class TransformPanel(QWidget):
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(lambda out: self._show_check(*out, x_adv is not None))
-            w.errored.connect(lambda exc: report_job_error(self, self.threshold_row,
-                                                           "Fitting the detector failed", exc))
 
         self.threshold_row.setText("fitting…")
-        self.detector_worker = self.jobs.start(job, "Fitting the detector", show_in_status=False,
-                                               connect=connect)
-        return self.detector_worker
+        return self.detector_job.start(job, "Fitting the detector", "Fitting the detector failed",
+                                       show_in_status=False, connect=connect)
 
     def _show_check(self, clean, check, has_adversarial: bool) -> None:
         self._clean_digits, self.check = clean, check

@@ -4,7 +4,7 @@ stopped training from its checkpoint, export its config for ``advstudio-run``, d
 a zip, open its folder; a run's saved image (a GAN's final sample grid) is shown beside its
 details.
 
-Run alone: ``python -m advstudio.ui.runs_tab``.
+Run alone: ``python -m advstudio.ui.runs.tab``.
 """
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ class RunsTab(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self.show_selected)
 
-        self.metric = QComboBox()
-        self.metric.setToolTip("The metric to plot for the selected runs (select several runs "
+        self.metric_choice = QComboBox()
+        self.metric_choice.setToolTip("The metric to plot for the selected runs (select several runs "
                                "to compare them)")
-        self.metric.currentIndexChanged.connect(self._plot)
+        self.metric_choice.currentIndexChanged.connect(self._plot)
         self.rerun_button = QPushButton("Rerun")
         self.rerun_button.setToolTip("Run it again from the start with the same config")
         self.resume_button = QPushButton("Resume")
@@ -119,7 +119,7 @@ class RunsTab(QWidget):
         self.export_button.clicked.connect(self.export_selected)
         actions = QHBoxLayout()
         actions.addWidget(QLabel("Plot"))
-        actions.addWidget(self.metric, 1)
+        actions.addWidget(self.metric_choice, 1)
         for b in (self.rerun_button, self.resume_button, self.config_button, self.folder_button,
                   self.delete_button, self.export_button):
             actions.addWidget(b)
@@ -227,13 +227,13 @@ class RunsTab(QWidget):
                 for k, v in row.items():
                     if k != "step" and isinstance(v, (int, float)) and k not in keys:
                         keys.append(k)
-        current = self.metric.currentText()
-        self.metric.blockSignals(True)
-        self.metric.clear()
-        self.metric.addItems(keys)
+        current = self.metric_choice.currentText()
+        self.metric_choice.blockSignals(True)
+        self.metric_choice.clear()
+        self.metric_choice.addItems(keys)
         if current in keys:
-            self.metric.setCurrentText(current)
-        self.metric.blockSignals(False)
+            self.metric_choice.setCurrentText(current)
+        self.metric_choice.blockSignals(False)
         if len(ids) == 1:
             info = self.store.get(ids[0])
             config = self.store.rerun_config(ids[0])[1]
@@ -282,7 +282,7 @@ class RunsTab(QWidget):
 
         self.plot.clear()
         self.legend.clear()
-        key = self.metric.currentText()
+        key = self.metric_choice.currentText()
         if not key:
             return
         for i, run_id in enumerate(self.selected_ids()):

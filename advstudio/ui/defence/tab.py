@@ -6,7 +6,7 @@ VAT (Miyato et al.) and its supervised-only baseline, and a reactive detector. E
 its curves to the plots and a row of final figures to the table; "Attack this model" hands a
 trained classifier to the Attack tab.
 
-Run alone: ``python -m advstudio.ui.defence_tab``.
+Run alone: ``python -m advstudio.ui.defence.tab``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import report_job_error
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
@@ -68,7 +69,6 @@ class DefenceTab(QWidget):
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
-        self.worker: JobWorker | None = None
         self.runs: list[dict] = []  # one per started run: key, label, colour, result, model
         self.robust_worker: JobWorker | None = None
         self._build()
@@ -152,6 +152,7 @@ class DefenceTab(QWidget):
         self.stop_button = self.controls.stop_button
         self.train_button.clicked.connect(self.start)
         self.status = QLabel(wordWrap=True)
+        self.job = JobOwner(self, self.jobs, self.status)
         box = QGroupBox("Defence")
         bl = QVBoxLayout(box)
         bl.addLayout(self.form)
@@ -275,7 +276,7 @@ class DefenceTab(QWidget):
 
     @property
     def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_done
+        return self.job.busy
 
     def start(self) -> JobWorker | None:
         from advstudio.core.jobkinds import JOB_KINDS
@@ -301,15 +302,13 @@ class DefenceTab(QWidget):
             w.metrics.connect(lambda m: self._on_metrics(entry, m))
             w.log.connect(self.status.setText)
             w.returned.connect(lambda r: self._on_done(entry, r))
-            w.errored.connect(self._on_error)
             w.aborted.connect(lambda: self.status.setText(f"Run {label} stopped; its curves "
                                                           "are kept."))
             w.finished.connect(self._on_finished)
 
-        self.worker = self.controls.attach(self.jobs.start(
-            lambda: run(config), f"Defence: {label}", connect=connect,
+        return self.controls.attach(self.job.start(
+            lambda: run(config), f"Defence: {label}", "Training failed", connect=connect,
             record=(kind, config, run)))
-        return self.worker
 
     def _add_curves(self, entry: dict) -> None:
         c, label = entry["colour"], entry["label"]
@@ -436,9 +435,6 @@ class DefenceTab(QWidget):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, entry["index"])
             self.table.setItem(row, col, item)
-
-    def _on_error(self, exc: BaseException) -> None:
-        report_job_error(self, self.status, "Training failed", exc)
 
     def _on_finished(self) -> None:
         self.loss_plot.redraw()

@@ -7,7 +7,7 @@ loss pushes each sample (arrows). Hyper-parameters changed while training runs r
 before its next step (through :class:`LiveParams`); the step buttons (keys D, G, Space) run one
 update on the UI thread (a few milliseconds) while training is stopped or paused.
 
-Run alone: ``python -m advstudio.ui.playground_tab``.
+Run alone: ``python -m advstudio.ui.playground.tab``.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from advstudio.core.playground.job import measure, prepare_playground
 from advstudio.core.playground.model import ARROWS, one_thread
 from advstudio.core.playground.targets import SD
 from advstudio.ui.state import AppState
-from advstudio.ui.widgets.error_box import report_job_error
+from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
 REAL, FAKE, D_COLOUR, G_COLOUR = (27, 158, 119), (117, 60, 170), (31, 119, 180), (214, 39, 40)
@@ -109,7 +110,6 @@ class PlaygroundTab(QWidget):
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
-        self.worker: JobWorker | None = None
         self.playground: Playground | None = None
         self.points: list[tuple[float, float]] = []
         self.diagnostics = Diagnostics()
@@ -179,9 +179,11 @@ class PlaygroundTab(QWidget):
                          ("Batch", self.batch), ("GP weight", self.gp_weight)):
             form.addRow(label, w)
 
-        self.start_button = QPushButton("Start")
-        self.pause_button = QPushButton("Pause", enabled=False)
-        self.stop_button = QPushButton("Stop", enabled=False)
+        self.controls = RunControls("Start")
+        self.start_button = self.controls.start_button
+        self.pause_button = self.controls.pause_button
+        self.stop_button = self.controls.stop_button
+        self.controls.resuming.connect(lambda: self._set_parked(False))  # before its next step
         self.reset_button = QPushButton("Reset networks")
         self.reset_button.setToolTip("New random weights for G and D (the curves are cleared)")
         self.step_d_button = QPushButton("Step D")
@@ -194,15 +196,12 @@ class PlaygroundTab(QWidget):
         self.step_button.setToolTip("D steps per G step discriminator updates, then one "
                                     "generator update (Space)")
         self.start_button.clicked.connect(self.start)
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.stop_button.clicked.connect(self.stop)
         self.reset_button.clicked.connect(self.reset)
         self.step_d_button.clicked.connect(self.step_d)
         self.step_g_button.clicked.connect(self.step_g)
         self.step_button.clicked.connect(self.step_once)
         run_row = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button):
-            run_row.addWidget(b)
+        run_row.addWidget(self.controls)
         step_row = QHBoxLayout()
         for b in (self.step_d_button, self.step_g_button, self.step_button):
             step_row.addWidget(b)
@@ -220,6 +219,7 @@ class PlaygroundTab(QWidget):
             box.toggled.connect(lambda on, k=key: self._on_layer(k, on))
         self.status = QLabel("Pick a distribution and press Start, or step one update at a "
                              "time.", wordWrap=True)
+        self.job = JobOwner(self, self.jobs, self.status)
 
         left = QGroupBox("Playground")
         lb = QVBoxLayout(left)
@@ -403,7 +403,12 @@ class PlaygroundTab(QWidget):
     # -- running ------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.worker is not None and not self.worker.is_done
+        return self.job.busy
+
+    @property
+    def worker(self) -> JobWorker | None:
+        """The latest training job (None before the first Start)."""
+        return self.job.worker
 
     @property
     def can_step(self) -> bool:
@@ -449,8 +454,6 @@ class PlaygroundTab(QWidget):
         def connect(w: JobWorker) -> None:
             w.metrics.connect(self._on_metrics)
             w.preview.connect(lambda p: self._show(p.data))
-            w.errored.connect(lambda exc: report_job_error(self, self.status,
-                                                           "Playground training failed", exc))
             w.aborted.connect(lambda: self.status.setText(
                 f"Stopped at step {playground.steps_done}. Start continues; Reset starts "
                 "over."))
@@ -459,29 +462,22 @@ class PlaygroundTab(QWidget):
             w.finished.connect(self._update_buttons)
 
         self._job_parked = False
-        self.worker = self.jobs.start(lambda: run_playground(playground, live,
-                                                             diagnostics=diagnostics),
-                                      "GAN playground", connect=connect)
+        worker = self.controls.attach(self.job.start(
+            lambda: run_playground(playground, live, diagnostics=diagnostics), "GAN playground",
+            "Playground training failed", connect=connect))
         self.status.setText("Training. Change any setting: the next step uses it.")
         self._update_buttons()
-        return self.worker
+        return worker
 
     def toggle_pause(self) -> None:
-        if not self.running:
-            return
-        if self.worker.is_paused:
-            self._set_parked(False)  # before the job can take its next step
-            self.worker.resume()
-        else:
-            self.worker.pause()
+        self.controls.toggle_pause()
 
     def _set_parked(self, parked: bool) -> None:
         self._job_parked = parked
         self._update_buttons()
 
     def stop(self) -> None:
-        if self.running:
-            self.worker.cancel()
+        self.controls.stop()
 
     def reset(self) -> None:
         """New random networks (the next seed); curves and warnings start over."""
@@ -503,12 +499,7 @@ class PlaygroundTab(QWidget):
             self.status.setText(f"New networks (seed {self.seed}).")
 
     def _update_buttons(self) -> None:
-        running = self.running
-        self.start_button.setEnabled(not running)
-        self.pause_button.setEnabled(running)
-        self.pause_button.setText("Resume" if running and self.worker.is_paused else "Pause")
-        self.stop_button.setEnabled(running)
-        self.reset_button.setEnabled(not running)
+        self.reset_button.setEnabled(not self.running)  # RunControls: Start, Pause and Stop
         for b in (self.step_d_button, self.step_g_button, self.step_button):
             b.setEnabled(self.can_step)
 

@@ -1,0 +1,279 @@
+"""The certification jobs for ``advstudio-run`` and the Defence tab.
+
+- :func:`run_smoothing`: randomised smoothing's certified L2 radius per test digit (lower
+  bound), beside the smallest L2 perturbation DeepFool and C&W find on the base classifier
+  (upper bounds on the base classifier's own robustness), and certified accuracy at radii.
+- :func:`run_ibp`: verified L-inf accuracy by interval bound propagation at ``eps`` (lower
+  bound) beside PGD-20 accuracy (upper bound) and clean accuracy.
+
+Results are dataclasses of plain numbers and lists (they go to JSON).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from advstudio.core import validate as v
+from advstudio.core.attacks.minimal import minimal_norms
+from advstudio.core.attacks.whitebox import eval_mode, pgd
+from advstudio.core.certify.ibp import verified
+from advstudio.core.certify.smoothing import (
+    Smoothing, certified_accuracy, certify_images, largest_radius)
+from advstudio.core.data import load_digits
+from advstudio.core.devices import pick_device
+from advstudio.core.jobs import Event, Job, Log, Metrics, Progress, relay
+
+DATA_SETS = ("digits",)
+"""Where the images come from: the bundled test digits (first ``n_images``)."""
+ATTACK_CHUNK = 16
+"""Images per DeepFool / C&W call: the job yields between chunks, so cancel stays prompt."""
+PGD_STEPS_TO_STEP = 2.5
+"""PGD's step is ``2.5 * eps / steps`` (Madry et al.'s rule: the walk can cross the ball)."""
+
+
+def _test_images(n_images: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_digits("test")
+    return x[:n_images], y[:n_images]
+
+
+# --------------------------------------------------------------------------- smoothing
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """``model``: a registry key. ``n_images``: the first test digits. ``sigma``, ``n0``, ``n``,
+    ``alpha``, ``batch_size``: see :class:`~advstudio.core.certify.smoothing.Smoothing`.
+    ``radii``: L2 radii of the certified-accuracy curve. ``cw_steps``: Adam steps per C&W
+    search round (5 rounds). ``seed``: the noise. ``dry_run``: 1 image, n0 10, n 50, 5 C&W steps.
+    """
+
+    model: str = "digits-cnn"
+    data: str = "digits"
+    n_images: int = 100
+    sigma: float = 0.25
+    n0: int = 100
+    n: int = 1000
+    alpha: float = 0.001
+    batch_size: int = 400
+    radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    cw_steps: int = 100
+    seed: int = 0
+    device: str = "auto"
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.choice("data", self.data, DATA_SETS)
+        v.whole("n_images", self.n_images, 1, 1000)
+        self.smoothing()
+        if isinstance(self.radii, str) or not self.radii:
+            v.fail("radii", "a non-empty list of L2 radii >= 0", self.radii)
+        for r in self.radii:
+            v.number("radii", r, 0)
+        v.whole("cw_steps", self.cw_steps, 1)
+        v.whole("seed", self.seed, 0)
+        v.device(self.device)
+        v.flag("dry_run", self.dry_run)
+
+    def smoothing(self) -> Smoothing:
+        """The smoothing settings (checked); the dry run's are tiny."""
+        if self.dry_run:
+            return Smoothing(self.sigma, min(self.n0, 10), min(self.n, 50), self.alpha,
+                             self.batch_size)
+        return Smoothing(self.sigma, self.n0, self.n, self.alpha, self.batch_size)
+
+
+@dataclass(frozen=True)
+class SmoothedImage:
+    """One test digit: its label, the base classifier's class, the smoothed class (-1 =
+    abstain), the lower bound on its probability, the certified L2 radius (0 when abstaining)
+    and the L2 size of the smallest flip DeepFool / C&W found on the base classifier (0 when
+    the base classifier is already wrong, None when the attack failed)."""
+
+    index: int
+    label: int
+    base_prediction: int
+    prediction: int
+    p_lower: float
+    radius: float
+    deepfool_l2: float | None
+    cw_l2: float | None
+
+
+@dataclass(frozen=True)
+class SmoothingResult:
+    model: str
+    sigma: float
+    n0: int
+    n: int
+    alpha: float
+    radii: list[float]
+    certified_accuracy: list[float]  # one per radius
+    largest_radius: float  # no certificate can reach further at this sigma, n and alpha
+    base_accuracy: float
+    abstain_rate: float
+    images: list[SmoothedImage]
+
+
+def _offset(start: int, total: int) -> Callable[[Event], Event]:
+    """A relay transform: an inner job's Progress becomes ``start + done`` of ``total``."""
+    def shift(event: Event) -> Event:
+        if isinstance(event, Progress):
+            return Progress(start + event.done, total, event.message)
+        return event
+    return shift
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _base_attacks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cw_steps: int
+                  ) -> Job[tuple[list[int], list[float | None], list[float | None]]]:
+    """Base predictions and DeepFool / C&W minimal L2 per image, in chunks (a Progress each)."""
+    preds: list[int] = []
+    deepfool_l2: list[float | None] = []
+    cw_l2: list[float | None] = []
+    for start in range(0, len(x), ATTACK_CHUNK):
+        xb, yb = x[start:start + ATTACK_CHUNK], y[start:start + ATTACK_CHUNK]
+        with eval_mode(model), torch.no_grad():
+            preds += model(xb).argmax(1).tolist()
+        norms = minimal_norms(model, xb, yb, methods=("deepfool", "cw"),
+                              options={"cw": {"steps": cw_steps}})
+        deepfool_l2 += [_finite_or_none(d) for d in norms["deepfool"].l2.tolist()]
+        cw_l2 += [_finite_or_none(c) for c in norms["cw"].l2.tolist()]
+        yield Progress(len(preds), len(x), "DeepFool and C&W on the base classifier")
+    return preds, deepfool_l2, cw_l2
+
+
+def run_smoothing(config: SmoothingConfig) -> Job[SmoothingResult]:
+    """Certify the first ``n_images`` test digits with randomised smoothing (Cohen et al.
+    2019) and attack the base classifier with DeepFool and C&W. Progress: the attacks, then
+    one unit per certified image, each with its Metrics (prediction, p_lower, radius)."""
+    from advstudio.core.models.registry import load_model
+
+    device = pick_device(config.device)
+    model = load_model(config.model, device)
+    smoothing = config.smoothing()
+    x, y = _test_images(1 if config.dry_run else config.n_images)
+    x, y = x.to(device), y.to(device)
+    n = len(x)
+    yield Log(f"randomised smoothing of {model.name}: sigma {smoothing.sigma:g}, n0 "
+              f"{smoothing.n0}, n {smoothing.n}, alpha {smoothing.alpha:g}, {n} images")
+    base, deepfool_l2, cw_l2 = yield from relay(
+        _base_attacks(model, x, y, 5 if config.dry_run else config.cw_steps),
+        _offset(0, 2 * n))
+
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    certificates = yield from relay(
+        certify_images(model, x, smoothing, generator),
+        _offset(n, 2 * n))
+    labels = y.tolist()
+    radii = [float(r) for r in config.radii]
+    images = [SmoothedImage(i, labels[i], base[i], c.prediction, c.p_lower, c.radius,
+                            deepfool_l2[i], cw_l2[i]) for i, c in enumerate(certificates)]
+    return SmoothingResult(
+        config.model, smoothing.sigma, smoothing.n0, smoothing.n, smoothing.alpha, radii,
+        [certified_accuracy(labels, certificates, r) for r in radii], largest_radius(smoothing),
+        sum(b == t for b, t in zip(base, labels)) / n,
+        sum(c.abstained for c in certificates) / n, images)
+
+
+
+def smoothing_to_csv(result: SmoothingResult, path: str | Path) -> Path:
+    """One row per image: index, label, base_prediction, prediction (-1 = abstain), p_lower,
+    radius, deepfool_l2, cw_l2 (empty where the attack failed), sigma, n."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "label", "base_prediction", "prediction", "p_lower",
+                         "radius", "deepfool_l2", "cw_l2", "sigma", "n"])
+        for im in result.images:
+            writer.writerow([im.index, im.label, im.base_prediction, im.prediction,
+                             f"{im.p_lower:.6g}", f"{im.radius:.6g}",
+                             "" if im.deepfool_l2 is None else f"{im.deepfool_l2:.6g}",
+                             "" if im.cw_l2 is None else f"{im.cw_l2:.6g}",
+                             f"{result.sigma:g}", result.n])
+    return path
+
+
+# --------------------------------------------------------------------------- IBP
+
+@dataclass(frozen=True)
+class IbpConfig:
+    """``model``: a registry key (its layers must be ones IBP bounds, see
+    :mod:`~advstudio.core.certify.ibp`). ``eps``: the L-inf radius (pixel scale).
+    ``pgd_steps``: PGD's steps (step ``2.5 eps / steps``, random start from ``seed``).
+    ``dry_run``: one batch of 4 images, 2 PGD steps."""
+
+    model: str = "digits-cnn"
+    data: str = "digits"
+    n_images: int = 1000
+    eps: float = 0.1
+    pgd_steps: int = 20
+    batch_size: int = 100
+    seed: int = 0
+    device: str = "auto"
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        v.choice("data", self.data, DATA_SETS)
+        v.whole("n_images", self.n_images, 1, 1000)
+        v.number("eps", self.eps, above=0, high=1, hint="pixel scale")
+        v.whole("pgd_steps", self.pgd_steps, 1)
+        v.whole("batch_size", self.batch_size, 1)
+        v.whole("seed", self.seed, 0)
+        v.device(self.device)
+        v.flag("dry_run", self.dry_run)
+
+
+@dataclass(frozen=True)
+class IbpResult:
+    model: str
+    eps: float
+    n_images: int
+    clean_accuracy: float
+    pgd_accuracy: float
+    verified_accuracy: float
+    correct: list[bool]     # per image: clean prediction right
+    pgd_robust: list[bool]  # per image: still right after PGD
+    verified: list[bool]    # per image: IBP proves no point of the box changes the class
+
+
+def run_ibp(config: IbpConfig) -> Job[IbpResult]:
+    """Verified accuracy by IBP at ``eps`` (a lower bound on robust accuracy), PGD accuracy
+    (an upper bound) and clean accuracy, per batch (Progress and Metrics each)."""
+    from advstudio.core.models.registry import load_model
+
+    device = pick_device(config.device)
+    model = load_model(config.model, device)
+    x, y = _test_images(4 if config.dry_run else config.n_images)
+    steps = 2 if config.dry_run else config.pgd_steps
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    correct: list[bool] = []
+    robust: list[bool] = []
+    proven: list[bool] = []
+    yield Progress(0, len(x), f"IBP and PGD at eps {config.eps:g}")
+    for step, start in enumerate(range(0, len(x), config.batch_size)):
+        xb = x[start:start + config.batch_size].to(device)
+        yb = y[start:start + config.batch_size].to(device)
+        proven += verified(model, xb, yb, config.eps).tolist()
+        x_adv = pgd(model, xb, yb, config.eps, alpha=PGD_STEPS_TO_STEP * config.eps / steps,
+                    steps=steps, generator=generator)
+        with eval_mode(model), torch.no_grad():
+            correct += (model(xb).argmax(1) == yb).tolist()
+            robust += (model(x_adv).argmax(1) == yb).tolist()
+        done = len(correct)
+        yield Metrics(step, {"clean_accuracy": sum(correct) / done,
+                             "pgd_accuracy": sum(robust) / done,
+                             "verified_accuracy": sum(proven) / done})
+        yield Progress(done, len(x), f"IBP and PGD at eps {config.eps:g}")
+    n = len(correct)
+    return IbpResult(config.model, config.eps, n, sum(correct) / n, sum(robust) / n,
+                     sum(proven) / n, correct, robust, proven)
