@@ -34,3 +34,25 @@ def test_robust_panel_runs_autoattack_standard_by_default(qtbot, attack_alone):
     assert not any(w.check in ("randomness", "probabilities", "zero-gradients")
                    for w in result.warnings)
     assert panel.warnings.text().count("⚠") == len(result.warnings)
+
+
+def test_noise_defence_shows_plain_bpda_and_eot_side_by_side(qtbot, attack_alone):
+    tab = attack_alone
+    panel = tab.defences
+    tab.set_eps(0.2)
+    panel.steps.setValue(3)
+    panel.set_defence("noise", 25)
+    assert panel.parameter_label.text() == "σ %"
+    with qtbot.waitSignal(panel.compared, timeout=60_000) as blocker:
+        panel.run()
+    c = blocker.args[0]
+    for key, attack in (("plain", c.plain), ("bpda", c.bpda), ("eot", c.eot)):
+        assert attack.x_adv is not None and attack.linf <= 0.2 + 1e-6
+        verdict = "fooled" if attack.success else "not fooled"
+        assert panel.views[key].caption.text().endswith(verdict)
+    assert f"EoT-PGD {'fooled' if c.eot.success else 'not fooled'}." in panel.status.text()
+    qtbot.waitUntil(lambda: not panel.job.busy, timeout=10_000)
+    panel.set_defence("median", 2)
+    with qtbot.waitSignal(panel.compared, timeout=60_000):
+        panel.run()
+    assert panel.views["eot"].caption.text() == "EoT: the defence is not random"
