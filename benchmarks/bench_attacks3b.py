@@ -1,10 +1,10 @@
 """Attack lab III figures for the README (run from the repository root, CPU, one thread):
 
-    nice -n 10 uv run --frozen python benchmarks/bench_attacks3b.py robust   # AutoAttack vs fast
+    nice -n 10 uv run --frozen python benchmarks/bench_attacks3b.py robust [N]  # AutoAttack vs fast
     nice -n 10 uv run --frozen python benchmarks/bench_attacks3b.py others   # UAP, patch, EoT
 
-``robust``: on the built-in CNNs, robust accuracy at eps .1 / .2 / .3 on ``N`` bundled test
-digits under AutoAttack standard and the fast ensemble, with the time of each. ``others``: the
+``robust``: on the built-in CNNs, robust accuracy at eps .1 / .2 / .3 on ``N`` (100 unless
+given) bundled test digits under AutoAttack standard and the fast ensemble, with the time of each. ``others``: the
 universal perturbation's held-out fooling rate at eps .1 / .2 (fitted on 200 digits, judged on
 200 others), the patch's targeted success at 10 % / 20 % of the image (target 3, 300 steps),
 and EoT-PGD vs plain PGD on a Gaussian-noise defence (sigma 0.25) at eps .2, success judged
@@ -30,8 +30,8 @@ from advstudio.core.models.registry import load_builtin
 N = 100
 
 
-def robust() -> None:
-    x, y = sweep_images(N, seed=0)
+def robust(n: int = N) -> None:
+    x, y = sweep_images(n, seed=0)
     for name in ("digits-cnn", "digits-cnn-pgd"):
         model = load_builtin(name)
         for eps in (0.1, 0.2, 0.3):
@@ -74,4 +74,7 @@ def others() -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    {"robust": robust, "others": others}[sys.argv[1]]()
+    if sys.argv[1] == "robust":
+        robust(int(sys.argv[2]) if len(sys.argv) > 2 else N)
+    else:
+        others()

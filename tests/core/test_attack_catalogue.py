@@ -60,8 +60,8 @@ def test_the_lists_are_the_ones_the_lab_sweep_and_robust_had():
     assert catalogue.names(access="query", context="lab") == ("nes", "spsa", "simba")
     assert catalogue.names(context="sweep") == ("fgsm", "bim", "pgd", "mifgsm")
     assert catalogue.names(budgeted=False) == ("deepfool", "cw")
-    assert set(attack_names()) == {"apgd-ce", "apgd-dlr", "apgd-t", "pgd", "fgsm", "spsa",
-                                   "simba"}
+    assert set(attack_names()) == {"apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "pgd",
+                                   "fgsm", "spsa", "simba"}
 
 
 def test_the_docs_are_the_generated_table():
