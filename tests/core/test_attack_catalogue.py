@@ -55,13 +55,14 @@ def test_names_titles_and_labels_are_unique():
 
 def test_the_lists_are_the_ones_the_lab_sweep_and_robust_had():
     assert catalogue.names(access="white-box", context="lab") == (
-        "fgsm", "bim", "pgd", "mifgsm", "apgd", "deepfool", "cw")
+        "fgsm", "bim", "pgd", "mifgsm", "apgd", "deepfool", "cw", "fab-t", "fab-t-l2")
     assert catalogue.names(access="transfer", context="lab") == ("fgsm", "bim", "pgd", "mifgsm")
-    assert catalogue.names(access="query", context="lab") == ("nes", "spsa", "simba")
+    assert catalogue.names(access="query", context="lab") == ("nes", "spsa", "simba", "square")
+    assert catalogue.names(access="labels", context="lab") == ("hsj",)
     assert catalogue.names(context="sweep") == ("fgsm", "bim", "pgd", "mifgsm")
-    assert catalogue.names(budgeted=False) == ("deepfool", "cw")
-    assert set(attack_names()) == {"apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square", "pgd",
-                                   "fgsm", "spsa", "simba"}
+    assert catalogue.names(budgeted=False) == ("deepfool", "cw", "fab-t", "fab-t-l2", "hsj")
+    assert set(attack_names()) == {"apgd-ce", "apgd-dlr", "apgd-t", "pgd", "fgsm", "spsa",
+                                   "simba", "square", "fab-t"}
 
 
 def test_the_docs_are_the_generated_table():
