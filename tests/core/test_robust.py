@@ -136,7 +136,7 @@ def test_dry_run_job_and_cli_kind():
 @pytest.mark.parametrize("values, message", [
     ({"attacks": ["apgd-ce", "cw"]}, "unknown attack 'cw'; the robust evaluation knows "
                                      "apgd-ce, apgd-dlr, apgd-t"),
-    ({"attacks": []}, "choose at least one attack"),
+    ({"ensemble": "all"}, "ensemble must be one of standard, fast"),
     ({"attacks": ["spsa", "spsa"]}, "each attack once"),
     ({"eps": 1.5}, r"eps must be in \[0, 1\]"),
     ({"n_images": 0}, "n_images must be a whole number >= 1, not 0"),

@@ -339,6 +339,7 @@ def test_boundary_table_norms_match_the_returned_images(qtbot, tab):
 
 def test_robust_panel_shows_the_job_result_and_records_it(qtbot, tab, tmp_path):
     panel = tab.robust
+    panel.ensemble.setCurrentIndex(panel.ensemble.findData("fast"))
     tab.set_eps(0.1)
     panel.n_images.setValue(8)
     tab.panels.setCurrentWidget(panel)
@@ -364,7 +365,7 @@ def test_robust_panel_shows_the_job_result_and_records_it(qtbot, tab, tmp_path):
     shown = dict(panel.bars.shown())
     assert shown["robust"] == pytest.approx(result.robust_accuracy, abs=1e-3)
     assert shown["FGSM alone"] == pytest.approx(result.fgsm_accuracy, abs=1e-3)
-    assert panel.run_button.text() == "Robust accuracy (baseline)"
+    assert panel.run_button.text() == "Robust accuracy"
     runs = tab.jobs.store.list_runs(kind="robust")
     assert runs and runs[0].status == "finished"
     rows = list(csv.reader(panel.export_to(tmp_path / "robust.csv").open()))

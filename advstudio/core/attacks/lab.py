@@ -35,11 +35,12 @@ from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.autopgd import APGD_LOSSES
 from advstudio.core.attacks.blackbox import as_predict, transfer
 from advstudio.core.attacks.catalogue import Access
+from advstudio.core.attacks.eot import DEFAULT_SAMPLES, eot_pgd, seeded
 from advstudio.core.attacks.metrics import ImageReport, attack_report, linf
 from advstudio.core.attacks.minimal import check_positive, minimal_norms
 from advstudio.core.attacks.quantise import SurvivalReport, quantise_adversarial, survival
 from advstudio.core.attacks.transforms import (
-    TRANSFORMS, FeatureSqueezingDetector, check_rate, defended)
+    RANDOM_TRANSFORMS, TRANSFORMS, FeatureSqueezingDetector, check_rate, defended)
 from advstudio.core.attacks.whitebox import apply_direction, check_eps, fgsm_direction, pgd
 from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.jobs import Job, Progress
@@ -299,10 +300,12 @@ def fgsm_at(model: Classifier, outcome: AttackOutcome, eps: float) -> AttackOutc
 
 # --------------------------------------------------------------------------- input defences
 
-DEFENCES = {"none": "None", "jpeg": "JPEG", "bit_depth": "Bit depth", "median": "Median"}
+DEFENCES = {"none": "None", "jpeg": "JPEG", "bit_depth": "Bit depth", "median": "Median",
+            "resize_pad": "Random resize + pad", "noise": "Gaussian noise"}
 """Input-transform defences the tab offers (keys of ``TRANSFORMS`` plus ``none``)."""
 DEFENCE_PARAMETERS = {"jpeg": ("quality", 1, 100, 75), "bit_depth": ("bits", 1, 8, 2),
-                      "median": ("window", 1, 7, 2)}
+                      "median": ("window", 1, 7, 2), "resize_pad": ("shrink", 0, 14, 4),
+                      "noise": ("sigma", 0, 100, 25)}
 """Per defence: (parameter name, lowest, highest, default) as the tab's spin box offers it."""
 
 
@@ -343,6 +346,7 @@ class DefenceComparison:
     clean: Prediction
     plain: DefenceAttack
     bpda: DefenceAttack | None
+    eot: DefenceAttack | None = None  # EoT-PGD, for a randomised defence only
 
 
 def compare_defence(model: Classifier, x: torch.Tensor, *, defence: str, parameter: int,
@@ -366,24 +370,35 @@ def compare_defence(model: Classifier, x: torch.Tensor, *, defence: str, paramet
     yield Progress(0, 3, f"{DEFENCES[defence]}: clean prediction")
     clean = shielded.predict(x, k=5)[0]
 
-    def attack(target: nn.Module, name: str) -> DefenceAttack:
+    randomised = isinstance(transform, RANDOM_TRANSFORMS)
+    stages = 4 if randomised else 3
+
+    def attack(target: nn.Module, name: str, samples: int = 0) -> DefenceAttack:
         generator = torch.Generator(device=device.type).manual_seed(seed)
         try:
-            x_adv = pgd(target, x, y, eps, alpha=2.5 * eps / steps, steps=steps,
-                        generator=generator)
+            if samples:
+                x_adv = eot_pgd(target, x, y, eps, alpha=2.5 * eps / steps, steps=steps,
+                                samples=samples, seed=seed)
+            else:
+                x_adv = pgd(target, x, y, eps, alpha=2.5 * eps / steps, steps=steps,
+                            generator=generator)
         except AttackError as exc:
             return DefenceAttack(name, None, None, None, None, str(exc))
-        pred = shielded.predict(x_adv, k=5)[0]   # judged by the deployed (defended) model
+        with seeded(seed + 1, device):  # a randomised defence judges with one seeded draw
+            pred = shielded.predict(x_adv, k=5)[0]   # judged by the deployed (defended) model
         return DefenceAttack(name, x_adv.detach().cpu(), pred, pred.indices[0] != label,
                              float(linf(x, x_adv)[0]))
 
-    yield Progress(1, 3, "PGD through the defence")
+    yield Progress(1, stages, "PGD through the defence")
     plain = attack(shielded, "PGD")
-    bpda = None
+    bpda = eot = None
     if transform is not None:
-        yield Progress(2, 3, "PGD with BPDA")
+        yield Progress(2, stages, "PGD with BPDA")
         bpda = attack(defended(model, transform, bpda=True), "BPDA")
-    return DefenceComparison(defence, parameter, eps, steps, label, clean, plain, bpda)
+    if randomised:
+        yield Progress(3, stages, "EoT-PGD")
+        eot = attack(shielded, "EoT-PGD", samples=DEFAULT_SAMPLES)
+    return DefenceComparison(defence, parameter, eps, steps, label, clean, plain, bpda, eot)
 
 
 @dataclass

@@ -12,13 +12,23 @@ quick evaluation would have reported, next to the one a careful evaluation does.
 - :func:`run_robust`: the job (``advstudio-run`` kind ``robust``) on a registry model and any
   data set (default the bundled test digits), with progress and a running robust accuracy.
 
-Default ensemble: APGD-CE, APGD-T (targeted DLR over the 9 most likely wrong classes), then
-SPSA, a gradient-free attack with a query budget that catches gradient masking.
+Two ensembles (:data:`ENSEMBLES`, the config's ``ensemble``):
+
+- ``standard``: AutoAttack's standard version: APGD-CE, APGD-T (targeted DLR over the 9 most
+  likely wrong classes), FAB-T (minimal L-inf, projected onto the eps-ball), Square (5,000
+  queries, ``p_init`` 0.8 as AutoAttack runs it on MNIST). Per image the first that succeeds:
+  the per-sample worst case over the four.
+- ``fast``: APGD-CE, APGD-T, then SPSA, a gradient-free attack with a smaller query budget.
+
+Before the attacks, AutoAttack's checks (:mod:`~advstudio.core.attacks.checks`) run on the first
+batch and after them the gradient-masking one; their findings come as ``Log`` events and in
+``RobustResult.warnings``.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,9 +36,12 @@ import torch
 from torch import nn
 
 from advstudio.core import validate as v
-from advstudio.core.attacks import catalogue
+from advstudio.core.attacks import catalogue, checks
 from advstudio.core.attacks.autopgd import apgd
 from advstudio.core.data.fields import check_fields
+from advstudio.core.attacks.blackbox import as_predict
+from advstudio.core.attacks.fab import fab_t
+from advstudio.core.attacks.square import square_linf
 from advstudio.core.attacks.whitebox import (
     Labels, as_labels, check_eps, check_images, check_steps, eval_mode, fgsm, project)
 from advstudio.core.devices import pick_device
@@ -36,7 +49,13 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Progress, drive
 
 DRY_RUN_IMAGES = 8
-DEFAULT_ATTACKS = ("apgd-ce", "apgd-t", "spsa")
+ENSEMBLES = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+             "fast": ("apgd-ce", "apgd-t", "spsa")}
+"""AutoAttack's standard ensemble, and the faster one of earlier versions."""
+DEFAULT_ATTACKS = ENSEMBLES["fast"]
+GRADIENT_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "pgd", "fgsm")
+QUERY_ATTACKS = ("square", "spsa", "simba", "nes")
+SQUARE_P_INIT = 0.8  # AutoAttack's Square on MNIST
 ROBUST = "robust"
 MISCLASSIFIED = "misclassified"
 
@@ -44,12 +63,14 @@ MISCLASSIFIED = "misclassified"
 @dataclass(frozen=True)
 class Budget:
     """The ensemble's settings: ``steps`` per APGD run (and PGD), ``target_classes`` for APGD-T,
-    ``max_queries`` per image for the query attacks, ``seed`` for every random start."""
+    ``max_queries`` per image for the catalogue's query attacks (SPSA...), ``square_queries``
+    for the ensemble's Square (AutoAttack's 5,000), ``seed`` for every random start."""
 
     steps: int = 100
     target_classes: int = 9
     max_queries: int = 1000
     seed: int = 0
+    square_queries: int = 5000
 
 
 # name -> attack(model, x, y, eps, budget, batch_seed) -> x_adv in [0, 1]
@@ -62,6 +83,16 @@ def _apgd_t(m, x, y, e, b, s):
                 targeted=True, target_classes=min(b.target_classes, classes - 1), seed=s)
 
 
+def _fab_t(m, x, y, e, b, s):
+    return fab_t(m, x, y, norm="Linf", steps=b.steps,
+                 target_classes=min(b.target_classes, _classes(m, x) - 1))
+
+
+def _square(m, x, y, e, b, s):
+    return square_linf(as_predict(m), x, y, e, max_queries=b.square_queries,
+                       p_init=SQUARE_P_INIT, generator=_generator(s)).x_adv
+
+
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -70,10 +101,13 @@ ROBUST_ATTACKS: dict[str, RobustAttack] = {
     "apgd-ce": lambda m, x, y, e, b, s: apgd(m, x, y, eps=e, steps=b.steps, loss="ce", seed=s),
     "apgd-dlr": lambda m, x, y, e, b, s: apgd(m, x, y, eps=e, steps=b.steps, loss="dlr", seed=s),
     "apgd-t": _apgd_t,
+    "fab-t": _fab_t,
+    "square": _square,
 }
 """The ensemble's own recipes (AutoAttack's APGD variants); the catalogue's attacks offered in
 the ``robust`` context (PGD, FGSM, SPSA, SimBA...) come after them, see :func:`robust_attack`."""
-ATTACK_LABELS = {"apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted DLR)"}
+ATTACK_LABELS = {"apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted DLR)",
+                 "fab-t": "FAB-T", "square": "Square (query-based)"}
 
 
 def attack_names() -> tuple[str, ...]:
@@ -133,6 +167,7 @@ def _check_budget(budget: Budget) -> None:
     v.whole("steps", budget.steps, 1)
     v.whole("target_classes", budget.target_classes, 1)
     v.whole("max_queries", budget.max_queries, 1)
+    v.whole("square_queries", budget.square_queries, 1)
 
 
 @dataclass
@@ -141,7 +176,8 @@ class RobustResult:
     every attack; ``fgsm_accuracy``: right clean and under FGSM alone at the same eps (all
     fractions of ``n_images``). ``broken[name]``: how many images that attack was the first to
     break. ``outcomes[i]``: ``"misclassified"`` (wrong when clean), the attack that broke image
-    ``i``, or ``"robust"``."""
+    ``i``, or ``"robust"``. ``seconds[name]``: time spent in that attack. ``warnings``: what
+    AutoAttack's checks found (:mod:`~advstudio.core.attacks.checks`)."""
 
     eps: float
     attacks: tuple[str, ...]
@@ -151,6 +187,8 @@ class RobustResult:
     fgsm_accuracy: float = math.nan
     broken: dict[str, int] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[checks.Finding] = field(default_factory=list)
 
 
 def _device_of(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -173,7 +211,8 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
     xb, _ = check_images(x)
     labels = as_labels(y, len(xb), xb.device)
     device = _device_of(model, xb.device)
-    result = RobustResult(eps, attacks, broken={name: 0 for name in attacks})
+    result = RobustResult(eps, attacks, broken={name: 0 for name in attacks},
+                          seconds={name: 0.0 for name in attacks})
     runs = {name: robust_attack(name) for name in attacks}
     data = list(zip(xb.split(batch_size), labels.split(batch_size)))
     total = len(data) * (1 + len(attacks))
@@ -182,6 +221,10 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
     with eval_mode(model):
         for b, (xc, yc) in enumerate(data):
             xc, yc = xc.to(device), yc.to(device)
+            if b == 0:
+                result.warnings += checks.before_attacks(model, xc, yc)
+                for finding in result.warnings:
+                    yield Log(f"check {finding.check}: {finding.text}")
             with torch.no_grad():
                 right = model(xc).argmax(1) == yc
             outcomes = [ROBUST if r else MISCLASSIFIED for r in right.tolist()]
@@ -196,6 +239,7 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
             for name in attacks:
                 idx = alive.nonzero()[:, 0]
                 if idx.numel():
+                    start = time.perf_counter()
                     x_adv = runs[name](model, xc[idx], yc[idx], eps, budget, budget.seed + b)
                     x_adv = project(x_adv.to(device), xc[idx], eps)
                     with torch.no_grad():
@@ -204,6 +248,7 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
                         outcomes[i] = name
                     alive[idx[fooled]] = False
                     result.broken[name] += int(fooled.sum())
+                    result.seconds[name] += time.perf_counter() - start
                 done += 1
                 yield Progress(done, total, f"batch {b + 1}/{len(data)}: "
                                             f"{attack_label(name)}")
@@ -213,6 +258,10 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
                 step += 1
             robust += int(alive.sum())
             result.outcomes += outcomes
+    late = checks.masking(result.broken, GRADIENT_ATTACKS, QUERY_ATTACKS)
+    if late is not None:
+        result.warnings.append(late)
+        yield Log(f"check {late.check}: {late.text}")
     n = len(xb)
     result.n_images = n
     result.clean_accuracy = clean_right / n
@@ -224,15 +273,16 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
                     attacks: Sequence[str] = DEFAULT_ATTACKS, *, steps: int = 100,
                     target_classes: int = 9, max_queries: int = 1000, seed: int = 0,
-                    batch_size: int = 100) -> RobustResult:
+                    batch_size: int = 100, square_queries: int = 5000) -> RobustResult:
     """Robust accuracy of any classifier on in-memory images ``x`` (N, C, H, W) in [0, 1] with
     labels ``y`` at L-inf radius ``eps``, under ``attacks`` in order (names from
-    :func:`attack_names`). Batches go to the model's device.
+    :func:`attack_names`; ``ENSEMBLES["standard"]`` for AutoAttack's). Batches go to the
+    model's device.
 
     >>> res = robust_accuracy(trained, x, y, eps=0.1)
     >>> res.clean_accuracy, res.robust_accuracy, res.fgsm_accuracy, res.broken
     """
-    budget = Budget(steps, target_classes, max_queries, seed)
+    budget = Budget(steps, target_classes, max_queries, seed, square_queries)
     return drive(evaluate_robustness(model, x, y, eps, attacks, budget, batch_size)).result
 
 
@@ -242,19 +292,23 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
 class RobustConfig:
     """``model``: registry key. ``eps``: L-inf radius in [0, 1]. ``n_images``: how many images
     of the data set (drawn with ``seed`` as the sweep draws them). ``dataset`` / ``split`` /
-    ``fit``: as in the sweep (:mod:`advstudio.core.data.fields`). ``attacks``: the ensemble,
-    in order, from ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``pgd``, ``fgsm``, ``spsa``,
-    ``simba``. ``steps``: per APGD run; ``target_classes``: APGD-T's targets;
-    ``max_queries``: per image for SPSA / SimBA. ``dry_run``: 8 images, 5 steps, 50 queries."""
+    ``fit``: as in the sweep (:mod:`advstudio.core.data.fields`). ``ensemble``: ``standard``
+    (AutoAttack's: APGD-CE, APGD-T, FAB-T, Square) or ``fast`` (APGD-CE, APGD-T, SPSA).
+    ``attacks``: a custom order instead, from :func:`attack_names` (empty: the ensemble's).
+    ``steps``: per APGD / FAB-T run; ``target_classes``: APGD-T's and FAB-T's targets;
+    ``max_queries``: per image for SPSA / SimBA; ``square_queries``: Square's.
+    ``dry_run``: 8 images, 5 steps, 50 queries."""
 
     model: str = "digits-cnn"
     eps: float = 0.1
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    ensemble: str = "standard"
+    attacks: tuple[str, ...] = ()
     n_images: int = 200
     batch_size: int = 100
     steps: int = 100
     target_classes: int = 9
     max_queries: int = 1000
+    square_queries: int = 5000
     seed: int = 0
     device: str = "auto"
     dataset: str = "digits"
@@ -263,7 +317,9 @@ class RobustConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "attacks", check_attacks(self.attacks))
+        v.choice("ensemble", self.ensemble, tuple(ENSEMBLES))
+        object.__setattr__(self, "attacks",
+                           check_attacks(self.attacks or ENSEMBLES[self.ensemble]))
         object.__setattr__(self, "eps", check_eps(self.eps))
         v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
         v.whole("n_images", self.n_images, 1)
@@ -272,7 +328,16 @@ class RobustConfig:
         v.device(self.device)
         v.flag("dry_run", self.dry_run)
         check_fields(self)
-        _check_budget(Budget(self.steps, self.target_classes, self.max_queries, self.seed))
+        _check_budget(self.budget)
+
+    @property
+    def budget(self) -> Budget:
+        """The ensemble's settings (the dry run's smaller ones)."""
+        if self.dry_run:
+            return Budget(min(self.steps, 5), min(self.target_classes, 2),
+                          min(self.max_queries, 50), self.seed, min(self.square_queries, 50))
+        return Budget(self.steps, self.target_classes, self.max_queries, self.seed,
+                      self.square_queries)
 
 
 def run_robust(config: RobustConfig) -> Job[RobustResult]:
@@ -290,10 +355,7 @@ def run_robust(config: RobustConfig) -> Job[RobustResult]:
     images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
     x, y = images.x, images.y
     n = len(x)
-    budget = Budget(config.steps, config.target_classes, config.max_queries, config.seed)
-    if config.dry_run:
-        budget = Budget(min(budget.steps, 5), min(budget.target_classes, 2),
-                        min(budget.max_queries, 50), budget.seed)
+    budget = config.budget
     yield Log(f"robust accuracy of {model.name} at eps {config.eps:g} on {n} images: "
               + ", then ".join(attack_label(a) for a in config.attacks)
               + f" ({budget.steps} steps, {budget.max_queries} queries)")

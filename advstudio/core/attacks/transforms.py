@@ -8,6 +8,11 @@ A transform maps a batch of images in [0, 1] (N, C, H, W) to images in [0, 1] of
   (Xu et al. 2018, "Feature Squeezing", arXiv:1704.01155). Piecewise constant: gradient zero.
 - :class:`MedianSmoothing`: the median of each ``window`` x ``window`` neighbourhood, per
   channel (Xu et al. 2018). Differentiable almost everywhere: it masks little.
+- :class:`RandomResizePad` and :class:`GaussianNoise`: *randomised* defences (Xie et al. 2018,
+  arXiv:1711.01991; noise as in Cohen et al. 2019's smoothing, one draw). Differentiable, but
+  each forward pass draws anew, so one gradient is a noisy sample; Expectation over
+  Transformation (:mod:`~advstudio.core.attacks.eot`) averages them. They draw from torch's
+  global generator, so ``torch.manual_seed`` (or EoT's ``seed``) makes them reproducible.
 
 :func:`defended` puts a transform in front of a classifier. In plain mode an attacker that
 differentiates the whole pipeline gets a zero (bit depth) or absent (JPEG) input gradient, so
@@ -123,6 +128,53 @@ class JpegCompression(nn.Module):
                 back = np.asarray(decoded.convert(pil.mode))
             out[i] = back[None] if back.ndim == 2 else back.transpose(2, 0, 1)
         return torch.from_numpy(out).to(device=x.device, dtype=x.dtype) / 255
+
+
+class RandomResizePad(nn.Module):
+    """Random resizing and padding (Xie et al. 2018, "Mitigating adversarial effects through
+    randomization", arXiv:1711.01991), kept to the input's size: each call shrinks the whole
+    batch (bilinear) to a side drawn uniformly from ``H - shrink`` to ``H`` pixels (likewise the
+    width), then zero-pads it back to H x W at a random offset. ``shrink`` (pixels, default 4:
+    sides 24 to 28 on a digit) plays the paper's 299 -> [299, 331) enlargement; the paper
+    enlarges, which would change the classifier's input size."""
+
+    def __init__(self, shrink: int = 4) -> None:
+        super().__init__()
+        self.shrink = _whole(shrink, "shrink", 0, None, " (pixels)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        rows = int(torch.randint(max(h - self.shrink, 1), h + 1, ()))
+        cols = int(torch.randint(max(w - self.shrink, 1), w + 1, ()))
+        top = int(torch.randint(0, h - rows + 1, ()))
+        left = int(torch.randint(0, w - cols + 1, ()))
+        small = nn.functional.interpolate(x, size=(rows, cols), mode="bilinear",
+                                          align_corners=False)
+        return nn.functional.pad(small, (left, w - cols - left, top, h - rows - top))
+
+    def extra_repr(self) -> str:
+        return f"shrink={self.shrink}"
+
+
+class GaussianNoise(nn.Module):
+    """``clip(x + sigma * n, 0, 1)`` with fresh ``n ~ N(0, I)`` on every call. ``sigma``: on the
+    pixel scale [0, 1] (default 0.25, the middle noise level of Cohen et al. 2019)."""
+
+    def __init__(self, sigma: float = 0.25) -> None:
+        super().__init__()
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 1:
+            raise ConfigError(f"noise sigma must be a number in [0, 1] (pixels), not {sigma!r}")
+        self.sigma = float(sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.sigma * torch.randn_like(x)).clamp(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma:g}"
+
+
+RANDOM_TRANSFORMS = (RandomResizePad, GaussianNoise)
+"""The transforms that draw anew on each call: attack them with EoT."""
 
 
 # --------------------------------------------------------------------------- defended model
@@ -286,4 +338,6 @@ class FeatureSqueezingDetector:
 
 
 TRANSFORMS: dict[str, Callable[..., nn.Module]] = {
-    "jpeg": JpegCompression, "bit_depth": BitDepth, "median": MedianSmoothing}
+    "jpeg": JpegCompression, "bit_depth": BitDepth, "median": MedianSmoothing,
+    "resize_pad": RandomResizePad, "noise": lambda percent: GaussianNoise(percent / 100)}
+"""Per defence key, the transform of its whole-number parameter (noise: sigma in percent)."""

@@ -1,7 +1,9 @@
-"""Robust accuracy of the current model in one click: the baseline ensemble (APGD-CE,
-APGD-T, SPSA; :func:`~advstudio.core.attacks.robust.run_robust`) at the Attack tab's eps on the
-chosen data set (the bundled test digits by default), next to the accuracy under FGSM alone, with how many images each attack
-was the first to break. Recorded in the run store; the table exports as CSV."""
+"""Robust accuracy of the current model in one click: AutoAttack standard (APGD-CE, APGD-T,
+FAB-T, Square) or the faster ensemble (APGD-CE, APGD-T, SPSA;
+:func:`~advstudio.core.attacks.robust.run_robust`) at the Attack tab's eps on the chosen data set
+(the bundled test digits by default), next to the accuracy under FGSM alone, with how many images
+each attack was the first to break and AutoAttack's warnings (randomised model, probability
+outputs, zero gradients, gradient masking). Recorded in the run store; the table exports as CSV."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -25,7 +28,10 @@ from advstudio.ui.widgets.results_table import ResultsTable
 from advstudio.ui.widgets.topk_bars import TopKBars
 from advstudio.workers import JobManager, JobWorker
 
-RUN_TEXT = "Robust accuracy (baseline)"
+RUN_TEXT = "Robust accuracy"
+ENSEMBLE_TEXT = {"standard": "AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square 5,000)",
+                 "fast": "fast (APGD-CE, APGD-T, SPSA)"}
+QUERIES = {"standard": 5000, "fast": 1000}  # each ensemble's query budget when chosen
 
 
 def _pct(value: float) -> str:
@@ -54,19 +60,33 @@ class RobustPanel(QWidget):
                               value=int(settings.value("robust/steps", 100)))
         self.steps.setToolTip("Steps per APGD run (APGD-T runs once per target class)")
         self.queries = QSpinBox(minimum=50, maximum=100_000, singleStep=100,
-                                value=int(settings.value("robust/queries", 1000)))
-        self.queries.setToolTip("SPSA's query budget per image (at least 50: one SPSA step "
-                                "costs 21 queries)")
+                                value=int(settings.value("robust/queries", QUERIES["standard"])))
+        self.queries.setToolTip("The query attack's budget per image: Square's in AutoAttack "
+                                "standard (5,000 there), SPSA's in the fast ensemble (at least "
+                                "50: one SPSA step costs 21 queries)")
+        # -- the ensemble choice (attack lab III)
+        self.ensemble = QComboBox()
+        for key, text in ENSEMBLE_TEXT.items():
+            self.ensemble.addItem(text, key)
+        self.ensemble.setCurrentIndex(
+            max(self.ensemble.findData(settings.value("robust/ensemble", "standard")), 0))
+        self.ensemble.currentIndexChanged.connect(
+            lambda: self.queries.setValue(QUERIES[self.ensemble.currentData()]))
+        self.ensemble.setToolTip("AutoAttack standard: the per-image worst case over four "
+                                 "attacks (slow: Square spends up to 5,000 queries per digit); "
+                                 "fast: the earlier three-attack ensemble")
         self.run_button = QPushButton(RUN_TEXT)
-        self.run_button.setToolTip("APGD-CE, then APGD-T, then SPSA on the digits that survived, "
-                                   "at the ε of the attack controls; progress in the status bar")
+        self.run_button.setToolTip("Each attack of the ensemble in turn on the digits that "
+                                   "survived, at the ε of the attack controls; progress in the "
+                                   "status bar")
         self.run_button.clicked.connect(self.toggle)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export_dialog)
         controls = QHBoxLayout()
+        controls.addWidget(self.ensemble)
         for text, widget in (("images", self.n_images), ("APGD steps", self.steps),
-                             ("SPSA queries", self.queries)):
+                             ("queries", self.queries)):
             controls.addWidget(QLabel(text))
             controls.addWidget(widget)
         controls.addWidget(self.run_button)
@@ -81,6 +101,10 @@ class RobustPanel(QWidget):
                               "attack was the first to break (the later attacks only see the "
                               "digits the earlier ones left)")
         self.status = QLabel("", wordWrap=True)
+        self.warnings = QLabel("", wordWrap=True)
+        self.warnings.setStyleSheet("color: #b35900")
+        self.warnings.setToolTip("AutoAttack's checks: signs that the number above overstates "
+                                 "robustness")
         self.job = JobOwner(self, jobs, self.status)
         body = QHBoxLayout()
         body.addWidget(self.bars, 2)
@@ -89,6 +113,7 @@ class RobustPanel(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.data)
         layout.addLayout(body, 1)
+        layout.addWidget(self.warnings)
         layout.addWidget(self.status)
 
     def config(self):
@@ -98,8 +123,10 @@ class RobustPanel(QWidget):
         if state.model is None:
             raise ConfigError("pick a model first")
         return RobustConfig(model=state.model_key, eps=self.lab.eps,
+                            ensemble=self.ensemble.currentData(),
                             n_images=self.n_images.value(), steps=self.steps.value(),
-                            max_queries=self.queries.value(), device=state.device,
+                            max_queries=self.queries.value(),
+                            square_queries=self.queries.value(), device=state.device,
                             dataset=self.data.dataset(), split=self.data.split(),
                             fit=self.data.fit())
 
@@ -123,9 +150,12 @@ class RobustPanel(QWidget):
         for key, widget in (("n_images", self.n_images), ("steps", self.steps),
                             ("queries", self.queries)):
             self.settings.setValue(f"robust/{key}", widget.value())
+        self.settings.setValue("robust/ensemble", self.ensemble.currentData())
+        self.warnings.setText("")
 
         def connect(w: JobWorker) -> None:
             w.metrics.connect(self._live)
+            w.log.connect(self._log)
             w.returned.connect(self._show)
             w.aborted.connect(lambda: self.status.setText("Cancelled."))
             w.finished.connect(lambda: self.run_button.setText(RUN_TEXT))
@@ -142,6 +172,10 @@ class RobustPanel(QWidget):
                             f", FGSM {_pct(v['fgsm_accuracy'])}, robust ≤ "
                             f"{_pct(v['robust_accuracy'])}")
 
+    def _log(self, text: str) -> None:
+        if text.startswith("check "):
+            self.warnings.setText("\n".join(filter(None, [self.warnings.text(), "⚠ " + text])))
+
     def _show(self, result) -> None:
         from advstudio.core.attacks.robust import attack_label
 
@@ -157,9 +191,12 @@ class RobustPanel(QWidget):
                 ["Robust accuracy", _pct(result.robust_accuracy),
                  f"{round(result.robust_accuracy * n)} of {n}"]]
         for name in result.attacks:
-            rows.append([f"broken first by {attack_label(name)}", "",
+            rows.append([f"broken first by {attack_label(name)}",
+                         f"{result.seconds.get(name, 0.0):.1f} s",
                          str(result.broken.get(name, 0))])
         self.table.set_rows(rows)
+        self.warnings.setText("\n".join(f"⚠ check {w.check}: {w.text}"
+                                         for w in getattr(result, "warnings", ())))
         self.export_button.setEnabled(True)
         gap = result.fgsm_accuracy - result.robust_accuracy
         self.status.setText(f"ε {result.eps:g}, {n} digits: robust {_pct(result.robust_accuracy)}"

@@ -37,10 +37,13 @@ from PySide6.QtWidgets import (
 from advstudio.core.errors import ConfigError
 from advstudio.ui.attack.boundary_panel import BoundaryPanel
 from advstudio.ui.model_controller import ModelController
+from advstudio.ui.attack.explain_panel import ExplainPanel
+from advstudio.ui.attack.patch_panel import PatchPanel
 from advstudio.ui.attack.robust_panel import RobustPanel
 from advstudio.ui.state import AppState
 from advstudio.ui.attack.sweep_panel import SweepPanel
 from advstudio.ui.attack.transform_panel import TransformPanel
+from advstudio.ui.attack.universal_panel import UniversalPanel
 from advstudio.ui.help import tip, tip_items
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
@@ -307,6 +310,12 @@ class AttackTab(QWidget):
         self.panels.addTab(self.boundary, "Distance to boundary")
         self.panels.addTab(self.defences, "Input defences")
         self.panels.addTab(self.robust, "Robust accuracy")
+        self.universal = UniversalPanel(self, self.jobs, self.settings)  # attack lab III
+        self.patch = PatchPanel(self, self.jobs, self.settings)
+        self.explain = ExplainPanel(self, self.jobs, self.settings)
+        self.panels.addTab(self.universal, "Universal")
+        self.panels.addTab(self.patch, "Patch")
+        self.panels.addTab(self.explain, "Explain")
         self.panels.setCurrentIndex(int(self.settings.value("attack/panel", 0)))
         self.panels.currentChanged.connect(lambda i: self.settings.setValue("attack/panel", i))
         splitter = QSplitter(Qt.Orientation.Vertical)

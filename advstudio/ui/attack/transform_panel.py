@@ -3,7 +3,9 @@
 Pick a defence (JPEG quality q, bit depth b, median window k) and see side by side what the
 defended model says about the clean image, after plain PGD through the defence (gradient masking
 makes it fail, or, for JPEG, not start at all: "no gradient"), and after PGD with BPDA (the
-straight-through backward pass), which succeeds. Below it, the feature-squeezing detector: fitted
+straight-through backward pass), which succeeds; for a randomised defence (random resize + pad,
+Gaussian noise) a fourth column, EoT-PGD (Athalye et al. 2018), averages the gradient over
+draws. Below it, the feature-squeezing detector: fitted
 on clean bundled test digits for a chosen false-alarm rate, it scores the original and the
 adversarial image of the Attack tab.
 """
@@ -36,6 +38,9 @@ PARAMETER_HELP = {
     "bit_depth": "bits kept per pixel, a whole number from 1 to 8 (8 = an ordinary 8-bit image)",
     "median": "median window in pixels, a whole number from 1 to 7 (1 leaves the image as it "
               "is; Xu et al. use 2 for digits)",
+    "resize_pad": "largest shrink in pixels before the random zero padding, 0 to 14 (Xie et "
+                  "al. 2018)",
+    "noise": "noise standard deviation in % of the pixel range, 0 to 100 (25 = σ 0.25)",
 }
 
 
@@ -94,7 +99,9 @@ class TransformPanel(QWidget):
                 ("plain", "Plain PGD", "PGD differentiating through the defence: gradient "
                                        "masking stalls it"),
                 ("bpda", "BPDA", "PGD with the transform's backward pass replaced by the "
-                                 "identity (Athalye et al. 2018)")):
+                                 "identity (Athalye et al. 2018)"),
+                ("eot", "EoT", "EoT-PGD: each step follows the gradient averaged over 10 "
+                               "draws of the random defence (randomised defences only)")):
             view = ImageView(title, "")
             view.picture.setMinimumSize(THUMB)
             view.setToolTip(tip)
@@ -159,7 +166,8 @@ class TransformPanel(QWidget):
         self.parameter.setRange(lo, hi)
         self.parameter.setValue(int(self.settings.value(f"defence/{key}", default)))
         self.parameter.blockSignals(False)
-        self.parameter_label.setText({"quality": "q", "bits": "b", "window": "k"}[name])
+        self.parameter_label.setText({"quality": "q", "bits": "b", "window": "k",
+                                      "shrink": "px", "sigma": "σ %"}[name])
         self.parameter.setToolTip(PARAMETER_HELP[key])
         self.parameter_label.setToolTip(PARAMETER_HELP[key])
 
@@ -223,19 +231,20 @@ class TransformPanel(QWidget):
         self.views["clean"].set_pixels(image.pixels if image is not None else None,
                                        f"Defended, clean: {names[top]} "
                                        f"({c.clean.probs[0] * 100:.1f} %, {mark})")
-        for key, attack in (("plain", c.plain), ("bpda", c.bpda)):
+        for key, attack in (("plain", c.plain), ("bpda", c.bpda), ("eot", c.eot)):
             view = self.views[key]
             view.placeholder = ""
             view.setToolTip(self._tips[key])
             if attack is None:
-                view.set_pixels(None, "BPDA: no transform to approximate")
+                view.set_pixels(None, "BPDA: no transform to approximate" if key == "bpda"
+                                else "EoT: the defence is not random")
             elif attack.error is not None:
                 view.placeholder = "no gradient"
                 view.set_pixels(None, "Plain PGD: no gradient (the transform is not "
                                       "differentiable): gradient masking, not robustness")
                 view.setToolTip(attack.error)
             else:
-                title = "Plain PGD" if key == "plain" else "BPDA"
+                title = {"plain": "Plain PGD", "bpda": "BPDA", "eot": "EoT-PGD"}[key]
                 view.set_pixels(from_tensor(attack.x_adv),
                                 f"{title}: {names[attack.pred.indices[0]]} "
                                 f"({attack.pred.probs[0] * 100:.1f} %), "
@@ -245,8 +254,9 @@ class TransformPanel(QWidget):
         else:
             plain = ("could not run (no gradient)" if c.plain.error is not None
                      else _verdict(c.plain.success))
+            eot = f"; EoT-PGD {_verdict(c.eot.success)}" if c.eot is not None else ""
             self.status.setText(f"{self.defence.currentText()} at ε {c.eps:g}: plain PGD "
-                                f"{plain}; BPDA {_verdict(c.bpda.success)}.")
+                                f"{plain}; BPDA {_verdict(c.bpda.success)}{eot}.")
         self.compared.emit(c)
 
     # -- detector ---------------------------------------------------------------------------------
