@@ -76,3 +76,23 @@ def test_certify_model_gives_certify_images_certificates_for_the_config_seed():
     assert result.empirical_accuracy == [empirical_accuracy(
         y.tolist(), [c.prediction for c in expected],
         [im.smooth_pgd_l2 for im in result.images], 0.25)]
+
+
+def test_certified_curve_and_its_csv_count_from_the_per_image_radii(tmp_path):
+    import csv
+
+    from advstudio.core.certify.job import (SmoothedImage, SmoothingResult, certified_curve,
+                                            curves_to_csv)
+
+    images = [SmoothedImage(0, 1, 1, 1, 0.9, 0.8, 1.0, 1.0, 1.2),
+              SmoothedImage(1, 2, 2, -1, 0.4, 0.0, 0.5, 0.6, 0.0),
+              SmoothedImage(2, 3, 3, 3, 0.7, 0.3, 0.4, 0.5, None),
+              SmoothedImage(3, 4, 5, 5, 0.99, 1.0, 0.0, 0.0, 0.0)]
+    result = SmoothingResult("m", 0.25, 10, 100, 0.001, [0.0], [0.5], 0.6, 0.5, 0.25, images,
+                             [0.5], [empirical_accuracy([1, 2, 3, 4], [1, -1, 3, 5],
+                                                        [1.2, 0.0, None, 0.0], 0.5)])
+    assert certified_curve(result, [0.0, 0.3, 0.5, 0.8, 0.81]) == [0.5, 0.5, 0.25, 0.25, 0.0]
+    assert result.empirical_accuracy == [0.5]
+    rows = list(csv.DictReader(curves_to_csv(result, [0.0, 1.0], tmp_path / "c.csv").open()))
+    assert [(r["radius"], r["certified_accuracy"], r["empirical_accuracy"]) for r in rows] == [
+        ("0", "0.5", ""), ("0.5", "0.25", "0.5"), ("1", "0", "")]

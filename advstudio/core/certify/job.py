@@ -28,9 +28,9 @@ from advstudio.core import validate as v
 from advstudio.core.attacks.minimal import minimal_norms
 from advstudio.core.attacks.whitebox import eval_mode, pgd
 from advstudio.core.certify.bounds import SmoothAttack, empirical_accuracy, smooth_pgd_l2
-from advstudio.core.certify.ibp import verified
+from advstudio.core.certify.ibp import ibp_layers, verified
 from advstudio.core.certify.smoothing import (
-    Smoothing, certified_accuracy, certify_images, largest_radius)
+    Certificate, Smoothing, certified_accuracy, certify_images, largest_radius)
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core.jobs import Event, Job, Log, Metrics, Progress, relay
@@ -301,8 +301,17 @@ def run_ibp(config: IbpConfig) -> Job[IbpResult]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    model = load_model(config.model, device)
     x, y = _test_images(4 if config.dry_run else config.n_images)
+    return (yield from verify_model(load_model(config.model, device), x, y, config))
+
+
+def verify_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 config: IbpConfig) -> Job[IbpResult]:
+    """:func:`run_ibp` on a given model (on its device) and images ``x`` with labels ``y``
+    (``config.model`` and ``n_images`` only name them). :class:`ConfigError` names a layer IBP
+    cannot bound (:func:`~advstudio.core.certify.ibp.ibp_layers`) before any work."""
+    ibp_layers(model)
+    device = next(model.parameters()).device
     steps = 2 if config.dry_run else config.pgd_steps
     generator = torch.Generator(device=device).manual_seed(config.seed)
     correct: list[bool] = []
@@ -326,3 +335,29 @@ def run_ibp(config: IbpConfig) -> Job[IbpResult]:
     n = len(correct)
     return IbpResult(config.model, config.eps, n, sum(correct) / n, sum(robust) / n,
                      sum(proven) / n, correct, robust, proven)
+
+
+def certified_curve(result: SmoothingResult, radii: list[float]) -> list[float]:
+    """Certified accuracy of ``result``'s images at any ``radii`` (abstentions count as wrong),
+    from the per-image certificates: the lower curve of a plot at finer radii than
+    ``result.radii``."""
+    labels = [im.label for im in result.images]
+    certificates = [Certificate(im.prediction, im.p_lower, im.radius) for im in result.images]
+    return [certified_accuracy(labels, certificates, r) for r in radii]
+
+
+def curves_to_csv(result: SmoothingResult, radii: list[float], path: str | Path) -> Path:
+    """One row per radius: certified accuracy (lower bound) and, at smooth PGD's radii,
+    empirical accuracy (upper bound; empty elsewhere), plus sigma, n and the abstention rate."""
+    path = Path(path)
+    empirical = dict(zip(result.smooth_pgd_radii, result.empirical_accuracy))
+    points = sorted(set(radii) | set(empirical))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["radius", "certified_accuracy", "empirical_accuracy", "sigma", "n",
+                         "abstain_rate"])
+        for r, c in zip(points, certified_curve(result, points)):
+            writer.writerow([f"{r:.6g}", f"{c:.6g}",
+                             "" if r not in empirical else f"{empirical[r]:.6g}",
+                             f"{result.sigma:g}", result.n, f"{result.abstain_rate:.6g}"])
+    return path
