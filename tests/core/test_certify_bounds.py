@@ -96,3 +96,12 @@ def test_certified_curve_and_its_csv_count_from_the_per_image_radii(tmp_path):
     rows = list(csv.DictReader(curves_to_csv(result, [0.0, 1.0], tmp_path / "c.csv").open()))
     assert [(r["radius"], r["certified_accuracy"], r["empirical_accuracy"]) for r in rows] == [
         ("0", "0.5", ""), ("0.5", "0.25", "0.5"), ("1", "0", "")]
+
+
+def test_without_base_attacks_the_base_predictions_remain_and_the_sizes_are_none():
+    model, x = Linear2(), torch.full((2, 1, 2, 2), 0.5)
+    config = SmoothingConfig(n0=10, n=100, base_attacks=False)
+    result = drive(certify_model(model, x, torch.tensor([1, 0]), config)).result
+    assert [im.base_prediction for im in result.images] == [1, 1]
+    assert {(im.deepfool_l2, im.cw_l2) for im in result.images} == {(None, None)}
+    assert result.base_accuracy == 0.5
