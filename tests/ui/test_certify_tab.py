@@ -25,7 +25,7 @@ def tab(qtbot, lab, settings):
     qtbot.addWidget(widget)
     widget.n0.setValue(10)
     widget.n.setValue(100)
-    widget.images.setValue(20)
+    widget.images.setValue(8)
     lab.use_model("digits-cnn")
     return widget
 
@@ -41,7 +41,7 @@ def test_test_digits_curves_are_the_core_certificates(qtbot, tab, lab, tmp_path)
         assert tab.certify_test() is not None
     result = blocker.args[0]
     model = lab.state.model
-    x, y = _test_digits(model, 20)
+    x, y = _test_digits(model, 8)
     expected = drive(certify_images(model, x, Smoothing(0.25, 10, 100, 0.001),
                                     torch.Generator().manual_seed(0))).result
     assert [(im.prediction, im.p_lower, im.radius) for im in result.images] == [
@@ -57,11 +57,12 @@ def test_test_digits_curves_are_the_core_certificates(qtbot, tab, lab, tmp_path)
     radii = tab.curve_radii(result)
     assert [float(r["certified_accuracy"]) for r in rows] == pytest.approx(
         certified_curve(result, radii), abs=1e-6)
-    assert len(list(csv.DictReader(open(images)))) == 20
+    assert len(list(csv.DictReader(open(images)))) == 8
     (png,) = tab.export(str(tmp_path / "c.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # C&W, DeepFool and smooth PGD on one image: about a minute, loaded
 def test_this_image_shows_the_certificate_and_the_attacks(qtbot, tab, lab, digit_png):
     from advstudio.core.images import load_image, to_tensor
 
@@ -86,8 +87,8 @@ def test_ibp_figures_are_verify_models(qtbot, tab, lab):
         tab.verify_ibp()
     result = blocker.args[0]
     model = lab.state.model
-    expected = drive(verify_model(model, *_test_digits(model, 20),
-                                  IbpConfig(eps=0.05, n_images=20))).result
+    expected = drive(verify_model(model, *_test_digits(model, 8),
+                                  IbpConfig(eps=0.05, n_images=8))).result
     assert (result.verified, result.pgd_robust, result.correct) == (
         expected.verified, expected.pgd_robust, expected.correct)
     assert f"verified {expected.verified_accuracy:.1%}" in tab.ibp_text.text()
@@ -101,7 +102,7 @@ def test_ibp_names_the_layer_it_cannot_bound(tab, lab):
 
 
 def test_cancel_stops_the_job_and_frees_the_buttons(qtbot, tab):
-    tab.n.setValue(100_000)
+    tab.n.setValue(5_000)  # cancel acts between images
     tab.images.setValue(1000)
     worker = tab.certify_test()
     assert not tab.test_button.isEnabled() and tab.cancel_button.isEnabled()
