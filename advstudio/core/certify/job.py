@@ -56,9 +56,9 @@ class SmoothingConfig:
     ``alpha``, ``batch_size``: see :class:`~advstudio.core.certify.smoothing.Smoothing`.
     ``radii``: L2 radii of the certified-accuracy curve. ``cw_steps``: Adam steps per C&W
     search round (5 rounds); ``base_attacks`` off skips DeepFool and C&W (the curves do not
-    use them; C&W is most of a run's time). ``seed``: the noise. ``smooth_pgd``: also attack the smoothed
-    classifier (:mod:`.bounds`) at ``smooth_pgd_radii`` with ``smooth_pgd_steps`` steps of
-    ``smooth_pgd_samples`` noise draws. ``dry_run``: 1 image, n0 10, n 50, 5 C&W steps, smooth
+    use them; C&W is most of a run's time). ``seed``: the noise. ``smooth_pgd``: also attack
+    the smoothed classifier (:mod:`.bounds`) at ``smooth_pgd_radii`` with ``smooth_pgd_steps``
+    steps of ``smooth_pgd_samples`` noise draws. ``dry_run``: 1 image, n0 10, n 50, 5 C&W steps, smooth
     PGD at the first radius only with 2 steps of 4 draws.
     """
 

@@ -126,7 +126,8 @@ class TrainConfig:
                  hint=f"pixel scale; Cohen et al. use {', '.join(map(str, COHEN_SIGMAS))}")
         v.number("trades_beta", self.trades_beta, 0.0, hint="weight of the KL term (paper: 6)")
         v.number("ibp_kappa", self.ibp_kappa, 0.0, 1.0, hint="final weight of the clean loss")
-        for name, low in (("ibp_warmup_steps", 0), ("ibp_ramp_steps", 0), ("pgd_steps", 1), ("epochs", 1), ("batch_size", 1),
+        for name, low in (("ibp_warmup_steps", 0), ("ibp_ramp_steps", 0), ("pgd_steps", 1),
+                          ("epochs", 1), ("batch_size", 1),
                           ("eval_images", 0), ("eval_pgd_steps", 1), ("eval_every", 1)):
             v.whole(name, getattr(self, name), low)
 

@@ -157,7 +157,8 @@ class CertifyTab(QWidget):
         base classifier, they bound neither curve, and C&W is most of the time)."""
         from advstudio.core.certify.job import SmoothingConfig
 
-        return SmoothingConfig(base_attacks=base_attacks, model=self.state.model_key or "model", n_images=self.images.value(),
+        return SmoothingConfig(base_attacks=base_attacks, model=self.state.model_key or "model",
+                               n_images=self.images.value(),
                                sigma=self.sigma.value(), n0=self.n0.value(), n=self.n.value(),
                                alpha=self.alpha.value(), smooth_pgd=self.attack.isChecked(),
                                device=self.state.device)
