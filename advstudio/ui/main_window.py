@@ -78,6 +78,9 @@ class MainWindow(QMainWindow):
         self.defence_tab = None
         self.defence_host = LazyTab("Defence")
         self.tabs.addTab(self.defence_host, "Defence")
+        self.certify_tab = None
+        self.certify_host = LazyTab("Certify")
+        self.tabs.addTab(self.certify_host, "Certify")
         self.poisoning_tab = None
         self.poisoning_host = LazyTab("Poisoning")
         self.tabs.addTab(self.poisoning_host, "Poisoning")
@@ -149,6 +152,10 @@ class MainWindow(QMainWindow):
         self.defence_tab = DefenceTab(self.state, self.jobs, self.models, self.settings)
         self.defence_host.set_content(self.defence_tab)
         self.defence_tab.use_model.connect(self.attack_with_model)
+        from advstudio.ui.certify.tab import CertifyTab
+
+        self.certify_tab = CertifyTab(self.state, self.jobs, self.models, self.settings)
+        self.certify_host.set_content(self.certify_tab)
         from advstudio.ui.poisoning.tab import PoisoningTab
 
         self.poisoning_tab = PoisoningTab(self.state, self.jobs, self.models, self.settings)

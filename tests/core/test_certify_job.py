@@ -74,3 +74,13 @@ def test_configs_build_from_plain_values_as_advstudio_run_gives_them(monkeypatch
     assert jobkinds.build_config("certify-ibp", {"eps": 0.3}).eps == 0.3
     with pytest.raises(ConfigError, match="^radii must be a list"):
         jobkinds.build_config("certify-smoothing", {"radii": "0.5"})
+
+
+def test_smoothing_dry_run_with_smooth_pgd_writes_both_bounds(tmp_path):
+    config = SmoothingConfig(dry_run=True, device="cpu", sigma=0.5, smooth_pgd=True)
+    result = drive(run_smoothing(config)).result
+    assert result.smooth_pgd_radii == [0.25] and len(result.empirical_accuracy) == 1
+    assert result.empirical_accuracy[0] <= (result.images[0].prediction
+                                            == result.images[0].label)
+    rows = list(csv.DictReader(smoothing_to_csv(result, tmp_path / "s.csv").open()))
+    assert "smooth_pgd_l2" in rows[0]

@@ -26,7 +26,8 @@ def _prediction_top(window):
 
 def test_tabs_device_and_default_model(window):
     names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert names == ["Image", "Attack", "GAN", "Playground", "Defence", "Poisoning", "Runs"]
+    assert names == ["Image", "Attack", "GAN", "Playground", "Defence", "Certify", "Poisoning",
+                     "Runs"]
     assert window.device_label.text() == f"Device: CPU ({torch.get_num_threads()} threads)"
     assert window.state.model_key == "digits-cnn"
     assert window.image_tab.model_combo.currentData() == "digits-cnn"

@@ -80,6 +80,15 @@ def clopper_pearson_lower(k: int, n: int, alpha: float) -> float:
     return 0.0 if k == 0 else float(beta.ppf(alpha, k, n - k + 1))
 
 
+def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """``x + sigma * N(0, 1)`` per pixel, unclipped: what the smoothed classifier feeds its base
+    classifier, and the ``"noise"`` training recipe's input (Cohen et al. train the base
+    classifier on the noise it is certified under). Drawn on ``x``'s device from
+    ``generator`` (which must live there)."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x + sigma * noise
+
+
 def sample_counts(model: nn.Module, x: torch.Tensor, num: int, sigma: float, batch_size: int,
                   generator: torch.Generator) -> torch.Tensor:
     """How often the base classifier picks each class on ``num`` noisy copies of one image

@@ -11,7 +11,9 @@ from advstudio.core.data.spec import check_dataset
 from advstudio.core.errors import ConfigError
 
 ARCHS = ("digits-cnn", "digits-mlp")  # = models.architectures.ARCHITECTURES (a test checks)
-RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd")
+RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd", "noise", "ibp", "trades")
+NO_EPS_RECIPES = ("standard", "noise")  # recipes that never attack: eps only for the evaluation
+COHEN_SIGMAS = (0.12, 0.25, 0.5, 1.0)  # the noise levels of Cohen et al. 2019 (pixel scale)
 DETECTOR_ATTACKS = ("fgsm", "pgd")
 
 
@@ -45,7 +47,8 @@ class TrainConfig:
     Attributes
     ----------
     arch : ``"digits-cnn"`` or ``"digits-mlp"`` (``models.architectures.ARCHITECTURES``).
-    recipe : ``"standard"``, ``"fgsm"``, ``"fgsm-rs"`` or ``"pgd"`` (see ``defence.train``).
+    recipe : ``"standard"``, ``"fgsm"``, ``"fgsm-rs"``, ``"pgd"``, ``"noise"``, ``"ibp"`` or
+        ``"trades"`` (see ``defence.train``).
     dataset : ``"digits"`` (the bundled digits) or any grey set of the shared choice
         (:mod:`advstudio.core.data.sets`: ``"folder:<path>"``, ``"torchvision:mnist"``,
         ``"torchvision:fashion-mnist"``...), at most 10 classes, resized to 28×28 when needed;
@@ -53,7 +56,17 @@ class TrainConfig:
         set is refused when the job starts: the digit architectures take 1×28×28 grey.
     eps : L-inf radius of the training attacks and of the evaluation, pixel scale [0, 1].
     alpha_mix : weight of the clean loss in the ``"fgsm"`` recipe, in [0, 1].
-    pgd_steps : PGD steps of the ``"pgd"`` recipe (step ``eps / 4``).
+    pgd_steps : PGD steps of the ``"pgd"`` recipe and of TRADES' inner maximisation (step
+        ``eps / 4`` both, so the two cost the same per step).
+    sigma : standard deviation of the ``"noise"`` recipe's Gaussian augmentation, pixel scale
+        (Cohen et al. train at 0.12, 0.25, 0.5 or 1.0 and certify at the same sigma).
+    trades_beta : weight of TRADES' KL term (Zhang et al.: 6 on MNIST; 0 = plain training).
+    ibp_kappa, ibp_warmup_steps, ibp_ramp_steps : the ``"ibp"`` schedule
+        (``certify.ibp.ibp_schedule``), in optimiser steps: plain training for the warm-up,
+        then eps ramps 0 -> ``eps`` and kappa 1 -> ``ibp_kappa``. Gowal et al.'s MNIST run:
+        2,000 and 10,000 steps of 60,000 / 100 images (3 and 17 epochs of 100); the defaults
+        here are 1 and 3 epochs of the 4,000 digits at batch 64 (62 steps an epoch), for a
+        short 5-epoch run.
     epochs, batch_size, lr : passes over the data, images per step (clean ones; the ``"fgsm"``
         mix adds as many adversarial ones; under ``torchrun`` the global batch, shared among
         the processes), Adam's learning rate.
@@ -78,6 +91,11 @@ class TrainConfig:
     eps: float = 0.1
     alpha_mix: float = 0.5
     pgd_steps: int = 7
+    sigma: float = 0.25
+    trades_beta: float = 6.0
+    ibp_kappa: float = 0.5
+    ibp_warmup_steps: int = 60
+    ibp_ramp_steps: int = 180
     epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
@@ -97,11 +115,16 @@ class TrainConfig:
         v.choice("recipe", self.recipe, RECIPES, "the training recipe")
         check_dataset(self.dataset)
         v.number("eps", self.eps, 0.0, 1.0, hint="pixel scale")
-        if self.recipe != "standard":
+        if self.recipe not in NO_EPS_RECIPES:
             v.number("eps", self.eps, high=1.0, above=0.0,
                      hint=f"the {self.recipe!r} recipe's attack radius, pixel scale")
         v.number("alpha_mix", self.alpha_mix, 0.0, 1.0, hint="weight of the clean loss")
-        for name, low in (("pgd_steps", 1), ("epochs", 1), ("batch_size", 1),
+        v.number("sigma", self.sigma, high=4.0, above=0.0,
+                 hint=f"pixel scale; Cohen et al. use {', '.join(map(str, COHEN_SIGMAS))}")
+        v.number("trades_beta", self.trades_beta, 0.0, hint="weight of the KL term (paper: 6)")
+        v.number("ibp_kappa", self.ibp_kappa, 0.0, 1.0, hint="final weight of the clean loss")
+        for name, low in (("ibp_warmup_steps", 0), ("ibp_ramp_steps", 0), ("pgd_steps", 1),
+                          ("epochs", 1), ("batch_size", 1),
                           ("eval_images", 0), ("eval_pgd_steps", 1), ("eval_every", 1)):
             v.whole(name, getattr(self, name), low)
 

@@ -12,6 +12,20 @@ Recipes (``TrainConfig.recipe``), all L-inf in [0, 1] pixel units:
 - ``"pgd"``: Madry et al. 2018 (arXiv:1706.06083): PGD-``pgd_steps`` with step ``eps / 4`` from
   a random start; trained on the adversarial images only.
 
+- ``"noise"``: Cohen et al. 2019 (arXiv:1902.02918): cross-entropy on ``x + sigma * N(0, 1)``
+  (unclipped, as the smoothed classifier sees it), the base classifier of randomised smoothing;
+  certify it at the same ``sigma`` (``certify.smoothing``).
+- ``"ibp"``: Gowal et al. 2018 (arXiv:1810.12715): ``certify.ibp.ibp_loss`` at the
+  ``(eps_t, kappa_t)`` of ``certify.ibp.ibp_schedule`` for the trainer's step count (so a
+  resumed run continues the ramp where it stopped); both are logged per step.
+- ``"trades"``: Zhang et al. 2019 (arXiv:1901.08573): ``certify.trades.trades_loss`` with
+  ``trades_beta``, its KL inner maximisation PGD-``pgd_steps`` of step ``eps / 4`` (the
+  ``"pgd"`` recipe's cost per step).
+
+The three call the certify functions themselves (no copy of their maths here). They train in a
+single process: their losses run several passes through ``model`` itself, which
+``DistributedDataParallel`` would not synchronise.
+
 ``alpha_mix`` is used by ``"fgsm"`` only. Adversarial examples are made against the *current*
 model in eval mode (dropout off: the attack sees the function being learnt, not a random
 sub-network), then the model is put back in train mode explicitly for the update. Clean and
@@ -36,6 +50,9 @@ import torch
 import torch.nn.functional as F
 
 from advstudio.core.attacks import eval_mode, fgsm, pgd
+from advstudio.core.certify.ibp import ibp_loss, ibp_schedule
+from advstudio.core.certify.smoothing import gaussian_noise
+from advstudio.core.certify.trades import trades_loss
 from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
                                            count_parameters, cpu_state, defence_sets,
@@ -54,7 +71,13 @@ from advstudio.core.models.registry import builtin_meta
 from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
 
 RECIPE_NAMES = {"standard": "standard training", "fgsm": "FGSM adversarial training (mix)",
-                "fgsm-rs": "fast FGSM with random start", "pgd": "PGD adversarial training"}
+                "fgsm-rs": "fast FGSM with random start", "pgd": "PGD adversarial training",
+                "noise": "Gaussian noise augmentation", "ibp": "IBP training",
+                "trades": "TRADES training"}
+LOSS_RECIPES = ("noise", "ibp", "trades")
+"""Recipes whose loss is a certify function's (:meth:`AdversarialTrainer.recipe_loss`)."""
+NOISE_SEED_OFFSET = 4
+"""The noise generator (Gaussian augmentation, TRADES' start) is seeded ``seed + 4``."""
 DRY_RUN_IMAGES = 8
 CHECKPOINT_KIND = "classifier-training"
 
@@ -101,8 +124,10 @@ def trained_classifier(arch: str, state_dict: dict[str, torch.Tensor],
 def step_keys(config: TrainConfig) -> tuple[str, ...]:
     """The per-step metric names: ``loss``, ``batch_acc`` (train-mode accuracy on everything
     the step trained on), ``adv_batch_acc`` (on its adversarial images; adversarial recipes)
-    and ``grad_norm``."""
-    if config.recipe == "standard":
+    and ``grad_norm``; the ``"ibp"`` recipe adds the step's ``ibp_eps`` and ``ibp_kappa``."""
+    if config.recipe == "ibp":
+        return ("loss", "batch_acc", "ibp_eps", "ibp_kappa", "grad_norm")
+    if config.recipe in ("standard", "noise", "trades"):
         return ("loss", "batch_acc", "grad_norm")
     return ("loss", "batch_acc", "adv_batch_acc", "grad_norm")
 
@@ -135,6 +160,8 @@ class AdversarialTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.dropout_rng = PrivateRng(config.seed + 1, self.device)
+        self.noise_rng = torch.Generator(self.device).manual_seed(config.seed
+                                                                  + NOISE_SEED_OFFSET)
         self.keys = step_keys(config)
         self.step = 0
         self.epoch = 0
@@ -168,7 +195,7 @@ class AdversarialTrainer:
         restored afterwards, and :meth:`gradients` sets train mode explicitly anyway.
         ``part``: which rows of the global batch ``x`` is, in a data-parallel run."""
         c = self.config
-        if c.recipe == "standard":
+        if c.recipe == "standard" or c.recipe in LOSS_RECIPES:
             return None
         with eval_mode(self.model):
             if c.recipe == "fgsm":
@@ -209,7 +236,12 @@ class AdversarialTrainer:
             x_adv = self.adversarial(x, y) if part.single else self.adversarial(x, y, part)
             self.model.train()  # explicit: the training pass runs with dropout / batch stats
             self.optimizer.zero_grad(set_to_none=True)
-            if x_adv is None:
+            if c.recipe in LOSS_RECIPES:
+                loss, extra = self.recipe_loss(x, y)
+                with eval_mode(self.model), torch.no_grad():
+                    hits = self.model(x).argmax(1) == y  # clean, dropout off
+                scalars = [loss.detach(), hits.float().mean(), *extra]
+            elif x_adv is None:
                 with sharded(part):
                     logits = self.parallel(x)
                 loss = F.cross_entropy(logits, y)
@@ -236,6 +268,25 @@ class AdversarialTrainer:
             [p.grad for p in self.model.parameters() if p.grad is not None])
         return torch.stack([*batch_mean(torch.stack(scalars), part), grad_norm.to(loss.device)])
 
+    def recipe_loss(self, x: torch.Tensor, y: torch.Tensor
+                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The loss of a :data:`LOSS_RECIPES` recipe on a batch already on the device, in train
+        mode, and its extra step scalars (IBP's ``eps_t``, ``kappa_t``). The random draws come
+        from ``noise_rng`` (seeded, checkpointed)."""
+        c = self.config
+        if c.recipe == "noise":
+            noisy = gaussian_noise(x, c.sigma, self.noise_rng)
+            return F.cross_entropy(self.model(noisy), y), []
+        if c.recipe == "ibp":
+            eps_t, kappa_t = ibp_schedule(self.step, eps=c.eps, kappa_final=c.ibp_kappa,
+                                          warmup_steps=c.ibp_warmup_steps,
+                                          ramp_steps=c.ibp_ramp_steps)
+            scalars = [torch.tensor(t, device=x.device) for t in (eps_t, kappa_t)]
+            return ibp_loss(self.model, x, y, eps_t, kappa_t), scalars
+        return trades_loss(self.model, x, y, beta=c.trades_beta, eps=c.eps,
+                           step_size=c.eps / 4, steps=c.pgd_steps,
+                           generator=self.noise_rng), []
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One update on the batch ``(x, y)`` (pixels in [0, 1], on any device).
 
@@ -252,7 +303,8 @@ class AdversarialTrainer:
         return {"arch": self.config.arch, "recipe": self.config.recipe, "epoch": self.epoch,
                 "step": self.step, "model": self.model.net.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rng_state": self.rng.get_state(),
-                "dropout_rng": self.dropout_rng.state_dict(), "history": self.history,
+                "dropout_rng": self.dropout_rng.state_dict(),
+                "noise_rng": self.noise_rng.get_state(), "history": self.history,
                 "config": asdict(self.config)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -263,6 +315,8 @@ class AdversarialTrainer:
             group["lr"] = self.config.lr
         self.rng.set_state(state["rng_state"])
         self.dropout_rng.load_state_dict(state["dropout_rng"])
+        if "noise_rng" in state:  # checkpoints from before the noise recipes lack it
+            self.noise_rng.set_state(state["noise_rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = [dict(h) for h in state["history"]]
 
@@ -434,6 +488,9 @@ def train_classifier(config: TrainConfig, data: Any = None, *,
     eval_set, eval_pgd_steps = _eval_set(config, sets[1] if sets else None)
     save_path = "" if config.dry_run else config.save_path
     main = is_main()
+    if config.recipe in LOSS_RECIPES and world().size > 1:
+        raise ConfigError(f"the {config.recipe!r} recipe trains in one process only "
+                          f"(its loss runs passes DistributedDataParallel cannot synchronise)")
     trainer = AdversarialTrainer(config, device)
     epochs = 1 if config.dry_run else config.epochs
     run = EpochTraining(trainer, (x, y), batch_size, epochs, eval_set, eval_pgd_steps,
@@ -442,7 +499,9 @@ def train_classifier(config: TrainConfig, data: Any = None, *,
                                                else config.dataset)
     header = (f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
               f"({count_parameters(trainer.model.net):,} parameters)"
-              + (f" at eps {config.eps:g}" if config.recipe != "standard" else "")
+              + (f" at sigma {config.sigma:g}" if config.recipe == "noise" else "")
+              + (f" at eps {config.eps:g}" if config.recipe not in ("standard", "noise")
+                 else "")
               + f": {len(x)} {source} images, batch {batch_size}, {run.total} steps on "
               + describe(device) + (" (dry run)" if config.dry_run else ""))
     checkpoint = CheckpointFile(

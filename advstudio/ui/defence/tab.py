@@ -1,7 +1,8 @@
 """Defence tab: harden a model and see, on the same plots, what it cost and what it bought.
 
 Recipes: standard training (the baseline), FGSM adversarial training (Goodfellow et al.), fast
-FGSM with random start (Wong et al.), PGD adversarial training (Madry et al.), semi-supervised
+FGSM with random start (Wong et al.), PGD adversarial training (Madry et al.), Gaussian noise
+augmentation (Cohen et al.), IBP (Gowal et al.), TRADES (Zhang et al.), semi-supervised
 VAT (Miyato et al.) and its supervised-only baseline, and a reactive detector. Every run adds
 its curves to the plots and a row of final figures to the table; "Attack this model" hands a
 trained classifier to the Attack tab.
@@ -48,6 +49,9 @@ RECIPES = {
     "fgsm": ("FGSM adversarial training (Goodfellow et al.)", "train", "fgsm"),
     "fgsm-rs": ("Fast FGSM, random start (Wong et al.)", "train", "fgsm-rs"),
     "pgd": ("PGD adversarial training (Madry et al.)", "train", "pgd"),
+    "noise": ("Gaussian noise, base of smoothing (Cohen et al.)", "train", "noise"),
+    "ibp": ("Interval bound propagation (Gowal et al.)", "train", "ibp"),
+    "trades": ("TRADES (Zhang et al.)", "train", "trades"),
     "vat": ("VAT, semi-supervised (Miyato et al.)", "vat", False),
     "supervised": ("Supervised only, same labels (VAT baseline)", "vat", True),
     "detector": ("Detector of adversarial inputs (reactive)", "detector", None),
@@ -59,7 +63,7 @@ BASELINE_COL = TABLE.index("Baseline")
 MASKING_GAP = 0.2  # FGSM accuracy this far above the baseline's suggests gradient masking
 # the baseline after every training, lighter than the Attack tab's full one (100 steps, 9 targets,
 # 1,000 queries took minutes per model on 2 CPU cores): still APGD-CE -> APGD-T -> SPSA
-QUICK_BUDGET = dict(steps=50, target_classes=3, max_queries=500)
+QUICK_BUDGET = dict(ensemble="fast", steps=50, target_classes=3, max_queries=500)
 
 
 class DefenceTab(QWidget):
@@ -94,6 +98,16 @@ class DefenceTab(QWidget):
         self.alpha_mix.setToolTip("Weight of the clean loss (Goodfellow et al.: 0.5)")
         self.pgd_steps = QSpinBox(minimum=1, maximum=100, value=7)
         tip(self.pgd_steps, "pgd")
+        self.sigma = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=4.0, singleStep=0.05,
+                                    value=0.25)
+        self.sigma.setToolTip("Noise σ (pixel units); certify at the same σ (Cohen et al.: "
+                              "0.12, 0.25, 0.5, 1.0)")
+        self.trades_beta = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100.0, value=6.0)
+        self.trades_beta.setToolTip("Weight of the KL term (Zhang et al.: 6)")
+        self.ibp_warmup = QSpinBox(minimum=0, maximum=1_000_000, singleStep=10, value=60)
+        self.ibp_warmup.setToolTip("Steps of plain training before ε ramps (62 steps = 1 epoch)")
+        self.ibp_ramp = QSpinBox(minimum=0, maximum=1_000_000, singleStep=10, value=180)
+        self.ibp_ramp.setToolTip("Steps over which ε rises to its value and κ falls to 0.5")
         self.epochs = QSpinBox(minimum=1, maximum=500, value=3)
         self.batch = QSpinBox(minimum=1, maximum=4000, value=64)
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
@@ -117,6 +131,10 @@ class DefenceTab(QWidget):
                                ("eps", "ε (L∞)", self.eps), ("alpha_mix", "Clean weight α",
                                                              self.alpha_mix),
                                ("pgd_steps", "PGD steps", self.pgd_steps),
+                               ("sigma", "Noise σ", self.sigma),
+                               ("trades_beta", "TRADES β", self.trades_beta),
+                               ("ibp_warmup", "IBP warm-up steps", self.ibp_warmup),
+                               ("ibp_ramp", "IBP ramp steps", self.ibp_ramp),
                                ("epochs", "Epochs", self.epochs), ("batch", "Batch", self.batch),
                                ("lr", "Learning rate", self.lr),
                                ("labels", "Labels per class", self.labels),
@@ -199,8 +217,8 @@ class DefenceTab(QWidget):
             show |= {"epochs", "batch", "eps"}
             if recipe == "fgsm":
                 show.add("alpha_mix")
-            if recipe == "pgd":
-                show.add("pgd_steps")
+            show |= {"pgd": {"pgd_steps"}, "noise": {"sigma"}, "ibp": {"ibp_warmup", "ibp_ramp"},
+                     "trades": {"pgd_steps", "trades_beta"}}.get(recipe, set())
         elif kind == "vat":
             show |= {"labels", "vat_steps"} | (set() if recipe else {"vat_eps"})
         else:
@@ -234,6 +252,9 @@ class DefenceTab(QWidget):
             return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe, dataset=dataset,
                                      eps=self.eps.value(), alpha_mix=self.alpha_mix.value(),
                                      pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
+                                     sigma=self.sigma.value(), trades_beta=self.trades_beta.value(),
+                                     ibp_warmup_steps=self.ibp_warmup.value(),
+                                     ibp_ramp_steps=self.ibp_ramp.value(),
                                      batch_size=self.batch.value(), lr=self.lr.value(),
                                      seed=self.seed.value(), device=device, save_path=save)
         if kind == "vat":

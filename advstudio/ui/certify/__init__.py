@@ -1,0 +1,1 @@
+"""The Certify tab."""
