@@ -15,26 +15,43 @@ SELF_TEST_TIMEOUT_MS = 180_000
 # the Debian 12 package of each. Qt aborts (a core dump, no message) when one is missing, so
 # main() looks first and says what to install. README.md's set-up section lists the same.
 XCB_LIBRARIES = {
-    "libxcb.so.1": "libxcb1", "libX11.so.6": "libx11-6", "libX11-xcb.so.1": "libx11-xcb1",
-    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
-    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-image.so.0": "libxcb-image0",
-    "libxcb-util.so.1": "libxcb-util1", "libxcb-render-util.so.0": "libxcb-render-util0",
-    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-render.so.0": "libxcb-render0",
-    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-shm.so.0": "libxcb-shm0",
-    "libxcb-sync.so.1": "libxcb-sync1", "libxcb-xfixes.so.0": "libxcb-xfixes0",
-    "libxcb-xkb.so.1": "libxcb-xkb1", "libxkbcommon.so.0": "libxkbcommon0",
-    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libGL.so.1": "libgl1",
-    "libEGL.so.1": "libegl1", "libfontconfig.so.1": "libfontconfig1",
-    "libfreetype.so.6": "libfreetype6", "libglib-2.0.so.0": "libglib2.0-0",
+    "libxcb.so.1": "libxcb1",
+    "libX11.so.6": "libx11-6",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libGL.so.1": "libgl1",
+    "libEGL.so.1": "libegl1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0",
     "libdbus-1.so.3": "libdbus-1-3",
 }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="advstudio", description="A workbench for adversarial ML.")
-    parser.add_argument("--self-test", action="store_true",
-                        help="start offscreen, load the built-in model and a sample image, run one "
-                             "prediction, print the result and exit (0 = OK)")
+    parser = argparse.ArgumentParser(
+        prog="advstudio", description="A workbench for adversarial ML."
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="start offscreen, load the built-in model and a sample image, run one "
+        "prediction, print the result and exit (0 = OK)",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser.parse_args(argv)
 
@@ -62,10 +79,12 @@ def missing_xcb_libraries(load=None) -> list[str]:
 
 def explain_missing(missing: list[str]) -> str:
     packages = " ".join(dict.fromkeys(XCB_LIBRARIES[name] for name in missing))
-    return (f"advstudio cannot open its window: Qt's X11 (xcb) platform plugin needs "
-            f"{', '.join(missing)}, which this system lacks.\n"
-            f"On Debian or Ubuntu install them with:\n    sudo apt-get install -y {packages}\n"
-            "(or run headless with QT_QPA_PLATFORM=offscreen)")
+    return (
+        f"advstudio cannot open its window: Qt's X11 (xcb) platform plugin needs "
+        f"{', '.join(missing)}, which this system lacks.\n"
+        f"On Debian or Ubuntu install them with:\n    sudo apt-get install -y {packages}\n"
+        "(or run headless with QT_QPA_PLATFORM=offscreen)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     window.labs_ready.connect(collector.freeze)  # later full collections skip start-up's heap
     window.show()
     if os.environ.get("ADVSTUDIO_REPORT_STARTUP"):
-        QTimer.singleShot(0, lambda: print(f"window shown {time.perf_counter() - t0:.3f} s after "
-                                           "main()", flush=True))
+        QTimer.singleShot(
+            0,
+            lambda: print(
+                f"window shown {time.perf_counter() - t0:.3f} s after main()", flush=True
+            ),
+        )
     if args.self_test:
         from advstudio.ui.self_test import SelfTest
 

@@ -86,8 +86,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     syntax error, a file that does not name its kind)."""
     kind_of_file = _PARSERS.get(path.suffix.lower())
     if kind_of_file is None:
-        raise ConfigError(f"{path.name}: configs are .toml or .json files, not "
-                          f"{path.suffix or 'files without a suffix'}")
+        raise ConfigError(
+            f"{path.name}: configs are .toml or .json files, not "
+            f"{path.suffix or 'files without a suffix'}"
+        )
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     if not path.is_file():
@@ -95,8 +97,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path.name} is not UTF-8 text (byte {exc.start}): save it as "
-                          "UTF-8") from exc
+        raise ConfigError(
+            f"{path.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
@@ -104,31 +107,43 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path.name} is not valid {kind_of_file}: {exc}") from exc
     if not isinstance(data, dict) or "kind" not in data:
-        raise ConfigError(f"{path.name} must set kind = one of the job kinds "
-                          "(see advstudio-run --list)")
+        raise ConfigError(
+            f"{path.name} must set kind = one of the job kinds (see advstudio-run --list)"
+        )
     return data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="advstudio-run", description=__doc__.split("\n\n")[0].replace("\n", " "),
+        prog="advstudio-run",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
         epilog="Exit codes: 0 done, 1 the job failed, 2 bad command line or config, "
-               "130 interrupted (Ctrl+C). `advstudio-run --list` names the job kinds.")
+        "130 interrupted (Ctrl+C). `advstudio-run --list` names the job kinds.",
+    )
     parser.add_argument("config", nargs="?", type=Path, help="a .toml or .json job config")
     parser.add_argument("--device", help="override the config's device (auto, cpu, cuda, mps)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
-    parser.add_argument("--out", type=Path, help="folder for result.json, metrics.jsonl and the "
-                        "final preview images (a GAN's samples.png)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for result.json, metrics.jsonl and the "
+        "final preview images (a GAN's samples.png)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="one tiny step (smoke test)")
-    parser.add_argument("--list", action="store_true",
-                        help="list the job kinds and the attacks, and exit")
+    parser.add_argument(
+        "--list", action="store_true", help="list the job kinds and the attacks, and exit"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--store", type=Path,
-                        help="run store to record the run in (default: the user data folder)")
+    parser.add_argument(
+        "--store", type=Path, help="run store to record the run in (default: the user data folder)"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not record the run")
-    parser.add_argument("--resume", metavar="RUN_ID",
-                        help="continue a recorded training from its last checkpoint, as a new "
-                             "run (instead of a config file; see the Runs tab)")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue a recorded training from its last checkpoint, as a new "
+        "run (instead of a config file; see the Runs tab)",
+    )
     args = parser.parse_args(argv)
 
     from advstudio.core.jobkinds import JOB_KINDS, build_config
@@ -142,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if (args.config is None) == (args.resume is None) or (args.resume and args.no_record):
         parser.print_usage(sys.stderr)
-        problem = ("--resume records a new run: it cannot go with --no-record" if args.no_record
-                   else "give a config file or --resume RUN_ID (or --list)")
+        problem = (
+            "--resume records a new run: it cannot go with --no-record"
+            if args.no_record
+            else "give a config file or --resume RUN_ID (or --list)"
+        )
         print(f"advstudio-run: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     from advstudio.core import distributed
@@ -186,8 +204,16 @@ def main(argv: list[str] | None = None) -> int:
             store = _open_store(args.store)
             if store is None:
                 return EXIT_USAGE
-        code = run_job(kind, config, run, args.out, quiet=args.quiet, store=store, rank=rank,
-                       resume_from=resume_from)
+        code = run_job(
+            kind,
+            config,
+            run,
+            args.out,
+            quiet=args.quiet,
+            store=store,
+            rank=rank,
+            resume_from=resume_from,
+        )
         if code == EXIT_OK:
             distributed.barrier()  # nobody leaves while another is still writing its results
         return code
@@ -203,8 +229,11 @@ def _open_store(root: Path | None) -> Any:
     try:
         return RunStore.open(root)
     except OSError as exc:
-        print(f"advstudio-run: cannot open the run store: {exc} "
-              "(choose one with --store DIR, or run with --no-record)", file=sys.stderr)
+        print(
+            f"advstudio-run: cannot open the run store: {exc} "
+            "(choose one with --store DIR, or run with --no-record)",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -215,8 +244,10 @@ def _resumed_run(store: Any, run_id: str) -> tuple[str, dict[str, Any], Path]:
 
     try:
         if not store.resumable(run_id):
-            raise ConfigError(f"run {run_id} has no checkpoint to resume from (only trainings "
-                              "stopped after their first checkpoint have one)")
+            raise ConfigError(
+                f"run {run_id} has no checkpoint to resume from (only trainings "
+                "stopped after their first checkpoint have one)"
+            )
         kind, values = store.rerun_config(run_id)
     except RunNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
@@ -261,8 +292,16 @@ def _device_name(config: Any) -> str:
         return preference
 
 
-def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
-            store: Any = None, rank: int = 0, resume_from: Path | None = None) -> int:
+def run_job(
+    kind: str,
+    config: Any,
+    run,
+    out: Path | None,
+    quiet: bool = False,
+    store: Any = None,
+    rank: int = 0,
+    resume_from: Path | None = None,
+) -> int:
     """Drive ``run(config)`` to the end; record it in ``store`` (a ``RunStore``) if given, the
     way the app records its jobs (:func:`advstudio.core.runs.wrap.recorded`): a training
     checkpoints into its run folder, ``resume_from`` (a checkpoint) continues it, and the
@@ -297,8 +336,10 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
                 out.mkdir(parents=True, exist_ok=True)
                 metrics_file = stack.enter_context(open(out / "metrics.jsonl", "w"))
             except OSError as exc:
-                print(f"{prog}: cannot write to --out {out}: {explain(_write_fault(exc, out))}",
-                      file=sys.stderr)
+                print(
+                    f"{prog}: cannot write to --out {out}: {explain(_write_fault(exc, out))}",
+                    file=sys.stderr,
+                )
                 return EXIT_USAGE
         if bar is not None:
             stack.callback(bar.close)
@@ -306,8 +347,15 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
         if store is None:
             job = shared(config)
         else:
-            job = recorded(store, kind, config, shared, device=_device_name(config),
-                           resume_from=resume_from, on_start=recorders.append)
+            job = recorded(
+                store,
+                kind,
+                config,
+                shared,
+                device=_device_name(config),
+                resume_from=resume_from,
+                on_start=recorders.append,
+            )
         try:
             result = drive(job, on_event).result
         except KeyboardInterrupt as exc:
@@ -320,8 +368,11 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
             return EXIT_USAGE
         except OSError as exc:
             if store is not None and not recorders:
-                print(f"{prog}: cannot record the run in {store.root}: {exc} "
-                      "(run with --no-record to skip recording)", file=sys.stderr)
+                print(
+                    f"{prog}: cannot record the run in {store.root}: {exc} "
+                    "(run with --no-record to skip recording)",
+                    file=sys.stderr,
+                )
             else:
                 _report(recorders, f"{prog}: {kind} failed: {explain(exc)}")
             return EXIT_FAILED
@@ -347,8 +398,11 @@ def run_job(kind: str, config: Any, run, out: Path | None, quiet: bool = False,
             images.save(out)
             atomic_write_bytes(out / "result.json", (text + "\n").encode())
         except OSError as exc:  # the run itself is recorded: only --out's copy is missing
-            print(f"{prog}: the {kind} run finished but --out {out} could not be written: "
-                  f"{explain(_write_fault(exc, out))}", file=sys.stderr)
+            print(
+                f"{prog}: the {kind} run finished but --out {out} could not be written: "
+                f"{explain(_write_fault(exc, out))}",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
     return EXIT_OK
 
@@ -360,16 +414,16 @@ def _write_fault(exc: OSError, folder: Path) -> OSError:
     return write_fault(exc, folder) or exc
 
 
-def _event_printer(bar: ProgressBar | None, metrics_file: TextIO | None,
-                   images: Any, quiet: bool) -> Callable[[Any], None]:
+def _event_printer(
+    bar: ProgressBar | None, metrics_file: TextIO | None, images: Any, quiet: bool
+) -> Callable[[Any], None]:
     """What the terminal and ``--out`` show of each event (the run store records its own)."""
     from advstudio.core.jobs import Log, Metrics, Preview, Progress
     from advstudio.core.runs.files import metrics_line
 
     def on_event(event: Any) -> None:
         if isinstance(event, Progress) and bar is not None:
-            bar.update(event.done, event.total, event.message,
-                       force=event.done >= event.total > 0)
+            bar.update(event.done, event.total, event.message, force=event.done >= event.total > 0)
         elif isinstance(event, Metrics) and metrics_file is not None:
             metrics_file.write(metrics_line(event.step, event.values) + "\n")
         elif isinstance(event, Log) and not quiet:
@@ -382,8 +436,10 @@ def _event_printer(bar: ProgressBar | None, metrics_file: TextIO | None,
 
 def _report(recorders: list[Any], message: str) -> None:
     """The last word on stderr after a failure, and where the run's record is."""
-    lines = [f"advstudio-run: run {rec.run_id} recorded as {rec.status} in {rec.path}"
-             for rec in recorders]
+    lines = [
+        f"advstudio-run: run {rec.run_id} recorded as {rec.status} in {rec.path}"
+        for rec in recorders
+    ]
     print("\n" + "\n".join([*lines, message]), file=sys.stderr)
 
 

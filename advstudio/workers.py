@@ -43,7 +43,7 @@ class _Runner(QObject):
 
     event = Signal(str, object)
 
-    def __init__(self, factory: Callable[[], Iterator[Any]], control: "JobWorker") -> None:
+    def __init__(self, factory: Callable[[], Iterator[Any]], control: JobWorker) -> None:
         super().__init__()
         self._factory = factory
         self._cancel = control._cancel
@@ -77,8 +77,11 @@ class _Runner(QObject):
                     return
                 if isinstance(event, Progress):
                     now = time.monotonic()
-                    if (now - last_emit >= PROGRESS_INTERVAL_S or event.done == 0
-                            or event.done >= event.total > 0):
+                    if (
+                        now - last_emit >= PROGRESS_INTERVAL_S
+                        or event.done == 0
+                        or event.done >= event.total > 0
+                    ):
                         last_emit = now
                         emit("progress", event)
                 elif isinstance(event, Metrics):
@@ -114,8 +117,13 @@ class JobWorker(QObject):
     aborted = Signal()
     finished = Signal()
 
-    def __init__(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
-                 show_in_status: bool = True, pausable: bool = True) -> None:
+    def __init__(
+        self,
+        job_factory: Callable[[], Iterator[Any]],
+        title: str = "job",
+        show_in_status: bool = True,
+        pausable: bool = True,
+    ) -> None:
         super().__init__()
         self.title = title
         self.show_in_status = show_in_status
@@ -175,11 +183,16 @@ class JobManager(QObject):
         self._active: dict[JobWorker, QThread] = {}
         self.store = None  # a core.runs.RunStore: jobs started with record=... are kept there
 
-    def start(self, job_factory: Callable[[], Iterator[Any]], title: str = "job",
-              show_in_status: bool = True,
-              connect: Callable[[JobWorker], None] | None = None,
-              record: tuple[str, Any] | tuple[str, Any, Callable[[Any], Iterator[Any]]]
-              | None = None, resume_from: Any = None, pausable: bool = True) -> JobWorker:
+    def start(
+        self,
+        job_factory: Callable[[], Iterator[Any]],
+        title: str = "job",
+        show_in_status: bool = True,
+        connect: Callable[[JobWorker], None] | None = None,
+        record: tuple[str, Any] | tuple[str, Any, Callable[[Any], Iterator[Any]]] | None = None,
+        resume_from: Any = None,
+        pausable: bool = True,
+    ) -> JobWorker:
         """Run ``job_factory()`` on a new thread. ``connect(worker)`` is called before the thread
         starts: connect signals there so no early event is missed.
 
@@ -198,8 +211,15 @@ class JobManager(QObject):
             inner = job_factory
 
             def job_factory() -> Iterator[Any]:
-                return recorded(store, kind, config, run if run is not None else inner(),
-                                title=title, resume_from=resume_from)
+                return recorded(
+                    store,
+                    kind,
+                    config,
+                    run if run is not None else inner(),
+                    title=title,
+                    resume_from=resume_from,
+                )
+
         worker = JobWorker(job_factory, title, show_in_status, pausable)
         worker.recorded = record is not None
         thread = QThread()

@@ -29,8 +29,17 @@ EPS, ALPHA_MIX, BATCH, LR, SEED = 0.1, 0.5, 64, 1e-3, 0
 
 
 def job_epoch(device: str) -> dict[str, torch.Tensor]:
-    config = TrainConfig(recipe="fgsm", eps=EPS, alpha_mix=ALPHA_MIX, epochs=1, batch_size=BATCH,
-                         lr=LR, seed=SEED, device=device, eval_images=0)
+    config = TrainConfig(
+        recipe="fgsm",
+        eps=EPS,
+        alpha_mix=ALPHA_MIX,
+        epochs=1,
+        batch_size=BATCH,
+        lr=LR,
+        seed=SEED,
+        device=device,
+        eval_images=0,
+    )
     return drive(train_classifier(config)).result.state_dict
 
 
@@ -44,7 +53,7 @@ def plain_epoch(device: str) -> dict[str, torch.Tensor]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED + 1)  # the job's dropout stream starts from this seed too
         for start in range(0, len(x_all), BATCH):
-            idx = order[start:start + BATCH]
+            idx = order[start : start + BATCH]
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             model.eval()
             xr = x.clone().requires_grad_(True)
@@ -54,8 +63,9 @@ def plain_epoch(device: str) -> dict[str, torch.Tensor]:
             optimizer.zero_grad(set_to_none=True)
             logits = model(torch.cat([x, x_adv]))
             n = len(x)
-            loss = (ALPHA_MIX * F.cross_entropy(logits[:n], y)
-                    + (1 - ALPHA_MIX) * F.cross_entropy(logits[n:], y))
+            loss = ALPHA_MIX * F.cross_entropy(logits[:n], y) + (1 - ALPHA_MIX) * F.cross_entropy(
+                logits[n:], y
+            )
             loss.backward()
             optimizer.step()
     return {k: v.detach().cpu() for k, v in model.net.state_dict().items()}
@@ -76,16 +86,22 @@ def main() -> None:
     times: dict[str, list[float]] = {"job": [], "plain": []}
     contenders = [("job", job_epoch), ("plain", plain_epoch)]
     for i in range(args.repeats):
-        for name, fn in contenders[::1 if i % 2 == 0 else -1]:  # ABBA: no order advantage
+        for name, fn in contenders[:: 1 if i % 2 == 0 else -1]:  # ABBA: no order advantage
             start = time.perf_counter()
             fn(args.device)
             times[name].append(time.perf_counter() - start)
     job, plain = statistics.median(times["job"]), statistics.median(times["plain"])
-    print(f"FGSM adversarial training, 1 epoch of 4,000 digits, batch {BATCH}: advstudio job "
-          f"{job:.2f} s, plain loop {plain:.2f} s, ratio {job / plain:.3f} (target <= 1.10); "
-          f"same final weights: {same}")
-    print("  all runs (s): job " + ", ".join(f"{t:.2f}" for t in times["job"])
-          + "; plain " + ", ".join(f"{t:.2f}" for t in times["plain"]))
+    print(
+        f"FGSM adversarial training, 1 epoch of 4,000 digits, batch {BATCH}: advstudio job "
+        f"{job:.2f} s, plain loop {plain:.2f} s, ratio {job / plain:.3f} (target <= 1.10); "
+        f"same final weights: {same}"
+    )
+    print(
+        "  all runs (s): job "
+        + ", ".join(f"{t:.2f}" for t in times["job"])
+        + "; plain "
+        + ", ".join(f"{t:.2f}" for t in times["plain"])
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ The plain loops are what one would write from the papers in a notebook: no valid
 oracle, the model called directly under ``no_grad``. Equal work on both sides: Square and APGD
 at a small eps (L-inf 0.02, L2 0.3: no image is fooled, every one takes every query or step),
 FAB and PGD for a fixed number of steps, HopSkipJump until its query budget is spent. Square L2
-shares Square L-inf's loop and FAB-T L-inf FAB-T L2's; they are not timed separately. Contenders interleaved (ABBA);
+shares Square L-inf's loop and FAB-T L-inf FAB-T L2's; they are not timed separately. Contenders
+interleaved (ABBA);
 prints time per image and the ratio API / plain (below 1: the API is faster).
 """
 
@@ -18,6 +19,7 @@ import argparse
 import math
 
 import torch
+from bench_minimal import abba_medians  # the sibling script (this one runs as a script)
 
 from advstudio.core.attacks import apgd, as_predict
 from advstudio.core.attacks.fab import fab_t
@@ -26,11 +28,11 @@ from advstudio.core.attacks.l2 import pgd_l2
 from advstudio.core.attacks.square import HALVINGS, square_linf
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.models.registry import load_builtin
-from bench_minimal import abba_medians  # the sibling script (this one runs as a script)
 
 
 def plain_square(model, x, y, eps, queries, p_init=0.05, gen=None):
     """Square L-inf as the authors' code: stripes, one window per iteration, margin loss."""
+
     def margin(xq, yq):
         with torch.no_grad():
             z = model(xq)
@@ -50,8 +52,9 @@ def plain_square(model, x, y, eps, queries, p_init=0.05, gen=None):
         r = int(torch.randint(0, h - s + 1, (1,), generator=gen))
         q = int(torch.randint(0, w - s + 1, (1,), generator=gen))
         new = x_best[idx].clone()
-        new[..., r:r + s, q:q + s] = (x[idx][..., r:r + s, q:q + s]
-                                      + eps * signs((len(idx), c, 1, 1))).clamp(0, 1)
+        new[..., r : r + s, q : q + s] = (
+            x[idx][..., r : r + s, q : q + s] + eps * signs((len(idx), c, 1, 1))
+        ).clamp(0, 1)
         mn = margin(new, y[idx])
         better = mn < m[idx]
         x_best[idx[better]], m[idx[better]] = new[better], mn[better]
@@ -75,6 +78,7 @@ def plain_pgd_l2(model, x, y, eps, alpha, steps, gen=None):
 
 def plain_apgd_l2(model, x, y, eps, steps, gen=None):
     """APGD L2 with cross-entropy (Croce & Hein 2020, Algorithm 1), one run, no restarts."""
+
     def unit(t):
         return t / t.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
 
@@ -92,10 +96,17 @@ def plain_apgd_l2(model, x, y, eps, steps, gen=None):
     loss, g = loss_grad(x_cur)
     x_prev, x_best, loss_best, g_best = x_cur, x_cur.clone(), loss.clone(), g.clone()
     step = torch.full((len(x), 1, 1, 1), 2 * eps)
-    interval, shrink, shortest = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), \
-        max(int(0.06 * steps), 1)
-    rises, at_check, halved, since = torch.zeros(len(x)), loss.clone(), torch.ones(
-        len(x), dtype=torch.bool), 0
+    interval, shrink, shortest = (
+        max(int(0.22 * steps), 1),
+        max(int(0.03 * steps), 1),
+        max(int(0.06 * steps), 1),
+    )
+    rises, at_check, halved, since = (
+        torch.zeros(len(x)),
+        loss.clone(),
+        torch.ones(len(x), dtype=torch.bool),
+        0,
+    )
     for i in range(steps):
         a = 1.0 if i == 0 else 0.75
         z = ball(x_cur + step * unit(g))
@@ -143,7 +154,7 @@ def plain_fab_l2(model, x, y, t, steps=100, alpha_max=0.1, eta=1.05, beta=0.9):
         g, f = g.flatten(1), f.detach()
         dk = _l2_projection(g, -f, -xk, 1 - xk)
         d0 = _l2_projection(g, -f - (g * (x0 - xk)).sum(1), -x0, 1 - x0)
-        a = (dk.norm(dim=1) / (dk.norm(dim=1) + d0.norm(dim=1)).clamp_min(1e-12))
+        a = dk.norm(dim=1) / (dk.norm(dim=1) + d0.norm(dim=1)).clamp_min(1e-12)
         a = a.clamp(max=alpha_max)[:, None]
         xn = ((1 - a) * (xk + eta * dk) + a * (x0 + eta * d0)).clamp(0, 1)
         with torch.no_grad():
@@ -159,7 +170,7 @@ def plain_hsj(model, x, y, queries, gen=None):
     """HopSkipJump L2, untargeted, one image at a time, stops when the budget is spent."""
     out = x.clone()
     for i in range(len(x)):
-        x0, used = x[i:i + 1], 0
+        x0, used = x[i : i + 1], 0
 
         def adv(z):
             nonlocal used
@@ -168,7 +179,7 @@ def plain_hsj(model, x, y, queries, gen=None):
                 return model(z).argmax(1) != y[i]
 
         d = x0.numel()
-        theta = 1.0 / d ** 1.5
+        theta = 1.0 / d**1.5
         start = None
         while start is None and used < 101:
             noise = torch.rand(x0.shape, generator=gen)
@@ -202,7 +213,7 @@ def plain_hsj(model, x, y, queries, gen=None):
                 step /= 2
             xa = search((xa + step * grad).clamp(0, 1))
             dist, t = float((xa - x0).norm()), t + 1
-        out[i:i + 1] = xa
+        out[i : i + 1] = xa
     return out
 
 
@@ -214,8 +225,10 @@ def main() -> None:
     parser.add_argument("--only", default="", help="time only the attacks whose name has this")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"{args.images} digits")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"{args.images} digits"
+    )
     model = load_builtin("digits-cnn", device)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -230,28 +243,36 @@ def main() -> None:
     contenders = {
         "Square L-inf (eps 0.02, 300 queries)": (
             lambda: square_linf(as_predict(model), x, y, 0.02, max_queries=300, generator=gen()),
-            lambda: plain_square(model, x, y, 0.02, 300, gen=gen())),
+            lambda: plain_square(model, x, y, 0.02, 300, gen=gen()),
+        ),
         "PGD L2 (eps 1.5, 20 steps)": (
             lambda: pgd_l2(model, x, y, 1.5, alpha=0.375, steps=20, generator=gen()),
-            lambda: plain_pgd_l2(model, x, y, 1.5, 0.375, 20, gen=gen())),
+            lambda: plain_pgd_l2(model, x, y, 1.5, 0.375, 20, gen=gen()),
+        ),
         "APGD L2 (eps 0.3, 100 steps)": (
             lambda: apgd(model, x, y, eps=0.3, steps=100, norm="L2", seed=0),
-            lambda: plain_apgd_l2(model, x, y, 0.3, 100, gen=gen())),
+            lambda: plain_apgd_l2(model, x, y, 0.3, 100, gen=gen()),
+        ),
         "FAB-T L2 (100 steps, runner-up target)": (
             lambda: fab_t(model, x, y, norm="L2", target=second),
-            lambda: plain_fab_l2(model, x, y, second)),
+            lambda: plain_fab_l2(model, x, y, second),
+        ),
         "HopSkipJump (1,000 queries, 4 digits)": (
-            lambda: hop_skip_jump(as_label_predict(model), x[few], y[few], max_queries=1000,
-                                  generator=gen()),
-            lambda: plain_hsj(model, x[few], y[few], 1000, gen=gen())),
+            lambda: hop_skip_jump(
+                as_label_predict(model), x[few], y[few], max_queries=1000, generator=gen()
+            ),
+            lambda: plain_hsj(model, x[few], y[few], 1000, gen=gen()),
+        ),
     }
     for name, (api, plain) in contenders.items():
         if args.only.lower() not in name.lower():
             continue
         t = abba_medians({"api": api, "plain": plain}, args.repeats, device)
         n = 4 if "HopSkipJump" in name else len(x)
-        print(f"{name}: advstudio {t['api'] / n * 1e3:.1f} ms/image, plain "
-              f"{t['plain'] / n * 1e3:.1f} ms/image, ratio {t['api'] / t['plain']:.3f}")
+        print(
+            f"{name}: advstudio {t['api'] / n * 1e3:.1f} ms/image, plain "
+            f"{t['plain'] / n * 1e3:.1f} ms/image, ratio {t['api'] / t['plain']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def abba_medians(fns: dict[str, Callable[[], object]], repeats: int,
-                 device: torch.device) -> dict[str, float]:
-    for fn in fns.values():          # warm-up
+def abba_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    for fn in fns.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
@@ -85,11 +86,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"{args.images} digits, n0 {args.n0}, n {args.n}, sigma {args.sigma:g}, "
-          f"batch {args.batch_size}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"{args.images} digits, n0 {args.n0}, n {args.n}, sigma {args.sigma:g}, "
+        f"batch {args.batch_size}"
+    )
     model = load_builtin("digits-cnn", device)
-    x = load_digits("test")[0][:args.images].to(device)
+    x = load_digits("test")[0][: args.images].to(device)
     smoothing = Smoothing(args.sigma, args.n0, args.n, 0.001, args.batch_size)
     radii: dict[str, list[float]] = {"api": [], "plain": []}
 
@@ -99,14 +102,20 @@ def main() -> None:
 
     def plain() -> None:
         torch.manual_seed(0)
-        radii["plain"] = [plain_certify(model, image, args.n0, args.n, 0.001, args.sigma,
-                                        args.batch_size, model.num_classes)[1] for image in x]
+        radii["plain"] = [
+            plain_certify(
+                model, image, args.n0, args.n, 0.001, args.sigma, args.batch_size, model.num_classes
+            )[1]
+            for image in x
+        ]
 
     t = abba_medians({"api": api, "plain": plain}, args.repeats, device)
-    print(f"CERTIFY: advstudio {len(x) / t['api']:.2f} images/s, plain "
-          f"{len(x) / t['plain']:.2f} images/s, ratio {t['api'] / t['plain']:.3f}; mean radius "
-          f"advstudio {statistics.mean(radii['api']):.3f}, plain "
-          f"{statistics.mean(radii['plain']):.3f}")
+    print(
+        f"CERTIFY: advstudio {len(x) / t['api']:.2f} images/s, plain "
+        f"{len(x) / t['plain']:.2f} images/s, ratio {t['api'] / t['plain']:.3f}; mean radius "
+        f"advstudio {statistics.mean(radii['api']):.3f}, plain "
+        f"{statistics.mean(radii['plain']):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def plain_loop(steps: int, warmup: int, batch: int, seed: int = 0) -> float:
             t0 = time.perf_counter()
         if cursor + batch > len(x):
             order, cursor = torch.randperm(len(x)), 0
-        real = x[order[cursor:cursor + batch]]
+        real = x[order[cursor : cursor + batch]]
         cursor += batch
         netD.zero_grad()
         out = netD(real)
@@ -79,8 +79,13 @@ def job_loop(steps: int, warmup: int, batch: int, preview_rate: float) -> tuple[
         elif event.__class__.__name__ == "Preview":
             previews += 1
 
-    cfg = GanConfig(arch="dcgan", batch_size=batch, steps=warmup + steps, eval_every=0,
-                    preview_rate=preview_rate)
+    cfg = GanConfig(
+        arch="dcgan",
+        batch_size=batch,
+        steps=warmup + steps,
+        eval_every=0,
+        preview_rate=preview_rate,
+    )
     drive(train_gan(cfg), on_event=on_event)
     return (stamps[warmup + steps] - stamps[warmup]) / steps, previews
 
@@ -96,16 +101,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"DCGAN 28x28, batch {args.batch}, {args.steps} timed steps after {args.warmup} "
-          f"warm-up steps, {args.repeats} interleaved repeats, {torch.get_num_threads()} "
-          f"torch threads, previews at most {args.preview_rate:g}/s")
+    print(
+        f"DCGAN 28x28, batch {args.batch}, {args.steps} timed steps after {args.warmup} "
+        f"warm-up steps, {args.repeats} interleaved repeats, {torch.get_num_threads()} "
+        f"torch threads, previews at most {args.preview_rate:g}/s"
+    )
     plain, job = [], []
     for r in range(args.repeats):
         plain.append(plain_loop(args.steps, args.warmup, args.batch))
         sec, previews = job_loop(args.steps, args.warmup, args.batch, args.preview_rate)
         job.append(sec)
-        print(f"  repeat {r + 1}: plain {plain[-1] * 1000:.0f} ms/step, "
-              f"train_gan {job[-1] * 1000:.0f} ms/step ({previews} previews)")
+        print(
+            f"  repeat {r + 1}: plain {plain[-1] * 1000:.0f} ms/step, "
+            f"train_gan {job[-1] * 1000:.0f} ms/step ({previews} previews)"
+        )
     p, j = statistics.median(plain), statistics.median(job)
     print(f"plain PyTorch loop: {1 / p:.2f} steps/s ({p * 1000:.0f} ms/step, median)")
     print(f"train_gan via drive: {1 / j:.2f} steps/s ({j * 1000:.0f} ms/step, median)")
@@ -115,8 +124,10 @@ def main() -> None:
     real_digit_stats()  # cached once per process
     t0 = time.perf_counter()
     evaluate_digit_generator(g, 100)
-    print(f"one evaluation (1,000 samples, classes + Frechet): {time.perf_counter() - t0:.2f} s "
-          f"(every eval_every = {GanConfig.eval_every} steps by default)")
+    print(
+        f"one evaluation (1,000 samples, classes + Frechet): {time.perf_counter() - t0:.2f} s "
+        f"(every eval_every = {GanConfig.eval_every} steps by default)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
-                        device: torch.device) -> dict[str, float]:
-    for fn in fns.values():          # warm-up
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    for fn in fns.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
@@ -76,13 +77,20 @@ def main() -> None:
     def api_fgsm() -> torch.Tensor:
         return fgsm(model, x, y, 0.1)
 
-    t = interleaved_medians({"api": api_fgsm, "fwd+bwd": plain_forward_backward,
-                             "plain fgsm": plain_fgsm}, args.repeats, device)
+    t = interleaved_medians(
+        {"api": api_fgsm, "fwd+bwd": plain_forward_backward, "plain fgsm": plain_fgsm},
+        args.repeats,
+        device,
+    )
     model.zero_grad(set_to_none=True)
-    print(f"FGSM, batch 256: advstudio {t['api'] * 1e3:.1f} ms, plain forward+backward "
-          f"{t['fwd+bwd'] * 1e3:.1f} ms, plain FGSM {t['plain fgsm'] * 1e3:.1f} ms")
-    print(f"  ratio vs forward+backward: {t['api'] / t['fwd+bwd']:.3f} (target <= 1.10); "
-          f"vs plain FGSM: {t['api'] / t['plain fgsm']:.3f}")
+    print(
+        f"FGSM, batch 256: advstudio {t['api'] * 1e3:.1f} ms, plain forward+backward "
+        f"{t['fwd+bwd'] * 1e3:.1f} ms, plain FGSM {t['plain fgsm'] * 1e3:.1f} ms"
+    )
+    print(
+        f"  ratio vs forward+backward: {t['api'] / t['fwd+bwd']:.3f} (target <= 1.10); "
+        f"vs plain FGSM: {t['api'] / t['plain fgsm']:.3f}"
+    )
 
     config = SweepConfig(epsilons=EPSILONS, n_images=1000, batch_size=250, device=str(device))
 
@@ -105,8 +113,10 @@ def main() -> None:
 
     same = api_sweep() == plain_sweep()
     t = interleaved_medians({"api": api_sweep, "plain": plain_sweep}, args.sweep_repeats, device)
-    print(f"FGSM sweep, 1,000 images x {len(EPSILONS)} eps: advstudio {t['api']:.2f} s, plain "
-          f"loop {t['plain']:.2f} s, ratio {t['api'] / t['plain']:.3f}; same accuracies: {same}")
+    print(
+        f"FGSM sweep, 1,000 images x {len(EPSILONS)} eps: advstudio {t['api']:.2f} s, plain "
+        f"loop {t['plain']:.2f} s, ratio {t['api'] / t['plain']:.3f}; same accuracies: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,16 +32,18 @@ def _d_terms(loss: str, r: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor,
     if loss in ("non-saturating", "minimax"):
         return F.softplus(-r).mean(), F.softplus(f).mean()
     if loss == "least-squares":
-        return 0.5 * ((r - 1) ** 2).mean(), 0.5 * (f ** 2).mean()
+        return 0.5 * ((r - 1) ** 2).mean(), 0.5 * (f**2).mean()
     if loss == "hinge":
         return F.relu(1 - r).mean(), F.relu(1 + f).mean()
     return -r.mean(), f.mean()
 
 
 def _g_term(loss: str, f: torch.Tensor) -> torch.Tensor:
-    return {"non-saturating": lambda: F.softplus(-f).mean(),
-            "minimax": lambda: -F.softplus(f).mean(),
-            "least-squares": lambda: 0.5 * ((f - 1) ** 2).mean()}.get(loss, lambda: -f.mean())()
+    return {
+        "non-saturating": lambda: F.softplus(-f).mean(),
+        "minimax": lambda: -F.softplus(f).mean(),
+        "least-squares": lambda: 0.5 * ((f - 1) ** 2).mean(),
+    }.get(loss, lambda: -f.mean())()
 
 
 def plain_loop(loss: str, steps: int, warmup: int, batch: int, width: int) -> float:
@@ -58,7 +60,7 @@ def plain_loop(loss: str, steps: int, warmup: int, batch: int, width: int) -> fl
             t0 = time.perf_counter()
         if cursor + batch > len(x):
             order, cursor = torch.randperm(len(x)), 0
-        real = x[order[cursor:cursor + batch]]
+        real = x[order[cursor : cursor + batch]]
         cursor += batch
         netD.zero_grad()
         out_r = netD(real)
@@ -82,8 +84,16 @@ def plain_loop(loss: str, steps: int, warmup: int, batch: int, width: int) -> fl
         err_g = _g_term(loss, out)
         err_g.backward()
         optG.step()
-        torch.stack([err_r + err_f, err_g, torch.sigmoid(out_r).mean(),
-                     torch.sigmoid(out_f).mean(), torch.sigmoid(out).mean(), gp]).tolist()
+        torch.stack(
+            [
+                err_r + err_f,
+                err_g,
+                torch.sigmoid(out_r).mean(),
+                torch.sigmoid(out_f).mean(),
+                torch.sigmoid(out).mean(),
+                gp,
+            ]
+        ).tolist()
     return (time.perf_counter() - t0) / steps
 
 
@@ -96,8 +106,9 @@ def job_loop(loss: str, steps: int, warmup: int, batch: int, width: int) -> floa
         if isinstance(event, Metrics):
             stamps[event.step] = time.perf_counter()
 
-    cfg = GanConfig(loss=loss, width=width, batch_size=batch, steps=warmup + steps,
-                    eval_every=0, device="cpu")
+    cfg = GanConfig(
+        loss=loss, width=width, batch_size=batch, steps=warmup + steps, eval_every=0, device="cpu"
+    )
     drive(train_gan(cfg), on_event=on_event)
     return (stamps[warmup + steps] - stamps[warmup]) / steps
 
@@ -113,16 +124,21 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"DCGAN 28x28 width {args.width}, batch {args.batch}, {args.steps} timed steps, "
-          f"{args.repeats} interleaved repeats, {torch.get_num_threads()} torch thread(s)")
+    print(
+        f"DCGAN 28x28 width {args.width}, batch {args.batch}, {args.steps} timed steps, "
+        f"{args.repeats} interleaved repeats, {torch.get_num_threads()} torch thread(s)"
+    )
     for loss in LOSSES:
         plain, job = [], []
         for _ in range(args.repeats):
             plain.append(plain_loop(loss, args.steps, args.warmup, args.batch, args.width))
             job.append(job_loop(loss, args.steps, args.warmup, args.batch, args.width))
         p, j = statistics.median(plain), statistics.median(job)
-        print(f"{loss:15s} plain {p * 1000:6.1f} ms/step, train_gan {j * 1000:6.1f} ms/step, "
-              f"ratio {j / p:.3f} (target <= 1.05)", flush=True)
+        print(
+            f"{loss:15s} plain {p * 1000:6.1f} ms/step, train_gan {j * 1000:6.1f} ms/step, "
+            f"ratio {j / p:.3f} (target <= 1.05)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

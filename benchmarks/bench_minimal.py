@@ -31,9 +31,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def abba_medians(fns: dict[str, Callable[[], object]], repeats: int,
-                 device: torch.device) -> dict[str, float]:
-    for fn in fns.values():          # warm-up (and torch.optim's first import)
+def abba_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> dict[str, float]:
+    for fn in fns.values():  # warm-up (and torch.optim's first import)
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
@@ -61,8 +62,13 @@ def plain_deepfool(model, x, steps=50, overshoot=0.02):
         active &= logits.argmax(1) == k0
         if not active.any():
             break
-        grads = torch.stack([torch.autograd.grad(logits[:, c].sum(), xa, retain_graph=True)[0]
-                             for c in range(classes)], 1)
+        grads = torch.stack(
+            [
+                torch.autograd.grad(logits[:, c].sum(), xa, retain_graph=True)[0]
+                for c in range(classes)
+            ],
+            1,
+        )
         own = grads[torch.arange(len(x)), k0]
         w = (grads - own[:, None]).flatten(2)
         f = (logits - logits.gather(1, k0[:, None])).detach()
@@ -126,30 +132,35 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"{args.images} digits")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"{args.images} digits"
+    )
     model = load_builtin("digits-cnn", device)
     for p in model.parameters():
-        p.requires_grad_(False)      # the references' backward() must not fill .grad
+        p.requires_grad_(False)  # the references' backward() must not fill .grad
     x, y = sweep_images(args.images, seed=0)
     x, y = x.to(device), y.to(device)
     with torch.no_grad():
         right = model(x).argmax(1) == y
-    x, y = x[right], y[right]        # both methods attack the correctly classified ones
+    x, y = x[right], y[right]  # both methods attack the correctly classified ones
 
     contenders = {
         "DeepFool": (lambda: deepfool(model, x, y=y), lambda: plain_deepfool(model, x)),
         f"C&W ({args.cw_steps} x {args.search_steps})": (
             lambda: cw_l2(model, x, y, steps=args.cw_steps, search_steps=args.search_steps),
-            lambda: plain_cw(model, x, y, steps=args.cw_steps, search_steps=args.search_steps)),
+            lambda: plain_cw(model, x, y, steps=args.cw_steps, search_steps=args.search_steps),
+        ),
     }
     for name, (api, plain) in contenders.items():
         same = _summary(model, x, y, api()), _summary(model, x, y, plain())
         t = abba_medians({"api": api, "plain": plain}, args.repeats, device)
-        print(f"{name}: advstudio {t['api'] / len(x) * 1e3:.1f} ms/image, plain "
-              f"{t['plain'] / len(x) * 1e3:.1f} ms/image, ratio {t['api'] / t['plain']:.3f}; "
-              f"success / median L2: advstudio {same[0][0]:.2f} / {same[0][1]:.3f}, plain "
-              f"{same[1][0]:.2f} / {same[1][1]:.3f}")
+        print(
+            f"{name}: advstudio {t['api'] / len(x) * 1e3:.1f} ms/image, plain "
+            f"{t['plain'] / len(x) * 1e3:.1f} ms/image, ratio {t['api'] / t['plain']:.3f}; "
+            f"success / median L2: advstudio {same[0][0]:.2f} / {same[0][1]:.3f}, plain "
+            f"{same[1][0]:.2f} / {same[1][1]:.3f}"
+        )
 
 
 if __name__ == "__main__":

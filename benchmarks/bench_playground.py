@@ -9,9 +9,10 @@
 Each for the default settings (non-saturating, Adam, batch 256, 1 D step) and for WGAN-GP with
 5 critic steps. Ratios are job / plain loop.
 
-    uv run python benchmarks/bench_playground.py [seconds per measurement, default 8] [--no-gc-freeze]
+    uv run python benchmarks/bench_playground.py [seconds per measurement (8)] [--no-gc-freeze]
 
-Like the app (``advstudio/responsiveness.py``, frozen once the labs are built), the benchmark moves every
+Like the app (``advstudio/responsiveness.py``, frozen once the labs are built), the benchmark moves
+every
 object alive after start-up into Python's permanent generation (``gc.freeze()``) before
 measuring; with PyTorch and pyqtgraph loaded a full collection otherwise walks ~220,000 objects
 and took ~170 ms here, which is then the worst stall. ``--no-gc-freeze`` shows that.
@@ -26,8 +27,7 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SETTINGS = {
-    "non-saturating, Adam, batch 256, k=1": dict(loss="non-saturating", batch_size=256,
-                                                  d_steps=1),
+    "non-saturating, Adam, batch 256, k=1": dict(loss="non-saturating", batch_size=256, d_steps=1),
     "WGAN-GP, Adam, batch 256, k=5": dict(loss="wgan-gp", batch_size=256, d_steps=5),
 }
 
@@ -41,8 +41,15 @@ def plain_loop(seconds: float, loss: str, batch_size: int, d_steps: int) -> floa
     from torch import nn
 
     def mlp(n_in, n_out, act):
-        return nn.Sequential(nn.Linear(n_in, 64), act(), nn.Linear(64, 64), act(),
-                             nn.Linear(64, 64), act(), nn.Linear(64, n_out))
+        return nn.Sequential(
+            nn.Linear(n_in, 64),
+            act(),
+            nn.Linear(64, 64),
+            act(),
+            nn.Linear(64, 64),
+            act(),
+            nn.Linear(64, n_out),
+        )
 
     torch.manual_seed(0)
     G, D = mlp(2, 2, nn.ReLU), mlp(2, 1, lambda: nn.LeakyReLU(0.2))
@@ -95,8 +102,13 @@ def plain_loop(seconds: float, loss: str, batch_size: int, d_steps: int) -> floa
 
 
 def headless_job(seconds: float, **params) -> float:
-    from advstudio.core.playground import (LiveParams, Playground, PlaygroundParams,
-                                           make_target, run_playground)
+    from advstudio.core.playground import (
+        LiveParams,
+        Playground,
+        PlaygroundParams,
+        make_target,
+        run_playground,
+    )
 
     play = Playground(PlaygroundParams(make_target("ring"), **params))
     job = run_playground(play, LiveParams(play.params))
@@ -173,9 +185,10 @@ def main() -> None:
 
     app = QApplication(sys.argv[:1])
     MainThreadGarbageCollector(app)
-    settings = QSettings(os.path.join(os.environ.get("TMPDIR", "/tmp"),
-                                      "advstudio-bench-playground.ini"),
-                         QSettings.Format.IniFormat)
+    settings = QSettings(
+        os.path.join(os.environ.get("TMPDIR", "/tmp"), "advstudio-bench-playground.ini"),
+        QSettings.Format.IniFormat,
+    )
     settings.clear()
     jobs = JobManager()
     tab = PlaygroundTab(AppState(), jobs, settings=settings)
@@ -188,17 +201,21 @@ def main() -> None:
 
         gc.collect()
         gc.freeze()
-    print(f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
-          f"{', gc frozen after start-up' if frozen else ''}")
+    print(
+        f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        f"{', gc frozen after start-up' if frozen else ''}"
+    )
     for name, params in SETTINGS.items():
         plain = plain_loop(seconds, **params)
         headless = headless_job(seconds, **params)
         steps, fps, worst, busy = live_tab(tab, seconds, **params)
-        print(f"{name}: plain loop {plain:.0f} steps/s; job headless {headless:.0f} steps/s "
-              f"(ratio {headless / plain:.2f}); job on its thread with the live plot "
-              f"{steps:.0f} steps/s (ratio {steps / plain:.2f}), plot {fps:.1f} frames/s, "
-              f"worst UI-thread stall {worst * 1000:.0f} ms (of which the UI thread computed "
-              f"at most {busy * 1000:.0f} ms)")
+        print(
+            f"{name}: plain loop {plain:.0f} steps/s; job headless {headless:.0f} steps/s "
+            f"(ratio {headless / plain:.2f}); job on its thread with the live plot "
+            f"{steps:.0f} steps/s (ratio {steps / plain:.2f}), plot {fps:.1f} frames/s, "
+            f"worst UI-thread stall {worst * 1000:.0f} ms (of which the UI thread computed "
+            f"at most {busy * 1000:.0f} ms)"
+        )
     jobs.shutdown()
     print(f"(load average afterwards {os.getloadavg()[0]:.1f})")
 

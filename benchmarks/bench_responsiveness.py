@@ -46,8 +46,9 @@ def evaluate_stall() -> None:
     from advstudio.ui.main_window import MainWindow
     from advstudio.ui.stall import StallMeter
 
-    settings = QSettings(os.path.join(tempfile.gettempdir(), "advstudio-bench-resp.ini"),
-                         QSettings.Format.IniFormat)
+    settings = QSettings(
+        os.path.join(tempfile.gettempdir(), "advstudio-bench-resp.ini"), QSettings.Format.IniFormat
+    )
     settings.clear()
     window = MainWindow(settings)
     window.show()
@@ -57,8 +58,10 @@ def evaluate_stall() -> None:
     worker = window.evaluate_current_model(batch_size=20)
     _wait(lambda: worker.is_done)
     worst = meter.stop()
-    print(f"evaluating 1,000 digits: worst UI-thread stall {worst * 1000:.1f} ms "
-          f"({meter.ticks} timer ticks; the old test's limit 250 ms)")
+    print(
+        f"evaluating 1,000 digits: worst UI-thread stall {worst * 1000:.1f} ms "
+        f"({meter.ticks} timer ticks; the old test's limit 250 ms)"
+    )
     window.close()
     window.jobs.shutdown()
 
@@ -84,9 +87,11 @@ def gc_freeze(repeats: int = 5) -> None:
     finally:
         guard.stop()
     del keep
-    print(f"full collection with 300,000 long-lived objects: {before * 1000:.1f} ms, after "
-          f"gc.freeze {after * 1000:.2f} ms; ratio after / before {after / before:.3f} "
-          f"(the old test's limit 0.5)")
+    print(
+        f"full collection with 300,000 long-lived objects: {before * 1000:.1f} ms, after "
+        f"gc.freeze {after * 1000:.2f} ms; ratio after / before {after / before:.3f} "
+        f"(the old test's limit 0.5)"
+    )
 
 
 def dry_runs() -> None:
@@ -97,11 +102,19 @@ def dry_runs() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, job in (
-                ("GAN", lambda: train_gan(GanConfig(dry_run=True,
-                                                    checkpoint_path=f"{tmp}/g.pt"))),
-                ("PGD training", lambda: train_classifier(TrainConfig(
-                    dry_run=True, recipe="pgd", checkpoint_path=f"{tmp}/c.pt",
-                    save_path=f"{tmp}/m.pt")))):
+            ("GAN", lambda: train_gan(GanConfig(dry_run=True, checkpoint_path=f"{tmp}/g.pt"))),
+            (
+                "PGD training",
+                lambda: train_classifier(
+                    TrainConfig(
+                        dry_run=True,
+                        recipe="pgd",
+                        checkpoint_path=f"{tmp}/c.pt",
+                        save_path=f"{tmp}/m.pt",
+                    )
+                ),
+            ),
+        ):
             t0 = time.perf_counter()
             drive(job())
             print(f"dry run, {name}: {time.perf_counter() - t0:.2f} s (the old test's limit 30 s)")

@@ -50,8 +50,9 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> d
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def plain_and_recorded(store: RunStore, kind: str, config: dict,
-                       make_job: Callable[[], Iterator[Event]]) -> dict[str, Callable[[], object]]:
+def plain_and_recorded(
+    store: RunStore, kind: str, config: dict, make_job: Callable[[], Iterator[Event]]
+) -> dict[str, Callable[[], object]]:
     def plain() -> object:
         return drive(make_job()).result
 
@@ -70,25 +71,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--eval-repeats", type=int, default=3)
     parser.add_argument("--root", type=Path, help="where to put the temporary store")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads for evaluate (1: steadier on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads for evaluate (1: steadier on a shared machine)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.root, prefix="advstudio-bench-") as tmp:
         store = RunStore.open(tmp)
         print(f"store in {tmp} (cpu count {os.cpu_count()})")
 
-        fns = plain_and_recorded(store, "fake", {"steps": args.steps},
-                                 lambda: fake_job(args.steps))
-        fns["empty run"] = plain_and_recorded(store, "empty", {}, lambda: fake_job(0))[
-            "recorded"]
+        fns = plain_and_recorded(store, "fake", {"steps": args.steps}, lambda: fake_job(args.steps))
+        fns["empty run"] = plain_and_recorded(store, "empty", {}, lambda: fake_job(0))["recorded"]
         t = interleaved_medians(fns, args.repeats)
         per_event = (t["recorded"] - t["plain"] - t["empty run"]) / args.steps * 1e6
-        print(f"fake job, {args.steps:,} steps (Metrics + Progress each, no work): "
-              f"plain {t['plain'] * 1e3:.1f} ms, recorded {t['recorded'] * 1e3:.1f} ms, "
-              f"ratio {t['recorded'] / t['plain']:.2f}")
-        print(f"  = {t['empty run'] * 1e3:.1f} ms per run (create + finish, with fsyncs) + "
-              f"{per_event:.2f} us per Metrics event")
+        print(
+            f"fake job, {args.steps:,} steps (Metrics + Progress each, no work): "
+            f"plain {t['plain'] * 1e3:.1f} ms, recorded {t['recorded'] * 1e3:.1f} ms, "
+            f"ratio {t['recorded'] / t['plain']:.2f}"
+        )
+        print(
+            f"  = {t['empty run'] * 1e3:.1f} ms per run (create + finish, with fsyncs) + "
+            f"{per_event:.2f} us per Metrics event"
+        )
         steps_written = len(store.read_metrics(store.list_runs(kind="fake", limit=1)[0].id))
         assert steps_written == args.steps, steps_written
 
@@ -100,13 +107,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
         config = EvaluateConfig(batch_size=10, device="cpu")
-        fns = plain_and_recorded(store, "evaluate", config_to_dict(config),
-                                 lambda: evaluate(config))
+        fns = plain_and_recorded(
+            store, "evaluate", config_to_dict(config), lambda: evaluate(config)
+        )
         t = interleaved_medians(fns, args.eval_repeats)
-        print(f"evaluate, 1,000 digits, batch 10 (100 Metrics events), {args.threads} torch "
-              f"thread(s): plain "
-              f"{t['plain'] * 1e3:.0f} ms, recorded {t['recorded'] * 1e3:.0f} ms, "
-              f"ratio {t['recorded'] / t['plain']:.3f}")
+        print(
+            f"evaluate, 1,000 digits, batch 10 (100 Metrics events), {args.threads} torch "
+            f"thread(s): plain "
+            f"{t['plain'] * 1e3:.0f} ms, recorded {t['recorded'] * 1e3:.0f} ms, "
+            f"ratio {t['recorded'] / t['plain']:.3f}"
+        )
 
 
 if __name__ == "__main__":

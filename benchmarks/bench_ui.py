@@ -33,15 +33,16 @@ def main() -> None:
 
     from advstudio.core.jobs import Metrics
     from advstudio.core.resources import resources_dir
+    from advstudio.responsiveness import MainThreadGarbageCollector
     from advstudio.ui.main_window import MainWindow
     from advstudio.ui.stall import StallMeter
 
-    from advstudio.responsiveness import MainThreadGarbageCollector
-
     app = QApplication(sys.argv[:1])
     collector = MainThreadGarbageCollector(app)  # as advstudio.app does
-    settings = QSettings(os.path.join(os.environ.get("TMPDIR", "/tmp"), "advstudio-bench.ini"),
-                         QSettings.Format.IniFormat)
+    settings = QSettings(
+        os.path.join(os.environ.get("TMPDIR", "/tmp"), "advstudio-bench.ini"),
+        QSettings.Format.IniFormat,
+    )
     settings.clear()
     window = MainWindow(settings)
     window.labs_ready.connect(collector.freeze)
@@ -85,9 +86,11 @@ def main() -> None:
             forwards.append(time.perf_counter() - t0)
     slider = statistics.median(latencies)
     fwd = statistics.median(forwards)
-    print(f"slider update: median {slider * 1000:.1f} ms, worst {max(latencies) * 1000:.1f} ms "
-          f"over {len(latencies)} moves (target <= 100 ms); one plain forward pass "
-          f"{fwd * 1000:.2f} ms; ratio {slider / fwd:.1f}")
+    print(
+        f"slider update: median {slider * 1000:.1f} ms, worst {max(latencies) * 1000:.1f} ms "
+        f"over {len(latencies)} moves (target <= 100 ms); one plain forward pass "
+        f"{fwd * 1000:.2f} ms; ratio {slider / fwd:.1f}"
+    )
 
     # 2. GAN training with live plots
     gan = window.gan_tab
@@ -106,16 +109,30 @@ def main() -> None:
     worker = gan.start()
     wait(lambda: worker.is_done, timeout=600)
     worst = meter.stop()
-    print(f"GAN training with live plots: worst UI-thread stall {worst * 1000:.1f} ms "
-          f"(target <= 50 ms), {meter.ticks} timer ticks, {gan.loss_plot.points('loss_d')} steps, "
-          f"evaluations every 50 steps; the tab's first paint before it {first_paint * 1000:.0f} ms")
+    print(
+        f"GAN training with live plots: worst UI-thread stall {worst * 1000:.1f} ms "
+        f"(target <= 50 ms), {meter.ticks} timer ticks, {gan.loss_plot.points('loss_d')} steps, "
+        f"evaluations every 50 steps; the tab's first paint before it {first_paint * 1000:.0f} ms"
+    )
 
     # 3. 100k points per curve
     gan._reset()
     for step in range(100_000):
-        gan._on_metrics(Metrics(step, {"loss_d": 1.0 + (step % 97) / 97, "loss_g": 2.0,
-                                       "d_x": 0.7, "d_g_z1": 0.3, "d_g_z2": 0.35,
-                                       "grad_norm_d": 3.0, "grad_norm_g": 1.0, "diversity": 8.0}))
+        gan._on_metrics(
+            Metrics(
+                step,
+                {
+                    "loss_d": 1.0 + (step % 97) / 97,
+                    "loss_g": 2.0,
+                    "d_x": 0.7,
+                    "d_g_z1": 0.3,
+                    "d_g_z2": 0.35,
+                    "grad_norm_d": 3.0,
+                    "grad_norm_g": 1.0,
+                    "diversity": 8.0,
+                },
+            )
+        )
     plots = (gan.loss_plot, gan.d_plot, gan.grad_plot, gan.div_plot)
     times = []
     for _ in range(10):
@@ -127,8 +144,10 @@ def main() -> None:
         gan.repaint()
         QCoreApplication.processEvents()
         times.append(time.perf_counter() - t0)
-    print(f"redraw of 4 live plots with 100,000 points per curve (12 curves): median "
-          f"{statistics.median(times) * 1000:.1f} ms")
+    print(
+        f"redraw of 4 live plots with 100,000 points per curve (12 curves): median "
+        f"{statistics.median(times) * 1000:.1f} ms"
+    )
     window.close()
 
 

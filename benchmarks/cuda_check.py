@@ -31,9 +31,12 @@ def check(name):
             print(f"ok    {name}: {detail} ({time.perf_counter() - t0:.1f} s)", flush=True)
         except Exception:  # noqa: BLE001
             FAILED.append(name)
-            print(f"FAIL  {name} ({time.perf_counter() - t0:.1f} s)\n{traceback.format_exc()}",
-                  flush=True)
+            print(
+                f"FAIL  {name} ({time.perf_counter() - t0:.1f} s)\n{traceback.format_exc()}",
+                flush=True,
+            )
         return fn
+
     return wrap
 
 
@@ -66,12 +69,17 @@ def main() -> int:
         surrogate = load_builtin("digits-mlp", "cuda")
         x = load_digits("test")[0][:1]
         out = []
-        for spec in (AttackSpec(eps=0.3), AttackSpec(attack="pgd", eps=0.3, targeted=True, target=3),
-                     AttackSpec(access="transfer", eps=0.3),
-                     AttackSpec(access="query", attack="nes", eps=0.3, max_queries=500)):
+        for spec in (
+            AttackSpec(eps=0.3),
+            AttackSpec(attack="pgd", eps=0.3, targeted=True, target=3),
+            AttackSpec(access="transfer", eps=0.3),
+            AttackSpec(access="query", attack="nes", eps=0.3, max_queries=500),
+        ):
             o = drive(attack_image(model, x, spec, surrogate)).result
             assert (o.x_adv - o.x).abs().max() <= spec.eps + 1e-6 and o.x_adv.device.type == "cpu"
-            out.append(f"{spec.attack}/{spec.access.value} {'fooled' if o.report.success else 'held'}")
+            out.append(
+                f"{spec.attack}/{spec.access.value} {'fooled' if o.report.success else 'held'}"
+            )
         first = drive(attack_image(model, x, AttackSpec(eps=0.05))).result
         assert fgsm_at(model, first, 0.2).spec.eps == 0.2
         return ", ".join(out)
@@ -79,7 +87,15 @@ def main() -> int:
     @check("attack lab II on CUDA: DeepFool, C&W, APGD, robust accuracy, BPDA, saving")
     def _():
         from advstudio.core.attacks import (
-            BitDepth, apgd, cw_l2, deepfool, defended, pgd, robust_accuracy, survival)
+            BitDepth,
+            apgd,
+            cw_l2,
+            deepfool,
+            defended,
+            pgd,
+            robust_accuracy,
+            survival,
+        )
         from advstudio.core.attacks.sweep import sweep_images
         from advstudio.core.models.registry import load_builtin
 
@@ -103,10 +119,12 @@ def main() -> int:
         gen = torch.Generator(device="cuda").manual_seed(0)
         after_bpda = acc(bpda, pgd(bpda, x, y, 0.3, alpha=0.03, steps=20, generator=gen))
         saved = survival(model, pgd(model, x, y, 0.2, alpha=0.02, steps=20), y, jpeg_quality=75)
-        return (f"median L2 DeepFool {l2_df:.2f}, C&W {l2_cw:.2f}; APGD-50 acc {acc(model, xa):.3f}; "
-                f"robust {res.robust_accuracy:.3f} (FGSM {res.fgsm_accuracy:.3f}); bit depth 2 "
-                f"clean {acc(shield, x):.3f}, BPDA {after_bpda:.3f}; survival report "
-                f"{type(saved).__name__}")
+        return (
+            f"median L2 DeepFool {l2_df:.2f}, C&W {l2_cw:.2f}; APGD-50 acc {acc(model, xa):.3f}; "
+            f"robust {res.robust_accuracy:.3f} (FGSM {res.fgsm_accuracy:.3f}); bit depth 2 "
+            f"clean {acc(shield, x):.3f}, BPDA {after_bpda:.3f}; survival report "
+            f"{type(saved).__name__}"
+        )
 
     @check("epsilon sweep on CUDA ~ CPU")
     def _():
@@ -118,8 +136,12 @@ def main() -> int:
         for name in cfg["attacks"]:
             for a, b in zip(gpu.curves[name].accuracy, cpu.curves[name].accuracy):
                 assert abs(a - b) <= 0.02, (name, a, b)
-        return "FGSM " + "/".join(f"{a:.3f}" for a in gpu.curves["fgsm"].accuracy) + \
-            ", PGD " + "/".join(f"{a:.3f}" for a in gpu.curves["pgd"].accuracy)
+        return (
+            "FGSM "
+            + "/".join(f"{a:.3f}" for a in gpu.curves["fgsm"].accuracy)
+            + ", PGD "
+            + "/".join(f"{a:.3f}" for a in gpu.curves["pgd"].accuracy)
+        )
 
     @check("DCGAN training on CUDA")
     def _():
@@ -127,20 +149,24 @@ def main() -> int:
         from advstudio.core.gan.train import train_gan
 
         t0 = time.perf_counter()
-        res = drive(train_gan(GanConfig(steps=600, eval_every=600, device="cuda",
-                                        preview_rate=0))).result
+        res = drive(
+            train_gan(GanConfig(steps=600, eval_every=600, device="cuda", preview_rate=0))
+        ).result
         sps = 600 / (time.perf_counter() - t0)
         ev = res.evaluation
-        return (f"{sps:.0f} steps/s incl. 2 evaluations; after 600 steps "
-                f"{ev['classes_covered']:.0f}/10 classes, Fréchet {ev['frechet']:.0f}")
+        return (
+            f"{sps:.0f} steps/s incl. 2 evaluations; after 600 steps "
+            f"{ev['classes_covered']:.0f}/10 classes, Fréchet {ev['frechet']:.0f}"
+        )
 
     @check("adversarial training (FGSM, 2 epochs) on CUDA")
     def _():
         from advstudio.core.defence.config import TrainConfig
         from advstudio.core.defence.train import train_classifier
 
-        res = drive(train_classifier(TrainConfig(recipe="fgsm", eps=0.25, epochs=2,
-                                                 device="cuda"))).result
+        res = drive(
+            train_classifier(TrainConfig(recipe="fgsm", eps=0.25, epochs=2, device="cuda"))
+        ).result
         m = res.metrics
         return f"clean {m['clean_acc']:.3f}, FGSM {m['fgsm_acc']:.3f}, PGD {m['pgd_acc']:.3f}"
 

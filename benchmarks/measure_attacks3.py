@@ -39,14 +39,18 @@ def main() -> None:
     args = parser.parse_args()
     model = load_builtin("digits-cnn")
     x, y = _right(model, args.images, seed=0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(x)} of "
-          f"{args.images} digits classified right; L-inf eps {args.eps}, {args.queries} queries")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(x)} of "
+        f"{args.images} digits classified right; L-inf eps {args.eps}, {args.queries} queries"
+    )
     box = as_predict(model)
     runs = {
-        "Square p_init 0.05": lambda g: square_linf(box, x, y, args.eps, max_queries=args.queries,
-                                                    generator=g),
-        "Square p_init 0.3": lambda g: square_linf(box, x, y, args.eps, max_queries=args.queries,
-                                                   p_init=0.3, generator=g),
+        "Square p_init 0.05": lambda g: square_linf(
+            box, x, y, args.eps, max_queries=args.queries, generator=g
+        ),
+        "Square p_init 0.3": lambda g: square_linf(
+            box, x, y, args.eps, max_queries=args.queries, p_init=0.3, generator=g
+        ),
         "NES": lambda g: nes(box, x, y, args.eps, max_queries=args.queries, generator=g),
         "SPSA": lambda g: spsa(box, x, y, args.eps, max_queries=args.queries, generator=g),
     }
@@ -55,13 +59,20 @@ def main() -> None:
         res = run(torch.Generator().manual_seed(0))
         ok = res.success
         med = int(res.queries[ok].median()) if bool(ok.any()) else float("nan")
-        print(f"{name}: success {float(ok.float().mean()):.2f}, median queries {med}, mean "
-              f"queries {float(res.queries.float().mean()):.0f} "
-              f"({time.perf_counter() - start:.0f} s)")
+        print(
+            f"{name}: success {float(ok.float().mean()):.2f}, median queries {med}, mean "
+            f"queries {float(res.queries.float().mean()):.0f} "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
     xh, yh = _right(model, args.hsj_images, seed=1)
     start = time.perf_counter()
-    res = hop_skip_jump(as_label_predict(model), xh, yh, max_queries=args.queries,
-                        generator=torch.Generator().manual_seed(0))
+    res = hop_skip_jump(
+        as_label_predict(model),
+        xh,
+        yh,
+        max_queries=args.queries,
+        generator=torch.Generator().manual_seed(0),
+    )
     hsj = l2(xh, res.x_adv)[res.success]
     t_hsj = time.perf_counter() - start
     start = time.perf_counter()
@@ -69,12 +80,14 @@ def main() -> None:
     with torch.no_grad():
         cw_ok = model(cw).argmax(1) != yh
     cw_l2s = l2(xh, cw)[cw_ok]
-    print(f"HopSkipJump ({args.queries} queries, {len(xh)} digits): success "
-          f"{float(res.success.float().mean()):.2f}, median L2 {float(hsj.median()):.3f}, "
-          f"median queries {int(res.queries.median())} ({t_hsj:.0f} s); C&W L2: success "
-          f"{float(cw_ok.float().mean()):.2f}, median L2 {float(cw_l2s.median()):.3f} "
-          f"({time.perf_counter() - start:.0f} s); ratio HSJ / C&W "
-          f"{float(hsj.median()) / float(cw_l2s.median()):.2f}")
+    print(
+        f"HopSkipJump ({args.queries} queries, {len(xh)} digits): success "
+        f"{float(res.success.float().mean()):.2f}, median L2 {float(hsj.median()):.3f}, "
+        f"median queries {int(res.queries.median())} ({t_hsj:.0f} s); C&W L2: success "
+        f"{float(cw_ok.float().mean()):.2f}, median L2 {float(cw_l2s.median()):.3f} "
+        f"({time.perf_counter() - start:.0f} s); ratio HSJ / C&W "
+        f"{float(hsj.median()) / float(cw_l2s.median()):.2f}"
+    )
 
 
 if __name__ == "__main__":

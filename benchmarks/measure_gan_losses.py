@@ -42,8 +42,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--base", default="")
-    ap.add_argument("--eval-every", type=int, default=0, help="also judge every N steps "
-                    "(0 = only at the end); all evaluations are printed")
+    ap.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also judge every N steps (0 = only at the end); all evaluations are printed",
+    )
     ap.add_argument("--out", default="")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's choice)")
     args = ap.parse_args()
@@ -51,18 +55,32 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     for spec in args.sets or [""]:
         fields = {**_fields(args.base), **_fields(spec)}
-        config = GanConfig(steps=args.steps, eval_every=args.eval_every or args.steps,
-                           preview_rate=0.0, seed=0,
-                           device="cpu", **fields)
+        config = GanConfig(
+            steps=args.steps,
+            eval_every=args.eval_every or args.steps,
+            preview_rate=0.0,
+            seed=0,
+            device="cpu",
+            **fields,
+        )
         t0 = time.perf_counter()
         out = drive(train_gan(config))
         wall = time.perf_counter() - t0
-        row = {"set": fields, "steps": args.steps, "wall_s": round(wall, 1),
-               "threads": torch.get_num_threads(),
-               **{k: round(v, 3) for k, v in out.result.evaluation.items()},
-               "history": [{k: round(v, 3) for k, v in ev.items()
-                            if k in ("step", "classes_covered", "class_entropy", "frechet")}
-                           for ev in out.result.history]}
+        row = {
+            "set": fields,
+            "steps": args.steps,
+            "wall_s": round(wall, 1),
+            "threads": torch.get_num_threads(),
+            **{k: round(v, 3) for k, v in out.result.evaluation.items()},
+            "history": [
+                {
+                    k: round(v, 3)
+                    for k, v in ev.items()
+                    if k in ("step", "classes_covered", "class_entropy", "frechet")
+                }
+                for ev in out.result.history
+            ],
+        }
         print(json.dumps(row), flush=True)
         if args.out:
             with open(args.out, "a") as fh:

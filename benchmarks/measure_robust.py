@@ -22,11 +22,14 @@ def main() -> None:
     for model in ("digits-cnn", "digits-cnn-pgd"):
         for eps in (0.1, 0.2):
             t0 = time.perf_counter()
-            res = drive(run_robust(RobustConfig(model=model, eps=eps, n_images=n,
-                                                device="cpu"))).result
-            print(f"{model:16s} {eps:5.2f} {res.clean_accuracy:7.3f} {res.fgsm_accuracy:7.3f} "
-                  f"{res.robust_accuracy:9.3f}  {res.broken}  ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
+            res = drive(
+                run_robust(RobustConfig(model=model, eps=eps, n_images=n, device="cpu"))
+            ).result
+            print(
+                f"{model:16s} {eps:5.2f} {res.clean_accuracy:7.3f} {res.fgsm_accuracy:7.3f} "
+                f"{res.robust_accuracy:9.3f}  {res.broken}  ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,12 @@ import torch
 from advstudio.core.attacks.quantise import quantise_adversarial, survival
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.attacks.transforms import (
-    BitDepth, FeatureSqueezingDetector, JpegCompression, MedianSmoothing, defended)
+    BitDepth,
+    FeatureSqueezingDetector,
+    JpegCompression,
+    MedianSmoothing,
+    defended,
+)
 from advstudio.core.attacks.whitebox import fgsm, pgd
 from advstudio.core.errors import AttackError
 from advstudio.core.models.registry import load_builtin
@@ -55,16 +60,18 @@ def main() -> None:
     device = torch.device(args.device)
     cnn = load_builtin("digits-cnn", device)
     x_all, y_all = sweep_images(2 * args.n, seed=0)
-    x, y = x_all[:args.n].to(device), y_all[:args.n].to(device)
-    x_fit = x_all[args.n:].to(device)
+    x, y = x_all[: args.n].to(device), y_all[: args.n].to(device)
+    x_fit = x_all[args.n :].to(device)
     eps, alpha = args.eps, args.eps / 10
 
     def run_pgd(model: torch.nn.Module) -> torch.Tensor:
         gen = torch.Generator(device=device).manual_seed(0)
         return pgd(model, x, y, eps, alpha=alpha, steps=args.steps, generator=gen)
 
-    print(f"digits-cnn, {args.n} test digits, PGD eps={eps:g} alpha={alpha:g} "
-          f"steps={args.steps} (random start), device {device}")
+    print(
+        f"digits-cnn, {args.n} test digits, PGD eps={eps:g} alpha={alpha:g} "
+        f"steps={args.steps} (random start), device {device}"
+    )
     print(f"{'defence':<14}{'clean':>8}{'PGD plain':>12}{'PGD BPDA':>11}")
     for name, transform in DEFENCES.items():
         if transform is None:
@@ -85,12 +92,16 @@ def main() -> None:
     x_pgd = run_pgd(cnn)
     fooled = cnn(x_pgd).argmax(1) != y
     flagged = detector.detect(x_pgd)
-    print(f"\nfeature squeezing (1 bit + 2x2 median), threshold {threshold:.3f} at 5 % on "
-          f"{len(x_fit)} other clean digits")
-    rows = {"false alarms on clean": detector.detect(x),
-            f"detected, PGD eps={eps:g}": flagged,
-            f"detected, PGD that fools ({int(fooled.sum())})": flagged[fooled],
-            f"detected, FGSM eps={eps:g}": detector.detect(fgsm(cnn, x, y, eps))}
+    print(
+        f"\nfeature squeezing (1 bit + 2x2 median), threshold {threshold:.3f} at 5 % on "
+        f"{len(x_fit)} other clean digits"
+    )
+    rows = {
+        "false alarms on clean": detector.detect(x),
+        f"detected, PGD eps={eps:g}": flagged,
+        f"detected, PGD that fools ({int(fooled.sum())})": flagged[fooled],
+        f"detected, FGSM eps={eps:g}": detector.detect(fgsm(cnn, x, y, eps)),
+    }
     for label, hits in rows.items():
         print(f"  {label:<34}{hits.float().mean():>7.1%}")
 
@@ -98,13 +109,17 @@ def main() -> None:
     for name, e, x_adv in (("FGSM", 0.1, fgsm(cnn, x, y, 0.1)), ("PGD", eps, x_pgd)):
         rates = survival(cnn, x_adv, y, jpeg_quality=75).rates()
         n_adv = round(rates["adversarial"] * args.n)
-        print(f"  {name} eps={e:g}: adversarial {rates['adversarial']:.1%} ({n_adv}); "
-              f"survive PNG {rates['survive_png']:.1%}, JPEG q=75 {rates['survive_jpeg']:.1%}")
+        print(
+            f"  {name} eps={e:g}: adversarial {rates['adversarial']:.1%} ({n_adv}); "
+            f"survive PNG {rates['survive_png']:.1%}, JPEG q=75 {rates['survive_jpeg']:.1%}"
+        )
         repaired = quantise_adversarial(cnn, x, x_adv, y, e)
-        print(f"    quantisation-aware: {int(repaired.fooled.sum())} on the grid and adversarial, "
-              f"{int(repaired.repaired.sum())} repaired, "
-              f"{repaired.method.count('failed')} lost, max L-inf "
-              f"{float(repaired.linf.max()) * 255:.2f}/255")
+        print(
+            f"    quantisation-aware: {int(repaired.fooled.sum())} on the grid and adversarial, "
+            f"{int(repaired.repaired.sum())} repaired, "
+            f"{repaired.method.count('failed')} lost, max L-inf "
+            f"{float(repaired.linf.max()) * 255:.2f}/255"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ import time
 
 def time_to_line(cmd: list[str], marker: str, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
     try:
         for line in proc.stdout:
             if marker in line:
@@ -35,8 +36,10 @@ def time_to_line(cmd: list[str], marker: str, env: dict[str, str]) -> float:
 
 
 def median_line(label: str, values: list[float]) -> str:
-    return (f"{label}: median {statistics.median(values):.2f} s "
-            f"(runs: {', '.join(f'{x:.2f}' for x in values)})")
+    return (
+        f"{label}: median {statistics.median(values):.2f} s "
+        f"(runs: {', '.join(f'{x:.2f}' for x in values)})"
+    )
 
 
 def compare_exe(exe: str, runs: int, env: dict[str, str]) -> None:
@@ -59,18 +62,30 @@ def compare_exe(exe: str, runs: int, env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--exe", help="a packaged advstudio executable to time against "
-                                      "`uv run advstudio` and `python -m advstudio`")
+    parser.add_argument(
+        "--exe",
+        help="a packaged advstudio executable to time against "
+        "`uv run advstudio` and `python -m advstudio`",
+    )
     args = parser.parse_args()
-    env = dict(os.environ, ADVSTUDIO_REPORT_STARTUP="1",
-               QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    env = dict(
+        os.environ,
+        ADVSTUDIO_REPORT_STARTUP="1",
+        QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+    )
     if args.exe:
         compare_exe(args.exe, args.runs, env)
         return
-    window = [time_to_line([sys.executable, "-m", "advstudio"], "window shown", env)
-              for _ in range(args.runs)]
-    torch_only = [time_to_line([sys.executable, "-c", "import torch, torchvision; print('done')"],
-                               "done", env) for _ in range(args.runs)]
+    window = [
+        time_to_line([sys.executable, "-m", "advstudio"], "window shown", env)
+        for _ in range(args.runs)
+    ]
+    torch_only = [
+        time_to_line(
+            [sys.executable, "-c", "import torch, torchvision; print('done')"], "done", env
+        )
+        for _ in range(args.runs)
+    ]
     w, t = statistics.median(window), statistics.median(torch_only)
     print(f"window on screen: median {w:.2f} s (runs: {', '.join(f'{x:.2f}' for x in window)})")
     print(f"import torch + torchvision alone: median {t:.2f} s")

@@ -87,17 +87,20 @@ def human(n: float) -> str:
 def deb_arch() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        machine, machine)
+        machine, machine
+    )
 
 
 # --- step 1: the Python that builds -------------------------------------------------------------
+
 
 def registry_python() -> str:
     try:
         import PyInstaller  # noqa: F401
     except ImportError:
-        sys.exit("PyInstaller is not installed: run `uv run --group packaging python "
-                 "packaging/build.py`")
+        sys.exit(
+            "PyInstaller is not installed: run `uv run --group packaging python packaging/build.py`"
+        )
     return sys.executable
 
 
@@ -111,24 +114,60 @@ def cpu_python(work: Path, index: str) -> str:
     if not python.exists():
         run([uv, "venv", "--python", "3.11", venv])
     exported = subprocess.run(
-        [uv, "export", "--frozen", "--format", "requirements-txt", "--no-hashes",
-         "--no-emit-project", "--no-dev", "--group", "packaging", "--no-header", "--no-annotate"],
-        cwd=ROOT, check=True, capture_output=True, text=True).stdout.splitlines()
-    pins = {line.split("==")[0]: line.split(";")[0].strip()
-            for line in exported if line.startswith(("torch==", "torchvision=="))}
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--format",
+            "requirements-txt",
+            "--no-hashes",
+            "--no-emit-project",
+            "--no-dev",
+            "--group",
+            "packaging",
+            "--no-header",
+            "--no-annotate",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    pins = {
+        line.split("==")[0]: line.split(";")[0].strip()
+        for line in exported
+        if line.startswith(("torch==", "torchvision=="))
+    }
     keep = [line for line in exported if line.strip() and not line.startswith(CUDA_ONLY)]
     requirements = work / "requirements-cpu.txt"
     requirements.write_text("\n".join(keep) + "\n", encoding="utf-8")
     run([uv, "pip", "install", "--python", python, "-r", requirements])
     try:
-        run([uv, "pip", "install", "--python", python, "--no-deps", "--index-url", index,
-             pins["torch"], pins["torchvision"]])
+        run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--python",
+                python,
+                "--no-deps",
+                "--index-url",
+                index,
+                pins["torch"],
+                pins["torchvision"],
+            ]
+        )
     except subprocess.CalledProcessError:
-        sys.exit(f"could not install {pins['torch']} / {pins['torchvision']} from {index}: is it "
-                 "reachable from here? (--torch-index takes a mirror)")
-    check = subprocess.run([python, "-c", "import torch, torchvision; "
-                            "print(torch.__version__, torch.version.cuda)"],
-                           check=True, capture_output=True, text=True).stdout.split()
+        sys.exit(
+            f"could not install {pins['torch']} / {pins['torchvision']} from {index}: is it "
+            "reachable from here? (--torch-index takes a mirror)"
+        )
+    check = subprocess.run(
+        [python, "-c", "import torch, torchvision; print(torch.__version__, torch.version.cuda)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     log(f"cpu venv: torch {check[0]}, CUDA {check[1]}")
     if check[1] != "None":
         sys.exit(f"the cpu venv got a CUDA build of torch ({check[0]}): check --torch-index")
@@ -137,11 +176,27 @@ def cpu_python(work: Path, index: str) -> str:
 
 # --- step 2: PyInstaller ------------------------------------------------------------------------
 
+
 def pyinstaller(python: str, variant: str, dist: Path, work: Path) -> Path:
     env = dict(os.environ, ADVSTUDIO_VARIANT=variant, PYTHONNOUSERSITE="1")
-    run([python, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-         "--distpath", dist, "--workpath", work / "pyinstaller", HERE / "advstudio.spec"],
-        env=env, cwd=ROOT)
+    run(
+        [
+            python,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            dist,
+            "--workpath",
+            work / "pyinstaller",
+            HERE / "advstudio.spec",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     return dist / ("advstudio.app" if sys.platform == "darwin" else "advstudio")
 
 
@@ -167,8 +222,11 @@ def missing_libraries(bundle: Path) -> list[str]:
         for name in trim._needed(str(f)):
             if name not in present and name not in system:
                 missing.setdefault(name, []).append(f.name)
-    return [f"{name} (needed by {', '.join(sorted(set(users))[:3])}"
-            f"{', ...' if len(set(users)) > 3 else ''})" for name, users in sorted(missing.items())]
+    return [
+        f"{name} (needed by {', '.join(sorted(set(users))[:3])}"
+        f"{', ...' if len(set(users)) > 3 else ''})"
+        for name, users in sorted(missing.items())
+    ]
 
 
 def glibc_floor(bundle: Path) -> str | None:
@@ -195,18 +253,24 @@ def self_test(exe: Path) -> float:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     env.pop("ADVSTUDIO_RESOURCES", None)
     t0 = time.perf_counter()
-    result = subprocess.run([exe, "--self-test"], env=env, capture_output=True, text=True,
-                            timeout=SELF_TEST_TIMEOUT_S)
+    result = subprocess.run(
+        [exe, "--self-test"], env=env, capture_output=True, text=True, timeout=SELF_TEST_TIMEOUT_S
+    )
     elapsed = time.perf_counter() - t0
     if result.returncode != 0:
-        sys.exit(f"self-test of {exe} failed (exit {result.returncode}):\n{result.stdout}\n"
-                 f"{result.stderr}")
-    log(f"self-test passed in {elapsed:.1f} s: "
-        + next((line for line in result.stdout.splitlines() if "self-test" in line), "?"))
+        sys.exit(
+            f"self-test of {exe} failed (exit {result.returncode}):\n{result.stdout}\n"
+            f"{result.stderr}"
+        )
+    log(
+        f"self-test passed in {elapsed:.1f} s: "
+        + next((line for line in result.stdout.splitlines() if "self-test" in line), "?")
+    )
     return elapsed
 
 
 # --- step 3: wrappers ---------------------------------------------------------------------------
+
 
 def link_or_copy_tree(src: Path, dst: Path) -> None:
     """Hard links where the filesystem allows (no second copy of gigabytes), else copies."""
@@ -223,16 +287,29 @@ def make_tar(bundle: Path, out: Path) -> Path:
     tar = shutil.which("tar")
     if tar and sys.platform != "win32":
         compressor = "pigz" if shutil.which("pigz") else "gzip"
-        run([tar, "-C", bundle.parent, "--owner=0", "--group=0", "-I", compressor, "-cf", out,
-             bundle.name])
+        run(
+            [
+                tar,
+                "-C",
+                bundle.parent,
+                "--owner=0",
+                "--group=0",
+                "-I",
+                compressor,
+                "-cf",
+                out,
+                bundle.name,
+            ]
+        )
     else:
         with tarfile.open(out, "w:gz") as archive:
             archive.add(bundle, arcname=bundle.name)
     return out
 
 
-def make_deb(bundle: Path, dist: Path, work: Path, ver: str, variant: str,
-             compression: str) -> Path:
+def make_deb(
+    bundle: Path, dist: Path, work: Path, ver: str, variant: str, compression: str
+) -> Path:
     arch = deb_arch()
     root = work / "deb" / f"advstudio_{ver}_{arch}"
     shutil.rmtree(root, ignore_errors=True)
@@ -253,11 +330,20 @@ def make_deb(bundle: Path, dist: Path, work: Path, ver: str, variant: str,
     shutil.copy2(HERE / "linux" / "copyright", doc / "copyright")
     glibc = glibc_floor(bundle) or "2.28"
     log(f".deb: needs glibc >= {glibc} (the newest symbol version the bundle uses)")
-    control = (HERE / "linux" / "control.in").read_text(encoding="utf-8").format(
-        version=ver, arch=arch, installed_size=du(root) // 1024, glibc=glibc,
-        maintainer=os.environ.get("ADVSTUDIO_MAINTAINER",
-                                  "advstudio maintainers <maintainers@advstudio.invalid>"),
-        torch_build="CPU build" if variant == "cpu" else "CUDA build, runs on the CPU too")
+    control = (
+        (HERE / "linux" / "control.in")
+        .read_text(encoding="utf-8")
+        .format(
+            version=ver,
+            arch=arch,
+            installed_size=du(root) // 1024,
+            glibc=glibc,
+            maintainer=os.environ.get(
+                "ADVSTUDIO_MAINTAINER", "advstudio maintainers <maintainers@advstudio.invalid>"
+            ),
+            torch_build="CPU build" if variant == "cpu" else "CUDA build, runs on the CPU too",
+        )
+    )
     (root / "DEBIAN" / "control").write_text(control, encoding="utf-8")
     for folder in [root, *[p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()]]:
         folder.chmod(0o755)
@@ -281,12 +367,21 @@ def find_iscc() -> str | None:
 def make_windows_setup(bundle: Path, dist: Path, ver: str) -> Path | None:
     iscc = find_iscc()
     if iscc is None:
-        log("Inno Setup (iscc) not found: skipping the Windows installer "
-            "(https://jrsoftware.org/isinfo.php, or `choco install innosetup`)")
+        log(
+            "Inno Setup (iscc) not found: skipping the Windows installer "
+            "(https://jrsoftware.org/isinfo.php, or `choco install innosetup`)"
+        )
         return None
-    run([iscc, f"/DAppVersion={ver}", f"/DSourceDir={bundle}", f"/DOutputDir={dist}",
-         f"/DIconFile={ROOT / 'resources' / 'icons' / 'advstudio.ico'}",
-         HERE / "windows" / "advstudio.iss"])
+    run(
+        [
+            iscc,
+            f"/DAppVersion={ver}",
+            f"/DSourceDir={bundle}",
+            f"/DOutputDir={dist}",
+            f"/DIconFile={ROOT / 'resources' / 'icons' / 'advstudio.ico'}",
+            HERE / "windows" / "advstudio.iss",
+        ]
+    )
     return dist / f"advstudio-{ver}-setup.exe"
 
 
@@ -298,27 +393,43 @@ def make_dmg(app: Path, dist: Path, ver: str) -> Path:
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", choices=["registry", "cpu"], default="registry",
-                        help="registry: the locked torch from PyPI (the project's .venv); "
-                             "cpu: torch from PyTorch's CPU index in a separate venv")
-    parser.add_argument("--torch-index", default=CPU_INDEX,
-                        help="where the cpu variant takes torch / torchvision "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--variant",
+        choices=["registry", "cpu"],
+        default="registry",
+        help="registry: the locked torch from PyPI (the project's .venv); "
+        "cpu: torch from PyTorch's CPU index in a separate venv",
+    )
+    parser.add_argument(
+        "--torch-index",
+        default=CPU_INDEX,
+        help="where the cpu variant takes torch / torchvision (default: %(default)s)",
+    )
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="outputs (default: dist/)")
-    parser.add_argument("--work", type=Path, default=ROOT / "build",
-                        help="intermediate files (default: build/)")
+    parser.add_argument(
+        "--work", type=Path, default=ROOT / "build", help="intermediate files (default: build/)"
+    )
     parser.add_argument("--skip-deb", action="store_true", help="Linux: no .deb")
     parser.add_argument("--skip-tar", action="store_true", help="Linux: no .tar.gz")
-    parser.add_argument("--skip-installer", action="store_true",
-                        help="only the bundle (no .deb / .tar.gz / setup.exe / .dmg)")
-    parser.add_argument("--no-self-test", action="store_true",
-                        help="do not run the bundle's --self-test")
-    parser.add_argument("--deb-compression", default="zstd", choices=["zstd", "gzip", "xz", "none"],
-                        help="dpkg-deb -Z (default zstd: ~20x faster than gzip here on the 3.7 GB "
-                             "bundle, and smaller; read by dpkg 1.21.18+ (Debian 12+) and by "
-                             "Ubuntu 20.04+; gzip for older dpkg)")
+    parser.add_argument(
+        "--skip-installer",
+        action="store_true",
+        help="only the bundle (no .deb / .tar.gz / setup.exe / .dmg)",
+    )
+    parser.add_argument(
+        "--no-self-test", action="store_true", help="do not run the bundle's --self-test"
+    )
+    parser.add_argument(
+        "--deb-compression",
+        default="zstd",
+        choices=["zstd", "gzip", "xz", "none"],
+        help="dpkg-deb -Z (default zstd: ~20x faster than gzip here on the 3.7 GB "
+        "bundle, and smaller; read by dpkg 1.21.18+ (Debian 12+) and by "
+        "Ubuntu 20.04+; gzip for older dpkg)",
+    )
     return parser.parse_args(argv)
 
 
@@ -342,8 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"PyInstaller did not produce {exe}")
     missing = missing_libraries(bundle)
     if missing:
-        log("libraries neither bundled nor on this system (they must be on the user's):\n  "
-            + "\n  ".join(missing))
+        log(
+            "libraries neither bundled nor on this system (they must be on the user's):\n  "
+            + "\n  ".join(missing)
+        )
 
     if not args.no_self_test:
         timings["self-test"] = self_test(exe)
@@ -354,14 +467,18 @@ def main(argv: list[str] | None = None) -> int:
         if sys.platform.startswith("linux"):
             suffix = "-cpu" if args.variant == "cpu" else ""
             if not args.skip_tar:
-                outputs.append(make_tar(
-                    bundle, dist / f"advstudio-{ver}-linux-{platform.machine()}{suffix}.tar.gz"))
+                outputs.append(
+                    make_tar(
+                        bundle, dist / f"advstudio-{ver}-linux-{platform.machine()}{suffix}.tar.gz"
+                    )
+                )
             if not args.skip_deb:
                 if shutil.which("dpkg-deb") is None:
                     log("dpkg-deb not found: skipping the .deb (apt-get install dpkg)")
                 else:
-                    outputs.append(make_deb(bundle, dist, work, ver, args.variant,
-                                            args.deb_compression))
+                    outputs.append(
+                        make_deb(bundle, dist, work, ver, args.variant, args.deb_compression)
+                    )
         elif sys.platform == "win32":
             setup = make_windows_setup(bundle, dist, ver)
             if setup:

@@ -41,8 +41,13 @@ def draw(size: int = 1024) -> Image.Image:
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     margin = size // 16
-    d.rounded_rectangle((margin, margin, size - margin, size - margin), radius=size // 6,
-                        fill=(28, 34, 48, 255), outline=(90, 110, 140, 255), width=size // 64)
+    d.rounded_rectangle(
+        (margin, margin, size - margin, size - margin),
+        radius=size // 6,
+        fill=(28, 34, 48, 255),
+        outline=(90, 110, 140, 255),
+        width=size // 64,
+    )
     inner = size - 2 * margin
     cell = inner // (len(GLYPH) + 1)
     origin = margin + (inner - cell * len(GLYPH)) // 2
@@ -53,8 +58,9 @@ def draw(size: int = 1024) -> Image.Image:
             if colour is None:
                 continue
             x, y = origin + c * cell, origin + r * cell
-            d.rounded_rectangle((x + gap, y + gap, x + cell - gap, y + cell - gap),
-                                radius=cell // 6, fill=colour)
+            d.rounded_rectangle(
+                (x + gap, y + gap, x + cell - gap, y + cell - gap), radius=cell // 6, fill=colour
+            )
     return img
 
 
@@ -63,8 +69,10 @@ def main() -> None:
     big = draw(1024)
     big.resize((512, 512), Image.LANCZOS).save(OUT / "advstudio.png", optimize=True)
     big.resize((256, 256), Image.LANCZOS).save(OUT / "advstudio-256.png", optimize=True)
-    big.save(OUT / "advstudio.ico", sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64),
-                                           (128, 128), (256, 256)])
+    big.save(
+        OUT / "advstudio.ico",
+        sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)],
+    )
     big.save(OUT / "advstudio.icns")
     for f in sorted(OUT.iterdir()):
         print(f"{f.relative_to(ROOT)}: {f.stat().st_size:,} bytes")

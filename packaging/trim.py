@@ -30,47 +30,120 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 QT_LIB_DROP = [
-    "Qml*", "Quick*", "WebEngine*", "WebChannel*", "WebSockets*", "WebView*", "3D*",
-    "Multimedia*", "SpatialAudio*", "Designer*", "Help*", "Pdf*", "Lottie*", "Labs*",
-    "ShaderTools*", "Charts*", "DataVisualization*", "Graphs*", "VirtualKeyboard*",
-    "Sql*", "Test*", "UiTools*", "Xml*", "SvgWidgets*", "StateMachine*", "Scxml*", "Sensors*",
-    "SerialPort*", "Positioning*", "Location*", "RemoteObjects*", "TextToSpeech*",
-    "Bluetooth*", "Nfc*", "HttpServer*", "Protobuf*", "Grpc*", "Concurrent*",
-    "EglFSDeviceIntegration*", "EglFsKmsSupport*", "EglFsKms*", "PrintSupport*",
-    "Network*", "VectorImage*", "CanvasPainter*",
+    "Qml*",
+    "Quick*",
+    "WebEngine*",
+    "WebChannel*",
+    "WebSockets*",
+    "WebView*",
+    "3D*",
+    "Multimedia*",
+    "SpatialAudio*",
+    "Designer*",
+    "Help*",
+    "Pdf*",
+    "Lottie*",
+    "Labs*",
+    "ShaderTools*",
+    "Charts*",
+    "DataVisualization*",
+    "Graphs*",
+    "VirtualKeyboard*",
+    "Sql*",
+    "Test*",
+    "UiTools*",
+    "Xml*",
+    "SvgWidgets*",
+    "StateMachine*",
+    "Scxml*",
+    "Sensors*",
+    "SerialPort*",
+    "Positioning*",
+    "Location*",
+    "RemoteObjects*",
+    "TextToSpeech*",
+    "Bluetooth*",
+    "Nfc*",
+    "HttpServer*",
+    "Protobuf*",
+    "Grpc*",
+    "Concurrent*",
+    "EglFSDeviceIntegration*",
+    "EglFsKmsSupport*",
+    "EglFsKms*",
+    "PrintSupport*",
+    "Network*",
+    "VectorImage*",
+    "CanvasPainter*",
 ]
 
 # Qt plugin folders and files that stay (everything else under plugins/ goes)
 QT_PLUGINS_KEEP = [
-    "platforms/libqxcb.so", "platforms/libqoffscreen.so", "platforms/libqwayland*.so",
+    "platforms/libqxcb.so",
+    "platforms/libqoffscreen.so",
+    "platforms/libqwayland*.so",
     "platforms/libqminimal.so",
-    "platforms/qwindows.dll", "platforms/qoffscreen.dll", "platforms/qminimal.dll",
-    "platforms/libqcocoa.dylib", "platforms/libqoffscreen.dylib", "platforms/libqminimal.dylib",
+    "platforms/qwindows.dll",
+    "platforms/qoffscreen.dll",
+    "platforms/qminimal.dll",
+    "platforms/libqcocoa.dylib",
+    "platforms/libqoffscreen.dylib",
+    "platforms/libqminimal.dylib",
     "imageformats/*qjpeg*",
-    "xcbglintegrations/*", "wayland-decoration-client/*bradient*", "wayland-shell-integration/*",
-    "platforminputcontexts/*compose*", "platforminputcontexts/*ibus*", "styles/*", "iconengines/*",
+    "xcbglintegrations/*",
+    "wayland-decoration-client/*bradient*",
+    "wayland-shell-integration/*",
+    "platforminputcontexts/*compose*",
+    "platforminputcontexts/*ibus*",
+    "styles/*",
+    "iconengines/*",
     "platformthemes/*xdgdesktopportal*",
 ]
 
 COMMON_DROP = [
     # PySide6 development files
-    "PySide6/include/*", "PySide6/typesystems/*", "PySide6/glue/*", "PySide6/*.pyi",
-    "PySide6/Qt/qml/*", "PySide6/Qt/metatypes/*", "PySide6/Qt/translations/qtwebengine*",
-    "PySide6/Qt/translations/assistant*", "PySide6/Qt/translations/designer*",
-    "PySide6/Qt/translations/linguist*", "PySide6/Qt/translations/qt_help*",
-    "PySide6/Qt/resources/*", "PySide6/Qt/libexec/*",
+    "PySide6/include/*",
+    "PySide6/typesystems/*",
+    "PySide6/glue/*",
+    "PySide6/*.pyi",
+    "PySide6/Qt/qml/*",
+    "PySide6/Qt/metatypes/*",
+    "PySide6/Qt/translations/qtwebengine*",
+    "PySide6/Qt/translations/assistant*",
+    "PySide6/Qt/translations/designer*",
+    "PySide6/Qt/translations/linguist*",
+    "PySide6/Qt/translations/qt_help*",
+    "PySide6/Qt/resources/*",
+    "PySide6/Qt/libexec/*",
     "shiboken6/*.pyi",
     # PyTorch development files and tests
-    "torch/include/*", "torch/share/*", "torch/test/*", "*.a", "*.lib",
-    "torch/lib/libtorchbind_test.*", "torch/lib/libjitbackend_test.*",
-    "torch/lib/libbackend_with_compiler.*", "torch/lib/libaoti_custom_ops.*",
-    "*.pyi", "*.h", "*.hpp", "*.cuh", "*.cmake", "*.debug", "*.pdb",
-    "caffe2/*", "torch/lib/libshm_windows/*",
-    "functorch/*", "torch/_inductor/codegen/*.cpp", "torch/utils/benchmark/*",
+    "torch/include/*",
+    "torch/share/*",
+    "torch/test/*",
+    "*.a",
+    "*.lib",
+    "torch/lib/libtorchbind_test.*",
+    "torch/lib/libjitbackend_test.*",
+    "torch/lib/libbackend_with_compiler.*",
+    "torch/lib/libaoti_custom_ops.*",
+    "*.pyi",
+    "*.h",
+    "*.hpp",
+    "*.cuh",
+    "*.cmake",
+    "*.debug",
+    "*.pdb",
+    "caffe2/*",
+    "torch/lib/libshm_windows/*",
+    "functorch/*",
+    "torch/_inductor/codegen/*.cpp",
+    "torch/utils/benchmark/*",
     # Triton: torch.compile's GPU code generator (never used by advstudio)
     "triton/*",
     # numpy's tests and headers
-    "numpy/*/tests/*", "numpy/_core/include/*", "numpy/f2py/*",
+    "numpy/*/tests/*",
+    "numpy/_core/include/*",
+    "numpy/f2py/*",
     # pyqtgraph's examples (imported on purpose by nobody)
     "pyqtgraph/examples/*",
     # CUDA headers
@@ -78,40 +151,88 @@ COMMON_DROP = [
 ]
 
 REGISTRY_CUDA_DROP = [
-    "nvidia/cu*/lib/libnvblas*", "nvidia/cu*/lib/libcufftw*", "nvidia/cu*/lib/libcusolverMg*",
-    "nvidia/cu*/lib/libnvperf*", "nvidia/cu*/lib/libpcsamplingutil*",
-    "nvidia/cu*/lib/libcheckpoint*", "nvidia/cu*/lib/*.alt.so*",
+    "nvidia/cu*/lib/libnvblas*",
+    "nvidia/cu*/lib/libcufftw*",
+    "nvidia/cu*/lib/libcusolverMg*",
+    "nvidia/cu*/lib/libnvperf*",
+    "nvidia/cu*/lib/libpcsamplingutil*",
+    "nvidia/cu*/lib/libcheckpoint*",
+    "nvidia/cu*/lib/*.alt.so*",
     # the same libraries when PyInstaller's binary analysis puts them at the top level
-    "libnvblas*", "libcufftw*", "libcusolverMg*", "libnvperf*", "libpcsamplingutil*",
-    "libcheckpoint*", "*.alt.so*",
+    "libnvblas*",
+    "libcufftw*",
+    "libcusolverMg*",
+    "libnvperf*",
+    "libpcsamplingutil*",
+    "libcheckpoint*",
+    "*.alt.so*",
 ]
 
 CPU_CUDA_DROP = [
-    "nvidia/*", "libcu*.so*", "libnv*.so*", "libnccl*", "libcudnn*", "libcusparseLt*",
+    "nvidia/*",
+    "libcu*.so*",
+    "libnv*.so*",
+    "libnccl*",
+    "libcudnn*",
+    "libcusparseLt*",
     "cuda/*",
 ]
 
 # Python packages the analysis may reach through torch / pyqtgraph but advstudio never imports
 EXCLUDED_MODULES = [
-    "triton", "tkinter", "_tkinter", "matplotlib", "IPython", "jupyter", "notebook", "pandas",
-    "scipy", "OpenGL", "pyqtgraph.examples", "pyqtgraph.opengl", "pyqtgraph.jupyter",
-    "torch.utils.benchmark", "torch.utils.tensorboard", "functorch", "caffe2", "pytest",
+    "triton",
+    "tkinter",
+    "_tkinter",
+    "matplotlib",
+    "IPython",
+    "jupyter",
+    "notebook",
+    "pandas",
+    "scipy",
+    "OpenGL",
+    "pyqtgraph.examples",
+    "pyqtgraph.opengl",
+    "pyqtgraph.jupyter",
+    "torch.utils.benchmark",
+    "torch.utils.tensorboard",
+    "functorch",
+    "caffe2",
+    "pytest",
     "_pytest",
-    "PySide6.QtQml", "PySide6.QtQuick", "PySide6.QtQuickWidgets", "PySide6.QtQuickControls2",
-    "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtWebChannel",
-    "PySide6.Qt3DCore", "PySide6.QtMultimedia", "PySide6.QtMultimediaWidgets",
-    "PySide6.QtDesigner", "PySide6.QtHelp", "PySide6.QtPdf", "PySide6.QtPdfWidgets",
-    "PySide6.QtSql", "PySide6.QtTest", "PySide6.QtUiTools", "PySide6.QtXml",
+    "PySide6.QtQml",
+    "PySide6.QtQuick",
+    "PySide6.QtQuickWidgets",
+    "PySide6.QtQuickControls2",
+    "PySide6.QtWebEngineCore",
+    "PySide6.QtWebEngineWidgets",
+    "PySide6.QtWebChannel",
+    "PySide6.Qt3DCore",
+    "PySide6.QtMultimedia",
+    "PySide6.QtMultimediaWidgets",
+    "PySide6.QtDesigner",
+    "PySide6.QtHelp",
+    "PySide6.QtPdf",
+    "PySide6.QtPdfWidgets",
+    "PySide6.QtSql",
+    "PySide6.QtTest",
+    "PySide6.QtUiTools",
+    "PySide6.QtXml",
     "PySide6.QtSvgWidgets",
-    "PySide6.QtNetwork", "PySide6.QtPrintSupport", "PySide6.QtConcurrent",
-    "PySide6.QtStateMachine", "PySide6.QtCharts", "PySide6.QtDataVisualization",
-    "PySide6.QtSpatialAudio", "PySide6.QtTextToSpeech", "PySide6.QtHttpServer",
+    "PySide6.QtNetwork",
+    "PySide6.QtPrintSupport",
+    "PySide6.QtConcurrent",
+    "PySide6.QtStateMachine",
+    "PySide6.QtCharts",
+    "PySide6.QtDataVisualization",
+    "PySide6.QtSpatialAudio",
+    "PySide6.QtTextToSpeech",
+    "PySide6.QtHttpServer",
 ]
 
 
 def _norm(path: str) -> str:
     path = path.replace("\\", "/")
-    return path[len("_internal/"):] if path.startswith("_internal/") else path
+    return path[len("_internal/") :] if path.startswith("_internal/") else path
 
 
 def drop_patterns(variant: str) -> list[str]:
@@ -155,9 +276,12 @@ def prune_orphans(binaries: list, site_dirs: list[str]) -> tuple[list, list[str]
 
     def is_candidate(entry) -> bool:
         dest, src, typecode = entry
-        return (typecode != "SYMLINK" and "/" not in dest.replace("\\", "/")
-                and not dest.startswith("libpython")
-                and not any(os.path.abspath(src).startswith(d) for d in site_dirs))
+        return (
+            typecode != "SYMLINK"
+            and "/" not in dest.replace("\\", "/")
+            and not dest.startswith("libpython")
+            and not any(os.path.abspath(src).startswith(d) for d in site_dirs)
+        )
 
     candidates = {e[0]: e for e in binaries if is_candidate(e)}
     reached: set[str] = set()
@@ -190,8 +314,9 @@ def strip_symbols(folder, min_bytes: int = 4 << 20) -> int:
     for lib in sorted(Path(folder).rglob("*.so*")):
         if lib.is_symlink() or not lib.is_file():
             continue
-        sections = subprocess.run(["readelf", "-S", "-W", str(lib)], capture_output=True,
-                                  text=True).stdout
+        sections = subprocess.run(
+            ["readelf", "-S", "-W", str(lib)], capture_output=True, text=True
+        ).stdout
         size = 0
         for line in sections.splitlines():
             parts = line.replace("[ ", "[").split()

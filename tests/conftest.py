@@ -91,9 +91,12 @@ def pytest_runtest_call(item):
         for j in left:
             j.worker.cancel()
         if left:
-            pytest.fail("the test left jobs running (start them inside qtbot.waitSignal(..."
-                        "finished)): " + ", ".join(f"{j.worker.title!r} started at {j.where}"
-                                                   for j in left), pytrace=False)
+            pytest.fail(
+                "the test left jobs running (start them inside qtbot.waitSignal(..."
+                "finished)): "
+                + ", ".join(f"{j.worker.title!r} started at {j.where}" for j in left),
+                pytrace=False,
+            )
     return result
 
 

@@ -43,16 +43,30 @@ def built():
     out = Path(tempfile.mkdtemp(prefix="advstudio-packaging-"))
     t0 = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, str(ROOT / "packaging" / "build.py"), "--dist", str(out / "dist"),
-         "--work", str(out / "work"), "--skip-tar", "--no-self-test"],
-        cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        [
+            sys.executable,
+            str(ROOT / "packaging" / "build.py"),
+            "--dist",
+            str(out / "dist"),
+            "--work",
+            str(out / "work"),
+            "--skip-tar",
+            "--no-self-test",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
     elapsed = time.perf_counter() - t0
     print(result.stdout[-4000:])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
     bundle = out / "dist" / "advstudio"
     debs = sorted((out / "dist").glob("advstudio_*.deb"))
-    print(f"build: {elapsed:.0f} s; bundle {_du(bundle) / 2**30:.2f} GiB; "
-          f".deb {debs[0].stat().st_size / 2**30:.2f} GiB")
+    print(
+        f"build: {elapsed:.0f} s; bundle {_du(bundle) / 2**30:.2f} GiB; "
+        f".deb {debs[0].stat().st_size / 2**30:.2f} GiB"
+    )
     yield {"bundle": bundle, "deb": debs[0], "out": out}
     if os.environ.get("ADVSTUDIO_PACKAGING_KEEP"):
         print(f"kept: {out}")
@@ -84,8 +98,14 @@ assert not t.has_triton_package()
 print("ok")
 """
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-4000:]
 
 
@@ -95,8 +115,14 @@ def _self_test(exe: Path, cwd: Path) -> str:
     env["HOME"] = str(cwd)  # settings and the run store go to a scratch home
     env.pop("XDG_CONFIG_HOME", None)
     env.pop("XDG_DATA_HOME", None)
-    result = subprocess.run([str(exe), "--self-test"], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=SELF_TEST_TIMEOUT_S)
+    result = subprocess.run(
+        [str(exe), "--self-test"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SELF_TEST_TIMEOUT_S,
+    )
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert "self-test OK: digits-cnn predicts 7" in result.stdout, result.stdout
     return result.stdout
@@ -111,16 +137,26 @@ def test_bundle_runs_the_self_test(built, tmp_path):
 
 
 def test_bundle_accepts_the_same_arguments(built):
-    result = subprocess.run([str(built["bundle"] / "advstudio"), "--version"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(built["bundle"] / "advstudio"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and result.stdout.strip() == "0.1.0", result
 
 
 def test_bundle_carries_the_data_and_leaves_out_what_the_app_never_loads(built):
     internal = built["bundle"] / "_internal"
     resources = internal / "advstudio" / "_resources"
-    for name in ("digits/digits.npz", "models/digits-cnn.pt", "models/digits-mlp.pt",
-                 "samples/digit_7.png", "icons/advstudio.png", "LICENSES.md"):
+    for name in (
+        "digits/digits.npz",
+        "models/digits-cnn.pt",
+        "models/digits-mlp.pt",
+        "samples/digit_7.png",
+        "icons/advstudio.png",
+        "LICENSES.md",
+    ):
         assert (resources / name).is_file(), name
     assert not (internal / "triton").exists()
     assert not (internal / "torch" / "include").exists()
@@ -130,25 +166,42 @@ def test_bundle_carries_the_data_and_leaves_out_what_the_app_never_loads(built):
     assert not list(internal.rglob("*.a"))
     assert not list(internal.rglob("*.pyi"))
     qt_libs = {p.name for p in (internal / "PySide6" / "Qt" / "lib").iterdir()}
-    for unused in ("libQt6Quick.so.6", "libQt6Qml.so.6", "libQt6WebEngineCore.so.6",
-                   "libQt6Multimedia.so.6", "libQt63DCore.so.6", "libQt6Network.so.6"):
+    for unused in (
+        "libQt6Quick.so.6",
+        "libQt6Qml.so.6",
+        "libQt6WebEngineCore.so.6",
+        "libQt6Multimedia.so.6",
+        "libQt63DCore.so.6",
+        "libQt6Network.so.6",
+    ):
         assert unused not in qt_libs
-    plugins = {p.relative_to(internal / "PySide6" / "Qt" / "plugins").as_posix()
-               for p in (internal / "PySide6" / "Qt" / "plugins").rglob("*.so")}
-    assert {"platforms/libqxcb.so", "platforms/libqoffscreen.so",
-            "imageformats/libqjpeg.so"} <= plugins
-    assert not any(p.startswith(("qmltooling/", "sqldrivers/", "tls/", "designer/"))
-                   for p in plugins)
+    plugins = {
+        p.relative_to(internal / "PySide6" / "Qt" / "plugins").as_posix()
+        for p in (internal / "PySide6" / "Qt" / "plugins").rglob("*.so")
+    }
+    assert {
+        "platforms/libqxcb.so",
+        "platforms/libqoffscreen.so",
+        "imageformats/libqjpeg.so",
+    } <= plugins
+    assert not any(
+        p.startswith(("qmltooling/", "sqldrivers/", "tls/", "designer/")) for p in plugins
+    )
 
 
 def test_deb_metadata_and_layout(built):
     deb = built["deb"]
-    fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Depends"],
-                            capture_output=True, text=True, check=True).stdout
+    fields = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Package", "Version", "Depends"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "Package: advstudio" in fields and "Version: 0.1.0" in fields
     assert "libc6 (>= 2.3" in fields, fields  # the glibc the bundle was built against
-    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True,
-                             check=True).stdout
+    listing = subprocess.run(
+        ["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True
+    ).stdout
     assert "./usr/bin/advstudio -> /opt/advstudio/advstudio" in listing
     assert "./usr/share/applications/advstudio.desktop" in listing
     assert "./usr/share/icons/hicolor/256x256/apps/advstudio.png" in listing

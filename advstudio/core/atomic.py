@@ -31,8 +31,12 @@ _TEMP_NAME = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.tmp")  # what temp_sibling ma
 _DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
 # how libraries word a full disk without an errno: torch's zip writer, SQLite, the C library
-_DISK_FULL_TEXTS = ("unexpected pos", "file write failed", "database or disk is full",
-                    "no space left")
+_DISK_FULL_TEXTS = (
+    "unexpected pos",
+    "file write failed",
+    "database or disk is full",
+    "no space left",
+)
 _READ_ONLY_TEXTS = ("readonly database", "read-only file system")
 
 
@@ -52,8 +56,9 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any],
-                 sync_dir: bool = True) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[bytes]], Any], sync_dir: bool = True
+) -> Path:
     """Call ``write(f)`` on a temporary sibling of ``path``, then move it over ``path``.
 
     ``sync_dir=False`` leaves the rename's durability to a later :func:`fsync_dir` of the folder
@@ -108,8 +113,10 @@ def write_fault(exc: BaseException, folder: str | os.PathLike) -> OSError | None
     if code in _DISK_FULL_ERRNOS or any(t in text for t in _DISK_FULL_TEXTS):
         return DiskFullError(f"the disk is full ({folder}): free space or choose another folder")
     if code in _READ_ONLY_ERRNOS or any(t in text for t in _READ_ONLY_TEXTS):
-        return ReadOnlyError(f"{folder} cannot be written (a read-only disk or folder, or no "
-                             "permission): choose another folder")
+        return ReadOnlyError(
+            f"{folder} cannot be written (a read-only disk or folder, or no "
+            "permission): choose another folder"
+        )
     return None
 
 

@@ -11,8 +11,10 @@ def available_devices() -> list[str]:
     """Devices usable on this machine, best first (always ends with ``"cpu"``)."""
     found = []
     if torch.cuda.is_available():
-        found += [f"cuda:{i}" if torch.cuda.device_count() > 1 else "cuda"
-                  for i in range(torch.cuda.device_count())]
+        found += [
+            f"cuda:{i}" if torch.cuda.device_count() > 1 else "cuda"
+            for i in range(torch.cuda.device_count())
+        ]
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         found.append("mps")
@@ -31,7 +33,8 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference not in devices:
         raise DeviceError(
             f"device {preference!r} is not available on this machine; available: "
-            + ", ".join(["auto", *devices]))
+            + ", ".join(["auto", *devices])
+        )
     return torch.device(preference)
 
 

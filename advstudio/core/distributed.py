@@ -67,11 +67,15 @@ def env_world() -> World:
     """The world ``torchrun`` describes in ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``
     (a single process when they are absent)."""
     try:
-        return World(int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")),
-                     int(os.environ.get("LOCAL_RANK", "0")))
+        return World(
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
     except ValueError as exc:
-        raise ConfigError(f"bad torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK): {exc}"
-                          ) from None
+        raise ConfigError(
+            f"bad torchrun environment (WORLD_SIZE, RANK, LOCAL_RANK): {exc}"
+        ) from None
 
 
 def world() -> World:
@@ -91,19 +95,26 @@ def rank_device(preference: str = "auto") -> str:
     by its local rank) for ``"auto"`` on a GPU machine or any ``"cuda..."``, else the CPU."""
     local = env_world().local_rank
     if preference.startswith("mps"):
-        raise ConfigError("data-parallel training runs on CUDA GPUs (NCCL) or CPUs (gloo), not "
-                          "on MPS; set device = \"cpu\" or run a single process")
-    cuda = preference.startswith("cuda") or (preference in ("", "auto")
-                                             and torch.cuda.is_available())
+        raise ConfigError(
+            "data-parallel training runs on CUDA GPUs (NCCL) or CPUs (gloo), not "
+            'on MPS; set device = "cpu" or run a single process'
+        )
+    cuda = preference.startswith("cuda") or (
+        preference in ("", "auto") and torch.cuda.is_available()
+    )
     if not cuda:
         return "cpu"
     count = torch.cuda.device_count()
     if count == 0:
-        raise ConfigError(f"device {preference!r} needs a GPU, but none is visible here; "
-                          "set device = \"cpu\" to train on CPU processes")
+        raise ConfigError(
+            f"device {preference!r} needs a GPU, but none is visible here; "
+            'set device = "cpu" to train on CPU processes'
+        )
     if local >= count:
-        raise ConfigError(f"process {local} of this node has no GPU of its own ({count} "
-                          f"visible); start at most --nproc-per-node {count}")
+        raise ConfigError(
+            f"process {local} of this node has no GPU of its own ({count} "
+            f"visible); start at most --nproc-per-node {count}"
+        )
     return f"cuda:{local}" if count > 1 else "cuda"
 
 
@@ -164,7 +175,7 @@ class Shard:
 
     def take(self, batch: Any) -> Any:
         """This process's rows of ``batch`` (the batch itself in a single process)."""
-        return batch if self.single else batch[self.start:self.stop]
+        return batch if self.single else batch[self.start : self.stop]
 
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss`` (a mean over this process's rows) times :attr:`weight`, for ``backward``."""
@@ -187,9 +198,11 @@ def check_batch(size: int, name: str = "batch_size") -> None:
     """:class:`ConfigError` unless every process gets at least one item of a batch of ``size``."""
     processes = world().size
     if size < processes:
-        raise ConfigError(f"{name} {size} is smaller than the number of processes "
-                          f"({processes}): each trains on its share of every batch; allowed: "
-                          f">= {processes}")
+        raise ConfigError(
+            f"{name} {size} is smaller than the number of processes "
+            f"({processes}): each trains on its share of every batch; allowed: "
+            f">= {processes}"
+        )
 
 
 def batch_mean(values: torch.Tensor, part: Shard) -> torch.Tensor:
@@ -210,7 +223,7 @@ def gather_rows(rows: torch.Tensor, part: Shard) -> torch.Tensor:
     n = part.processes
     sizes = [shard(part.total, r, n).size for r in range(n)]
     padded = rows.new_zeros((max(sizes), *rows.shape[1:]))
-    padded[:part.size] = rows.detach()
+    padded[: part.size] = rows.detach()
     pieces = [torch.empty_like(padded) for _ in range(n)]
     dist.all_gather(pieces, padded)
     return torch.cat([p[:s] for p, s in zip(pieces, sizes)])
@@ -257,8 +270,10 @@ def sharded(part: Shard, parts: int = 1) -> Iterator[None]:
         yield
         return
     saved = _rows
-    _rows = _Rows(tuple(slice(part.start + k * part.total, part.stop + k * part.total)
-                        for k in range(parts)), part.total * parts)
+    _rows = _Rows(
+        tuple(slice(part.start + k * part.total, part.stop + k * part.total) for k in range(parts)),
+        part.total * parts,
+    )
     try:
         yield
     finally:
@@ -276,8 +291,11 @@ class ShardedDropout(nn.Dropout):
             return super().forward(x)
         ones = torch.ones((rows.total, *x.shape[1:]), dtype=x.dtype, device=x.device)
         noise = F.dropout(ones, self.p, True)  # 0 or 1 / (1 - p), as dropout multiplies
-        mask = noise[rows.blocks[0]] if len(rows.blocks) == 1 else torch.cat(
-            [noise[b] for b in rows.blocks])
+        mask = (
+            noise[rows.blocks[0]]
+            if len(rows.blocks) == 1
+            else torch.cat([noise[b] for b in rows.blocks])
+        )
         return x * mask
 
 
@@ -326,8 +344,11 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                            else self.momentum)
+                momentum = (
+                    1.0 / float(self.num_batches_tracked)
+                    if self.momentum is None
+                    else self.momentum
+                )
                 unbiased = var.detach() * (count / (count - 1).clamp_min(1))
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(unbiased, momentum)
@@ -366,8 +387,9 @@ def sync_layers(module: nn.Module, device: str | torch.device) -> nn.Module:
             new = ShardedDropout(child.p, child.inplace)
             new.train(child.training)
             return new
-        if (isinstance(child, nn.modules.batchnorm._BatchNorm)
-                and not isinstance(child, (nn.SyncBatchNorm, CpuSyncBatchNorm))):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+            child, (nn.SyncBatchNorm, CpuSyncBatchNorm)
+        ):
             return _sync_bn(child, bn_cls)
         return None
 
@@ -387,9 +409,11 @@ def data_parallel(module: nn.Module, device: str | torch.device) -> nn.Module:
         return module
     device = torch.device(device)
     sync_layers(module, device)
-    ids = [device.index if device.index is not None else torch.cuda.current_device()
-           ] if device.type == "cuda" else None
+    ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else None
+    )
     # BatchNorm buffers stay equal on every process (synchronised statistics): no broadcast
     # before every forward (DDP still syncs them once, with the parameters, when it starts)
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids,
-                                               forward_sync_buffers=False)
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)

@@ -68,8 +68,10 @@ def explain(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc).strip() or name
     if name == "OutOfMemoryError" or "out of memory" in text.lower():
-        return ("The device ran out of memory. Try a smaller batch size, a smaller model or "
-                "image, or run on the CPU (Settings ▸ Device). Details: " + text.splitlines()[0])
+        return (
+            "The device ran out of memory. Try a smaller batch size, a smaller model or "
+            "image, or run on the CPU (Settings ▸ Device). Details: " + text.splitlines()[0]
+        )
     if isinstance(exc, MemoryError):
         return "The computer ran out of memory. Try a smaller batch size or image."
     if isinstance(exc, AdvStudioError):
@@ -88,8 +90,9 @@ class TrainingDivergedError(AdvStudioError, FloatingPointError):
     the last good checkpoint kept on disk (``""`` when there is none).
     """
 
-    def __init__(self, message: str, quantity: str = "", step: int = 0,
-                 checkpoint: str = "") -> None:
+    def __init__(
+        self, message: str, quantity: str = "", step: int = 0, checkpoint: str = ""
+    ) -> None:
         super().__init__(message)
         self.quantity, self.step, self.checkpoint = quantity, step, checkpoint
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+from advstudio.core import validate as v
 from advstudio.core.data import batches
 from advstudio.core.data.fields import check_fields, job_images
 from advstudio.core.devices import pick_device
-from advstudio.core import validate as v
 from advstudio.core.jobs import Job, Log, Metrics, Progress
 
 
@@ -54,7 +54,7 @@ def evaluate(config: EvaluateConfig) -> Job[EvaluateResult]:
     model = load_model(config.model, device)
     limit = config.batch_size if config.dry_run else config.limit
     images = job_images(config.dataset, config.split, 0, 0, model, config.fit)
-    x, y = images.x[:limit or None], images.y[:limit or None]
+    x, y = images.x[: limit or None], images.y[: limit or None]
     n = len(x)
     for line in images.lines:
         yield Log(line)

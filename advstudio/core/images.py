@@ -66,8 +66,9 @@ class LoadedImage:
         return f"{self.width}×{self.height} {kind} (file mode {self.source_mode})"
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS,
-               max_bytes: int = MAX_DECODE_BYTES) -> LoadedImage:
+def load_image(
+    path: str | Path, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_DECODE_BYTES
+) -> LoadedImage:
     """Read an image file into [0, 1] pixels, upright by its EXIF orientation.
 
     Raises a subclass of :class:`ImageLoadError` with a message fit for the user: the path
@@ -95,16 +96,19 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS,
         size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too many pixels"
         raise ImageTooLargeError(
             f"{path.name} has {size}; advstudio opens images up to {max_pixels / 1e6:.0f} "
-            "megapixels. Scale it down first") from exc
+            "megapixels. Scale it down first"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise NotAnImageError(
             f"{path.name} is not an image advstudio can read "
-            "(supported: PNG, JPEG, BMP, WebP, GIF, TIFF)") from exc
+            "(supported: PNG, JPEG, BMP, WebP, GIF, TIFF)"
+        ) from exc
     except PermissionError as exc:
         raise UnreadableImageError(f"{path.name} cannot be read (permission denied)") from exc
     except MemoryError as exc:
-        raise ImageTooLargeError(f"{path.name} does not fit in memory once decoded. "
-                                 "Scale it down first") from exc
+        raise ImageTooLargeError(
+            f"{path.name} does not fit in memory once decoded. Scale it down first"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptImageError(f"{path.name} is damaged or truncated: {exc}") from exc
 
@@ -115,33 +119,39 @@ def _check_file(path: Path) -> None:
         info = path.stat()
     except FileNotFoundError:
         if path.is_symlink():
-            raise UnreadableImageError(f"{path.name} is a link to nothing (its target was moved "
-                                       "or deleted)") from None
+            raise UnreadableImageError(
+                f"{path.name} is a link to nothing (its target was moved or deleted)"
+            ) from None
         raise ImageNotFoundError(f"{path} does not exist (was it moved or deleted?)") from None
     except OSError as exc:  # ELOOP: a symlink loop; EACCES on a folder above it
         raise UnreadableImageError(f"{path.name} cannot be opened: {exc.strerror or exc}") from exc
     if stat.S_ISDIR(info.st_mode):
         raise NotAnImageError(f"{path} is a folder, not an image file")
     if not stat.S_ISREG(info.st_mode):
-        raise UnreadableImageError(f"{path.name} is not a regular file (a pipe, socket or "
-                                   "device), so it cannot be an image")
+        raise UnreadableImageError(
+            f"{path.name} is not a regular file (a pipe, socket or "
+            "device), so it cannot be an image"
+        )
     if info.st_size == 0:
         raise EmptyImageError(f"{path.name} is empty (0 bytes)")
 
 
-def _check_size(name: str, width: int, height: int, channels: int, max_pixels: int,
-                max_bytes: int) -> None:
+def _check_size(
+    name: str, width: int, height: int, channels: int, max_pixels: int, max_bytes: int
+) -> None:
     """Refuse, from the header alone, an image too large to decode (nothing is allocated)."""
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {width}×{height} = {width * height / 1e6:.0f} megapixels; "
-            f"advstudio opens images up to {max_pixels / 1e6:.0f} megapixels. Scale it down first")
+            f"advstudio opens images up to {max_pixels / 1e6:.0f} megapixels. Scale it down first"
+        )
     needed = width * height * channels * 4
     if needed > max_bytes:
         raise ImageTooLargeError(
             f"{name} ({width}×{height}, {channels} channels) would take {needed / 2**20:.0f} MiB "
             f"once decoded; advstudio decodes up to {max_bytes / 2**20:.0f} MiB per image. "
-            "Scale it down first")
+            "Scale it down first"
+        )
 
 
 def _check_finite(name: str, values: np.ndarray) -> None:
@@ -151,7 +161,8 @@ def _check_finite(name: str, values: np.ndarray) -> None:
         raise NonFiniteImageError(
             f"{name} has {count} {'pixels that are' if count > 1 else 'pixel that is'} NaN "
             "or infinite (a float image with "
-            "missing data?); replace them with numbers and open it again")
+            "missing data?); replace them with numbers and open it again"
+        )
 
 
 def to_pixels(img: Image.Image) -> np.ndarray:

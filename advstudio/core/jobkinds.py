@@ -31,36 +31,73 @@ class JobKind:
         return resolve(self.config), resolve(self.run)
 
 
-JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
-    JobKind("evaluate", "advstudio.core.evaluate:EvaluateConfig", "advstudio.core.evaluate:evaluate",
-            "accuracy of a classifier on the bundled test digits"),
-    JobKind("sweep", "advstudio.core.attacks.sweep:SweepConfig", "advstudio.core.attacks.sweep:run_sweep",
-            "accuracy and attack success against epsilon"),
-    JobKind("robust", "advstudio.core.attacks.robust:RobustConfig",
+JOB_KINDS: dict[str, JobKind] = {
+    k.name: k
+    for k in [
+        JobKind(
+            "evaluate",
+            "advstudio.core.evaluate:EvaluateConfig",
+            "advstudio.core.evaluate:evaluate",
+            "accuracy of a classifier on the bundled test digits",
+        ),
+        JobKind(
+            "sweep",
+            "advstudio.core.attacks.sweep:SweepConfig",
+            "advstudio.core.attacks.sweep:run_sweep",
+            "accuracy and attack success against epsilon",
+        ),
+        JobKind(
+            "robust",
+            "advstudio.core.attacks.robust:RobustConfig",
             "advstudio.core.attacks.robust:run_robust",
-            "robust accuracy under an AutoAttack-style ensemble (APGD-CE, APGD-T, SPSA)"),
-    JobKind("gan", "advstudio.core.gan.config:GanConfig", "advstudio.core.gan.train:train_gan",
-            "train a GAN or DCGAN"),
-    JobKind("train", "advstudio.core.defence.config:TrainConfig",
+            "robust accuracy under an AutoAttack-style ensemble (APGD-CE, APGD-T, SPSA)",
+        ),
+        JobKind(
+            "gan",
+            "advstudio.core.gan.config:GanConfig",
+            "advstudio.core.gan.train:train_gan",
+            "train a GAN or DCGAN",
+        ),
+        JobKind(
+            "train",
+            "advstudio.core.defence.config:TrainConfig",
             "advstudio.core.defence.train:train_classifier",
-            "train a digit classifier: standard or adversarial (fgsm, fgsm-rs, pgd)"),
-    JobKind("vat", "advstudio.core.defence.config:VatConfig", "advstudio.core.defence.vat:train_vat",
-            "semi-supervised Virtual Adversarial Training (or its supervised-only baseline)"),
-    JobKind("detector", "advstudio.core.defence.config:DetectorConfig",
+            "train a digit classifier: standard or adversarial (fgsm, fgsm-rs, pgd)",
+        ),
+        JobKind(
+            "vat",
+            "advstudio.core.defence.config:VatConfig",
+            "advstudio.core.defence.vat:train_vat",
+            "semi-supervised Virtual Adversarial Training (or its supervised-only baseline)",
+        ),
+        JobKind(
+            "detector",
+            "advstudio.core.defence.config:DetectorConfig",
             "advstudio.core.defence.detector:train_detector",
-            "train a detector of adversarial inputs for a classifier"),
-    JobKind("poison", "advstudio.core.poisoning.job:PoisonConfig",
+            "train a detector of adversarial inputs for a classifier",
+        ),
+        JobKind(
+            "poison",
+            "advstudio.core.poisoning.job:PoisonConfig",
             "advstudio.core.poisoning.job:run_poisoning",
-            "poison the training digits, train the victim, measure the damage"),
-    JobKind("certify-smoothing", "advstudio.core.certify.job:SmoothingConfig",
+            "poison the training digits, train the victim, measure the damage",
+        ),
+        JobKind(
+            "certify-smoothing",
+            "advstudio.core.certify.job:SmoothingConfig",
             "advstudio.core.certify.job:run_smoothing",
             "certified L2 radii by randomised smoothing (Cohen et al.), beside DeepFool and C&W "
-            "on the base classifier"),
-    JobKind("certify-ibp", "advstudio.core.certify.job:IbpConfig",
+            "on the base classifier",
+        ),
+        JobKind(
+            "certify-ibp",
+            "advstudio.core.certify.job:IbpConfig",
             "advstudio.core.certify.job:run_ibp",
             "verified L-inf accuracy by interval bound propagation (Gowal et al.), beside PGD "
-            "and clean accuracy"),
-]}
+            "and clean accuracy",
+        ),
+    ]
+}
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
@@ -78,8 +115,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if hint in (int, float) and isinstance(value, bool):
         fail(name, "a number", value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
-        what = {int: "a whole number", float: "a number", str: "a text",
-                bool: "true or false"}[hint]
+        what = {int: "a whole number", float: "a number", str: "a text", bool: "true or false"}[
+            hint
+        ]
         fail(name, what, value)
     return value
 
@@ -109,9 +147,11 @@ def _build(config_cls: type, values: Any, prefix: str, kind: str) -> Any:
     unknown = sorted(set(values) - fields)
     if unknown:
         where = f"section {prefix.rstrip('.')!r}" if prefix else f"job kind {kind!r}"
-        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(repr(prefix + k) for k in unknown)} for {where}; "
-                          f"allowed: {', '.join(sorted(fields))}")
+        raise ConfigError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(prefix + k) for k in unknown)} for {where}; "
+            f"allowed: {', '.join(sorted(fields))}"
+        )
     coerced = {}
     for key, value in values.items():
         hint = hints[key]
@@ -125,6 +165,7 @@ def _build(config_cls: type, values: Any, prefix: str, kind: str) -> Any:
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The inverse of :func:`build_config`: nested configs become sections (dicts), tuples
     become lists, for TOML/JSON."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}

@@ -72,8 +72,9 @@ class Throttle:
         return False
 
 
-def relay(job: Job[R], transform: Callable[[Event], Event | None] | None = None
-          ) -> Generator[Event, None, R]:
+def relay(
+    job: Job[R], transform: Callable[[Event], Event | None] | None = None
+) -> Generator[Event, None, R]:
     """Forward ``job``'s events and return its result: ``result = yield from relay(job, f)``.
 
     The one place a job runs another job inside itself. ``transform`` maps each event to the
@@ -104,8 +105,9 @@ class Outcome:
     events: list[Event] = field(default_factory=list)
 
 
-def drive(job: Iterator[Event], on_event: Callable[[Event], None] | None = None,
-          keep_events: bool = False) -> Outcome:
+def drive(
+    job: Iterator[Event], on_event: Callable[[Event], None] | None = None, keep_events: bool = False
+) -> Outcome:
     """Run a job to the end in the calling thread (CLI, tests, notebooks)."""
     outcome = Outcome()
     while True:

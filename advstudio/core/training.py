@@ -76,8 +76,7 @@ class Divergence:
     before_update: bool = True
     advice: str = "A lower learning rate usually helps."
 
-    def check(self, values: dict[str, float], step: int,
-              saved: tuple[str, str] = ("", "")) -> None:
+    def check(self, values: dict[str, float], step: int, saved: tuple[str, str] = ("", "")) -> None:
         """Raise :class:`TrainingDivergedError` if ``values`` (one step's scalars) went bad at
         ``step``. ``saved``: the last good checkpoint's path and when it was written (e.g.
         ``"epoch 2"``), named in the message ("" = none written)."""
@@ -90,20 +89,33 @@ class Divergence:
             else:
                 continue
             path, when = saved
-            kept = (f"the last good checkpoint ({when}) was kept at {path}" if path
-                    else "no checkpoint had been written yet (one is kept every "
-                    "checkpoint_every steps when checkpoint_path is set)")
+            kept = (
+                f"the last good checkpoint ({when}) was kept at {path}"
+                if path
+                else "no checkpoint had been written yet (one is kept every "
+                "checkpoint_every steps when checkpoint_path is set)"
+            )
             stopped = "stopped before this update" if self.before_update else "stopped"
             raise TrainingDivergedError(
                 f"Training diverged at step {step}: {name} is {value:g} ({why}). The run was "
-                f"{stopped}; {kept}. {self.advice}", quantity=name, step=step, checkpoint=path)
+                f"{stopped}; {kept}. {self.advice}",
+                quantity=name,
+                step=step,
+                checkpoint=path,
+            )
 
 
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def read_checkpoint(path: str | os.PathLike, *, format: str, version: int,
-                    name: str = "checkpoint", family: str | None = None) -> State:
+def read_checkpoint(
+    path: str | os.PathLike,
+    *,
+    format: str,
+    version: int,
+    name: str = "checkpoint",
+    family: str | None = None,
+) -> State:
     """A checkpoint's dict (tensors on the CPU), read with ``weights_only=True`` (no arbitrary
     Python objects are unpickled) and checked to carry ``format`` and ``version``.
 
@@ -116,14 +128,18 @@ def read_checkpoint(path: str | os.PathLike, *, format: str, version: int,
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, zip errors, truncated files...
-        raise CheckpointError(f"{path.name} is not a readable advstudio {name} (damaged, or "
-                              f"holding Python objects advstudio will not unpickle): "
-                              f"{str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(
+            f"{path.name} is not a readable advstudio {name} (damaged, or "
+            f"holding Python objects advstudio will not unpickle): "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != format:
         raise CheckpointError(f"{path.name} is not an advstudio {family or name}")
     if ckpt.get("version") != version:
-        raise CheckpointError(f"{path.name} has checkpoint version {ckpt.get('version')}; this "
-                              f"advstudio reads version {version}")
+        raise CheckpointError(
+            f"{path.name} has checkpoint version {ckpt.get('version')}; this "
+            f"advstudio reads version {version}"
+        )
     return ckpt
 
 
@@ -147,10 +163,12 @@ class CheckpointFile:
 def keeping_logs(logs: list[str]) -> Callable[[Event], Event]:
     """A :func:`~advstudio.core.jobs.relay` transform that forwards every event and keeps the
     text of each ``Log`` in ``logs`` (a job result's ``logs``)."""
+
     def keep(event: Event) -> Event:
         if isinstance(event, Log):
             logs.append(event.text)
         return event
+
     return keep
 
 
@@ -232,16 +250,17 @@ def fit(trainer: Trainer, plan: Plan) -> Generator[Event, None, str]:
     unit = plan.unit
     saved = ("", "")
     if plan.resume and store is not None:
-        state = from_main(lambda: store.load(store.path) if Path(store.path).is_file()
-                          else None)
+        state = from_main(lambda: store.load(store.path) if Path(store.path).is_file() else None)
         if state is None:
             yield Log(f"No checkpoint at {store.path} yet; starting from {unit} 0.")
         else:
             trainer.load_state_dict(state)
             saved = (store.path, f"{unit} {trainer.position}")
             where = "after" if unit == "epoch" else "at"
-            yield Log(f"Resumed from {store.path} {where} {unit} {trainer.position}"
-                      f"{plan.resume_note(state)}.")
+            yield Log(
+                f"Resumed from {store.path} {where} {unit} {trainer.position}"
+                f"{plan.resume_note(state)}."
+            )
     if plan.header:
         yield Log(plan.header)
     yield from trainer.begin()
@@ -250,9 +269,14 @@ def fit(trainer: Trainer, plan: Plan) -> Generator[Event, None, str]:
     def save_if_due(before: int) -> None:
         nonlocal saved
         position = trainer.position
-        if store is None or position == before or not (
+        if (
+            store is None
+            or position == before
+            or not (
                 position >= plan.length
-                or (plan.checkpoint_every and position % plan.checkpoint_every == 0)):
+                or (plan.checkpoint_every and position % plan.checkpoint_every == 0)
+            )
+        ):
             return
         if store.write:
             store.save(store.path, trainer.state_dict())
@@ -275,6 +299,8 @@ def fit(trainer: Trainer, plan: Plan) -> Generator[Event, None, str]:
         if plan.dry_run:
             break
     if trainer.position == first:
-        yield Log(f"The checkpoint is already at {unit} {trainer.position} of {plan.length}; "
-                  "nothing to train.")
+        yield Log(
+            f"The checkpoint is already at {unit} {trainer.position} of {plan.length}; "
+            "nothing to train."
+        )
     return saved[0]

@@ -29,8 +29,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _bounds(low: float | None, high: float | None, above: float | None,
-            below: float | None) -> str:
+def _bounds(low: float | None, high: float | None, above: float | None, below: float | None) -> str:
     """The allowed range in words: ``> 0``, ``>= 1``, ``in [0, 1]``, ``in (0, 1]``..."""
     lo = low if low is not None else above
     hi = high if high is not None else below
@@ -45,29 +44,49 @@ def _bounds(low: float | None, high: float | None, above: float | None,
     return ""
 
 
-def _in_range(value: float, low: float | None, high: float | None, above: float | None,
-              below: float | None) -> bool:
-    return ((low is None or value >= low) and (high is None or value <= high)
-            and (above is None or value > above) and (below is None or value < below))
+def _in_range(
+    value: float, low: float | None, high: float | None, above: float | None, below: float | None
+) -> bool:
+    return (
+        (low is None or value >= low)
+        and (high is None or value <= high)
+        and (above is None or value > above)
+        and (below is None or value < below)
+    )
 
 
-def whole(name: str, value: Any, low: int | None = None, high: int | None = None, *,
-          hint: str = "") -> int:
+def whole(
+    name: str, value: Any, low: int | None = None, high: int | None = None, *, hint: str = ""
+) -> int:
     """A whole number (not a bool, not 2.0) in ``[low, high]`` (either bound optional)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not _in_range(
-            value, low, high, None, None):
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not _in_range(value, low, high, None, None)
+    ):
         if low is not None and high is not None:
             fail(name, f"a whole number from {low} to {high}", value, hint)
         fail(name, f"a whole number {_bounds(low, high, None, None)}".rstrip(), value, hint)
     return value
 
 
-def number(name: str, value: Any, low: float | None = None, high: float | None = None, *,
-           above: float | None = None, below: float | None = None, hint: str = "") -> float:
+def number(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    above: float | None = None,
+    below: float | None = None,
+    hint: str = "",
+) -> float:
     """A finite number (int or float, not a bool) within the bounds: ``low`` / ``high``
     inclusive, ``above`` / ``below`` exclusive. Returns it as a float."""
-    if not _is_number(value) or not math.isfinite(value) or not _in_range(
-            value, low, high, above, below):
+    if (
+        not _is_number(value)
+        or not math.isfinite(value)
+        or not _in_range(value, low, high, above, below)
+    ):
         bounds = _bounds(low, high, above, below)
         what = bounds if bounds.startswith("in") else f"a finite number {bounds}".rstrip()
         fail(name, what, value, hint)
@@ -94,8 +113,12 @@ def choices(name: str, values: Any, allowed: Iterable[str], *, at_least: int = 1
     A lone string is refused (``attacks = "fgsm"`` means ``["fgsm"]``: say so)."""
     allowed = tuple(allowed)
     if isinstance(values, str):
-        fail(name, f"a list of names from {', '.join(allowed)}", values,
-             f"write [{values!r}] for one")
+        fail(
+            name,
+            f"a list of names from {', '.join(allowed)}",
+            values,
+            f"write [{values!r}] for one",
+        )
     values = tuple(values)
     bad = [v for v in values if not isinstance(v, str) or v not in allowed]
     if bad:
@@ -117,8 +140,9 @@ def text(name: str, value: Any, *, empty: bool = True, hint: str = "") -> str:
 def device(value: Any, name: str = "device") -> str:
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether it exists here is checked
     when the job starts, by :func:`advstudio.core.devices.pick_device`)."""
-    ok = isinstance(value, str) and (value in DEVICES or (
-        value.startswith("cuda:") and value[5:].isdigit()))
+    ok = isinstance(value, str) and (
+        value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit())
+    )
     if not ok:
         fail(name, "one of auto, cpu, cuda, cuda:N, mps", value)
     return value

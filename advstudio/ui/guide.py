@@ -25,30 +25,64 @@ from PySide6.QtWidgets import (
 
 # (title, text, the tab it is tried in)
 SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("Adversarial examples", "A small, often invisible change to an input that makes a model "
-     "answer wrongly. Its size is measured by ε: the largest change of one pixel (L∞) or the "
-     "length of the whole change (L2).", "Attack"),
-    ("White box and black box", "A white-box attacker knows the model and follows its "
-     "gradients. A black-box one does not: it crafts the example on a surrogate of its own "
-     "(transfer) or estimates gradients from the model's scores (NES, SPSA, SimBA).", "Attack"),
-    ("FGSM", "The fast gradient sign method: one step of size ε along the sign of the loss's "
-     "gradient. BIM and PGD repeat it in small steps, which is stronger.", "Attack"),
-    ("Targeted attacks", "An untargeted attack only pushes away from the true class; a "
-     "targeted one steers the model to a class you choose, which needs more effort.", "Attack"),
-    ("Poisoning", "Instead of changing inputs at test time, the attacker corrupts the "
-     "training data: flipped labels, or a backdoor trigger the trained model obeys.",
-     "Poisoning"),
-    ("Adversarial training: proactive vs reactive", "Proactive: train the model on "
-     "adversarial examples (FGSM, PGD) so it resists them. Reactive: leave the model and "
-     "detect suspicious inputs as they arrive. Check either with a strong attack.",
-     "Defence"),
-    ("GANs and their difficulties", "A generator and a discriminator trained against each "
-     "other. Training is unstable: losses oscillate, and the generator may collapse onto a "
-     "few modes (watch classes covered and the Fréchet distance).", "GAN"),
-    ("DCGAN", "A GAN of strided convolutions with batch norm, the recipe that made image "
-     "GANs train reliably.", "GAN"),
-    ("VAT", "Virtual adversarial training smooths the model's prediction around every input, "
-     "labelled or not, so a few labels go a long way.", "Defence"),
+    (
+        "Adversarial examples",
+        "A small, often invisible change to an input that makes a model "
+        "answer wrongly. Its size is measured by ε: the largest change of one pixel (L∞) or the "
+        "length of the whole change (L2).",
+        "Attack",
+    ),
+    (
+        "White box and black box",
+        "A white-box attacker knows the model and follows its "
+        "gradients. A black-box one does not: it crafts the example on a surrogate of its own "
+        "(transfer) or estimates gradients from the model's scores (NES, SPSA, SimBA).",
+        "Attack",
+    ),
+    (
+        "FGSM",
+        "The fast gradient sign method: one step of size ε along the sign of the loss's "
+        "gradient. BIM and PGD repeat it in small steps, which is stronger.",
+        "Attack",
+    ),
+    (
+        "Targeted attacks",
+        "An untargeted attack only pushes away from the true class; a "
+        "targeted one steers the model to a class you choose, which needs more effort.",
+        "Attack",
+    ),
+    (
+        "Poisoning",
+        "Instead of changing inputs at test time, the attacker corrupts the "
+        "training data: flipped labels, or a backdoor trigger the trained model obeys.",
+        "Poisoning",
+    ),
+    (
+        "Adversarial training: proactive vs reactive",
+        "Proactive: train the model on "
+        "adversarial examples (FGSM, PGD) so it resists them. Reactive: leave the model and "
+        "detect suspicious inputs as they arrive. Check either with a strong attack.",
+        "Defence",
+    ),
+    (
+        "GANs and their difficulties",
+        "A generator and a discriminator trained against each "
+        "other. Training is unstable: losses oscillate, and the generator may collapse onto a "
+        "few modes (watch classes covered and the Fréchet distance).",
+        "GAN",
+    ),
+    (
+        "DCGAN",
+        "A GAN of strided convolutions with batch norm, the recipe that made image "
+        "GANs train reliably.",
+        "GAN",
+    ),
+    (
+        "VAT",
+        "Virtual adversarial training smooths the model's prediction around every input, "
+        "labelled or not, so a few labels go a long way.",
+        "Defence",
+    ),
 )
 
 
@@ -84,12 +118,20 @@ def shortcuts(window: QWidget) -> list[tuple[str, str]]:
     rows = []
     for action in window.findChildren(QAction):
         for sequence in action.shortcuts():
-            rows.append((sequence.toString(QKeySequence.SequenceFormat.NativeText),
-                         action.text().replace("&", "").rstrip("…")))
+            rows.append(
+                (
+                    sequence.toString(QKeySequence.SequenceFormat.NativeText),
+                    action.text().replace("&", "").rstrip("…"),
+                )
+            )
     for shortcut in window.findChildren(QShortcut):
         owner = type(shortcut.parent()).__name__
-        rows.append((shortcut.key().toString(QKeySequence.SequenceFormat.NativeText),
-                     shortcut.whatsThis() or f"(in {owner})"))
+        rows.append(
+            (
+                shortcut.key().toString(QKeySequence.SequenceFormat.NativeText),
+                shortcut.whatsThis() or f"(in {owner})",
+            )
+        )
     return sorted(set(rows), key=lambda r: (r[1].startswith("("), r[1]))
 
 

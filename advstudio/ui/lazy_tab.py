@@ -13,8 +13,9 @@ class LazyTab(QWidget):
         super().__init__(parent)
         self.layout_ = QVBoxLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
-        self.waiting = QLabel(f"The {name} lab opens when PyTorch has loaded…",
-                              alignment=Qt.AlignmentFlag.AlignCenter)
+        self.waiting = QLabel(
+            f"The {name} lab opens when PyTorch has loaded…", alignment=Qt.AlignmentFlag.AlignCenter
+        )
         self.layout_.addWidget(self.waiting)
         self.content: QWidget | None = None
 

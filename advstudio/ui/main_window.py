@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QMessageBox, QTabWidge
 
 from advstudio import __version__
 from advstudio.ui.image.tab import ImageTab
-from advstudio.ui.model_controller import ModelController
 from advstudio.ui.lazy_tab import LazyTab
+from advstudio.ui.model_controller import ModelController
 from advstudio.ui.recent_files import RecentFiles
 from advstudio.ui.settings_dialog import apply_theme
 from advstudio.ui.startup import load_torch_job
@@ -49,8 +49,12 @@ class MainWindow(QMainWindow):
     torch_failed = Signal(object)
     labs_ready = Signal()  # PyTorch loaded and every lab tab built
 
-    def __init__(self, settings: QSettings | None = None, load_torch: bool = True,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        load_torch: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"advstudio {__version__}")
         self.setAcceptDrops(True)
@@ -124,15 +128,18 @@ class MainWindow(QMainWindow):
             w.errored.connect(self._on_torch_failed)
             w.log.connect(self.status_message.setText)
 
-        self._startup = self.jobs.start(lambda: load_torch_job(pref), "Loading PyTorch",
-                                        connect=connect, pausable=False)
+        self._startup = self.jobs.start(
+            lambda: load_torch_job(pref), "Loading PyTorch", connect=connect, pausable=False
+        )
         return self._startup
 
     def _on_torch_ready(self, device: str) -> None:
         self.state.torch_loaded = True
         self.state.device = device
         self._show_device(device)
-        self.status_message.setText("Ready. Drop an image on the window, press Ctrl+O, or pick a sample.")
+        self.status_message.setText(
+            "Ready. Drop an image on the window, press Ctrl+O, or pick a sample."
+        )
         self.preferences_action.setEnabled(True)
         self.state.torch_ready.emit()
         from advstudio.ui.attack.tab import AttackTab
@@ -189,10 +196,13 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addMenu(self.recent_menu)
         self._fill_recent()
-        export_config = QAction("E&xport job as config…", self,
-                                shortcut=QKeySequence("Ctrl+Shift+E"))
-        export_config.setToolTip("Save the current tab's job settings as a config file for "
-                                 "advstudio-run (headless, or on a GPU server)")
+        export_config = QAction(
+            "E&xport job as config…", self, shortcut=QKeySequence("Ctrl+Shift+E")
+        )
+        export_config.setToolTip(
+            "Save the current tab's job settings as a config file for "
+            "advstudio-run (headless, or on a GPU server)"
+        )
         export_config.triggered.connect(self.export_job_config)
         file_menu.addAction(export_config)
         file_menu.addSeparator()
@@ -201,14 +211,19 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
 
         edit_menu = self.menuBar().addMenu("&Edit")
-        self.preferences_action = QAction("&Preferences…", self,
-                                          shortcut=QKeySequence("Ctrl+,"), enabled=False)
+        self.preferences_action = QAction(
+            "&Preferences…", self, shortcut=QKeySequence("Ctrl+,"), enabled=False
+        )
         self.preferences_action.triggered.connect(self.open_preferences)
         edit_menu.addAction(self.preferences_action)
 
         jobs_menu = self.menuBar().addMenu("&Jobs")
-        self.evaluate_action = QAction("&Evaluate model on the test digits", self,
-                                       shortcut=QKeySequence("Ctrl+E"), enabled=False)
+        self.evaluate_action = QAction(
+            "&Evaluate model on the test digits",
+            self,
+            shortcut=QKeySequence("Ctrl+E"),
+            enabled=False,
+        )
         # a lambda: triggered(bool) would otherwise arrive as batch_size (False: 'Ctrl+E always
         # fails', issue #19)
         self.evaluate_action.triggered.connect(lambda: self.evaluate_current_model())
@@ -221,16 +236,21 @@ class MainWindow(QMainWindow):
         self.guide_action = QAction("&Guide", self, shortcut=QKeySequence.StandardKey.HelpContents)
         self.guide_action.triggered.connect(self.open_guide)
         help_menu.addAction(self.guide_action)
-        self.shortcuts_action = QAction("&Keyboard shortcuts", self,
-                                        shortcut=QKeySequence("Ctrl+/"))
+        self.shortcuts_action = QAction(
+            "&Keyboard shortcuts", self, shortcut=QKeySequence("Ctrl+/")
+        )
         self.shortcuts_action.triggered.connect(self.open_shortcuts)
         help_menu.addAction(self.shortcuts_action)
         help_menu.addSeparator()
         about = QAction("&About advstudio", self)
-        about.triggered.connect(lambda: QMessageBox.about(
-            self, "About advstudio",
-            f"<b>advstudio {__version__}</b><p>A workbench for adversarial machine learning."
-            "<p>Bundled digits: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0."))
+        about.triggered.connect(
+            lambda: QMessageBox.about(
+                self,
+                "About advstudio",
+                f"<b>advstudio {__version__}</b><p>A workbench for adversarial machine learning."
+                "<p>Bundled digits: MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0.",
+            )
+        )
         help_menu.addAction(about)
 
     def open_preferences(self) -> None:
@@ -238,9 +258,13 @@ class MainWindow(QMainWindow):
         from advstudio.ui.settings_dialog import SettingsDialog
 
         current = str(self.settings.value("device", "auto"))
-        dialog = SettingsDialog(available_devices(), current, self,
-                                data_folder=str(self.settings.value("data_folder", "")),
-                                theme=str(self.settings.value("theme", "system")))
+        dialog = SettingsDialog(
+            available_devices(),
+            current,
+            self,
+            data_folder=str(self.settings.value("data_folder", "")),
+            theme=str(self.settings.value("theme", "system")),
+        )
         self.preferences_dialog = dialog  # tests accept it
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             self.apply_device_preference(dialog.device)
@@ -318,33 +342,43 @@ class MainWindow(QMainWindow):
 
         worker.returned.connect(lambda _r: ended(f"{worker.title}: done."))
         worker.aborted.connect(lambda: ended(f"{worker.title}: cancelled."))
-        worker.errored.connect(lambda exc: self.status_message.setText(
-            f"{worker.title} failed: {(str(exc) or type(exc).__name__).splitlines()[0]}"))
+        worker.errored.connect(
+            lambda exc: self.status_message.setText(
+                f"{worker.title} failed: {(str(exc) or type(exc).__name__).splitlines()[0]}"
+            )
+        )
 
     def _on_model(self, model) -> None:
-        self.evaluate_action.setEnabled(model is not None and model.num_classes == 10
-                                        and model.input_shape[0] == 1)
+        self.evaluate_action.setEnabled(
+            model is not None and model.num_classes == 10 and model.input_shape[0] == 1
+        )
 
     def evaluate_current_model(self, batch_size: int = 100) -> JobWorker | None:
         from advstudio.core.evaluate import EvaluateConfig, evaluate
 
         if not self.evaluate_action.isEnabled():
             return None
-        config = EvaluateConfig(model=self.state.model_key, device=self.state.device,
-                                batch_size=batch_size)
+        config = EvaluateConfig(
+            model=self.state.model_key, device=self.state.device, batch_size=batch_size
+        )
 
         def done(result) -> None:
             self.status_message.setText(
                 f"{self.state.model_key}: {result.accuracy * 100:.1f} % correct on "
-                f"{result.n:,} test digits")
+                f"{result.n:,} test digits"
+            )
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(done)
             w.errored.connect(self.report_error)
             w.aborted.connect(lambda: self.status_message.setText("Evaluation cancelled."))
 
-        return self.jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
-                               connect=connect, record=("evaluate", config))
+        return self.jobs.start(
+            lambda: evaluate(config),
+            f"Evaluating {config.model}",
+            connect=connect,
+            record=("evaluate", config),
+        )
 
     def export_job_config(self) -> Path | None:
         """The current tab's job as a config file (evaluation on the Image tab)."""
@@ -360,22 +394,27 @@ class MainWindow(QMainWindow):
                 from advstudio.core.evaluate import EvaluateConfig
 
                 if not self.evaluate_action.isEnabled():
-                    raise ConfigError("pick a digit model first: the evaluation runs on the "
-                                      "bundled test digits")
-                kind, config = "evaluate", EvaluateConfig(model=self.state.model_key,
-                                                          device=self.state.device)
+                    raise ConfigError(
+                        "pick a digit model first: the evaluation runs on the bundled test digits"
+                    )
+                kind, config = (
+                    "evaluate",
+                    EvaluateConfig(model=self.state.model_key, device=self.state.device),
+                )
             elif hasattr(widget, "job_config"):
                 kind, config = widget.job_config()
             else:
                 self.status_message.setText(
                     f"The {name} tab has no job to export; the Image, Attack, GAN, Defence and "
-                    "Poisoning tabs do.")
+                    "Poisoning tabs do."
+                )
                 return None
         except (ConfigError, OSError) as exc:
             self.last_error_box = show_error(self, "Cannot export this job", exc)
             return None
-        return export_config_dialog(self, self.settings, kind, config_to_dict(config),
-                                    f"the {name} tab")
+        return export_config_dialog(
+            self, self.settings, kind, config_to_dict(config), f"the {name} tab"
+        )
 
     def attack_with_model(self, key: str) -> None:
         """A trained model from the Defence tab becomes the current model; show the Attack tab."""
@@ -416,11 +455,17 @@ class MainWindow(QMainWindow):
         return QMessageBox.question(self, title, question) == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        running = [w.title for w in self.jobs.active  # work the user would lose
-                   if w.recorded and not w.cancel_requested]
-        if running and not self.ask("Quit advstudio", f"{', '.join(running)} still running. "
-                                    "Stop and quit? (A stopped training resumes from the Runs "
-                                    "tab.)"):
+        running = [
+            w.title
+            for w in self.jobs.active  # work the user would lose
+            if w.recorded and not w.cancel_requested
+        ]
+        if running and not self.ask(
+            "Quit advstudio",
+            f"{', '.join(running)} still running. "
+            "Stop and quit? (A stopped training resumes from the Runs "
+            "tab.)",
+        ):
             event.ignore()
             return
         self.settings.setValue("geometry", self.saveGeometry())

@@ -37,9 +37,11 @@ class ModelController(QObject):
     def ask_download(self, key: str, description: str) -> bool:
         """Patchable in tests. Asks before fetching weights from the internet."""
         answer = QMessageBox.question(
-            self.parent_widget, "Download weights?",
+            self.parent_widget,
+            "Download weights?",
             f"{key} needs its pretrained weights: {description}.\n\n"
-            "Download them now? They are cached for next time.")
+            "Download them now? They are cached for next time.",
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def request(self, key: str) -> None:
@@ -68,8 +70,9 @@ class ModelController(QObject):
             w.errored.connect(lambda exc: self.failed.emit(key, exc))
             w.aborted.connect(lambda: self.failed.emit(key, None))
 
-        self.current_job = self.jobs.start(lambda: download(config), f"Downloading {name}",
-                                           connect=connect)
+        self.current_job = self.jobs.start(
+            lambda: download(config), f"Downloading {name}", connect=connect
+        )
 
     def ask_card(self, exc) -> object | None:
         """Patchable in tests. The card of a card-less file, from the card dialog."""
@@ -107,8 +110,9 @@ class ModelController(QObject):
             w.returned.connect(lambda model: self._on_loaded(key, model))
             w.errored.connect(lambda exc: self._errored(key, exc))
 
-        self.current_job = self.jobs.start(lambda: _load_job(key, device, card),
-                                           f"Loading {Path(key).name}", connect=connect)
+        self.current_job = self.jobs.start(
+            lambda: _load_job(key, device, card), f"Loading {Path(key).name}", connect=connect
+        )
 
     def _on_loaded(self, key: str, model) -> None:
         if key != self._pending:

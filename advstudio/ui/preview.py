@@ -8,12 +8,11 @@ import sys
 def run_alone(tab_class) -> int:
     from PySide6.QtWidgets import QApplication
 
+    from advstudio.responsiveness import MainThreadGarbageCollector
     from advstudio.ui.model_controller import ModelController
     from advstudio.ui.startup import load_torch_job
     from advstudio.ui.state import AppState
     from advstudio.workers import JobManager
-
-    from advstudio.responsiveness import MainThreadGarbageCollector
 
     app = QApplication.instance() or QApplication(sys.argv)
     MainThreadGarbageCollector(app)
@@ -25,8 +24,11 @@ def run_alone(tab_class) -> int:
         state.device = device
         state.torch_ready.emit()
 
-    jobs.start(lambda: load_torch_job("auto"), "Loading PyTorch",
-               connect=lambda w: w.returned.connect(ready))
+    jobs.start(
+        lambda: load_torch_job("auto"),
+        "Loading PyTorch",
+        connect=lambda w: w.returned.connect(ready),
+    )
     tab.resize(1100, 650)
     tab.show()
     code = app.exec()

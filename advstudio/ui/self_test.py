@@ -21,11 +21,13 @@ class SelfTest(QObject):
         QTimer.singleShot(self.timeout_ms, lambda: self._finish(False, "timed out"))
         self.window.models.loaded.connect(self._on_model)
         self.window.models.failed.connect(
-            lambda key, exc: self._finish(False, f"model {key} failed to load: {exc}"))
+            lambda key, exc: self._finish(False, f"model {key} failed to load: {exc}")
+        )
         self.window.torch_failed.connect(lambda exc: self._finish(False, f"torch: {exc}"))
         self.window.image_tab.predicted.connect(self._on_prediction)
         self.window.image_tab.image_error.connect(
-            lambda message: self._finish(False, f"could not load the sample: {message}"))
+            lambda message: self._finish(False, f"could not load the sample: {message}")
+        )
 
     def _on_model(self, key: str) -> None:
         if self.window.state.image is None:
@@ -36,15 +38,21 @@ class SelfTest(QObject):
         import torch
 
         ok = prediction.names[0] == "7"
-        self._finish(ok, f"{self.window.state.model_key} predicts {prediction.names[0]} "
-                         f"({prediction.probs[0] * 100:.1f} %) for digit_7.png on "
-                         f"{self.window.state.device}, torch {torch.__version__}")
+        self._finish(
+            ok,
+            f"{self.window.state.model_key} predicts {prediction.names[0]} "
+            f"({prediction.probs[0] * 100:.1f} %) for digit_7.png on "
+            f"{self.window.state.device}, torch {torch.__version__}",
+        )
 
     def _finish(self, ok: bool, message: str) -> None:
         if self.exit_code == 0 or (not ok and self.exit_code == 2):
             return
-        print(f"self-test {'OK' if ok else 'FAILED'}: {message}", file=sys.stdout if ok else sys.stderr,
-              flush=True)
+        print(
+            f"self-test {'OK' if ok else 'FAILED'}: {message}",
+            file=sys.stdout if ok else sys.stderr,
+            flush=True,
+        )
         self.exit_code = 0 if ok else 2
         self.window.close()
         QApplication.instance().exit(self.exit_code)

@@ -24,12 +24,20 @@ from PySide6.QtWidgets import (
 )
 
 THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
-_DARK = {QPalette.ColorRole.Window: "#2b2b2b", QPalette.ColorRole.WindowText: "#e6e6e6",
-         QPalette.ColorRole.Base: "#1e1e1e", QPalette.ColorRole.AlternateBase: "#2b2b2b",
-         QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#353535",
-         QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.Highlight: "#2a82da",
-         QPalette.ColorRole.HighlightedText: "#ffffff", QPalette.ColorRole.ToolTipBase: "#353535",
-         QPalette.ColorRole.ToolTipText: "#e6e6e6", QPalette.ColorRole.PlaceholderText: "#9a9a9a"}
+_DARK = {
+    QPalette.ColorRole.Window: "#2b2b2b",
+    QPalette.ColorRole.WindowText: "#e6e6e6",
+    QPalette.ColorRole.Base: "#1e1e1e",
+    QPalette.ColorRole.AlternateBase: "#2b2b2b",
+    QPalette.ColorRole.Text: "#e6e6e6",
+    QPalette.ColorRole.Button: "#353535",
+    QPalette.ColorRole.ButtonText: "#e6e6e6",
+    QPalette.ColorRole.Highlight: "#2a82da",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.ToolTipBase: "#353535",
+    QPalette.ColorRole.ToolTipText: "#e6e6e6",
+    QPalette.ColorRole.PlaceholderText: "#9a9a9a",
+}
 _system_style: str | None = None  # the platform's style, restored by "system"
 
 
@@ -52,8 +60,14 @@ def apply_theme(theme: str) -> None:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, devices: list[str], current: str, parent: QWidget | None = None,
-                 data_folder: str = "", theme: str = "system") -> None:
+    def __init__(
+        self,
+        devices: list[str],
+        current: str,
+        parent: QWidget | None = None,
+        data_folder: str = "",
+        theme: str = "system",
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.device_combo = QComboBox()
@@ -71,16 +85,21 @@ class SettingsDialog(QDialog):
         for key, text in THEMES:
             self.theme_combo.addItem(text, key)
         self.theme_combo.setCurrentIndex(max(self.theme_combo.findData(theme), 0))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form = QFormLayout(self)
         form.addRow("Compute device:", self.device_combo)
         form.addRow(QLabel("Models are moved to the new device when you press OK."))
         form.addRow("Data folder:", folder_row)
-        form.addRow(QLabel("Runs, downloaded data sets and kept models; used from the next "
-                           "start.", wordWrap=True))
+        form.addRow(
+            QLabel(
+                "Runs, downloaded data sets and kept models; used from the next start.",
+                wordWrap=True,
+            )
+        )
         form.addRow("Theme:", self.theme_combo)
         form.addRow(buttons)
 

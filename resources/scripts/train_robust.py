@@ -31,14 +31,27 @@ EPS, EPOCHS = 0.1, int(sys.argv[1]) if len(sys.argv) > 1 else 10
 
 def main() -> None:
     torch.set_num_threads(2)
-    config = TrainConfig(arch="digits-cnn", recipe="pgd", eps=EPS, pgd_steps=7, epochs=EPOCHS,
-                         batch_size=64, lr=1e-3, seed=0, device="cpu", eval_images=500,
-                         save_path=str(OUT / f"{KEY}.pt"))
+    config = TrainConfig(
+        arch="digits-cnn",
+        recipe="pgd",
+        eps=EPS,
+        pgd_steps=7,
+        epochs=EPOCHS,
+        batch_size=64,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+        eval_images=500,
+        save_path=str(OUT / f"{KEY}.pt"),
+    )
 
     def show(event) -> None:
         if isinstance(event, Metrics) and "clean_acc" in event.values:
-            print(f"epoch {event.step}: " + ", ".join(f"{k} {v:.3f}" for k, v in
-                                                      event.values.items()), flush=True)
+            print(
+                f"epoch {event.step}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in event.values.items()),
+                flush=True,
+            )
         elif isinstance(event, Log):
             print(event.text, flush=True)
 
@@ -48,11 +61,15 @@ def main() -> None:
     meta_path = OUT / "builtin.json"
     meta = json.loads(meta_path.read_text())
     # clean accuracy on all 1,000 test digits, as the other built-ins report it
-    meta[KEY] = {"test_accuracy": None, "train_seconds": round(seconds, 1),
-                 "mean": [0.1307], "std": [0.3081],
-                 "recipe": f"PGD adversarial training (Madry et al.), eps {EPS}, 7 steps of "
-                           f"eps/4 with random start, Adam 0.001, batch 64, {EPOCHS} epochs, "
-                           "seed 0, 4,000 bundled digits"}
+    meta[KEY] = {
+        "test_accuracy": None,
+        "train_seconds": round(seconds, 1),
+        "mean": [0.1307],
+        "std": [0.3081],
+        "recipe": f"PGD adversarial training (Madry et al.), eps {EPS}, 7 steps of "
+        f"eps/4 with random start, Adam 0.001, batch 64, {EPOCHS} epochs, "
+        "seed 0, 4,000 bundled digits",
+    }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     from advstudio.core.models import registry
 
@@ -60,8 +77,10 @@ def main() -> None:
     accuracy = drive(evaluate(EvaluateConfig(model=KEY, device="cpu"))).result.accuracy
     meta[KEY]["test_accuracy"] = round(accuracy, 4)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"{KEY}: {accuracy:.4f} clean on 1,000 test digits; {seconds:.0f} s; "
-          f"final metrics {result.metrics}")
+    print(
+        f"{KEY}: {accuracy:.4f} clean on 1,000 test digits; {seconds:.0f} s; "
+        f"final metrics {result.metrics}"
+    )
 
 
 if __name__ == "__main__":

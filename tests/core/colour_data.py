@@ -13,8 +13,9 @@ from PIL import Image
 from torch import nn
 
 COLOURS = [(230, 40, 40), (40, 200, 40), (40, 80, 230), (230, 200, 40), (200, 40, 200)]
-CLASSES = [f"{c}-{s}" for s in ("square", "disc") for c in
-           ("red", "green", "blue", "yellow", "magenta")]
+CLASSES = [
+    f"{c}-{s}" for s in ("square", "disc") for c in ("red", "green", "blue", "yellow", "magenta")
+]
 
 
 def shape_image(label: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
@@ -24,8 +25,11 @@ def shape_image(label: int, rng: np.random.Generator, size: int = 32) -> np.ndar
     r = size // 4
     cy, cx = rng.integers(r + 1, size - r - 1, 2)
     yy, xx = np.mgrid[:size, :size]
-    mask = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) if disc else (
-        (abs(yy - cy) <= r) & (abs(xx - cx) <= r))
+    mask = (
+        ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r)
+        if disc
+        else ((abs(yy - cy) <= r) & (abs(xx - cx) <= r))
+    )
     img[mask] = colour
     return img
 
@@ -48,8 +52,13 @@ class ColourNet(nn.Module):
 
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
-                                  nn.Flatten(), nn.Linear(8 * 8 * 8, classes))
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(4),
+            nn.Flatten(),
+            nn.Linear(8 * 8 * 8, classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)

@@ -46,8 +46,18 @@ def toy_attack():
     def run(model, x, y, params, *, target=None, generator=None, seed=0):
         return AttackRun((x + params["lift"] * params["eps"]).clamp(0, 1))
 
-    params = (Param("eps", 0.1, 0.0, 1.0, "pixels [0, 1]", "L∞ radius"),
-              Param("lift", 1.0, 0.0, 1.0, "× eps", "how much of eps to add"))
-    return AttackEntry("toy", "Toy (lift every pixel)", "Toy", (Access.WHITEBOX, Access.TRANSFER),
-                       "Linf", params, run, ("0", "0"),
-                       {"lab": Use(), "sweep": Use(label="Toy-1"), "robust": Use()})
+    params = (
+        Param("eps", 0.1, 0.0, 1.0, "pixels [0, 1]", "L∞ radius"),
+        Param("lift", 1.0, 0.0, 1.0, "× eps", "how much of eps to add"),
+    )
+    return AttackEntry(
+        "toy",
+        "Toy (lift every pixel)",
+        "Toy",
+        (Access.WHITEBOX, Access.TRANSFER),
+        "Linf",
+        params,
+        run,
+        ("0", "0"),
+        {"lab": Use(), "sweep": Use(label="Toy-1"), "robust": Use()},
+    )

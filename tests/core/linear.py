@@ -18,8 +18,9 @@ class Affine(nn.Module):
         return x.flatten(1) @ self.weight.T + self.bias
 
 
-def affine(classes: int = 3, side: int = 6, n: int = 4, seed: int = 0
-           ) -> tuple[Affine, torch.Tensor, torch.Tensor]:
+def affine(
+    classes: int = 3, side: int = 6, n: int = 4, seed: int = 0
+) -> tuple[Affine, torch.Tensor, torch.Tensor]:
     """A random linear model over ``side x side`` grey images, ``n`` images near 0.5 and the
     classes it gives them (so minimal perturbations stay well inside [0, 1])."""
     gen = torch.Generator().manual_seed(seed)
@@ -31,8 +32,9 @@ def affine(classes: int = 3, side: int = 6, n: int = 4, seed: int = 0
     return model, x, y
 
 
-def boundary(model: Affine, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def boundary(
+    model: Affine, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image, the margin ``z_y - z_t`` (> 0) and ``w_t - w_y``: the hyperplane between the
     two classes is ``margin = (w_t - w_y) . delta`` away from ``x``."""
     with torch.no_grad():

@@ -14,7 +14,12 @@ from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.blackbox import as_predict, simba
 from advstudio.core.attacks.lab import AttackSpec, attack_image
 from advstudio.core.attacks.robust import (
-    Budget, RobustConfig, attack_names, robust_accuracy, robust_attack)
+    Budget,
+    RobustConfig,
+    attack_names,
+    robust_accuracy,
+    robust_attack,
+)
 from advstudio.core.attacks.sweep import SweepConfig, run_sweep, sweep_images
 from advstudio.core.attacks.whitebox import bim, mifgsm, pgd
 from advstudio.core.errors import ConfigError
@@ -55,14 +60,32 @@ def test_names_titles_and_labels_are_unique():
 
 def test_the_lists_are_the_ones_the_lab_sweep_and_robust_had():
     assert catalogue.names(access="white-box", context="lab") == (
-        "fgsm", "bim", "pgd", "mifgsm", "apgd", "deepfool", "cw", "fab-t", "fab-t-l2")
+        "fgsm",
+        "bim",
+        "pgd",
+        "mifgsm",
+        "apgd",
+        "deepfool",
+        "cw",
+        "fab-t",
+        "fab-t-l2",
+    )
     assert catalogue.names(access="transfer", context="lab") == ("fgsm", "bim", "pgd", "mifgsm")
     assert catalogue.names(access="query", context="lab") == ("nes", "spsa", "simba", "square")
     assert catalogue.names(access="labels", context="lab") == ("hsj",)
     assert catalogue.names(context="sweep") == ("fgsm", "bim", "pgd", "mifgsm")
     assert catalogue.names(budgeted=False) == ("deepfool", "cw", "fab-t", "fab-t-l2", "hsj")
-    assert set(attack_names()) == {"apgd-ce", "apgd-dlr", "apgd-t", "pgd", "fgsm", "spsa",
-                                   "simba", "square", "fab-t"}
+    assert set(attack_names()) == {
+        "apgd-ce",
+        "apgd-dlr",
+        "apgd-t",
+        "pgd",
+        "fgsm",
+        "spsa",
+        "simba",
+        "square",
+        "fab-t",
+    }
 
 
 def test_the_docs_are_the_generated_table():
@@ -82,8 +105,10 @@ def test_a_bad_parameter_is_named():
         catalogue.get("nope")
 
 
-@pytest.mark.parametrize("name, attack, divisor, steps", [
-    ("bim", bim, 4, 10), ("pgd", pgd, 10, 20), ("mifgsm", mifgsm, 10, 10)])
+@pytest.mark.parametrize(
+    "name, attack, divisor, steps",
+    [("bim", bim, 4, 10), ("pgd", pgd, 10, 20), ("mifgsm", mifgsm, 10, 10)],
+)
 def test_sweep_settings_are_the_old_table(cnn, digits, name, attack, divisor, steps):
     """The sweep's old table: BIM 10 steps of eps/4, PGD-20 of eps/10, MI-FGSM 10 of eps/10."""
     x, y = digits
@@ -99,12 +124,14 @@ def test_sweep_settings_are_the_old_table(cnn, digits, name, attack, divisor, st
 def test_robust_pgd_takes_the_budget_and_madrys_step(cnn, digits):
     x, y = digits
     got = robust_attack("pgd")(cnn, x, y, 0.1, Budget(steps=5), 3)
-    want = pgd(cnn, x, y, 0.1, alpha=2.5 * 0.1 / 5, steps=5,
-               generator=torch.Generator().manual_seed(3))
+    want = pgd(
+        cnn, x, y, 0.1, alpha=2.5 * 0.1 / 5, steps=5, generator=torch.Generator().manual_seed(3)
+    )
     assert torch.equal(got, want)
 
 
 # --------------------------------------------------------------------------- one toy attack
+
 
 def test_toy_attack_runs_in_the_lab(cnn, digits, toy):
     x = digits[0][:1]
@@ -137,7 +164,8 @@ def test_toy_attack_runs_in_robust_accuracy(cnn, digits, toy):
 def test_toy_attack_is_listed_and_validated_by_the_cli(capsys, toy):
     assert main(["--list"]) == EXIT_OK
     assert "toy        Toy (lift every pixel) [Linf; white-box, transfer; lab, sweep, robust]" in (
-        capsys.readouterr().out)
+        capsys.readouterr().out
+    )
     assert build_config("sweep", {"attacks": ["toy"]}).attacks == ("toy",)
     catalogue.unregister("toy")
     with pytest.raises(ConfigError, match="unknown attack 'toy'"):
@@ -150,13 +178,16 @@ def test_iterative_attacks_check_their_labels_at_the_first_step(cnn, digits):
         bim(cnn, x, 10, 0.1, alpha=0.01, steps=3)
 
 
-@pytest.mark.parametrize("config, values, message", [
-    (SweepConfig, {"targeted": 1}, "targeted must be true or false, not 1"),
-    (SweepConfig, {"n_images": True}, "n_images must be a whole number >= 1, not True"),
-    (SweepConfig, {"device": "gpu"}, "device must be one of auto, cpu"),
-    (RobustConfig, {"batch_size": 2.0}, "batch_size must be a whole number >= 1, not 2.0"),
-    (RobustConfig, {"dry_run": "yes"}, "dry_run must be true or false"),
-])
+@pytest.mark.parametrize(
+    "config, values, message",
+    [
+        (SweepConfig, {"targeted": 1}, "targeted must be true or false, not 1"),
+        (SweepConfig, {"n_images": True}, "n_images must be a whole number >= 1, not True"),
+        (SweepConfig, {"device": "gpu"}, "device must be one of auto, cpu"),
+        (RobustConfig, {"batch_size": 2.0}, "batch_size must be a whole number >= 1, not 2.0"),
+        (RobustConfig, {"dry_run": "yes"}, "dry_run must be true or false"),
+    ],
+)
 def test_attack_configs_speak_the_validation_dialect(config, values, message):
     with pytest.raises(ConfigError, match=message):
         config(**values)
@@ -169,11 +200,16 @@ def test_lab_pgd_and_simba_get_the_generator_and_step_they_had(cnn, digits):
     label = torch.tensor([y])
     spec = AttackSpec(attack="pgd", eps=0.1, steps=5, seed=4, label=y)
     out = drive(attack_image(cnn, x, spec)).result
-    want = pgd(cnn, x, label, 0.1, alpha=0.01, steps=5,
-               generator=torch.Generator().manual_seed(4))
+    want = pgd(cnn, x, label, 0.1, alpha=0.01, steps=5, generator=torch.Generator().manual_seed(4))
     assert torch.equal(out.x_adv, want)
     spec = AttackSpec(attack="simba", access="query", eps=0.3, max_queries=200, seed=4, label=y)
     out = drive(attack_image(cnn, x, spec)).result
-    res = simba(as_predict(cnn), x, label, step=0.3, max_queries=200,
-                generator=torch.Generator().manual_seed(4))
+    res = simba(
+        as_predict(cnn),
+        x,
+        label,
+        step=0.3,
+        max_queries=200,
+        generator=torch.Generator().manual_seed(4),
+    )
     assert torch.equal(out.x_adv, res.x_adv) and out.queries == int(res.queries[0])

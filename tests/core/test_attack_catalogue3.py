@@ -38,16 +38,23 @@ def test_each_entry_runs_within_its_norm_and_budget(name):
 
 def test_targeted_hopskipjump_starts_from_a_batch_image_of_the_target_class():
     model, x, y = affine(classes=3, n=6, seed=3)
-    with torch.no_grad():   # make the batch hold every class: shift three images across
-        x[3:] = (x[3:] + 0.3 * torch.sign(model.weight[[0, 1, 2]] - model.weight[y[:3]])
-                 .view(3, 1, 6, 6)).clamp(0, 1)
+    with torch.no_grad():  # make the batch hold every class: shift three images across
+        x[3:] = (
+            x[3:] + 0.3 * torch.sign(model.weight[[0, 1, 2]] - model.weight[y[:3]]).view(3, 1, 6, 6)
+        ).clamp(0, 1)
         y = model(x).argmax(1)
     if len(set(y.tolist())) < 3:
         pytest.skip("this draw left a class out of the batch")
     target = (y + 1) % 3
     entry = catalogue.get("hsj")
-    res = entry.run(model, x, y, entry.resolve({"max_queries": 400}), target=target,
-                    generator=torch.Generator().manual_seed(0))
+    res = entry.run(
+        model,
+        x,
+        y,
+        entry.resolve({"max_queries": 400}),
+        target=target,
+        generator=torch.Generator().manual_seed(0),
+    )
     with torch.no_grad():
         assert torch.equal(model(res.x_adv).argmax(1), target)
 
@@ -55,17 +62,20 @@ def test_targeted_hopskipjump_starts_from_a_batch_image_of_the_target_class():
 def test_the_lab_runs_square_and_label_only_hopskipjump(cnn):
     x = sweep_images(1, seed=4)[0]
     assert "hsj" in catalogue.names(access="labels", context="lab")
-    for spec in (AttackSpec(attack="square", access="query", eps=0.3, max_queries=200),
-                 AttackSpec(attack="hsj", access="labels", max_queries=200)):
+    for spec in (
+        AttackSpec(attack="square", access="query", eps=0.3, max_queries=200),
+        AttackSpec(attack="hsj", access="labels", max_queries=200),
+    ):
         out = drive(attack_image(cnn, x, spec)).result
         assert 1 <= out.queries <= 200
         assert out.report.success or out.queries == 200
-    assert out.report.success     # HopSkipJump always ends adversarial once it has a start
+    assert out.report.success  # HopSkipJump always ends adversarial once it has a start
 
 
 def test_robust_accuracy_runs_square_and_fab_t(cnn):
     x, y = sweep_images(6, seed=5)
-    res = robust_accuracy(cnn, x, y, 0.3, attacks=("square", "fab-t"), steps=10,
-                          max_queries=100, target_classes=2)
+    res = robust_accuracy(
+        cnn, x, y, 0.3, attacks=("square", "fab-t"), steps=10, max_queries=100, target_classes=2
+    )
     assert set(res.broken) <= {"square", "fab-t"} and sum(res.broken.values()) >= 1
     assert res.robust_accuracy < res.clean_accuracy

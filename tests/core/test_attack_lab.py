@@ -4,14 +4,22 @@ distance to the boundary."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 from advstudio.core.attacks.lab import (
-    AttackSpec, attack_image, check_survival, compare_defence, detector_check,
-    distance_to_boundary, fgsm_at, make_transform, measure, quantise_budget)
+    AttackSpec,
+    attack_image,
+    check_survival,
+    compare_defence,
+    detector_check,
+    distance_to_boundary,
+    fgsm_at,
+    make_transform,
+    measure,
+    quantise_budget,
+)
 from advstudio.core.attacks.metrics import l2
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.attacks.transforms import FeatureSqueezingDetector
@@ -24,7 +32,7 @@ def digit(cnn):
     """A test digit the CNN classifies right: (1, 1, 28, 28) on the 1/255 grid, its label."""
     x, y = sweep_images(20, seed=3)
     right = (cnn(x).argmax(1) == y).nonzero()[0, 0]
-    return x[right:right + 1], int(y[right])
+    return x[right : right + 1], int(y[right])
 
 
 def _run(job):
@@ -35,16 +43,19 @@ def _png(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.rint(x.clamp(0, 1).numpy() * 255).astype(np.float32) / 255)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"jpeg_quality": 101}, "from 1 to 100"),
-    ({"jpeg_quality": -1}, "from 1 to 100"),
-    ({"jpeg_quality": True}, "from 1 to 100"),
-    ({"attack": "deepfool", "targeted": True, "target": 3}, "DeepFool is untargeted"),
-    ({"attack": "apgd", "loss": "hinge"}, "ce, dlr"),
-    ({"attack": "cw", "c": 0}, "c .*> 0"),
-    ({"attack": "cw", "kappa": -1}, "kappa .*>= 0"),
-    ({"attack": "apgd", "access": "transfer"}, "allowed: fgsm, bim, pgd, mifgsm$"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"jpeg_quality": 101}, "from 1 to 100"),
+        ({"jpeg_quality": -1}, "from 1 to 100"),
+        ({"jpeg_quality": True}, "from 1 to 100"),
+        ({"attack": "deepfool", "targeted": True, "target": 3}, "DeepFool is untargeted"),
+        ({"attack": "apgd", "loss": "hinge"}, "ce, dlr"),
+        ({"attack": "cw", "c": 0}, "c .*> 0"),
+        ({"attack": "cw", "kappa": -1}, "kappa .*>= 0"),
+        ({"attack": "apgd", "access": "transfer"}, "allowed: fgsm, bim, pgd, mifgsm$"),
+    ],
+)
 def test_spec_explains_bad_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         AttackSpec(**kwargs)
@@ -52,8 +63,10 @@ def test_spec_explains_bad_settings(kwargs, message):
 
 def test_minimal_attacks_ignore_eps_and_report_what_they_needed(cnn, digit):
     x, y = digit
-    for spec in (AttackSpec(attack="deepfool", eps=0.0, steps=50),
-                 AttackSpec(attack="cw", eps=0.0, steps=30, search_steps=3)):
+    for spec in (
+        AttackSpec(attack="deepfool", eps=0.0, steps=50),
+        AttackSpec(attack="cw", eps=0.0, steps=30, search_steps=3),
+    ):
         out = _run(attack_image(cnn, x, spec))
         assert spec.minimal and out.report.success
         assert out.report.l2 == pytest.approx(float(l2(x, out.x_adv)[0]), rel=1e-5)
@@ -74,10 +87,14 @@ def test_survival_matches_rounding_and_jpeg_by_hand(cnn, digit):
 def test_quantisation_aware_results_lie_on_the_grid_within_the_ball(cnn, digit):
     x, y = digit
     # measured on this digit: PGD at eps 0.1 and SimBA in 300 queries do not fool the CNN
-    for spec, fools in ((AttackSpec(attack="pgd", eps=0.1, steps=10, quantise=True), False),
-                        (AttackSpec(attack="deepfool", quantise=True), True),
-                        (AttackSpec(access="query", attack="simba", eps=0.2, max_queries=300,
-                                    quantise=True), False)):
+    for spec, fools in (
+        (AttackSpec(attack="pgd", eps=0.1, steps=10, quantise=True), False),
+        (AttackSpec(attack="deepfool", quantise=True), True),
+        (
+            AttackSpec(access="query", attack="simba", eps=0.2, max_queries=300, quantise=True),
+            False,
+        ),
+    ):
         out = _run(attack_image(cnn, x, spec))
         levels = out.x_adv * 255
         assert torch.allclose(levels, levels.round(), atol=1e-3), spec.attack
@@ -115,8 +132,10 @@ def test_measure_builds_an_outcome_from_any_image(cnn, digit):
 
 def test_defence_comparison_masks_gradients_and_bpda_undoes_it(cnn, digit):
     x, y = digit
-    outcome = drive(compare_defence(cnn, x, defence="bit_depth", parameter=2, eps=0.3,
-                                    steps=10, label=y), keep_events=True)
+    outcome = drive(
+        compare_defence(cnn, x, defence="bit_depth", parameter=2, eps=0.3, steps=10, label=y),
+        keep_events=True,
+    )
     result = outcome.result
     assert [e.done for e in outcome.events if isinstance(e, Progress)] == [0, 1, 2]
     assert result.label == y and result.clean.indices[0] == y
@@ -156,8 +175,9 @@ def test_detector_check_uses_the_core_threshold(cnn, digit):
 
 def test_distance_to_boundary_rows_match_their_images(cnn, digit):
     x, y = digit
-    outcome = drive(distance_to_boundary(cnn, x, y, cw_steps=20, cw_search_steps=2),
-                    keep_events=True)
+    outcome = drive(
+        distance_to_boundary(cnn, x, y, cw_steps=20, cw_search_steps=2), keep_events=True
+    )
     rows = outcome.result
     assert [e.done for e in outcome.events if isinstance(e, Progress)] == [0, 1, 2, 3]
     assert [r.method for r in rows] == ["fgsm", "deepfool", "cw"]

@@ -27,7 +27,7 @@ def test_dlr_losses_closed_form_and_invariance():
     y = torch.tensor([0, 0])
     # image 0 right: -(5 - 3) / (5 - 1); image 1 wrong: -(1 - 4) / (4 - 1)
     assert torch.allclose(dlr_loss(z, y), torch.tensor([-0.5, 1.0]))
-    assert torch.allclose(dlr_loss(3 * z + 7, y), dlr_loss(z, y))      # shift and scale
+    assert torch.allclose(dlr_loss(3 * z + 7, y), dlr_loss(z, y))  # shift and scale
     t = torch.tensor([2, 3])
     # -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)
     expected = torch.tensor([-(5 - 1) / (5 - 0.5), -(1 + 1) / (4 - 0.0)])
@@ -41,7 +41,7 @@ def test_apgd_on_a_linear_model_goes_to_the_loss_maximising_corner():
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(16, generator=gen)
     x = torch.rand(5, 1, 4, 4, generator=gen)
-    model = Logistic(w, 10.0 - float(x.flatten(1).mean(0) @ w))   # all class 1, margin ~10
+    model = Logistic(w, 10.0 - float(x.flatten(1).mean(0) @ w))  # all class 1, margin ~10
     y = torch.ones(5, dtype=torch.long)
     corner = (x - 0.05 * torch.sign(w).view(1, 1, 4, 4)).clamp(0, 1)
     out = apgd(model, x, y, eps=0.05, steps=10, seed=0)
@@ -70,17 +70,23 @@ def test_step_halves_at_each_checkpoint_when_progress_stalls(monkeypatch):
     apgd(model, x, torch.ones(3, dtype=torch.long), eps=eps, steps=50, seed=0)
     # calls: the random start, then per step the gradient step and the momentum step
     gradient_steps = [c - eps for c in calls[1::2]]
-    expected = [2 * eps] * 11 + [eps] * 10 + [eps / 2] * 9 + [eps / 4] * 8 + [eps / 8] * 7 \
-        + [eps / 16] * 5
+    expected = (
+        [2 * eps] * 11 + [eps] * 10 + [eps / 2] * 9 + [eps / 4] * 8 + [eps / 8] * 7 + [eps / 16] * 5
+    )
     assert len(gradient_steps) == 50
-    assert gradient_steps[1:] == pytest.approx(expected[1:], abs=1e-6)   # step 0: random start
+    assert gradient_steps[1:] == pytest.approx(expected[1:], abs=1e-6)  # step 0: random start
 
 
 def test_apgd_is_at_least_as_strong_as_pgd(cnn, digits):
     x, y = digits[0][:32], digits[1][:32]
     for eps in (0.1, 0.15):
-        acc_pgd = accuracy(cnn, pgd(cnn, x, y, eps, alpha=eps / 10, steps=20,
-                                generator=torch.Generator().manual_seed(0)), y)
+        acc_pgd = accuracy(
+            cnn,
+            pgd(
+                cnn, x, y, eps, alpha=eps / 10, steps=20, generator=torch.Generator().manual_seed(0)
+            ),
+            y,
+        )
         acc_apgd = accuracy(cnn, apgd(cnn, x, y, eps=eps, steps=20, seed=0), y)
         print(f"\neps {eps}: PGD-20 {acc_pgd:.3f}, APGD-CE-20 {acc_apgd:.3f}")
         assert acc_apgd <= acc_pgd
@@ -96,7 +102,7 @@ def test_invariants_on_the_cnn(cnn, digits):
     assert torch.equal(apgd(cnn, x, y, eps=0.0, steps=5), x)
     one = apgd(cnn, x[0], int(y[0]), eps=0.1, steps=10, loss="dlr", seed=3)
     assert one.shape == (1, 28, 28)
-    wrong = (y + 1) % 10                                    # "already misclassified": untouched
+    wrong = (y + 1) % 10  # "already misclassified": untouched
     assert torch.equal(apgd(cnn, x[:4], wrong[:4], eps=0.1, steps=5), x[:4])
 
 
@@ -127,15 +133,18 @@ def test_model_mode_restored_and_no_parameter_grads(cnn, digits):
         assert torch.equal(apgd(cnn, x, y, eps=0.1, steps=5, seed=0), a)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"loss": "hinge"}, "unknown APGD loss 'hinge'; allowed: ce, dlr"),
-    ({"steps": 0}, "steps must be a whole number >= 1, not 0"),
-    ({"restarts": 0}, "restarts must be a whole number >= 1, not 0"),
-    ({"eps": 2.0}, r"eps must be in \[0, 1\]"),
-    ({"target": 3}, "targeted=True"),
-    ({"targeted": True, "target_classes": 10}, r"target_classes .* \[1, 9\]"),
-    ({"targeted": True, "target": 12}, r"12 is out of range"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"loss": "hinge"}, "unknown APGD loss 'hinge'; allowed: ce, dlr"),
+        ({"steps": 0}, "steps must be a whole number >= 1, not 0"),
+        ({"restarts": 0}, "restarts must be a whole number >= 1, not 0"),
+        ({"eps": 2.0}, r"eps must be in \[0, 1\]"),
+        ({"target": 3}, "targeted=True"),
+        ({"targeted": True, "target_classes": 10}, r"target_classes .* \[1, 9\]"),
+        ({"targeted": True, "target": 12}, r"12 is out of range"),
+    ],
+)
 def test_bad_settings_are_named(cnn, digits, kwargs, message):
     x, y = digits[0][:2], digits[1][:2]
     with pytest.raises(ConfigError, match=message):
@@ -162,8 +171,19 @@ def test_model_without_gradients_suggests_black_box(digits):
 def test_apgd_100_steps_vs_pgd_on_100_digits(cnn):
     x, y = sweep_images(100, seed=0)
     for eps in (0.1, 0.2):
-        acc_pgd = accuracy(cnn, pgd(cnn, x, y, eps, alpha=eps / 40, steps=100,
-                                generator=torch.Generator().manual_seed(0)), y)
+        acc_pgd = accuracy(
+            cnn,
+            pgd(
+                cnn,
+                x,
+                y,
+                eps,
+                alpha=eps / 40,
+                steps=100,
+                generator=torch.Generator().manual_seed(0),
+            ),
+            y,
+        )
         acc_apgd = accuracy(cnn, apgd(cnn, x, y, eps=eps, steps=100, seed=0), y)
         print(f"\neps {eps}, 100 digits: PGD-100 {acc_pgd:.3f}, APGD-CE-100 {acc_apgd:.3f}")
         assert acc_apgd <= acc_pgd

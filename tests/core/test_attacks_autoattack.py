@@ -78,8 +78,9 @@ def test_ensemble_choice():
 def test_standard_ensemble_on_the_cnn(digits):
     cnn = load_builtin("digits-cnn")
     x, y = digits[0][:12], digits[1][:12]
-    res = robust_accuracy(cnn, x, y, 0.2, ENSEMBLES["standard"], steps=10, target_classes=2,
-                          square_queries=100)
+    res = robust_accuracy(
+        cnn, x, y, 0.2, ENSEMBLES["standard"], steps=10, target_classes=2, square_queries=100
+    )
     n_right = round(res.clean_accuracy * 12)
     assert res.robust_accuracy <= res.fgsm_accuracy <= res.clean_accuracy
     assert res.robust_accuracy < res.clean_accuracy
@@ -87,7 +88,8 @@ def test_standard_ensemble_on_the_cnn(digits):
     assert set(res.seconds) == set(ENSEMBLES["standard"])
     assert res.warnings == [] or [w.check for w in res.warnings] == ["masking"]
     assert sorted(set(res.outcomes) - {"robust", "misclassified"}) == sorted(
-        n for n, k in res.broken.items() if k)
+        n for n, k in res.broken.items() if k
+    )
 
 
 class ZeroGradient(nn.Module):

@@ -9,11 +9,19 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks import (
-    Oracle, as_predict, fgsm, margin, mifgsm, nes, simba, spsa, transfer)
+    Oracle,
+    as_predict,
+    fgsm,
+    margin,
+    mifgsm,
+    nes,
+    simba,
+    spsa,
+    transfer,
+)
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import ConfigError
 from advstudio.core.models.registry import load_builtin
-
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +58,14 @@ def test_target_is_never_differentiated_and_every_query_is_counted(cnn):
     res = transfer(cnn, spy, x, y, attack=fgsm, eps=0.2)
     assert spy.images == res.queries == 8
     gen = torch.Generator().manual_seed(0)
-    for attack in (lambda: nes(spy, x, y, 0.2, max_queries=100, generator=gen),
-                   lambda: spsa(spy, x, y, 0.2, max_queries=100, generator=gen),
-                   lambda: simba(spy, x, y, max_queries=100, generator=gen)):
+    for attack in (
+        lambda: nes(spy, x, y, 0.2, max_queries=100, generator=gen),
+        lambda: spsa(spy, x, y, 0.2, max_queries=100, generator=gen),
+        lambda: simba(spy, x, y, max_queries=100, generator=gen),
+    ):
         spy.images = 0
         out = attack()
-        assert spy.images == int(out.queries.sum())           # no hidden queries
+        assert spy.images == int(out.queries.sum())  # no hidden queries
         assert int(out.queries.max()) <= 100
     assert all(p.grad is None for p in target.parameters())
     assert all(p.grad is None for p in cnn.parameters())
@@ -80,9 +90,11 @@ def test_transfer_from_the_mlp_to_the_cnn(cnn, mlp):
     res_mi = transfer(mlp, as_predict(cnn), x, y, attack=mifgsm, eps=0.3, alpha=0.03, steps=10)
     assert torch.equal(res.adv_pred, _predicted(cnn, res.x_adv))
     assert (res.x_adv - x).abs().max() <= 0.3 + 1e-6
-    print(f"\ntransfer MLP -> CNN at eps .3 on 200 digits: FGSM {res.success_rate:.2f} "
-          f"(on the MLP {res.surrogate_success.float().mean():.2f}), "
-          f"MI-FGSM {res_mi.success_rate:.2f}")
+    print(
+        f"\ntransfer MLP -> CNN at eps .3 on 200 digits: FGSM {res.success_rate:.2f} "
+        f"(on the MLP {res.surrogate_success.float().mean():.2f}), "
+        f"MI-FGSM {res_mi.success_rate:.2f}"
+    )
     assert res.surrogate_success.float().mean() > 0.9
     assert res.success_rate > 0.3
     assert res_mi.success_rate > 0.3
@@ -91,13 +103,16 @@ def test_transfer_from_the_mlp_to_the_cnn(cnn, mlp):
 @pytest.mark.parametrize("attack", [nes, spsa])
 def test_query_sign_attacks_reduce_accuracy_within_eps_and_budget(cnn, attack):
     x, y = sweep_images(6, seed=2)
-    res = attack(as_predict(cnn), x, y, 0.3, max_queries=400,
-                 generator=torch.Generator().manual_seed(0))
+    res = attack(
+        as_predict(cnn), x, y, 0.3, max_queries=400, generator=torch.Generator().manual_seed(0)
+    )
     pred = _predicted(cnn, res.x_adv)
     clean_acc = float((_predicted(cnn, x) == y).float().mean())
     adv_acc = float((pred == y).float().mean())
-    print(f"\n{attack.__name__} eps .3, budget 400, 6 digits: accuracy {clean_acc:.2f} -> "
-          f"{adv_acc:.2f}, queries {res.queries.tolist()}")
+    print(
+        f"\n{attack.__name__} eps .3, budget 400, 6 digits: accuracy {clean_acc:.2f} -> "
+        f"{adv_acc:.2f}, queries {res.queries.tolist()}"
+    )
     assert adv_acc <= clean_acc - 0.5
     assert torch.equal(res.success, pred != y)
     assert (res.x_adv - x).abs().max() <= 0.3 + 1e-6
@@ -108,8 +123,16 @@ def test_query_sign_attacks_reduce_accuracy_within_eps_and_budget(cnn, attack):
 def test_targeted_nes_aims_at_the_target(mlp):
     x, y = sweep_images(6, seed=4)
     target = (y + 1) % 10
-    res = nes(as_predict(mlp), x, target, 0.3, max_queries=600, targeted=True, y_true=y,
-              generator=torch.Generator().manual_seed(0))
+    res = nes(
+        as_predict(mlp),
+        x,
+        target,
+        0.3,
+        max_queries=600,
+        targeted=True,
+        y_true=y,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(res.success, _predicted(mlp, res.x_adv) == target)
     assert res.success.any()
     with pytest.raises(ConfigError, match="is the true class"):
@@ -118,10 +141,13 @@ def test_targeted_nes_aims_at_the_target(mlp):
 
 def test_simba_respects_the_budget_and_step(mlp):
     x, y = sweep_images(8, seed=5)
-    res = simba(as_predict(mlp), x, y, step=0.3, max_queries=300,
-                generator=torch.Generator().manual_seed(0))
-    print(f"\nSimBA on the MLP, step .3, budget 300, 8 digits: success "
-          f"{res.success_rate:.2f}, queries {res.queries.tolist()}")
+    res = simba(
+        as_predict(mlp), x, y, step=0.3, max_queries=300, generator=torch.Generator().manual_seed(0)
+    )
+    print(
+        f"\nSimBA on the MLP, step .3, budget 300, 8 digits: success "
+        f"{res.success_rate:.2f}, queries {res.queries.tolist()}"
+    )
     assert int(res.queries.max()) <= 300
     assert (res.x_adv - x).abs().max() <= 0.3 + 1e-6
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
@@ -135,10 +161,13 @@ def test_simba_respects_the_budget_and_step(mlp):
 @pytest.mark.slow
 def test_simba_on_the_cnn(cnn):
     x, y = sweep_images(4, seed=2)
-    res = simba(as_predict(cnn), x, y, step=0.3, max_queries=400,
-                generator=torch.Generator().manual_seed(0))
-    print(f"\nSimBA on the CNN, step .3, budget 400, 4 digits: success {res.success_rate:.2f}, "
-          f"queries {res.queries.tolist()}")
+    res = simba(
+        as_predict(cnn), x, y, step=0.3, max_queries=400, generator=torch.Generator().manual_seed(0)
+    )
+    print(
+        f"\nSimBA on the CNN, step .3, budget 400, 4 digits: success {res.success_rate:.2f}, "
+        f"queries {res.queries.tolist()}"
+    )
     assert int(res.queries.max()) <= 400
     assert torch.equal(res.success, _predicted(cnn, res.x_adv) != y)
 
@@ -157,7 +186,7 @@ def test_black_box_validation(mlp):
 
 def test_nothing_to_do_costs_one_query(mlp):
     x, y = sweep_images(3, seed=0)
-    wrong = (_predicted(mlp, x) + 1) % 10          # "true" labels the model already misses
+    wrong = (_predicted(mlp, x) + 1) % 10  # "true" labels the model already misses
     res = nes(as_predict(mlp), x, wrong, 0.2, max_queries=100)
     assert res.success.all() and res.queries.tolist() == [1, 1, 1]
     assert torch.equal(res.x_adv, x)

@@ -33,8 +33,10 @@ def test_eot_draws_are_reproducible_with_a_seed():
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's state is kept
     assert torch.equal(a, eot_gradient(shielded, x, y, samples=5, seed=3))
     assert not torch.equal(a, eot_gradient(shielded, x, y, samples=5, seed=4))
-    assert torch.equal(eot_pgd(shielded, x, y, 0.1, alpha=0.02, steps=3, samples=2, seed=3),
-                       eot_pgd(shielded, x, y, 0.1, alpha=0.02, steps=3, samples=2, seed=3))
+    assert torch.equal(
+        eot_pgd(shielded, x, y, 0.1, alpha=0.02, steps=3, samples=2, seed=3),
+        eot_pgd(shielded, x, y, 0.1, alpha=0.02, steps=3, samples=2, seed=3),
+    )
 
 
 def test_eot_gradient_is_the_average_of_the_per_draw_gradients():
@@ -42,12 +44,14 @@ def test_eot_gradient_is_the_average_of_the_per_draw_gradients():
     z_k = w . (x + sigma n_k) + b (x = 0.5 and sigma 0.05: no pixel is clipped)."""
     model, w = _noisy_logistic()
     x, samples, seed = torch.full((1, 1, 4, 4), 0.5), 7, 11
-    got = eot_gradient(defended(model, GaussianNoise(SIGMA)), x, torch.tensor([1]),
-                       samples=samples, seed=seed)
+    got = eot_gradient(
+        defended(model, GaussianNoise(SIGMA)), x, torch.tensor([1]), samples=samples, seed=seed
+    )
     torch.manual_seed(seed)
     noise = [torch.randn(1, 1, 4, 4) for _ in range(samples)]  # the draws, in the same order
-    want = -torch.stack([torch.sigmoid(-((x + SIGMA * n).flatten() @ w + 0.3)) * w
-                         for n in noise]).mean(0)
+    want = -torch.stack(
+        [torch.sigmoid(-((x + SIGMA * n).flatten() @ w + 0.3)) * w for n in noise]
+    ).mean(0)
     assert torch.allclose(got.flatten(), want, atol=1e-6)
 
 
@@ -68,9 +72,11 @@ def test_defence_comparison_adds_eot_for_random_defences_only():
     from advstudio.core.attacks.sweep import sweep_images
 
     x, y = sweep_images(1, seed=0)
-    c = drive(compare_defence(cnn, x[0], defence="noise", parameter=25, eps=0.2, steps=3,
-                              label=int(y[0]))).result
+    c = drive(
+        compare_defence(cnn, x[0], defence="noise", parameter=25, eps=0.2, steps=3, label=int(y[0]))
+    ).result
     assert c.eot is not None and c.eot.linf <= 0.2 + 1e-6 and c.bpda is not None
-    c = drive(compare_defence(cnn, x[0], defence="median", parameter=2, eps=0.2, steps=2,
-                              label=int(y[0]))).result
+    c = drive(
+        compare_defence(cnn, x[0], defence="median", parameter=2, eps=0.2, steps=2, label=int(y[0]))
+    ).result
     assert c.eot is None

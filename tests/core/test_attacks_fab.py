@@ -39,15 +39,16 @@ def test_on_a_linear_model_it_finds_the_closed_form_minimal_perturbation(norm):
     with torch.no_grad():
         assert torch.equal(model(x_adv).argmax(1), t)
     delta = (x_adv - x).flatten(1)
-    if norm == "Linf":   # |margin| / ||w_t - w_y||_1 along sign(w_t - w_y)
+    if norm == "Linf":  # |margin| / ||w_t - w_y||_1 along sign(w_t - w_y)
         size = gap / dw.abs().sum(1)
         assert torch.allclose(delta.abs().amax(1), size, rtol=0.01)
         assert torch.allclose(delta, size[:, None] * dw.sign(), atol=0.01 * float(size.max()))
-    else:                # |margin| / ||w_t - w_y||_2 along w_t - w_y
+    else:  # |margin| / ||w_t - w_y||_2 along w_t - w_y
         size = gap / dw.norm(dim=1)
         assert torch.allclose(delta.norm(dim=1), size, rtol=0.01)
-        assert torch.allclose(delta, size[:, None] * dw / dw.norm(dim=1, keepdim=True),
-                              atol=0.01 * float(size.max()))
+        assert torch.allclose(
+            delta, size[:, None] * dw / dw.norm(dim=1, keepdim=True), atol=0.01 * float(size.max())
+        )
     # never below the minimum: that would contradict the closed form
     found = delta.norm(dim=1) if norm == "L2" else delta.abs().amax(1)
     assert bool((found >= size * 0.999).all())

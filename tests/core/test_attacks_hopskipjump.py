@@ -39,8 +39,9 @@ def _beyond(model, x, y, t) -> torch.Tensor:
 def test_it_breaks_a_linear_model_from_labels_alone_and_reaches_the_boundary():
     model, x, y = affine(classes=2, n=4)
     box = LabelsOnly(model)
-    res = hop_skip_jump(box, x, y, max_queries=2000, starts=_beyond(model, x, y, 1 - y),
-                        generator=_gen())
+    res = hop_skip_jump(
+        box, x, y, max_queries=2000, starts=_beyond(model, x, y, 1 - y), generator=_gen()
+    )
     assert bool(res.success.all())
     with torch.no_grad():
         assert bool((model(res.x_adv).argmax(1) != y).all())
@@ -54,9 +55,17 @@ def test_it_breaks_a_linear_model_from_labels_alone_and_reaches_the_boundary():
 def test_more_queries_bring_it_closer():
     model, x, y = affine(classes=2, side=10, n=2)
     starts = _beyond(model, x, y, 1 - y)
-    dists = [(hop_skip_jump(as_label_predict(model), x, y, max_queries=q, starts=starts,
-                            generator=_gen()).x_adv - x).flatten(1).norm(dim=1)
-             for q in (300, 3000)]
+    dists = [
+        (
+            hop_skip_jump(
+                as_label_predict(model), x, y, max_queries=q, starts=starts, generator=_gen()
+            ).x_adv
+            - x
+        )
+        .flatten(1)
+        .norm(dim=1)
+        for q in (300, 3000)
+    ]
     assert bool((dists[1] < dists[0]).all())
 
 
@@ -64,21 +73,29 @@ def test_targeted_from_a_start_of_the_target_class():
     model, x, y = affine(classes=3, n=3)
     target = (y + 1) % 3
     starts = _beyond(model, x, y, target)
-    res = hop_skip_jump(as_label_predict(model), x, target, targeted=True, max_queries=1500,
-                        starts=starts, generator=_gen())
+    res = hop_skip_jump(
+        as_label_predict(model),
+        x,
+        target,
+        targeted=True,
+        max_queries=1500,
+        starts=starts,
+        generator=_gen(),
+    )
     with torch.no_grad():
         assert torch.equal(model(res.x_adv).argmax(1)[res.success], target[res.success])
     assert bool(res.success.all())
-    assert bool(((res.x_adv - x).flatten(1).norm(dim=1)
-                 < (starts - x).flatten(1).norm(dim=1)).all())
+    assert bool(
+        ((res.x_adv - x).flatten(1).norm(dim=1) < (starts - x).flatten(1).norm(dim=1)).all()
+    )
 
 
 def test_no_adversarial_start_leaves_the_image_and_reports_failure():
     model, x, y = affine(classes=3, n=1)
-    never = lambda z: torch.full((len(z),), int(y[0]))           # noqa: E731 - always class y
+    never = lambda z: torch.full((len(z),), int(y[0]))  # noqa: E731 - always class y
     res = hop_skip_jump(never, x, y, max_queries=50, init_trials=10, generator=_gen())
     assert torch.equal(res.x_adv, x) and not bool(res.success[0])
-    assert int(res.queries[0]) == 11                              # the clean query + 10 draws
+    assert int(res.queries[0]) == 11  # the clean query + 10 draws
 
 
 def test_bad_settings_are_named():
@@ -95,5 +112,5 @@ def test_the_label_box_runs_a_training_model_in_eval_mode_and_restores_it():
     x = torch.rand(50, 1, 2, 2)
     predict = as_label_predict(model)
     first, again = predict(x), predict(x)
-    assert torch.equal(first, again)                       # no dropout noise: eval mode
+    assert torch.equal(first, again)  # no dropout noise: eval mode
     assert model.training and model[1].training

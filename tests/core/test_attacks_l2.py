@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from advstudio.core.attacks.autopgd import apgd
-from advstudio.core.attacks.l2 import l2_normalise, project_l2, pgd_l2
+from advstudio.core.attacks.l2 import l2_normalise, pgd_l2, project_l2
 from advstudio.core.errors import ConfigError
 from tests.core.helpers import Logistic
 from tests.core.linear import affine
@@ -20,10 +20,10 @@ def _norms(d: torch.Tensor) -> torch.Tensor:
 def test_projection_scales_only_what_lies_outside_the_ball():
     x = torch.full((2, 1, 2, 2), 0.5)
     inside = x + torch.tensor([0.1, 0.0, 0.0, 0.0]).view(1, 1, 2, 2)
-    outside = x + 0.2 * torch.ones(1, 1, 2, 2)                    # L2 length 0.4
+    outside = x + 0.2 * torch.ones(1, 1, 2, 2)  # L2 length 0.4
     out = project_l2(torch.cat([inside[:1], outside[:1]]), x, 0.3)
     assert torch.allclose(out[0], inside[0])
-    assert torch.allclose(out[1], x[1] + 0.15, atol=1e-6)           # scaled to 0.3
+    assert torch.allclose(out[1], x[1] + 0.15, atol=1e-6)  # scaled to 0.3
     assert torch.allclose(_norms(l2_normalise(torch.randn(3, 1, 4, 4))), torch.ones(3))
 
 
@@ -31,13 +31,21 @@ def test_projection_scales_only_what_lies_outside_the_ball():
 def test_pgd_l2_reaches_the_closed_form_optimum_on_a_linear_model(random_start, steps):
     torch.manual_seed(0)
     w = torch.randn(64)
-    model = Logistic(w, b=5.0)                       # class 1 everywhere near 0.5
+    model = Logistic(w, b=5.0)  # class 1 everywhere near 0.5
     x = torch.full((3, 1, 8, 8), 0.5) + 0.01 * torch.randn(3, 1, 8, 8)
     y = torch.ones(3, dtype=torch.long)
     eps = 1.0
     # from a random start the angle to the optimum shrinks by about eps / (eps + alpha) a step
-    x_adv = pgd_l2(model, x, y, eps, alpha=0.25, steps=steps, random_start=random_start,
-                   generator=torch.Generator().manual_seed(1))
+    x_adv = pgd_l2(
+        model,
+        x,
+        y,
+        eps,
+        alpha=0.25,
+        steps=steps,
+        random_start=random_start,
+        generator=torch.Generator().manual_seed(1),
+    )
     # CE(y=1) = softplus(-z) rises fastest along -w: the optimum is x - eps w / ||w||
     optimum = (x - eps * (w / w.norm()).view(1, 1, 8, 8)).clamp(0, 1)
     assert torch.allclose(x_adv, optimum, atol=1e-4)
@@ -70,8 +78,9 @@ def test_apgd_l2_stays_in_the_ball_and_breaks_a_linear_model_above_the_closed_fo
     assert bool((_norms(x_adv - x) <= eps + 1e-4).all())
     with torch.no_grad():
         assert torch.equal(model(x_adv).argmax(1), target)
-    below = apgd(model, x, y, eps=float(nearest.min()) * 0.95, steps=50, loss="dlr", norm="L2",
-                 seed=0)
+    below = apgd(
+        model, x, y, eps=float(nearest.min()) * 0.95, steps=50, loss="dlr", norm="L2", seed=0
+    )
     with torch.no_grad():
         assert bool((model(below).argmax(1) == y).all())
 

@@ -10,10 +10,19 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks import (
-    attack_report, fgsm, l0, l2, linf, minimal_epsilon, minimal_epsilons, pgd, psnr, ssim)
+    attack_report,
+    fgsm,
+    l0,
+    l2,
+    linf,
+    minimal_epsilon,
+    minimal_epsilons,
+    pgd,
+    psnr,
+    ssim,
+)
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import ConfigError
-
 
 
 def test_norms_and_psnr_by_hand():
@@ -21,13 +30,13 @@ def test_norms_and_psnr_by_hand():
     x_adv = x.clone()
     x_adv[0, 0, 0, 0] = 0.5
     x_adv[0, 0, 3, 2] = 0.25
-    x_adv[0, 0, 1, 1] = 1e-7                         # round-off, below the L0 tolerance
+    x_adv[0, 0, 1, 1] = 1e-7  # round-off, below the L0 tolerance
     assert linf(x, x_adv).tolist() == pytest.approx([0.5, 0.0])
     assert l2(x, x_adv)[0].item() == pytest.approx(math.sqrt(0.25 + 0.0625), abs=1e-6)
     assert l0(x, x_adv).tolist() == [2.0, 0.0]
     assert psnr(x, x_adv)[0].item() == pytest.approx(10 * math.log10(16 / 0.3125), abs=1e-4)
     assert math.isinf(psnr(x, x_adv)[1].item())
-    one = linf(x[0], x_adv[0])                       # a single (C, H, W) image
+    one = linf(x[0], x_adv[0])  # a single (C, H, W) image
     assert one.shape == (1,) and one.item() == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="shape"):
         linf(x, x_adv[:1])
@@ -36,7 +45,7 @@ def test_norms_and_psnr_by_hand():
 def test_l0_counts_each_channel_value():
     x = torch.zeros(1, 3, 2, 2)
     x_adv = x.clone()
-    x_adv[0, :, 0, 0] = 0.1                          # one pixel, three channel values
+    x_adv[0, :, 0, 0] = 0.1  # one pixel, three channel values
     assert l0(x, x_adv).item() == 3
 
 
@@ -49,7 +58,7 @@ def test_ssim_of_identical_images_is_one():
 def test_ssim_of_constant_images_closed_form():
     # no variance, no covariance: SSIM = (2ab + C1) / (a^2 + b^2 + C1) exactly
     a, b = 0.2, 0.7
-    c1 = 0.01 ** 2
+    c1 = 0.01**2
     got = ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b)).item()
     assert got == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-6)
 
@@ -57,19 +66,20 @@ def test_ssim_of_constant_images_closed_form():
 def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
     """Wang et al.'s formula written out window by window (valid positions), one channel."""
     size, sigma = 11, 1.5
-    g = np.exp(-((np.arange(size) - 5.0) ** 2) / (2 * sigma ** 2))
+    g = np.exp(-((np.arange(size) - 5.0) ** 2) / (2 * sigma**2))
     w = np.outer(g, g)
     w /= w.sum()
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     values = []
     for i in range(x.shape[0] - size + 1):
         for j in range(x.shape[1] - size + 1):
-            px, py = x[i:i + size, j:j + size], y[i:i + size, j:j + size]
+            px, py = x[i : i + size, j : j + size], y[i : i + size, j : j + size]
             mx, my = (w * px).sum(), (w * py).sum()
             vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
             cov = (w * (px - mx) * (py - my)).sum()
-            values.append((2 * mx * my + c1) * (2 * cov + c2)
-                          / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+            values.append(
+                (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+            )
     return float(np.mean(values))
 
 
@@ -77,19 +87,26 @@ def test_ssim_matches_a_window_by_window_computation():
     rng = np.random.default_rng(0)
     x = rng.random((2, 13, 14))
     y = np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1)
-    expected = np.mean([_ssim_reference(x[c], y[c]) for c in range(2)])   # channel average
+    expected = np.mean([_ssim_reference(x[c], y[c]) for c in range(2)])  # channel average
     got = ssim(torch.from_numpy(x)[None].float(), torch.from_numpy(y)[None].float()).item()
     assert got == pytest.approx(expected, abs=1e-5)
     assert 0 < got < 0.9
 
 
 def test_ssim_agrees_with_scikit_image_where_installed():
-    metrics = pytest.importorskip("skimage.metrics")   # not a dependency; checked where present
+    metrics = pytest.importorskip("skimage.metrics")  # not a dependency; checked where present
     rng = np.random.default_rng(2)
     a = rng.random((3, 30, 26))
     b = np.clip(a + rng.normal(0, 0.15, a.shape), 0, 1)
-    ref = metrics.structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                        use_sample_covariance=False, channel_axis=0)
+    ref = metrics.structural_similarity(
+        a,
+        b,
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        channel_axis=0,
+    )
     got = ssim(torch.from_numpy(a)[None], torch.from_numpy(b)[None]).item()
     assert got == pytest.approx(ref, abs=1e-6)
 
@@ -149,8 +166,8 @@ def test_minimal_epsilon_closed_form():
     model = _Logistic(w, z0 - 0.5 * w.sum().item())
     got = minimal_epsilon(model, x, 1, tol=1e-4)
     assert got == pytest.approx(0.3, abs=1e-4) and got >= 0.3 - 1e-6
-    assert minimal_epsilon(model, x, 0) == 0.0               # already "misclassified"
-    flat = _Logistic(torch.zeros(9), 1.0)                     # no gradient to follow
+    assert minimal_epsilon(model, x, 0) == 0.0  # already "misclassified"
+    flat = _Logistic(torch.zeros(9), 1.0)  # no gradient to follow
     assert minimal_epsilon(flat, x, 1) is None
 
 
@@ -163,11 +180,13 @@ def test_minimal_epsilons_on_the_cnn(cnn):
     for i, e in enumerate(eps):
         probes = [e, e - 1e-3] if e is not None else [k / 32 for k in range(1, 33)]
         with torch.no_grad():
-            preds = [cnn(fgsm(cnn, x[i:i + 1], y[i:i + 1], max(p, 0.0))).argmax(1).item()
-                     for p in probes]
-        if e is None:                                   # no eps up to 1 works
+            preds = [
+                cnn(fgsm(cnn, x[i : i + 1], y[i : i + 1], max(p, 0.0))).argmax(1).item()
+                for p in probes
+            ]
+        if e is None:  # no eps up to 1 works
             assert all(p == int(y[i]) for p in preds)
-        elif e > 0:                                     # flips at e, not just below
+        elif e > 0:  # flips at e, not just below
             assert preds[0] != int(y[i]) and preds[1] == int(y[i])
     one = minimal_epsilon(cnn, x[3], int(y[3]), tol=1e-3)
     assert one == eps[3]
@@ -177,10 +196,11 @@ def test_minimal_epsilons_on_the_cnn(cnn):
 
 def test_minimal_epsilon_with_another_attack(cnn):
     x, y = sweep_images(2, seed=1)
-    eps = minimal_epsilons(cnn, x, y, tol=0.01, grid=8, attack=pgd, alpha=0.1, steps=5,
-                           random_start=False)
+    eps = minimal_epsilons(
+        cnn, x, y, tol=0.01, grid=8, attack=pgd, alpha=0.1, steps=5, random_start=False
+    )
     assert all(e is not None and 0 < e <= 1 for e in eps)
     for i, e in enumerate(eps):
         with torch.no_grad():
-            adv = pgd(cnn, x[i:i + 1], y[i:i + 1], e, alpha=0.1, steps=5, random_start=False)
+            adv = pgd(cnn, x[i : i + 1], y[i : i + 1], e, alpha=0.1, steps=5, random_start=False)
             assert cnn(adv).argmax(1).item() != int(y[i])

@@ -47,8 +47,7 @@ def _nearest_boundary(w, b, x, classes=None):
     p = z.argmax(1)
     out = []
     for i in range(len(x)):
-        others = [k for k in (classes[i] if classes is not None else range(len(w)))
-                  if k != p[i]]
+        others = [k for k in (classes[i] if classes is not None else range(len(w))) if k != p[i]]
         dist = [abs(z[i, k] - z[i, p[i]]) / (w[k] - w[p[i]]).norm() for k in others]
         j = int(torch.stack(dist).argmin())
         k = others[j]
@@ -60,38 +59,50 @@ def _nearest_boundary(w, b, x, classes=None):
 def test_deepfool_one_step_lands_on_the_nearest_boundary_times_overshoot(linear_case, overshoot):
     model, x, w, b = linear_case
     _, nearest = _nearest_boundary(w, b, x)
-    expected = torch.stack([x[i] + (1 + overshoot) * (d + DEEPFOOL_NUDGE) * n.view(1, 4, 4)
-                            for i, (_, d, n) in enumerate(nearest)])
-    assert expected.min() > 0 and expected.max() < 1          # the box does not bind
+    expected = torch.stack(
+        [
+            x[i] + (1 + overshoot) * (d + DEEPFOOL_NUDGE) * n.view(1, 4, 4)
+            for i, (_, d, n) in enumerate(nearest)
+        ]
+    )
+    assert expected.min() > 0 and expected.max() < 1  # the box does not bind
     out = deepfool(model, x, steps=1, overshoot=overshoot)
     assert torch.allclose(out, expected, atol=1e-10)
-    for i, (k, d, n) in enumerate(nearest):                    # x + d n is on that boundary
+    for i, (k, d, n) in enumerate(nearest):  # x + d n is on that boundary
         z = (x[i].flatten() + d * n) @ w.T + b
         assert z[k] == pytest.approx(float(z.max()), abs=1e-9)
     # and the step crossed it: on a linear model one step is all DeepFool takes
     pred = model(out).argmax(1)
     assert pred.tolist() == [k for k, _, _ in nearest]
     assert torch.equal(deepfool(model, x, steps=50, overshoot=overshoot), out)
-    assert torch.allclose(l2(x, out).double(),
-                          torch.tensor([(1 + overshoot) * (float(d) + DEEPFOOL_NUDGE)
-                                        for _, d, _ in nearest], dtype=torch.float64),
-                          rtol=1e-6)
+    assert torch.allclose(
+        l2(x, out).double(),
+        torch.tensor(
+            [(1 + overshoot) * (float(d) + DEEPFOOL_NUDGE) for _, d, _ in nearest],
+            dtype=torch.float64,
+        ),
+        rtol=1e-6,
+    )
 
 
 def test_deepfool_top_k_candidates(linear_case):
     model, x, w, b = linear_case
     z = model(x).detach()
-    top2 = z.topk(2, dim=1).indices.tolist()                   # predicted + runner-up only
+    top2 = z.topk(2, dim=1).indices.tolist()  # predicted + runner-up only
     _, nearest = _nearest_boundary(w, b, x, classes=top2)
-    expected = torch.stack([x[i] + 1.02 * (d + DEEPFOOL_NUDGE) * n.view(1, 4, 4)
-                            for i, (_, d, n) in enumerate(nearest)])
+    expected = torch.stack(
+        [
+            x[i] + 1.02 * (d + DEEPFOOL_NUDGE) * n.view(1, 4, 4)
+            for i, (_, d, n) in enumerate(nearest)
+        ]
+    )
     assert torch.allclose(deepfool(model, x, steps=1, num_classes=2), expected, atol=1e-10)
     assert torch.equal(deepfool(model, x, num_classes=4), deepfool(model, x))
 
 
 def test_deepfool_on_the_cnn_flips_every_digit_and_leaves_wrong_ones(cnn, digits):
     x, y = digits[0][:12], digits[1][:12].clone()
-    y[0] = (y[0] + 1) % 10                                      # "already misclassified"
+    y[0] = (y[0] + 1) % 10  # "already misclassified"
     out = deepfool(cnn, x, y=y)
     assert out.shape == x.shape and not out.requires_grad
     assert out.min() >= 0 and out.max() <= 1
@@ -131,17 +142,19 @@ def test_cw_confidence_and_targets(cnn, digits):
     assert bool(reached.any())
     others = z.scatter(1, target[:, None], float("-inf")).amax(1)
     assert bool((z.gather(1, target[:, None])[:, 0] - others)[reached].min() >= 1.0 - 1e-4)
-    assert torch.equal(out[~reached], x[~reached])             # failures: the image itself
+    assert torch.equal(out[~reached], x[~reached])  # failures: the image itself
 
 
 def test_cw_beats_fgsm_and_minimal_norms_bookkeeping(cnn, digits):
     x, y = digits[0][:8], digits[1][:8].clone()
-    y[0] = (y[0] + 1) % 10                                      # misclassified: norm 0
+    y[0] = (y[0] + 1) % 10  # misclassified: norm 0
     res = minimal_norms(cnn, x, y, options={"cw": {"steps": 80, "search_steps": 2}})
     fgsm, df, cw = res["fgsm"], res["deepfool"], res["cw"]
-    print(f"\nmedian L2 on 7 digits: FGSM {fgsm.median():.2f}, DeepFool {df.median():.2f}, "
-          f"C&W {cw.median():.2f}; success {fgsm.success_rate:.2f} {df.success_rate:.2f} "
-          f"{cw.success_rate:.2f}")
+    print(
+        f"\nmedian L2 on 7 digits: FGSM {fgsm.median():.2f}, DeepFool {df.median():.2f}, "
+        f"C&W {cw.median():.2f}; success {fgsm.success_rate:.2f} {df.success_rate:.2f} "
+        f"{cw.success_rate:.2f}"
+    )
     for r in res.values():
         assert not bool(r.correct[0]) and bool(r.correct[1:].all())
         assert r.l2[0] == 0 and r.linf[0] == 0 and bool(r.success[0])
@@ -149,7 +162,7 @@ def test_cw_beats_fgsm_and_minimal_norms_bookkeeping(cnn, digits):
         assert torch.allclose(r.l2[r.success], l2(x, r.x_adv)[r.success])
     both = fgsm.success[1:] & cw.success[1:]
     smaller = (cw.l2[1:] < fgsm.l2[1:]) & both
-    assert int(smaller.sum()) >= 5                              # most of the 7
+    assert int(smaller.sum()) >= 5  # most of the 7
     assert df.success_rate == 1.0 and cw.success_rate >= 5 / 7
 
 
@@ -158,31 +171,36 @@ def test_model_mode_restored_and_no_parameter_grads(cnn, digits):
     cnn.train()
     try:
         a = deepfool(cnn, x, steps=3)
-        assert torch.equal(a, deepfool(cnn, x, steps=3))       # eval mode: no dropout
+        assert torch.equal(a, deepfool(cnn, x, steps=3))  # eval mode: no dropout
         cw_l2(cnn, x, y, steps=2, search_steps=1)
         assert cnn.training
     finally:
         cnn.eval()
     assert all(p.grad is None for p in cnn.parameters())
-    with torch.no_grad():                                       # a caller without autograd
+    with torch.no_grad():  # a caller without autograd
         assert torch.equal(deepfool(cnn, x, steps=3), a)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m, x, y: deepfool(m, x, steps=0), "steps must be a whole number >= 1, not 0"),
-    (lambda m, x, y: deepfool(m, x, overshoot=-0.1), "overshoot must be a finite number >= 0"),
-    (lambda m, x, y: deepfool(m, x, num_classes=1), r"num_classes .* \[2, 10\].* not 1"),
-    (lambda m, x, y: deepfool(m, x, num_classes=11), r"\[2, 10\]"),
-    (lambda m, x, y: cw_l2(m, x, y, kappa=-1), "kappa .* >= 0, not -1"),
-    (lambda m, x, y: cw_l2(m, x, y, c=0), "c .* > 0, not 0"),
-    (lambda m, x, y: cw_l2(m, x, y, lr=float("nan")), "lr"),
-    (lambda m, x, y: cw_l2(m, x, y, steps=0), "steps .* not 0"),
-    (lambda m, x, y: cw_l2(m, x, y, search_steps=0), "search_steps .* not 0"),
-    (lambda m, x, y: cw_l2(m, x, y, targeted=True, y_true=y), "is the true class"),
-    (lambda m, x, y: cw_l2(m, x, y + 10), r"out of range.*\[0, 9\]"),
-    (lambda m, x, y: minimal_norms(m, x, y, methods=("fgsm", "jsma")),
-     "unknown method 'jsma'; allowed: fgsm, deepfool, cw"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, x, y: deepfool(m, x, steps=0), "steps must be a whole number >= 1, not 0"),
+        (lambda m, x, y: deepfool(m, x, overshoot=-0.1), "overshoot must be a finite number >= 0"),
+        (lambda m, x, y: deepfool(m, x, num_classes=1), r"num_classes .* \[2, 10\].* not 1"),
+        (lambda m, x, y: deepfool(m, x, num_classes=11), r"\[2, 10\]"),
+        (lambda m, x, y: cw_l2(m, x, y, kappa=-1), "kappa .* >= 0, not -1"),
+        (lambda m, x, y: cw_l2(m, x, y, c=0), "c .* > 0, not 0"),
+        (lambda m, x, y: cw_l2(m, x, y, lr=float("nan")), "lr"),
+        (lambda m, x, y: cw_l2(m, x, y, steps=0), "steps .* not 0"),
+        (lambda m, x, y: cw_l2(m, x, y, search_steps=0), "search_steps .* not 0"),
+        (lambda m, x, y: cw_l2(m, x, y, targeted=True, y_true=y), "is the true class"),
+        (lambda m, x, y: cw_l2(m, x, y + 10), r"out of range.*\[0, 9\]"),
+        (
+            lambda m, x, y: minimal_norms(m, x, y, methods=("fgsm", "jsma")),
+            "unknown method 'jsma'; allowed: fgsm, deepfool, cw",
+        ),
+    ],
+)
 def test_bad_settings_are_named(cnn, digits, call, message):
     with pytest.raises(ConfigError, match=message):
         call(cnn, digits[0][:2], digits[1][:2])
@@ -201,8 +219,13 @@ def test_model_without_gradients_suggests_black_box(digits):
 def test_distance_to_the_boundary_on_50_digits(cnn):
     x, y = sweep_images(50, seed=0)
     res = minimal_norms(cnn, x, y)
-    print("\n" + ", ".join(f"{k}: median L2 {r.median():.3f} L-inf {r.median('linf'):.3f} "
-                           f"success {r.success_rate:.2f}" for k, r in res.items()))
+    print(
+        "\n"
+        + ", ".join(
+            f"{k}: median L2 {r.median():.3f} L-inf {r.median('linf'):.3f} "
+            f"success {r.success_rate:.2f}"
+            for k, r in res.items()
+        )
+    )
     assert res["deepfool"].success_rate == 1.0 and res["cw"].success_rate > 0.95
     assert res["cw"].median() < res["deepfool"].median() < res["fgsm"].median()
-

@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks.patch import (
-    fixed_placement, paste, patch_side, sample_placements, save_patch, train_patch)
+    fixed_placement,
+    paste,
+    patch_side,
+    sample_placements,
+    save_patch,
+    train_patch,
+)
 from advstudio.core.errors import ConfigError
 
 
@@ -40,10 +46,9 @@ def test_eot_placements_are_reproducible_with_a_seed():
     a = sample_placements(8, 9, 28, 28, torch.Generator().manual_seed(5))
     b = sample_placements(8, 9, 28, 28, torch.Generator().manual_seed(5))
     c = sample_placements(8, 9, 28, 28, torch.Generator().manual_seed(6))
-    assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("angle", "scale", "row",
-                                                                     "col"))
+    assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("angle", "scale", "row", "col"))
     assert not torch.equal(a.row, c.row)
-    radius = a.scale * 9 / 2 ** 0.5
+    radius = a.scale * 9 / 2**0.5
     assert ((a.row >= radius - 1e-5) & (a.row <= 28 - radius + 1e-5)).all()
 
 

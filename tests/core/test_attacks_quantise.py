@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks.quantise import (
-    jpeg_roundtrip, quantisation_aware, quantise_8bit, quantise_adversarial, survival)
+    jpeg_roundtrip,
+    quantisation_aware,
+    quantise_8bit,
+    quantise_adversarial,
+    survival,
+)
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.attacks.transforms import JpegCompression
 from advstudio.core.attacks.whitebox import fgsm, pgd
@@ -40,9 +45,10 @@ def _on_grid(x: torch.Tensor) -> bool:
 
 # --------------------------------------------------------------------------- saving
 
+
 def test_quantise_8bit_is_what_a_png_stores():
     x = _img(0.2, 0.6, 100.5, 101.5, 254.4, 255)
-    assert torch.equal(quantise_8bit(x), _img(0, 1, 100, 102, 254, 255))   # ties to even
+    assert torch.equal(quantise_8bit(x), _img(0, 1, 100, 102, 254, 255))  # ties to even
     rand = torch.rand(3, 3, 7, 5, generator=torch.Generator().manual_seed(0))
     png = pixels_to_uint8(rand.numpy()).astype(np.float32) / 255
     np.testing.assert_array_equal(quantise_8bit(rand).numpy(), png)
@@ -93,12 +99,13 @@ def test_survival_targeted_means_reaching_the_target():
 
 # --------------------------------------------------------------------------- quantisation-aware
 
+
 def test_rounding_toward_the_perturbation_repairs_the_flip_back():
     x, x_adv = _img(102), _img(100.55)
     res = quantise_adversarial(BOUNDARY, x, x_adv, 1, eps=2 / 255)
     assert res.fooled_float.tolist() == [True] and res.fooled.tolist() == [True]
     assert res.method == ["toward perturbation"] and res.repaired.tolist() == [True]
-    assert torch.equal(res.x_q, _img(100))                       # floor, not round
+    assert torch.equal(res.x_q, _img(100))  # floor, not round
     assert res.linf.tolist() == pytest.approx([2 / 255]) and res.within_eps.tolist() == [True]
     assert survival(BOUNDARY, res.x_q, 1).adv_png.tolist() == [True]
     # already robust to rounding: nearest is kept
@@ -119,7 +126,7 @@ def test_a_gradient_step_on_the_grid_repairs_what_rounding_cannot():
     # without gradient steps it cannot, and says so
     res = quantise_adversarial(model, x, x_adv, 1, eps=3 / 255, steps=0)
     assert res.method == ["failed"] and res.fooled.tolist() == [False]
-    assert torch.equal(res.x_q, _img(101, 102))                   # the nearest rounding
+    assert torch.equal(res.x_q, _img(101, 102))  # the nearest rounding
 
 
 def test_reports_when_no_grid_point_in_the_ball_fools_the_model():
@@ -134,7 +141,7 @@ def test_reports_when_no_grid_point_in_the_ball_fools_the_model():
 def test_budget_guarantee_on_and_off_the_grid():
     gen = torch.Generator().manual_seed(0)
     model = Linear2(torch.randn(48, generator=gen).tolist(), 0.0)
-    x = torch.randint(0, 256, (8, 3, 4, 4), generator=gen).float() / 255     # on the grid
+    x = torch.randint(0, 256, (8, 3, 4, 4), generator=gen).float() / 255  # on the grid
     for eps in (8 / 255, 0.1, 0.013):
         x_adv = (x + (2 * torch.rand(x.shape, generator=gen) - 1) * eps).clamp(0, 1)
         res = quantise_adversarial(model, x, x_adv, 1, eps=eps)
@@ -163,7 +170,7 @@ def test_targeted_quantisation_aware_wrapper_on_the_linear_case():
     model = Linear2([1.0, 1.0], 202.9)
     x = _img(102, 102)
     attack = quantisation_aware(fgsm)
-    x_q = attack(model, x, 0, 0.6 / 255, targeted=True)        # FGSM: (101.4, 101.4) floats
+    x_q = attack(model, x, 0, 0.6 / 255, targeted=True)  # FGSM: (101.4, 101.4) floats
     assert _on_grid(x_q) and float((x_q - x).abs().max()) <= 0.6 / 255 + 1e-6
     # eps 0.6 grey levels allows no grid move: the result is x itself (reported by
     # quantise_adversarial as failed); with eps one level it reaches the target
@@ -175,18 +182,22 @@ def test_targeted_quantisation_aware_wrapper_on_the_linear_case():
 def test_quantisation_aware_pgd_on_the_cnn_survives_png():
     cnn = load_builtin("digits-cnn")
     x, y = sweep_images(32, seed=1)
-    eps = 0.15                                                   # 38.25 grey levels: off grid
+    eps = 0.15  # 38.25 grey levels: off grid
     x_adv = pgd(cnn, x, y, eps, alpha=0.02, steps=8, generator=torch.Generator().manual_seed(0))
     res = quantise_adversarial(cnn, x, x_adv, y, eps)
     assert _on_grid(res.x_q) and float((res.x_q - x).abs().max()) <= eps + 1e-6
-    assert torch.equal(quantise_8bit(res.x_q), res.x_q)           # PNG leaves it unchanged
+    assert torch.equal(quantise_8bit(res.x_q), res.x_q)  # PNG leaves it unchanged
     assert res.fooled_float.float().mean() >= 0.5
-    assert res.fooled[res.fooled_float].all()                   # every success kept
+    assert res.fooled[res.fooled_float].all()  # every success kept
     # images the attack did not fool are rounded, not attacked further
-    assert all(m in ("nearest", "not adversarial")
-               for m, f in zip(res.method, res.fooled_float.tolist()) if not f)
+    assert all(
+        m in ("nearest", "not adversarial")
+        for m, f in zip(res.method, res.fooled_float.tolist())
+        if not f
+    )
     after = survival(cnn, res.x_q, y)
     assert torch.equal(after.adv_float, res.fooled) and torch.equal(after.adv_png, res.fooled)
-    wrapped = quantisation_aware(pgd)(cnn, x, y, eps, alpha=0.02, steps=8,
-                                      generator=torch.Generator().manual_seed(0))
+    wrapped = quantisation_aware(pgd)(
+        cnn, x, y, eps, alpha=0.02, steps=8, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(wrapped, res.x_q)

@@ -19,11 +19,11 @@ def _gen(seed: int = 0) -> torch.Generator:
 def test_the_schedule_halves_p_at_the_papers_iterations_rescaled_to_the_budget():
     assert square_fraction(0.8, 0, 10_000) == 0.8
     for k, h in enumerate(HALVINGS):
-        assert square_fraction(0.8, h, 10_000) == pytest.approx(0.8 / 2 ** k)
+        assert square_fraction(0.8, h, 10_000) == pytest.approx(0.8 / 2**k)
         assert square_fraction(0.8, h + 1, 10_000) == pytest.approx(0.8 / 2 ** (k + 1))
     # a 1,000-query budget passes the same points ten times sooner
     assert square_fraction(0.8, 2, 1000) == pytest.approx(0.4)
-    assert square_fraction(0.8, 999, 1000) == pytest.approx(0.8 / 2 ** 9)
+    assert square_fraction(0.8, 999, 1000) == pytest.approx(0.8 / 2**9)
 
 
 @pytest.mark.parametrize("attack, eps", [(square_linf, 0.3), (square_l2, 1.0)])
@@ -44,7 +44,7 @@ def test_linf_stays_in_the_ball_and_starts_from_vertical_stripes():
     start = square_linf(as_predict(model), x, y, eps, max_queries=2, generator=_gen())
     delta = start.x_adv - x
     assert torch.allclose(delta.abs(), torch.full_like(delta, eps), atol=1e-6)
-    assert bool((delta == delta[:, :, :1, :]).all())       # constant down each column
+    assert bool((delta == delta[:, :, :1, :]).all())  # constant down each column
     res = square_linf(as_predict(model), x, y, eps, max_queries=200, generator=_gen())
     assert float((res.x_adv - x).abs().max()) <= eps + 1e-6
     assert 0 <= float(res.x_adv.min()) and float(res.x_adv.max()) <= 1
@@ -58,11 +58,16 @@ def test_l2_keeps_the_norm_at_eps():
     assert bool((norms[~res.success] >= 0.5 - 1e-4).all())  # interior images: no clipping
 
 
-@pytest.mark.parametrize("attack, closed_form, slack", [
-    (square_linf, lambda gap, dw: gap / dw.abs().sum(1), 1.5),
-    (square_l2, lambda gap, dw: gap / dw.norm(dim=1), 2.0)])
-def test_breaks_a_linear_model_when_eps_exceeds_the_minimal_perturbation(attack, closed_form,
-                                                                         slack):
+@pytest.mark.parametrize(
+    "attack, closed_form, slack",
+    [
+        (square_linf, lambda gap, dw: gap / dw.abs().sum(1), 1.5),
+        (square_l2, lambda gap, dw: gap / dw.norm(dim=1), 2.0),
+    ],
+)
+def test_breaks_a_linear_model_when_eps_exceeds_the_minimal_perturbation(
+    attack, closed_form, slack
+):
     model, x, y = affine(classes=2, n=4)
     gap, dw = boundary(model, x, y, 1 - y)
     eps = float(closed_form(gap, dw).max()) * slack
@@ -79,10 +84,12 @@ def test_breaks_a_linear_model_when_eps_exceeds_the_minimal_perturbation(attack,
 def test_targeted_reaches_the_target_and_runs_are_reproducible():
     model, x, y = affine(classes=3, n=4)
     target = (y + 1) % 3
-    a = square_linf(as_predict(model), x, target, 0.3, max_queries=300, targeted=True,
-                    generator=_gen(5))
-    b = square_linf(as_predict(model), x, target, 0.3, max_queries=300, targeted=True,
-                    generator=_gen(5))
+    a = square_linf(
+        as_predict(model), x, target, 0.3, max_queries=300, targeted=True, generator=_gen(5)
+    )
+    b = square_linf(
+        as_predict(model), x, target, 0.3, max_queries=300, targeted=True, generator=_gen(5)
+    )
     assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
     with torch.no_grad():
         pred = model(a.x_adv).argmax(1)

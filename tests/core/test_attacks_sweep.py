@@ -15,9 +15,8 @@ from advstudio.core.jobs import Log, Metrics, Preview, Progress, drive
 from advstudio.core.models.registry import load_builtin
 
 
-
 def test_sweep_numbers_and_events():
-    config = SweepConfig(n_images=100, epsilons=(0, .1, .3), batch_size=50)
+    config = SweepConfig(n_images=100, epsilons=(0, 0.1, 0.3), batch_size=50)
     out = drive(run_sweep(config), keep_events=True)
     result = out.result
     # the clean accuracy, computed here without the sweep's code
@@ -26,8 +25,10 @@ def test_sweep_numbers_and_events():
     with torch.no_grad():
         clean = float((load_builtin("digits-cnn")(x[idx]).argmax(1) == y[idx]).float().mean())
     curve = result.curves["fgsm"]
-    print(f"\nFGSM sweep on 100 digits: eps {curve.epsilons} accuracy {curve.accuracy} "
-          f"success {curve.success}")
+    print(
+        f"\nFGSM sweep on 100 digits: eps {curve.epsilons} accuracy {curve.accuracy} "
+        f"success {curve.success}"
+    )
     assert result.clean_accuracy == pytest.approx(clean)
     assert curve.epsilons == [0.0, 0.1, 0.3]
     assert curve.accuracy[0] == pytest.approx(clean)
@@ -47,7 +48,7 @@ def test_sweep_numbers_and_events():
     assert isinstance(out.events[0], Log)
     previews = [e for e in out.events if isinstance(e, Preview)]
     assert len(previews) == 3 and previews[-1].data.curves["fgsm"].accuracy == curve.accuracy
-    assert previews[0].data.curves["fgsm"].accuracy == curve.accuracy[:1]   # a copy
+    assert previews[0].data.curves["fgsm"].accuracy == curve.accuracy[:1]  # a copy
 
 
 def test_fgsm_sign_is_computed_once_per_batch(monkeypatch):
@@ -59,12 +60,12 @@ def test_fgsm_sign_is_computed_once_per_batch(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sweep_module, "gradient_and_logits", counting)
-    drive(run_sweep(SweepConfig(n_images=40, batch_size=20, epsilons=(0, .1, .2, .3))))
+    drive(run_sweep(SweepConfig(n_images=40, batch_size=20, epsilons=(0, 0.1, 0.2, 0.3))))
     assert calls == [20, 20]
 
 
 def test_closing_the_job_leaves_a_partial_result():
-    config = SweepConfig(n_images=40, epsilons=(0, .1, .2), attacks=("fgsm", "bim"))
+    config = SweepConfig(n_images=40, epsilons=(0, 0.1, 0.2), attacks=("fgsm", "bim"))
     result = SweepResult(config)
     job = run_sweep(config, result=result)
     last_preview = None
@@ -80,15 +81,16 @@ def test_closing_the_job_leaves_a_partial_result():
 
 
 def test_dry_run_is_one_tiny_batch_with_every_attack():
-    config = SweepConfig(attacks=("fgsm", "bim", "pgd", "mifgsm"), epsilons=(0, .2),
-                         targeted=True, dry_run=True)
+    config = SweepConfig(
+        attacks=("fgsm", "bim", "pgd", "mifgsm"), epsilons=(0, 0.2), targeted=True, dry_run=True
+    )
     out = drive(run_sweep(config), keep_events=True)
     progress = [e for e in out.events if isinstance(e, Progress)]
-    assert progress[-1].total == 4 * 2                  # attacks x epsilons x one batch
+    assert progress[-1].total == 4 * 2  # attacks x epsilons x one batch
     assert out.result.n_images == sweep_module.DRY_RUN_IMAGES
     assert not out.result.partial
     for curve in out.result.curves.values():
-        assert curve.accuracy[0] == out.result.clean_accuracy     # eps 0: the clean images
+        assert curve.accuracy[0] == out.result.clean_accuracy  # eps 0: the clean images
         assert 0 <= curve.success[1] <= 1 and curve.accuracy[1] <= curve.accuracy[0]
 
 
@@ -99,19 +101,24 @@ def test_csv(tmp_path):
     with path.open() as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["attack", "eps", "accuracy", "success", "n_images", "partial"]
-    assert rows[1:] == [["fgsm", "0", "0.9", "0", "10", "True"],
-                        ["fgsm", "0.1", "0.5", "0.44", "10", "True"]]
+    assert rows[1:] == [
+        ["fgsm", "0", "0.9", "0", "10", "True"],
+        ["fgsm", "0.1", "0.5", "0.44", "10", "True"],
+    ]
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(attacks=("deepfool",)), "unknown attack 'deepfool'"),
-    (dict(attacks=()), "at least one attack"),
-    (dict(attacks=("fgsm", "fgsm")), "each attack once"),
-    (dict(epsilons=(0.1, 1.5)), "1.5"),
-    (dict(epsilons=(-0.1,)), "-0.1"),
-    (dict(n_images=0), "n_images"),
-    (dict(batch_size=0), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(attacks=("deepfool",)), "unknown attack 'deepfool'"),
+        (dict(attacks=()), "at least one attack"),
+        (dict(attacks=("fgsm", "fgsm")), "each attack once"),
+        (dict(epsilons=(0.1, 1.5)), "1.5"),
+        (dict(epsilons=(-0.1,)), "-0.1"),
+        (dict(n_images=0), "n_images"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
 def test_bad_configs(bad, message):
     with pytest.raises(ConfigError, match=message):
         SweepConfig(**bad)

@@ -9,7 +9,11 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks.universal import (
-    fooling_curve, fooling_rate, universal_job, universal_perturbation)
+    fooling_curve,
+    fooling_rate,
+    universal_job,
+    universal_perturbation,
+)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Metrics, drive
 from tests.core.helpers import Logistic
@@ -40,7 +44,8 @@ def test_fooling_rate_matches_the_hand_computation():
     v = 0.1 * torch.sign(torch.randn(1, 4, 4))
     assert fooling_rate(model, x, v) == pytest.approx(_hand_rate(w, b, x, v))
     assert fooling_curve(model, x, v, 0.1, [0.0, 0.05, 0.1]) == pytest.approx(
-        [0.0, _hand_rate(w, b, x, v / 2), _hand_rate(w, b, x, v)])
+        [0.0, _hand_rate(w, b, x, v / 2), _hand_rate(w, b, x, v)]
+    )
 
 
 def test_algorithm_1_on_a_linear_model_is_a_signed_multiple_of_w():
@@ -56,8 +61,7 @@ def test_algorithm_1_on_a_linear_model_is_a_signed_multiple_of_w():
     assert torch.allclose(v.abs(), v.abs().max().expand_as(v), atol=1e-6)
     assert torch.equal(torch.sign(v), torch.sign(v[0]) * torch.sign(w) * torch.sign(w[0]))
     assert res.held_out_rate == pytest.approx(_hand_rate(w, b, x_held, res.v))
-    assert [e.values["fooling_rate"] for e in out.events if isinstance(e, Metrics)] \
-        == res.history
+    assert [e.values["fooling_rate"] for e in out.events if isinstance(e, Metrics)] == res.history
     assert res.fit_rate == max(res.history) > 0.3
 
 

@@ -8,14 +8,18 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks import (
-    apply_direction, bim, eval_mode, fgsm, fgsm_direction, mifgsm, pgd)
+    apply_direction,
+    bim,
+    eval_mode,
+    fgsm,
+    fgsm_direction,
+    mifgsm,
+    pgd,
+)
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.models.registry import load_builtin
 from tests.core.helpers import Logistic, accuracy
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +31,9 @@ def digits():
 def logistic_case():
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(16, generator=gen)
-    w[[3, 7]] = 0.0                               # zero weight: the pixel must not move
+    w[[3, 7]] = 0.0  # zero weight: the pixel must not move
     x = torch.rand(4, 1, 4, 4, generator=gen)
-    x[0, 0, 0, :] = torch.tensor([0.0, 1.0, 0.02, 0.97])   # clipping at both ends
+    x[0, 0, 0, :] = torch.tensor([0.0, 1.0, 0.02, 0.97])  # clipping at both ends
     return Logistic(w, 0.3), x, w
 
 
@@ -47,7 +51,7 @@ def test_fgsm_matches_logistic_closed_form(logistic_case):
         assert torch.allclose(fgsm(model, x, y, eps), expected, atol=1e-7)
     assert torch.equal(fgsm_direction(model, x, y), _expected_sign(w, y))
     out = fgsm(model, x, y, 0.3)
-    assert out[0, 0, 0, 0] >= 0 and out[0, 0, 0, 1] <= 1          # clipped, not overshooting
+    assert out[0, 0, 0, 0] >= 0 and out[0, 0, 0, 1] <= 1  # clipped, not overshooting
     assert torch.equal(out.flatten(1)[:, [3, 7]], x.flatten(1)[:, [3, 7]])
 
 
@@ -65,8 +69,9 @@ def test_iterative_attacks_on_logistic_reach_the_ball_edge(logistic_case):
     model, x, w = logistic_case
     y = torch.tensor([1, 0, 0, 1])
     s = _expected_sign(w, y)
-    assert torch.allclose(bim(model, x, y, 0.3, alpha=0.05, steps=3),
-                          (x + 0.15 * s).clamp(0, 1), atol=1e-6)
+    assert torch.allclose(
+        bim(model, x, y, 0.3, alpha=0.05, steps=3), (x + 0.15 * s).clamp(0, 1), atol=1e-6
+    )
     edge = (x + 0.3 * s).clamp(0, 1)
     assert torch.allclose(bim(model, x, y, 0.3, alpha=0.1, steps=5), edge, atol=1e-6)
     assert torch.allclose(mifgsm(model, x, y, 0.3, alpha=0.1, steps=5), edge, atol=1e-6)
@@ -90,7 +95,7 @@ def test_fgsm_direction_matches_softmax_regression_gradient():
     z = xf @ W.T + b
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
-    grad = (p - np.eye(5)[y.numpy()]) @ W            # d CE / dx
+    grad = (p - np.eye(5)[y.numpy()]) @ W  # d CE / dx
     got = fgsm_direction(model, x, y).flatten(1).numpy()
     np.testing.assert_array_equal(got, np.sign(grad))
     got_t = fgsm_direction(model, x, y, targeted=True).flatten(1).numpy()
@@ -100,8 +105,9 @@ def test_fgsm_direction_matches_softmax_regression_gradient():
 ATTACKS = {
     "fgsm": lambda m, x, y, e, **k: fgsm(m, x, y, e, **k),
     "bim": lambda m, x, y, e, **k: bim(m, x, y, e, alpha=max(e, 0.01) / 2, steps=2, **k),
-    "pgd": lambda m, x, y, e, **k: pgd(m, x, y, e, alpha=max(e, 0.01) / 2, steps=2,
-                                       generator=torch.Generator().manual_seed(0), **k),
+    "pgd": lambda m, x, y, e, **k: pgd(
+        m, x, y, e, alpha=max(e, 0.01) / 2, steps=2, generator=torch.Generator().manual_seed(0), **k
+    ),
     "mifgsm": lambda m, x, y, e, **k: mifgsm(m, x, y, e, alpha=max(e, 0.01) / 2, steps=2, **k),
 }
 
@@ -128,10 +134,10 @@ def test_model_mode_is_restored(cnn, digits, training):
         fgsm(cnn, x, y, 0.1)
         pgd(cnn, x, y, 0.1, alpha=0.05, steps=2)
         assert all(m.training == training for m in cnn.modules())
-        with pytest.raises(ConfigError):           # raised inside the attack, after a forward
+        with pytest.raises(ConfigError):  # raised inside the attack, after a forward
             fgsm(cnn, x, torch.full((8,), 10), 0.1)
         assert all(m.training == training for m in cnn.modules())
-        with pytest.raises(ValueError, match="channels"):   # the model itself raises:
+        with pytest.raises(ValueError, match="channels"):  # the model itself raises:
             fgsm(cnn, torch.rand(2, 2, 28, 28), torch.zeros(2, dtype=torch.long), 0.1)
         assert all(m.training == training for m in cnn.modules())
     finally:
@@ -140,7 +146,7 @@ def test_model_mode_is_restored(cnn, digits, training):
 
 def test_mixed_submodule_modes_are_restored_each_on_its_own(cnn, digits):
     cnn.train()
-    cnn.net[5].eval()                              # one dropout layer frozen by the user
+    cnn.net[5].eval()  # one dropout layer frozen by the user
     try:
         fgsm(cnn, digits[0][:4], digits[1][:4], 0.1)
         assert cnn.training and not cnn.net[5].training and cnn.net[9].training
@@ -150,7 +156,7 @@ def test_mixed_submodule_modes_are_restored_each_on_its_own(cnn, digits):
 
 def test_attacking_a_training_mode_model_uses_eval_mode(cnn, digits):
     x, y = digits[0][:16], digits[1][:16]
-    cnn.train()                                    # dropout would make two runs differ
+    cnn.train()  # dropout would make two runs differ
     try:
         assert torch.equal(fgsm(cnn, x, y, 0.1), fgsm(cnn, x, y, 0.1))
     finally:
@@ -165,7 +171,7 @@ def test_batchnorm_statistics_and_parameter_grads_untouched():
     pgd(mlp, x, y, 0.2, alpha=0.05, steps=3)
     mifgsm(mlp, x, (y + 1) % 10, 0.2, alpha=0.05, steps=3, targeted=True)
     for k, v in mlp.state_dict().items():
-        assert torch.equal(v, before[k]), k        # running_mean/var, num_batches_tracked too
+        assert torch.equal(v, before[k]), k  # running_mean/var, num_batches_tracked too
     assert all(p.grad is None for p in mlp.parameters())
     assert mlp.training
 
@@ -176,7 +182,7 @@ def test_one_image_and_grad_disabled_caller(cnn, digits):
     one = fgsm(cnn, x[1], int(y[1]), 0.2)
     assert one.shape == (1, 28, 28)
     assert torch.allclose(one, batch[1], atol=1e-6)
-    with torch.no_grad():                          # e.g. the UI's preview code
+    with torch.no_grad():  # e.g. the UI's preview code
         assert torch.allclose(fgsm(cnn, x, y, 0.2), batch)
 
 
@@ -199,8 +205,11 @@ def test_fgsm_at_025_breaks_the_cnn(cnn, digits):
 def test_pgd_is_stronger_than_fgsm(cnn, digits):
     x, y = digits[0][:64], digits[1][:64]
     acc_fgsm = accuracy(cnn, fgsm(cnn, x, y, 0.15), y)
-    acc_pgd = accuracy(cnn, pgd(cnn, x, y, 0.15, alpha=0.15 / 4, steps=7,
-                            generator=torch.Generator().manual_seed(0)), y)
+    acc_pgd = accuracy(
+        cnn,
+        pgd(cnn, x, y, 0.15, alpha=0.15 / 4, steps=7, generator=torch.Generator().manual_seed(0)),
+        y,
+    )
     print(f"\neps .15 on 64 digits: FGSM {acc_fgsm:.2f}, PGD-7 {acc_pgd:.2f}")
     assert acc_pgd < acc_fgsm - 0.1
 
@@ -208,13 +217,33 @@ def test_pgd_is_stronger_than_fgsm(cnn, digits):
 def test_targeted_attacks_reach_the_target(cnn, digits):
     x, y = digits[0][:64], digits[1][:64]
     target = (y + 1) % 10
-    hit_pgd = float((cnn(pgd(cnn, x, target, 0.25, alpha=0.05, steps=10, targeted=True,
-                                 y_true=y, generator=torch.Generator().manual_seed(0)))
-                     .argmax(1) == target).float().mean())
-    hit_fgsm = float((cnn(fgsm(cnn, x, target, 0.3, targeted=True)).argmax(1) == target)
-                     .float().mean())
-    print(f"\ntargeted (y+1 mod 10) on 64 digits: PGD-10 eps .25 {hit_pgd:.2f}, "
-          f"FGSM eps .3 {hit_fgsm:.2f}")
+    hit_pgd = float(
+        (
+            cnn(
+                pgd(
+                    cnn,
+                    x,
+                    target,
+                    0.25,
+                    alpha=0.05,
+                    steps=10,
+                    targeted=True,
+                    y_true=y,
+                    generator=torch.Generator().manual_seed(0),
+                )
+            ).argmax(1)
+            == target
+        )
+        .float()
+        .mean()
+    )
+    hit_fgsm = float(
+        (cnn(fgsm(cnn, x, target, 0.3, targeted=True)).argmax(1) == target).float().mean()
+    )
+    print(
+        f"\ntargeted (y+1 mod 10) on 64 digits: PGD-10 eps .25 {hit_pgd:.2f}, "
+        f"FGSM eps .3 {hit_fgsm:.2f}"
+    )
     assert hit_pgd > 0.85
     assert hit_fgsm > 0.15
 

@@ -10,7 +10,13 @@ from torch import nn
 
 from advstudio.core.attacks.whitebox import pgd
 from advstudio.core.certify.ibp import (
-    ibp_layers, ibp_loss, ibp_schedule, interval_bounds, margin_lower_bounds, verified)
+    ibp_layers,
+    ibp_loss,
+    ibp_schedule,
+    interval_bounds,
+    margin_lower_bounds,
+    verified,
+)
 from advstudio.core.data import load_digits
 from advstudio.core.errors import ConfigError
 from advstudio.core.models.registry import load_builtin
@@ -31,14 +37,14 @@ def points_in_box(x: torch.Tensor, eps: float, count: int, seed: int) -> torch.T
     half uniform, half vertices (where the extremes of a piecewise-linear net tend to be)."""
     low, high = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
     u = torch.rand((count, *x.shape[1:]), generator=gen(seed))
-    u[count // 2:] = u[count // 2:].round()
+    u[count // 2 :] = u[count // 2 :].round()
     return low + u * (high - low)
 
 
 def test_one_linear_layer_is_exact():
     layer = nn.Linear(6, 3)
     x = 0.3 + 0.4 * torch.rand(2, 6, generator=gen(0))
-    eps = 0.2                                   # the box stays inside [0, 1]
+    eps = 0.2  # the box stays inside [0, 1]
     low, high = interval_bounds(nn.Sequential(layer), x, eps)
     with torch.no_grad():
         centre = x @ layer.weight.T + layer.bias
@@ -69,21 +75,22 @@ def test_bounds_contain_every_sampled_output_of_the_builtin_nets(key, digits):
     margins = margin_lower_bounds(model, x, y, eps)
     assert torch.allclose(interval_bounds(model, x, 0.0)[0], model(x), atol=1e-4)
     for i in range(len(x)):
-        points = points_in_box(x[i:i + 1], eps, 1000, seed=i)
+        points = points_in_box(x[i : i + 1], eps, 1000, seed=i)
         with torch.no_grad():
             out = model(points)
         assert (out >= low[i] - 1e-4).all() and (out <= high[i] + 1e-4).all()
-        actual_margins = out[:, y[i]:y[i] + 1] - out
+        actual_margins = out[:, y[i] : y[i] + 1] - out
         assert (actual_margins >= margins[i] - 1e-4).all()
 
 
 def test_batchnorm_with_negative_scales_is_bounded_soundly():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                        nn.Linear(8, 3))
+    net = nn.Sequential(
+        nn.Flatten(), nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)
+    )
     bn = net[2]
     with torch.no_grad():
-        bn.weight.copy_(torch.randn(8))         # some scales negative
+        bn.weight.copy_(torch.randn(8))  # some scales negative
         bn.running_mean.copy_(torch.randn(8))
         bn.running_var.copy_(torch.rand(8) + 0.5)
     net.eval()
@@ -159,7 +166,9 @@ def test_ibp_loss_is_cross_entropy_at_eps_zero_and_grows_with_eps(digits):
 
 
 def test_ibp_schedule_warms_up_then_ramps_linearly():
-    schedule = [ibp_schedule(s, eps=0.4, kappa_final=0.5, warmup_steps=10, ramp_steps=20)
-                for s in (0, 9, 10, 20, 30, 100)]
+    schedule = [
+        ibp_schedule(s, eps=0.4, kappa_final=0.5, warmup_steps=10, ramp_steps=20)
+        for s in (0, 9, 10, 20, 30, 100)
+    ]
     expected = [(0.0, 1.0), (0.0, 1.0), (0.0, 1.0), (0.2, 0.75), (0.4, 0.5), (0.4, 0.5)]
     assert schedule == [pytest.approx(e) for e in expected]

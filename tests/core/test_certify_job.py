@@ -9,15 +9,21 @@ import json
 import pytest
 
 from advstudio.core.certify.job import (
-    IbpConfig, SmoothingConfig, run_ibp, run_smoothing, smoothing_to_csv)
+    IbpConfig,
+    SmoothingConfig,
+    run_ibp,
+    run_smoothing,
+    smoothing_to_csv,
+)
 from advstudio.core.data import load_digits
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Progress, drive
 
 
 def test_smoothing_dry_run(tmp_path):
-    outcome = drive(run_smoothing(SmoothingConfig(dry_run=True, device="cpu", sigma=0.5)),
-                    keep_events=True)
+    outcome = drive(
+        run_smoothing(SmoothingConfig(dry_run=True, device="cpu", sigma=0.5)), keep_events=True
+    )
     result = outcome.result
     assert (result.n0, result.n, len(result.images)) == (10, 50, 1)
     assert len(result.certified_accuracy) == len(result.radii) == 5
@@ -42,14 +48,17 @@ def test_ibp_dry_run():
     json.dumps(dataclasses.asdict(result))
 
 
-@pytest.mark.parametrize(("config", "values", "message"), [
-    (SmoothingConfig, {"sigma": 0}, "^sigma must be"),
-    (SmoothingConfig, {"radii": "0.5"}, "^radii must be"),
-    (SmoothingConfig, {"radii": (0.5, -1.0)}, "^radii must be"),
-    (SmoothingConfig, {"data": "cifar"}, "^data must be one of digits"),
-    (IbpConfig, {"eps": 0.0}, "^eps must be"),
-    (IbpConfig, {"n_images": 0}, "^n_images must be"),
-])
+@pytest.mark.parametrize(
+    ("config", "values", "message"),
+    [
+        (SmoothingConfig, {"sigma": 0}, "^sigma must be"),
+        (SmoothingConfig, {"radii": "0.5"}, "^radii must be"),
+        (SmoothingConfig, {"radii": (0.5, -1.0)}, "^radii must be"),
+        (SmoothingConfig, {"data": "cifar"}, "^data must be one of digits"),
+        (IbpConfig, {"eps": 0.0}, "^eps must be"),
+        (IbpConfig, {"n_images": 0}, "^n_images must be"),
+    ],
+)
 def test_configs_are_checked(config, values, message):
     with pytest.raises(ConfigError, match=message):
         config(**values)
@@ -61,11 +70,17 @@ def test_configs_build_from_plain_values_as_advstudio_run_gives_them(monkeypatch
 
     kinds = {
         "certify-smoothing": jobkinds.JobKind(
-            "certify-smoothing", "advstudio.core.certify.job:SmoothingConfig",
-            "advstudio.core.certify.job:run_smoothing", "randomised smoothing"),
+            "certify-smoothing",
+            "advstudio.core.certify.job:SmoothingConfig",
+            "advstudio.core.certify.job:run_smoothing",
+            "randomised smoothing",
+        ),
         "certify-ibp": jobkinds.JobKind(
-            "certify-ibp", "advstudio.core.certify.job:IbpConfig",
-            "advstudio.core.certify.job:run_ibp", "interval bound propagation"),
+            "certify-ibp",
+            "advstudio.core.certify.job:IbpConfig",
+            "advstudio.core.certify.job:run_ibp",
+            "interval bound propagation",
+        ),
     }
     monkeypatch.setattr(jobkinds, "JOB_KINDS", kinds)
     smoothing = jobkinds.build_config("certify-smoothing", {"radii": [0, 0.5], "sigma": 1})
@@ -80,7 +95,6 @@ def test_smoothing_dry_run_with_smooth_pgd_writes_both_bounds(tmp_path):
     config = SmoothingConfig(dry_run=True, device="cpu", sigma=0.5, smooth_pgd=True)
     result = drive(run_smoothing(config)).result
     assert result.smooth_pgd_radii == [0.25] and len(result.empirical_accuracy) == 1
-    assert result.empirical_accuracy[0] <= (result.images[0].prediction
-                                            == result.images[0].label)
+    assert result.empirical_accuracy[0] <= (result.images[0].prediction == result.images[0].label)
     rows = list(csv.DictReader(smoothing_to_csv(result, tmp_path / "s.csv").open()))
     assert "smooth_pgd_l2" in rows[0]

@@ -12,8 +12,17 @@ from scipy.stats import binom, binomtest, norm
 
 from advstudio.core.certify.smooth_attack import smooth_pgd, smoothed_log_prob
 from advstudio.core.certify.smoothing import (
-    ABSTAIN, Certificate, Smoothing, certified_accuracy, certify, certify_images,
-    clopper_pearson_lower, largest_radius, predict, sample_counts)
+    ABSTAIN,
+    Certificate,
+    Smoothing,
+    certified_accuracy,
+    certify,
+    certify_images,
+    clopper_pearson_lower,
+    largest_radius,
+    predict,
+    sample_counts,
+)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Metrics, Progress, drive
 from tests.core.helpers import Logistic
@@ -37,9 +46,17 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.mark.parametrize(("k", "n", "alpha"), [(0, 10, 0.05), (1, 10, 0.05), (7, 10, 0.001),
-                                                 (10, 10, 0.01), (990, 1000, 0.001),
-                                                 (5000, 10000, 0.05)])
+@pytest.mark.parametrize(
+    ("k", "n", "alpha"),
+    [
+        (0, 10, 0.05),
+        (1, 10, 0.05),
+        (7, 10, 0.001),
+        (10, 10, 0.01),
+        (990, 1000, 0.001),
+        (5000, 10000, 0.05),
+    ],
+)
 def test_clopper_pearson_matches_scipy_exact_interval(k, n, alpha):
     ci = binomtest(k, n).proportion_ci(confidence_level=1 - 2 * alpha, method="exact")
     assert clopper_pearson_lower(k, n, alpha) == pytest.approx(ci.low, abs=1e-12)
@@ -76,9 +93,10 @@ def test_certified_radius_is_sound_beyond_alpha_only():
 def test_certified_radius_is_close_to_exact_at_large_n():
     model, w = linear_model()
     sigma = 0.25
-    x = image_at(w, 0.0, sigma)     # exact p_A = Phi(1) = 0.84, exact radius sigma
-    c = certify(model, x, Smoothing(sigma, n0=100, n=100_000, alpha=0.001, batch_size=25_000),
-                gen(0))
+    x = image_at(w, 0.0, sigma)  # exact p_A = Phi(1) = 0.84, exact radius sigma
+    c = certify(
+        model, x, Smoothing(sigma, n0=100, n=100_000, alpha=0.001, batch_size=25_000), gen(0)
+    )
     assert c.prediction == 1
     assert 0.96 * sigma < c.radius <= sigma
     assert c.p_lower == pytest.approx(norm.cdf(1.0), abs=0.01)
@@ -121,8 +139,9 @@ def test_a_seed_gives_the_same_certificate():
 def test_certify_images_is_a_job_with_a_progress_per_image():
     model, w = linear_model()
     x = torch.stack([image_at(w, 0.0, d) for d in (-0.5, 0.5, 1.0)])
-    outcome = drive(certify_images(model, x, Smoothing(0.5, 10, 100, 0.01, 64), gen(0)),
-                    keep_events=True)
+    outcome = drive(
+        certify_images(model, x, Smoothing(0.5, 10, 100, 0.01, 64), gen(0)), keep_events=True
+    )
     progress = [e for e in outcome.events if isinstance(e, Progress)]
     metrics = [e for e in outcome.events if isinstance(e, Metrics)]
     assert [(p.done, p.total) for p in progress] == [(0, 3), (1, 3), (2, 3), (3, 3)]
@@ -131,15 +150,24 @@ def test_certify_images_is_a_job_with_a_progress_per_image():
 
 
 def test_certified_accuracy_counts_right_classes_with_enough_radius():
-    certificates = [Certificate(1, 0.9, 0.6), Certificate(ABSTAIN, 0.4, 0.0),
-                    Certificate(0, 0.8, 0.3), Certificate(2, 0.99, 1.0)]
+    certificates = [
+        Certificate(1, 0.9, 0.6),
+        Certificate(ABSTAIN, 0.4, 0.0),
+        Certificate(0, 0.8, 0.3),
+        Certificate(2, 0.99, 1.0),
+    ]
     labels = [1, 1, 0, 1]
     assert [certified_accuracy(labels, certificates, r) for r in (0.0, 0.3, 0.5, 1.0)] == [
-        0.5, 0.5, 0.25, 0.0]
+        0.5,
+        0.5,
+        0.25,
+        0.0,
+    ]
 
 
-@pytest.mark.parametrize(("field", "value"), [("sigma", 0.0), ("n", 0), ("alpha", 0.5),
-                                                ("batch_size", True)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("sigma", 0.0), ("n", 0), ("alpha", 0.5), ("batch_size", True)]
+)
 def test_smoothing_settings_are_checked(field, value):
     with pytest.raises(ConfigError, match=f"^{field} must be"):
         Smoothing(**{field: value})
@@ -163,8 +191,9 @@ def test_smooth_pgd_on_a_linear_model_steps_straight_across_the_boundary():
     x = torch.stack([image_at(w, 0.0, radius)] * 2)
     y = torch.tensor([1, 1])
     for eps in (0.2, 0.4):
-        x_adv = smooth_pgd(model, x, y, eps, alpha=eps / 3, steps=6, sigma=0.25, samples=16,
-                           generator=gen(0))
+        x_adv = smooth_pgd(
+            model, x, y, eps, alpha=eps / 3, steps=6, sigma=0.25, samples=16, generator=gen(0)
+        )
         expected = x - eps * (w / w.norm()).view(1, *SHAPE)
         assert torch.allclose(x_adv, expected, atol=1e-5)
         side = (x_adv.flatten(1) @ w > 0).tolist()

@@ -10,7 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from advstudio.core.certify.trades import (
-    kl_divergence, trades_adversary, trades_loss, trades_objective)
+    kl_divergence,
+    trades_adversary,
+    trades_loss,
+    trades_objective,
+)
 from tests.core.helpers import Logistic
 
 

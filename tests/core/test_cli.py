@@ -40,14 +40,17 @@ def test_json_config_and_dry_run(tmp_path):
     assert json.loads((tmp_path / "o" / "result.json").read_text())["result"]["n"] == 4
 
 
-@pytest.mark.parametrize("text, message", [
-    ('kind = "evaluate"\nmodle = "x"\n', "unknown key 'modle'.*allowed: batch_size"),
-    ('kind = "paint"\n', "unknown job kind 'paint'; allowed: evaluate"),
-    ('model = "digits-cnn"\n', "must set kind"),
-    ('kind = "evaluate"\nbatch_size = "many"\n', "batch_size must be a whole number"),
-    ('kind = "evaluate"\nbatch_size = 0\n', "batch_size must be a whole number >= 1, not 0"),
-    ("kind = = 1", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('kind = "evaluate"\nmodle = "x"\n', "unknown key 'modle'.*allowed: batch_size"),
+        ('kind = "paint"\n', "unknown job kind 'paint'; allowed: evaluate"),
+        ('model = "digits-cnn"\n', "must set kind"),
+        ('kind = "evaluate"\nbatch_size = "many"\n', "batch_size must be a whole number"),
+        ('kind = "evaluate"\nbatch_size = 0\n', "batch_size must be a whole number >= 1, not 0"),
+        ("kind = = 1", "not valid TOML"),
+    ],
+)
 def test_bad_configs_exit_2_and_name_the_problem(tmp_path, capsys, text, message):
     import re
 
@@ -97,8 +100,12 @@ def test_config_round_trip():
 
 
 def test_same_seed_same_metrics(tmp_path):
-    cfg = _write(tmp_path, "s.toml", 'kind = "sweep"\nattacks = ["pgd"]\nepsilons = [0.1]\n'
-                 'n_images = 40\nbatch_size = 40\ndevice = "cpu"\n')
+    cfg = _write(
+        tmp_path,
+        "s.toml",
+        'kind = "sweep"\nattacks = ["pgd"]\nepsilons = [0.1]\n'
+        'n_images = 40\nbatch_size = 40\ndevice = "cpu"\n',
+    )
     for run in ("a", "b"):
         assert main([str(cfg), "--quiet", "--seed", "3", "--out", str(tmp_path / run)]) == EXIT_OK
     a = (tmp_path / "a" / "metrics.jsonl").read_text()
@@ -109,7 +116,9 @@ def test_out_folder_gets_the_final_sample_grid(tmp_path):
     from PIL import Image
 
     cfg = _write(tmp_path, "g.toml", 'kind = "gan"\narch = "dcgan"\nsteps = 1\n')
-    assert main([str(cfg), "--dry-run", "--quiet", "--no-record",
-                 "--out", str(tmp_path / "o")]) == EXIT_OK
+    assert (
+        main([str(cfg), "--dry-run", "--quiet", "--no-record", "--out", str(tmp_path / "o")])
+        == EXIT_OK
+    )
     grid = Image.open(tmp_path / "o" / "samples.png")
     assert grid.mode == "L" and grid.size[0] > 28 * 4  # 64 digits, 8 to a row

@@ -23,20 +23,45 @@ from advstudio.core.runs import CHECKPOINT, RunStatus, RunStore
 from advstudio.core.runs.wrap import recorded
 
 STEPS = 200
-CONFIG = {"kind": "gan", "arch": "gan", "batch_size": 8, "steps": STEPS, "checkpoint_every": 10,
-          "eval_every": 0, "preview_rate": 0.0, "seed": 5, "device": "cpu"}
+CONFIG = {
+    "kind": "gan",
+    "arch": "gan",
+    "batch_size": 8,
+    "steps": STEPS,
+    "checkpoint_every": 10,
+    "eval_every": 0,
+    "preview_rate": 0.0,
+    "seed": 5,
+    "device": "cpu",
+}
 
 
 def _cli(tmp_path: Path, *args: str, processes: int = 1) -> subprocess.Popen:
     """``python -m advstudio.cli ARGS --store tmp_path/store``, one thread a process (bit-for-bit
     runs); with ``processes`` > 1 under ``torchrun`` (a free port of its own)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVSTUDIO_HOME": str(tmp_path / "home")}
-    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
-                                          f"--nproc-per-node={processes}"]
-    return subprocess.Popen([sys.executable, *launcher, "-m", "advstudio.cli", *args, "--quiet",
-                             "--store", str(tmp_path / "store")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # its own process group: see _finish
+    launcher = (
+        []
+        if processes == 1
+        else ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            *launcher,
+            "-m",
+            "advstudio.cli",
+            *args,
+            "--quiet",
+            "--store",
+            str(tmp_path / "store"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # its own process group: see _finish
 
 
 def _finish(process: subprocess.Popen) -> dict:
@@ -95,8 +120,11 @@ def test_a_killed_cli_gan_resumes_to_the_weights_of_an_uninterrupted_run(tmp_pat
 def test_torchrun_resumes_a_cancelled_run_on_every_rank(tmp_path):
     """Rank 0 records and copies the checkpoint; every rank gets its config (resume, path),
     or the ranks would train different steps and never meet."""
-    values = {**{k: v for k, v in CONFIG.items() if k != "kind"}, "steps": 20,
-              "checkpoint_every": 5}
+    values = {
+        **{k: v for k, v in CONFIG.items() if k != "kind"},
+        "steps": 20,
+        "checkpoint_every": 5,
+    }
     store = RunStore.open(tmp_path / "store")
     job = recorded(store, "gan", GanConfig(**values), train_gan)
     for event in job:

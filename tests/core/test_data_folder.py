@@ -47,8 +47,15 @@ def test_empty_and_missing_folders_are_explained(tmp_path):
 
 
 def test_gan_trains_on_a_folder_and_reports_skipped_files(folder):
-    cfg = GanConfig(dataset=f"folder:{folder}", image_size=32, channels=3, batch_size=2, steps=2,
-                    eval_every=0, preview_rate=0)
+    cfg = GanConfig(
+        dataset=f"folder:{folder}",
+        image_size=32,
+        channels=3,
+        batch_size=2,
+        steps=2,
+        eval_every=0,
+        preview_rate=0,
+    )
     out = drive(train_gan(cfg), keep_events=True)
     assert out.result.step == 2 and out.result.samples.ndim == 3
     logs = [e.text for e in out.events if isinstance(e, Log)]
@@ -63,7 +70,8 @@ def test_labelled_folder_and_its_stratified_split(tmp_path):
         (tmp_path / name).mkdir()
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (30, 30), dtype=np.uint8)).save(
-                tmp_path / name / f"{i}.png")
+                tmp_path / name / f"{i}.png"
+            )
     data = load_labelled_folder(tmp_path)
     assert data.class_names == ["cats", "dogs"] and data.x.shape == (15, 1, 28, 28)
     assert data.y.tolist() == [0] * 10 + [1] * 5
@@ -85,12 +93,16 @@ def test_standard_training_on_a_labelled_folder(tmp_path):
         for i in range(10):
             noise = rng.integers(-30, 30, (28, 28))
             Image.fromarray(np.clip(value + noise, 0, 255).astype(np.uint8)).save(
-                tmp_path / name / f"{i}.png")
-    config = TrainConfig(arch="digits-mlp", dataset=f"folder:{tmp_path}", epochs=3,
-                         batch_size=4, eps=0.05)
+                tmp_path / name / f"{i}.png"
+            )
+    config = TrainConfig(
+        arch="digits-mlp", dataset=f"folder:{tmp_path}", epochs=3, batch_size=4, eps=0.05
+    )
     result = drive(train_classifier(config)).result
     assert result.metrics["clean_acc"] == 1.0  # 4 held-out images, trivially separable
-    with pytest.raises(ConfigError, match="dataset must be one of digits, folder:<path>, torchvision:mnist"):
+    with pytest.raises(
+        ConfigError, match="dataset must be one of digits, folder:<path>, torchvision:mnist"
+    ):
         TrainConfig(dataset="cifar")
 
 
@@ -109,16 +121,19 @@ class _FakeGrey:
 
     def __init__(self, root, train=True, download=False):
         gen = torch.Generator().manual_seed(int(train))
-        self.data = torch.randint(0, 255, (40 if train else 12, 28, 28), generator=gen,
-                                  dtype=torch.uint8)
+        self.data = torch.randint(
+            0, 255, (40 if train else 12, 28, 28), generator=gen, dtype=torch.uint8
+        )
         self.targets = torch.randint(0, 10, (len(self.data),), generator=gen)
         self.classes = [f"c{i}" for i in range(10)]
 
 
 class _Offline:
     def __init__(self, *a, **k):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: <urlopen error "
-                           "[Errno -3] Temporary failure in name resolution>")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz: <urlopen error "
+            "[Errno -3] Temporary failure in name resolution>"
+        )
 
 
 def test_torchvision_sets_are_converted(monkeypatch):
@@ -154,18 +169,48 @@ def test_gan_and_training_on_a_torchvision_set(monkeypatch):
     from advstudio.core.defence.train import train_classifier
 
     monkeypatch.setattr(tvd, "CIFAR10", _FakeSet)
-    out = drive(train_gan(GanConfig(dataset="torchvision:cifar10", image_size=32, channels=3,
-                                    batch_size=8, steps=2, eval_every=0, preview_rate=0)))
+    out = drive(
+        train_gan(
+            GanConfig(
+                dataset="torchvision:cifar10",
+                image_size=32,
+                channels=3,
+                batch_size=8,
+                steps=2,
+                eval_every=0,
+                preview_rate=0,
+            )
+        )
+    )
     assert out.result.samples.shape[-1] == 3
     # CIFAR-10 stays colour (issue #17): the digit architectures refuse it, they do not
     # train on a grey 28×28 copy
     with pytest.raises(ConfigError, match="32×32 RGB images.*digit architectures"):
-        drive(train_classifier(TrainConfig(arch="digits-mlp", dataset="torchvision:cifar10",
-                                           epochs=1, batch_size=8, eval_images=12)))
+        drive(
+            train_classifier(
+                TrainConfig(
+                    arch="digits-mlp",
+                    dataset="torchvision:cifar10",
+                    epochs=1,
+                    batch_size=8,
+                    eval_images=12,
+                )
+            )
+        )
     monkeypatch.setattr(tvd, "FashionMNIST", _FakeGrey)
-    out = drive(train_classifier(TrainConfig(arch="digits-mlp",
-                                             dataset="torchvision:fashion-mnist", epochs=1,
-                                             batch_size=8, eval_images=12)), keep_events=True)
+    out = drive(
+        train_classifier(
+            TrainConfig(
+                arch="digits-mlp",
+                dataset="torchvision:fashion-mnist",
+                epochs=1,
+                batch_size=8,
+                eval_images=12,
+            )
+        ),
+        keep_events=True,
+    )
     assert 0.0 <= out.result.metrics["clean_acc"] <= 1.0
     assert "data: torchvision:fashion-mnist (test), 28×28 grey, 10 classes, 12 images" in [
-        e.text for e in out.events if isinstance(e, Log)]
+        e.text for e in out.events if isinstance(e, Log)
+    ]

@@ -9,8 +9,7 @@ import torch
 from PIL import Image
 
 from advstudio.core.data.fit import fit_to_model
-from advstudio.core.data.sets import (
-    DatasetSpec, check_dataset, describe_shape, load_dataset)
+from advstudio.core.data.sets import DatasetSpec, check_dataset, describe_shape, load_dataset
 from advstudio.core.errors import ConfigError, DownloadError
 from tests.core.colour_data import CLASSES, colour_folder, shape_image
 
@@ -24,7 +23,10 @@ def test_a_colour_image_folder_loads_at_native_shape_and_reports_skips(tmp_path)
     assert torch.bincount(data.y).tolist() == [5] * 10
     assert sorted(data.skipped) == [("broken.png", "not an image"), ("notes.txt", "not an image")]
     assert data.description == "32×32 RGB, 10 classes, 50 images"
-    assert "2 unreadable file(s) skipped: " in data.skipped_line() and "notes.txt" in data.skipped_line()
+    assert (
+        "2 unreadable file(s) skipped: " in data.skipped_line()
+        and "notes.txt" in data.skipped_line()
+    )
     # pixels are the files' own: the first image of the first class, byte for byte
     first = np.asarray(Image.open(root / sorted(CLASSES)[0] / "0.png"))
     assert torch.equal(data.x[0], torch.from_numpy(first.copy()).permute(2, 0, 1).float() / 255)
@@ -148,14 +150,19 @@ def test_imagenet_folder_takes_the_zoo_crop_and_a_synset_mapping(tmp_path):
     for wnid in ("n01440764", "n01443537"):
         (tmp_path / wnid).mkdir()
         Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(
-            tmp_path / wnid / "a.JPEG")
+            tmp_path / wnid / "a.JPEG"
+        )
     with pytest.raises(ConfigError, match="LOC_synset_mapping.txt"):
         load_dataset(f"imagenet-folder:{tmp_path}")
     (tmp_path / "LOC_synset_mapping.txt").write_text(
-        "n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n")
+        "n01440764 tench, Tinca tinca\nn01443537 goldfish\nn01484850 great white shark\n"
+    )
     data = load_dataset(f"imagenet-folder:{tmp_path}", "all")
-    assert data.shape == (3, 224, 224) and data.class_names == ["tench", "goldfish",
-                                                                "great white shark"]
+    assert data.shape == (3, 224, 224) and data.class_names == [
+        "tench",
+        "goldfish",
+        "great white shark",
+    ]
     assert data.y.tolist() == [0, 1]
 
 
@@ -180,11 +187,13 @@ def test_fit_to_model_does_only_what_it_is_asked():
     out, note = fit_to_model(x, (3, 32, 32), "resize")
     assert out.shape == (2, 3, 32, 32) and note == "resized 64×48 → 32×32"
     out, note = fit_to_model(x, (1, 32, 32), "center-crop")
-    assert note == ("converted RGB → grey (ITU-R 601 luma); centre-cropped 64×48 → 48×48; "
-                    "resized 48×48 → 32×32")
+    assert note == (
+        "converted RGB → grey (ITU-R 601 luma); centre-cropped 64×48 → 48×48; resized 48×48 → 32×32"
+    )
     luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    expect = torch.nn.functional.interpolate(luma[:, None, 8:56], size=(32, 32),
-                                             mode="bilinear", antialias=True)
+    expect = torch.nn.functional.interpolate(
+        luma[:, None, 8:56], size=(32, 32), mode="bilinear", antialias=True
+    )
     assert torch.allclose(out, expect.clamp(0, 1), atol=1e-6)
     grey, note = fit_to_model(torch.rand(1, 1, 8, 8), (3, 8, 8), "resize")
     assert note == "converted grey → RGB (repeated)" and torch.equal(grey[0, 0], grey[0, 2])

@@ -56,20 +56,20 @@ def test_trades_recipe_loss_is_trades_loss_with_the_pgd_recipes_steps():
     model = _tiny()
     reference = copy.deepcopy(model)
     x, y = _batch()
-    expected = trades_loss(reference, x, y, beta=2.0, eps=0.2, step_size=0.05, steps=3,
-                           generator=_noise_rng(config)).item()
+    expected = trades_loss(
+        reference, x, y, beta=2.0, eps=0.2, step_size=0.05, steps=3, generator=_noise_rng(config)
+    ).item()
     assert AdversarialTrainer(config, model=model).train_step(x, y)["loss"] == pytest.approx(
-        expected, rel=1e-6)
+        expected, rel=1e-6
+    )
 
 
 def test_ibp_recipe_follows_the_schedule_per_step_and_its_loss_is_ibp_loss():
-    config = _config(recipe="ibp", eps=0.3, ibp_kappa=0.25, ibp_warmup_steps=2,
-                     ibp_ramp_steps=4)
+    config = _config(recipe="ibp", eps=0.3, ibp_kappa=0.25, ibp_warmup_steps=2, ibp_ramp_steps=4)
     trainer = AdversarialTrainer(config, model=_tiny())
     x, y = _batch()
     for step in range(8):
-        eps_t, kappa_t = ibp_schedule(step, eps=0.3, kappa_final=0.25, warmup_steps=2,
-                                      ramp_steps=4)
+        eps_t, kappa_t = ibp_schedule(step, eps=0.3, kappa_final=0.25, warmup_steps=2, ramp_steps=4)
         expected = ibp_loss(copy.deepcopy(trainer.model), x, y, eps_t, kappa_t).item()
         values = trainer.train_step(x, y)
         assert values["ibp_eps"] == pytest.approx(eps_t, abs=1e-7)
@@ -92,17 +92,26 @@ def test_noise_draws_resume_from_the_checkpointed_state():
 @pytest.mark.parametrize("recipe", ["noise", "ibp", "trades"])
 def test_dry_run_of_each_recipe_trains_one_step(recipe):
     events = []
-    result = drive(train_classifier(TrainConfig(recipe=recipe, dry_run=True, pgd_steps=2)),
-                   events.append).result
+    result = drive(
+        train_classifier(TrainConfig(recipe=recipe, dry_run=True, pgd_steps=2)), events.append
+    ).result
     assert result.history[0]["step"] == 1.0
     steps = [e.values for e in events if isinstance(e, Metrics) and "loss" in e.values]
     assert set(steps[0]) == set(step_keys(result.config))
     assert result.save_path == ""
 
 
-@pytest.mark.parametrize("field, value", [("sigma", 0.0), ("sigma", 5.0), ("trades_beta", -1.0),
-                                          ("ibp_kappa", 1.5), ("ibp_warmup_steps", -1),
-                                          ("ibp_ramp_steps", 0.5)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("sigma", 0.0),
+        ("sigma", 5.0),
+        ("trades_beta", -1.0),
+        ("ibp_kappa", 1.5),
+        ("ibp_warmup_steps", -1),
+        ("ibp_ramp_steps", 0.5),
+    ],
+)
 def test_bad_recipe_fields_fail_when_the_config_is_built(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(recipe="noise", **{field: value})

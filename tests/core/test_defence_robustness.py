@@ -7,27 +7,37 @@ import torch
 
 from advstudio.core.attacks import fgsm, pgd
 from advstudio.core.defence import ARCHS, TrainConfig, robust_accuracy
-from advstudio.core.defence.common import (PrivateRng, atomic_save, heldout_digits,
-                                           load_checkpoint, save_checkpoint)
+from advstudio.core.defence.common import (
+    PrivateRng,
+    atomic_save,
+    heldout_digits,
+    load_checkpoint,
+    save_checkpoint,
+)
 from advstudio.core.defence.robustness import iter_robust_accuracy
 from advstudio.core.errors import CheckpointError, ConfigError
 from advstudio.core.jobs import Progress
 from advstudio.core.models.architectures import ARCHITECTURES
 
 
-
 def test_robust_accuracy_matches_the_attacks_computed_directly(cnn):
     x, y = heldout_digits(60, seed=0)
     eps = 0.15
-    got = robust_accuracy(cnn, x, y, eps, pgd_steps=5, batch_size=25,
-                          generator=torch.Generator().manual_seed(1))
+    got = robust_accuracy(
+        cnn, x, y, eps, pgd_steps=5, batch_size=25, generator=torch.Generator().manual_seed(1)
+    )
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         clean = (cnn(x).argmax(1) == y).float().mean().item()
         fgsm_acc = (cnn(fgsm(cnn, x, y, eps)).argmax(1) == y).float().mean().item()
-        pgd_acc = sum(int((cnn(pgd(cnn, xb, yb, eps, alpha=eps / 10, steps=5, generator=g))
-                           .argmax(1) == yb).sum())
-                      for xb, yb in zip(x.split(25), y.split(25))) / len(x)
+        pgd_acc = sum(
+            int(
+                (
+                    cnn(pgd(cnn, xb, yb, eps, alpha=eps / 10, steps=5, generator=g)).argmax(1) == yb
+                ).sum()
+            )
+            for xb, yb in zip(x.split(25), y.split(25))
+        ) / len(x)
     assert got == pytest.approx({"clean_acc": clean, "fgsm_acc": fgsm_acc, "pgd_acc": pgd_acc})
     assert got["clean_acc"] > max(got["fgsm_acc"], got["pgd_acc"])
 
@@ -58,11 +68,14 @@ def test_progress_is_reported_per_batch(cnn):
     assert all(isinstance(e, Progress) for e in events) and "clean_acc" in result
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"attacks": ("cw",)}, "unknown attack 'cw' for the robustness evaluation; allowed: clean"),
-    ({"eps": 2.0}, r"eps must be in \[0, 1\]"),
-    ({"pgd_steps": 0}, "pgd_steps must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attacks": ("cw",)}, "unknown attack 'cw' for the robustness evaluation; allowed: clean"),
+        ({"eps": 2.0}, r"eps must be in \[0, 1\]"),
+        ({"pgd_steps": 0}, "pgd_steps must be a whole number >= 1"),
+    ],
+)
 def test_robust_accuracy_validation(cnn, kwargs, message):
     x, y = heldout_digits(4)
     args = {"eps": 0.1, **kwargs}
@@ -85,25 +98,34 @@ def test_config_architectures_are_the_registry_ones():
     assert ARCHS == tuple(ARCHITECTURES)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, not 'vgg'"),
-    ({"recipe": "trades"}, "recipe must be one of standard, fgsm, fgsm-rs, pgd, not 'trades'"),
-    ({"eps": 1.5}, r"eps must be in \[0, 1\], not 1.5 \(pixel scale\)"),
-    ({"eps": -0.1}, r"eps must be in \[0, 1\]"),
-    ({"eps": float("nan")}, r"eps must be in \[0, 1\]"),
-    ({"recipe": "pgd", "eps": 0.0}, r"eps must be in \(0, 1\], not 0.0 \(the 'pgd' recipe's attack radius"),
-    ({"alpha_mix": 1.2}, r"alpha_mix must be in \[0, 1\], not 1.2 \(weight of the clean loss\)"),
-    ({"epochs": 0}, "epochs must be a whole number >= 1, not 0"),
-    ({"epochs": 2.5}, "epochs must be a whole number >= 1, not 2.5"),
-    ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
-    ({"pgd_steps": 0}, "pgd_steps must be a whole number >= 1, not 0"),
-    ({"eval_images": -1}, "eval_images must be a whole number >= 0, not -1"),
-    ({"eval_every": 0}, "eval_every must be a whole number >= 1, not 0"),
-    ({"lr": 0.0}, "lr must be a finite number > 0, not 0.0"),
-    ({"lr": float("inf")}, "lr must be a finite number > 0, not inf"),
-    ({"max_loss": 0}, "max_loss must be a finite number > 0, not 0"),
-    ({"resume": True}, "resume needs a checkpoint_path to resume from"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, not 'vgg'"),
+        ({"recipe": "trades"}, "recipe must be one of standard, fgsm, fgsm-rs, pgd, not 'trades'"),
+        ({"eps": 1.5}, r"eps must be in \[0, 1\], not 1.5 \(pixel scale\)"),
+        ({"eps": -0.1}, r"eps must be in \[0, 1\]"),
+        ({"eps": float("nan")}, r"eps must be in \[0, 1\]"),
+        (
+            {"recipe": "pgd", "eps": 0.0},
+            r"eps must be in \(0, 1\], not 0.0 \(the 'pgd' recipe's attack radius",
+        ),
+        (
+            {"alpha_mix": 1.2},
+            r"alpha_mix must be in \[0, 1\], not 1.2 \(weight of the clean loss\)",
+        ),
+        ({"epochs": 0}, "epochs must be a whole number >= 1, not 0"),
+        ({"epochs": 2.5}, "epochs must be a whole number >= 1, not 2.5"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
+        ({"pgd_steps": 0}, "pgd_steps must be a whole number >= 1, not 0"),
+        ({"eval_images": -1}, "eval_images must be a whole number >= 0, not -1"),
+        ({"eval_every": 0}, "eval_every must be a whole number >= 1, not 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, not 0.0"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0, not inf"),
+        ({"max_loss": 0}, "max_loss must be a finite number > 0, not 0"),
+        ({"resume": True}, "resume needs a checkpoint_path to resume from"),
+    ],
+)
 def test_train_config_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)

@@ -12,12 +12,17 @@ from torch import nn
 from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.defence import VatConfig, train_vat, vat_loss, vat_perturbation
 from advstudio.core.defence.common import load_checkpoint, subset
-from advstudio.core.defence.vat import (CHECKPOINT_KIND, PixelNet, kl_divergence, l2_normalise,
-                                        split_labelled, vat_step_keys)
+from advstudio.core.defence.vat import (
+    CHECKPOINT_KIND,
+    PixelNet,
+    kl_divergence,
+    l2_normalise,
+    split_labelled,
+    vat_step_keys,
+)
 from advstudio.core.errors import ConfigError, TrainingDivergedError
 from advstudio.core.jobs import Metrics, Progress, drive
 from advstudio.core.models.classifier import Classifier
-
 
 
 def _linear_softmax(seed: int = 0) -> nn.Module:
@@ -45,8 +50,13 @@ def _start(x: torch.Tensor, seed: int) -> torch.Tensor:
 
 def _small_cnn(dropout: bool = True) -> Classifier:
     torch.manual_seed(1)
-    layers = [nn.Conv2d(1, 8, 5, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 12 * 12, 32),
-              nn.ReLU()]
+    layers = [
+        nn.Conv2d(1, 8, 5, stride=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 12 * 12, 32),
+        nn.ReLU(),
+    ]
     if dropout:
         layers.append(nn.Dropout(0.5))
     layers.append(nn.Linear(32, 10))
@@ -59,8 +69,9 @@ def _small_cnn(dropout: bool = True) -> Classifier:
 @pytest.mark.parametrize("eps", [2.0, 0.3])
 def test_r_adv_has_l2_norm_eps_per_sample(eps):
     x, _ = subset(load_digits("test"), 6, 0)
-    r = vat_perturbation(PixelNet(_small_cnn()), x, eps=eps,
-                         generator=torch.Generator().manual_seed(0))
+    r = vat_perturbation(
+        PixelNet(_small_cnn()), x, eps=eps, generator=torch.Generator().manual_seed(0)
+    )
     assert r.shape == x.shape and not r.requires_grad
     torch.testing.assert_close(r.flatten(1).norm(dim=1), torch.full((6,), eps))
 
@@ -80,8 +91,9 @@ def test_power_iterations_converge_to_the_dominant_eigenvector():
     values, vectors = torch.linalg.eigh(_kl_hessians(net, x))
     assert (values[:, -2] / values[:, -1]).max() < 0.8  # a clear gap: 60 iterations converge
     top = vectors[:, :, -1]
-    r = vat_perturbation(net, x, xi=1e-6, eps=1.0, power_iterations=60,
-                         generator=torch.Generator().manual_seed(3))
+    r = vat_perturbation(
+        net, x, xi=1e-6, eps=1.0, power_iterations=60, generator=torch.Generator().manual_seed(3)
+    )
     cos = torch.nn.functional.cosine_similarity(r.flatten(1), top, dim=1).abs()
     assert cos.min() > 1 - 1e-6, cos
     # and one iteration is not yet there: the test can tell the difference
@@ -120,10 +132,18 @@ def test_r_adv_raises_the_kl_more_than_random_directions_in_float32():
         r = vat_perturbation(model, x, eps=eps, generator=torch.Generator().manual_seed(0))
         adv = kl_divergence(logits, model(x + r))
         g = torch.Generator().manual_seed(1)
-        rand = torch.stack([kl_divergence(logits, model(
-            x + eps * l2_normalise(torch.randn(x.shape, generator=g)))) for _ in range(20)])
-    print("\nKL at r_adv / largest KL of 20 random directions, per image:",
-          (adv / rand.max(0).values).numpy().round(1))
+        rand = torch.stack(
+            [
+                kl_divergence(
+                    logits, model(x + eps * l2_normalise(torch.randn(x.shape, generator=g)))
+                )
+                for _ in range(20)
+            ]
+        )
+    print(
+        "\nKL at r_adv / largest KL of 20 random directions, per image:",
+        (adv / rand.max(0).values).numpy().round(1),
+    )
     assert (adv > rand.max(0).values).float().mean() >= 0.9
     assert adv.mean() > 5 * rand.mean()
 
@@ -211,18 +231,28 @@ def test_split_labelled_is_stratified_disjoint_and_seeded():
 def test_more_labels_than_the_data_has_is_refused():
     _, y = load_digits("train")
     fewest = int(torch.bincount(y).min())
-    with pytest.raises(ConfigError, match=rf"labels_per_class 500 asks for 5000 labels, but the "
-                                          rf"training data \(4000 images\) has only \d+ of class "
-                                          rf"\d; allowed: 1 to {fewest}"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"labels_per_class 500 asks for 5000 labels, but the "
+        rf"training data \(4000 images\) has only \d+ of class "
+        rf"\d; allowed: 1 to {fewest}",
+    ):
         drive(train_vat(VatConfig(labels_per_class=500)))
 
 
 def test_job_events_vat_and_supervised_only():
     data = subset(load_digits("train"), 300, 0)
     for supervised in (False, True):
-        cfg = VatConfig(labels_per_class=3, labelled_batch=8, unlabelled_batch=16, steps=4,
-                        eval_every=2, eval_images=50, supervised_only=supervised,
-                        entropy_min=not supervised)
+        cfg = VatConfig(
+            labels_per_class=3,
+            labelled_batch=8,
+            unlabelled_batch=16,
+            steps=4,
+            eval_every=2,
+            eval_images=50,
+            supervised_only=supervised,
+            entropy_min=not supervised,
+        )
         out = drive(train_vat(cfg, data=data), keep_events=True)
         steps = [e for e in out.events if isinstance(e, Metrics) and "loss" in e.values]
         evals = [e for e in out.events if isinstance(e, Metrics) and "test_acc" in e.values]
@@ -230,8 +260,9 @@ def test_job_events_vat_and_supervised_only():
         assert all(tuple(e.values) == vat_step_keys(cfg) for e in steps)
         assert ("lds" in steps[0].values) is not supervised
         assert [e.step for e in evals] == [0, 2, 4]
-        assert [(p.done, p.total) for p in out.events if isinstance(p, Progress)] == \
-            [(i, 4) for i in range(1, 5)]
+        assert [(p.done, p.total) for p in out.events if isinstance(p, Progress)] == [
+            (i, 4) for i in range(1, 5)
+        ]
         for e in steps:
             v = e.values
             extra = v.get("lds", 0.0) + v.get("entropy", 0.0)
@@ -245,8 +276,9 @@ def test_job_events_vat_and_supervised_only():
 
 def test_dry_run_and_rng(tmp_path):
     state = torch.get_rng_state()
-    cfg = VatConfig(dry_run=True, checkpoint_path=str(tmp_path / "c"),
-                    save_path=str(tmp_path / "m"))
+    cfg = VatConfig(
+        dry_run=True, checkpoint_path=str(tmp_path / "c"), save_path=str(tmp_path / "m")
+    )
     out = drive(train_vat(cfg), keep_events=True)
     assert "dry run" in out.events[0].text and out.result.history[-1]["step"] == 1
     assert not list(tmp_path.iterdir())
@@ -257,8 +289,16 @@ def test_resume_repeats_the_uninterrupted_run_and_saves_atomically(tmp_path):
     from advstudio.core.models.registry import load_user_model
 
     data = subset(load_digits("train"), 200, 0)
-    kw = dict(arch="digits-mlp", labels_per_class=4, labelled_batch=8, unlabelled_batch=16,
-              steps=6, eval_every=3, eval_images=20, checkpoint_every=2)
+    kw = dict(
+        arch="digits-mlp",
+        labels_per_class=4,
+        labelled_batch=8,
+        unlabelled_batch=16,
+        steps=6,
+        eval_every=3,
+        eval_images=20,
+        checkpoint_every=2,
+    )
     full = drive(train_vat(VatConfig(**kw), data=data)).result
     ckpt, saved = tmp_path / "vat.ckpt", tmp_path / "vat.pt"
     job = train_vat(VatConfig(**kw, checkpoint_path=str(ckpt), save_path=str(saved)), data=data)
@@ -268,8 +308,11 @@ def test_resume_repeats_the_uninterrupted_run_and_saves_atomically(tmp_path):
     job.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vat.ckpt"]
     assert load_checkpoint(ckpt, CHECKPOINT_KIND)["step"] == 2
-    res = drive(train_vat(VatConfig(**kw, checkpoint_path=str(ckpt), save_path=str(saved),
-                                    resume=True), data=data)).result
+    res = drive(
+        train_vat(
+            VatConfig(**kw, checkpoint_path=str(ckpt), save_path=str(saved), resume=True), data=data
+        )
+    ).result
     assert res.logs[0] == f"Resumed from {ckpt} at step 2."
     assert res.history == full.history
     for key, value in full.state_dict.items():
@@ -293,22 +336,29 @@ def test_nan_loss_raises(monkeypatch):
 
     monkeypatch.setattr(vat_mod, "vat_loss", nan_on_second_call)
     data = subset(load_digits("train"), 100, 0)
-    cfg = VatConfig(labels_per_class=2, labelled_batch=8, unlabelled_batch=8, steps=5,
-                    eval_images=0)
+    cfg = VatConfig(
+        labels_per_class=2, labelled_batch=8, unlabelled_batch=8, steps=5, eval_images=0
+    )
     with pytest.raises(TrainingDivergedError, match="step 2: loss is nan") as info:
         drive(train_vat(cfg, data=data))
     assert info.value.quantity == "loss" and info.value.checkpoint == ""
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"xi": 0.0}, r"xi must be a finite number > 0, not 0.0 \(an L2 length over all pixels\)"),
-    ({"eps": -1.0}, r"eps must be a finite number >= 0, not -1.0 \(an L2 radius"),
-    ({"power_iterations": 0}, "power_iterations must be a whole number >= 1, not 0"),
-    ({"labels_per_class": 0}, "labels_per_class must be a whole number >= 1, not 0"),
-    ({"alpha": -0.5}, r"alpha must be a finite number >= 0, not -0.5 \(weight of the LDS term\)"),
-    ({"arch": "resnet"}, "arch must be one of digits-cnn, digits-mlp, not 'resnet'"),
-    ({"resume": True}, "resume needs a checkpoint_path"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"xi": 0.0}, r"xi must be a finite number > 0, not 0.0 \(an L2 length over all pixels\)"),
+        ({"eps": -1.0}, r"eps must be a finite number >= 0, not -1.0 \(an L2 radius"),
+        ({"power_iterations": 0}, "power_iterations must be a whole number >= 1, not 0"),
+        ({"labels_per_class": 0}, "labels_per_class must be a whole number >= 1, not 0"),
+        (
+            {"alpha": -0.5},
+            r"alpha must be a finite number >= 0, not -0.5 \(weight of the LDS term\)",
+        ),
+        ({"arch": "resnet"}, "arch must be one of digits-cnn, digits-mlp, not 'resnet'"),
+        ({"resume": True}, "resume needs a checkpoint_path"),
+    ],
+)
 def test_config_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         VatConfig(**kwargs)
@@ -329,11 +379,14 @@ def test_vat_beats_supervised_only_with_100_labels():
     rows = {}
     for supervised in (True, False):
         t = time.perf_counter()
-        res = drive(train_vat(VatConfig(steps=steps, eval_every=100,
-                                        supervised_only=supervised))).result
+        res = drive(
+            train_vat(VatConfig(steps=steps, eval_every=100, supervised_only=supervised))
+        ).result
         rows["supervised only" if supervised else "VAT"] = (res, time.perf_counter() - t)
-    print(f"\n100 labels (10 per class), {steps} steps, 1,000 test digits "
-          f"({torch.get_num_threads()} torch thread):")
+    print(
+        f"\n100 labels (10 per class), {steps} steps, 1,000 test digits "
+        f"({torch.get_num_threads()} torch thread):"
+    )
     for name, (res, wall) in rows.items():
         curve = ", ".join(f"{h['test_acc']:.1%}@{h['step']:.0f}" for h in res.history)
         print(f"  {name:15s}: {res.test_acc:.1%} in {wall:.0f} s ({curve})")

@@ -45,8 +45,13 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, size: int, port: int, fn, args: tuple) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(size),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     assert distributed.init("cpu") == "cpu"
     try:
@@ -57,8 +62,13 @@ def _worker(rank: int, size: int, port: int, fn, args: tuple) -> None:
 
 def _spawn(fn, *args, processes: int = 2, timeout: float = 120.0) -> None:
     """Run ``fn(*args)`` in ``processes`` fresh processes joined in a gloo group."""
-    ctx = mp.start_processes(_worker, args=(processes, _free_port(), fn, args),
-                             nprocs=processes, join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _worker,
+        args=(processes, _free_port(), fn, args),
+        nprocs=processes,
+        join=False,
+        start_method="spawn",
+    )
     deadline = time.monotonic() + timeout
     while not ctx.join(timeout=1.0):
         if time.monotonic() > deadline:
@@ -67,16 +77,28 @@ def _spawn(fn, *args, processes: int = 2, timeout: float = 120.0) -> None:
             pytest.fail(f"the {processes} processes did not finish in {timeout:.0f} s")
 
 
-def _torchrun(tmp_path: Path, name: str, config: dict, *args: str,
-              processes: int = 2) -> subprocess.CompletedProcess:
+def _torchrun(
+    tmp_path: Path, name: str, config: dict, *args: str, processes: int = 2
+) -> subprocess.CompletedProcess:
     """``torchrun --standalone --nproc-per-node N -m advstudio.cli config`` (a free port of its
     own), one thread per process; the run store is ``tmp_path/store``."""
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVSTUDIO_HOME": str(tmp_path / "home")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={processes}", "-m", "advstudio.cli", str(path),
-           "--store", str(tmp_path / "store"), "--quiet", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "advstudio.cli",
+        str(path),
+        "--store",
+        str(tmp_path / "store"),
+        "--quiet",
+        *args,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -164,8 +186,9 @@ def test_other_ranks_print_and_record_nothing(tmp_path, capsys):
 
 def _tiny_net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5),
-                         nn.Linear(8, 3))
+    return nn.Sequential(
+        nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3)
+    )
 
 
 def _step(net: nn.Module, parallel: nn.Module) -> dict:
@@ -184,10 +207,12 @@ def _step(net: nn.Module, parallel: nn.Module) -> dict:
             dist.all_reduce(p.grad)
             p.grad /= part.processes
     hits = (logits.detach().argmax(1) == part.take(y)).float().mean()
-    return {"grads": {k: p.grad.clone() for k, p in net.named_parameters()},
-            "metrics": distributed.batch_mean(torch.stack([loss.detach(), hits]), part),
-            "logits": distributed.gather_rows(logits.detach(), part),
-            "running_var": net[1].running_var.clone()}
+    return {
+        "grads": {k: p.grad.clone() for k, p in net.named_parameters()},
+        "metrics": distributed.batch_mean(torch.stack([loss.detach(), hits]), part),
+        "logits": distributed.gather_rows(logits.detach(), part),
+        "running_var": net[1].running_var.clone(),
+    }
 
 
 def _step_in_parallel(out: str) -> None:
@@ -241,38 +266,60 @@ def test_train_with_two_processes_equals_one_and_only_rank_0_writes(tmp_path):
     from advstudio.core.runs import RunStore
 
     folder = _digit_folder(tmp_path / "digits")
-    values = {"kind": "train", "dataset": f"folder:{folder}", "epochs": 2, "batch_size": 27,
-              "eval_images": 0, "seed": 3}
-    config = {**values, "save_path": str(tmp_path / "two.pt"),
-              "checkpoint_path": str(tmp_path / "two.ckpt")}
+    values = {
+        "kind": "train",
+        "dataset": f"folder:{folder}",
+        "epochs": 2,
+        "batch_size": 27,
+        "eval_images": 0,
+        "seed": 3,
+    }
+    config = {
+        **values,
+        "save_path": str(tmp_path / "two.pt"),
+        "checkpoint_path": str(tmp_path / "two.ckpt"),
+    }
     started = time.perf_counter()
     done = _torchrun(tmp_path, "train", config, "--out", str(tmp_path / "out"))
     two_s = time.perf_counter() - started
     started = time.perf_counter()
-    one = drive(train_classifier(TrainConfig(**{k: v for k, v in values.items()
-                                                if k != "kind"}))).result
+    one = drive(
+        train_classifier(TrainConfig(**{k: v for k, v in values.items() if k != "kind"}))
+    ).result
     one_s = time.perf_counter() - started
     two = torch.load(tmp_path / "two.pt")
     diff = _max_diff(two, one.state_dict)
-    print(f"\ntrain: 2 processes {two_s:.1f} s (with start-up), 1 process {one_s:.1f} s; "
-          f"max |weight difference| {diff:.2g}")
+    print(
+        f"\ntrain: 2 processes {two_s:.1f} s (with start-up), 1 process {one_s:.1f} s; "
+        f"max |weight difference| {diff:.2g}"
+    )
     assert diff < 1e-4
     # batch 27 of 64 images: 2 full steps (14 + 13 rows) and a last one of 10 (5 + 5) per epoch
     assert one.history[-1]["step"] == 6
     summary = json.loads(done.stdout)  # one summary: rank 1 printed nothing
     assert summary["result"]["history"][-1]["train_loss"] == pytest.approx(
-        one.history[-1]["train_loss"], rel=1e-4)
+        one.history[-1]["train_loss"], rel=1e-4
+    )
     runs = RunStore.open(tmp_path / "store").list_runs()
     assert [r.id for r in runs] == [summary["run_id"]]  # recorded once, by rank 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.jsonl",
-                                                                    "result.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.jsonl", "result.json"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".pt", ".ckpt")) == [
-        "two.ckpt", "two.pt"]
+        "two.ckpt",
+        "two.pt",
+    ]
 
 
 def _gan_values(tmp_path: Path, steps: int, **kw) -> dict:
-    return {"kind": "gan", "arch": "dcgan", "batch_size": 16, "steps": steps, "eval_every": 0,
-            "preview_rate": 0.0, "seed": 1, **kw}
+    return {
+        "kind": "gan",
+        "arch": "dcgan",
+        "batch_size": 16,
+        "steps": steps,
+        "eval_every": 0,
+        "preview_rate": 0.0,
+        "seed": 1,
+        **kw,
+    }
 
 
 def _gan_config(values: dict):
@@ -301,8 +348,13 @@ def test_dcgan_with_two_processes_equals_one_and_resumes_on_either_count(tmp_pat
 
     two_ckpt = tmp_path / "two.ckpt"
     started = time.perf_counter()
-    _torchrun(tmp_path, "gan3", _gan_values(tmp_path, 3, checkpoint_path=str(two_ckpt)),
-              "--out", str(tmp_path / "out3"))
+    _torchrun(
+        tmp_path,
+        "gan3",
+        _gan_values(tmp_path, 3, checkpoint_path=str(two_ckpt)),
+        "--out",
+        str(tmp_path / "out3"),
+    )
     two_s = time.perf_counter() - started
     got = _first_step(tmp_path / "out3" / "metrics.jsonl")
     for key in STEP_KEYS:  # those of the G step come after D's first update
@@ -314,15 +366,21 @@ def test_dcgan_with_two_processes_equals_one_and_resumes_on_either_count(tmp_pat
 
     # 1 process -> 2 processes
     shutil.copy(one_ckpt, tmp_path / "resume.ckpt")
-    _torchrun(tmp_path, "gan5", _gan_values(tmp_path, 5, resume=True,
-                                            checkpoint_path=str(tmp_path / "resume.ckpt")))
+    _torchrun(
+        tmp_path,
+        "gan5",
+        _gan_values(tmp_path, 5, resume=True, checkpoint_path=str(tmp_path / "resume.ckpt")),
+    )
     diff_12 = _max_diff(load_gan_checkpoint(tmp_path / "resume.ckpt")["generator"], reference)
     # 2 processes -> 1 process
-    resumed = drive(train_gan(_gan_config(_gan_values(tmp_path, 5, resume=True,
-                                                      checkpoint_path=str(two_ckpt)))))
+    resumed = drive(
+        train_gan(_gan_config(_gan_values(tmp_path, 5, resume=True, checkpoint_path=str(two_ckpt))))
+    )
     diff_21 = _max_diff(resumed.result.generator_state, reference)
-    print(f"\ndcgan: 3 steps on 2 processes {two_s:.1f} s (with start-up); max |generator "
-          f"weight difference| after 3 steps {diff3:.2g}, resumed 1->2 {diff_12:.2g}, "
-          f"2->1 {diff_21:.2g}")
+    print(
+        f"\ndcgan: 3 steps on 2 processes {two_s:.1f} s (with start-up); max |generator "
+        f"weight difference| after 3 steps {diff3:.2g}, resumed 1->2 {diff_12:.2g}, "
+        f"2->1 {diff_21:.2g}"
+    )
     assert resumed.result.step == 5
     assert max(diff3, diff_12, diff_21) < 2e-3

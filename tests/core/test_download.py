@@ -52,8 +52,9 @@ def test_cancel_midway_leaves_no_partial_file(source, tmp_path):
 
 
 def test_offline_gives_a_clear_message(tmp_path):
-    config = dl.DownloadConfig("http://127.0.0.1:9/resnet18.pth", str(tmp_path / "r.pth"),
-                               timeout_s=5)
+    config = dl.DownloadConfig(
+        "http://127.0.0.1:9/resnet18.pth", str(tmp_path / "r.pth"), timeout_s=5
+    )
     with pytest.raises(DownloadError, match="Are you online"):
         drive(dl.download(config))
 

@@ -24,15 +24,18 @@ def _step_metrics(events):
 def test_resume_repeats_an_uninterrupted_run(tmp_path):
     # DCGAN: BatchNorm buffers, both Adam states, noise RNG and data order must all come back
     base = dict(arch="dcgan", steps=4, **TINY)
-    full = drive(train_gan(GanConfig(**base, checkpoint_path=str(tmp_path / "full.pt"))),
-                 keep_events=True)
+    full = drive(
+        train_gan(GanConfig(**base, checkpoint_path=str(tmp_path / "full.pt"))), keep_events=True
+    )
     part = tmp_path / "part.pt"
     drive(train_gan(GanConfig(**{**base, "steps": 2}, checkpoint_path=str(part))))
     assert load_checkpoint(part)["step"] == 2
-    resumed = drive(train_gan(GanConfig(**base, checkpoint_path=str(part), resume=True)),
-                    keep_events=True)
-    assert any(isinstance(e, Log) and "Resumed" in e.text and "step 2" in e.text
-               for e in resumed.events)
+    resumed = drive(
+        train_gan(GanConfig(**base, checkpoint_path=str(part), resume=True)), keep_events=True
+    )
+    assert any(
+        isinstance(e, Log) and "Resumed" in e.text and "step 2" in e.text for e in resumed.events
+    )
     want, got = _step_metrics(full.events), _step_metrics(resumed.events)
     assert sorted(got) == [3, 4]
     assert got[3] == want[3] and got[4] == want[4]  # bit for bit
@@ -48,13 +51,30 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
     path = tmp_path / "g.pt"
     drive(train_gan(GanConfig(arch="gan", steps=1, checkpoint_path=str(path), **TINY)))
     raw = torch.load(path, weights_only=True)  # no arbitrary objects inside
-    assert {"generator", "discriminator", "opt_g", "opt_d", "step", "fixed_noise",
-            "rng_state", "arch"} <= set(raw)
+    assert {
+        "generator",
+        "discriminator",
+        "opt_g",
+        "opt_d",
+        "step",
+        "fixed_noise",
+        "rng_state",
+        "arch",
+    } <= set(raw)
     assert raw["rng_state"].dtype == torch.uint8 and raw["fixed_noise"].shape == (64, 100)
     g, header = load_generator(path)
-    assert header == {"arch": "gan", "image_size": 28, "channels": 1, "latent_dim": 100,
-                      "step": 1, "num_classes": 0, "spectral_norm": False,
-                      "d_batch_norm": True, "minibatch_std": False, "width": 64}
+    assert header == {
+        "arch": "gan",
+        "image_size": 28,
+        "channels": 1,
+        "latent_dim": 100,
+        "step": 1,
+        "num_classes": 0,
+        "spectral_norm": False,
+        "d_batch_norm": True,
+        "minibatch_std": False,
+        "width": 64,
+    }
     assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28) and not g.training
 
 
@@ -64,8 +84,9 @@ def test_resume_from_another_architecture_is_refused(tmp_path):
     cfg = GanConfig(arch="dcgan", steps=2, checkpoint_path=str(path), resume=True, **TINY)
     with pytest.raises(CheckpointError, match=r"holds a plain GAN \(MLP\).*this run is a DCGAN"):
         drive(train_gan(cfg))
-    cfg = GanConfig(arch="gan", latent_dim=64, steps=2, checkpoint_path=str(path), resume=True,
-                    **TINY)
+    cfg = GanConfig(
+        arch="gan", latent_dim=64, steps=2, checkpoint_path=str(path), resume=True, **TINY
+    )
     with pytest.raises(CheckpointError, match="different latent_dim"):
         drive(train_gan(cfg))
 
@@ -126,21 +147,36 @@ def test_cancel_mid_run_leaves_no_temp_file(tmp_path):
 
 def test_resume_of_the_new_options_repeats_an_uninterrupted_run(tmp_path):
     # conditional, spectral norm (its power-iteration vectors are buffers), hinge, R1, EMA
-    base = dict(steps=4, width=8, conditional=True, spectral_norm=True, loss="hinge",
-                r1_gamma=1.0, ema_decay=0.9, minibatch_std=True, **TINY)
+    base = dict(
+        steps=4,
+        width=8,
+        conditional=True,
+        spectral_norm=True,
+        loss="hinge",
+        r1_gamma=1.0,
+        ema_decay=0.9,
+        minibatch_std=True,
+        **TINY,
+    )
     full = drive(train_gan(GanConfig(**base)), keep_events=True)
     part = tmp_path / "part.pt"
     drive(train_gan(GanConfig(**{**base, "steps": 2}, checkpoint_path=str(part))))
     assert "generator_ema" in load_checkpoint(part)
-    resumed = drive(train_gan(GanConfig(**base, checkpoint_path=str(part), resume=True)),
-                    keep_events=True)
+    resumed = drive(
+        train_gan(GanConfig(**base, checkpoint_path=str(part), resume=True)), keep_events=True
+    )
     want, got = _step_metrics(full.events), _step_metrics(resumed.events)
     assert got[3] == want[3] and got[4] == want[4]
     for k, v in full.result.generator_state.items():  # the moving average
         assert torch.equal(v, resumed.result.generator_state[k]), k
     with pytest.raises(CheckpointError, match="different spectral_norm"):
-        drive(train_gan(GanConfig(**{**base, "spectral_norm": False},
-                                  checkpoint_path=str(part), resume=True)))
+        drive(
+            train_gan(
+                GanConfig(
+                    **{**base, "spectral_norm": False}, checkpoint_path=str(part), resume=True
+                )
+            )
+        )
 
 
 def test_a_checkpoint_from_before_the_options_still_loads_and_resumes(tmp_path):
@@ -152,6 +188,7 @@ def test_a_checkpoint_from_before_the_options_still_loads_and_resumes(tmp_path):
     torch.save(raw, path)
     g, header = load_generator(path)
     assert header["width"] == 64 and header["num_classes"] == 0
-    out = drive(train_gan(GanConfig(steps=2, checkpoint_path=str(path), resume=True,
-                                    ema_decay=0.5, **TINY)))
+    out = drive(
+        train_gan(GanConfig(steps=2, checkpoint_path=str(path), resume=True, ema_decay=0.5, **TINY))
+    )
     assert out.result.step == 2

@@ -9,8 +9,14 @@ from advstudio.core.gan.diagnostics import WARMUP, WINDOW, GanDiagnostics
 
 def _feed(diag, steps, start=1, **over):
     for s in range(start, start + steps):
-        values = {"loss_d": 1.2, "loss_g": 0.9, "d_x": 0.7, "d_g_z1": 0.3, "d_g_z2": 0.35,
-                  "diversity": 9.0}
+        values = {
+            "loss_d": 1.2,
+            "loss_g": 0.9,
+            "d_x": 0.7,
+            "d_g_z1": 0.3,
+            "d_g_z2": 0.35,
+            "diversity": 9.0,
+        }
         values.update({k: v(s) if callable(v) else v for k, v in over.items()})
         diag.update(s, values)
 

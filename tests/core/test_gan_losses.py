@@ -11,7 +11,7 @@ from torch import nn
 
 from advstudio.core.gan import config as gan_config
 from advstudio.core.playground import losses
-from advstudio.core.playground.losses import (d_loss, g_loss, gradient_penalty, r1_penalty)
+from advstudio.core.playground.losses import d_loss, g_loss, gradient_penalty, r1_penalty
 
 R = torch.tensor([2.0, -1.0])  # D's raw outputs on two real samples
 F_ = torch.tensor([0.5, -3.0])  # and on two fakes
@@ -26,13 +26,16 @@ def test_the_config_offers_the_shared_losses_by_the_same_names():
     assert gan_config.BCE_LOSSES == losses.BCE_LOSSES
 
 
-@pytest.mark.parametrize("kind, want_d, want_g", [
-    ("minimax", (sp(-2) + sp(1)) / 2 + (sp(0.5) + sp(-3)) / 2, -(sp(0.5) + sp(-3)) / 2),
-    ("non-saturating", (sp(-2) + sp(1)) / 2 + (sp(0.5) + sp(-3)) / 2, (sp(-0.5) + sp(3)) / 2),
-    ("least-squares", 0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2, 0.5 * (0.25 + 16) / 2),
-    ("hinge", (0 + 2) / 2 + (1.5 + 0) / 2, 1.25),
-    ("wgan-gp", -1.25 - 0.5, 1.25),
-])
+@pytest.mark.parametrize(
+    "kind, want_d, want_g",
+    [
+        ("minimax", (sp(-2) + sp(1)) / 2 + (sp(0.5) + sp(-3)) / 2, -(sp(0.5) + sp(-3)) / 2),
+        ("non-saturating", (sp(-2) + sp(1)) / 2 + (sp(0.5) + sp(-3)) / 2, (sp(-0.5) + sp(3)) / 2),
+        ("least-squares", 0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2, 0.5 * (0.25 + 16) / 2),
+        ("hinge", (0 + 2) / 2 + (1.5 + 0) / 2, 1.25),
+        ("wgan-gp", -1.25 - 0.5, 1.25),
+    ],
+)
 def test_each_loss_equals_its_closed_form(kind, want_d, want_g):
     assert d_loss(kind, R, F_).item() == pytest.approx(want_d, rel=1e-6)
     assert g_loss(kind, F_).item() == pytest.approx(want_g, rel=1e-6)
@@ -74,8 +77,9 @@ def test_gradient_penalty_equals_a_finite_difference_computation_on_images():
 
 def test_r1_equals_a_finite_difference_computation():
     critic = _critic()
-    real = torch.randn(3, 1, 2, 2, generator=torch.Generator().manual_seed(2),
-                       dtype=torch.float64).requires_grad_(True)
+    real = torch.randn(
+        3, 1, 2, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    ).requires_grad_(True)
     want = _input_grad_fd(critic, real.detach()).flatten(1).pow(2).sum(dim=1).mean()
     got = r1_penalty(critic(real), real)
     assert got.item() == pytest.approx(want.item(), rel=1e-6)

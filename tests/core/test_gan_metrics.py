@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from advstudio.core.gan.metrics import (class_coverage, frechet_distance, gaussian_stats,
-                                        pairwise_diversity)
+from advstudio.core.gan.metrics import (
+    class_coverage,
+    frechet_distance,
+    gaussian_stats,
+    pairwise_diversity,
+)
 from advstudio.core.gan.networks import build_networks
 from advstudio.core.gan.sampling import generate, interpolate, sample_grid
+
 
 def _random_cov(rng, d):
     a = rng.normal(size=(d, d))
@@ -24,11 +29,12 @@ def test_frechet_identical_gaussians_is_zero():
     assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-8 * np.trace(sigma))
 
 
-@pytest.mark.parametrize(("m1", "s1", "m2", "s2"),
-                         [(0.0, 1.0, 0.0, 1.0), (1.0, 2.0, -0.5, 0.5), (3.0, 0.1, 3.0, 4.0)])
+@pytest.mark.parametrize(
+    ("m1", "s1", "m2", "s2"), [(0.0, 1.0, 0.0, 1.0), (1.0, 2.0, -0.5, 0.5), (3.0, 0.1, 3.0, 4.0)]
+)
 def test_frechet_1d_closed_form(m1, s1, m2, s2):
     # sigma is the variance; the distance is (m1 - m2)^2 + (std1 - std2)^2
-    got = frechet_distance([m1], [[s1 ** 2]], [m2], [[s2 ** 2]])
+    got = frechet_distance([m1], [[s1**2]], [m2], [[s2**2]])
     assert got == pytest.approx((m1 - m2) ** 2 + (s1 - s2) ** 2, rel=1e-10, abs=1e-12)
 
 
@@ -74,7 +80,9 @@ def test_gaussian_stats_estimates_mean_and_covariance():
     # samples of the same Gaussian are close in Fréchet distance; a shifted one is not
     other = rng.multivariate_normal([1.0, -2.0], cov, size=20000)
     assert frechet_distance(mu, sigma, *gaussian_stats(other)) < 0.01
-    assert frechet_distance(mu, sigma, *gaussian_stats(other + 3.0)) == pytest.approx(18.0, rel=0.02)
+    assert frechet_distance(mu, sigma, *gaussian_stats(other + 3.0)) == pytest.approx(
+        18.0, rel=0.02
+    )
 
 
 def test_pairwise_diversity():

@@ -6,8 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from advstudio.core.gan.networks import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator,
-                                         MLPGenerator, build_networks)
+from advstudio.core.gan.networks import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    build_networks,
+)
 
 GEOMETRIES = [(s, c) for s in (28, 32, 64) for c in (1, 3)]
 
@@ -83,8 +88,14 @@ def test_dcgan_28_layout_matches_spec():
 def test_dcgan_init_statistics():
     torch.manual_seed(0)
     g, d = build_networks("dcgan", 100, 1, 64)
-    conv_w = torch.cat([m.weight.flatten() for net in (g, d) for m in net.modules()
-                        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
+    conv_w = torch.cat(
+        [
+            m.weight.flatten()
+            for net in (g, d)
+            for m in net.modules()
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+        ]
+    )
     assert abs(conv_w.mean().item()) < 1e-3
     assert conv_w.std().item() == pytest.approx(0.02, rel=0.02)
     bns = [m for net in (g, d) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -92,19 +103,25 @@ def test_dcgan_init_statistics():
     assert bn_w.mean().item() == pytest.approx(1.0, abs=2e-3)
     assert bn_w.std().item() == pytest.approx(0.02, rel=0.1)
     assert all(torch.count_nonzero(m.bias) == 0 for m in bns)
-    assert all(m.bias is None for net in (g, d) for m in net.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    assert all(
+        m.bias is None
+        for net in (g, d)
+        for m in net.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    )
 
 
 def test_plain_gan_is_mlp():
     g, d = build_networks("gan", 100, 1, 28)
     assert isinstance(g, MLPGenerator) and isinstance(d, MLPDiscriminator)
-    assert not any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for net in (g, d)
-                   for m in net.modules())
+    assert not any(
+        isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for net in (g, d) for m in net.modules()
+    )
     assert isinstance(_modules(g)[-1], nn.Tanh)
     assert isinstance(_modules(d)[-1], nn.Linear) and _modules(d)[-1].out_features == 1
-    assert all(m.negative_slope == pytest.approx(0.2) for m in d.modules()
-               if isinstance(m, nn.LeakyReLU))
+    assert all(
+        m.negative_slope == pytest.approx(0.2) for m in d.modules() if isinstance(m, nn.LeakyReLU)
+    )
 
 
 def test_bad_geometry_and_arch():

@@ -7,8 +7,12 @@ import torch
 from torch import nn
 
 from advstudio.core.gan import GanConfig
-from advstudio.core.gan.networks import (DCGANDiscriminator, DCGANGenerator, build_networks,
-                                         network_options)
+from advstudio.core.gan.networks import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    build_networks,
+    network_options,
+)
 from advstudio.core.gan.stabilisers import MinibatchStd, ema_update, spectral_norm_all
 
 
@@ -37,8 +41,9 @@ def test_the_moving_average_equals_the_formula_after_k_steps():
         thetas.append(current[0].weight.detach().clone())
         ema_update(average, current, beta)
     k = len(thetas) - 1
-    want = beta ** k * thetas[0] + sum((1 - beta) * beta ** (k - i) * thetas[i]
-                                       for i in range(1, k + 1))
+    want = beta**k * thetas[0] + sum(
+        (1 - beta) * beta ** (k - i) * thetas[i] for i in range(1, k + 1)
+    )
     assert torch.allclose(average[0].weight, want, atol=1e-6)
     assert torch.equal(average[1].running_mean, current[1].running_mean)  # buffers copied
 
@@ -52,8 +57,10 @@ def test_minibatch_std_adds_the_batch_spread_as_one_map():
 
 def test_a_conditional_generator_uses_its_label_and_its_d_sees_the_label():
     torch.manual_seed(0)
-    g, d = DCGANGenerator(16, 1, 28, num_classes=10, width=8), \
-        DCGANDiscriminator(1, 28, num_classes=10, width=8)
+    g, d = (
+        DCGANGenerator(16, 1, 28, num_classes=10, width=8),
+        DCGANDiscriminator(1, 28, num_classes=10, width=8),
+    )
     g.eval(), d.eval()
     z = torch.randn(1, 16).expand(2, 16)
     with torch.no_grad():
@@ -66,8 +73,9 @@ def test_a_conditional_generator_uses_its_label_and_its_d_sees_the_label():
         g(z)
 
 
-@pytest.mark.parametrize("kw, batch_norm", [({}, True), ({"loss": "wgan-gp"}, False),
-                                            ({"spectral_norm": True}, False)])
+@pytest.mark.parametrize(
+    "kw, batch_norm", [({}, True), ({"loss": "wgan-gp"}, False), ({"spectral_norm": True}, False)]
+)
 def test_d_drops_batchnorm_for_wgan_gp_and_spectral_norm(kw, batch_norm):
     _, d = build_networks("dcgan", 100, 1, 28, **network_options(GanConfig(width=8, **kw)))
     assert any(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == batch_norm
@@ -75,8 +83,14 @@ def test_d_drops_batchnorm_for_wgan_gp_and_spectral_norm(kw, batch_norm):
 
 @pytest.mark.parametrize("size, channels", [(32, 3), (64, 3), (64, 1)])
 def test_the_new_options_take_any_image_shape(size, channels):
-    cfg = GanConfig(image_size=size, channels=channels, width=4, conditional=True,
-                    minibatch_std=True, spectral_norm=True)
+    cfg = GanConfig(
+        image_size=size,
+        channels=channels,
+        width=4,
+        conditional=True,
+        minibatch_std=True,
+        spectral_norm=True,
+    )
     g, d = build_networks("dcgan", 8, channels, size, **network_options(cfg))
     y = torch.tensor([0, 9])
     x = g(torch.randn(2, 8), y)

@@ -73,6 +73,7 @@ def test_targets_smoothing_and_d_steps(monkeypatch):
         def wrapped(*args):
             calls.append((name, *args[2:]))  # the smoothing, for D's real part
             return fn(*args)
+
         monkeypatch.setattr(train, name, wrapped)
 
     for name in ("d_loss_real", "d_loss_fake", "g_loss"):
@@ -119,15 +120,18 @@ def test_job_events_and_result():
     assert isinstance(out.events[0], Log)
     assert [m.step for m in metrics] == [1, 2, 3]
     assert all(set(m.values) == set(STEP_KEYS) for m in metrics)
-    assert all(isinstance(v, float) and math.isfinite(v) for m in metrics for v in m.values.values())
+    assert all(
+        isinstance(v, float) and math.isfinite(v) for m in metrics for v in m.values.values()
+    )
     assert all(0 <= m.values[k] <= 1 for m in metrics for k in ("d_x", "d_g_z1", "d_g_z2"))
     assert [(p.done, p.total) for p in progress] == [(1, 3), (2, 3), (3, 3)]
     assert len(previews) == 1 and previews[0].name == "samples"  # preview_rate 0: final grid only
     res = out.result
     assert res.step == 3 and res.metrics == metrics[-1].values and res.evaluation == {}
     assert res.samples.shape == (242, 242) and res.samples.min() >= 0 and res.samples.max() <= 1
-    assert set(res.generator_state) and all(v.device.type == "cpu"
-                                            for v in res.generator_state.values())
+    assert set(res.generator_state) and all(
+        v.device.type == "cpu" for v in res.generator_state.values()
+    )
 
 
 def test_previews_are_throttled_by_time(monkeypatch):
@@ -136,8 +140,9 @@ def test_previews_are_throttled_by_time(monkeypatch):
     import advstudio.core.gan.train as train_mod
 
     real_throttle = train_mod.Throttle
-    monkeypatch.setattr(train_mod, "Throttle",
-                        lambda rate: real_throttle(rate, clock=lambda: next(clock) * 0.25))
+    monkeypatch.setattr(
+        train_mod, "Throttle", lambda rate: real_throttle(rate, clock=lambda: next(clock) * 0.25)
+    )
     monkeypatch.setattr(train_mod, "PREVIEW_BUDGET", 1e9)  # the rate alone decides here
     # 0.25 s between steps at 2 previews/s: every other step gets a preview, plus the final one
     out = drive(train_gan(GanConfig(steps=6, **{**TINY, "preview_rate": 2.0})), keep_events=True)
@@ -179,8 +184,7 @@ def test_dry_run_one_tiny_step_on_fake_data(tmp_path):
 
 def test_other_geometries_train_on_given_data():
     data = torch.rand(16, 3, 32, 32)
-    cfg = GanConfig(arch="dcgan", dataset="cifar-like", image_size=32, channels=3, steps=1,
-                    **TINY)
+    cfg = GanConfig(arch="dcgan", dataset="cifar-like", image_size=32, channels=3, steps=1, **TINY)
     res = drive(train_gan(cfg, data)).result
     assert res.samples.shape == (8 * 34 + 2, 8 * 34 + 2, 3)
     cfg = GanConfig(arch="gan", dataset="mine", image_size=64, channels=1, steps=1, **TINY)
@@ -188,40 +192,57 @@ def test_other_geometries_train_on_given_data():
     assert drive(train_gan(cfg, data)).result.step == 1
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"arch": "wgan"}, "arch must be one of dcgan, gan, not 'wgan'"),
-    ({"image_size": 48}, "image_size must be one of 28, 32, 64 pixels, not 48"),
-    ({"channels": 4}, r"channels must be 1 \(grey\) or 3 \(colour\), not 4"),
-    ({"latent_dim": 0}, "latent_dim must be a whole number >= 1, not 0"),
-    ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
-    ({"steps": 0}, "steps must be a whole number >= 1"),
-    ({"lr_g": 0.0}, "lr_g must be a finite number > 0"),
-    ({"lr_d": float("nan")}, "lr_d must be a finite number > 0"),
-    ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
-    ({"d_steps": 0}, "d_steps must be a whole number >= 1"),
-    ({"label_smoothing": 0.5}, r"label_smoothing must be in \[0, 0.5\)"),
-    ({"eval_every": -1}, "eval_every must be a whole number >= 0"),
-    ({"resume": True}, "resume needs a checkpoint_path"),
-    ({"loss": "wasserstein"}, "loss must be one of minimax, non-saturating, least-squares"),
-    ({"loss": "hinge", "label_smoothing": 0.1}, "only BCE has a probability target"),
-    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
-    ({"arch": "gan", "conditional": True}, "conditional must be False for the plain GAN"),
-    ({"width": 2}, "width must be a whole number"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"arch": "wgan"}, "arch must be one of dcgan, gan, not 'wgan'"),
+        ({"image_size": 48}, "image_size must be one of 28, 32, 64 pixels, not 48"),
+        ({"channels": 4}, r"channels must be 1 \(grey\) or 3 \(colour\), not 4"),
+        ({"latent_dim": 0}, "latent_dim must be a whole number >= 1, not 0"),
+        ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
+        ({"steps": 0}, "steps must be a whole number >= 1"),
+        ({"lr_g": 0.0}, "lr_g must be a finite number > 0"),
+        ({"lr_d": float("nan")}, "lr_d must be a finite number > 0"),
+        ({"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
+        ({"d_steps": 0}, "d_steps must be a whole number >= 1"),
+        ({"label_smoothing": 0.5}, r"label_smoothing must be in \[0, 0.5\)"),
+        ({"eval_every": -1}, "eval_every must be a whole number >= 0"),
+        ({"resume": True}, "resume needs a checkpoint_path"),
+        ({"loss": "wasserstein"}, "loss must be one of minimax, non-saturating, least-squares"),
+        ({"loss": "hinge", "label_smoothing": 0.1}, "only BCE has a probability target"),
+        ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+        ({"arch": "gan", "conditional": True}, "conditional must be False for the plain GAN"),
+        ({"width": 2}, "width must be a whole number"),
+    ],
+)
 def test_config_validation(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         GanConfig(**kwargs)
 
 
-@pytest.mark.parametrize(("cfg", "data", "message"), [
-    (GanConfig(batch_size=4001), None,
-     r"batch_size 4001 is larger than the data set \(4000 images\); allowed: 1 to 4000"),
-    (GanConfig(batch_size=16), torch.rand(10, 1, 28, 28), r"larger than the data set \(10 images"),
-    (GanConfig(), [torch.rand(1, 28, 28), torch.rand(3, 32, 32)], "mixed shapes"),
-    (GanConfig(), torch.rand(10, 3, 32, 32), "holds 3x32x32 images but the config asks for 1x28x28"),
-    (GanConfig(), torch.rand(10, 1, 28, 28) * 2 - 1, r"pixels must be in \[0, 1\]"),
-    (GanConfig(dataset="cifar10"), None, "dataset 'cifar10' is not built in"),
-])
+@pytest.mark.parametrize(
+    ("cfg", "data", "message"),
+    [
+        (
+            GanConfig(batch_size=4001),
+            None,
+            r"batch_size 4001 is larger than the data set \(4000 images\); allowed: 1 to 4000",
+        ),
+        (
+            GanConfig(batch_size=16),
+            torch.rand(10, 1, 28, 28),
+            r"larger than the data set \(10 images",
+        ),
+        (GanConfig(), [torch.rand(1, 28, 28), torch.rand(3, 32, 32)], "mixed shapes"),
+        (
+            GanConfig(),
+            torch.rand(10, 3, 32, 32),
+            "holds 3x32x32 images but the config asks for 1x28x28",
+        ),
+        (GanConfig(), torch.rand(10, 1, 28, 28) * 2 - 1, r"pixels must be in \[0, 1\]"),
+        (GanConfig(dataset="cifar10"), None, "dataset 'cifar10' is not built in"),
+    ],
+)
 def test_data_validation(cfg, data, message):
     with pytest.raises(ConfigError, match=message):
         drive(train_gan(cfg, data))
@@ -252,8 +273,9 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
 def test_huge_learning_rate_diverges():
     # no monkeypatching: absurd learning rates blow the losses up within a few steps
     cfg = GanConfig(arch="gan", steps=50, lr_d=1e6, lr_g=1e6, **TINY)
-    with pytest.raises(TrainingDivergedError,
-                       match=r"Training diverged at step \d+: loss_[dg] is .*no checkpoint"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"Training diverged at step \d+: loss_[dg] is .*no checkpoint"
+    ):
         drive(train_gan(cfg))
 
 
@@ -277,12 +299,16 @@ def test_short_run_on_digits_lowers_frechet_distance():
     out = drive(train_gan(GanConfig(steps=steps, eval_every=steps, preview_rate=0.0)))
     wall = time.perf_counter() - t
     before, after = out.result.history[0], out.result.history[-1]
-    print(f"\nDCGAN on digits, batch 64, {steps} steps in {wall:.0f} s "
-          f"({torch.get_num_threads()} torch thread(s)):")
+    print(
+        f"\nDCGAN on digits, batch 64, {steps} steps in {wall:.0f} s "
+        f"({torch.get_num_threads()} torch thread(s)):"
+    )
     for name, ev in (("untrained", before), (f"after {steps} steps", after)):
-        print(f"  {name}: Frechet {ev['frechet']:.0f}, classes covered "
-              f"{ev['classes_covered']:.0f}, class entropy {ev['class_entropy']:.2f}, "
-              f"sample diversity {ev['sample_diversity']:.2f}")
+        print(
+            f"  {name}: Frechet {ev['frechet']:.0f}, classes covered "
+            f"{ev['classes_covered']:.0f}, class entropy {ev['class_entropy']:.2f}, "
+            f"sample diversity {ev['sample_diversity']:.2f}"
+        )
     assert before["step"] == 0 and after["step"] == steps
     assert after["frechet"] < 0.8 * before["frechet"]
     assert after["classes_covered"] >= 5 and after["classes_covered"] > before["classes_covered"]

@@ -10,14 +10,20 @@ import pytest
 from PIL import Image
 
 from advstudio.core import errors
-from advstudio.core.images import load_image, save_png, to_tensor, from_tensor
+from advstudio.core.images import from_tensor, load_image, save_png, to_tensor
 
 
 def _png_header_only(path, width, height):
     """A PNG whose header claims width x height (for the size guard; no pixel data)."""
+
     def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
     return path

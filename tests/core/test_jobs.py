@@ -67,12 +67,15 @@ def test_evaluate_dry_run_is_one_batch():
     assert out.result.n == 8
 
 
-@pytest.mark.parametrize("values, match", [
-    ({"batch_size": 0}, r"batch_size must be a whole number >= 1, not 0"),
-    ({"batch_size": True}, r"batch_size must be a whole number >= 1, not True"),
-    ({"limit": -1}, r"limit must be a whole number >= 0, not -1 \(0 = all\)"),
-    ({"device": "tpu"}, r"device must be one of auto, cpu, cuda, cuda:N, mps, not 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"batch_size": 0}, r"batch_size must be a whole number >= 1, not 0"),
+        ({"batch_size": True}, r"batch_size must be a whole number >= 1, not True"),
+        ({"limit": -1}, r"limit must be a whole number >= 0, not -1 \(0 = all\)"),
+        ({"device": "tpu"}, r"device must be one of auto, cpu, cuda, cuda:N, mps, not 'tpu'"),
+    ],
+)
 def test_evaluate_bad_config_is_refused_when_built(values, match):
     with pytest.raises(ConfigError, match=match):
         EvaluateConfig(**values)
@@ -130,8 +133,9 @@ def test_relay_transforms_drops_and_closes_the_inner_job():
     from advstudio.core.jobs import relay
 
     closed: list[bool] = []
-    outer = relay(_counting(5, closed),
-                  lambda e: None if e.done % 2 else Progress(e.done * 2, 10, "outer"))
+    outer = relay(
+        _counting(5, closed), lambda e: None if e.done % 2 else Progress(e.done * 2, 10, "outer")
+    )
     assert next(outer) == Progress(0, 10, "outer")
     assert next(outer) == Progress(4, 10, "outer")  # step 1 dropped
     assert closed == []

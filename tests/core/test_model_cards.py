@@ -26,14 +26,23 @@ def test_a_card_round_trips_through_its_toml_file(tmp_path):
     assert ModelCard((1, 28, 28), "fashion-mnist").class_names[9] == "Ankle boot"
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"input_shape": [3, 32], "classes": "cifar10"}, "input_shape must be three positive"),
-    ({"input_shape": [3, 32, 32], "classes": "cifar11"}, "classes must be one of digits"),
-    ({"input_shape": [3, 32, 32], "classes": "cifar10", "mean": [0.1, 0.2]}, "mean must be 1 or 3"),
-    ({"input_shape": [3, 32, 32], "classes": "cifar10", "mean": [0.1]}, "mean and std"),
-    ({"input_shape": [3, 32, 32]}, "lacks classes"),
-    ({"input_shape": [3, 32, 32], "classes": "cifar10", "colour": "rgb"}, "unknown fields colour"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"input_shape": [3, 32], "classes": "cifar10"}, "input_shape must be three positive"),
+        ({"input_shape": [3, 32, 32], "classes": "cifar11"}, "classes must be one of digits"),
+        (
+            {"input_shape": [3, 32, 32], "classes": "cifar10", "mean": [0.1, 0.2]},
+            "mean must be 1 or 3",
+        ),
+        ({"input_shape": [3, 32, 32], "classes": "cifar10", "mean": [0.1]}, "mean and std"),
+        ({"input_shape": [3, 32, 32]}, "lacks classes"),
+        (
+            {"input_shape": [3, 32, 32], "classes": "cifar10", "colour": "rgb"},
+            "unknown fields colour",
+        ),
+    ],
+)
 def test_a_bad_card_says_which_field(fields, message):
     with pytest.raises(ConfigError, match=message):
         ModelCard.from_dict(fields)
@@ -61,22 +70,30 @@ def test_a_card_less_file_names_the_missing_fields_with_a_probe(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.trace(Tuple3().eval(), torch.rand(1, 1, 28, 28)).save(str(tmp_path / "t.ts"))
-    with pytest.raises(MissingCardError, match="t.ts .*no model card giving input_shape, "
-                       "classes.*write t.toml.*1×28×28 input and 3 classes") as info:
+    with pytest.raises(
+        MissingCardError,
+        match="t.ts .*no model card giving input_shape, "
+        "classes.*write t.toml.*1×28×28 input and 3 classes",
+    ) as info:
         load_user_model(tmp_path / "t.ts")
     assert info.value.missing == ("input_shape", "classes")
-    clf = load_model(f"file:{tmp_path / 't.ts'}",
-                     card={"input_shape": [1, 28, 28], "classes": ["a", "b", "c"]})
+    clf = load_model(
+        f"file:{tmp_path / 't.ts'}", card={"input_shape": [1, 28, 28], "classes": ["a", "b", "c"]}
+    )
     x = torch.rand(2, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(clf(x), clf.net(x)[0])
     with pytest.raises(ModelLoadError, match="returns 3 logits but its card names 10"):
-        load_model(f"file:{tmp_path / 't.ts'}", card={"input_shape": [1, 28, 28],
-                                                      "classes": "digits"})
-    with pytest.raises(ModelLoadError, match="does not run on the card's input shape 3×32×32.*"
-                       "found 1×28×28"):
-        load_model(f"file:{tmp_path / 't.ts'}", card={"input_shape": [3, 32, 32],
-                                                      "classes": ["a", "b", "c"]})
+        load_model(
+            f"file:{tmp_path / 't.ts'}", card={"input_shape": [1, 28, 28], "classes": "digits"}
+        )
+    with pytest.raises(
+        ModelLoadError, match="does not run on the card's input shape 3×32×32.*found 1×28×28"
+    ):
+        load_model(
+            f"file:{tmp_path / 't.ts'}",
+            card={"input_shape": [3, 32, 32], "classes": ["a", "b", "c"]},
+        )
 
 
 class Core(nn.Module):
@@ -110,15 +127,20 @@ def _export(net, path, card):
 
 @pytest.mark.parametrize("scale, value_range", [(1.0, (0.0, 1.0)), (255.0, (0.0, 255.0))])
 def test_an_eps_ball_in_pixel_space_is_the_same_ball_wherever_the_normalisation_is(
-        tmp_path, scale, value_range):
+    tmp_path, scale, value_range
+):
     """A model normalising inside, card without mean/std, and the bare core, card with them:
     the same logits and the same FGSM images, |x_adv - x| <= eps in [0, 1] pixels for both."""
     core = Core()
     mean, std = tuple(m * scale for m in MEAN), tuple(s * scale for s in STD)
-    inside = _export(Inside(core, scale, mean, std), tmp_path / "inside.pt2",
-                     ModelCard((3, 8, 8), "cifar10", value_range=(0.0, 1.0)))
-    carded = _export(core, tmp_path / "core.pt2",
-                     ModelCard((3, 8, 8), "cifar10", mean, std, value_range))
+    inside = _export(
+        Inside(core, scale, mean, std),
+        tmp_path / "inside.pt2",
+        ModelCard((3, 8, 8), "cifar10", value_range=(0.0, 1.0)),
+    )
+    carded = _export(
+        core, tmp_path / "core.pt2", ModelCard((3, 8, 8), "cifar10", mean, std, value_range)
+    )
     x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     y = torch.arange(6)
     with torch.no_grad():

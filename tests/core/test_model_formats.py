@@ -24,9 +24,15 @@ class TinyColour(nn.Module):
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
-                                      nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
-                                      nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, 2, 1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,8 +60,15 @@ def _pt2_dynamic(net, path, x):
 def _onnx(net, path, x):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x[:2],), str(path), dynamo=False, input_names=["x"],
-                          dynamic_axes={"x": {0: "n"}}, opset_version=17)  # onnx2torch's
+        torch.onnx.export(
+            net,
+            (x[:2],),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "n"}},
+            opset_version=17,
+        )  # onnx2torch's
 
 
 def _safetensors(net, path, x):
@@ -65,8 +78,10 @@ def _safetensors(net, path, x):
 
 
 def _zip(net, path, x):  # a DataParallel checkpoint in a wrapper, as training scripts write
-    torch.save({"epoch": 3, "model_state_dict": {f"module.{k}": v
-                                                 for k, v in net.state_dict().items()}}, path)
+    torch.save(
+        {"epoch": 3, "model_state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}},
+        path,
+    )
 
 
 def _legacy(net, path, x):
@@ -99,8 +114,9 @@ def _every_format(net, arch, tmp_path, x):
         path = tmp_path / filename
         write(net, path, x)
         assert sniff(path) == fmt, name
-        write_card(ModelCard((3, 32, 32), "cifar10", architecture=arch if weights_only else None),
-                   path)
+        write_card(
+            ModelCard((3, 32, 32), "cifar10", architecture=arch if weights_only else None), path
+        )
         clf = load_model(f"file:{path}")
         with torch.no_grad():
             out[name] = clf, (clf(x) - reference).abs().max().item()
@@ -126,8 +142,10 @@ def test_tiny_colour_cnn_in_every_format_gives_the_same_logits_and_fgsm(tmp_path
     net = tiny_colour()
     x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     classifiers = _every_format(net, "tiny-colour", tmp_path, x)
-    assert all(c.class_names[0] == "airplane" and c.input_shape == (3, 32, 32)
-               for c, _ in classifiers.values())
+    assert all(
+        c.class_names[0] == "airplane" and c.input_shape == (3, 32, 32)
+        for c, _ in classifiers.values()
+    )
     _check_same(classifiers, x)
 
 
@@ -154,8 +172,9 @@ def test_an_onnx_graph_that_does_not_convert_runs_as_a_black_box(tmp_path, monke
     net = tiny_colour()
     x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     _onnx(net, tmp_path / "m.onnx", x)
-    clf = load_model(f"file:{tmp_path / 'm.onnx'}",
-                     card={"input_shape": [3, 32, 32], "classes": "cifar10"})
+    clf = load_model(
+        f"file:{tmp_path / 'm.onnx'}", card={"input_shape": [3, 32, 32], "classes": "cifar10"}
+    )
     with torch.no_grad():
         assert (clf(x) - net(x)).abs().max() <= TOL
     assert "black box" in clf.name and not has_input_gradients(clf)

@@ -69,7 +69,7 @@ def test_a_crafted_pt2_is_refused_and_its_pickle_never_runs(tmp_path, change):
         load_user_model(tmp_path / "evil.pt2")
     assert not _Evil.marker.exists()
     # the danger is real: torch's own loader runs the pickle
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch raises after the pickle ran
         torch.export.load(str(tmp_path / "evil.pt2")).module()(torch.rand(2, 3, 2, 2))
     assert _Evil.marker.exists()
 
@@ -106,6 +106,7 @@ def test_each_wrong_file_gets_its_own_message(tmp_path):
         load_user_model(tmp_path / "bad.onnx")
     (tmp_path / "bad.safetensors").write_bytes((20).to_bytes(8, "little") + b'{"a": 1}' + b" " * 12)
     with pytest.raises(ModelLoadError, match="bad.safetensors is a damaged safetensors file"):
-        load_user_model(tmp_path / "bad.safetensors", card={"input_shape": [3, 2, 2],
-                                                             "classes": "cifar10",
-                                                             "architecture": "resnet18"})
+        load_user_model(
+            tmp_path / "bad.safetensors",
+            card={"input_shape": [3, 2, 2], "classes": "cifar10", "architecture": "resnet18"},
+        )

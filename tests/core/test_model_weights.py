@@ -22,8 +22,13 @@ def test_cifar_networks_have_the_published_sizes_and_robustbench_names():
     wrn = cifar.WideResNet(28, 10)
     assert _params(wrn) == 36_479_194
     keys = set(wrn.state_dict())
-    assert {"conv1.weight", "block1.layer.0.convShortcut.weight", "block3.layer.3.bn2.running_var",
-            "bn1.weight", "fc.bias"} <= keys
+    assert {
+        "conv1.weight",
+        "block1.layer.0.convShortcut.weight",
+        "block3.layer.3.bn2.running_var",
+        "bn1.weight",
+        "fc.bias",
+    } <= keys
     assert _params(cifar.PreActResNet18()) == 11_171_146
     assert "layer2.0.shortcut.0.weight" in cifar.PreActResNet18().state_dict()
     assert _params(cifar.CifarResNet18()) == 11_173_962
@@ -31,9 +36,13 @@ def test_cifar_networks_have_the_published_sizes_and_robustbench_names():
         assert net.eval()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("arch", [
-    arch if arch == "mobilenet_v3_small" else pytest.param(arch, marks=pytest.mark.slow)
-    for arch in builders.TORCHVISION_ARCHITECTURES])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        arch if arch == "mobilenet_v3_small" else pytest.param(arch, marks=pytest.mark.slow)
+        for arch in builders.TORCHVISION_ARCHITECTURES
+    ],
+)
 def test_torchvision_architectures_build_with_any_number_of_classes_and_no_download(arch):
     net = builders.build(arch, 7, (3, 32, 32))
     assert list(net.state_dict().values())[-1].shape[0] == 7
@@ -49,8 +58,11 @@ def test_a_mismatch_lists_missing_unexpected_and_shape_differences(tmp_path):
     assert "17 missing keys (layer2.0.downsample.0.weight, " in text
     assert "17 unexpected keys (layer2.0.shortcut.0.weight, " in text  # "linear" for "fc" too
     torch.save(builders.build("resnet18", 100, (3, 32, 32)).state_dict(), tmp_path / "c100.pt")
-    with pytest.raises(ModelLoadError, match="2 shape mismatches \\(fc.weight: file 100×512, "
-                       "model 10×512; fc.bias: file 100, model 10\\)"):
+    with pytest.raises(
+        ModelLoadError,
+        match="2 shape mismatches \\(fc.weight: file 100×512, "
+        "model 10×512; fc.bias: file 100, model 10\\)",
+    ):
         load_user_model(tmp_path / "c100.pt", card={**CARD, "architecture": "resnet18"})
 
 

@@ -12,11 +12,18 @@ from torch import nn
 
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Metrics, Preview, Progress, drive
-from advstudio.core.playground import (VIEW, LiveParams, Playground, PlaygroundConfig,
-                                       PlaygroundParams, coverage, make_target, run_playground)
+from advstudio.core.playground import (
+    VIEW,
+    LiveParams,
+    Playground,
+    PlaygroundConfig,
+    PlaygroundParams,
+    coverage,
+    make_target,
+    run_playground,
+)
 from advstudio.core.playground.metrics import Diagnostics, oscillating
-from advstudio.core.playground.model import (HEAT_RES, MESH_RES, d_loss, g_loss,
-                                             gradient_penalty)
+from advstudio.core.playground.model import HEAT_RES, MESH_RES, d_loss, g_loss, gradient_penalty
 from advstudio.core.playground.targets import drawn
 
 
@@ -70,14 +77,16 @@ def test_modes_covered_is_exact_on_hand_placed_points():
         return centres[k] + dist * np.stack([np.cos(angle), np.sin(angle)], 1)
 
     # 100 samples: a mode needs ceil(0.2 * 100 / 8) = 3 of them within 0.15 of its centre
-    samples = np.concatenate([
-        near(0, 40, 0.0),   # covered
-        near(1, 30, 0.14),  # covered (just inside 3 sd)
-        near(2, 20, 0.16),  # just outside 3 sd: neither covered nor high quality
-        near(3, 2, 0.05),   # too few
-        near(4, 3, 0.10),   # exactly enough
-        np.array([[0.0, 0.0]] * 5),  # the empty centre of the ring
-    ])
+    samples = np.concatenate(
+        [
+            near(0, 40, 0.0),  # covered
+            near(1, 30, 0.14),  # covered (just inside 3 sd)
+            near(2, 20, 0.16),  # just outside 3 sd: neither covered nor high quality
+            near(3, 2, 0.05),  # too few
+            near(4, 3, 0.10),  # exactly enough
+            np.array([[0.0, 0.0]] * 5),  # the empty centre of the ring
+        ]
+    )
     cov = coverage(samples, target)
     assert cov.threshold == 3
     assert cov.counts.tolist() == [40, 30, 0, 2, 3, 0, 0, 0]
@@ -115,7 +124,7 @@ def test_gradient_penalty_against_hand_computed_values():
             self.scale = nn.Parameter(torch.tensor(1.0))
 
         def forward(self, x):
-            return self.scale * (x ** 2).sum(1, keepdim=True) / 2
+            return self.scale * (x**2).sum(1, keepdim=True) / 2
 
     critic = HalfSquare()
     real = torch.tensor([[2.0, 0.0], [4.0, 0.0]])

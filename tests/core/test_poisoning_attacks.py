@@ -11,9 +11,16 @@ import torch
 from advstudio.core.data import load_digits
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Progress, drive
-from advstudio.core.poisoning import (Trigger, adversarial_poison, adversarial_poison_job,
-                                      attack_success_rate, backdoor, label_flip, poison_count,
-                                      triggered_set)
+from advstudio.core.poisoning import (
+    Trigger,
+    adversarial_poison,
+    adversarial_poison_job,
+    attack_success_rate,
+    backdoor,
+    label_flip,
+    poison_count,
+    triggered_set,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +36,7 @@ def checksum(*tensors: torch.Tensor) -> str:
 
 
 # ----------------------------------------------------------------------------- triggers
+
 
 def test_square_trigger_stamps_exactly_its_pixels_and_nothing_else():
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
@@ -52,24 +60,30 @@ def test_checker_and_custom_patterns_are_exact_in_every_channel():
     assert out[:, :4].eq(0.25).all() and out[:, :, 2:].eq(0.25).all()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(size=29, row=0, col=0), r"larger than the 28x28 images; size must be in 1\.\.28"),
-    (dict(size=3, row=26, col=0), r"off the edge.*row must be in 0\.\.25 and col in 0\.\.25"),
-    (dict(size=5, row=0, col=24), r"col in 0\.\.23"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(size=29, row=0, col=0), r"larger than the 28x28 images; size must be in 1\.\.28"),
+        (dict(size=3, row=26, col=0), r"off the edge.*row must be in 0\.\.25 and col in 0\.\.25"),
+        (dict(size=5, row=0, col=24), r"col in 0\.\.23"),
+    ],
+)
 def test_trigger_that_does_not_fit_is_refused_with_the_allowed_range(digits, kwargs, message):
     x, y = digits
     with pytest.raises(ConfigError, match=message):
         backdoor(x, y, 0.05, trigger=Trigger(**kwargs), target=0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(size=0), "size must be a whole number >= 1"),
-    (dict(row=-1), "row must be a whole number >= 0"),
-    (dict(pattern="star"), "square, checker, custom"),
-    (dict(value=1.5), r"value must be a pixel value in \[0, 1\]"),
-    (dict(pattern="custom", size=2, custom=(1.0,)), "needs 4 pixel values"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(size=0), "size must be a whole number >= 1"),
+        (dict(row=-1), "row must be a whole number >= 0"),
+        (dict(pattern="star"), "square, checker, custom"),
+        (dict(value=1.5), r"value must be a pixel value in \[0, 1\]"),
+        (dict(pattern="custom", size=2, custom=(1.0,)), "needs 4 pixel values"),
+    ],
+)
 def test_bad_trigger_fields(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Trigger(**kwargs)
@@ -77,8 +91,10 @@ def test_bad_trigger_fields(kwargs, message):
 
 # ----------------------------------------------------------------------------- counts
 
-@pytest.mark.parametrize("fraction, expected", [(0.1, 400), (0.0125, 50), (0.00025, 1),
-                                                (0.000125, 1)])
+
+@pytest.mark.parametrize(
+    "fraction, expected", [(0.1, 400), (0.0125, 50), (0.00025, 1), (0.000125, 1)]
+)
 def test_random_flips_poison_round_fraction_of_the_set(digits, fraction, expected):
     x, y = digits
     view = label_flip(x, y, fraction, seed=3)
@@ -148,6 +164,7 @@ def test_triggered_test_set_excludes_the_target_class():
 
 # ----------------------------------------------------------------------------- bad input
 
+
 @pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan")])
 def test_fraction_outside_unit_interval(digits, fraction):
     x, y = digits
@@ -158,8 +175,11 @@ def test_fraction_outside_unit_interval(digits, fraction):
 def test_fraction_that_poisons_nothing_names_the_class_size(digits):
     x, y = digits
     n5 = int((y == 5).sum())
-    with pytest.raises(ConfigError, match=rf"poisons no sample: class 5 has {n5} samples, so the "
-                                          r"fraction must be in \[0\.00\d+, 1\]"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"poisons no sample: class 5 has {n5} samples, so the "
+        r"fraction must be in \[0\.00\d+, 1\]",
+    ):
         label_flip(x, y, 0.001, source=5)
     with pytest.raises(ConfigError, match="the data set has 4000 samples"):
         backdoor(x, y, 0.0, target=0)
@@ -167,18 +187,24 @@ def test_fraction_that_poisons_nothing_names_the_class_size(digits):
 
 def test_fraction_larger_than_the_eligible_samples(digits):
     x, y = digits
-    with pytest.raises(ConfigError, match=r"only 3600 of the 4000 samples .* can be poisoned "
-                                          r"\(400 are already of the target class 0\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"only 3600 of the 4000 samples .* can be poisoned "
+        r"\(400 are already of the target class 0\)",
+    ):
         backdoor(x, y, 0.95, target=0)
     assert backdoor(x, y, 0.9, target=0).n_poisoned == 3600
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(target=10), r"target class must be a class in 0\.\.9, not 10"),
-    (dict(target=-1), r"target class must be a class in 0\.\.9"),
-    (dict(target=0, source=12), r"source class must be a class in 0\.\.9, not 12"),
-    (dict(target=4, source=4), "source and target are both class 4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target=10), r"target class must be a class in 0\.\.9, not 10"),
+        (dict(target=-1), r"target class must be a class in 0\.\.9"),
+        (dict(target=0, source=12), r"source class must be a class in 0\.\.9, not 12"),
+        (dict(target=4, source=4), "source and target are both class 4"),
+    ],
+)
 def test_bad_classes(digits, kwargs, message):
     x, y = digits
     with pytest.raises(ConfigError, match=message):
@@ -193,12 +219,12 @@ def test_poison_count_rounds_halves_up():
 
 # ----------------------------------------------------------------------------- adversarial
 
+
 def test_adversarial_poison_within_eps_clean_labels_and_progress(digits):
     x, y = digits
     sub_x, sub_y = x[::40], y[::40]  # 100 digits, every class
     before = checksum(sub_x, sub_y)
-    job = adversarial_poison_job(sub_x, sub_y, 0.3, attack="fgsm", eps=0.1, seed=0,
-                                 batch_size=10)
+    job = adversarial_poison_job(sub_x, sub_y, 0.3, attack="fgsm", eps=0.1, seed=0, batch_size=10)
     out = drive(job, keep_events=True)
     view = out.result
     progress = [e for e in out.events if isinstance(e, Progress)]
@@ -217,8 +243,18 @@ def test_adversarial_poison_fools_the_model_it_was_made_against(digits):
 
     x, y = digits
     model = load_model("digits-cnn")
-    view = adversarial_poison(x[::40], y[::40], 0.5, model=model, attack="pgd", eps=0.2,
-                              steps=10, labels="flip", target=3, seed=0)
+    view = adversarial_poison(
+        x[::40],
+        y[::40],
+        0.5,
+        model=model,
+        attack="pgd",
+        eps=0.2,
+        steps=10,
+        labels="flip",
+        target=3,
+        seed=0,
+    )
     assert (view.labels == 3).all() and (view.original_labels != 3).all()
     with torch.no_grad():
         acc = (model(view.images).argmax(1) == view.original_labels).float().mean()
@@ -238,12 +274,15 @@ def test_attack_success_rate_counts_predictions_of_the_target():
     assert math.isnan(attack_success_rate(Always(), torch.zeros(0, 1, 28, 28), 3))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(attack="cw"), "attack must be one of fgsm, pgd"),
-    (dict(labels="keep"), "labels must be one of clean, flip"),
-    (dict(eps=2.0), r"eps must be in \[0, 1\]"),
-    (dict(target=3), "only makes sense with flipped labels"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(attack="cw"), "attack must be one of fgsm, pgd"),
+        (dict(labels="keep"), "labels must be one of clean, flip"),
+        (dict(eps=2.0), r"eps must be in \[0, 1\]"),
+        (dict(target=3), "only makes sense with flipped labels"),
+    ],
+)
 def test_adversarial_poison_bad_settings(digits, kwargs, message):
     x, y = digits
     with pytest.raises(ConfigError, match=message):

@@ -28,8 +28,10 @@ def run(**overrides):
     wall = time.perf_counter() - started
     s = r.sanitize
     found = f"{s.found}/{r.n_poisoned} found, {s.dropped_clean} clean dropped" if s else "-"
-    print(f"\n| {config.attack} | {config.fraction:.0%} | {config.defence} | "
-          f"{r.clean_acc:.3f} | {r.attack_success:.3f} | {found} | {EPOCHS} | {wall:.0f} s |")
+    print(
+        f"\n| {config.attack} | {config.fraction:.0%} | {config.defence} | "
+        f"{r.clean_acc:.3f} | {r.attack_success:.3f} | {found} | {EPOCHS} | {wall:.0f} s |"
+    )
     return r
 
 

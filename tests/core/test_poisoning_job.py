@@ -24,17 +24,31 @@ def events_of(out, kind):
 
 # ----------------------------------------------------------------------------- dry runs
 
-@pytest.mark.parametrize("overrides", [
-    dict(attack="backdoor"),
-    dict(attack="backdoor", defence="sanitize", trigger_pattern="checker", source=3),
-    dict(attack="label-flip", fraction=0.1),
-    dict(attack="label-flip", fraction=0.3, flip="targeted", target=7,
-         defence="adversarial-training"),
-    dict(attack="adversarial", adv_attack="pgd", adv_steps=2, fraction=0.1),
-    dict(attack="adversarial", adv_labels="flip", fraction=0.1, defence="sanitize",
-         sanitize={"methods": "knn"}),
-    dict(attack="none", defence="sanitize"),
-])
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(attack="backdoor"),
+        dict(attack="backdoor", defence="sanitize", trigger_pattern="checker", source=3),
+        dict(attack="label-flip", fraction=0.1),
+        dict(
+            attack="label-flip",
+            fraction=0.3,
+            flip="targeted",
+            target=7,
+            defence="adversarial-training",
+        ),
+        dict(attack="adversarial", adv_attack="pgd", adv_steps=2, fraction=0.1),
+        dict(
+            attack="adversarial",
+            adv_labels="flip",
+            fraction=0.1,
+            defence="sanitize",
+            sanitize={"methods": "knn"},
+        ),
+        dict(attack="none", defence="sanitize"),
+    ],
+)
 def test_dry_run_of_every_attack_and_defence(overrides):
     config = PoisonConfig(dry_run=True, **overrides)
     out = drive(run_poisoning(config), keep_events=True)
@@ -80,21 +94,28 @@ def test_fraction_sweep_dry_run_gives_a_curve_with_a_clean_baseline():
 
 # ----------------------------------------------------------------------------- bad configs
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(attack="poison"), "attack must be one of none, label-flip, backdoor, adversarial"),
-    (dict(fraction=1.01), r"fraction must be in \[0, 1\]"),
-    (dict(fraction=-0.2), r"fraction must be in \[0, 1\]"),
-    (dict(target=10), r"target must be a whole number from 0 to 9, not 10 \(a class\)"),
-    (dict(source=11), r"source must be a whole number from -1 to 9, not 11 \(a class, or -1 for all\)"),
-    (dict(trigger_size=30), r"size must be in 1\.\.28"),
-    (dict(trigger_row=27), r"row must be in 0\.\.25"),
-    (dict(flip="sideways"), "flip must be one of random, targeted"),
-    (dict(defence="prayer"), "defence must be one of none, sanitize, adversarial-training"),
-    (dict(sanitize={"methods": "loss+vibes"}), "one or more of loss, knn"),
-    (dict(adv_eps=0.0), r"adv_eps must be in \(0, 1\]"),
-    (dict(epochs=0), "epochs must be a whole number >= 1"),
-    (dict(lr=0.0), "lr must be a finite number > 0"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(attack="poison"), "attack must be one of none, label-flip, backdoor, adversarial"),
+        (dict(fraction=1.01), r"fraction must be in \[0, 1\]"),
+        (dict(fraction=-0.2), r"fraction must be in \[0, 1\]"),
+        (dict(target=10), r"target must be a whole number from 0 to 9, not 10 \(a class\)"),
+        (
+            dict(source=11),
+            r"source must be a whole number from -1 to 9, not 11 \(a class, or -1 for all\)",
+        ),
+        (dict(trigger_size=30), r"size must be in 1\.\.28"),
+        (dict(trigger_row=27), r"row must be in 0\.\.25"),
+        (dict(flip="sideways"), "flip must be one of random, targeted"),
+        (dict(defence="prayer"), "defence must be one of none, sanitize, adversarial-training"),
+        (dict(sanitize={"methods": "loss+vibes"}), "one or more of loss, knn"),
+        (dict(adv_eps=0.0), r"adv_eps must be in \(0, 1\]"),
+        (dict(epochs=0), "epochs must be a whole number >= 1"),
+        (dict(lr=0.0), "lr must be a finite number > 0"),
+    ],
+)
 def test_bad_config_is_refused_naming_the_allowed_values(overrides, message):
     with pytest.raises(ConfigError, match=message):
         PoisonConfig(**overrides)
@@ -108,6 +129,7 @@ def test_fraction_that_poisons_nothing_fails_at_the_first_step():
 
 
 # ----------------------------------------------------------------------------- real runs
+
 
 def test_the_victim_trains_without_scratch_files_and_cancels_cleanly(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -139,19 +161,23 @@ def test_the_victim_equals_an_uninterrupted_training_run():
     split, history = out.result
     headers = [e for e in events_of(out, Log) if "standard training" in e.text]
     assert len(headers) == 1
-    whole = drive(train_classifier(TrainConfig(epochs=2, batch_size=50, seed=3, eval_images=0),
-                                   data)).result
+    whole = drive(
+        train_classifier(TrainConfig(epochs=2, batch_size=50, seed=3, eval_images=0), data)
+    ).result
     assert [h["epoch"] for h in history] == [1.0, 2.0]
     assert all(torch.equal(split.state_dict[k], whole.state_dict[k]) for k in whole.state_dict)
 
 
 def test_short_real_backdoor_run_learns_the_trigger():
     started = time.perf_counter()
-    out = drive(run_poisoning(PoisonConfig(attack="backdoor", fraction=0.1, epochs=1)),
-                keep_events=True)
+    out = drive(
+        run_poisoning(PoisonConfig(attack="backdoor", fraction=0.1, epochs=1)), keep_events=True
+    )
     r = out.result
-    print(f"\nbackdoor 10 %, 1 epoch: clean {r.clean_acc:.3f}, success {r.attack_success:.3f}, "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"\nbackdoor 10 %, 1 epoch: clean {r.clean_acc:.3f}, success {r.attack_success:.3f}, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     # measured: clean 0.925, success 0.993 after one epoch
     assert r.n_poisoned == 400 and r.n_train == 4000
     assert r.attack_success >= 0.9 and r.clean_acc >= 0.88

@@ -12,8 +12,15 @@ import torch
 from advstudio.core.data import load_digits
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Metrics, Progress, drive
-from advstudio.core.poisoning import (PoisonedView, SanitizeConfig, backdoor, knn_agreement,
-                                      label_flip, sanitize, score_flags)
+from advstudio.core.poisoning import (
+    PoisonedView,
+    SanitizeConfig,
+    backdoor,
+    knn_agreement,
+    label_flip,
+    sanitize,
+    score_flags,
+)
 from advstudio.core.poisoning.sanitize import cluster_classes, loss_flags, two_means
 
 
@@ -55,7 +62,7 @@ def test_cluster_classes_finds_a_planted_subgroup_per_class():
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(300, 32, generator=g)
     labels = torch.arange(300) % 3
-    planted = (torch.arange(300) % 10 == 0)  # 10 % of each class, shifted far away
+    planted = torch.arange(300) % 10 == 0  # 10 % of each class, shifted far away
     feats[planted] += 6.0
     assign = cluster_classes(feats, labels, components=5, generator=torch.Generator())
     assert torch.equal(assign == 1, planted)
@@ -64,8 +71,12 @@ def test_cluster_classes_finds_a_planted_subgroup_per_class():
 def test_knn_check_on_a_toy_set_flags_the_relabelled_points():
     # two well separated groups of images; three of group A carry group B's label
     g = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.rand(30, 1, 4, 4, generator=g) * 0.2,
-                   0.8 + torch.rand(30, 1, 4, 4, generator=g) * 0.2])
+    x = torch.cat(
+        [
+            torch.rand(30, 1, 4, 4, generator=g) * 0.2,
+            0.8 + torch.rand(30, 1, 4, 4, generator=g) * 0.2,
+        ]
+    )
     y = torch.cat([torch.zeros(30), torch.ones(30)]).long()
     view = label_flip(x, y, 0.1, source=0, target=1, seed=0)
     agreement = knn_agreement(view, k=5, chunk=7)  # chunks smaller than the set
@@ -78,8 +89,10 @@ def test_clustering_finds_most_of_a_backdoor(digits_1000):
     before = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
     out = drive(sanitize(view, SanitizeConfig(methods="clustering", epochs=1)), keep_events=True)
     report = out.result
-    print(f"\nbackdoor 10 % of 1,000, clustering: {report.found} found, "
-          f"{report.dropped_clean} clean dropped; {report.clusters[0]}")
+    print(
+        f"\nbackdoor 10 % of 1,000, clustering: {report.found} found, "
+        f"{report.dropped_clean} clean dropped; {report.clusters[0]}"
+    )
     # measured (1 thread, seed 0): all 100 stamped digits found, 63 clean ones dropped
     assert report.recall >= 0.85 and report.precision >= 0.5
     assert report.found + report.missed == 100
@@ -97,11 +110,14 @@ def test_clustering_finds_most_of_a_backdoor(digits_1000):
 def test_loss_filter_and_knn_find_label_flips(digits_1000):
     x, y = digits_1000
     view = label_flip(x, y, 0.2, seed=0)
-    union = drive(sanitize(view, SanitizeConfig(methods="loss+knn", epochs=2,
-                                                consensus=False))).result
+    union = drive(
+        sanitize(view, SanitizeConfig(methods="loss+knn", epochs=2, consensus=False))
+    ).result
     both = drive(sanitize(view, SanitizeConfig(methods="loss+knn", epochs=2))).result
-    print(f"\nflips 20 % of 1,000: union {union.found} found / {union.dropped_clean} clean, "
-          f"consensus {both.found} / {both.dropped_clean}, by method {union.by_method}")
+    print(
+        f"\nflips 20 % of 1,000: union {union.found} found / {union.dropped_clean} clean, "
+        f"consensus {both.found} / {both.dropped_clean}, by method {union.by_method}"
+    )
     # measured: loss 192 of 200 flips (131 clean dropped), k-NN 198 (213 clean); union 199
     # (249 clean); consensus 191 (95 clean)
     assert union.by_method["loss"]["recall"] >= 0.85
@@ -121,14 +137,17 @@ def test_sanitizing_is_deterministic(digits_1000):
     assert torch.equal(a.flagged, b.flagged)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(methods="loss+magic"), "one or more of loss, knn, clustering"),
-    (dict(methods=""), "one or more of loss, knn, clustering"),
-    (dict(drop_fraction=1.0), r"drop_fraction must be in \[0, 1\)"),
-    (dict(drop_fraction=-0.5), r"drop_fraction must be in \[0, 1\]"),
-    (dict(decide="vote"), "decide must be one of knn, size"),
-    (dict(epochs=0), "epochs must be a whole number >= 1, not 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(methods="loss+magic"), "one or more of loss, knn, clustering"),
+        (dict(methods=""), "one or more of loss, knn, clustering"),
+        (dict(drop_fraction=1.0), r"drop_fraction must be in \[0, 1\)"),
+        (dict(drop_fraction=-0.5), r"drop_fraction must be in \[0, 1\]"),
+        (dict(decide="vote"), "decide must be one of knn, size"),
+        (dict(epochs=0), "epochs must be a whole number >= 1, not 0"),
+    ],
+)
 def test_bad_sanitizer_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SanitizeConfig(**kwargs)
@@ -139,7 +158,11 @@ def test_methods_string_is_parsed_and_deduplicated():
 
 
 def test_too_small_a_set_is_refused():
-    view = PoisonedView(torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long),
-                        torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    view = PoisonedView(
+        torch.zeros(1, 1, 28, 28),
+        torch.zeros(1, dtype=torch.long),
+        torch.zeros(0, dtype=torch.long),
+        torch.zeros(0, dtype=torch.long),
+    )
     with pytest.raises(ConfigError, match="at least 2"):
         drive(sanitize(view))

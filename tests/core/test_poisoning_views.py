@@ -32,8 +32,9 @@ def test_batch_applies_labels_images_and_transform_only_at_poisoned_positions(da
     before = checksum(x, y)
     idx = torch.tensor([3, 10, 41])
     images = torch.zeros(3, 1, 8, 8)
-    view = PoisonedView(x, y, idx, torch.tensor([7, 7, 7]), images=images,
-                        transform=Trigger(size=2, row=0, col=0))
+    view = PoisonedView(
+        x, y, idx, torch.tensor([7, 7, 7]), images=images, transform=Trigger(size=2, row=0, col=0)
+    )
     xb, yb = view.batch(torch.arange(50))
     poisoned = view.poisoned_mask
     assert poisoned.sum() == 3 and poisoned[idx].all()
@@ -49,8 +50,13 @@ def test_batch_applies_labels_images_and_transform_only_at_poisoned_positions(da
 
 def test_item_batch_and_materialize_agree_in_any_order(data):
     x, y = data
-    view = PoisonedView(x, y, torch.tensor([0, 5, 49]), torch.tensor([9, 9, 9]),
-                        transform=Trigger(size=3, row=5, col=5))
+    view = PoisonedView(
+        x,
+        y,
+        torch.tensor([0, 5, 49]),
+        torch.tensor([9, 9, 9]),
+        transform=Trigger(size=3, row=5, col=5),
+    )
     full_x, full_y = view.materialize()
     order = torch.tensor([49, 0, 7, 5, 5, -1])
     xb, yb = view.batch(order)
@@ -64,8 +70,13 @@ def test_item_batch_and_materialize_agree_in_any_order(data):
 def test_clean_tensors_unchanged_by_every_operation(data):
     x, y = data
     before = checksum(x, y)
-    view = PoisonedView(x, y, torch.arange(0, 50, 3), torch.zeros(17, dtype=torch.long),
-                        transform=Trigger(size=4, row=4, col=4))
+    view = PoisonedView(
+        x,
+        y,
+        torch.arange(0, 50, 3),
+        torch.zeros(17, dtype=torch.long),
+        transform=Trigger(size=4, row=4, col=4),
+    )
     view.materialize()
     view.batch([1, 2, 3])
     sub = view.select(torch.arange(10, 40))
@@ -77,8 +88,9 @@ def test_clean_tensors_unchanged_by_every_operation(data):
 
 def test_select_keeps_the_poison_of_the_kept_samples(data):
     x, y = data
-    view = PoisonedView(x, y, torch.tensor([2, 4, 6]), torch.tensor([1, 1, 1]),
-                        images=torch.ones(3, 1, 8, 8))
+    view = PoisonedView(
+        x, y, torch.tensor([2, 4, 6]), torch.tensor([1, 1, 1]), images=torch.ones(3, 1, 8, 8)
+    )
     sub = view.select(torch.tensor([1, 2, 3, 6]))
     assert len(sub) == 4 and sub.indices.tolist() == [1, 3]
     assert sub.poisoned_rows.tolist() == [2, 6]
@@ -99,8 +111,13 @@ def test_memory_accounting(data):
 
 def test_gallery_is_numpy_with_clean_and_poisoned_labels(data):
     x, y = data
-    view = PoisonedView(x, y, torch.tensor([11, 12]), torch.tensor([4, 4]),
-                        transform=Trigger(size=1, row=0, col=0, value=0.5))
+    view = PoisonedView(
+        x,
+        y,
+        torch.tensor([11, 12]),
+        torch.tensor([4, 4]),
+        transform=Trigger(size=1, row=0, col=0, value=0.5),
+    )
     images, labels = view.gallery(16)
     assert images.shape == (2, 8, 8) and images.dtype == np.float32
     assert images[:, 0, 0].tolist() == [0.5, 0.5]
@@ -108,13 +125,16 @@ def test_gallery_is_numpy_with_clean_and_poisoned_labels(data):
     assert clean_view(x, y).gallery()[0].shape == (0, 8, 8)
 
 
-@pytest.mark.parametrize("indices, labels, message", [
-    ([3, 2], [0, 0], "strictly increasing"),
-    ([1, 1], [0, 0], "strictly increasing"),
-    ([50], [0], "0..49"),
-    ([-1], [0], "0..49"),
-    ([1, 2], [0], "2 poisoned samples"),
-])
+@pytest.mark.parametrize(
+    "indices, labels, message",
+    [
+        ([3, 2], [0, 0], "strictly increasing"),
+        ([1, 1], [0, 0], "strictly increasing"),
+        ([50], [0], "0..49"),
+        ([-1], [0], "0..49"),
+        ([1, 2], [0], "2 poisoned samples"),
+    ],
+)
 def test_bad_poison_description_is_refused(data, indices, labels, message):
     x, y = data
     with pytest.raises(ConfigError, match=message):

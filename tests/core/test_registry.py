@@ -55,8 +55,14 @@ def test_builtin_pgd_trained_cnn_is_accurate_and_more_robust_than_the_standard_o
 
 def test_list_models_has_builtins_and_the_zoo():
     keys = [s.key for s in registry.list_models()]
-    for k in ("digits-cnn", "digits-mlp", "digits-cnn-pgd", "torchvision:resnet18",
-              "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0"):
+    for k in (
+        "digits-cnn",
+        "digits-mlp",
+        "digits-cnn-pgd",
+        "torchvision:resnet18",
+        "torchvision:mobilenet_v3_small",
+        "torchvision:efficientnet_b0",
+    ):
         assert k in keys
 
 

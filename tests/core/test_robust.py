@@ -10,7 +10,12 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks import (
-    ROBUST_ATTACKS, RobustConfig, RobustResult, robust_accuracy, run_robust)
+    ROBUST_ATTACKS,
+    RobustConfig,
+    RobustResult,
+    robust_accuracy,
+    run_robust,
+)
 from advstudio.core.attacks.sweep import sweep_images
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobkinds import JOB_KINDS, build_config
@@ -35,12 +40,14 @@ def _images(pairs):
 # image: (pixel 0, tag); every label is 1. Fake attack "first" pushes pixel 0 down by 0.2
 # on tags 0.1 and 0.3, "second" by 0.08 on tags 0.2 and 0.3. eps = 0.1: the pushes are
 # projected onto the eps-ball before they are judged.
-PAIRS = [(0.55, 0.1),   # 0: first breaks it (0.35 -> projected to 0.45)
-         (0.55, 0.2),   # 1: first leaves it, second breaks it (0.47)
-         (0.55, 0.3),   # 2: both could; the first gets the credit, second never sees it
-         (0.45, 0.1),   # 3: wrong when clean: no attack sees it
-         (0.55, 0.4),   # 4: nobody breaks it: robust
-         (0.65, 0.1)]   # 5: first pushes 0.2, only 0.1 counts (0.55): robust
+PAIRS = [
+    (0.55, 0.1),  # 0: first breaks it (0.35 -> projected to 0.45)
+    (0.55, 0.2),  # 1: first leaves it, second breaks it (0.47)
+    (0.55, 0.3),  # 2: both could; the first gets the credit, second never sees it
+    (0.45, 0.1),  # 3: wrong when clean: no attack sees it
+    (0.55, 0.4),  # 4: nobody breaks it: robust
+    (0.65, 0.1),
+]  # 5: first pushes 0.2, only 0.1 counts (0.55): robust
 
 
 @pytest.fixture
@@ -54,6 +61,7 @@ def fake_attacks(monkeypatch):
             hit = torch.isclose(x.flatten(1)[:, 1:2], torch.tensor(tags)).any(1)
             out.view(len(x), -1)[hit, 0] -= push
             return out.clamp(0, 1)
+
         return attack
 
     monkeypatch.setitem(ROBUST_ATTACKS, "first", fake("first", (0.1, 0.3), 0.2))
@@ -72,8 +80,7 @@ def test_first_success_bookkeeping_on_a_toy_model(fake_attacks):
     # FGSM alone lowers pixel 0 by eps everywhere: only image 5 (0.65 -> 0.55) survives
     assert res.fgsm_accuracy == pytest.approx(1 / 6)
     # batches of 4 then 2; each attack sees only the images still standing in its batch
-    assert fake_attacks["first"] == [pytest.approx([0.55, 0.55, 0.55]),
-                                     pytest.approx([0.55, 0.65])]
+    assert fake_attacks["first"] == [pytest.approx([0.55, 0.55, 0.55]), pytest.approx([0.55, 0.65])]
     assert fake_attacks["second"] == [pytest.approx([0.55]), pytest.approx([0.55, 0.65])]
 
 
@@ -87,8 +94,12 @@ def test_order_matters_for_the_credit_not_the_accuracy(fake_attacks):
 
 def test_events_and_running_metrics(fake_attacks):
     x, y = _images(PAIRS), torch.ones(len(PAIRS), dtype=torch.long)
-    out = drive(robust_module.evaluate_robustness(Threshold(), x, y, 0.1, ("first", "second"),
-                                                  batch_size=4), keep_events=True)
+    out = drive(
+        robust_module.evaluate_robustness(
+            Threshold(), x, y, 0.1, ("first", "second"), batch_size=4
+        ),
+        keep_events=True,
+    )
     progress = [e for e in out.events if isinstance(e, Progress)]
     assert progress[0].done == 0 and progress[-1].done == progress[-1].total == 2 * 3
     metrics = [e.values for e in out.events if isinstance(e, Metrics)]
@@ -100,8 +111,9 @@ def test_events_and_running_metrics(fake_attacks):
 
 def test_cancel_restores_the_model_mode(digits):
     cnn = load_builtin("digits-cnn").train()
-    job = robust_module.evaluate_robustness(cnn, digits[0][:8], digits[1][:8], 0.1,
-                                            ("fgsm",), batch_size=4)
+    job = robust_module.evaluate_robustness(
+        cnn, digits[0][:8], digits[1][:8], 0.1, ("fgsm",), batch_size=4
+    )
     next(job)
     next(job)
     assert not cnn.training
@@ -112,10 +124,20 @@ def test_cancel_restores_the_model_mode(digits):
 def test_real_ensemble_on_the_cnn(digits):
     cnn = load_builtin("digits-cnn")
     x, y = digits[0][:24], digits[1][:24]
-    res = robust_accuracy(cnn, x, y, 0.15, attacks=("apgd-ce", "apgd-t", "simba"), steps=10,
-                          target_classes=2, max_queries=50)
-    print(f"\n24 digits at eps .15: clean {res.clean_accuracy:.2f}, FGSM alone "
-          f"{res.fgsm_accuracy:.2f}, ensemble {res.robust_accuracy:.2f}, broken {res.broken}")
+    res = robust_accuracy(
+        cnn,
+        x,
+        y,
+        0.15,
+        attacks=("apgd-ce", "apgd-t", "simba"),
+        steps=10,
+        target_classes=2,
+        max_queries=50,
+    )
+    print(
+        f"\n24 digits at eps .15: clean {res.clean_accuracy:.2f}, FGSM alone "
+        f"{res.fgsm_accuracy:.2f}, ensemble {res.robust_accuracy:.2f}, broken {res.broken}"
+    )
     assert res.robust_accuracy <= res.fgsm_accuracy <= res.clean_accuracy
     assert res.robust_accuracy < res.clean_accuracy - 0.2
     assert sum(res.broken.values()) == round((res.clean_accuracy - res.robust_accuracy) * 24)
@@ -123,8 +145,9 @@ def test_real_ensemble_on_the_cnn(digits):
 
 def test_dry_run_job_and_cli_kind():
     assert "robust" in JOB_KINDS
-    config = build_config("robust", {"eps": 0.2, "attacks": ["apgd-ce", "spsa"],
-                                     "dry_run": True, "device": "cpu"})
+    config = build_config(
+        "robust", {"eps": 0.2, "attacks": ["apgd-ce", "spsa"], "dry_run": True, "device": "cpu"}
+    )
     out = drive(run_robust(config), keep_events=True)
     assert isinstance(out.events[0], Log) and "APGD-CE, then SPSA" in out.events[0].text
     res = out.result
@@ -133,16 +156,21 @@ def test_dry_run_job_and_cli_kind():
     assert set(res.broken) == {"apgd-ce", "spsa"}
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"attacks": ["apgd-ce", "cw"]}, "unknown attack 'cw'; the robust evaluation knows "
-                                     "apgd-ce, apgd-dlr, apgd-t"),
-    ({"ensemble": "all"}, "ensemble must be one of standard, fast"),
-    ({"attacks": ["spsa", "spsa"]}, "each attack once"),
-    ({"eps": 1.5}, r"eps must be in \[0, 1\]"),
-    ({"n_images": 0}, "n_images must be a whole number >= 1, not 0"),
-    ({"steps": 0}, "steps must be a whole number >= 1, not 0"),
-    ({"max_queries": 0}, "max_queries must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (
+            {"attacks": ["apgd-ce", "cw"]},
+            "unknown attack 'cw'; the robust evaluation knows apgd-ce, apgd-dlr, apgd-t",
+        ),
+        ({"ensemble": "all"}, "ensemble must be one of standard, fast"),
+        ({"attacks": ["spsa", "spsa"]}, "each attack once"),
+        ({"eps": 1.5}, r"eps must be in \[0, 1\]"),
+        ({"n_images": 0}, "n_images must be a whole number >= 1, not 0"),
+        ({"steps": 0}, "steps must be a whole number >= 1, not 0"),
+        ({"max_queries": 0}, "max_queries must be a whole number >= 1"),
+    ],
+)
 def test_bad_configs_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         RobustConfig(**values)
@@ -165,6 +193,8 @@ def digits():
 @pytest.mark.slow
 def test_default_ensemble_job_on_50_digits():
     res = drive(run_robust(RobustConfig(eps=0.1, n_images=50, device="cpu"))).result
-    print(f"\n50 digits at eps .1: clean {res.clean_accuracy:.2f}, FGSM alone "
-          f"{res.fgsm_accuracy:.2f}, ensemble {res.robust_accuracy:.2f}, broken {res.broken}")
+    print(
+        f"\n50 digits at eps .1: clean {res.clean_accuracy:.2f}, FGSM alone "
+        f"{res.fgsm_accuracy:.2f}, ensemble {res.robust_accuracy:.2f}, broken {res.broken}"
+    )
     assert res.robust_accuracy < res.fgsm_accuracy

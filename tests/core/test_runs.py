@@ -13,7 +13,7 @@ import time
 import types
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,14 @@ from advstudio.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, run_job
 from advstudio.core.jobkinds import build_config, config_to_dict
 from advstudio.core.jobs import Log, Metrics, Progress
 from advstudio.core.runs import (
-    CHECKPOINT, Owner, RunNotFoundError, RunStatus, RunStore, RunStoreError, default_store_root)
+    CHECKPOINT,
+    Owner,
+    RunNotFoundError,
+    RunStatus,
+    RunStore,
+    RunStoreError,
+    default_store_root,
+)
 from advstudio.core.runs import recorder as recorder_module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,17 +53,19 @@ def _record(store, kind="evaluate", config=None, metrics=(), status="finished", 
     rec = store.record(kind, config if config is not None else {"model": "digits-cnn"}, **kwargs)
     for step, values in enumerate(metrics):
         rec.log_event(Metrics(step, values))
-    {"finished": rec.finish, "failed": lambda: rec.fail("boom"),
-     "cancelled": rec.cancel}[status]()
+    {"finished": rec.finish, "failed": lambda: rec.fail("boom"), "cancelled": rec.cancel}[status]()
     return rec.run_id
 
 
 # -- recording ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind, values", [
-    ("evaluate", {"model": "file:/tmp/m.pt", "limit": 7, "device": "cpu"}),
-    ("sweep", {"attacks": ["fgsm", "pgd"], "epsilons": [0, 0.1], "n_images": 10, "seed": 3}),
-    ("gan", {"arch": "gan", "steps": 5, "lr_g": 1e-3, "checkpoint_path": "/tmp/c.pt"}),
-])
+@pytest.mark.parametrize(
+    "kind, values",
+    [
+        ("evaluate", {"model": "file:/tmp/m.pt", "limit": 7, "device": "cpu"}),
+        ("sweep", {"attacks": ["fgsm", "pgd"], "epsilons": [0, 0.1], "n_images": 10, "seed": 3}),
+        ("gan", {"arch": "gan", "steps": 5, "lr_g": 1e-3, "checkpoint_path": "/tmp/c.pt"}),
+    ],
+)
 def test_config_round_trips_through_the_store(store, kind, values):
     config = build_config(kind, values)
     with store.record(kind, config_to_dict(config), device="cpu") as rec:
@@ -80,8 +89,10 @@ def test_a_finished_run_keeps_metrics_log_result_and_meta(store):
     assert set(info.versions) == {"python", "torch", "torchvision", "advstudio", "platform"}
     assert info.versions["torch"] and info.versions["advstudio"]
     assert store.read_metrics(rec.run_id) == [
-        {"step": 0, "accuracy": 0.0, "loss": 1.0}, {"step": 1, "accuracy": 0.25, "loss": 0.75},
-        {"step": 2, "accuracy": 0.5, "loss": 0.5}]
+        {"step": 0, "accuracy": 0.0, "loss": 1.0},
+        {"step": 1, "accuracy": 0.25, "loss": 0.75},
+        {"step": 2, "accuracy": 0.5, "loss": 0.5},
+    ]
     assert "half way" in store.read_log(rec.run_id)
     assert store.read_result(rec.run_id)["confusion"] == [[1, 0], [0, 2]]
     assert store.list_runs() == [info]
@@ -92,16 +103,26 @@ def test_a_finished_run_keeps_metrics_log_result_and_meta(store):
 
 def test_unusual_metric_values_are_kept_as_plain_json(store):
     with store.record("evaluate", {}) as rec:
-        rec.log_event(Metrics(0, {"loss": float("nan"), "acc": np.float32(0.5),
-                                  "n": np.int64(3), "t": torch.tensor(0.25)}))
+        rec.log_event(
+            Metrics(
+                0,
+                {
+                    "loss": float("nan"),
+                    "acc": np.float32(0.5),
+                    "n": np.int64(3),
+                    "t": torch.tensor(0.25),
+                },
+            )
+        )
     [row] = store.read_metrics(rec.run_id)
     assert row == {"step": 0, "loss": None, "acc": 0.5, "n": 3, "t": 0.25}  # JSON has no NaN
 
 
 def test_metrics_are_buffered_and_flushed_by_time(store, monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(recorder_module, "time",
-                        types.SimpleNamespace(monotonic=lambda: clock[0], time=time.time))
+    monkeypatch.setattr(
+        recorder_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0], time=time.time)
+    )
     with store.record("evaluate", {}) as rec:
         for step in range(3):
             rec.log_event(Metrics(step, {"x": float(step)}))
@@ -135,8 +156,12 @@ def test_artifacts_checkpoint_and_export(store, tmp_path):
     assert zipped == exports / f"{run_id}.zip"
     with zipfile.ZipFile(zipped) as zf:
         names = set(zf.namelist())
-        assert {f"{run_id}/meta.json", f"{run_id}/config.json", f"{run_id}/metrics.jsonl",
-                f"{run_id}/artifacts/samples/grid.png"} <= names
+        assert {
+            f"{run_id}/meta.json",
+            f"{run_id}/config.json",
+            f"{run_id}/metrics.jsonl",
+            f"{run_id}/artifacts/samples/grid.png",
+        } <= names
         assert zf.read(f"{run_id}/artifacts/{CHECKPOINT}") == source.read_bytes()
     folder = store.export(run_id, tmp_path / "copy", as_zip=False)
     assert (folder / "artifacts" / "samples" / "grid.png").read_bytes() == b"png bytes"
@@ -213,8 +238,13 @@ def test_a_run_ends_once(store):
 
 # -- crash consistency -------------------------------------------------------------------------
 def _child(code: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
-                            stdout=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_a_crashed_run_is_interrupted_and_the_index_can_be_rebuilt(tmp_path):
@@ -298,8 +328,12 @@ def test_a_live_owner_keeps_its_run_running(tmp_path):
     me = Owner.current()
     assert me.alive()
     assert not Owner(me.pid, me.token + "-another-process", me.host).alive()  # pid reused
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert not Owner(int(done.stdout), "", me.host).alive()
     assert Owner(1, "", "some-other-host").alive()  # cannot check: never interrupt it
 
@@ -320,8 +354,9 @@ def test_recover_resyncs_the_index_and_removes_leftovers(store):
 # -- history queries ---------------------------------------------------------------------------
 def test_filter_by_kind_status_date_and_text(store):
     a = _record(store, "evaluate", {"model": "digits-cnn"})
-    b = _record(store, "sweep", {"model": "file:/zoo/ResNet18.pt", "attacks": ["pgd"]},
-                status="failed")
+    b = _record(
+        store, "sweep", {"model": "file:/zoo/ResNet18.pt", "attacks": ["pgd"]}, status="failed"
+    )
     time.sleep(0.01)
     middle = time.time()
     time.sleep(0.01)
@@ -337,7 +372,7 @@ def test_filter_by_kind_status_date_and_text(store):
     with pytest.raises(ValueError):
         ids(status="exploded")
     assert ids(since=middle) == [c] and ids(until=middle) == [b, a]
-    assert ids(since=datetime.fromtimestamp(middle, timezone.utc)) == [c]
+    assert ids(since=datetime.fromtimestamp(middle, UTC)) == [c]
     assert ids(since=date.today() - timedelta(days=1), until=date.today()) == [c, b, a]
     assert ids(since=date.today() + timedelta(days=1)) == []
     assert ids(text="resnet18") == [b]  # config, case-insensitive
@@ -377,8 +412,21 @@ def _write(tmp_path, name, text):
 def test_cli_records_an_evaluate_run(tmp_path, capsys):
     cfg = _write(tmp_path, "e.toml", 'kind = "evaluate"\nlimit = 200\nbatch_size = 50\n')
     root = tmp_path / "store"
-    assert main([str(cfg), "--quiet", "--device", "cpu", "--store", str(root),
-                 "--out", str(tmp_path / "out")]) == EXIT_OK
+    assert (
+        main(
+            [
+                str(cfg),
+                "--quiet",
+                "--device",
+                "cpu",
+                "--store",
+                str(root),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == EXIT_OK
+    )
     printed = json.loads(capsys.readouterr().out)
     store = RunStore.open(root)
     [info] = store.list_runs()
@@ -391,8 +439,9 @@ def test_cli_records_an_evaluate_run(tmp_path, capsys):
     out_lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in out_lines] == metrics  # --out works as before
     kind, values = store.rerun_config(info.id)
-    assert build_config(kind, values) == build_config("evaluate", {
-        "limit": 200, "batch_size": 50, "device": "cpu"})
+    assert build_config(kind, values) == build_config(
+        "evaluate", {"limit": 200, "batch_size": 50, "device": "cpu"}
+    )
     assert store.read_result(info.id) == printed["result"]
 
 
@@ -440,16 +489,22 @@ def _interrupted_job(config):
 
 
 def test_cli_ctrl_c_records_cancelled(store):
-    assert run_job("fake", _FakeConfig(), _interrupted_job, None, quiet=True,
-                   store=store) == EXIT_INTERRUPTED
+    assert (
+        run_job("fake", _FakeConfig(), _interrupted_job, None, quiet=True, store=store)
+        == EXIT_INTERRUPTED
+    )
     [info] = store.list_runs()
     assert info.status is RunStatus.CANCELLED and info.device == "cpu"
     assert [m["step"] for m in store.read_metrics(info.id)] == [0, 1, 2]
 
 
 def test_cli_same_seed_same_recorded_metrics(tmp_path, capsys):
-    cfg = _write(tmp_path, "s.toml", 'kind = "sweep"\nattacks = ["fgsm"]\nepsilons = [0.1]\n'
-                 'n_images = 20\nbatch_size = 20\ndevice = "cpu"\n')
+    cfg = _write(
+        tmp_path,
+        "s.toml",
+        'kind = "sweep"\nattacks = ["fgsm"]\nepsilons = [0.1]\n'
+        'n_images = 20\nbatch_size = 20\ndevice = "cpu"\n',
+    )
     root = tmp_path / "store"
     for _ in range(2):
         assert main([str(cfg), "--quiet", "--seed", "3", "--store", str(root)]) == EXIT_OK
@@ -457,7 +512,8 @@ def test_cli_same_seed_same_recorded_metrics(tmp_path, capsys):
     second, first = store.list_runs()
     assert first.seed == second.seed == 3
     assert store.read_metrics(first.id) and store.read_metrics(first.id) == store.read_metrics(
-        second.id)
+        second.id
+    )
     assert first.summary == second.summary
 
 
@@ -500,7 +556,11 @@ def test_the_recorder_does_not_import_the_store():
 
     tree = ast.parse(Path(recorder_module.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                 for alias in node.names}
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     assert "advstudio.core.runs.store" not in imported
     assert "advstudio.core.runs.info" in imported  # the check sees the module's imports

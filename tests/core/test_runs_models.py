@@ -17,11 +17,26 @@ from advstudio.core.runs.models import keep_models
 
 
 def test_plain_turns_scalars_into_numbers_and_drops_weights_and_non_finite_floats():
-    value = {"a": np.float32(0.5), "b": torch.tensor(3), "nan": float("nan"), "p": Path("x/y"),
-             "inf": np.float64("inf"), "t": (1, 2), "w": {"layer.weight": torch.ones(2, 2)},
-             "grid": np.zeros((2, 2))}
-    assert plain(value) == {"a": 0.5, "b": 3, "nan": None, "p": "x/y", "inf": None,
-                            "t": [1, 2], "w": None, "grid": "<ndarray>"}
+    value = {
+        "a": np.float32(0.5),
+        "b": torch.tensor(3),
+        "nan": float("nan"),
+        "p": Path("x/y"),
+        "inf": np.float64("inf"),
+        "t": (1, 2),
+        "w": {"layer.weight": torch.ones(2, 2)},
+        "grid": np.zeros((2, 2)),
+    }
+    assert plain(value) == {
+        "a": 0.5,
+        "b": 3,
+        "nan": None,
+        "p": "x/y",
+        "inf": None,
+        "t": [1, 2],
+        "w": None,
+        "grid": "<ndarray>",
+    }
     assert plain({"loss": torch.tensor(0.25)}) == {"loss": 0.25}  # scalars are numbers
 
 
@@ -33,19 +48,30 @@ class _Outer:
 
 def test_keep_models_names_every_state_dict_by_its_field(tmp_path):
     weights = {"w": torch.arange(3.0)}
-    result = _Outer(inner={"generator_state": weights, "state_dict": {"b": torch.ones(2)},
-                           "again": weights},
-                    state_dict={"c": torch.zeros(1)})
+    result = _Outer(
+        inner={"generator_state": weights, "state_dict": {"b": torch.ones(2)}, "again": weights},
+        state_dict={"c": torch.zeros(1)},
+    )
     kept = keep_models(result, tmp_path, prefix="artifacts/")
-    assert kept == {"inner": {"generator_state": "artifacts/generator.pt",
-                              "state_dict": "artifacts/inner_model.pt",
-                              "again": "artifacts/generator.pt"},  # one object, one file
-                    "state_dict": "artifacts/model.pt"}
+    assert kept == {
+        "inner": {
+            "generator_state": "artifacts/generator.pt",
+            "state_dict": "artifacts/inner_model.pt",
+            "again": "artifacts/generator.pt",
+        },  # one object, one file
+        "state_dict": "artifacts/model.pt",
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "generator.json", "generator.pt", "inner_model.json", "inner_model.pt", "model.json",
-        "model.pt"]
-    assert torch.equal(torch.load(tmp_path / "generator.pt", weights_only=True)["w"],
-                       torch.arange(3.0))
+        "generator.json",
+        "generator.pt",
+        "inner_model.json",
+        "inner_model.pt",
+        "model.json",
+        "model.pt",
+    ]
+    assert torch.equal(
+        torch.load(tmp_path / "generator.pt", weights_only=True)["w"], torch.arange(3.0)
+    )
     assert json.loads((tmp_path / "inner_model.json").read_text())["field"] == "inner.state_dict"
 
 

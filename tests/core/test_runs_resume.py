@@ -25,15 +25,24 @@ from advstudio.core.runs.wrap import recorded
 def test_every_kind_round_trips_through_a_config_file(kind, suffix, tmp_path):
     config_cls, _ = JOB_KINDS[kind].load()
     config = config_cls()
-    path = write_config(tmp_path / f"job{suffix}", kind, config_to_dict(config), comment="hi\nthere")
+    path = write_config(
+        tmp_path / f"job{suffix}", kind, config_to_dict(config), comment="hi\nthere"
+    )
     data = read_config_file(path)
     assert data.pop("kind") == kind
     assert build_config(kind, data) == config
 
 
 def test_toml_writes_the_awkward_values_tomllib_reads_back():
-    values = {"s": 'a "quoted" \\ path\nwith newline', "f": 1e-5, "i": 3, "b": False,
-              "l": [0.0, 0.25, 1], "inf": float("inf"), "none": None}
+    values = {
+        "s": 'a "quoted" \\ path\nwith newline',
+        "f": 1e-5,
+        "i": 3,
+        "b": False,
+        "l": [0.0, 0.25, 1],
+        "inf": float("inf"),
+        "none": None,
+    }
     back = tomllib.loads(to_toml("x", values))
     assert back["s"] == values["s"] and back["f"] == 1e-5 and back["b"] is False
     assert back["l"] == [0.0, 0.25, 1] and back["inf"] == float("inf")
@@ -44,7 +53,9 @@ def test_a_config_file_needs_a_known_suffix(tmp_path):
     with pytest.raises(ConfigError, match=r"\.toml or \.json"):
         write_config(tmp_path / "job.yaml", "gan", {})
     assert json.loads(write_config(tmp_path / "j.json", "gan", {"steps": 3}).read_text()) == {
-        "kind": "gan", "steps": 3}
+        "kind": "gan",
+        "steps": 3,
+    }
 
 
 def test_only_configs_with_checkpoint_and_resume_fields_checkpoint(tmp_path):
@@ -60,8 +71,9 @@ def test_only_configs_with_checkpoint_and_resume_fields_checkpoint(tmp_path):
         with_run_checkpoint(GanConfig(), tmp_path, resume_from=tmp_path / "missing.pt")
 
 
-TINY = dict(arch="gan", batch_size=8, eval_every=0, preview_rate=0.0, checkpoint_every=3,
-            steps=9, seed=5)
+TINY = dict(
+    arch="gan", batch_size=8, eval_every=0, preview_rate=0.0, checkpoint_every=3, steps=9, seed=5
+)
 
 
 def test_a_cancelled_gan_run_resumes_from_its_own_checkpoint(tmp_path):
@@ -80,8 +92,9 @@ def test_a_cancelled_gan_run_resumes_from_its_own_checkpoint(tmp_path):
     assert store.rerun_config(first.id)[1]["checkpoint_path"] == ""  # as the user asked
 
     checkpoint = store.run_path(first.id) / "artifacts" / CHECKPOINT
-    resumed = drive(recorded(store, "gan", config, train_gan, resume_from=checkpoint),
-                    keep_events=True)
+    resumed = drive(
+        recorded(store, "gan", config, train_gan, resume_from=checkpoint), keep_events=True
+    )
     steps = [e.step for e in resumed.events if isinstance(e, Metrics) and "loss_d" in e.values]
     assert steps and min(steps) > 3 and max(steps) == TINY["steps"]
 

@@ -29,12 +29,12 @@ def _fields(data: bytes) -> list[tuple[int, object]]:
         if wire == 0:
             value, i = _varint(data, i)
         elif wire == 1:
-            value, i = struct.unpack("<d", data[i:i + 8])[0], i + 8
+            value, i = struct.unpack("<d", data[i : i + 8])[0], i + 8
         elif wire == 5:
-            value, i = struct.unpack("<f", data[i:i + 4])[0], i + 4
+            value, i = struct.unpack("<f", data[i : i + 4])[0], i + 4
         else:
             length, i = _varint(data, i)
-            value, i = data[i:i + length], i + length
+            value, i = data[i : i + length], i + length
         out.append((number, value))
     return out
 
@@ -43,12 +43,13 @@ def read_events(path) -> list[list[tuple[int, object]]]:
     """Every Event of a TFRecord file, its checksums verified."""
     data, i, events = path.read_bytes(), 0, []
     while i < len(data):
-        header = data[i:i + 8]
+        header = data[i : i + 8]
         (length,) = struct.unpack("<Q", header)
-        assert struct.unpack("<I", data[i + 8:i + 12])[0] == masked_crc(header)
-        payload = data[i + 12:i + 12 + length]
-        assert struct.unpack("<I", data[i + 12 + length:i + 16 + length])[0] == masked_crc(
-            payload)
+        assert struct.unpack("<I", data[i + 8 : i + 12])[0] == masked_crc(header)
+        payload = data[i + 12 : i + 12 + length]
+        assert struct.unpack("<I", data[i + 12 + length : i + 16 + length])[0] == masked_crc(
+            payload
+        )
         events.append(_fields(payload))
         i += 16 + length
     return events
@@ -73,13 +74,20 @@ def test_a_run_exports_as_scalars_and_its_config_as_text(tmp_path):
     value = dict(_fields(config_value))
     assert value[1] == b"config"
     assert dict(_fields(dict(_fields(value[9]))[1]))[1] == b"text"  # the text plugin's
-    assert b'lr = 0.0002' in dict(_fields(value[8]))[8]
+    assert b"lr = 0.0002" in dict(_fields(value[8]))[8]
     scalars = {}
     for ev in events[2:]:
         fields = dict(ev)
         for _number, raw in _fields(fields[5]):
             v = dict(_fields(raw))
             scalars[(fields[2], v[1].decode())] = v[2]
-    assert scalars == pytest.approx({(0, "d_loss"): 0.5, (0, "g_loss"): 2.0,
-                                     (1, "d_loss"): 1.5, (1, "g_loss"): 1.0,
-                                     (2, "d_loss"): 2.5, (2, "g_loss"): 0.0})
+    assert scalars == pytest.approx(
+        {
+            (0, "d_loss"): 0.5,
+            (0, "g_loss"): 2.0,
+            (1, "d_loss"): 1.5,
+            (1, "g_loss"): 1.0,
+            (2, "d_loss"): 2.5,
+            (2, "g_loss"): 0.0,
+        }
+    )

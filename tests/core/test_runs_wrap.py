@@ -31,6 +31,7 @@ def test_cancel_marks_cancelled_and_closes_the_job(store):
     def job():
         try:
             from advstudio.core.jobs import Progress
+
             for i in range(100):
                 yield Progress(i, 100)
         finally:

@@ -47,6 +47,7 @@ FULL_INDEX = sqlite3.OperationalError("database or disk is full")
 def _raise(exc):
     def fail(*args, **kwargs):
         raise exc
+
     return fail
 
 
@@ -61,10 +62,10 @@ def test_a_full_index_is_reported_and_never_deleted(store, monkeypatch):
     _still_there(store)  # and the run that could not be indexed is not half there
 
 
-@pytest.mark.parametrize("code, kind", [(errno.ENOSPC, DiskFullError),
-                                        (errno.EROFS, ReadOnlyError)])
-def test_a_full_or_read_only_disk_when_recording_leaves_no_half_run(store, monkeypatch, code,
-                                                                    kind):
+@pytest.mark.parametrize(
+    "code, kind", [(errno.ENOSPC, DiskFullError), (errno.EROFS, ReadOnlyError)]
+)
+def test_a_full_or_read_only_disk_when_recording_leaves_no_half_run(store, monkeypatch, code, kind):
     monkeypatch.setattr(os, "fsync", _raise(OSError(code, os.strerror(code))))
     with pytest.raises(kind):
         store.record("evaluate", {"model": "digits-cnn"})
@@ -90,8 +91,10 @@ def test_out_on_a_read_only_disk_exits_2_with_one_line(tmp_path, monkeypatch, ca
     cfg = tmp_path / "e.toml"
     cfg.write_text('kind = "evaluate"\n')
     monkeypatch.setattr(Path, "mkdir", _raise(OSError(errno.EROFS, "Read-only file system")))
-    assert main([str(cfg), "--quiet", "--dry-run", "--no-record",
-                 "--out", str(tmp_path / "out")]) == EXIT_USAGE
+    assert (
+        main([str(cfg), "--quiet", "--dry-run", "--no-record", "--out", str(tmp_path / "out")])
+        == EXIT_USAGE
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot write to --out" in lines[0] and "read-only" in lines[0]
 
@@ -101,12 +104,18 @@ def test_a_full_disk_while_checkpointing_is_said_plainly(tmp_path, monkeypatch):
 
     target = tmp_path / "checkpoint.pt"
     atomic.atomic_torch_save({"step": 1}, target)
-    monkeypatch.setattr(torch, "save", _raise(RuntimeError(
-        "[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 4031")))
+    monkeypatch.setattr(
+        torch,
+        "save",
+        _raise(
+            RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 4031")
+        ),
+    )
     with pytest.raises(DiskFullError) as caught:
         atomic.atomic_torch_save({"step": 2}, target)
-    assert str(caught.value) == (f"the disk is full ({tmp_path}): free space or choose another "
-                                 "folder")
+    assert str(caught.value) == (
+        f"the disk is full ({tmp_path}): free space or choose another folder"
+    )
     assert torch.load(target, weights_only=True) == {"step": 1}  # the last good one is kept
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left
 
@@ -169,4 +178,3 @@ def test_divergence_message_does_not_ask_for_a_checkpoint_path_already_set():
         Divergence(max_loss=10.0).check({"loss": float("nan"), "grad_norm": 1.0}, 3)
     assert "set checkpoint_path" not in str(caught.value)
     assert "no checkpoint had been written yet" in str(caught.value)
-

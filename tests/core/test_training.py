@@ -11,8 +11,14 @@ import torch
 from advstudio.core.atomic import atomic_torch_save
 from advstudio.core.errors import CheckpointError, ConfigError, TrainingDivergedError
 from advstudio.core.jobs import Event, Log, Metrics, Progress, drive
-from advstudio.core.training import (CheckpointFile, Divergence, Plan, check_pixels, fit,
-                                     read_checkpoint)
+from advstudio.core.training import (
+    CheckpointFile,
+    Divergence,
+    Plan,
+    check_pixels,
+    fit,
+    read_checkpoint,
+)
 
 W_TRUE = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
 
@@ -40,7 +46,7 @@ class LeastSquares:
     def compute(self) -> dict[str, float]:
         residual = self.x @ self.w - self.y
         self.grad = 2 * self.x.T @ residual / len(self.x)
-        loss = float((residual ** 2).mean())
+        loss = float((residual**2).mean())
         if self.step + 1 == self.nan_at:
             loss = float("nan")
         return {"loss": loss, "grad_norm": float(self.grad.norm())}
@@ -65,13 +71,19 @@ def _file(path, saves: list[int] | None = None) -> CheckpointFile:
             saves.append(state["step"])
         atomic_torch_save(state, where)
 
-    return CheckpointFile(str(path), save,
-                          lambda where: read_checkpoint(where, format="toy", version=1))
+    return CheckpointFile(
+        str(path), save, lambda where: read_checkpoint(where, format="toy", version=1)
+    )
 
 
 def _plan(trainer: LeastSquares, steps: int, **kw) -> Plan:
-    return Plan(length=steps, total=steps, message=lambda: f"step {trainer.step}",
-                divergence=Divergence(max_loss=1e6), **kw)
+    return Plan(
+        length=steps,
+        total=steps,
+        message=lambda: f"step {trainer.step}",
+        divergence=Divergence(max_loss=1e6),
+        **kw,
+    )
 
 
 def _losses(events) -> dict[int, float]:
@@ -103,8 +115,10 @@ def test_resume_after_a_cancel_gives_the_weights_of_an_uninterrupted_run(tmp_pat
     assert read_checkpoint(ckpt, format="toy", version=1)["step"] == 4
 
     second = LeastSquares()
-    out = drive(fit(second, _plan(second, 10, checkpoint=_file(ckpt), checkpoint_every=4,
-                                  resume=True)), keep_events=True)
+    out = drive(
+        fit(second, _plan(second, 10, checkpoint=_file(ckpt), checkpoint_every=4, resume=True)),
+        keep_events=True,
+    )
     assert out.events[0] == Log(f"Resumed from {ckpt} at step 4.")
     assert out.result == str(ckpt)
     assert torch.equal(second.w, whole.w)
@@ -119,22 +133,27 @@ def test_resume_without_a_file_starts_at_zero_and_a_finished_one_trains_nothing(
     out = drive(fit(t, _plan(t, 3, checkpoint=_file(ckpt), resume=True)), keep_events=True)
     assert out.events[0] == Log(f"No checkpoint at {ckpt} yet; starting from step 0.")
     again = LeastSquares()
-    out = drive(fit(again, _plan(again, 3, checkpoint=_file(ckpt), resume=True)),
-                keep_events=True)
+    out = drive(fit(again, _plan(again, 3, checkpoint=_file(ckpt), resume=True)), keep_events=True)
     assert not _losses(out.events)
     assert out.events[-1] == Log("The checkpoint is already at step 3 of 3; nothing to train.")
 
 
-@pytest.mark.parametrize(("every", "steps", "expected"), [
-    (3, 10, [3, 6, 9, 10]),  # every 3 steps, and always at the end
-    (0, 5, [5]),             # 0: at the end only
-    (5, 10, [5, 10]),        # the end falls on the cadence: written once
-])
+@pytest.mark.parametrize(
+    ("every", "steps", "expected"),
+    [
+        (3, 10, [3, 6, 9, 10]),  # every 3 steps, and always at the end
+        (0, 5, [5]),  # 0: at the end only
+        (5, 10, [5, 10]),  # the end falls on the cadence: written once
+    ],
+)
 def test_checkpoint_cadence(tmp_path, every, steps, expected):
     saves: list[int] = []
     t = LeastSquares()
-    drive(fit(t, _plan(t, steps, checkpoint=_file(tmp_path / "c.ckpt", saves),
-                       checkpoint_every=every)))
+    drive(
+        fit(
+            t, _plan(t, steps, checkpoint=_file(tmp_path / "c.ckpt", saves), checkpoint_every=every)
+        )
+    )
     assert saves == expected
 
 
@@ -148,22 +167,30 @@ def test_a_nan_loss_stops_at_its_step_before_the_update_naming_the_last_checkpoi
             seen.append(event)
     err = info.value
     assert (err.quantity, err.step, err.checkpoint) == ("loss", 3, str(ckpt))
-    assert str(err) == (f"Training diverged at step 3: loss is nan (not finite). The run was "
-                        f"stopped before this update; the last good checkpoint (step 2) was "
-                        f"kept at {ckpt}. A lower learning rate usually helps.")
+    assert str(err) == (
+        f"Training diverged at step 3: loss is nan (not finite). The run was "
+        f"stopped before this update; the last good checkpoint (step 2) was "
+        f"kept at {ckpt}. A lower learning rate usually helps."
+    )
     assert sorted(_losses(seen)) == [1, 2] and t.step == 2  # step 3 never applied
     assert read_checkpoint(ckpt, format="toy", version=1)["step"] == 2
 
 
 def test_a_loss_above_the_limit_diverges_and_the_message_follows_the_plan():
     t = LeastSquares(lr=5.0)  # gradient descent overshoots: the loss grows every step
-    plan = Plan(length=50, total=50, message=lambda: "",
-                divergence=Divergence(max_loss=1e3, before_update=False, advice="Try less."))
-    with pytest.raises(TrainingDivergedError,
-                       match=r"step \d+: loss is .* \(above the limit max_loss = 1000\)\. The "
-                             r"run was stopped; no checkpoint had been written yet \(one "
-                             r"is kept every checkpoint_every steps when checkpoint_path is "
-                             r"set\)\. Try less\.$"):
+    plan = Plan(
+        length=50,
+        total=50,
+        message=lambda: "",
+        divergence=Divergence(max_loss=1e3, before_update=False, advice="Try less."),
+    )
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"step \d+: loss is .* \(above the limit max_loss = 1000\)\. The "
+        r"run was stopped; no checkpoint had been written yet \(one "
+        r"is kept every checkpoint_every steps when checkpoint_path is "
+        r"set\)\. Try less\.$",
+    ):
         drive(fit(t, plan))
     assert t.step < 50
 
@@ -171,8 +198,9 @@ def test_a_loss_above_the_limit_diverges_and_the_message_follows_the_plan():
 def test_dry_run_does_one_step_and_touches_no_file(tmp_path):
     ckpt = tmp_path / "toy.ckpt"
     t = LeastSquares()
-    out = drive(fit(t, _plan(t, 10, checkpoint=_file(ckpt), resume=True, dry_run=True)),
-                keep_events=True)
+    out = drive(
+        fit(t, _plan(t, 10, checkpoint=_file(ckpt), resume=True, dry_run=True)), keep_events=True
+    )
     assert t.step == 1 and list(_losses(out.events)) == [1]
     assert out.result == "" and not list(tmp_path.iterdir())
 
@@ -183,8 +211,7 @@ def test_cancel_leaves_only_the_last_complete_checkpoint(tmp_path, first, kept):
     step 5 is on disk, written after them step 4; never a partial file."""
     ckpt = tmp_path / "toy.ckpt"
     t = LeastSquares()
-    job = fit(t, _plan(t, 10, checkpoint=_file(ckpt), checkpoint_every=1,
-                       checkpoint_first=first))
+    job = fit(t, _plan(t, 10, checkpoint=_file(ckpt), checkpoint_every=1, checkpoint_first=first))
     for event in job:
         if isinstance(event, Metrics) and event.step == 5:
             break
@@ -200,22 +227,25 @@ def test_read_checkpoint_refuses_foreign_and_damaged_files(tmp_path):
         read_checkpoint(other, format="toy", version=1, name="toy checkpoint")
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(b"not a zip")
-    with pytest.raises(CheckpointError, match="damaged.pt is not a readable advstudio "
-                                              "checkpoint"):
+    with pytest.raises(CheckpointError, match="damaged.pt is not a readable advstudio checkpoint"):
         read_checkpoint(damaged, format="toy", version=1)
     newer = tmp_path / "newer.pt"
     torch.save({"format": "toy", "version": 2}, newer)
-    with pytest.raises(CheckpointError, match="checkpoint version 2; this advstudio reads "
-                                              "version 1"):
+    with pytest.raises(
+        CheckpointError, match="checkpoint version 2; this advstudio reads version 1"
+    ):
         read_checkpoint(newer, format="toy", version=1)
 
 
-@pytest.mark.parametrize(("x", "message"), [
-    (torch.rand(0, 1, 4, 4), "data holds no images"),
-    (torch.zeros(2, 1, 4, 4, dtype=torch.int32), "pixels must be float in \\[0, 1\\] or uint8"),
-    (torch.full((2, 1, 4, 4), float("nan")), "NaN or infinite"),
-    (torch.full((2, 1, 4, 4), 1.5), r"pixels must be in \[0, 1\]; these span \[1.5, 1.5\]"),
-])
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (torch.rand(0, 1, 4, 4), "data holds no images"),
+        (torch.zeros(2, 1, 4, 4, dtype=torch.int32), "pixels must be float in \\[0, 1\\] or uint8"),
+        (torch.full((2, 1, 4, 4), float("nan")), "NaN or infinite"),
+        (torch.full((2, 1, 4, 4), 1.5), r"pixels must be in \[0, 1\]; these span \[1.5, 1.5\]"),
+    ],
+)
 def test_check_pixels_refuses_bad_images(x, message):
     with pytest.raises(ConfigError, match=message):
         check_pixels(x)

@@ -31,8 +31,12 @@ class Entry:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def header_only_png(width: int, height: int, colour_type: int = 2) -> bytes:
@@ -72,7 +76,7 @@ def make_images(folder: Path) -> dict[str, Entry]:
     good = _png(np.arange(28 * 28, dtype=np.uint8).reshape(28, 28))
     broken = bytearray(good)
     start = broken.index(b"IDAT") + 8
-    broken[start:start + 40] = bytes(40)  # zeros in the compressed stream: a broken zlib stream
+    broken[start : start + 40] = bytes(40)  # zeros in the compressed stream: a broken zlib stream
     files: dict[str, tuple[bytes, str | None]] = {
         "empty.png": (b"", "EmptyImageError"),
         "text.png": (b"these are not pixels\n" * 5, "NotAnImageError"),

@@ -76,8 +76,9 @@ def build_tab(qtbot, lab, settings):
 
     def build(name, size=(1180, 720)):
         module, cls = TAB_CLASSES[name]
-        tab = getattr(importlib.import_module(module), cls)(lab.state, lab.jobs, lab.models,
-                                                            settings)
+        tab = getattr(importlib.import_module(module), cls)(
+            lab.state, lab.jobs, lab.models, settings
+        )
         host = QWidget()
         layout = QVBoxLayout(host)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -112,6 +113,7 @@ def job_ended(qtbot):
     """``with job_ended(jobs) as ended: <start a job>``: waits (``waitSignal``, entered before
     the block) for the ``finished`` of the first job started inside the block whose title
     starts with ``title``; ``ended.worker`` is that job's worker."""
+
     @contextmanager
     def wait(jobs, timeout=10_000, title=""):
         first = _FirstJob()
@@ -138,12 +140,22 @@ def drop_files(widget, *paths) -> bool:
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     with warnings.catch_warnings():  # PySide6 marks the only QPoint constructor deprecated
         warnings.simplefilter("ignore", DeprecationWarning)
-        enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime,
-                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        enter = QDragEnterEvent(
+            QPoint(50, 50),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
     QApplication.sendEvent(widget, enter)
     if not enter.isAccepted():
         return False
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, drop)
     return drop.isAccepted()

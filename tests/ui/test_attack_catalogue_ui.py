@@ -17,8 +17,9 @@ from .conftest import drop_files
 @pytest.fixture
 def tab(qtbot, window, digit_png):
     drop_files(window, digit_png)
-    qtbot.waitUntil(lambda: window.attack_tab is not None and window.state.image is not None,
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: window.attack_tab is not None and window.state.image is not None, timeout=10_000
+    )
     window.tabs.setCurrentIndex(1)
     return window.attack_tab
 
@@ -29,7 +30,7 @@ def test_a_registered_toy_attack_is_offered_and_runs(qtbot, tab):
     assert tab.attack.findData("toy") < 0
     with catalogue.registered(toy_attack()):
         tab.access.setCurrentIndex(tab.access.findData("transfer"))
-        assert tab.attack.findData("toy") >= 0          # the transfer list has it too
+        assert tab.attack.findData("toy") >= 0  # the transfer list has it too
         tab.access.setCurrentIndex(tab.access.findData("white-box"))
         index = tab.attack.findData("toy")
         assert tab.attack.itemText(index) == "Toy (lift every pixel)"
@@ -47,4 +48,4 @@ def test_a_registered_toy_attack_is_offered_and_runs(qtbot, tab):
         assert panel.checks["toy"].text() == "Toy-1"
     tab.access.setCurrentIndex(tab.access.findData("query"))
     tab.access.setCurrentIndex(tab.access.findData("white-box"))
-    assert tab.attack.findData("toy") < 0                # gone with its entry
+    assert tab.attack.findData("toy") < 0  # gone with its entry

@@ -60,6 +60,7 @@ def _mark(adversarial: bool) -> str:
 
 # --------------------------------------------------------------------------- controls
 
+
 def test_new_attacks_are_offered_white_box_only_and_grey_out_eps(qtbot, tab):
     assert all(tab.attack.findData(a) >= 0 for a in ("apgd", "deepfool", "cw"))
     _choose(tab, "deepfool")
@@ -106,6 +107,7 @@ def test_bad_values_are_explained_with_the_allowed_range(qtbot, tab):
 
 
 # --------------------------------------------------------------------------- survival
+
 
 def test_survival_labels_agree_with_an_independent_recheck(qtbot, tab):
     model = tab.state.model
@@ -207,6 +209,7 @@ def test_quantisation_aware_attack_lands_on_the_grid_and_survives(qtbot, tab):
 
 # --------------------------------------------------------------------------- new attacks
 
+
 def test_apgd_dlr_and_cw_run_from_the_attack_combo(qtbot, tab):
     from advstudio.core.attacks.metrics import l2
 
@@ -225,11 +228,12 @@ def test_apgd_dlr_and_cw_run_from_the_attack_combo(qtbot, tab):
     needed = float(l2(out.x, out.x_adv)[0])
     assert f"C&W needed L2 {needed:.3f}" in tab.measures.text()
     logits = tab.state.model(out.x_adv).detach()[0]
-    others = torch.cat([logits[:out.label], logits[out.label + 1:]])
+    others = torch.cat([logits[: out.label], logits[out.label + 1 :]])
     assert others.max() - logits[out.label] >= 1.0 - 1e-4  # the kappa margin holds
 
 
 # --------------------------------------------------------------------------- defences
+
 
 def test_bpda_succeeds_where_plain_pgd_fails_on_bit_depth_2(qtbot, tab):
     from advstudio.core.attacks.transforms import BitDepth
@@ -310,6 +314,7 @@ def test_detector_threshold_follows_the_false_alarm_rate(qtbot, tab):
 
 # --------------------------------------------------------------------------- boundary
 
+
 def test_boundary_table_norms_match_the_returned_images(qtbot, tab):
     from advstudio.core.attacks.metrics import l2, linf
 
@@ -323,8 +328,7 @@ def test_boundary_table_norms_match_the_returned_images(qtbot, tab):
     model = tab.state.model
     cells = {c[0]: c for c in panel.table.cells()}
     assert list(cells) == ["FGSM (smallest ε)", "DeepFool", "C&W L2"]
-    for method, name in (("deepfool", "DeepFool"), ("cw", "C&W L2"),
-                         ("fgsm", "FGSM (smallest ε)")):
+    for method, name in (("deepfool", "DeepFool"), ("cw", "C&W L2"), ("fgsm", "FGSM (smallest ε)")):
         r = rows[method]
         assert r.success and _top(model, r.x_adv) != 7
         assert cells[name][1] == f"{float(l2(x, r.x_adv)[0]):.3f}"
@@ -336,6 +340,7 @@ def test_boundary_table_norms_match_the_returned_images(qtbot, tab):
 
 
 # --------------------------------------------------------------------------- robust accuracy
+
 
 def test_robust_panel_shows_the_job_result_and_records_it(qtbot, tab, tmp_path):
     panel = tab.robust
@@ -357,8 +362,10 @@ def test_robust_panel_shows_the_job_result_and_records_it(qtbot, tab, tmp_path):
     assert robust == round(result.robust_accuracy * n)
     assert round(result.clean_accuracy * n) == robust + sum(result.broken.values())
     cells = panel.table.cells()
-    assert cells[0][1:] == [f"{result.clean_accuracy * 100:.1f} %",
-                            f"{round(result.clean_accuracy * n)} of {n}"]
+    assert cells[0][1:] == [
+        f"{result.clean_accuracy * 100:.1f} %",
+        f"{round(result.clean_accuracy * n)} of {n}",
+    ]
     assert cells[1][1] == f"{result.fgsm_accuracy * 100:.1f} %"
     assert cells[2][1:] == [f"{result.robust_accuracy * 100:.1f} %", f"{robust} of {n}"]
     assert [c[2] for c in cells[3:]] == [str(result.broken[a]) for a in result.attacks]

@@ -28,14 +28,17 @@ def test_robust_panel_runs_autoattack_standard_by_default(qtbot, attack_alone):
     result = blocker.args[0]
     qtbot.waitUntil(lambda: panel.worker.is_done, timeout=10_000)
     cells = panel.table.cells()
-    assert [c[0] for c in cells[3:]] == ["broken first by APGD-CE",
-                                         "broken first by APGD-T (targeted DLR)",
-                                         "broken first by FAB-T",
-                                         "broken first by Square (query-based)"]
+    assert [c[0] for c in cells[3:]] == [
+        "broken first by APGD-CE",
+        "broken first by APGD-T (targeted DLR)",
+        "broken first by FAB-T",
+        "broken first by Square (query-based)",
+    ]
     assert [c[2] for c in cells[3:]] == [str(result.broken[a]) for a in result.attacks]
     # the built-in CNN passes AutoAttack's checks before the attacks
-    assert not any(w.check in ("randomness", "probabilities", "zero-gradients")
-                   for w in result.warnings)
+    assert not any(
+        w.check in ("randomness", "probabilities", "zero-gradients") for w in result.warnings
+    )
     assert panel.warnings.text().count("⚠") == len(result.warnings)
 
 
@@ -80,7 +83,8 @@ def test_universal_panel_fits_and_applies_it_to_the_image(qtbot, attack_alone, m
     x = apply(to_tensor(tab.state.image), res.v)
     top = model.predict(x, k=1)[0]
     assert panel.applied.caption.text().endswith(
-        f"{model.class_names[top.indices[0]]} ({top.probs[0] * 100:.1f} %)")
+        f"{model.class_names[top.indices[0]]} ({top.probs[0] * 100:.1f} %)"
+    )
     assert f"{res.held_out_rate:.1%} of 8 held-out digits fooled" in panel.status.text()
 
 
@@ -104,11 +108,15 @@ def test_patch_panel_prediction_follows_the_drag(qtbot, attack_alone, monkeypatc
     for top, left in ((0, 0), (15, 15)):
         with qtbot.waitSignal(panel.predicted, timeout=5_000) as moved:
             panel.move_patch(top, left)
-        x, _ = paste(to_tensor(tab.state.image), res.patch,
-                     fixed_placement(1, top + side / 2, left + side / 2))
+        x, _ = paste(
+            to_tensor(tab.state.image),
+            res.patch,
+            fixed_placement(1, top + side / 2, left + side / 2),
+        )
         best = model.predict(x, k=1)[0]
-        assert moved.args[0] == (f"With the patch: {model.class_names[best.indices[0]]} "
-                                 f"({best.probs[0] * 100:.1f} %)")
+        assert moved.args[0] == (
+            f"With the patch: {model.class_names[best.indices[0]]} ({best.probs[0] * 100:.1f} %)"
+        )
         assert torch.equal(x[:, :, :top], to_tensor(tab.state.image)[:, :, :top])
     assert panel.export_to(tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 

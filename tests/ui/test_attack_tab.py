@@ -148,8 +148,9 @@ def test_cancelled_sweep_is_marked_partial(qtbot, tab, job_ended):
     sweep.epsilons.setText("0, 0.1, 0.2, 0.3")
     with job_ended(tab.jobs, timeout=60_000) as ended:
         worker = sweep.start()
-        qtbot.waitUntil(lambda: bool(sweep.result is not None and sweep.result.curves),
-                        timeout=30_000)
+        qtbot.waitUntil(
+            lambda: bool(sweep.result is not None and sweep.result.curves), timeout=30_000
+        )
         with qtbot.waitSignal(sweep.sweep_done, timeout=60_000) as blocker:
             qtbot.mouseClick(sweep.run_button, Qt.MouseButton.LeftButton)  # "Cancel sweep"
     assert ended.worker is worker and worker.cancel_requested
@@ -166,8 +167,7 @@ def test_bad_epsilons_are_explained(qtbot, tab):
     assert "outside [0, 1]" in tab.sweep.status.text()
 
 
-def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, lab, tab,
-                                                                    tmp_path):
+def test_a_model_without_input_gradients_gets_black_box_attacks_only(qtbot, lab, tab, tmp_path):
     from torch import nn
 
     class NoGrad(nn.Module):

@@ -27,8 +27,7 @@ def _core_message(path) -> str:
     return str(caught.value)
 
 
-def test_every_bad_drop_explains_and_keeps_the_previous_image(qtbot, window, digit_png,
-                                                             tmp_path):
+def test_every_bad_drop_explains_and_keeps_the_previous_image(qtbot, window, digit_png, tmp_path):
     corpus = make_images(tmp_path / "corpus")
     assert drop_files(window, digit_png)
     qtbot.waitUntil(lambda: _top(window) == "7", timeout=10_000)
@@ -49,7 +48,8 @@ def test_every_bad_drop_explains_and_keeps_the_previous_image(qtbot, window, dig
 
 
 def test_a_good_drop_after_a_bad_one_clears_the_error_and_turns_the_photo_upright(
-        qtbot, window, tmp_path):
+    qtbot, window, tmp_path
+):
     corpus = make_images(tmp_path / "corpus")
     with qtbot.waitSignal(window.image_tab.image_error, timeout=10_000):
         drop_files(window, corpus["bomb.png"].path)
@@ -65,8 +65,16 @@ def test_a_good_drop_after_a_bad_one_clears_the_error_and_turns_the_photo_uprigh
     with qtbot.waitSignal(window.state.image_changed, timeout=10_000):
         drop_files(window, corpus["数字 ✓ é.png"].path)
     assert window.state.image.path.name == "数字 ✓ é.png"
-    qtbot.waitUntil(lambda: not [w for w in window.jobs.active  # the photos' predictions
-                                 if w.title.startswith("Predicting")], timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            not [
+                w
+                for w in window.jobs.active  # the photos' predictions
+                if w.title.startswith("Predicting")
+            ]
+        ),
+        timeout=30_000,
+    )
 
 
 class _NaNNet(nn.Module):

@@ -42,10 +42,12 @@ def test_test_digits_curves_are_the_core_certificates(qtbot, tab, lab, tmp_path)
     result = blocker.args[0]
     model = lab.state.model
     x, y = _test_digits(model, 8)
-    expected = drive(certify_images(model, x, Smoothing(0.25, 10, 100, 0.001),
-                                    torch.Generator().manual_seed(0))).result
+    expected = drive(
+        certify_images(model, x, Smoothing(0.25, 10, 100, 0.001), torch.Generator().manual_seed(0))
+    ).result
     assert [(im.prediction, im.p_lower, im.radius) for im in result.images] == [
-        (c.prediction, c.p_lower, c.radius) for c in expected]
+        (c.prediction, c.p_lower, c.radius) for c in expected
+    ]
     assert [im.label for im in result.images] == y.tolist()
     from advstudio.ui.certify.tab import CURVE_POINTS, LOWER, UPPER
 
@@ -56,7 +58,8 @@ def test_test_digits_curves_are_the_core_certificates(qtbot, tab, lab, tmp_path)
     rows = list(csv.DictReader(open(curves)))
     radii = tab.curve_radii(result)
     assert [float(r["certified_accuracy"]) for r in rows] == pytest.approx(
-        certified_curve(result, radii), abs=1e-6)
+        certified_curve(result, radii), abs=1e-6
+    )
     assert len(list(csv.DictReader(open(images)))) == 8
     (png,) = tab.export(str(tmp_path / "c.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -87,10 +90,14 @@ def test_ibp_figures_are_verify_models(qtbot, tab, lab):
         tab.verify_ibp()
     result = blocker.args[0]
     model = lab.state.model
-    expected = drive(verify_model(model, *_test_digits(model, 8),
-                                  IbpConfig(eps=0.05, n_images=8))).result
+    expected = drive(
+        verify_model(model, *_test_digits(model, 8), IbpConfig(eps=0.05, n_images=8))
+    ).result
     assert (result.verified, result.pgd_robust, result.correct) == (
-        expected.verified, expected.pgd_robust, expected.correct)
+        expected.verified,
+        expected.pgd_robust,
+        expected.correct,
+    )
     assert f"verified {expected.verified_accuracy:.1%}" in tab.ibp_text.text()
 
 

@@ -38,8 +38,9 @@ def test_a_folder_is_described_remembered_and_given_to_configs(qtbot, settings, 
     with qtbot.waitSignal(picker.changed) as blocker:
         picker.use_folder(str(root))
     assert blocker.args == [f"folder:{root}"] and picker.split() == "all"
-    assert picker.info.text() == ("shapes: 32×32 RGB, 10 classes, 22 files "
-                                  "(1 not images by name: skipped)")
+    assert picker.info.text() == (
+        "shapes: 32×32 RGB, 10 classes, 22 files (1 not images by name: skipped)"
+    )
     assert settings.value(SETTINGS_KEY) == str(root)
     assert picker.choose.isVisibleTo(picker) and picker.fit_combo.isVisibleTo(picker)
     picker.fit_combo.setCurrentIndex(picker.fit_combo.findData("resize"))

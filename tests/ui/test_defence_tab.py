@@ -32,7 +32,9 @@ def test_standard_run_then_attack_this_model(qtbot, window, defence_in_window, j
     _choose(defence, "standard")
     defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
     defence.epochs.setValue(1)
-    assert defence.rows["epochs"].isVisibleTo(defence) and not defence.rows["labels"].isVisibleTo(defence)
+    assert defence.rows["epochs"].isVisibleTo(defence) and not defence.rows["labels"].isVisibleTo(
+        defence
+    )
     with qtbot.waitSignal(defence.run_done, timeout=180_000) as blocker:
         qtbot.mouseClick(defence.train_button, Qt.MouseButton.LeftButton)
     result = blocker.args[0]
@@ -73,9 +75,9 @@ def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):
     for name, value in (("a", 30), ("b", 220)):
         (tmp_path / name).mkdir()
         for i in range(10):
-            Image.fromarray(np.full((20, 20), value, np.uint8) + rng.integers(0, 9, (20, 20),
-                                                                               dtype=np.uint8)
-                            ).save(tmp_path / name / f"{i}.png")
+            Image.fromarray(
+                np.full((20, 20), value, np.uint8) + rng.integers(0, 9, (20, 20), dtype=np.uint8)
+            ).save(tmp_path / name / f"{i}.png")
     _choose(defence, "standard")
     defence.use_folder(str(tmp_path))
     defence.arch.setCurrentIndex(defence.arch.findData("digits-mlp"))
@@ -112,8 +114,17 @@ def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence_in_w
     assert defence.table.item(0, BASELINE_COL).text() == f"{robust.robust_accuracy * 100:.1f} %"
     assert "APGD" in defence.table.item(0, BASELINE_COL).toolTip().upper()
     # the same job headless gives the same figure (seeded)
-    again = drive(run_robust(RobustConfig(model=f"file:{result.save_path}", eps=robust.eps,
-                                          n_images=16, device="cpu", **QUICK_BUDGET))).result
+    again = drive(
+        run_robust(
+            RobustConfig(
+                model=f"file:{result.save_path}",
+                eps=robust.eps,
+                n_images=16,
+                device="cpu",
+                **QUICK_BUDGET,
+            )
+        )
+    ).result
     assert again.robust_accuracy == robust.robust_accuracy
     kinds = [r.kind for r in window.jobs.store.list_runs()]
     assert "robust" in kinds and "train" in kinds
@@ -126,11 +137,18 @@ def test_a_baseline_far_below_fgsm_is_flagged_as_gradient_masking(defence):
     entry = {"index": 7, "label": "7: Masked", "kind": "train"}
     defence.table.insertRow(0)
     from PySide6.QtWidgets import QTableWidgetItem
+
     first = QTableWidgetItem("7")
     first.setData(Qt.ItemDataRole.UserRole, 7)
     defence.table.setItem(0, 0, first)
-    entry["robust"] = RobustResult(eps=0.1, attacks=("apgd-ce",), n_images=100,
-                                   clean_accuracy=0.95, robust_accuracy=0.1, fgsm_accuracy=0.9)
+    entry["robust"] = RobustResult(
+        eps=0.1,
+        attacks=("apgd-ce",),
+        n_images=100,
+        clean_accuracy=0.95,
+        robust_accuracy=0.1,
+        fgsm_accuracy=0.9,
+    )
     defence._show_robust(entry)
     assert "masked" in defence.table.item(0, BASELINE_COL).toolTip()
     assert "gradient masking" in defence.status.text()

@@ -54,8 +54,7 @@ def test_pause_then_stop_keeps_the_curves(qtbot, gan, job_ended):
             qtbot.mouseClick(gan.pause_button, Qt.MouseButton.LeftButton)
         assert gan.pause_button.text() == "Resume"
         steps_when_paused = gan.loss_plot.points("loss_d")
-        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict",
-                               timeout=10_000):
+        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
             qtbot.mouseClick(gan.stop_button, Qt.MouseButton.LeftButton)
     assert ended.worker is worker
     assert "Stopped at step" in gan.status.text()
@@ -71,7 +70,8 @@ def test_training_on_an_image_folder(qtbot, gan, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(6):
         Image.fromarray(rng.integers(0, 255, (50 + i, 40, 3), dtype=np.uint8)).save(
-            tmp_path / f"{i}.png")
+            tmp_path / f"{i}.png"
+        )
     (tmp_path / "bad.png").write_bytes(b"nope")
     gan.use_folder(str(tmp_path))
     gan.channels.setCurrentIndex(gan.channels.findData(3))

@@ -8,11 +8,40 @@ from PySide6.QtCore import Qt
 
 from advstudio.ui.help import GLOSSARY, tip, tooltip_text
 
-REQUIRED = ("eps-linf", "eps-l2", "white-box", "transfer", "query", "fgsm", "bim", "pgd",
-            "mifgsm", "apgd", "dlr", "deepfool", "cw", "nes", "spsa", "simba", "bpda",
-            "feature-squeezing", "frechet", "classes-covered", "vat", "adversarial-training",
-            "detection", "poisoning", "backdoor", "label-flip", "gan", "dcgan", "mode-collapse",
-            "smoothing", "ibp", "trades")
+REQUIRED = (
+    "eps-linf",
+    "eps-l2",
+    "white-box",
+    "transfer",
+    "query",
+    "fgsm",
+    "bim",
+    "pgd",
+    "mifgsm",
+    "apgd",
+    "dlr",
+    "deepfool",
+    "cw",
+    "nes",
+    "spsa",
+    "simba",
+    "bpda",
+    "feature-squeezing",
+    "frechet",
+    "classes-covered",
+    "vat",
+    "adversarial-training",
+    "detection",
+    "poisoning",
+    "backdoor",
+    "label-flip",
+    "gan",
+    "dcgan",
+    "mode-collapse",
+    "smoothing",
+    "ibp",
+    "trades",
+)
 
 
 def test_every_term_has_a_one_line_definition_and_a_paper():
@@ -44,12 +73,15 @@ def test_attack_tab_controls_explain_their_terms(build_tab):
     tab = build_tab("attack")
     assert "White-box" in tab.access.toolTip() and "Papernot" in tab.access.toolTip()
     assert "ε (L∞)" in tab.eps_label.toolTip() and "ε (L2)" in tab.eps_label.toolTip()
-    item_tips = {tab.attack.itemData(i): tab.attack.itemData(i, Qt.ItemDataRole.ToolTipRole)
-                 for i in range(tab.attack.count())}
+    item_tips = {
+        tab.attack.itemData(i): tab.attack.itemData(i, Qt.ItemDataRole.ToolTipRole)
+        for i in range(tab.attack.count())
+    }
     assert item_tips and all(t == tooltip_text(k) for k, t in item_tips.items())
     tab.access.setCurrentIndex(tab.access.findData("query"))  # the list refills: tips again
     assert tab.attack.itemData(0, Qt.ItemDataRole.ToolTipRole) == tooltip_text(
-        tab.attack.itemData(0))
+        tab.attack.itemData(0)
+    )
     assert "C&W" in tab.cw_c.toolTip() and "DLR" in tab.apgd_loss.toolTip()
 
 

@@ -64,8 +64,9 @@ def test_cancel_drops_the_queued_request(qtbot, owner):
     assert ran == [] and not owner.cancel()
 
 
-@pytest.mark.parametrize("exc, box", [(ConfigError("eps must be in [0, 1]"), False),
-                                      (ValueError("a bug"), True)])
+@pytest.mark.parametrize(
+    "exc, box", [(ConfigError("eps must be in [0, 1]"), False), (ValueError("a bug"), True)]
+)
 def test_a_failure_reaches_the_status_line_and_a_box_only_when_unexpected(qtbot, owner, exc, box):
     def job():
         raise exc

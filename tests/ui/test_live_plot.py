@@ -88,8 +88,15 @@ def test_plots_take_turns_to_redraw_one_per_tick(qtbot, monkeypatch):
     monkeypatch.setattr(live_plot.time, "monotonic", lambda: clock[0])
     drawn = []
     for p in plots:
-        monkeypatch.setattr(p, "redraw", lambda p=p: (drawn.append(p), setattr(p, "_dirty", False),
-                                                      setattr(p, "_last_redraw", clock[0])))
+        monkeypatch.setattr(
+            p,
+            "redraw",
+            lambda p=p: (
+                drawn.append(p),
+                setattr(p, "_dirty", False),
+                setattr(p, "_last_redraw", clock[0]),
+            ),
+        )
     for _ in range(3):
         scheduler.tick()
     mine = [p for p in drawn if p in plots]
@@ -121,7 +128,9 @@ def test_a_slow_redraw_stretches_the_shared_tick(qtbot, monkeypatch):
         if other is not p:
             monkeypatch.setattr(other, "_dirty", False)
     scheduler.tick()
-    assert scheduler.timer.interval() == round(40 / responsiveness.REDRAW_BUDGET)  # 200 ms: 20 % of the thread
+    assert scheduler.timer.interval() == round(
+        40 / responsiveness.REDRAW_BUDGET
+    )  # 200 ms: 20 % of the thread
     scheduler.timer.setInterval(live_plot.TICK_MS)
 
 
@@ -152,8 +161,9 @@ def _scene_rect_of_data(p):
     xs = [x for s in p.series.values() for x in s.x]
     ys = [y for s in p.series.values() for y in s.y]
     view = p.plot.getViewBox()
-    return view.mapViewToScene(QRectF(min(xs), min(ys), max(xs) - min(xs),
-                                      max(ys) - min(ys))).boundingRect()
+    return view.mapViewToScene(
+        QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+    ).boundingRect()
 
 
 def test_the_legend_has_swatches_off_the_data(qtbot):
@@ -228,8 +238,12 @@ def test_the_sweep_plots_legend_is_off_its_curves(qtbot, settings):
     panel.show()
     qtbot.waitExposed(panel)
     eps = [0.0, 0.1, 0.2, 0.3]
-    curves = {name: SimpleNamespace(attack=name, epsilons=eps, accuracy=[1.0, 0.8, 0.5, 0.2],
-                                    success=[0.0, 0.2, 0.5, 0.8]) for name in ("fgsm", "pgd")}
+    curves = {
+        name: SimpleNamespace(
+            attack=name, epsilons=eps, accuracy=[1.0, 0.8, 0.5, 0.2], success=[0.0, 0.2, 0.5, 0.8]
+        )
+        for name in ("fgsm", "pgd")
+    }
     panel.draw(SimpleNamespace(curves=curves, partial=False), final=True)
     assert len(panel.legend.items) == 4
 

@@ -26,8 +26,16 @@ def _prediction_top(window):
 
 def test_tabs_device_and_default_model(window):
     names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert names == ["Image", "Attack", "GAN", "Playground", "Defence", "Certify", "Poisoning",
-                     "Runs"]
+    assert names == [
+        "Image",
+        "Attack",
+        "GAN",
+        "Playground",
+        "Defence",
+        "Certify",
+        "Poisoning",
+        "Runs",
+    ]
     assert window.device_label.text() == f"Device: CPU ({torch.get_num_threads()} threads)"
     assert window.state.model_key == "digits-cnn"
     assert window.image_tab.model_combo.currentData() == "digits-cnn"
@@ -46,21 +54,30 @@ def test_drop_a_png_shows_it_and_predicts(qtbot, window, digit_png):
 
 def _huge_png(path):
     def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("corrupt", "damaged or truncated"),
-    ("empty", "empty"),
-    ("text", "not an image"),
-    ("huge", "megapixels"),
-    ("vanished", "does not exist"),
-])
-def test_bad_drops_explain_and_keep_the_previous_image(qtbot, window, digit_png, tmp_path,
-                                                       kind, expected):
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("corrupt", "damaged or truncated"),
+        ("empty", "empty"),
+        ("text", "not an image"),
+        ("huge", "megapixels"),
+        ("vanished", "does not exist"),
+    ],
+)
+def test_bad_drops_explain_and_keep_the_previous_image(
+    qtbot, window, digit_png, tmp_path, kind, expected
+):
     assert drop_files(window, digit_png)
     qtbot.waitUntil(lambda: _prediction_top(window) == "7", timeout=10_000)
     before = window.state.image
@@ -77,8 +94,10 @@ def test_bad_drops_explain_and_keep_the_previous_image(qtbot, window, digit_png,
         drop_files(window, bad)
     assert expected in blocker.args[0]
     assert window.image_tab.banner.isVisible()
-    assert expected in window.image_tab.banner.text() and "previous image is kept" in \
-        window.image_tab.banner.text()
+    assert (
+        expected in window.image_tab.banner.text()
+        and "previous image is kept" in window.image_tab.banner.text()
+    )
     assert window.state.image is before
     assert _prediction_top(window) == "7"
 
@@ -116,8 +135,7 @@ def test_drop_a_user_model_file(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
-def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot, window,
-                                                                        tmp_path):
+def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot, window, tmp_path):
     torch.save({"weight": torch.zeros(2)}, tmp_path / "odd.pt")
     with qtbot.waitSignal(window.models.failed, timeout=10_000):
         drop_files(window, tmp_path / "odd.pt")
@@ -150,8 +168,7 @@ def test_cancel_from_the_status_bar(qtbot, window, job_ended):
     with job_ended(window.jobs, title="Evaluating") as ended:
         worker = window.evaluate_current_model(batch_size=1)
         qtbot.waitUntil(lambda: window.job_indicator.isVisible(), timeout=5000)
-        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict",
-                               timeout=10_000):
+        with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
             qtbot.mouseClick(window.job_indicator.cancel_button, Qt.MouseButton.LeftButton)
     assert ended.worker is worker and worker.cancel_requested
     assert window.status_message.text() == "Evaluation cancelled."
@@ -173,8 +190,9 @@ def test_pause_from_the_status_bar(qtbot, window, job_ended):
     assert ended.worker is worker and worker.cancel_requested
 
 
-def test_a_failing_job_shows_the_error_and_the_app_stays_usable(qtbot, window, monkeypatch,
-                                                               digit_png, job_ended):
+def test_a_failing_job_shows_the_error_and_the_app_stays_usable(
+    qtbot, window, monkeypatch, digit_png, job_ended
+):
     def broken_loader(*_a, **_k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
@@ -247,17 +265,24 @@ def fake_zoo(tmp_path, monkeypatch):
     return source
 
 
-def test_zoo_model_is_downloaded_with_consent_then_used(qtbot, window, fake_zoo, monkeypatch,
-                                                      digit_png):
+def test_zoo_model_is_downloaded_with_consent_then_used(
+    qtbot, window, fake_zoo, monkeypatch, digit_png
+):
     asked = []
     monkeypatch.setattr(window.models, "ask_download", lambda key, desc: asked.append(key) or True)
     drop_files(window, digit_png)
     window.image_tab.select_model("torchvision:mobilenet_v3_small")
-    qtbot.waitUntil(lambda: window.state.model_key == "torchvision:mobilenet_v3_small",
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: window.state.model_key == "torchvision:mobilenet_v3_small", timeout=30_000
+    )
     assert asked == ["mobilenet_v3_small"]
-    qtbot.waitUntil(lambda: window.image_tab.seen.pixels is not None
-                    and window.image_tab.seen.pixels.shape == (224, 224, 3), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (
+            window.image_tab.seen.pixels is not None
+            and window.image_tab.seen.pixels.shape == (224, 224, 3)
+        ),
+        timeout=10_000,
+    )
     assert window.state.model.num_classes == 1000
     assert not window.evaluate_action.isEnabled()  # digits evaluation makes no sense here
     qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
@@ -276,14 +301,22 @@ def test_offline_download_says_so(qtbot, window, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(window.models, "ask_download", lambda key, desc: True)
-    monkeypatch.setattr(download, "weights_download_config", lambda key: download.DownloadConfig(
-        "http://127.0.0.1:9/w.pth", str(tmp_path / "hub" / "w.pth"), timeout_s=5))
+    monkeypatch.setattr(
+        download,
+        "weights_download_config",
+        lambda key: download.DownloadConfig(
+            "http://127.0.0.1:9/w.pth", str(tmp_path / "hub" / "w.pth"), timeout_s=5
+        ),
+    )
     with qtbot.waitSignal(window.models.failed, timeout=15_000) as blocker:
         window.image_tab.select_model("torchvision:resnet18")
     assert "Are you online" in str(blocker.args[1])
-    qtbot.waitUntil(lambda: any(
-        c.metaObject().className() == "QMessageBox" and "Are you online" in c.text()
-        for c in window.image_tab.children()))
+    qtbot.waitUntil(
+        lambda: any(
+            c.metaObject().className() == "QMessageBox" and "Are you online" in c.text()
+            for c in window.image_tab.children()
+        )
+    )
     assert window.state.model_key == "digits-cnn"
 
 
@@ -311,8 +344,9 @@ def test_the_status_line_follows_jobs_and_startup_cannot_pause(qtbot, settings, 
     w = MainWindow(settings)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.job_indicator.worker is not None
-                    or w.state.torch_loaded, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: w.job_indicator.worker is not None or w.state.torch_loaded, timeout=60_000
+    )
     if w.job_indicator.worker is not None and w.job_indicator.worker.title == "Loading PyTorch":
         assert not w.job_indicator.pause_button.isVisible()  # an import cannot pause
     qtbot.waitUntil(lambda: w.evaluate_action.isEnabled(), timeout=60_000)

@@ -22,12 +22,16 @@ def test_jobs_evaluate_action_evaluates_the_current_model(qtbot, window):
     qtbot.waitUntil(lambda: window.evaluate_action.isEnabled(), timeout=60_000)
     errors = []
     window.jobs.job_started.connect(lambda w: w.errored.connect(errors.append))
-    with qtbot.waitSignal(window.jobs.job_ended, timeout=120_000,
-                          check_params_cb=lambda w: w.title.startswith("Evaluating")):
+    with qtbot.waitSignal(
+        window.jobs.job_ended,
+        timeout=120_000,
+        check_params_cb=lambda w: w.title.startswith("Evaluating"),
+    ):
         window.evaluate_action.trigger()
     assert errors == []
     assert window.status_message.text() == (
-        f"digits-cnn: {_plain_accuracy() * 100:.1f} % correct on 1,000 test digits")
+        f"digits-cnn: {_plain_accuracy() * 100:.1f} % correct on 1,000 test digits"
+    )
 
 
 def _action(window, text: str):
@@ -39,8 +43,9 @@ def _action(window, text: str):
     return found[0]
 
 
-def test_help_guide_buttons_open_their_tabs_and_shortcuts_list_every_one(qtbot, window,
-                                                                        monkeypatch):
+def test_help_guide_buttons_open_their_tabs_and_shortcuts_list_every_one(
+    qtbot, window, monkeypatch
+):
     from PySide6.QtCore import Qt
 
     from advstudio.ui.guide import SECTIONS
@@ -64,21 +69,25 @@ def test_help_guide_buttons_open_their_tabs_and_shortcuts_list_every_one(qtbot, 
     window.shortcuts_dialog.close()
 
     about = []
-    monkeypatch.setattr("advstudio.ui.main_window.QMessageBox.about",
-                        lambda parent, title, text: about.append(title))
+    monkeypatch.setattr(
+        "advstudio.ui.main_window.QMessageBox.about",
+        lambda parent, title, text: about.append(title),
+    )
     _action(window, "About advstudio").trigger()
     assert about == ["About advstudio"]
 
 
-def test_open_actions_fill_recent_files_which_reopen_and_prune(qtbot, window, digit_png,
-                                                              tmp_path, monkeypatch):
+def test_open_actions_fill_recent_files_which_reopen_and_prune(
+    qtbot, window, digit_png, tmp_path, monkeypatch
+):
     from advstudio.core.models.architectures import DigitsMLP
 
     model_file = tmp_path / "mine.pt"
     torch.save(DigitsMLP().state_dict(), model_file)
     chosen = [str(digit_png)]
-    monkeypatch.setattr("advstudio.ui.image.tab.QFileDialog.getOpenFileName",
-                        lambda *_a, **_k: (chosen[0], ""))
+    monkeypatch.setattr(
+        "advstudio.ui.image.tab.QFileDialog.getOpenFileName", lambda *_a, **_k: (chosen[0], "")
+    )
     with qtbot.waitSignal(window.state.image_changed, timeout=10_000):
         _action(window, "Open image…").trigger()
     chosen[0] = str(model_file)
@@ -98,7 +107,8 @@ def test_open_actions_fill_recent_files_which_reopen_and_prune(qtbot, window, di
     model_file.unlink()  # gone between sessions: pruned from the menu
     window.recent_menu.aboutToShow.emit()
     assert [a.text().split()[0] for a in window.recent_menu.actions() if "(" in a.text()] == [
-        "seven.png"]
+        "seven.png"
+    ]
     _action(window, "Clear the list").trigger()
     assert window.recent.entries() == []
     # the reopened image's prediction ends inside the test
@@ -118,8 +128,9 @@ def test_recent_files_keep_the_ten_newest(settings, tmp_path):
     assert "0.png" not in names and "1.png" not in names
 
 
-def test_preferences_apply_the_theme_and_remember_the_data_folder(qtbot, window, monkeypatch,
-                                                                 tmp_path):
+def test_preferences_apply_the_theme_and_remember_the_data_folder(
+    qtbot, window, monkeypatch, tmp_path
+):
     from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication, QDialog
 

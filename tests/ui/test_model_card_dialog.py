@@ -15,8 +15,7 @@ def _pt2(path):
     torch.export.save(torch.export.export(net, (torch.rand(2, 3, 32, 32),)), path)
 
 
-def test_opening_a_card_less_file_asks_for_its_card_and_keeps_it(qtbot, lab, tmp_path,
-                                                                monkeypatch):
+def test_opening_a_card_less_file_asks_for_its_card_and_keeps_it(qtbot, lab, tmp_path, monkeypatch):
     _pt2(tmp_path / "m.pt2")
     asked = []
 

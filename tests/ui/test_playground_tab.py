@@ -123,17 +123,18 @@ def _change_settings_while_running(qtbot, tab, worker):
     qtbot.waitUntil(lambda: tab.playground.steps_done >= 3, timeout=30_000)
     assert not tab.step_d_button.isEnabled() and not tab.reset_button.isEnabled()
     tab.lr_g.setValue(0.0042)
-    qtbot.waitUntil(lambda: tab.playground.opt_g.param_groups[0]["lr"] == pytest.approx(0.0042),
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: tab.playground.opt_g.param_groups[0]["lr"] == pytest.approx(0.0042), timeout=10_000
+    )
     tab.optimiser.setCurrentIndex(tab.optimiser.findData("rmsprop"))
-    qtbot.waitUntil(lambda: isinstance(tab.playground.opt_d, torch.optim.RMSprop),
-                    timeout=10_000)
+    qtbot.waitUntil(lambda: isinstance(tab.playground.opt_d, torch.optim.RMSprop), timeout=10_000)
     tab.loss.setCurrentIndex(tab.loss.findData("hinge"))
     tab.batch.setValue(48)
-    qtbot.waitUntil(lambda: (tab.playground.params.loss, tab.playground.params.batch_size)
-                    == ("hinge", 48), timeout=10_000)
-    qtbot.waitUntil(lambda: tab.frames >= 2 and tab.loss_plot.points("loss_d") >= 3,
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (tab.playground.params.loss, tab.playground.params.batch_size) == ("hinge", 48),
+        timeout=10_000,
+    )
+    qtbot.waitUntil(lambda: tab.frames >= 2 and tab.loss_plot.points("loss_d") >= 3, timeout=10_000)
     assert tab.speed_label.text().endswith("steps/s")
     with qtbot.waitSignals([worker.aborted, worker.finished], order="strict", timeout=10_000):
         qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
@@ -194,8 +195,14 @@ def test_a_drag_draws_a_stroke_that_is_one_mode(qtbot, tab, monkeypatch):
 
     def send(kind, x, y, buttons):
         pos = QPointF(tab.plot.mapFromScene(tab.view.mapViewToScene(QPointF(x, y))))
-        event = QMouseEvent(kind, pos, viewport.mapToGlobal(pos), Qt.MouseButton.LeftButton,
-                            buttons, Qt.KeyboardModifier.NoModifier)
+        event = QMouseEvent(
+            kind,
+            pos,
+            viewport.mapToGlobal(pos),
+            Qt.MouseButton.LeftButton,
+            buttons,
+            Qt.KeyboardModifier.NoModifier,
+        )
         QApplication.sendEvent(viewport, event)
 
     left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton

@@ -20,8 +20,10 @@ def test_trigger_preview_is_exact_and_bad_triggers_are_explained(poison):
     assert px.shape == (28, 28, 1) and (px[24:27, 24:27] == 1.0).all()
     poison.row.setValue(27)
     assert poison.preview.pixels is None
-    assert "goes off the edge" in poison.status.text() and "row must be in 0..25" in \
-        poison.status.text()
+    assert (
+        "goes off the edge" in poison.status.text()
+        and "row must be in 0..25" in poison.status.text()
+    )
     poison.row.setValue(24)
     assert poison.preview.pixels is not None
 

@@ -93,9 +93,21 @@ def test_labs_ready_comes_once_every_lab_tab_is_built(qtbot, settings):
     w = MainWindow(settings)
     qtbot.addWidget(w)
     built = []
-    w.labs_ready.connect(lambda: built.append(all(
-        t is not None for t in (w.attack_tab, w.gan_tab, w.playground_tab, w.defence_tab,
-                                w.poisoning_tab, w.runs_tab))))
+    w.labs_ready.connect(
+        lambda: built.append(
+            all(
+                t is not None
+                for t in (
+                    w.attack_tab,
+                    w.gan_tab,
+                    w.playground_tab,
+                    w.defence_tab,
+                    w.poisoning_tab,
+                    w.runs_tab,
+                )
+            )
+        )
+    )
     with qtbot.waitSignal(w.labs_ready, timeout=60_000):
         w.show()
     assert built == [True]

@@ -26,8 +26,9 @@ def _start_evaluation(jobs, batch_size):
     from advstudio.core.evaluate import EvaluateConfig, evaluate
 
     config = EvaluateConfig(model="digits-cnn", device="cpu", batch_size=batch_size)
-    return jobs.start(lambda: evaluate(config), f"Evaluating {config.model}",
-                      record=("evaluate", config))
+    return jobs.start(
+        lambda: evaluate(config), f"Evaluating {config.model}", record=("evaluate", config)
+    )
 
 
 def _evaluate(job_ended, jobs, batch_size):
@@ -53,8 +54,10 @@ def test_gui_jobs_are_recorded_and_compared(qtbot, lab, runs, tmp_path, monkeypa
     runs.status.setCurrentIndex(0)
 
     runs.select([runs.runs[0].id])
-    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
-                        lambda *a, **k: (str(tmp_path / "run.zip"), ""))
+    monkeypatch.setattr(
+        "advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(tmp_path / "run.zip"), ""),
+    )
     exported = runs.export_selected()
     assert "metrics.jsonl" in " ".join(zipfile.ZipFile(exported).namelist())
 
@@ -89,8 +92,15 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, lab, runs, job_ende
     from advstudio.core.gan.train import train_gan
     from advstudio.core.jobs import Metrics
 
-    config = GanConfig(arch="gan", batch_size=8, steps=12, eval_every=0, preview_rate=0.0,
-                       checkpoint_every=3, seed=1)
+    config = GanConfig(
+        arch="gan",
+        batch_size=8,
+        steps=12,
+        eval_every=0,
+        preview_rate=0.0,
+        checkpoint_every=3,
+        seed=1,
+    )
     steps: list[int] = []
 
     def on_metrics(m: Metrics) -> None:
@@ -99,11 +109,16 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, lab, runs, job_ende
             if m.step == 7:
                 worker.cancel()
 
-    with qtbot.waitSignal(lab.jobs.job_started) as started, \
-            job_ended(lab.jobs, timeout=60_000) as ended:
-        worker = lab.jobs.start(lambda: train_gan(config), "tiny GAN",
-                                   record=("gan", config, train_gan),
-                                   connect=lambda w: w.metrics.connect(on_metrics))
+    with (
+        qtbot.waitSignal(lab.jobs.job_started) as started,
+        job_ended(lab.jobs, timeout=60_000) as ended,
+    ):
+        worker = lab.jobs.start(
+            lambda: train_gan(config),
+            "tiny GAN",
+            record=("gan", config, train_gan),
+            connect=lambda w: w.metrics.connect(on_metrics),
+        )
     assert started.args == [worker] and ended.worker is worker and worker.cancel_requested
     # stopped early; a step already in flight when cancel was asked may still report
     assert steps[:7] == list(range(1, 8)) and steps[-1] < config.steps
@@ -114,12 +129,19 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, lab, runs, job_ende
     assert runs.resume_button.isEnabled() and runs.rerun_button.isEnabled()
 
     resumed_steps: list[int] = []
-    runs.rerun_started.connect(lambda w: w.metrics.connect(
-        lambda m: resumed_steps.append(m.step) if "loss_d" in m.values else None))
+    runs.rerun_started.connect(
+        lambda w: w.metrics.connect(
+            lambda m: resumed_steps.append(m.step) if "loss_d" in m.values else None
+        )
+    )
     with job_ended(lab.jobs, timeout=60_000):
         qtbot.mouseClick(runs.resume_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: runs.table.rowCount() == 2
-                    and all(str(r.status) == "finished" for r in runs.runs[:1]), timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (
+            runs.table.rowCount() == 2 and all(str(r.status) == "finished" for r in runs.runs[:1])
+        ),
+        timeout=60_000,
+    )
     # continued after the last checkpoint before the stop (step 6), up to the end
     assert resumed_steps[0] == 7 and resumed_steps[-1] == config.steps
     assert runs.runs[0].title.startswith("Resume of")
@@ -127,8 +149,9 @@ def test_a_stopped_training_resumes_from_the_runs_tab(qtbot, lab, runs, job_ende
     assert not runs.resume_button.isEnabled()  # a finished run has nothing to resume
 
 
-def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, lab, runs,
-                                                                    monkeypatch, job_ended):
+def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(
+    qtbot, lab, runs, monkeypatch, job_ended
+):
     from PySide6.QtCore import Qt
 
     from advstudio.core.gan import GanConfig
@@ -150,25 +173,34 @@ def test_a_gan_run_shows_its_final_sample_grid_and_opens_its_folder(qtbot, lab, 
     assert runs.thumbnail.isHidden()
 
     opened = []
-    monkeypatch.setattr("advstudio.ui.runs.tab.QDesktopServices.openUrl",
-                        lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(
+        "advstudio.ui.runs.tab.QDesktopServices.openUrl",
+        lambda url: opened.append(url.toLocalFile()) or True,
+    )
     runs.select([gan_run.id])
     qtbot.mouseClick(runs.folder_button, Qt.MouseButton.LeftButton)
     assert opened == [str(runs.store.run_path(gan_run.id))]
 
 
-def test_export_job_as_config_from_every_lab_tab(qtbot, window, runs_in_window, tmp_path,
-                                                 monkeypatch):
+def test_export_job_as_config_from_every_lab_tab(
+    qtbot, window, runs_in_window, tmp_path, monkeypatch
+):
     from advstudio.cli import read_config_file
     from advstudio.core.jobkinds import build_config
 
     target = {}
-    monkeypatch.setattr("advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",
-                        lambda *a, **k: (str(target["path"]), ""))
+    monkeypatch.setattr(
+        "advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(target["path"]), ""),
+    )
     qtbot.waitUntil(lambda: window.state.model is not None, timeout=30_000)
-    expected = {window.image_tab: "evaluate", window.attack_host: "sweep",
-                window.gan_host: "gan", window.defence_host: "train",
-                window.poisoning_host: "poison"}
+    expected = {
+        window.image_tab: "evaluate",
+        window.attack_host: "sweep",
+        window.gan_host: "gan",
+        window.defence_host: "train",
+        window.poisoning_host: "poison",
+    }
     for host, kind in expected.items():
         window.tabs.setCurrentWidget(host)
         target["path"] = tmp_path / f"{kind}.toml"
@@ -192,8 +224,10 @@ def test_export_config_of_a_recorded_run(qtbot, lab, runs, tmp_path, monkeypatch
     _evaluate(job_ended, lab.jobs, 200)
     qtbot.waitUntil(lambda: runs.table.rowCount() == 1, timeout=5000)
     runs.select([runs.runs[0].id])
-    monkeypatch.setattr("advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",
-                        lambda *a, **k: (str(tmp_path / "again"), ""))
+    monkeypatch.setattr(
+        "advstudio.ui.widgets.config_export.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(tmp_path / "again"), ""),
+    )
     path = runs.export_config_selected()
     assert path.suffix == ".toml"  # added when the user typed none
     data = read_config_file(path)
@@ -201,8 +235,9 @@ def test_export_config_of_a_recorded_run(qtbot, lab, runs, tmp_path, monkeypatch
     assert data == runs.store.rerun_config(runs.runs[0].id)[1]
 
 
-def test_config_table_diff_resizable_splitter_and_exports(qtbot, lab, runs, tmp_path,
-                                                          monkeypatch, job_ended):
+def test_config_table_diff_resizable_splitter_and_exports(
+    qtbot, lab, runs, tmp_path, monkeypatch, job_ended
+):
     from PySide6.QtCore import QPoint, Qt
 
     _evaluate(job_ended, lab.jobs, 100)
@@ -211,9 +246,12 @@ def test_config_table_diff_resizable_splitter_and_exports(qtbot, lab, runs, tmp_
     table = runs.config_table
 
     def rows():
-        return {table.item(r, 0).text(): [table.item(r, c).text()
-                                          for c in range(1, table.columnCount())]
-                for r in range(table.rowCount())}
+        return {
+            table.item(r, 0).text(): [
+                table.item(r, c).text() for c in range(1, table.columnCount())
+            ]
+            for r in range(table.rowCount())
+        }
 
     older, newer = runs.runs[1].id, runs.runs[0].id
     runs.select([older])
@@ -233,8 +271,10 @@ def test_config_table_diff_resizable_splitter_and_exports(qtbot, lab, runs, tmp_
     after = runs.detail_splitter.sizes()
     assert after[0] > before[0] and sum(after) == sum(before)
 
-    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getExistingDirectory",
-                        lambda *a, **k: str(tmp_path / "tb"))
+    monkeypatch.setattr(
+        "advstudio.ui.runs.tab.QFileDialog.getExistingDirectory",
+        lambda *a, **k: str(tmp_path / "tb"),
+    )
     (tmp_path / "tb").mkdir()
     qtbot.mouseClick(runs.tensorboard_button, Qt.MouseButton.LeftButton)
     files = sorted((tmp_path / "tb").glob("*/events.out.tfevents.*"))
@@ -242,7 +282,9 @@ def test_config_table_diff_resizable_splitter_and_exports(qtbot, lab, runs, tmp_
     assert f'tensorboard --logdir "{tmp_path / "tb"}"' in runs.message.text()
 
     runs.select([newer])
-    monkeypatch.setattr("advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
-                        lambda *a, **k: (str(tmp_path / "run.zip"), ""))
+    monkeypatch.setattr(
+        "advstudio.ui.runs.tab.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(tmp_path / "run.zip"), ""),
+    )
     qtbot.mouseClick(runs.export_button, Qt.MouseButton.LeftButton)
     assert runs.message.text() == f"Exported {newer} to {tmp_path / 'run.zip'}"

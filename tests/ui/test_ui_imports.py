@@ -15,4 +15,3 @@ def test_no_ui_module_imports_itself_back():
             if back:
                 cycles.append(" -> ".join((importer, *back)))
     assert cycles == []
-

@@ -36,13 +36,23 @@ def test_event_order_and_signals_arrive_on_the_ui_thread(qtbot, jobs):
     def connect(w):
         for name in ("started", "progress", "metrics", "preview", "log", "returned", "finished"):
             getattr(w, name).connect(
-                lambda *a, n=name: seen.append((n, QThread.currentThread()
-                                                is QApplication.instance().thread())))
+                lambda *a, n=name: seen.append(
+                    (n, QThread.currentThread() is QApplication.instance().thread())
+                )
+            )
 
     with qtbot.waitSignal(jobs.job_ended, timeout=5000):
         w = jobs.start(job, "t", connect=connect)
-    assert [n for n, _ in seen] == ["started", "progress", "metrics", "preview", "log",
-                                    "progress", "returned", "finished"]
+    assert [n for n, _ in seen] == [
+        "started",
+        "progress",
+        "metrics",
+        "preview",
+        "log",
+        "progress",
+        "returned",
+        "finished",
+    ]
     assert all(on_ui for _, on_ui in seen), "handlers must run on the UI thread"
     assert threads[0] != threading.get_ident(), "the job must run off the UI thread"
     assert w.is_done
@@ -52,8 +62,9 @@ class TorchLikeOOM(RuntimeError):
     """torch.OutOfMemoryError is a RuntimeError; superqt would swallow it."""
 
 
-@pytest.mark.parametrize("exc", [TorchLikeOOM("CUDA out of memory"), ValueError("bad"),
-                                 KeyboardInterrupt()])
+@pytest.mark.parametrize(
+    "exc", [TorchLikeOOM("CUDA out of memory"), ValueError("bad"), KeyboardInterrupt()]
+)
 def test_every_exception_reaches_errored_then_finished(qtbot, jobs, exc):
     def job():
         yield Progress(0, 1)
@@ -61,10 +72,15 @@ def test_every_exception_reaches_errored_then_finished(qtbot, jobs, exc):
 
     got = []
     with qtbot.waitSignal(jobs.job_ended, timeout=5000):
-        w = jobs.start(job, "failing", connect=lambda w: (
-            w.errored.connect(lambda e: got.append(("errored", e))),
-            w.returned.connect(lambda r: got.append(("returned", r))),
-            w.finished.connect(lambda: got.append(("finished", None)))))
+        w = jobs.start(
+            job,
+            "failing",
+            connect=lambda w: (
+                w.errored.connect(lambda e: got.append(("errored", e))),
+                w.returned.connect(lambda r: got.append(("returned", r))),
+                w.finished.connect(lambda: got.append(("finished", None))),
+            ),
+        )
     assert got == [("errored", exc), ("finished", None)]
     assert w.is_done
 

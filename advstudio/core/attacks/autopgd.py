@@ -28,18 +28,27 @@ from torch import nn
 from advstudio.core.attacks.l2 import check_radius, l2_normalise, l2_sphere_start, project_l2
 from advstudio.core.attacks.minimal import checked_logits, differentiable_logits, input_gradient
 from advstudio.core.attacks.whitebox import (
-    Labels, as_labels, check_classes, check_eps, check_images, check_steps, check_targets,
-    eval_mode, project)
+    Labels,
+    as_labels,
+    check_classes,
+    check_eps,
+    check_images,
+    check_steps,
+    check_targets,
+    eval_mode,
+    project,
+)
 from advstudio.core.errors import ConfigError
 
 APGD_LOSSES = ("ce", "dlr")
 APGD_NORMS = ("Linf", "L2")
-MOMENTUM = 0.75      # alpha in the paper: weight of the new gradient step
-RHO = 0.75           # a checkpoint halves the step if the loss rose in fewer than RHO of the steps
+MOMENTUM = 0.75  # alpha in the paper: weight of the new gradient step
+RHO = 0.75  # a checkpoint halves the step if the loss rose in fewer than RHO of the steps
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 # --------------------------------------------------------------------------- losses
+
 
 def _others_max(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.scatter(1, labels[:, None], float("-inf")).amax(1)
@@ -54,8 +63,9 @@ def dlr_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -(own - _others_max(logits, labels)) / (top[:, 0] - top[:, 2] + 1e-12)
 
 
-def targeted_dlr_loss(logits: torch.Tensor, labels: torch.Tensor,
-                      target: torch.Tensor) -> torch.Tensor:
+def targeted_dlr_loss(
+    logits: torch.Tensor, labels: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
     """Targeted DLR, per image: ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``; rises as the
     target's logit overtakes the true class's. Needs at least 4 classes."""
     top = logits.sort(1, descending=True).values
@@ -77,10 +87,22 @@ def _loss(name: str, targeted: bool) -> Loss:
 
 # --------------------------------------------------------------------------- the attack
 
-def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int = 100,
-         loss: str = "ce", targeted: bool = False, target: Labels | None = None,
-         target_classes: int = 9, restarts: int = 1, seed: int | None = None,
-         norm: str = "Linf") -> torch.Tensor:
+
+def apgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    eps: float,
+    steps: int = 100,
+    loss: str = "ce",
+    targeted: bool = False,
+    target: Labels | None = None,
+    target_classes: int = 9,
+    restarts: int = 1,
+    seed: int | None = None,
+    norm: str = "Linf",
+) -> torch.Tensor:
     """Auto-PGD (Croce & Hein 2020, arXiv:2003.01690). Norm: L-inf, or L2 with ``norm="L2"``
     (steps along ``grad / ||grad||_2``, projection onto the L2 ball, random start on its
     sphere, as the authors' L2 version; ``eps`` then an L2 radius, which may exceed 1).
@@ -111,8 +133,9 @@ def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int
     if loss not in APGD_LOSSES:
         raise ConfigError(f"unknown APGD loss {loss!r}; allowed: {', '.join(APGD_LOSSES)}")
     if target is not None and not targeted:
-        raise ConfigError("a target class was given for an untargeted attack; pass "
-                          "targeted=True, or no target")
+        raise ConfigError(
+            "a target class was given for an untargeted attack; pass targeted=True, or no target"
+        )
     xb, single = check_images(x)
     labels = as_labels(y, len(xb), xb.device)
     with eval_mode(model):
@@ -121,8 +144,10 @@ def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int
         check_classes(labels, classes, "label")
         needed = 4 if targeted and loss == "dlr" else 3 if loss == "dlr" else 2
         if classes < needed:
-            raise ConfigError(f"the {'targeted ' if targeted else ''}{loss.upper()} loss needs "
-                              f"at least {needed} classes; this model has {classes}")
+            raise ConfigError(
+                f"the {'targeted ' if targeted else ''}{loss.upper()} loss needs "
+                f"at least {needed} classes; this model has {classes}"
+            )
         if target is not None:
             goals = as_labels(target, len(xb), xb.device)
             check_classes(goals, classes, "target class")
@@ -131,26 +156,52 @@ def apgd(model: nn.Module, x: torch.Tensor, y: Labels, *, eps: float, steps: int
             success = clean.argmax(1) == goals
         else:
             if targeted:
-                if isinstance(target_classes, bool) or not isinstance(target_classes, int) \
-                        or not 1 <= target_classes <= classes - 1:
-                    raise ConfigError(f"target_classes must be a whole number in "
-                                      f"[1, {classes - 1}] for this model, not {target_classes!r}")
+                if (
+                    isinstance(target_classes, bool)
+                    or not isinstance(target_classes, int)
+                    or not 1 <= target_classes <= classes - 1
+                ):
+                    raise ConfigError(
+                        f"target_classes must be a whole number in "
+                        f"[1, {classes - 1}] for this model, not {target_classes!r}"
+                    )
                 ranked = clean.scatter(1, labels[:, None], float("-inf")).argsort(
-                    1, descending=True)
+                    1, descending=True
+                )
                 runs = [ranked[:, r] for r in range(target_classes) for _ in range(restarts)]
             else:
                 runs = [None] * restarts
             success = clean.argmax(1) != labels
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        out = _apgd(model, xb, labels, runs, target is not None, success, eps, steps,
-                    _loss(loss, targeted), generator, norm == "L2").detach()
+        out = _apgd(
+            model,
+            xb,
+            labels,
+            runs,
+            target is not None,
+            success,
+            eps,
+            steps,
+            _loss(loss, targeted),
+            generator,
+            norm == "L2",
+        ).detach()
     return out[0] if single else out
 
 
-def _apgd(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
-          runs: list[torch.Tensor | None], hit_target: bool, success: torch.Tensor,
-          eps: float, steps: int, objective: Loss,
-          generator: torch.Generator | None, l2: bool = False) -> torch.Tensor:
+def _apgd(
+    model: nn.Module,
+    xb: torch.Tensor,
+    labels: torch.Tensor,
+    runs: list[torch.Tensor | None],
+    hit_target: bool,
+    success: torch.Tensor,
+    eps: float,
+    steps: int,
+    objective: Loss,
+    generator: torch.Generator | None,
+    l2: bool = False,
+) -> torch.Tensor:
     """Run after run on the images not yet broken; see :func:`apgd`."""
     out = xb.clone()
     best_loss = torch.full((len(xb),), -math.inf, device=xb.device)
@@ -165,8 +216,9 @@ def _apgd(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
             noise = torch.rand(xb[idx].shape, generator=generator).to(xb.device, xb.dtype) * 2 - 1
             noise = noise / noise.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             start = project(xb[idx] + eps * noise, xb[idx], eps)
-        x_adv, hit, x_max, loss_max = _run(model, xb[idx], labels[idx], t, hit_target, eps,
-                                           steps, objective, start, l2)
+        x_adv, hit, x_max, loss_max = _run(
+            model, xb[idx], labels[idx], t, hit_target, eps, steps, objective, start, l2
+        )
         success[idx[hit]] = True
         out[idx[hit]] = x_adv[hit]
         better = ~hit & (loss_max > best_loss[idx])
@@ -175,10 +227,18 @@ def _apgd(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
     return out
 
 
-def _run(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None,
-         hit_target: bool, eps: float, steps: int, objective: Loss,
-         start: torch.Tensor, l2: bool = False
-         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _run(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    target: torch.Tensor | None,
+    hit_target: bool,
+    eps: float,
+    steps: int,
+    objective: Loss,
+    start: torch.Tensor,
+    l2: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One APGD run. Returns (first successful point, success, highest-loss point, its loss).
     ``l2``: normalised-gradient steps and the L2 ball instead of sign steps and the box.
 
@@ -193,7 +253,7 @@ def _run(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.
     adv_out, max_out = x.clone(), x.clone()
     hit_out = torch.zeros(n, dtype=torch.bool, device=x.device)
     loss_out = torch.full((n,), -math.inf, device=x.device)
-    rows = torch.arange(n, device=x.device)            # which image each state row is
+    rows = torch.arange(n, device=x.device)  # which image each state row is
 
     def evaluate(xa: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, ...]:
         xa = xa.detach().requires_grad_(True)
@@ -217,12 +277,17 @@ def _run(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.
     halved_at_check = torch.ones(n, dtype=torch.bool, device=x.device)
     since_check = 0
     for i in range(steps + 1):
-        if bool(hit.any()):      # record the images that succeeded and drop them
+        if bool(hit.any()):  # record the images that succeeded and drop them
             adv_out[rows[hit]] = x_cur[hit]
             hit_out[rows[hit]] = True
             keep = ~hit
-            rows, x_cur, x_prev, grad, loss = rows[keep], x_cur[keep], x_prev[keep], \
-                grad[keep], loss[keep]
+            rows, x_cur, x_prev, grad, loss = (
+                rows[keep],
+                x_cur[keep],
+                x_prev[keep],
+                grad[keep],
+                loss[keep],
+            )
             x_best, loss_best, grad_best = x_best[keep], loss_best[keep], grad_best[keep]
             step, rises, loss_at_check = step[keep], rises[keep], loss_at_check[keep]
             halved_at_check = halved_at_check[keep]

@@ -22,8 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from advstudio.core.attacks.whitebox import (
-    Attack, Labels, as_labels, check_alpha, check_eps, check_images, check_steps, check_targets,
-    eval_mode, fgsm, project)
+    Attack,
+    Labels,
+    as_labels,
+    check_alpha,
+    check_eps,
+    check_images,
+    check_steps,
+    check_targets,
+    eval_mode,
+    fgsm,
+    project,
+)
 from advstudio.core.errors import ConfigError
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
@@ -31,9 +41,11 @@ Predict = Callable[[torch.Tensor], torch.Tensor]
 
 def as_predict(model: nn.Module) -> Predict:
     """A module as a black box: eval mode, no gradients, softmax probabilities out."""
+
     def predict(x01: torch.Tensor) -> torch.Tensor:
         with eval_mode(model), torch.no_grad():
             return torch.softmax(model(x01).float(), dim=1)
+
     return predict
 
 
@@ -100,8 +112,16 @@ class QueryResult:
         return float(self.success.float().mean())
 
 
-def transfer(surrogate: nn.Module, target_predict: Predict, x: torch.Tensor, y: Labels, *,
-             attack: Attack = fgsm, targeted: bool = False, **attack_kwargs) -> TransferResult:
+def transfer(
+    surrogate: nn.Module,
+    target_predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    attack: Attack = fgsm,
+    targeted: bool = False,
+    **attack_kwargs,
+) -> TransferResult:
     """Transfer attack (Papernot et al. 2016, arXiv:1605.07277): white-box ``attack`` on the
     ``surrogate``, then one clean and one adversarial query per image to the target.
 
@@ -121,20 +141,33 @@ def transfer(surrogate: nn.Module, target_predict: Predict, x: torch.Tensor, y: 
     adv_pred = oracle.log_probs(x_adv).argmax(1)
     hit = (lambda p: p == labels) if targeted else (lambda p: p != labels)
     counted = (clean_pred != labels) if targeted else (clean_pred == labels)
-    return TransferResult(x_adv[0] if single else x_adv, clean_pred, adv_pred,
-                          hit(surrogate_pred), hit(adv_pred), counted, 2 * len(xb))
+    return TransferResult(
+        x_adv[0] if single else x_adv,
+        clean_pred,
+        adv_pred,
+        hit(surrogate_pred),
+        hit(adv_pred),
+        counted,
+        2 * len(xb),
+    )
 
 
 def _check_budget(max_queries: int, per_step: int) -> int:
     check_steps(max_queries, "max_queries")
     if max_queries < per_step + 1:
-        raise ConfigError(f"max_queries {max_queries} is too small: one step needs {per_step} "
-                          f"queries plus 1 for the clean image")
+        raise ConfigError(
+            f"max_queries {max_queries} is too small: one step needs {per_step} "
+            f"queries plus 1 for the clean image"
+        )
     return max_queries
 
 
-def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
-           rademacher: bool) -> torch.Tensor:
+def _noise(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device,
+    rademacher: bool,
+) -> torch.Tensor:
     gen_device = generator.device if generator is not None else device
     if rademacher:
         u = torch.randint(0, 2, shape, generator=generator, device=gen_device).float() * 2 - 1
@@ -143,10 +176,22 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: to
     return u.to(device)
 
 
-def _sign_estimate_attack(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
-                          max_queries: int, samples: int, sigma: float, alpha: float | None,
-                          momentum: float, targeted: bool, y_true: Labels | None,
-                          generator: torch.Generator | None, rademacher: bool) -> QueryResult:
+def _sign_estimate_attack(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    max_queries: int,
+    samples: int,
+    sigma: float,
+    alpha: float | None,
+    momentum: float,
+    targeted: bool,
+    y_true: Labels | None,
+    generator: torch.Generator | None,
+    rademacher: bool,
+) -> QueryResult:
     """The loop NES and SPSA share; they differ only in the noise distribution."""
     eps = check_eps(eps)
     samples = check_steps(samples, "samples")
@@ -173,8 +218,9 @@ def _sign_estimate_attack(predict: Predict, x: torch.Tensor, y: Labels, eps: flo
         xa, la = x_adv[active], labels[active]
         u = _noise((len(active), samples, *shape), generator, xb.device, rademacher)
         probes = torch.cat([xa[:, None] + sigma * u, xa[:, None] - sigma * u], 1).clamp(0, 1)
-        m = margin(oracle.log_probs(probes.flatten(0, 1)), la.repeat_interleave(2 * samples),
-                   targeted).view(len(active), 2 * samples)
+        m = margin(
+            oracle.log_probs(probes.flatten(0, 1)), la.repeat_interleave(2 * samples), targeted
+        ).view(len(active), 2 * samples)
         diff = (m[:, :samples] - m[:, samples:]).view(len(active), samples, *([1] * len(shape)))
         grads[active] = momentum * grads[active] + (1 - momentum) * (diff * u).sum(1)
         xa = project(xa + alpha * grads[active].sign(), xb[active], eps)
@@ -184,10 +230,21 @@ def _sign_estimate_attack(predict: Predict, x: torch.Tensor, y: Labels, eps: flo
     return QueryResult(x_adv[0] if single else x_adv, success, queries)
 
 
-def nes(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *, max_queries: int = 2000,
-        samples: int = 10, sigma: float = 0.01, alpha: float | None = None,
-        momentum: float = 0.9, targeted: bool = False, y_true: Labels | None = None,
-        generator: torch.Generator | None = None) -> QueryResult:
+def nes(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    max_queries: int = 2000,
+    samples: int = 10,
+    sigma: float = 0.01,
+    alpha: float | None = None,
+    momentum: float = 0.9,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+    generator: torch.Generator | None = None,
+) -> QueryResult:
     """NES gradient-sign attack (Ilyas et al. 2018, arXiv:1804.08598). Norm: L-inf.
 
     Each step spends ``2 * samples`` queries on antithetic Gaussian probes ``x +- sigma * u``
@@ -201,29 +258,72 @@ def nes(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *, max_queries
     >>> res = nes(as_predict(cnn), x, y, eps=0.2, max_queries=1000)
     >>> res.success_rate, res.queries
     """
-    return _sign_estimate_attack(predict, x, y, eps, max_queries=max_queries, samples=samples,
-                                 sigma=sigma, alpha=alpha, momentum=momentum, targeted=targeted,
-                                 y_true=y_true, generator=generator, rademacher=False)
+    return _sign_estimate_attack(
+        predict,
+        x,
+        y,
+        eps,
+        max_queries=max_queries,
+        samples=samples,
+        sigma=sigma,
+        alpha=alpha,
+        momentum=momentum,
+        targeted=targeted,
+        y_true=y_true,
+        generator=generator,
+        rademacher=False,
+    )
 
 
-def spsa(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *, max_queries: int = 2000,
-         samples: int = 10, delta: float = 0.01, alpha: float | None = None,
-         momentum: float = 0.9, targeted: bool = False, y_true: Labels | None = None,
-         generator: torch.Generator | None = None) -> QueryResult:
+def spsa(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    max_queries: int = 2000,
+    samples: int = 10,
+    delta: float = 0.01,
+    alpha: float | None = None,
+    momentum: float = 0.9,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+    generator: torch.Generator | None = None,
+) -> QueryResult:
     """SPSA gradient-sign attack (Uesato et al. 2018, arXiv:1802.05666). Norm: L-inf.
 
     As :func:`nes` with Rademacher (+-1) probes of size ``delta``.
 
     >>> res = spsa(as_predict(cnn), x, y, eps=0.2, max_queries=1000)
     """
-    return _sign_estimate_attack(predict, x, y, eps, max_queries=max_queries, samples=samples,
-                                 sigma=delta, alpha=alpha, momentum=momentum, targeted=targeted,
-                                 y_true=y_true, generator=generator, rademacher=True)
+    return _sign_estimate_attack(
+        predict,
+        x,
+        y,
+        eps,
+        max_queries=max_queries,
+        samples=samples,
+        sigma=delta,
+        alpha=alpha,
+        momentum=momentum,
+        targeted=targeted,
+        y_true=y_true,
+        generator=generator,
+        rademacher=True,
+    )
 
 
-def simba(predict: Predict, x: torch.Tensor, y: Labels, *, step: float = 0.2,
-          max_queries: int = 1000, targeted: bool = False, y_true: Labels | None = None,
-          generator: torch.Generator | None = None) -> QueryResult:
+def simba(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    step: float = 0.2,
+    max_queries: int = 1000,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+    generator: torch.Generator | None = None,
+) -> QueryResult:
     """SimBA, pixel basis (Guo et al. 2019, arXiv:1905.07121). Norm: L-inf <= ``step``.
 
     Visits pixels in a random order (one permutation per image, each pixel at most once); tries
@@ -251,8 +351,9 @@ def simba(predict: Predict, x: torch.Tensor, y: Labels, *, step: float = 0.2,
     best, success = score_and_success(xb, labels)
     queries = torch.ones(n, dtype=torch.long, device=xb.device)
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    order = torch.stack([torch.randperm(d, generator=generator, device=gen_device)
-                         for _ in range(n)]).to(xb.device)
+    order = torch.stack(
+        [torch.randperm(d, generator=generator, device=gen_device) for _ in range(n)]
+    ).to(xb.device)
     flat = xb.flatten(1).clone()
     for k in range(d):
         pending = ~success & (queries < max_queries)

@@ -55,10 +55,12 @@ class Access(str, enum.Enum):
     LABELS = "labels"  # the target's predicted class only (decision-based), within a budget
 
 
-ACCESS_TEXT = {Access.WHITEBOX: "white-box (the model's gradients)",
-               Access.TRANSFER: "transfer (a surrogate's gradients)",
-               Access.QUERY: "scores (output probabilities only)",
-               Access.LABELS: "labels (the predicted class only)"}
+ACCESS_TEXT = {
+    Access.WHITEBOX: "white-box (the model's gradients)",
+    Access.TRANSFER: "transfer (a surrogate's gradients)",
+    Access.QUERY: "scores (output probabilities only)",
+    Access.LABELS: "labels (the predicted class only)",
+}
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,17 @@ class AttackRun:
 class AttackFn(Protocol):
     """The uniform signature of every entry's ``run`` (see the module docstring)."""
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 params: Mapping[str, Any], *, target: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None, seed: int = 0) -> AttackRun: ...
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        params: Mapping[str, Any],
+        *,
+        target: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> AttackRun: ...
 
 
 @dataclass(frozen=True)
@@ -153,8 +163,10 @@ class AttackEntry:
     def __post_init__(self) -> None:
         unknown = set(self.uses) - set(CONTEXTS)
         if unknown:
-            raise ConfigError(f"attack {self.name!r}: unknown context {sorted(unknown)[0]!r}; "
-                              f"allowed: {', '.join(CONTEXTS)}")
+            raise ConfigError(
+                f"attack {self.name!r}: unknown context {sorted(unknown)[0]!r}; "
+                f"allowed: {', '.join(CONTEXTS)}"
+            )
         if len({p.name for p in self.params}) != len(self.params):
             raise ConfigError(f"attack {self.name!r}: each parameter once, please")
 
@@ -184,8 +196,9 @@ class AttackEntry:
         use = self.uses.get(context)
         return (use.label if use is not None else "") or self.short
 
-    def resolve(self, values: Mapping[str, Any] | None = None, context: str | None = None
-                ) -> dict[str, Any]:
+    def resolve(
+        self, values: Mapping[str, Any] | None = None, context: str | None = None
+    ) -> dict[str, Any]:
         """Every parameter of this entry: its default, then the ``context``'s own value, then
         ``values`` (keys the entry does not have are ignored), each checked once."""
         use = self.uses.get(context) if context else None
@@ -233,13 +246,23 @@ def get(name: str) -> AttackEntry:
         raise ConfigError(f"unknown attack {name!r}; allowed: {', '.join(_REGISTRY)}") from None
 
 
-def attacks_for(*, access: Access | str | None = None, context: str | None = None,
-                norm: str | None = None, budgeted: bool | None = None) -> list[AttackEntry]:
+def attacks_for(
+    *,
+    access: Access | str | None = None,
+    context: str | None = None,
+    norm: str | None = None,
+    budgeted: bool | None = None,
+) -> list[AttackEntry]:
     """The entries that fit every filter given, in catalogue order."""
     want = Access(access) if access is not None else None
-    return [e for e in _REGISTRY.values()
-            if (want is None or want in e.access) and (context is None or context in e.uses)
-            and (norm is None or e.norm == norm) and (budgeted is None or e.budgeted == budgeted)]
+    return [
+        e
+        for e in _REGISTRY.values()
+        if (want is None or want in e.access)
+        and (context is None or context in e.uses)
+        and (norm is None or e.norm == norm)
+        and (budgeted is None or e.budgeted == budgeted)
+    ]
 
 
 def names(**filters: Any) -> tuple[str, ...]:
@@ -248,6 +271,7 @@ def names(**filters: Any) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- listing and docs
+
 
 def _offered(entry: AttackEntry) -> str:
     """The contexts that offer ``entry``, or that only the API does."""
@@ -265,28 +289,41 @@ def format_list() -> str:
 
 def markdown_table() -> str:
     """``docs/ATTACKS.md``: every attack with its access, cost and parameters."""
-    out = ["# Attacks", "",
-           "Generated from `advstudio/core/attacks/catalogue.py`; do not edit.",
-           "Pixels, eps and step sizes are on the [0, 1] scale. To add an attack, write one "
-           "function with the catalogue's `run` signature and `register` one `AttackEntry`; "
-           "the lab, the sweep, robust accuracy, the Attack tab and `advstudio-run --list` "
-           "offer it where its entry says. Refresh this file with `python -c \"from "
-           "advstudio.core.attacks.catalogue import write_docs; write_docs()\"`.", "",
-           "| name | attack | access | norm | eps | iterative | targeted | cost per image "
-           "(forward / backward) | offered in |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "# Attacks",
+        "",
+        "Generated from `advstudio/core/attacks/catalogue.py`; do not edit.",
+        "Pixels, eps and step sizes are on the [0, 1] scale. To add an attack, write one "
+        "function with the catalogue's `run` signature and `register` one `AttackEntry`; "
+        "the lab, the sweep, robust accuracy, the Attack tab and `advstudio-run --list` "
+        'offer it where its entry says. Refresh this file with `python -c "from '
+        'advstudio.core.attacks.catalogue import write_docs; write_docs()"`.',
+        "",
+        "| name | attack | access | norm | eps | iterative | targeted | cost per image "
+        "(forward / backward) | offered in |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for e in _REGISTRY.values():
         access = ", ".join(ACCESS_TEXT[a] for a in e.access)
         eps = "budget" if e.budgeted else "unused (minimal)"
-        out.append(f"| `{e.name}` | {e.title} | {access} | {e.norm} | {eps} | "
-                   f"{'yes' if e.iterative else 'no'} | {'yes' if e.targeted else 'no'} | "
-                   f"{e.cost[0]} / {e.cost[1]} | {_offered(e)} |")
+        out.append(
+            f"| `{e.name}` | {e.title} | {access} | {e.norm} | {eps} | "
+            f"{'yes' if e.iterative else 'no'} | {'yes' if e.targeted else 'no'} | "
+            f"{e.cost[0]} / {e.cost[1]} | {_offered(e)} |"
+        )
     out += ["", "## Parameters", ""]
     for e in _REGISTRY.values():
         ref = f" ({e.reference})" if e.reference else ""
-        out += [f"### `{e.name}`: {e.title}{ref}", "", "| parameter | default | range | unit | "
-                "meaning |", "|---|---|---|---|---|"]
-        out += [f"| `{p.name}` | {p.default!r} | {p.range_text} | {p.unit} | {p.help} |"
-                for p in e.params]
+        out += [
+            f"### `{e.name}`: {e.title}{ref}",
+            "",
+            "| parameter | default | range | unit | meaning |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| `{p.name}` | {p.default!r} | {p.range_text} | {p.unit} | {p.help} |"
+            for p in e.params
+        ]
         for context, use in e.uses.items():
             if use.params:
                 settings = ", ".join(f"{k} = {v!r}" for k, v in use.params.items())
@@ -304,6 +341,7 @@ def write_docs(path: str | Path = Path(__file__).parents[3] / "docs" / "ATTACKS.
 
 # --------------------------------------------------------------------------- the built-in attacks
 
+
 def _goal(y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     return y if target is None else target
 
@@ -313,27 +351,63 @@ def _run_fgsm(model: nn.Module, x, y, params, *, target=None, generator=None, se
 
 
 def _run_bim(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(bim(model, x, _goal(y, target), params["eps"],
-                         alpha=BIM.step_size(params), steps=params["steps"],
-                         targeted=target is not None))
+    return AttackRun(
+        bim(
+            model,
+            x,
+            _goal(y, target),
+            params["eps"],
+            alpha=BIM.step_size(params),
+            steps=params["steps"],
+            targeted=target is not None,
+        )
+    )
 
 
 def _run_pgd(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(pgd(model, x, _goal(y, target), params["eps"],
-                         alpha=PGD.step_size(params), steps=params["steps"],
-                         targeted=target is not None, generator=generator))
+    return AttackRun(
+        pgd(
+            model,
+            x,
+            _goal(y, target),
+            params["eps"],
+            alpha=PGD.step_size(params),
+            steps=params["steps"],
+            targeted=target is not None,
+            generator=generator,
+        )
+    )
 
 
 def _run_mifgsm(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(mifgsm(model, x, _goal(y, target), params["eps"],
-                            alpha=MIFGSM.step_size(params), steps=params["steps"],
-                            decay=params["decay"], targeted=target is not None))
+    return AttackRun(
+        mifgsm(
+            model,
+            x,
+            _goal(y, target),
+            params["eps"],
+            alpha=MIFGSM.step_size(params),
+            steps=params["steps"],
+            decay=params["decay"],
+            targeted=target is not None,
+        )
+    )
 
 
 def _run_apgd(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(apgd(model, x, y, eps=params["eps"], steps=params["steps"],
-                          loss=params["loss"], targeted=target is not None, target=target,
-                          seed=seed))
+    return AttackRun(
+        apgd(
+            model,
+            x,
+            y,
+            eps=params["eps"],
+            steps=params["steps"],
+            loss=params["loss"],
+            targeted=target is not None,
+            target=target,
+            seed=seed,
+        )
+    )
 
 
 def _run_deepfool(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
@@ -341,37 +415,65 @@ def _run_deepfool(model: nn.Module, x, y, params, *, target=None, generator=None
 
 
 def _run_cw(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(cw_l2(model, x, _goal(y, target), targeted=target is not None,
-                           c=params["c"], kappa=params["kappa"], steps=params["steps"],
-                           search_steps=params["search_steps"]))
+    return AttackRun(
+        cw_l2(
+            model,
+            x,
+            _goal(y, target),
+            targeted=target is not None,
+            c=params["c"],
+            kappa=params["kappa"],
+            steps=params["steps"],
+            search_steps=params["search_steps"],
+        )
+    )
 
 
 def _run_nes(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = nes(as_predict(model), x, _goal(y, target), params["eps"],
-              max_queries=params["max_queries"], targeted=target is not None,
-              generator=generator)
+    res = nes(
+        as_predict(model),
+        x,
+        _goal(y, target),
+        params["eps"],
+        max_queries=params["max_queries"],
+        targeted=target is not None,
+        generator=generator,
+    )
     return AttackRun(res.x_adv, res.queries)
 
 
 def _run_spsa(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = spsa(as_predict(model), x, _goal(y, target), params["eps"],
-               max_queries=params["max_queries"], targeted=target is not None,
-               generator=generator)
+    res = spsa(
+        as_predict(model),
+        x,
+        _goal(y, target),
+        params["eps"],
+        max_queries=params["max_queries"],
+        targeted=target is not None,
+        generator=generator,
+    )
     return AttackRun(res.x_adv, res.queries)
 
 
 def _run_simba(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = simba(as_predict(model), x, _goal(y, target), step=params["eps"],
-                max_queries=params["max_queries"], targeted=target is not None,
-                generator=generator)
+    res = simba(
+        as_predict(model),
+        x,
+        _goal(y, target),
+        step=params["eps"],
+        max_queries=params["max_queries"],
+        targeted=target is not None,
+        generator=generator,
+    )
     return AttackRun(res.x_adv, res.queries)
 
 
 PIXELS = "pixels [0, 1]"
 EPS = Param("eps", 0.1, 0.0, 1.0, PIXELS, "L∞ radius of the perturbation")
 ALPHA = Param("alpha", 0.0, 0.0, None, PIXELS, "step size; 0 = automatic (eps / divisor)")
-QUERIES = Param("max_queries", 2000, 1, None, "queries",
-                "query budget per image, the clean query included")
+QUERIES = Param(
+    "max_queries", 2000, 1, None, "queries", "query budget per image, the clean query included"
+)
 WHITE_OR_TRANSFER = (Access.WHITEBOX, Access.TRANSFER)
 PLAIN = Use()  # the entry's own defaults and short label
 
@@ -380,90 +482,253 @@ def _steps(default: int, help: str = "Iterations of the attack") -> Param:
     return Param("steps", default, 1, None, "steps", help)
 
 
-FGSM = register(AttackEntry(
-    "fgsm", "FGSM", "FGSM", WHITE_OR_TRANSFER, "Linf", (EPS,), _run_fgsm, ("1", "1"),
-    {"lab": PLAIN, "sweep": PLAIN, "robust": PLAIN}, reference="Goodfellow et al. 2015"))
-BIM = register(AttackEntry(
-    "bim", "BIM / I-FGSM", "BIM", WHITE_OR_TRANSFER, "Linf", (EPS, _steps(10), ALPHA), _run_bim,
-    ("steps", "steps"), {"lab": PLAIN, "sweep": PLAIN}, step_divisor=4,
-    reference="Kurakin et al. 2017"))
-PGD = register(AttackEntry(
-    "pgd", "PGD", "PGD", WHITE_OR_TRANSFER, "Linf", (EPS, _steps(10), ALPHA), _run_pgd,
-    ("steps", "steps"), {"lab": PLAIN, "sweep": Use({"steps": 20}, "PGD-20"), "robust": PLAIN},
-    step_divisor=10, reference="Madry et al. 2018"))
-MIFGSM = register(AttackEntry(
-    "mifgsm", "MI-FGSM", "MI-FGSM", WHITE_OR_TRANSFER, "Linf",
-    (EPS, _steps(10), ALPHA, Param("decay", 1.0, 0.0, None, "", "momentum decay")),
-    _run_mifgsm, ("steps", "steps"), {"lab": PLAIN, "sweep": PLAIN}, step_divisor=10,
-    reference="Dong et al. 2018"))
-register(AttackEntry(
-    "apgd", "APGD (Auto-PGD)", "APGD", (Access.WHITEBOX,), "Linf",
-    (EPS, _steps(100, "APGD: iterations (the step size adapts itself)"),
-     Param("loss", "ce", unit="", help="objective: cross-entropy or Difference of Logits Ratio",
-           choices=("ce", "dlr"))),
-    _run_apgd, ("<= steps + 2", "<= steps + 1"), {"lab": PLAIN}, reference="Croce & Hein 2020"))
-register(AttackEntry(
-    "deepfool", "DeepFool (minimal L2)", "DeepFool", (Access.WHITEBOX,), "L2",
-    (_steps(50, "DeepFool: the most linearisation steps (it stops at the first flip)"),),
-    _run_deepfool, ("<= steps + 1", "<= steps × classes"), {"lab": PLAIN}, budgeted=False,
-    untargeted="DeepFool is untargeted: it steps to the nearest decision boundary, whatever "
-               "class lies behind it. Untick Targeted, or use C&W for a targeted minimal "
-               "perturbation", reference="Moosavi-Dezfooli et al. 2016"))
-register(AttackEntry(
-    "cw", "C&W L2 (minimal L2)", "C&W", (Access.WHITEBOX,), "L2",
-    (_steps(100, "C&W: Adam steps per round of its binary search on c (5 rounds)"),
-     Param("c", 1.0, 0.0, None, "", "first weight of the classification loss",
-           open_low=True),
-     Param("kappa", 0.0, 0.0, None, "logits", "confidence margin"),
-     Param("search_steps", 5, 1, None, "rounds", "rounds of the binary search on c")),
-    _run_cw, ("steps × search_steps + 1", "steps × search_steps"), {"lab": PLAIN}, budgeted=False,
-    reference="Carlini & Wagner 2017"))
-register(AttackEntry(
-    "nes", "NES (gradient-sign estimate)", "NES", (Access.QUERY,), "Linf", (EPS, QUERIES),
-    _run_nes, ("<= max_queries", "0"), {"lab": PLAIN}, reference="Ilyas et al. 2018"))
-register(AttackEntry(
-    "spsa", "SPSA (gradient-sign estimate)", "SPSA", (Access.QUERY,), "Linf", (EPS, QUERIES),
-    _run_spsa, ("<= max_queries", "0"), {"lab": PLAIN, "robust": Use(label="SPSA (query-based)")},
-    reference="Uesato et al. 2018"))
-register(AttackEntry(
-    "simba", "SimBA (random pixel search)", "SimBA", (Access.QUERY,), "Linf",
-    (Param("eps", 0.1, 0.0, 1.0, PIXELS, "per-pixel step (the L∞ size of the perturbation)"),
-     QUERIES), _run_simba, ("<= max_queries", "0"),
-    {"lab": PLAIN, "robust": Use(label="SimBA (query-based)")}, reference="Guo et al. 2019"))
+FGSM = register(
+    AttackEntry(
+        "fgsm",
+        "FGSM",
+        "FGSM",
+        WHITE_OR_TRANSFER,
+        "Linf",
+        (EPS,),
+        _run_fgsm,
+        ("1", "1"),
+        {"lab": PLAIN, "sweep": PLAIN, "robust": PLAIN},
+        reference="Goodfellow et al. 2015",
+    )
+)
+BIM = register(
+    AttackEntry(
+        "bim",
+        "BIM / I-FGSM",
+        "BIM",
+        WHITE_OR_TRANSFER,
+        "Linf",
+        (EPS, _steps(10), ALPHA),
+        _run_bim,
+        ("steps", "steps"),
+        {"lab": PLAIN, "sweep": PLAIN},
+        step_divisor=4,
+        reference="Kurakin et al. 2017",
+    )
+)
+PGD = register(
+    AttackEntry(
+        "pgd",
+        "PGD",
+        "PGD",
+        WHITE_OR_TRANSFER,
+        "Linf",
+        (EPS, _steps(10), ALPHA),
+        _run_pgd,
+        ("steps", "steps"),
+        {"lab": PLAIN, "sweep": Use({"steps": 20}, "PGD-20"), "robust": PLAIN},
+        step_divisor=10,
+        reference="Madry et al. 2018",
+    )
+)
+MIFGSM = register(
+    AttackEntry(
+        "mifgsm",
+        "MI-FGSM",
+        "MI-FGSM",
+        WHITE_OR_TRANSFER,
+        "Linf",
+        (EPS, _steps(10), ALPHA, Param("decay", 1.0, 0.0, None, "", "momentum decay")),
+        _run_mifgsm,
+        ("steps", "steps"),
+        {"lab": PLAIN, "sweep": PLAIN},
+        step_divisor=10,
+        reference="Dong et al. 2018",
+    )
+)
+register(
+    AttackEntry(
+        "apgd",
+        "APGD (Auto-PGD)",
+        "APGD",
+        (Access.WHITEBOX,),
+        "Linf",
+        (
+            EPS,
+            _steps(100, "APGD: iterations (the step size adapts itself)"),
+            Param(
+                "loss",
+                "ce",
+                unit="",
+                help="objective: cross-entropy or Difference of Logits Ratio",
+                choices=("ce", "dlr"),
+            ),
+        ),
+        _run_apgd,
+        ("<= steps + 2", "<= steps + 1"),
+        {"lab": PLAIN},
+        reference="Croce & Hein 2020",
+    )
+)
+register(
+    AttackEntry(
+        "deepfool",
+        "DeepFool (minimal L2)",
+        "DeepFool",
+        (Access.WHITEBOX,),
+        "L2",
+        (_steps(50, "DeepFool: the most linearisation steps (it stops at the first flip)"),),
+        _run_deepfool,
+        ("<= steps + 1", "<= steps × classes"),
+        {"lab": PLAIN},
+        budgeted=False,
+        untargeted="DeepFool is untargeted: it steps to the nearest decision boundary, whatever "
+        "class lies behind it. Untick Targeted, or use C&W for a targeted minimal "
+        "perturbation",
+        reference="Moosavi-Dezfooli et al. 2016",
+    )
+)
+register(
+    AttackEntry(
+        "cw",
+        "C&W L2 (minimal L2)",
+        "C&W",
+        (Access.WHITEBOX,),
+        "L2",
+        (
+            _steps(100, "C&W: Adam steps per round of its binary search on c (5 rounds)"),
+            Param(
+                "c", 1.0, 0.0, None, "", "first weight of the classification loss", open_low=True
+            ),
+            Param("kappa", 0.0, 0.0, None, "logits", "confidence margin"),
+            Param("search_steps", 5, 1, None, "rounds", "rounds of the binary search on c"),
+        ),
+        _run_cw,
+        ("steps × search_steps + 1", "steps × search_steps"),
+        {"lab": PLAIN},
+        budgeted=False,
+        reference="Carlini & Wagner 2017",
+    )
+)
+register(
+    AttackEntry(
+        "nes",
+        "NES (gradient-sign estimate)",
+        "NES",
+        (Access.QUERY,),
+        "Linf",
+        (EPS, QUERIES),
+        _run_nes,
+        ("<= max_queries", "0"),
+        {"lab": PLAIN},
+        reference="Ilyas et al. 2018",
+    )
+)
+register(
+    AttackEntry(
+        "spsa",
+        "SPSA (gradient-sign estimate)",
+        "SPSA",
+        (Access.QUERY,),
+        "Linf",
+        (EPS, QUERIES),
+        _run_spsa,
+        ("<= max_queries", "0"),
+        {"lab": PLAIN, "robust": Use(label="SPSA (query-based)")},
+        reference="Uesato et al. 2018",
+    )
+)
+register(
+    AttackEntry(
+        "simba",
+        "SimBA (random pixel search)",
+        "SimBA",
+        (Access.QUERY,),
+        "Linf",
+        (
+            Param("eps", 0.1, 0.0, 1.0, PIXELS, "per-pixel step (the L∞ size of the perturbation)"),
+            QUERIES,
+        ),
+        _run_simba,
+        ("<= max_queries", "0"),
+        {"lab": PLAIN, "robust": Use(label="SimBA (query-based)")},
+        reference="Guo et al. 2019",
+    )
+)
 
 
 # --------------------------------------------------------------------------- Square, FAB-T, L2, HSJ
 
+
 def _run_square(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = square_linf(as_predict(model), x, _goal(y, target), params["eps"],
-                      max_queries=params["max_queries"], p_init=params["p_init"],
-                      targeted=target is not None, generator=generator)
+    res = square_linf(
+        as_predict(model),
+        x,
+        _goal(y, target),
+        params["eps"],
+        max_queries=params["max_queries"],
+        p_init=params["p_init"],
+        targeted=target is not None,
+        generator=generator,
+    )
     return AttackRun(res.x_adv, res.queries)
 
 
 def _run_square_l2(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = square_l2(as_predict(model), x, _goal(y, target), params["eps"],
-                    max_queries=params["max_queries"], p_init=params["p_init"],
-                    targeted=target is not None, generator=generator)
+    res = square_l2(
+        as_predict(model),
+        x,
+        _goal(y, target),
+        params["eps"],
+        max_queries=params["max_queries"],
+        p_init=params["p_init"],
+        targeted=target is not None,
+        generator=generator,
+    )
     return AttackRun(res.x_adv, res.queries)
 
 
 def _run_pgd_l2(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(pgd_l2(model, x, _goal(y, target), params["eps"],
-                            alpha=PGD_L2.step_size(params), steps=params["steps"],
-                            targeted=target is not None, generator=generator))
+    return AttackRun(
+        pgd_l2(
+            model,
+            x,
+            _goal(y, target),
+            params["eps"],
+            alpha=PGD_L2.step_size(params),
+            steps=params["steps"],
+            targeted=target is not None,
+            generator=generator,
+        )
+    )
 
 
 def _run_apgd_l2(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(apgd(model, x, y, eps=params["eps"], steps=params["steps"],
-                          loss=params["loss"], targeted=target is not None, target=target,
-                          seed=seed, norm="L2"))
+    return AttackRun(
+        apgd(
+            model,
+            x,
+            y,
+            eps=params["eps"],
+            steps=params["steps"],
+            loss=params["loss"],
+            targeted=target is not None,
+            target=target,
+            seed=seed,
+            norm="L2",
+        )
+    )
 
 
 def _fab_runner(norm: str) -> AttackFn:
     def run(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-        return AttackRun(fab_t(model, x, y, norm=norm, steps=params["steps"], target=target,
-                               target_classes=params["target_classes"]))
+        return AttackRun(
+            fab_t(
+                model,
+                x,
+                y,
+                norm=norm,
+                steps=params["steps"],
+                target=target,
+                target_classes=params["target_classes"],
+            )
+        )
+
     return run
 
 
@@ -472,58 +737,179 @@ def _run_hsj(model: nn.Module, x, y, params, *, target=None, generator=None, see
     if target is not None:  # start from an image of the batch whose true class is the target
         match = y[None, :] == target[:, None]
         starts = torch.where(match.any(1).view(-1, 1, 1, 1), x[match.int().argmax(1)], x)
-    res = hop_skip_jump(as_label_predict(model), x, _goal(y, target),
-                        targeted=target is not None, max_queries=params["max_queries"],
-                        starts=starts, generator=generator)
+    res = hop_skip_jump(
+        as_label_predict(model),
+        x,
+        _goal(y, target),
+        targeted=target is not None,
+        max_queries=params["max_queries"],
+        starts=starts,
+        generator=generator,
+    )
     return AttackRun(res.x_adv, res.queries)
 
 
-EPS_L2 = Param("eps", 2.0, 0.0, None, "L2, pixels [0, 1]",
-               "L2 radius of the perturbation over all pixel values (2.0 on 28 x 28 digits: "
-               "about 0.07 per pixel)")
-P_INIT = Param("p_init", 0.3, 0.0, 1.0, "share of the image",
-               "the first square's area, halved on the paper's schedule (the paper: 0.05 on "
-               "colour images, 0.8 on MNIST; on the digits 0.3 broke 92 % at eps 0.2 in 1,000 "
-               "queries, 0.05 84 %)", open_low=True)
-TARGET_CLASSES = Param("target_classes", 9, 1, None, "classes",
-                       "with no target class: aim at this many most likely wrong classes in "
-                       "turn (AutoAttack's FAB-T: 9)")
-SQUARE_QUERIES = Param("max_queries", 1000, 1, None, "queries",
-                       "query budget per image, the clean query included")
+EPS_L2 = Param(
+    "eps",
+    2.0,
+    0.0,
+    None,
+    "L2, pixels [0, 1]",
+    "L2 radius of the perturbation over all pixel values (2.0 on 28 x 28 digits: "
+    "about 0.07 per pixel)",
+)
+P_INIT = Param(
+    "p_init",
+    0.3,
+    0.0,
+    1.0,
+    "share of the image",
+    "the first square's area, halved on the paper's schedule (the paper: 0.05 on "
+    "colour images, 0.8 on MNIST; on the digits 0.3 broke 92 % at eps 0.2 in 1,000 "
+    "queries, 0.05 84 %)",
+    open_low=True,
+)
+TARGET_CLASSES = Param(
+    "target_classes",
+    9,
+    1,
+    None,
+    "classes",
+    "with no target class: aim at this many most likely wrong classes in "
+    "turn (AutoAttack's FAB-T: 9)",
+)
+SQUARE_QUERIES = Param(
+    "max_queries", 1000, 1, None, "queries", "query budget per image, the clean query included"
+)
 
-register(AttackEntry(
-    "square", "Square (random square search)", "Square", (Access.QUERY,), "Linf",
-    (EPS, SQUARE_QUERIES, P_INIT), _run_square, ("<= max_queries", "0"),
-    {"lab": PLAIN, "robust": Use(label="Square (query-based)")},
-    reference="Andriushchenko et al. 2020"))
-register(AttackEntry(
-    "square-l2", "Square L2 (random square search)", "Square L2", (Access.QUERY,), "L2",
-    (EPS_L2, SQUARE_QUERIES,
-     Param("p_init", 0.1, 0.0, 1.0, "share of the image", "the first square's area, halved on "
-           "the paper's schedule (0.1: the paper's L2 setting)", open_low=True)), _run_square_l2,
-    ("<= max_queries", "0"), {}, reference="Andriushchenko et al. 2020"))
-PGD_L2 = register(AttackEntry(
-    "pgd-l2", "PGD L2", "PGD L2", WHITE_OR_TRANSFER, "L2",
-    (EPS_L2, _steps(10), Param("alpha", 0.0, 0.0, None, "L2, pixels [0, 1]",
-                               "step length; 0 = automatic (eps / 4)")),
-    _run_pgd_l2, ("steps", "steps"), {}, step_divisor=4, reference="Madry et al. 2018"))
-register(AttackEntry(
-    "apgd-l2", "APGD L2 (Auto-PGD)", "APGD L2", (Access.WHITEBOX,), "L2",
-    (EPS_L2, _steps(100, "APGD: iterations (the step size adapts itself)"),
-     Param("loss", "ce", unit="", help="objective: cross-entropy or Difference of Logits Ratio",
-           choices=("ce", "dlr"))),
-    _run_apgd_l2, ("<= steps + 2", "<= steps + 1"), {}, reference="Croce & Hein 2020"))
-register(AttackEntry(
-    "fab-t", "FAB-T (minimal L∞)", "FAB-T", (Access.WHITEBOX,), "Linf",
-    (_steps(100, "FAB: steps per target class"), TARGET_CLASSES), _fab_runner("Linf"),
-    ("2 × steps × target_classes", "steps × target_classes"),
-    {"lab": PLAIN, "robust": Use(label="FAB-T")}, budgeted=False, reference="Croce & Hein 2020"))
-register(AttackEntry(
-    "fab-t-l2", "FAB-T L2 (minimal L2)", "FAB-T L2", (Access.WHITEBOX,), "L2",
-    (_steps(100, "FAB: steps per target class"), TARGET_CLASSES), _fab_runner("L2"),
-    ("2 × steps × target_classes", "steps × target_classes"), {"lab": PLAIN}, budgeted=False,
-    reference="Croce & Hein 2020"))
-register(AttackEntry(
-    "hsj", "HopSkipJump (labels only, minimal L2)", "HopSkipJump", (Access.LABELS,), "L2",
-    (SQUARE_QUERIES,), _run_hsj, ("<= max_queries", "0"), {"lab": PLAIN}, budgeted=False,
-    reference="Chen, Jordan & Wainwright 2020"))
+register(
+    AttackEntry(
+        "square",
+        "Square (random square search)",
+        "Square",
+        (Access.QUERY,),
+        "Linf",
+        (EPS, SQUARE_QUERIES, P_INIT),
+        _run_square,
+        ("<= max_queries", "0"),
+        {"lab": PLAIN, "robust": Use(label="Square (query-based)")},
+        reference="Andriushchenko et al. 2020",
+    )
+)
+register(
+    AttackEntry(
+        "square-l2",
+        "Square L2 (random square search)",
+        "Square L2",
+        (Access.QUERY,),
+        "L2",
+        (
+            EPS_L2,
+            SQUARE_QUERIES,
+            Param(
+                "p_init",
+                0.1,
+                0.0,
+                1.0,
+                "share of the image",
+                "the first square's area, halved on "
+                "the paper's schedule (0.1: the paper's L2 setting)",
+                open_low=True,
+            ),
+        ),
+        _run_square_l2,
+        ("<= max_queries", "0"),
+        {},
+        reference="Andriushchenko et al. 2020",
+    )
+)
+PGD_L2 = register(
+    AttackEntry(
+        "pgd-l2",
+        "PGD L2",
+        "PGD L2",
+        WHITE_OR_TRANSFER,
+        "L2",
+        (
+            EPS_L2,
+            _steps(10),
+            Param(
+                "alpha", 0.0, 0.0, None, "L2, pixels [0, 1]", "step length; 0 = automatic (eps / 4)"
+            ),
+        ),
+        _run_pgd_l2,
+        ("steps", "steps"),
+        {},
+        step_divisor=4,
+        reference="Madry et al. 2018",
+    )
+)
+register(
+    AttackEntry(
+        "apgd-l2",
+        "APGD L2 (Auto-PGD)",
+        "APGD L2",
+        (Access.WHITEBOX,),
+        "L2",
+        (
+            EPS_L2,
+            _steps(100, "APGD: iterations (the step size adapts itself)"),
+            Param(
+                "loss",
+                "ce",
+                unit="",
+                help="objective: cross-entropy or Difference of Logits Ratio",
+                choices=("ce", "dlr"),
+            ),
+        ),
+        _run_apgd_l2,
+        ("<= steps + 2", "<= steps + 1"),
+        {},
+        reference="Croce & Hein 2020",
+    )
+)
+register(
+    AttackEntry(
+        "fab-t",
+        "FAB-T (minimal L∞)",
+        "FAB-T",
+        (Access.WHITEBOX,),
+        "Linf",
+        (_steps(100, "FAB: steps per target class"), TARGET_CLASSES),
+        _fab_runner("Linf"),
+        ("2 × steps × target_classes", "steps × target_classes"),
+        {"lab": PLAIN, "robust": Use(label="FAB-T")},
+        budgeted=False,
+        reference="Croce & Hein 2020",
+    )
+)
+register(
+    AttackEntry(
+        "fab-t-l2",
+        "FAB-T L2 (minimal L2)",
+        "FAB-T L2",
+        (Access.WHITEBOX,),
+        "L2",
+        (_steps(100, "FAB: steps per target class"), TARGET_CLASSES),
+        _fab_runner("L2"),
+        ("2 × steps × target_classes", "steps × target_classes"),
+        {"lab": PLAIN},
+        budgeted=False,
+        reference="Croce & Hein 2020",
+    )
+)
+register(
+    AttackEntry(
+        "hsj",
+        "HopSkipJump (labels only, minimal L2)",
+        "HopSkipJump",
+        (Access.LABELS,),
+        "L2",
+        (SQUARE_QUERIES,),
+        _run_hsj,
+        ("<= max_queries", "0"),
+        {"lab": PLAIN},
+        budgeted=False,
+        reference="Chen, Jordan & Wainwright 2020",
+    )
+)

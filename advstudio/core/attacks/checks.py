@@ -42,20 +42,28 @@ def randomness(model: nn.Module, x: torch.Tensor) -> Finding | None:
         gap = float((model(x) - model(x)).abs().max())
     if gap <= ATOL:
         return None
-    return Finding("randomness", f"two identical forward passes differ by up to {gap:.3g}: the "
-                   "model is randomised; gradient attacks see noise, attack it with EoT")
+    return Finding(
+        "randomness",
+        f"two identical forward passes differ by up to {gap:.3g}: the "
+        "model is randomised; gradient attacks see noise, attack it with EoT",
+    )
 
 
 def probabilities(model: nn.Module, x: torch.Tensor) -> Finding | None:
     """Every output in [0, 1] and every row summing to 1 (within 1e-4)."""
     with eval_mode(model), torch.no_grad():
         out = model(x).float()
-    if out.min() < 0 or out.max() > 1 or not torch.allclose(out.sum(1), torch.ones(len(out),
-                                                                                 device=out.device),
-                                                           atol=1e-4):
+    if (
+        out.min() < 0
+        or out.max() > 1
+        or not torch.allclose(out.sum(1), torch.ones(len(out), device=out.device), atol=1e-4)
+    ):
         return None
-    return Finding("probabilities", "the outputs are already probabilities (rows sum to 1): "
-                   "cross-entropy on them saturates and hides gradients; give the logits")
+    return Finding(
+        "probabilities",
+        "the outputs are already probabilities (rows sum to 1): "
+        "cross-entropy on them saturates and hides gradients; give the logits",
+    )
 
 
 def zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Finding | None:
@@ -71,13 +79,17 @@ def zero_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Findin
         zero = int((grad.flatten(1).abs().amax(1) == 0).sum())
     if zero == 0:
         return None
-    return Finding("zero-gradients", f"{zero} of {len(x)} images have a zero input gradient: "
-                   "gradient attacks cannot move them (gradient masking); trust the query "
-                   "attacks' numbers, or fix the model")
+    return Finding(
+        "zero-gradients",
+        f"{zero} of {len(x)} images have a zero input gradient: "
+        "gradient attacks cannot move them (gradient masking); trust the query "
+        "attacks' numbers, or fix the model",
+    )
 
 
-def masking(broken: Mapping[str, int], gradient: Iterable[str], query: Iterable[str]
-            ) -> Finding | None:
+def masking(
+    broken: Mapping[str, int], gradient: Iterable[str], query: Iterable[str]
+) -> Finding | None:
     """A query attack run after gradient attacks broke images they all left (``broken``: how
     many each attack was the first to break)."""
     order = list(broken)
@@ -85,12 +97,15 @@ def masking(broken: Mapping[str, int], gradient: Iterable[str], query: Iterable[
     first = next((i for i, name in enumerate(order) if name in gradient), None)
     if first is None:
         return None
-    late = {q: broken[q] for q in order[first + 1:] if q in set(query) and broken[q] > 0}
+    late = {q: broken[q] for q in order[first + 1 :] if q in set(query) and broken[q] > 0}
     if not late:
         return None
     names = ", ".join(f"{q} ({n})" for q, n in late.items())
-    return Finding("masking", f"{names} broke images the gradient attacks left: a sign of "
-                   "gradient masking; the gradient attacks alone would overstate robustness")
+    return Finding(
+        "masking",
+        f"{names} broke images the gradient attacks left: a sign of "
+        "gradient masking; the gradient attacks alone would overstate robustness",
+    )
 
 
 def before_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Finding]:

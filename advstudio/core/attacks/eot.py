@@ -22,8 +22,16 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks.whitebox import (
-    Labels, ascent_gradient, as_labels, check_alpha, check_eps, check_images, check_steps,
-    eval_mode, project)
+    Labels,
+    as_labels,
+    ascent_gradient,
+    check_alpha,
+    check_eps,
+    check_images,
+    check_steps,
+    eval_mode,
+    project,
+)
 
 DEFAULT_SAMPLES = 10  # draws per gradient: Athalye et al. used 30 on ImageNet; 10 on digits
 
@@ -38,17 +46,24 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _average(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, samples: int,
-             targeted: bool) -> torch.Tensor:
+def _average(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, samples: int, targeted: bool
+) -> torch.Tensor:
     total = torch.zeros_like(x)
     for k in range(samples):
         total += ascent_gradient(model, x, labels, targeted, check=k == 0)
     return total / samples
 
 
-def eot_gradient(model: nn.Module, x: torch.Tensor, y: Labels, *,
-                 samples: int = DEFAULT_SAMPLES, targeted: bool = False,
-                 seed: int = 0) -> torch.Tensor:
+def eot_gradient(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    targeted: bool = False,
+    seed: int = 0,
+) -> torch.Tensor:
     """The EoT gradient of the cross-entropy (ascent direction: minus it when ``targeted``),
     ``samples`` forward-backward passes of ``model`` on ``x`` (N, C, H, W) in [0, 1]."""
     samples = check_steps(samples, "samples")
@@ -59,9 +74,19 @@ def eot_gradient(model: nn.Module, x: torch.Tensor, y: Labels, *,
     return g[0] if single else g
 
 
-def eot_pgd(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: float,
-            steps: int, samples: int = DEFAULT_SAMPLES, targeted: bool = False,
-            random_start: bool = True, seed: int = 0) -> torch.Tensor:
+def eot_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    alpha: float,
+    steps: int,
+    samples: int = DEFAULT_SAMPLES,
+    targeted: bool = False,
+    random_start: bool = True,
+    seed: int = 0,
+) -> torch.Tensor:
     """EoT-PGD: ``steps`` sign steps of ``alpha`` along the EoT gradient (``samples`` draws
     each, so ``steps * samples`` backward passes), projected onto the L-inf ``eps``-ball and
     [0, 1], from a uniform random start. ``samples=1`` is plain PGD on the random model.

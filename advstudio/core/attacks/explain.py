@@ -48,8 +48,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str) -> to
         if method == "saliency":
             out = Saliency(model).attribute(xb, target=target, abs=True)
         elif method == "integrated_gradients":
-            out = IntegratedGradients(model).attribute(xb, torch.zeros_like(xb), target=target,
-                                                       n_steps=IG_STEPS)
+            out = IntegratedGradients(model).attribute(
+                xb, torch.zeros_like(xb), target=target, n_steps=IG_STEPS
+            )
         else:
             layer = last_conv(model)
             if layer is None:
@@ -69,8 +70,13 @@ class Explanation:
     maps: dict[tuple[str, str, str], torch.Tensor]
 
 
-def explain_pair(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, true_class: int,
-                 methods: tuple[str, ...] = METHODS) -> Explanation:
+def explain_pair(
+    model: nn.Module,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    true_class: int,
+    methods: tuple[str, ...] = METHODS,
+) -> Explanation:
     """Every map of ``methods`` for the clean and the adversarial image, for the true class and
     the adversarial image's predicted class (Grad-CAM skipped on a model without convolutions).
 
@@ -82,7 +88,10 @@ def explain_pair(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, true_cl
         new = int(model(xa[:1]).argmax(1))
     if last_conv(model) is None:
         methods = tuple(m for m in methods if m != "gradcam")
-    maps = {(name, role, m): attribute(model, image, cls, m)
-            for name, image in (("clean", x), ("adversarial", x_adv))
-            for role, cls in (("true", true_class), ("new", new)) for m in methods}
+    maps = {
+        (name, role, m): attribute(model, image, cls, m)
+        for name, image in (("clean", x), ("adversarial", x_adv))
+        for role, cls in (("true", true_class), ("new", new))
+        for m in methods
+    }
     return Explanation(true_class, new, maps)

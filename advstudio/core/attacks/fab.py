@@ -25,19 +25,31 @@ import torch
 from torch import nn
 
 from advstudio.core.attacks.minimal import (
-    checked_logits, check_positive, differentiable_logits, input_gradient)
+    check_positive,
+    checked_logits,
+    differentiable_logits,
+    input_gradient,
+)
 from advstudio.core.attacks.whitebox import (
-    Labels, as_labels, check_classes, check_images, check_steps, check_targets, eval_mode)
+    Labels,
+    as_labels,
+    check_classes,
+    check_images,
+    check_steps,
+    check_targets,
+    eval_mode,
+)
 from advstudio.core.errors import ConfigError
 
 FAB_NORMS = ("Linf", "L2")
-ALPHA_MAX = 0.1   # the paper's cap on the weight of the original point's projection
-ETA = 1.05        # overshoot of each projection step
-BETA = 0.9        # a crossing point is pulled back to x + BETA * (x' - x)
+ALPHA_MAX = 0.1  # the paper's cap on the weight of the original point's projection
+ETA = 1.05  # overshoot of each projection step
+BETA = 0.9  # a crossing point is pulled back to x + BETA * (x' - x)
 
 
-def project_hyperplane(g: torch.Tensor, c: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
-                       norm: str) -> torch.Tensor:
+def project_hyperplane(
+    g: torch.Tensor, c: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, norm: str
+) -> torch.Tensor:
     """Per row, the smallest ``d`` (in ``norm``) with ``g . d = c`` and ``lo <= d <= hi``
     (``lo <= 0 <= hi``; all (N, D), ``c`` (N,)); where the box cannot reach the hyperplane, the
     box point that gets closest.
@@ -54,12 +66,15 @@ def project_hyperplane(g: torch.Tensor, c: torch.Tensor, lo: torch.Tensor, hi: t
     order = breaks.argsort(1)
     b, r, m, w = (t.gather(1, order) for t in (breaks, room, mag, a))
     zero = torch.zeros_like(c)[:, None]
-    clamped = torch.cat([zero, (m * r).cumsum(1)], 1)            # g . d from clamped coordinates
+    clamped = torch.cat([zero, (m * r).cumsum(1)], 1)  # g . d from clamped coordinates
     slope = (m * w).sum(1, keepdim=True) - torch.cat([zero, (m * w).cumsum(1)], 1)
-    reach = clamped[:, 1:] + b * slope[:, 1:]                     # g . d at each breakpoint
+    reach = clamped[:, 1:] + b * slope[:, 1:]  # g . d at each breakpoint
     need = c.abs()[:, None]
-    k = torch.where((reach >= need).any(1), (reach >= need).int().argmax(1),
-                    torch.full_like(order[:, 0], g.shape[1]))[:, None]
+    k = torch.where(
+        (reach >= need).any(1),
+        (reach >= need).int().argmax(1),
+        torch.full_like(order[:, 0], g.shape[1]),
+    )[:, None]
     ratio = (need - clamped.gather(1, k)) / slope.gather(1, k).clamp_min(1e-30)
     return sign * torch.minimum(ratio * a, room)
 
@@ -69,9 +84,19 @@ def _norm(d: torch.Tensor, norm: str) -> torch.Tensor:
     return flat.abs().amax(1) if norm == "Linf" else flat.norm(dim=1)
 
 
-def fab_t(model: nn.Module, x: torch.Tensor, y: Labels, *, norm: str = "Linf",
-          steps: int = 100, target: Labels | None = None, target_classes: int = 9,
-          alpha_max: float = ALPHA_MAX, eta: float = ETA, beta: float = BETA) -> torch.Tensor:
+def fab_t(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    norm: str = "Linf",
+    steps: int = 100,
+    target: Labels | None = None,
+    target_classes: int = 9,
+    alpha_max: float = ALPHA_MAX,
+    eta: float = ETA,
+    beta: float = BETA,
+) -> torch.Tensor:
     """FAB-T (Croce & Hein 2020, arXiv:1907.02044), minimal ``norm`` ("Linf" or "L2").
 
     ``y``: the true labels. ``target``: a target class per image (success: predicting it); or
@@ -104,10 +129,15 @@ def fab_t(model: nn.Module, x: torch.Tensor, y: Labels, *, norm: str = "Linf",
             check_targets(goals, labels)
             runs, done = [goals], clean.argmax(1) == goals
         else:
-            if isinstance(target_classes, bool) or not isinstance(target_classes, int) \
-                    or not 1 <= target_classes <= classes - 1:
-                raise ConfigError(f"target_classes must be a whole number in [1, {classes - 1}] "
-                                  f"for this model, not {target_classes!r}")
+            if (
+                isinstance(target_classes, bool)
+                or not isinstance(target_classes, int)
+                or not 1 <= target_classes <= classes - 1
+            ):
+                raise ConfigError(
+                    f"target_classes must be a whole number in [1, {classes - 1}] "
+                    f"for this model, not {target_classes!r}"
+                )
             ranked = clean.scatter(1, labels[:, None], float("-inf")).argsort(1, descending=True)
             runs, done = [ranked[:, r] for r in range(target_classes)], clean.argmax(1) != labels
         best = xb.clone()
@@ -116,17 +146,36 @@ def fab_t(model: nn.Module, x: torch.Tensor, y: Labels, *, norm: str = "Linf",
         for goals in runs:
             if todo.numel() == 0:
                 break
-            found, size = _run(model, xb[todo], labels[todo], goals[todo], target is not None,
-                               norm, steps, alpha_max, eta, beta)
+            found, size = _run(
+                model,
+                xb[todo],
+                labels[todo],
+                goals[todo],
+                target is not None,
+                norm,
+                steps,
+                alpha_max,
+                eta,
+                beta,
+            )
             better = size < best_norm[todo]
             best[todo[better]], best_norm[todo[better]] = found[better], size[better]
     best = best.detach()
     return best[0] if single else best
 
 
-def _run(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor, goals: torch.Tensor,
-         hit_target: bool, norm: str, steps: int, alpha_max: float, eta: float,
-         beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _run(
+    model: nn.Module,
+    x0: torch.Tensor,
+    labels: torch.Tensor,
+    goals: torch.Tensor,
+    hit_target: bool,
+    norm: str,
+    steps: int,
+    alpha_max: float,
+    eta: float,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One FAB run towards ``goals``: (smallest successful point, its norm; inf if none)."""
     n = len(x0)
     flat0 = x0.flatten(1)

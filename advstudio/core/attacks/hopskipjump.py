@@ -28,13 +28,18 @@ from torch import nn
 from advstudio.core.attacks.blackbox import QueryResult, _check_budget
 from advstudio.core.attacks.square import generator_device
 from advstudio.core.attacks.whitebox import (
-    Labels, as_labels, check_images, check_steps, check_targets, eval_mode)
+    Labels,
+    as_labels,
+    check_images,
+    check_steps,
+    eval_mode,
+)
 from advstudio.core.errors import ConfigError
 
 LabelPredict = Callable[[torch.Tensor], torch.Tensor]
 """``predict(x01) -> (N,) int64`` predicted classes: all a decision-based attacker sees."""
 Decide = Callable[[torch.Tensor], torch.Tensor]  # images -> (N,) bool: adversarial?
-FIRST_DELTA = 0.1   # probe radius of the first round (later: sqrt(d) * theta * dist), as the paper
+FIRST_DELTA = 0.1  # probe radius of the first round (later: sqrt(d) * theta * dist), as the paper
 
 
 def as_label_predict(model: nn.Module) -> LabelPredict:
@@ -50,6 +55,7 @@ def as_label_predict(model: nn.Module) -> LabelPredict:
                 return model(x01).argmax(1)
             with eval_mode(model):
                 return model(x01).argmax(1)
+
     return predict
 
 
@@ -69,18 +75,29 @@ class _Labels:
         with torch.no_grad():
             out = torch.cat([self.predict(part).reshape(-1) for part in x.split(self.chunk)])
         if out.shape != (len(x),) or out.is_floating_point():
-            raise ConfigError(f"predict must return (N,) class indices, not {out.dtype} "
-                              f"{tuple(out.shape)}")
+            raise ConfigError(
+                f"predict must return (N,) class indices, not {out.dtype} {tuple(out.shape)}"
+            )
         self.left -= len(x)
         self.used += len(x)
         return out
 
 
-def hop_skip_jump(predict: LabelPredict, x: torch.Tensor, y: Labels, *,
-                  targeted: bool = False, max_queries: int = 1000, steps: int = 64,
-                  gamma: float = 1.0, init_evals: int = 100, max_evals: int = 10_000,
-                  init_trials: int = 100, starts: torch.Tensor | None = None,
-                  generator: torch.Generator | None = None) -> QueryResult:
+def hop_skip_jump(
+    predict: LabelPredict,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    targeted: bool = False,
+    max_queries: int = 1000,
+    steps: int = 64,
+    gamma: float = 1.0,
+    init_evals: int = 100,
+    max_evals: int = 10_000,
+    init_trials: int = 100,
+    starts: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> QueryResult:
     """HopSkipJump, L2 (Chen, Jordan & Wainwright 2020, arXiv:1904.02144, Algorithm 2).
 
     ``y``: the true labels (untargeted: success is any other label), or the target classes
@@ -99,40 +116,63 @@ def hop_skip_jump(predict: LabelPredict, x: torch.Tensor, y: Labels, *,
     """
     _check_budget(max_queries, 1)
     steps, init_evals = check_steps(steps), check_steps(init_evals, "init_evals")
-    max_evals, init_trials = check_steps(max_evals, "max_evals"), check_steps(init_trials,
-                                                                               "init_trials")
+    max_evals, init_trials = (
+        check_steps(max_evals, "max_evals"),
+        check_steps(init_trials, "init_trials"),
+    )
     if not (gamma > 0 and math.isfinite(gamma)):
         raise ConfigError(f"gamma must be a finite number > 0, not {gamma:g}")
     xb, single = check_images(x)
     labels = as_labels(y, len(xb), xb.device)
     if starts is not None and starts.shape != xb.shape:
-        raise ConfigError(f"starts must have the images' shape {tuple(xb.shape)}, "
-                          f"not {tuple(starts.shape)}")
+        raise ConfigError(
+            f"starts must have the images' shape {tuple(xb.shape)}, not {tuple(starts.shape)}"
+        )
     out, success = xb.clone(), torch.zeros(len(xb), dtype=torch.bool, device=xb.device)
     queries = torch.zeros(len(xb), dtype=torch.long, device=xb.device)
     for i in range(len(xb)):
         oracle = _Labels(predict, max_queries)
-        start = None if starts is None else starts[i:i + 1]
-        out[i:i + 1], success[i] = _one(oracle, int(labels[i]), targeted, xb[i:i + 1], start,
-                                        steps, gamma, init_evals, max_evals, init_trials,
-                                        generator)
+        start = None if starts is None else starts[i : i + 1]
+        out[i : i + 1], success[i] = _one(
+            oracle,
+            int(labels[i]),
+            targeted,
+            xb[i : i + 1],
+            start,
+            steps,
+            gamma,
+            init_evals,
+            max_evals,
+            init_trials,
+            generator,
+        )
         queries[i] = oracle.used
     return QueryResult(out[0] if single else out, success, queries)
 
 
-def _one(oracle: _Labels, aim: int, targeted: bool, x0: torch.Tensor,
-         start: torch.Tensor | None, steps: int, gamma: float, init_evals: int,
-         max_evals: int, init_trials: int, generator: torch.Generator | None
-         ) -> tuple[torch.Tensor, bool]:
+def _one(
+    oracle: _Labels,
+    aim: int,
+    targeted: bool,
+    x0: torch.Tensor,
+    start: torch.Tensor | None,
+    steps: int,
+    gamma: float,
+    init_evals: int,
+    max_evals: int,
+    init_trials: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, bool]:
     """One image (a batch of one): (the closest boundary point found, success). A round's
     probes are cut to what the budget leaves after its binary search (``searches`` queries)
     and a jump or two."""
+
     def adversarial(z: torch.Tensor) -> torch.Tensor:
         pred = oracle(z)
         return pred == aim if targeted else pred != aim
 
     d = x0.numel()
-    theta = gamma / d ** 1.5
+    theta = gamma / d**1.5
     searches = math.ceil(math.log2(1 / theta))
     try:
         if bool(adversarial(x0)):
@@ -140,8 +180,9 @@ def _one(oracle: _Labels, aim: int, targeted: bool, x0: torch.Tensor,
         if start is None or not bool(adversarial(start)):
             start = None
             for _ in range(init_trials):
-                noise = torch.rand(x0.shape, generator=generator,
-                                   device=generator_device(generator)).to(x0)
+                noise = torch.rand(
+                    x0.shape, generator=generator, device=generator_device(generator)
+                ).to(x0)
                 if bool(adversarial(noise)):
                     start = noise
                     break
@@ -172,8 +213,9 @@ def _one(oracle: _Labels, aim: int, targeted: bool, x0: torch.Tensor,
     return x_adv, True
 
 
-def _to_boundary(adversarial: Decide, x0: torch.Tensor, x_adv: torch.Tensor,
-                 theta: float) -> torch.Tensor:
+def _to_boundary(
+    adversarial: Decide, x0: torch.Tensor, x_adv: torch.Tensor, theta: float
+) -> torch.Tensor:
     """Binary search on ``x0 + a (x_adv - x0)``, ``a`` in [0, 1], down to a width ``theta``;
     the adversarial end. One query per halving."""
     low, high = 0.0, 1.0
@@ -186,13 +228,19 @@ def _to_boundary(adversarial: Decide, x0: torch.Tensor, x_adv: torch.Tensor,
     return x0 + high * (x_adv - x0)
 
 
-def _normal(adversarial: Decide, x_b: torch.Tensor, evals: int, delta: float,
-            generator: torch.Generator | None) -> torch.Tensor:
+def _normal(
+    adversarial: Decide,
+    x_b: torch.Tensor,
+    evals: int,
+    delta: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """The estimated unit normal of the boundary at ``x_b``, pointing to the adversarial side:
     Monte-Carlo over ``evals`` Gaussian directions (Eq. 16 of the paper, the baseline
     subtracted unless all probes fall on one side)."""
-    u = torch.randn((evals, *x_b.shape[1:]), generator=generator,
-                    device=generator_device(generator)).to(x_b)
+    u = torch.randn(
+        (evals, *x_b.shape[1:]), generator=generator, device=generator_device(generator)
+    ).to(x_b)
     u = u / u.flatten(1).norm(dim=1).view(-1, *([1] * (u.dim() - 1)))
     probes = (x_b + delta * u).clamp(0, 1)
     u = (probes - x_b) / delta

@@ -18,7 +18,14 @@ from torch import nn
 
 from advstudio.core.attacks.minimal import check_positive
 from advstudio.core.attacks.whitebox import (
-    Labels, as_labels, ascent_gradient, check_images, check_steps, check_targets, eval_mode)
+    Labels,
+    as_labels,
+    ascent_gradient,
+    check_images,
+    check_steps,
+    check_targets,
+    eval_mode,
+)
 
 
 def _per_image(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -52,9 +59,19 @@ def check_radius(eps: float, name: str = "eps") -> float:
     return check_positive(eps, f"{name} (an L2 radius)", allow_zero=True)
 
 
-def pgd_l2(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: float,
-           steps: int, random_start: bool = True, targeted: bool = False,
-           generator: torch.Generator | None = None, y_true: Labels | None = None) -> torch.Tensor:
+def pgd_l2(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    alpha: float,
+    steps: int,
+    random_start: bool = True,
+    targeted: bool = False,
+    generator: torch.Generator | None = None,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """Projected Gradient Descent, L2 (Madry et al. 2018, arXiv:1706.06083).
 
     ``x' <- project_l2(x' + alpha * g / ||g||_2)`` for ``steps`` steps, ``g`` the gradient of

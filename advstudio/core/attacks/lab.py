@@ -40,12 +40,16 @@ from advstudio.core.attacks.metrics import ImageReport, attack_report, linf
 from advstudio.core.attacks.minimal import check_positive, minimal_norms
 from advstudio.core.attacks.quantise import SurvivalReport, quantise_adversarial, survival
 from advstudio.core.attacks.transforms import (
-    RANDOM_TRANSFORMS, TRANSFORMS, FeatureSqueezingDetector, check_rate, defended)
+    RANDOM_TRANSFORMS,
+    TRANSFORMS,
+    FeatureSqueezingDetector,
+    check_rate,
+    defended,
+)
 from advstudio.core.attacks.whitebox import apply_direction, check_eps, fgsm_direction, pgd
 from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.jobs import Job, Progress
 from advstudio.core.models.classifier import Classifier, Prediction
-
 
 QUANTISE_STEPS = 10
 """Gradient steps of one grey level :func:`quantise_adversarial` may take to repair a rounded
@@ -86,26 +90,34 @@ class AttackSpec:
         check_eps(self.eps)
         allowed = catalogue.names(access=self.access, context="lab")
         if self.attack not in allowed:
-            raise ConfigError(f"attack {self.attack!r} is not a {self.access.value} attack; "
-                              f"allowed: {', '.join(allowed)}")
+            raise ConfigError(
+                f"attack {self.attack!r} is not a {self.access.value} attack; "
+                f"allowed: {', '.join(allowed)}"
+            )
         if self.steps < 1:
             raise ConfigError(f"steps must be at least 1, not {self.steps}")
         if self.alpha < 0:
             raise ConfigError(f"step size must be positive, not {self.alpha}")
         if self.loss not in APGD_LOSSES:
-            raise ConfigError(f"APGD loss must be one of {', '.join(APGD_LOSSES)}, "
-                              f"not {self.loss!r}")
+            raise ConfigError(
+                f"APGD loss must be one of {', '.join(APGD_LOSSES)}, not {self.loss!r}"
+            )
         check_positive(self.c, "C&W c (the weight of the classification loss)")
         check_positive(self.kappa, "C&W kappa (confidence margin)", allow_zero=True)
         if self.search_steps < 1:
             raise ConfigError(f"C&W search steps must be at least 1, not {self.search_steps}")
-        if (isinstance(self.jpeg_quality, bool) or not isinstance(self.jpeg_quality, int)
-                or not 0 <= self.jpeg_quality <= 100):
-            raise ConfigError(f"JPEG quality must be a whole number from 1 to 100 (0: no JPEG "
-                              f"check), not {self.jpeg_quality!r}")
+        if (
+            isinstance(self.jpeg_quality, bool)
+            or not isinstance(self.jpeg_quality, int)
+            or not 0 <= self.jpeg_quality <= 100
+        ):
+            raise ConfigError(
+                f"JPEG quality must be a whole number from 1 to 100 (0: no JPEG "
+                f"check), not {self.jpeg_quality!r}"
+            )
         if self.targeted and self.entry.untargeted:
             raise ConfigError(self.entry.untargeted)
-        self.params  # the entry's own checks, once, here at the edge (cached for the run)
+        _ = self.params  # the entry's own checks, once, here at the edge (cached for the run)
 
     @property
     def entry(self) -> catalogue.AttackEntry:
@@ -115,9 +127,16 @@ class AttackSpec:
     @cached_property
     def params(self) -> dict[str, Any]:
         """The settings of this spec that the attack takes, checked against its entry."""
-        values = {"eps": self.eps, "steps": self.steps, "alpha": self.alpha, "loss": self.loss,
-                  "c": self.c, "kappa": self.kappa, "search_steps": self.search_steps,
-                  "max_queries": self.max_queries}
+        values = {
+            "eps": self.eps,
+            "steps": self.steps,
+            "alpha": self.alpha,
+            "loss": self.loss,
+            "c": self.c,
+            "kappa": self.kappa,
+            "search_steps": self.search_steps,
+            "max_queries": self.max_queries,
+        }
         return self.entry.resolve(values, "lab")
 
     @property
@@ -164,8 +183,15 @@ def quantise_budget(spec: AttackSpec, x: torch.Tensor, x_adv: torch.Tensor) -> f
     return min(1.0, math.ceil(used * 255 - 1e-3) / 255)
 
 
-def measure(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec,
-            label: int, before: Prediction | None = None, **extra) -> AttackOutcome:
+def measure(
+    model: Classifier,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    spec: AttackSpec,
+    label: int,
+    before: Prediction | None = None,
+    **extra,
+) -> AttackOutcome:
     """The outcome of an attack that turned ``x`` into ``x_adv`` ((1, C, H, W) on the model's
     device): report, top-5 after, survival as PNG (and JPEG if ``spec.jpeg_quality``). Forward
     passes only. ``extra``: the other :class:`AttackOutcome` fields (queries, direction...)."""
@@ -174,10 +200,25 @@ def measure(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, spec: Attac
     target = [spec.target] if spec.targeted else None
     report = attack_report(model, x, x_adv, [label], target)[0]
     after = model.predict(x_adv, k=5)[0]
-    saved = survival(model, x_adv, [label], targeted=spec.targeted, target=target,
-                     jpeg_quality=spec.jpeg_quality or None)
-    return AttackOutcome(spec, x.detach().cpu(), x_adv.detach().cpu(), label, before, after,
-                         report, survival=saved, **extra)
+    saved = survival(
+        model,
+        x_adv,
+        [label],
+        targeted=spec.targeted,
+        target=target,
+        jpeg_quality=spec.jpeg_quality or None,
+    )
+    return AttackOutcome(
+        spec,
+        x.detach().cpu(),
+        x_adv.detach().cpu(),
+        label,
+        before,
+        after,
+        report,
+        survival=saved,
+        **extra,
+    )
 
 
 def check_survival(model: Classifier, outcome: AttackOutcome, jpeg_quality: int) -> AttackOutcome:
@@ -185,13 +226,20 @@ def check_survival(model: Classifier, outcome: AttackOutcome, jpeg_quality: int)
     spec = replace(outcome.spec, jpeg_quality=jpeg_quality)
     x_adv = outcome.x_adv.to(model.device)
     target = [spec.target] if spec.targeted else None
-    saved = survival(model, x_adv, [outcome.label], targeted=spec.targeted, target=target,
-                     jpeg_quality=jpeg_quality or None)
+    saved = survival(
+        model,
+        x_adv,
+        [outcome.label],
+        targeted=spec.targeted,
+        target=target,
+        jpeg_quality=jpeg_quality or None,
+    )
     return replace(outcome, spec=spec, survival=saved)
 
 
-def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
-                 surrogate: nn.Module | None = None) -> Job[AttackOutcome]:
+def attack_image(
+    model: Classifier, x: torch.Tensor, spec: AttackSpec, surrogate: nn.Module | None = None
+) -> Job[AttackOutcome]:
     """Attack one image ``x`` ((1, C, H, W) or (C, H, W), pixels in [0, 1]) on ``model``'s device.
 
     Raises :class:`ConfigError` for a target outside the model's classes, a target equal to the
@@ -206,11 +254,14 @@ def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
         raise ConfigError(f"true class {label} is outside the model's classes 0..{n - 1}")
     if spec.targeted:
         if not 0 <= spec.target < n:
-            raise ConfigError(f"target class {spec.target} is outside the model's classes "
-                              f"0..{n - 1}")
+            raise ConfigError(
+                f"target class {spec.target} is outside the model's classes 0..{n - 1}"
+            )
         if spec.target == label:
-            raise ConfigError(f"the target class {model.class_names[label]!r} is already the "
-                              "true class; pick another target")
+            raise ConfigError(
+                f"the target class {model.class_names[label]!r} is already the "
+                "true class; pick another target"
+            )
     label_t = torch.tensor([label], device=device)
     goal = torch.tensor([spec.target if spec.targeted else label], device=device)
     target = goal if spec.targeted else None
@@ -223,45 +274,66 @@ def attack_image(model: Classifier, x: torch.Tensor, spec: AttackSpec,
             direction = fgsm_direction(model, x, goal, targeted=spec.targeted)
             x_adv = apply_direction(x, direction, spec.eps)
         else:
-            x_adv = entry.run(model, x, label_t, params, target=target, generator=generator,
-                              seed=spec.seed).x_adv
+            x_adv = entry.run(
+                model, x, label_t, params, target=target, generator=generator, seed=spec.seed
+            ).x_adv
     elif spec.access is Access.TRANSFER:
         if surrogate is None:
             raise ConfigError("a transfer attack needs a surrogate model")
         surrogate = surrogate.to(device)
 
-        def on_surrogate(m: nn.Module, xb: torch.Tensor, labels: torch.Tensor,
-                         targeted: bool) -> torch.Tensor:
-            return entry.run(m, xb, labels, params, target=labels if targeted else None,
-                             generator=generator, seed=spec.seed).x_adv
+        def on_surrogate(
+            m: nn.Module, xb: torch.Tensor, labels: torch.Tensor, targeted: bool
+        ) -> torch.Tensor:
+            return entry.run(
+                m,
+                xb,
+                labels,
+                params,
+                target=labels if targeted else None,
+                generator=generator,
+                seed=spec.seed,
+            ).x_adv
 
-        res = transfer(surrogate, as_predict(model), x, goal, attack=on_surrogate,
-                       targeted=spec.targeted)
+        res = transfer(
+            surrogate, as_predict(model), x, goal, attack=on_surrogate, targeted=spec.targeted
+        )
         x_adv, queries = res.x_adv, res.queries
         surrogate_success = bool(res.surrogate_success[0])
     else:
-        res = entry.run(model, x, label_t, params, target=target, generator=generator,
-                        seed=spec.seed)
+        res = entry.run(
+            model, x, label_t, params, target=target, generator=generator, seed=spec.seed
+        )
         x_adv, queries = res.x_adv, int(res.queries[0])
     method = None
     if spec.quantise:
         yield Progress(1, 2, "rounding onto the 1/255 grid")
         x_adv, method = _quantise(model, x, x_adv.detach(), spec, label_t)
     yield Progress(1, 1, "measuring")
-    return measure(model, x, x_adv.detach(), spec, label, before, queries=queries,
-                   surrogate_success=surrogate_success,
-                   direction=None if direction is None else direction.detach().cpu(),
-                   quantise_method=method)
+    return measure(
+        model,
+        x,
+        x_adv.detach(),
+        spec,
+        label,
+        before,
+        queries=queries,
+        surrogate_success=surrogate_success,
+        direction=None if direction is None else direction.detach().cpu(),
+        quantise_method=method,
+    )
 
 
-def _quantise(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec,
-              label: torch.Tensor) -> tuple[torch.Tensor, str]:
+def _quantise(
+    model: Classifier, x: torch.Tensor, x_adv: torch.Tensor, spec: AttackSpec, label: torch.Tensor
+) -> tuple[torch.Tensor, str]:
     """``x_adv`` on the 1/255 grid within the attack's ball, repaired where possible."""
     steps = QUANTISE_STEPS if spec.access is Access.WHITEBOX else 0
     eps = quantise_budget(spec, x, x_adv)
     if spec.targeted:
-        res = quantise_adversarial(model, x, x_adv, label, eps, targeted=True,
-                                   target=[spec.target], steps=steps)
+        res = quantise_adversarial(
+            model, x, x_adv, label, eps, targeted=True, target=[spec.target], steps=steps
+        )
     else:
         res = quantise_adversarial(model, x, x_adv, label, eps, steps=steps)
     return res.x_q.to(x.device), res.method[0]
@@ -292,20 +364,39 @@ def fgsm_at(model: Classifier, outcome: AttackOutcome, eps: float) -> AttackOutc
     spec = replace(outcome.spec, eps=eps)
     method = None
     if spec.quantise:
-        x_adv, method = _quantise(model, x, x_adv, spec,
-                                  torch.tensor([outcome.label], device=device))
-    return measure(model, x, x_adv, spec, outcome.label, outcome.before,
-                   direction=outcome.direction, quantise_method=method)
+        x_adv, method = _quantise(
+            model, x, x_adv, spec, torch.tensor([outcome.label], device=device)
+        )
+    return measure(
+        model,
+        x,
+        x_adv,
+        spec,
+        outcome.label,
+        outcome.before,
+        direction=outcome.direction,
+        quantise_method=method,
+    )
 
 
 # --------------------------------------------------------------------------- input defences
 
-DEFENCES = {"none": "None", "jpeg": "JPEG", "bit_depth": "Bit depth", "median": "Median",
-            "resize_pad": "Random resize + pad", "noise": "Gaussian noise"}
+DEFENCES = {
+    "none": "None",
+    "jpeg": "JPEG",
+    "bit_depth": "Bit depth",
+    "median": "Median",
+    "resize_pad": "Random resize + pad",
+    "noise": "Gaussian noise",
+}
 """Input-transform defences the tab offers (keys of ``TRANSFORMS`` plus ``none``)."""
-DEFENCE_PARAMETERS = {"jpeg": ("quality", 1, 100, 75), "bit_depth": ("bits", 1, 8, 2),
-                      "median": ("window", 1, 7, 2), "resize_pad": ("shrink", 0, 14, 4),
-                      "noise": ("sigma", 0, 100, 25)}
+DEFENCE_PARAMETERS = {
+    "jpeg": ("quality", 1, 100, 75),
+    "bit_depth": ("bits", 1, 8, 2),
+    "median": ("window", 1, 7, 2),
+    "resize_pad": ("shrink", 0, 14, 4),
+    "noise": ("sigma", 0, 100, 25),
+}
 """Per defence: (parameter name, lowest, highest, default) as the tab's spin box offers it."""
 
 
@@ -349,9 +440,17 @@ class DefenceComparison:
     eot: DefenceAttack | None = None  # EoT-PGD, for a randomised defence only
 
 
-def compare_defence(model: Classifier, x: torch.Tensor, *, defence: str, parameter: int,
-                    eps: float, steps: int = 20, label: int = -1,
-                    seed: int = 0) -> Job[DefenceComparison]:
+def compare_defence(
+    model: Classifier,
+    x: torch.Tensor,
+    *,
+    defence: str,
+    parameter: int,
+    eps: float,
+    steps: int = 20,
+    label: int = -1,
+    seed: int = 0,
+) -> Job[DefenceComparison]:
     """PGD (``steps`` steps of ``2.5 eps / steps`` from a seeded random start, untargeted) on
     ``model`` behind the ``defence`` transform, first differentiating the whole pipeline (gradient
     masking: zero through bit depth, absent through JPEG, which is reported as an error, not
@@ -377,17 +476,27 @@ def compare_defence(model: Classifier, x: torch.Tensor, *, defence: str, paramet
         generator = torch.Generator(device=device.type).manual_seed(seed)
         try:
             if samples:
-                x_adv = eot_pgd(target, x, y, eps, alpha=2.5 * eps / steps, steps=steps,
-                                samples=samples, seed=seed)
+                x_adv = eot_pgd(
+                    target,
+                    x,
+                    y,
+                    eps,
+                    alpha=2.5 * eps / steps,
+                    steps=steps,
+                    samples=samples,
+                    seed=seed,
+                )
             else:
-                x_adv = pgd(target, x, y, eps, alpha=2.5 * eps / steps, steps=steps,
-                            generator=generator)
+                x_adv = pgd(
+                    target, x, y, eps, alpha=2.5 * eps / steps, steps=steps, generator=generator
+                )
         except AttackError as exc:
             return DefenceAttack(name, None, None, None, None, str(exc))
         with seeded(seed + 1, device):  # a randomised defence judges with one seeded draw
-            pred = shielded.predict(x_adv, k=5)[0]   # judged by the deployed (defended) model
-        return DefenceAttack(name, x_adv.detach().cpu(), pred, pred.indices[0] != label,
-                             float(linf(x, x_adv)[0]))
+            pred = shielded.predict(x_adv, k=5)[0]  # judged by the deployed (defended) model
+        return DefenceAttack(
+            name, x_adv.detach().cpu(), pred, pred.indices[0] != label, float(linf(x, x_adv)[0])
+        )
 
     yield Progress(1, stages, "PGD through the defence")
     plain = attack(shielded, "PGD")
@@ -416,8 +525,13 @@ class DetectorCheck:
     detected_adversarial: bool | None = None
 
 
-def detector_check(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor | None,
-                   false_alarm_rate: float, clean_x: torch.Tensor) -> Job[DetectorCheck]:
+def detector_check(
+    model: Classifier,
+    x: torch.Tensor,
+    x_adv: torch.Tensor | None,
+    false_alarm_rate: float,
+    clean_x: torch.Tensor,
+) -> Job[DetectorCheck]:
     """Fit :class:`~advstudio.core.attacks.transforms.FeatureSqueezingDetector` (1-bit depth and
     2x2 median, the paper's MNIST pair) on ``clean_x`` for ``false_alarm_rate`` in (0, 1), then
     score ``x`` and ``x_adv`` ((1, C, H, W) in [0, 1])."""
@@ -429,8 +543,9 @@ def detector_check(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor | Non
     yield Progress(1, 2, "scoring")
     images = [x] if x_adv is None else [x, x_adv]
     scores = detector.score(torch.cat([i.to(device) for i in images])).cpu()
-    out = DetectorCheck(rate, threshold, len(clean_x), float(scores[0]),
-                        bool(scores[0] > threshold))
+    out = DetectorCheck(
+        rate, threshold, len(clean_x), float(scores[0]), bool(scores[0] > threshold)
+    )
     if x_adv is not None:
         out.score_adversarial = float(scores[1])
         out.detected_adversarial = bool(scores[1] > threshold)
@@ -438,6 +553,7 @@ def detector_check(model: Classifier, x: torch.Tensor, x_adv: torch.Tensor | Non
 
 
 # --------------------------------------------------------------------------- distance to boundary
+
 
 @dataclass
 class BoundaryRow:
@@ -455,9 +571,14 @@ class BoundaryRow:
 BOUNDARY_NAMES = {"fgsm": "FGSM (smallest ε)", "deepfool": "DeepFool", "cw": "C&W L2"}
 
 
-def distance_to_boundary(model: Classifier, x: torch.Tensor, label: int = -1, *,
-                         cw_steps: int = 100, cw_search_steps: int = 5
-                         ) -> Job[list[BoundaryRow]]:
+def distance_to_boundary(
+    model: Classifier,
+    x: torch.Tensor,
+    label: int = -1,
+    *,
+    cw_steps: int = 100,
+    cw_search_steps: int = 5,
+) -> Job[list[BoundaryRow]]:
     """How far the decision boundary is from ``x`` ((1, C, H, W) in [0, 1]): FGSM's smallest
     flipping eps, DeepFool and C&W L2 (``cw_steps`` Adam steps times ``cw_search_steps`` rounds),
     by :func:`~advstudio.core.attacks.minimal.minimal_norms`, one method per progress step.
@@ -472,11 +593,14 @@ def distance_to_boundary(model: Classifier, x: torch.Tensor, label: int = -1, *,
     rows = []
     for i, method in enumerate(methods):
         yield Progress(i, len(methods), BOUNDARY_NAMES[method])
-        res = minimal_norms(model, x, y, methods=(method,),
-                            options={method: options.get(method, {})})[method]
+        res = minimal_norms(
+            model, x, y, methods=(method,), options={method: options.get(method, {})}
+        )[method]
         pred = model.predict(res.x_adv.to(device), k=1)[0].indices[0]
-        rows.append(BoundaryRow(method, float(res.l2[0]), float(res.linf[0]),
-                                bool(res.success[0]), pred, res.x_adv))
+        rows.append(
+            BoundaryRow(
+                method, float(res.l2[0]), float(res.linf[0]), bool(res.success[0]), pred, res.x_adv
+            )
+        )
     yield Progress(len(methods), len(methods), "done")
     return rows
-

@@ -15,8 +15,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from advstudio.core.attacks.whitebox import (
-    Attack, Labels, as_labels, check_classes, check_images, eval_mode, fgsm,
-    fgsm_direction)
+    Attack,
+    Labels,
+    as_labels,
+    check_classes,
+    check_images,
+    eval_mode,
+    fgsm,
+    fgsm_direction,
+)
 from advstudio.core.errors import ConfigError
 
 L0_TOLERANCE = 1e-6
@@ -24,8 +31,10 @@ L0_TOLERANCE = 1e-6
 
 def _pair(x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape != x_adv.shape:
-        raise ConfigError(f"clean and adversarial images differ in shape: {tuple(x.shape)} vs "
-                          f"{tuple(x_adv.shape)}")
+        raise ConfigError(
+            f"clean and adversarial images differ in shape: {tuple(x.shape)} vs "
+            f"{tuple(x_adv.shape)}"
+        )
     if x.dim() == 3:
         x, x_adv = x.unsqueeze(0), x_adv.unsqueeze(0)
     return x.detach().double(), x_adv.detach().double()
@@ -60,13 +69,20 @@ def psnr(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Normalised 2-D Gaussian (size, size) window, float64."""
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-coords ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
     g /= g.sum()
     return g[:, None] * g[None, :]
 
 
-def ssim(x: torch.Tensor, x_adv: torch.Tensor, *, window: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    *,
+    window: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004), data range 1, the standard settings: Gaussian
     window 11x11 with sigma 1.5, K1 = 0.01, K2 = 0.03; local statistics over 'valid' window
     positions (as Wang's reference ``ssim_index.m``), population (co)variances, mean over the
@@ -80,13 +96,14 @@ def ssim(x: torch.Tensor, x_adv: torch.Tensor, *, window: int = 11, sigma: float
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, w, groups=c)
 
-    c1, c2 = k1 ** 2, k2 ** 2
+    c1, c2 = k1**2, k2**2
     mu_x, mu_y = blur(x), blur(x_adv)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(x_adv * x_adv) - mu_y ** 2
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(x_adv * x_adv) - mu_y**2
     cov = blur(x * x_adv) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
-                / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
+    ssim_map = (
+        (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    )
     return ssim_map.flatten(2).mean(2).mean(1).float()
 
 
@@ -109,8 +126,9 @@ class ImageReport:
     ssim: float
 
 
-def attack_report(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: Labels,
-                  target: Labels | None = None) -> list[ImageReport]:
+def attack_report(
+    model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: Labels, target: Labels | None = None
+) -> list[ImageReport]:
     """Per-image predictions (class, softmax confidence) before and after, success and the
     perturbation measures above. Two forward passes, eval mode, no gradients.
 
@@ -130,17 +148,38 @@ def attack_report(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: Lab
     conf_b, pred_b = before.max(1)
     conf_a, pred_a = after.max(1)
     success = pred_a == targets if targets is not None else pred_a != labels
-    columns = [labels, pred_b, conf_b, pred_a, conf_a, success, linf(xb, xa), l2(xb, xa),
-               l0(xb, xa), psnr(xb, xa), ssim(xb, xa)]
+    columns = [
+        labels,
+        pred_b,
+        conf_b,
+        pred_a,
+        conf_a,
+        success,
+        linf(xb, xa),
+        l2(xb, xa),
+        l0(xb, xa),
+        psnr(xb, xa),
+        ssim(xb, xa),
+    ]
     rows = zip(*(c.tolist() for c in columns))
     tlist = targets.tolist() if targets is not None else [None] * len(xb)
-    return [ImageReport(int(lab), t, int(pb), cb, int(pa), ca, bool(s), li, l2v, int(l0v), ps, ss)
-            for (lab, pb, cb, pa, ca, s, li, l2v, l0v, ps, ss), t in zip(rows, tlist)]
+    return [
+        ImageReport(int(lab), t, int(pb), cb, int(pa), ca, bool(s), li, l2v, int(l0v), ps, ss)
+        for (lab, pb, cb, pa, ca, s, li, l2v, l0v, ps, ss), t in zip(rows, tlist)
+    ]
 
 
-def minimal_epsilons(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: bool = False,
-                     tol: float = 1e-3, attack: Attack = fgsm, grid: int = 32,
-                     **attack_kwargs) -> list[float | None]:
+def minimal_epsilons(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    targeted: bool = False,
+    tol: float = 1e-3,
+    attack: Attack = fgsm,
+    grid: int = 32,
+    **attack_kwargs,
+) -> list[float | None]:
     """Per image, the smallest eps in [0, 1] (to within ``tol``) at which ``attack`` succeeds:
     0.0 where the clean image is already misclassified (targeted: already the target), None
     where no eps up to 1 works.
@@ -166,10 +205,21 @@ def minimal_epsilons(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: 
             step = eps.to(xb.device, xb.dtype).view(shape) * direction[rows]
             return (xb[rows] + step).clamp(0.0, 1.0)
     else:
+
         def adversarial(rows: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-            return torch.cat([attack(model, xb[i:i + 1], labels[i:i + 1], float(e),
-                                     targeted=targeted, **attack_kwargs)
-                              for i, e in zip(rows.tolist(), eps.tolist())])
+            return torch.cat(
+                [
+                    attack(
+                        model,
+                        xb[i : i + 1],
+                        labels[i : i + 1],
+                        float(e),
+                        targeted=targeted,
+                        **attack_kwargs,
+                    )
+                    for i, e in zip(rows.tolist(), eps.tolist())
+                ]
+            )
 
     def flipped(rows: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         x_try = adversarial(rows, eps) if bool((eps > 0).any()) else xb[rows]
@@ -182,7 +232,7 @@ def minimal_epsilons(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: 
     everyone = torch.arange(n, device=xb.device)
     at_zero = flipped(everyone, torch.zeros(n, dtype=torch.float64))
     hi = torch.where(at_zero, 0.0, math.inf).double()
-    for g in torch.arange(1, grid + 1, dtype=torch.float64) / grid:   # coarse scan upwards
+    for g in torch.arange(1, grid + 1, dtype=torch.float64) / grid:  # coarse scan upwards
         rows = torch.isinf(hi).nonzero()[:, 0]
         if rows.numel() == 0:
             break
@@ -199,9 +249,17 @@ def minimal_epsilons(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: 
     return [float(h) if math.isfinite(h) else None for h in hi.tolist()]
 
 
-def minimal_epsilon(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: bool = False,
-                    tol: float = 1e-3, attack: Attack = fgsm, grid: int = 32,
-                    **attack_kwargs) -> float | None:
+def minimal_epsilon(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    targeted: bool = False,
+    tol: float = 1e-3,
+    attack: Attack = fgsm,
+    grid: int = 32,
+    **attack_kwargs,
+) -> float | None:
     """:func:`minimal_epsilons` for one image (C, H, W) or a batch of one: the smallest eps in
     [0, 1] that flips it, or None.
 
@@ -210,5 +268,6 @@ def minimal_epsilon(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: b
     xb, _ = check_images(x)
     if len(xb) != 1:
         raise ConfigError(f"minimal_epsilon takes one image, got {len(xb)}; use minimal_epsilons")
-    return minimal_epsilons(model, xb, y, targeted=targeted, tol=tol, attack=attack, grid=grid,
-                            **attack_kwargs)[0]
+    return minimal_epsilons(
+        model, xb, y, targeted=targeted, tol=tol, attack=attack, grid=grid, **attack_kwargs
+    )[0]

@@ -27,8 +27,16 @@ from torch import nn
 from advstudio.core.attacks.blackbox import margin
 from advstudio.core.attacks.metrics import l2, linf, minimal_epsilons
 from advstudio.core.attacks.whitebox import (
-    _NO_GRADIENT, Labels, as_labels, check_classes, check_images, check_steps, check_targets,
-    eval_mode, fgsm_direction)
+    _NO_GRADIENT,
+    Labels,
+    as_labels,
+    check_classes,
+    check_images,
+    check_steps,
+    check_targets,
+    eval_mode,
+    fgsm_direction,
+)
 from advstudio.core.errors import AttackError, ConfigError
 
 DEEPFOOL_NUDGE = 1e-4
@@ -40,6 +48,7 @@ TANH_SHRINK = 1 - 1e-6
 
 # --------------------------------------------------------------------------- shared helpers
 
+
 def differentiable_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``model(x)`` with autograd on (also under a caller's ``no_grad``), checked to be
     (N, classes) logits that depend on ``x``; else :class:`AttackError`. Call in eval mode, with
@@ -47,8 +56,10 @@ def differentiable_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.enable_grad():
         logits = model(x)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise AttackError(f"the model must return (N, classes) logits, not "
-                          f"{getattr(logits, 'shape', type(logits).__name__)}")
+        raise AttackError(
+            f"the model must return (N, classes) logits, not "
+            f"{getattr(logits, 'shape', type(logits).__name__)}"
+        )
     if not logits.requires_grad:
         raise AttackError(_NO_GRADIENT)
     return logits
@@ -60,8 +71,9 @@ def checked_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return differentiable_logits(model, x.detach().requires_grad_(True)).detach()
 
 
-def input_gradient(objective: torch.Tensor, x: torch.Tensor,
-                   retain_graph: bool = False) -> torch.Tensor:
+def input_gradient(
+    objective: torch.Tensor, x: torch.Tensor, retain_graph: bool = False
+) -> torch.Tensor:
     """d ``objective`` / d ``x`` by ``torch.autograd.grad`` (no parameter ``.grad`` touched);
     :class:`AttackError` when the objective does not depend on ``x``."""
     (grad,) = torch.autograd.grad(objective, x, retain_graph=retain_graph, allow_unused=True)
@@ -90,8 +102,16 @@ def _view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- DeepFool
 
-def deepfool(model: nn.Module, x: torch.Tensor, *, y: Labels | None = None, steps: int = 50,
-             overshoot: float = 0.02, num_classes: int | None = None) -> torch.Tensor:
+
+def deepfool(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    y: Labels | None = None,
+    steps: int = 50,
+    overshoot: float = 0.02,
+    num_classes: int | None = None,
+) -> torch.Tensor:
     """DeepFool, multi-class, L2 (Moosavi-Dezfooli et al. 2016, arXiv:1511.04599).
 
     Each step linearises the logits around the current point; for every candidate class ``k``
@@ -120,24 +140,35 @@ def deepfool(model: nn.Module, x: torch.Tensor, *, y: Labels | None = None, step
     return x_adv[0] if single else x_adv
 
 
-def _deepfool(model: nn.Module, xb: torch.Tensor, y: Labels | None, steps: int,
-              overshoot: float, num_classes: int | None) -> torch.Tensor:
+def _deepfool(
+    model: nn.Module,
+    xb: torch.Tensor,
+    y: Labels | None,
+    steps: int,
+    overshoot: float,
+    num_classes: int | None,
+) -> torch.Tensor:
     clean = checked_logits(model, xb)
     classes = clean.shape[1]
     if num_classes is None:
         k = classes
-    elif isinstance(num_classes, bool) or not isinstance(num_classes, int) \
-            or not 2 <= num_classes <= classes:
-        raise ConfigError(f"num_classes must be None (all classes) or a whole number in "
-                          f"[2, {classes}] for this model, not {num_classes!r}")
+    elif (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, int)
+        or not 2 <= num_classes <= classes
+    ):
+        raise ConfigError(
+            f"num_classes must be None (all classes) or a whole number in "
+            f"[2, {classes}] for this model, not {num_classes!r}"
+        )
     else:
         k = num_classes
-    candidates = clean.topk(k, dim=1).indices            # column 0: the predicted class
+    candidates = clean.topk(k, dim=1).indices  # column 0: the predicted class
     active = torch.ones(len(xb), dtype=torch.bool, device=xb.device)
     if y is not None:
         labels = as_labels(y, len(xb), xb.device)
         check_classes(labels, classes, "label")
-        active = candidates[:, 0] == labels              # already wrong: nothing to do
+        active = candidates[:, 0] == labels  # already wrong: nothing to do
     r_total = torch.zeros_like(xb)
     x_adv = xb.clone()
     for _ in range(steps):
@@ -151,20 +182,21 @@ def _deepfool(model: nn.Module, xb: torch.Tensor, y: Labels | None, steps: int,
         active[idx[flipped]] = False
         if bool(flipped.all()):
             break
-        z = logits.gather(1, cand)                       # (n, k) candidate logits
-        grads = torch.stack([input_gradient(z[:, j].sum(), xa, retain_graph=j < k - 1)
-                             for j in range(k)], 1)      # (n, k, C, H, W)
+        z = logits.gather(1, cand)  # (n, k) candidate logits
+        grads = torch.stack(
+            [input_gradient(z[:, j].sum(), xa, retain_graph=j < k - 1) for j in range(k)], 1
+        )  # (n, k, C, H, W)
         keep = ~flipped
         idx, grads, z = idx[keep], grads[keep], z.detach()[keep]
-        w = (grads[:, 1:] - grads[:, :1]).flatten(2)     # (n, k - 1, D)
-        f = z[:, 1:] - z[:, :1]                          # < 0 while not flipped
+        w = (grads[:, 1:] - grads[:, :1]).flatten(2)  # (n, k - 1, D)
+        f = z[:, 1:] - z[:, :1]  # < 0 while not flipped
         w_norm = w.norm(dim=2)
         distance = f.abs() / w_norm.clamp_min(1e-12)
-        distance[w_norm == 0] = math.inf                 # a class the gradient cannot reach
+        distance[w_norm == 0] = math.inf  # a class the gradient cannot reach
         nearest = distance.argmin(1)
         rows = torch.arange(len(idx), device=xb.device)
         d, w_l, n_l = distance[rows, nearest], w[rows, nearest], w_norm[rows, nearest]
-        stuck = ~torch.isfinite(d)                       # zero gradient everywhere: give up
+        stuck = ~torch.isfinite(d)  # zero gradient everywhere: give up
         active[idx[stuck]] = False
         scale = torch.where(stuck, 0.0, (d + DEEPFOOL_NUDGE) / n_l.clamp_min(1e-12))
         step = (scale[:, None] * w_l).view(-1, *xb.shape[1:])
@@ -176,9 +208,20 @@ def _deepfool(model: nn.Module, xb: torch.Tensor, y: Labels | None, steps: int,
 
 # --------------------------------------------------------------------------- Carlini-Wagner
 
-def cw_l2(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: bool = False,
-          c: float = 1.0, kappa: float = 0.0, steps: int = 100, lr: float = 0.1,
-          search_steps: int = 5, y_true: Labels | None = None) -> torch.Tensor:
+
+def cw_l2(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    targeted: bool = False,
+    c: float = 1.0,
+    kappa: float = 0.0,
+    steps: int = 100,
+    lr: float = 0.1,
+    search_steps: int = 5,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """Carlini-Wagner L2 (Carlini & Wagner 2017, arXiv:1608.04644).
 
     Pixels are written ``x' = (tanh(w) + 1) / 2`` (always in [0, 1], no clipping) and Adam
@@ -212,8 +255,17 @@ def cw_l2(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: bool = Fals
     return out[0] if single else out
 
 
-def _cw_l2(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor, targeted: bool, c: float,
-           kappa: float, steps: int, lr: float, search_steps: int) -> torch.Tensor:
+def _cw_l2(
+    model: nn.Module,
+    xb: torch.Tensor,
+    labels: torch.Tensor,
+    targeted: bool,
+    c: float,
+    kappa: float,
+    steps: int,
+    lr: float,
+    search_steps: int,
+) -> torch.Tensor:
     n = len(xb)
 
     def succeeded(m: torch.Tensor) -> torch.Tensor:
@@ -239,7 +291,7 @@ def _cw_l2(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor, targeted: b
                 xa = (torch.tanh(w) + 1) / 2
                 logits = differentiable_logits(model, xa).float()
                 dist = (xa - xb).flatten(1).pow(2).sum(1)
-                m = margin(logits, labels, targeted)     # > 0: adversarial
+                m = margin(logits, labels, targeted)  # > 0: adversarial
                 loss = (dist + weight * (-m).clamp_min(-kappa)).sum()
                 grad = input_gradient(loss, w)
             with torch.no_grad():
@@ -257,17 +309,24 @@ def _cw_l2(model: nn.Module, xb: torch.Tensor, labels: torch.Tensor, targeted: b
     return best
 
 
-def _adam_step(w: torch.Tensor, grad: torch.Tensor, moment1: torch.Tensor,
-               moment2: torch.Tensor, t: int, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-               eps: float = 1e-8) -> torch.Tensor:
+def _adam_step(
+    w: torch.Tensor,
+    grad: torch.Tensor,
+    moment1: torch.Tensor,
+    moment2: torch.Tensor,
+    t: int,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> torch.Tensor:
     """One Adam step (Kingma & Ba 2015, torch's defaults), updating the moments in place.
     Written out because ``torch.optim``'s first use imports ``torch._dynamo`` (5-10 s here);
     elementwise, so every image's (and pixel's) update is its own."""
     b1, b2 = betas
     moment1.mul_(b1).add_(grad, alpha=1 - b1)
     moment2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-    denom = (moment2 / (1 - b2 ** t)).sqrt_().add_(eps)
-    return w - lr / (1 - b1 ** t) * moment1 / denom
+    denom = (moment2 / (1 - b2**t)).sqrt_().add_(eps)
+    return w - lr / (1 - b1**t) * moment1 / denom
 
 
 # --------------------------------------------------------------------------- comparison
@@ -303,10 +362,13 @@ class MinimalNorms:
         return float(values.median()) if values.numel() else math.nan
 
 
-def minimal_norms(model: nn.Module, x: torch.Tensor, y: Labels,
-                  methods: Sequence[str] = MINIMAL_METHODS,
-                  options: Mapping[str, Mapping[str, Any]] | None = None
-                  ) -> dict[str, MinimalNorms]:
+def minimal_norms(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    methods: Sequence[str] = MINIMAL_METHODS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, MinimalNorms]:
     """How far each method has to move each image to change the model's prediction.
 
     ``methods``: any of ``fgsm`` (the smallest FGSM eps that flips it, by
@@ -320,8 +382,11 @@ def minimal_norms(model: nn.Module, x: torch.Tensor, y: Labels,
     options = dict(options or {})
     unknown = [m for m in [*methods, *options] if m not in MINIMAL_METHODS]
     if unknown or not methods:
-        raise ConfigError(f"unknown method {unknown[0]!r}; allowed: {', '.join(MINIMAL_METHODS)}"
-                          if unknown else "choose at least one method")
+        raise ConfigError(
+            f"unknown method {unknown[0]!r}; allowed: {', '.join(MINIMAL_METHODS)}"
+            if unknown
+            else "choose at least one method"
+        )
     xb, _ = check_images(x)
     labels = as_labels(y, len(xb), xb.device)
     with eval_mode(model), torch.no_grad():
@@ -334,8 +399,9 @@ def minimal_norms(model: nn.Module, x: torch.Tensor, y: Labels,
         if method == "fgsm":
             eps = minimal_epsilons(model, xb, labels, **kwargs)
             direction = fgsm_direction(model, xb, labels)
-            size = torch.tensor([e if e is not None else 0.0 for e in eps], device=xb.device,
-                                dtype=xb.dtype)
+            size = torch.tensor(
+                [e if e is not None else 0.0 for e in eps], device=xb.device, dtype=xb.dtype
+            )
             x_adv = (xb + _view(size, xb) * direction).clamp(0.0, 1.0)
         elif method == "deepfool":
             x_adv = deepfool(model, xb, y=labels, **kwargs)
@@ -343,11 +409,15 @@ def minimal_norms(model: nn.Module, x: torch.Tensor, y: Labels,
             x_adv = cw_l2(model, xb, labels, **kwargs)
         with eval_mode(model), torch.no_grad():
             success = model(x_adv).argmax(1) != labels
-        if method == "fgsm":     # minimal_epsilons' own verdict (None: no eps up to 1 works)
+        if method == "fgsm":  # minimal_epsilons' own verdict (None: no eps up to 1 works)
             success = torch.tensor([e is not None for e in eps], device=xb.device) & success
         nan = torch.tensor(math.nan)
         out[method] = MinimalNorms(
-            method, x_adv.cpu(), torch.where(success.cpu(), l2(xb, x_adv).cpu(), nan),
-            torch.where(success.cpu(), linf(xb, x_adv).cpu(), nan), success.cpu(),
-            correct.cpu())
+            method,
+            x_adv.cpu(),
+            torch.where(success.cpu(), l2(xb, x_adv).cpu(), nan),
+            torch.where(success.cpu(), linf(xb, x_adv).cpu(), nan),
+            success.cpu(),
+            correct.cpu(),
+        )
     return out

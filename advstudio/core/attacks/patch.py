@@ -54,10 +54,15 @@ def patch_side(area: float, height: int, width: int) -> int:
     return max(1, round(math.sqrt(area * height * width)))
 
 
-def sample_placements(n: int, side: int, height: int, width: int,
-                      generator: torch.Generator | None = None,
-                      scale: tuple[float, float] = SCALE,
-                      max_angle: float = MAX_ANGLE) -> Placement:
+def sample_placements(
+    n: int,
+    side: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = SCALE,
+    max_angle: float = MAX_ANGLE,
+) -> Placement:
     """``n`` random transforms (EoT's draws; reproducible with a seeded ``generator``): the centre
     keeps the patch's circumscribed circle inside the image where it fits, else the centre."""
     u = torch.rand(4, n, generator=generator)
@@ -69,11 +74,15 @@ def sample_placements(n: int, side: int, height: int, width: int,
     return Placement(angle, s, lo_r + (hi_r - lo_r) * u[2], lo_c + (hi_c - lo_c) * u[3])
 
 
-def fixed_placement(n: int, row: float, col: float, angle: float = 0.0,
-                    scale: float = 1.0) -> Placement:
+def fixed_placement(
+    n: int, row: float, col: float, angle: float = 0.0, scale: float = 1.0
+) -> Placement:
     """The same placement for ``n`` images: centre (``row``, ``col``) in pixels, ``angle`` in
     degrees (the panel's drag)."""
-    full = (lambda v: torch.full((n,), float(v)))
+
+    def full(v: float) -> torch.Tensor:
+        return torch.full((n,), float(v))
+
     return Placement(full(math.radians(angle)), full(scale), full(row), full(col))
 
 
@@ -84,13 +93,14 @@ def _canvas(patch: torch.Tensor, height: int, width: int) -> torch.Tensor:
     canvas = torch.zeros(1, c + 1, height, width, dtype=patch.dtype, device=patch.device)
     if side > min(height, width):
         raise ConfigError(f"a {side}-pixel patch does not fit a {height} x {width} image")
-    canvas[0, :c, top:top + side, left:left + side] = patch
-    canvas[0, c, top:top + side, left:left + side] = 1
+    canvas[0, :c, top : top + side, left : left + side] = patch
+    canvas[0, c, top : top + side, left : left + side] = 1
     return canvas
 
 
-def paste(x: torch.Tensor, patch: torch.Tensor, where: Placement
-          ) -> tuple[torch.Tensor, torch.Tensor]:
+def paste(
+    x: torch.Tensor, patch: torch.Tensor, where: Placement
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(A(p, x, t), m_t)``: the patched batch (N, C, H, W) and the masks (N, 1, H, W) in
     [0, 1]. Differentiable in ``patch``."""
     n, c, h, w = x.shape
@@ -99,12 +109,14 @@ def paste(x: torch.Tensor, patch: torch.Tensor, where: Placement
     # affine_grid's normalised coordinates (x_n = 2 x / W - 1 per axis)
     cos, sin = torch.cos(where.angle) / where.scale, torch.sin(where.angle) / where.scale
     sx, sy = 2 / w, 2 / h
-    a = torch.stack([torch.stack([cos, sin * sx / sy], 1),
-                     torch.stack([-sin * sy / sx, cos], 1)], 1)          # D R D^-1 / s
+    a = torch.stack(
+        [torch.stack([cos, sin * sx / sy], 1), torch.stack([-sin * sy / sx, cos], 1)], 1
+    )  # D R D^-1 / s
     centre = torch.stack([where.col * sx - 1, where.row * sy - 1], 1)
     side = patch.shape[-1]
-    mid = torch.tensor([((w - side) // 2 + side / 2) * sx - 1,
-                        ((h - side) // 2 + side / 2) * sy - 1])    # the patch on the canvas
+    mid = torch.tensor(
+        [((w - side) // 2 + side / 2) * sx - 1, ((h - side) // 2 + side / 2) * sy - 1]
+    )  # the patch on the canvas
     offset = mid - (a @ centre[:, :, None])[:, :, 0]
     theta = torch.cat([a, offset[:, :, None]], 2).to(x.device, x.dtype)
     grid = nn.functional.affine_grid(theta, [n, c + 1, h, w], align_corners=False)
@@ -126,8 +138,9 @@ class PatchResult:
     history: list[float] = field(default_factory=list)
 
 
-def success_rate(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int,
-                 seed: int = 1) -> float:
+def success_rate(
+    model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int, seed: int = 1
+) -> float:
     """The share of ``x`` not predicted as ``target`` clean that a randomly placed patch
     (one seeded draw per image) sends to ``target``."""
     xb, _ = check_images(x)
@@ -139,9 +152,18 @@ def success_rate(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target:
     return float(hit[keep].float().mean()) if keep.any() else 0.0
 
 
-def train_patch_job(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor, target: int,
-                    *, area: float = 0.1, steps: int = 300, batch_size: int = 32,
-                    lr: float = LEARNING_RATE, seed: int = 0) -> Job[PatchResult]:
+def train_patch_job(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    target: int,
+    *,
+    area: float = 0.1,
+    steps: int = 300,
+    batch_size: int = 32,
+    lr: float = LEARNING_RATE,
+    seed: int = 0,
+) -> Job[PatchResult]:
     """EoT training of a targeted patch on ``x_train``, judged on ``x_test``. ``steps``: signed
     gradient steps of ``lr`` (300 at batch 32 on the digits). Events: ``Progress`` and
     ``Metrics(step, {"loss"})`` every 10 steps."""
@@ -170,12 +192,14 @@ def train_patch_job(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tenso
                 yield Metrics(step, {"loss": history[-1]})
                 yield Progress(step + 1, steps, f"patch step {step + 1}/{steps}")
     final = patch.detach()
-    return PatchResult(final.cpu(), target, area, success_rate(model, x_test, final, target),
-                       history)
+    return PatchResult(
+        final.cpu(), target, area, success_rate(model, x_test, final, target), history
+    )
 
 
-def train_patch(model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor, target: int,
-                **kwargs) -> PatchResult:
+def train_patch(
+    model: nn.Module, x_train: torch.Tensor, x_test: torch.Tensor, target: int, **kwargs
+) -> PatchResult:
     """:func:`train_patch_job` run to the end.
 
     >>> res = train_patch(cnn, x[:500], x[500:], target=3, area=0.1)

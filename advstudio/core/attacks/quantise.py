@@ -21,8 +21,15 @@ from torch import nn
 
 from advstudio.core.attacks.transforms import JpegCompression
 from advstudio.core.attacks.whitebox import (
-    Attack, Labels, as_labels, check_classes, check_eps, check_images, eval_mode,
-    gradient_and_logits)
+    Attack,
+    Labels,
+    as_labels,
+    check_classes,
+    check_eps,
+    check_images,
+    eval_mode,
+    gradient_and_logits,
+)
 from advstudio.core.errors import ConfigError
 
 LEVELS = 255
@@ -48,16 +55,19 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int = 75) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- helpers
 
-def _goal(y: Labels | None, n: int, device: torch.device, targeted: bool,
-          target: Labels | None) -> torch.Tensor:
+
+def _goal(
+    y: Labels | None, n: int, device: torch.device, targeted: bool, target: Labels | None
+) -> torch.Tensor:
     """The labels that define success: the targets (targeted) or the true labels."""
     if targeted:
         if target is None:
             raise ConfigError("a targeted check needs target classes (target=...)")
         return as_labels(target, n, device)
     if target is not None:
-        raise ConfigError("target classes were given but targeted=False; pass targeted=True "
-                          "for a targeted attack")
+        raise ConfigError(
+            "target classes were given but targeted=False; pass targeted=True for a targeted attack"
+        )
     if y is None:
         raise ConfigError("an untargeted check needs the true labels y")
     return as_labels(y, n, device)
@@ -69,7 +79,7 @@ def _is_adversarial(pred: torch.Tensor, goal: torch.Tensor, targeted: bool) -> t
 
 @torch.no_grad()
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +87,7 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- survival
+
 
 @dataclass(frozen=True)
 class SurvivalReport:
@@ -108,8 +119,15 @@ class SurvivalReport:
         return out
 
 
-def survival(model: nn.Module, x_adv: torch.Tensor, y: Labels | None, *, targeted: bool = False,
-             target: Labels | None = None, jpeg_quality: int | None = None) -> SurvivalReport:
+def survival(
+    model: nn.Module,
+    x_adv: torch.Tensor,
+    y: Labels | None,
+    *,
+    targeted: bool = False,
+    target: Labels | None = None,
+    jpeg_quality: int | None = None,
+) -> SurvivalReport:
     """Is each adversarial image still adversarial once saved as PNG (8-bit) / JPEG?
 
     ``y``: the true labels (may be None for a targeted check); ``target``: the target classes
@@ -132,14 +150,20 @@ def survival(model: nn.Module, x_adv: torch.Tensor, y: Labels | None, *, targete
         return _is_adversarial(pred, goal, targeted).cpu()
 
     return SurvivalReport(
-        targeted=targeted, goal=goal.cpu(), pred_float=pred_float.cpu(),
-        pred_png=pred_png.cpu(), adv_float=adv(pred_float), adv_png=adv(pred_png),
+        targeted=targeted,
+        goal=goal.cpu(),
+        pred_float=pred_float.cpu(),
+        pred_png=pred_png.cpu(),
+        adv_float=adv(pred_float),
+        adv_png=adv(pred_png),
         jpeg_quality=None if jpeg is None else jpeg.quality,
         pred_jpeg=None if pred_jpeg is None else pred_jpeg.cpu(),
-        adv_jpeg=None if pred_jpeg is None else adv(pred_jpeg))
+        adv_jpeg=None if pred_jpeg is None else adv(pred_jpeg),
+    )
 
 
 # --------------------------------------------------------------------------- repair
+
 
 @dataclass(frozen=True)
 class QuantisedResult:
@@ -161,8 +185,9 @@ class QuantisedResult:
     @property
     def repaired(self) -> torch.Tensor:
         """Images that the nearest rounding broke and a later rule fixed."""
-        return torch.tensor([m == "toward perturbation" or m.startswith("gradient step")
-                             for m in self.method])
+        return torch.tensor(
+            [m == "toward perturbation" or m.startswith("gradient step") for m in self.method]
+        )
 
 
 def _grid_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,9 +204,17 @@ def _grid_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tenso
     return lo, hi
 
 
-def quantise_adversarial(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
-                         y: Labels | None, eps: float, *, targeted: bool = False,
-                         target: Labels | None = None, steps: int = 10) -> QuantisedResult:
+def quantise_adversarial(
+    model: nn.Module,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    y: Labels | None,
+    eps: float,
+    *,
+    targeted: bool = False,
+    target: Labels | None = None,
+    steps: int = 10,
+) -> QuantisedResult:
     """Project ``x_adv`` onto the 1/255 grid within the eps-ball around ``x``, keeping it
     adversarial where it can. The rule, per image, first success wins:
 
@@ -211,8 +244,9 @@ def quantise_adversarial(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
     xb, single = check_images(x)
     ab, _ = check_images(x_adv)
     if ab.shape != xb.shape:
-        raise ConfigError(f"clean and adversarial images differ in shape: {tuple(xb.shape)} vs "
-                          f"{tuple(ab.shape)}")
+        raise ConfigError(
+            f"clean and adversarial images differ in shape: {tuple(xb.shape)} vs {tuple(ab.shape)}"
+        )
     goal = _goal(y, len(xb), xb.device, targeted, target)
     lo, hi = _grid_bounds(xb, eps)
 
@@ -221,9 +255,13 @@ def quantise_adversarial(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
 
     v, v0 = ab.double() * LEVELS, xb.double() * LEVELS
     nearest = on_grid(torch.round(v))
-    toward = on_grid(torch.where(v > v0 + _TOL, torch.ceil(v - _TOL),
-                                 torch.where(v < v0 - _TOL, torch.floor(v + _TOL),
-                                             torch.round(v))))
+    toward = on_grid(
+        torch.where(
+            v > v0 + _TOL,
+            torch.ceil(v - _TOL),
+            torch.where(v < v0 - _TOL, torch.floor(v + _TOL), torch.round(v)),
+        )
+    )
     with eval_mode(model):
         logits = _logits(model, ab)
         check_classes(goal, logits.shape[1], "target class" if targeted else "label")
@@ -242,21 +280,34 @@ def quantise_adversarial(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor,
             todo = (fooled_float & ~fooled).nonzero().flatten()
             if not todo.numel():
                 break
-            grad, _ = gradient_and_logits(model, current[todo], goal[todo], targeted,
-                                          check=False)  # goal was checked above
+            grad, _ = gradient_and_logits(
+                model, current[todo], goal[todo], targeted, check=False
+            )  # goal was checked above
             levels = torch.round(current[todo].double() * LEVELS) + grad.sign().double()
-            current[todo] = torch.minimum(torch.maximum(levels, lo[todo]),
-                                          hi[todo]).div(LEVELS).to(xb.dtype)
+            current[todo] = (
+                torch.minimum(torch.maximum(levels, lo[todo]), hi[todo]).div(LEVELS).to(xb.dtype)
+            )
             ok = _is_adversarial(_predict(model, current[todo]), goal[todo], targeted)
             _accept(x_q, fooled, method, todo[ok], current[todo][ok], f"gradient step {k}")
     linf = (x_q.double() - xb.double()).abs().flatten(1).amax(1)
     return QuantisedResult(
-        x_q=x_q[0] if single else x_q, fooled=fooled.cpu(), fooled_float=fooled_float.cpu(),
-        linf=linf.float().cpu(), within_eps=(linf <= eps + _TOL / LEVELS).cpu(), method=method)
+        x_q=x_q[0] if single else x_q,
+        fooled=fooled.cpu(),
+        fooled_float=fooled_float.cpu(),
+        linf=linf.float().cpu(),
+        within_eps=(linf <= eps + _TOL / LEVELS).cpu(),
+        method=method,
+    )
 
 
-def _accept(x_q: torch.Tensor, fooled: torch.Tensor, method: list[str], idx: torch.Tensor,
-            images: torch.Tensor, how: str) -> None:
+def _accept(
+    x_q: torch.Tensor,
+    fooled: torch.Tensor,
+    method: list[str],
+    idx: torch.Tensor,
+    images: torch.Tensor,
+    how: str,
+) -> None:
     """Record that the images at ``idx`` now fool the model, produced by rule ``how``."""
     if idx.numel():
         x_q[idx] = images
@@ -274,17 +325,28 @@ def quantisation_aware(attack: Attack, *, steps: int = 10) -> Attack:
     >>> pgd_png = quantisation_aware(pgd)
     >>> x_adv = pgd_png(cnn, x, y, 8 / 255, alpha=1 / 255, steps=20)
     """
-    def run(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *,
-            targeted: bool = False, **kwargs) -> torch.Tensor:
+
+    def run(
+        model: nn.Module,
+        x: torch.Tensor,
+        y: Labels,
+        eps: float,
+        *,
+        targeted: bool = False,
+        **kwargs,
+    ) -> torch.Tensor:
         x_adv = attack(model, x, y, eps, targeted=targeted, **kwargs)
         if targeted:
-            result = quantise_adversarial(model, x, x_adv, kwargs.get("y_true"), eps,
-                                          targeted=True, target=y, steps=steps)
+            result = quantise_adversarial(
+                model, x, x_adv, kwargs.get("y_true"), eps, targeted=True, target=y, steps=steps
+            )
         else:
             result = quantise_adversarial(model, x, x_adv, y, eps, steps=steps)
         return result.x_q
 
     run.__name__ = f"quantisation_aware_{getattr(attack, '__name__', 'attack')}"
-    run.__doc__ = f"{getattr(attack, '__name__', 'attack')} rounded onto the 1/255 grid by " \
-                  "quantise_adversarial (see quantisation_aware)."
+    run.__doc__ = (
+        f"{getattr(attack, '__name__', 'attack')} rounded onto the 1/255 grid by "
+        "quantise_adversarial (see quantisation_aware)."
+    )
     return run

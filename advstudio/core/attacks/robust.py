@@ -38,19 +38,29 @@ from torch import nn
 from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue, checks
 from advstudio.core.attacks.autopgd import apgd
-from advstudio.core.data.fields import check_fields
 from advstudio.core.attacks.blackbox import as_predict
 from advstudio.core.attacks.fab import fab_t
 from advstudio.core.attacks.square import square_linf
 from advstudio.core.attacks.whitebox import (
-    Labels, as_labels, check_eps, check_images, check_steps, eval_mode, fgsm, project)
+    Labels,
+    as_labels,
+    check_eps,
+    check_images,
+    check_steps,
+    eval_mode,
+    fgsm,
+    project,
+)
+from advstudio.core.data.fields import check_fields
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Progress, drive
 
 DRY_RUN_IMAGES = 8
-ENSEMBLES = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
-             "fast": ("apgd-ce", "apgd-t", "spsa")}
+ENSEMBLES = {
+    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "fast": ("apgd-ce", "apgd-t", "spsa"),
+}
 """AutoAttack's standard ensemble, and the faster one of earlier versions."""
 DEFAULT_ATTACKS = ENSEMBLES["fast"]
 GRADIENT_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "pgd", "fgsm")
@@ -79,18 +89,40 @@ RobustAttack = Callable[[nn.Module, torch.Tensor, torch.Tensor, float, Budget, i
 
 def _apgd_t(m, x, y, e, b, s):
     classes = _classes(m, x)
-    return apgd(m, x, y, eps=e, steps=b.steps, loss="dlr" if classes >= 4 else "ce",
-                targeted=True, target_classes=min(b.target_classes, classes - 1), seed=s)
+    return apgd(
+        m,
+        x,
+        y,
+        eps=e,
+        steps=b.steps,
+        loss="dlr" if classes >= 4 else "ce",
+        targeted=True,
+        target_classes=min(b.target_classes, classes - 1),
+        seed=s,
+    )
 
 
 def _fab_t(m, x, y, e, b, s):
-    return fab_t(m, x, y, norm="Linf", steps=b.steps,
-                 target_classes=min(b.target_classes, _classes(m, x) - 1))
+    return fab_t(
+        m,
+        x,
+        y,
+        norm="Linf",
+        steps=b.steps,
+        target_classes=min(b.target_classes, _classes(m, x) - 1),
+    )
 
 
 def _square(m, x, y, e, b, s):
-    return square_linf(as_predict(m), x, y, e, max_queries=b.square_queries,
-                       p_init=SQUARE_P_INIT, generator=_generator(s)).x_adv
+    return square_linf(
+        as_predict(m),
+        x,
+        y,
+        e,
+        max_queries=b.square_queries,
+        p_init=SQUARE_P_INIT,
+        generator=_generator(s),
+    ).x_adv
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -106,14 +138,21 @@ ROBUST_ATTACKS: dict[str, RobustAttack] = {
 }
 """The ensemble's own recipes (AutoAttack's APGD variants); the catalogue's attacks offered in
 the ``robust`` context (PGD, FGSM, SPSA, SimBA...) come after them, see :func:`robust_attack`."""
-ATTACK_LABELS = {"apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T (targeted DLR)",
-                 "fab-t": "FAB-T", "square": "Square (query-based)"}
+ATTACK_LABELS = {
+    "apgd-ce": "APGD-CE",
+    "apgd-dlr": "APGD-DLR",
+    "apgd-t": "APGD-T (targeted DLR)",
+    "fab-t": "FAB-T",
+    "square": "Square (query-based)",
+}
 
 
 def attack_names() -> tuple[str, ...]:
     """Every name the ensemble may use: its own recipes, then the catalogue's robust attacks."""
-    return (*ROBUST_ATTACKS, *(n for n in catalogue.names(context="robust")
-                               if n not in ROBUST_ATTACKS))
+    return (
+        *ROBUST_ATTACKS,
+        *(n for n in catalogue.names(context="robust") if n not in ROBUST_ATTACKS),
+    )
 
 
 def attack_label(name: str) -> str:
@@ -134,13 +173,15 @@ def robust_attack(name: str) -> RobustAttack:
         return ROBUST_ATTACKS[name]
     entry = catalogue.get(name)
 
-    def run(m: nn.Module, x: torch.Tensor, y: torch.Tensor, e: float, b: Budget,
-            s: int) -> torch.Tensor:
+    def run(
+        m: nn.Module, x: torch.Tensor, y: torch.Tensor, e: float, b: Budget, s: int
+    ) -> torch.Tensor:
         values = {"eps": e, "steps": b.steps, "max_queries": b.max_queries}
         if entry.has("alpha"):
             values["alpha"] = 2.5 * e / b.steps
         params = entry.resolve(values, "robust")
         return entry.run(m, x, y, params, generator=_generator(s), seed=s).x_adv
+
     return run
 
 
@@ -156,8 +197,9 @@ def check_attacks(attacks: Sequence[str]) -> tuple[str, ...]:
         raise ConfigError(f"choose at least one attack; allowed: {', '.join(known)}")
     for name in attacks:
         if name not in known:
-            raise ConfigError(f"unknown attack {name!r}; the robust evaluation knows "
-                              f"{', '.join(known)}")
+            raise ConfigError(
+                f"unknown attack {name!r}; the robust evaluation knows {', '.join(known)}"
+            )
     if len(set(attacks)) != len(attacks):
         raise ConfigError(f"each attack once, please: {', '.join(attacks)}")
     return attacks
@@ -197,9 +239,15 @@ def _device_of(model: nn.Module, fallback: torch.device) -> torch.device:
     return fallback
 
 
-def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
-                        attacks: Sequence[str] = DEFAULT_ATTACKS, budget: Budget = Budget(),
-                        batch_size: int = 100) -> Job[RobustResult]:
+def evaluate_robustness(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
+    budget: Budget = Budget(),
+    batch_size: int = 100,
+) -> Job[RobustResult]:
     """The job behind :func:`robust_accuracy` and :func:`run_robust`. Events: per batch
     ``Progress`` after the clean + FGSM pass and after each attack, and after each attack
     ``Metrics(step, {"images", "clean_accuracy", "robust_accuracy", "fgsm_accuracy"})`` over
@@ -211,8 +259,9 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
     xb, _ = check_images(x)
     labels = as_labels(y, len(xb), xb.device)
     device = _device_of(model, xb.device)
-    result = RobustResult(eps, attacks, broken={name: 0 for name in attacks},
-                          seconds={name: 0.0 for name in attacks})
+    result = RobustResult(
+        eps, attacks, broken={name: 0 for name in attacks}, seconds={name: 0.0 for name in attacks}
+    )
     runs = {name: robust_attack(name) for name in attacks}
     data = list(zip(xb.split(batch_size), labels.split(batch_size)))
     total = len(data) * (1 + len(attacks))
@@ -250,11 +299,16 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
                     result.broken[name] += int(fooled.sum())
                     result.seconds[name] += time.perf_counter() - start
                 done += 1
-                yield Progress(done, total, f"batch {b + 1}/{len(data)}: "
-                                            f"{attack_label(name)}")
-                yield Metrics(step, {"images": float(seen), "clean_accuracy": clean_right / seen,
-                                     "robust_accuracy": (robust + int(alive.sum())) / seen,
-                                     "fgsm_accuracy": fgsm_right / seen})
+                yield Progress(done, total, f"batch {b + 1}/{len(data)}: {attack_label(name)}")
+                yield Metrics(
+                    step,
+                    {
+                        "images": float(seen),
+                        "clean_accuracy": clean_right / seen,
+                        "robust_accuracy": (robust + int(alive.sum())) / seen,
+                        "fgsm_accuracy": fgsm_right / seen,
+                    },
+                )
                 step += 1
             robust += int(alive.sum())
             result.outcomes += outcomes
@@ -270,10 +324,20 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: Labels, eps: float
     return result
 
 
-def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
-                    attacks: Sequence[str] = DEFAULT_ATTACKS, *, steps: int = 100,
-                    target_classes: int = 9, max_queries: int = 1000, seed: int = 0,
-                    batch_size: int = 100, square_queries: int = 5000) -> RobustResult:
+def robust_accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
+    *,
+    steps: int = 100,
+    target_classes: int = 9,
+    max_queries: int = 1000,
+    seed: int = 0,
+    batch_size: int = 100,
+    square_queries: int = 5000,
+) -> RobustResult:
     """Robust accuracy of any classifier on in-memory images ``x`` (N, C, H, W) in [0, 1] with
     labels ``y`` at L-inf radius ``eps``, under ``attacks`` in order (names from
     :func:`attack_names`; ``ENSEMBLES["standard"]`` for AutoAttack's). Batches go to the
@@ -287,6 +351,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: Labels, eps: float,
 
 
 # --------------------------------------------------------------------------- the job
+
 
 @dataclass(frozen=True)
 class RobustConfig:
@@ -318,8 +383,7 @@ class RobustConfig:
 
     def __post_init__(self) -> None:
         v.choice("ensemble", self.ensemble, tuple(ENSEMBLES))
-        object.__setattr__(self, "attacks",
-                           check_attacks(self.attacks or ENSEMBLES[self.ensemble]))
+        object.__setattr__(self, "attacks", check_attacks(self.attacks or ENSEMBLES[self.ensemble]))
         object.__setattr__(self, "eps", check_eps(self.eps))
         v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
         v.whole("n_images", self.n_images, 1)
@@ -334,10 +398,16 @@ class RobustConfig:
     def budget(self) -> Budget:
         """The ensemble's settings (the dry run's smaller ones)."""
         if self.dry_run:
-            return Budget(min(self.steps, 5), min(self.target_classes, 2),
-                          min(self.max_queries, 50), self.seed, min(self.square_queries, 50))
-        return Budget(self.steps, self.target_classes, self.max_queries, self.seed,
-                      self.square_queries)
+            return Budget(
+                min(self.steps, 5),
+                min(self.target_classes, 2),
+                min(self.max_queries, 50),
+                self.seed,
+                min(self.square_queries, 50),
+            )
+        return Budget(
+            self.steps, self.target_classes, self.max_queries, self.seed, self.square_queries
+        )
 
 
 def run_robust(config: RobustConfig) -> Job[RobustResult]:
@@ -356,10 +426,15 @@ def run_robust(config: RobustConfig) -> Job[RobustResult]:
     x, y = images.x, images.y
     n = len(x)
     budget = config.budget
-    yield Log(f"robust accuracy of {model.name} at eps {config.eps:g} on {n} images: "
-              + ", then ".join(attack_label(a) for a in config.attacks)
-              + f" ({budget.steps} steps, {budget.max_queries} queries)")
+    yield Log(
+        f"robust accuracy of {model.name} at eps {config.eps:g} on {n} images: "
+        + ", then ".join(attack_label(a) for a in config.attacks)
+        + f" ({budget.steps} steps, {budget.max_queries} queries)"
+    )
     for line in images.lines:
         yield Log(line)
-    return (yield from evaluate_robustness(model, x.to(device), y.to(device), config.eps,
-                                           config.attacks, budget, config.batch_size))
+    return (
+        yield from evaluate_robustness(
+            model, x.to(device), y.to(device), config.eps, config.attacks, budget, config.batch_size
+        )
+    )

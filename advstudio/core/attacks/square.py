@@ -46,8 +46,9 @@ def square_fraction(p_init: float, i: int, iterations: int) -> float:
 
 def _check_p(p_init: float) -> float:
     if not 0.0 < p_init <= 1.0:
-        raise ConfigError(f"p_init (the first square's share of the image) must be in (0, 1], "
-                          f"not {p_init:g}")
+        raise ConfigError(
+            f"p_init (the first square's share of the image) must be in (0, 1], not {p_init:g}"
+        )
     return float(p_init)
 
 
@@ -56,8 +57,9 @@ def generator_device(generator: torch.Generator | None) -> torch.device:
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _signs(shape: tuple[int, ...], generator: torch.Generator | None,
-           like: torch.Tensor) -> torch.Tensor:
+def _signs(
+    shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor
+) -> torch.Tensor:
     """Uniform +-1 of ``shape`` from ``generator``, on ``like``'s device and dtype."""
     draw = torch.randint(0, 2, shape, generator=generator, device=generator_device(generator))
     return (draw * 2 - 1).to(like.device, like.dtype)
@@ -72,19 +74,27 @@ def _norms(t: torch.Tensor, dims: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
     return t.pow(2).sum(dims, keepdim=True).sqrt()
 
 
-Start = Callable[[torch.Tensor], torch.Tensor]                        # x -> first x_best
+Start = Callable[[torch.Tensor], torch.Tensor]  # x -> first x_best
 Propose = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]  # x, x_best, i, of
 
 
-def _search(predict: Predict, x: torch.Tensor, y: Labels, eps: float, max_queries: int,
-            targeted: bool, start: Start, propose: Propose) -> QueryResult:
+def _search(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    max_queries: int,
+    targeted: bool,
+    start: Start,
+    propose: Propose,
+) -> QueryResult:
     """The loop both norms share: clean query, ``start(xb)`` query, then one query per
     iteration of ``propose(xb, x_best, i, iterations)`` for the images not yet fooled."""
     _check_budget(max_queries, 1)
     xb, single = check_images(x)
     labels = as_labels(y, len(xb), xb.device)
     oracle = Oracle(predict)
-    best = margin(oracle.log_probs(xb), labels, targeted)    # > 0: fooled
+    best = margin(oracle.log_probs(xb), labels, targeted)  # > 0: fooled
     queries = torch.ones(len(xb), dtype=torch.long, device=xb.device)
     x_best = xb.clone()
     todo = (best <= 0).nonzero()[:, 0]
@@ -106,9 +116,17 @@ def _search(predict: Predict, x: torch.Tensor, y: Labels, eps: float, max_querie
     return QueryResult(x_best[0] if single else x_best, best > 0, queries)
 
 
-def square_linf(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
-                max_queries: int = 1000, p_init: float = 0.05, targeted: bool = False,
-                generator: torch.Generator | None = None) -> QueryResult:
+def square_linf(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    max_queries: int = 1000,
+    p_init: float = 0.05,
+    targeted: bool = False,
+    generator: torch.Generator | None = None,
+) -> QueryResult:
     """Square Attack, L-inf (Andriushchenko et al. 2020, arXiv:1912.00049, Algorithm 1).
 
     Start: ``clip(x + eps * s)`` with one random sign ``s`` per column and channel (vertical
@@ -129,8 +147,7 @@ def square_linf(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
 
     def propose(x0: torch.Tensor, x_best: torch.Tensor, i: int, iterations: int) -> torch.Tensor:
         n, c, h, w = x0.shape
-        side = min(max(round(math.sqrt(square_fraction(p_init, i, iterations) * h * w)), 1),
-                   h - 1)
+        side = min(max(round(math.sqrt(square_fraction(p_init, i, iterations) * h * w)), 1), h - 1)
         r, q = _randint(h - side + 1, generator), _randint(w - side + 1, generator)
         window = (slice(None), slice(None), slice(r, r + side), slice(q, q + side))
         sign = _signs((n, c, 1, 1), generator, x0)
@@ -149,7 +166,7 @@ def _bump(rows: int, cols: int) -> torch.Tensor:
     bump = torch.zeros(rows, cols)
     r0, c0 = rows // 2, cols // 2
     for k in range(max(r0, c0) + 1):
-        bump[max(r0 - k, 0):r0 + k + 1, max(c0 - k, 0):c0 + k + 1] += 1.0 / (k + 1) ** 2
+        bump[max(r0 - k, 0) : r0 + k + 1, max(c0 - k, 0) : c0 + k + 1] += 1.0 / (k + 1) ** 2
     return bump / bump.norm()
 
 
@@ -163,9 +180,17 @@ def _twin_bump(side: int, generator: torch.Generator | None) -> torch.Tensor:
     return bump.T if bool(flip > 0.5) else bump
 
 
-def square_l2(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
-              max_queries: int = 1000, p_init: float = 0.1, targeted: bool = False,
-              generator: torch.Generator | None = None) -> QueryResult:
+def square_l2(
+    predict: Predict,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    max_queries: int = 1000,
+    p_init: float = 0.1,
+    targeted: bool = False,
+    generator: torch.Generator | None = None,
+) -> QueryResult:
     """Square Attack, L2 (Andriushchenko et al. 2020, arXiv:1912.00049, Algorithm 3).
 
     Start: a 5 x 5 grid of twin pseudo-Gaussian bumps with random signs per channel, scaled to
@@ -187,7 +212,7 @@ def square_l2(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
         for r in range(offset, h - side + 1, side):
             for q in range(offset, w - side + 1, side):
                 bump = _twin_bump(side, generator).to(x0)
-                delta[..., r:r + side, q:q + side] += bump * _signs((n, c, 1, 1), generator, x0)
+                delta[..., r : r + side, q : q + side] += bump * _signs((n, c, 1, 1), generator, x0)
         return (x0 + delta / _norms(delta).clamp_min(1e-12) * eps).clamp(0, 1)
 
     def propose(x0: torch.Tensor, x_best: torch.Tensor, i: int, iterations: int) -> torch.Tensor:
@@ -201,8 +226,9 @@ def square_l2(predict: Predict, x: torch.Tensor, y: Labels, eps: float, *,
         delta = x_best - x0
         both = torch.zeros_like(delta)
         both[one], both[two] = 1.0, 1.0
-        spare = ((eps ** 2 - _norms(delta).pow(2)).clamp_min(0) / c
-                 + _norms(delta * both, (2, 3)).pow(2))
+        spare = (eps**2 - _norms(delta).pow(2)).clamp_min(0) / c + _norms(delta * both, (2, 3)).pow(
+            2
+        )
         new = _twin_bump(side, generator).to(x0) * _signs((n, c, 1, 1), generator, x0)
         new = new + delta[one] / (_norms(delta[one], (2, 3)) + 1e-10)
         new = new / _norms(new, (2, 3)).clamp_min(1e-12) * spare.sqrt()

@@ -36,9 +36,13 @@ import torch
 from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue
 from advstudio.core.attacks.whitebox import (
-    apply_direction, check_eps, eval_mode, gradient_and_logits)
-from advstudio.core.data.fields import check_fields, job_images
+    apply_direction,
+    check_eps,
+    eval_mode,
+    gradient_and_logits,
+)
 from advstudio.core.data import load_digits
+from advstudio.core.data.fields import check_fields, job_images
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Preview, Progress
@@ -56,7 +60,7 @@ class SweepConfig:
 
     model: str = "digits-cnn"
     attacks: tuple[str, ...] = ("fgsm",)
-    epsilons: tuple[float, ...] = (0, .05, .1, .15, .2, .25, .3)
+    epsilons: tuple[float, ...] = (0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
     n_images: int = 1000
     batch_size: int = 250
     device: str = "auto"
@@ -74,8 +78,7 @@ class SweepConfig:
         known = catalogue.names(context="sweep")
         for name in attacks:
             if name not in known:
-                raise ConfigError(f"unknown attack {name!r}; the sweep knows "
-                                  f"{', '.join(known)}")
+                raise ConfigError(f"unknown attack {name!r}; the sweep knows {', '.join(known)}")
         if len(set(attacks)) != len(attacks):
             raise ConfigError(f"each attack once, please: {', '.join(attacks)}")
         epsilons = tuple(check_eps(e) for e in self.epsilons)
@@ -126,8 +129,9 @@ def sweep_images(n_images: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     sorted by class, so a prefix would be all zeros)."""
     x, y = load_digits("test")
     if n_images > len(x):
-        raise ConfigError(f"n_images must be at most {len(x)} (the bundled test digits), "
-                          f"not {n_images}")
+        raise ConfigError(
+            f"n_images must be at most {len(x)} (the bundled test digits), not {n_images}"
+        )
     if n_images < len(x):
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_images]
         x, y = x[idx], y[idx]
@@ -153,9 +157,11 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
     size = len(x) if config.dry_run else config.batch_size
     data = [(xb.to(device), yb.to(device)) for xb, yb in zip(x.split(size), y.split(size))]
     generator = torch.Generator().manual_seed(config.seed)
-    yield Log(f"sweep on {model.name}: {n} images in {len(data)} batches, attacks "
-              f"{', '.join(config.attacks)}, eps {', '.join(f'{e:g}' for e in config.epsilons)}"
-              + (", targeted at (y + 1) mod classes" if config.targeted else ""))
+    yield Log(
+        f"sweep on {model.name}: {n} images in {len(data)} batches, attacks "
+        f"{', '.join(config.attacks)}, eps {', '.join(f'{e:g}' for e in config.epsilons)}"
+        + (", targeted at (y + 1) mod classes" if config.targeted else "")
+    )
     for line in images.lines:
         yield Log(line)
 
@@ -195,8 +201,17 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
                     pred = predict(apply_direction(xb, directions[b], eps))
                 else:
                     target = goals[b] if config.targeted else None
-                    pred = predict(entry.run(model, xb, yb, params, target=target,
-                                             generator=generator, seed=config.seed).x_adv)
+                    pred = predict(
+                        entry.run(
+                            model,
+                            xb,
+                            yb,
+                            params,
+                            target=target,
+                            generator=generator,
+                            seed=config.seed,
+                        ).x_adv
+                    )
                 correct += int((pred == yb).sum())
                 if config.targeted:
                     hits += int((pred == goals[b]).sum())
@@ -210,8 +225,10 @@ def run_sweep(config: SweepConfig, result: SweepResult | None = None) -> Job[Swe
             curve.epsilons.append(eps)
             curve.accuracy.append(correct / n)
             curve.success.append(success)
-            yield Metrics(step, {"attack_index": float(a), "eps": eps,
-                                 "accuracy": correct / n, "success": success})
+            yield Metrics(
+                step,
+                {"attack_index": float(a), "eps": eps, "accuracy": correct / n, "success": success},
+            )
             yield Preview("sweep", result.snapshot())
             step += 1
     result.partial = False
@@ -226,6 +243,14 @@ def sweep_to_csv(result: SweepResult, path: str | Path) -> Path:
         writer.writerow(["attack", "eps", "accuracy", "success", "n_images", "partial"])
         for curve in result.curves.values():
             for e, acc, succ in zip(curve.epsilons, curve.accuracy, curve.success):
-                writer.writerow([curve.attack, f"{e:g}", f"{acc:.6g}", f"{succ:.6g}",
-                                 result.n_images, result.partial])
+                writer.writerow(
+                    [
+                        curve.attack,
+                        f"{e:g}",
+                        f"{acc:.6g}",
+                        f"{succ:.6g}",
+                        result.n_images,
+                        result.partial,
+                    ]
+                )
     return path

@@ -54,6 +54,7 @@ def _whole(value: object, name: str, lo: int, hi: int | None, hint: str = "") ->
 
 # --------------------------------------------------------------------------- transforms
 
+
 class BitDepth(nn.Module):
     """Colour-depth reduction to ``bits`` bits per channel (1 to 8): ``round(x L) / L`` with
     ``L = 2^bits - 1`` levels above zero. ``bits=1`` binarises at 0.5; ``bits=8`` is the 1/255
@@ -62,7 +63,7 @@ class BitDepth(nn.Module):
     def __init__(self, bits: int) -> None:
         super().__init__()
         self.bits = _whole(bits, "bits", 1, 8)
-        self.levels = 2 ** self.bits - 1
+        self.levels = 2**self.bits - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.round(x * self.levels) / self.levels
@@ -83,8 +84,13 @@ class MedianSmoothing(nn.Module):
 
     def __init__(self, window: int) -> None:
         super().__init__()
-        self.window = _whole(window, "median window", 1, None,
-                             " (Xu et al. use 2 or 3; 1 leaves the image unchanged)")
+        self.window = _whole(
+            window,
+            "median window",
+            1,
+            None,
+            " (Xu et al. use 2 or 3; 1 leaves the image unchanged)",
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.window
@@ -92,7 +98,7 @@ class MedianSmoothing(nn.Module):
             return x
         before, after = k // 2, (k - 1) // 2
         padded = nn.functional.pad(x, (before, after, before, after), mode="replicate")
-        patches = padded.unfold(2, k, 1).unfold(3, k, 1).flatten(-2)   # (N, C, H, W, k*k)
+        patches = padded.unfold(2, k, 1).unfold(3, k, 1).flatten(-2)  # (N, C, H, W, k*k)
         return patches.sort(dim=-1).values[..., (k * k) // 2]
 
     def extra_repr(self) -> str:
@@ -115,8 +121,10 @@ class JpegCompression(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
-            raise ConfigError(f"JPEG takes (N, C, H, W) images with 1 (gray) or 3 (RGB) "
-                              f"channels, not shape {tuple(x.shape)}")
+            raise ConfigError(
+                f"JPEG takes (N, C, H, W) images with 1 (gray) or 3 (RGB) "
+                f"channels, not shape {tuple(x.shape)}"
+            )
         arr = np.rint(x.detach().float().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
         out = np.empty_like(arr)
         for i, img in enumerate(arr):
@@ -148,8 +156,9 @@ class RandomResizePad(nn.Module):
         cols = int(torch.randint(max(w - self.shrink, 1), w + 1, ()))
         top = int(torch.randint(0, h - rows + 1, ()))
         left = int(torch.randint(0, w - cols + 1, ()))
-        small = nn.functional.interpolate(x, size=(rows, cols), mode="bilinear",
-                                          align_corners=False)
+        small = nn.functional.interpolate(
+            x, size=(rows, cols), mode="bilinear", align_corners=False
+        )
         return nn.functional.pad(small, (left, w - cols - left, top, h - rows - top))
 
     def extra_repr(self) -> str:
@@ -179,6 +188,7 @@ RANDOM_TRANSFORMS = (RandomResizePad, GaussianNoise)
 
 # --------------------------------------------------------------------------- defended model
 
+
 def _identity_backward(transform: Transform, x: torch.Tensor) -> torch.Tensor:
     """``transform(x)`` forward, identity backward: ``x + (t(x) - x).detach()`` (BPDA with
     g(x) = x, the straight-through estimator)."""
@@ -202,8 +212,9 @@ class Defended(nn.Module):
     def __init__(self, classifier: nn.Module, transform: Transform, bpda: bool = False) -> None:
         super().__init__()
         if not callable(transform):
-            raise ConfigError(f"transform must be callable (images -> images), not "
-                              f"{type(transform).__name__}")
+            raise ConfigError(
+                f"transform must be callable (images -> images), not {type(transform).__name__}"
+            )
         self.classifier = classifier
         self.transform = transform
         self.bpda = bool(bpda)
@@ -269,6 +280,7 @@ def defended(classifier: nn.Module, transform: Transform, bpda: bool = False) ->
 
 # --------------------------------------------------------------------------- detector
 
+
 def check_rate(rate: float, name: str = "false_alarm_rate") -> float:
     """A rate strictly between 0 and 1, else :class:`ConfigError`."""
     try:
@@ -294,13 +306,18 @@ class FeatureSqueezingDetector:
     >>> det.detect(pgd(cnn, x, y, 0.2, alpha=0.02, steps=20)).float().mean()   # detection rate
     """
 
-    def __init__(self, classifier: nn.Module,
-                 squeezers: Sequence[Transform] = (BitDepth(1), MedianSmoothing(2)),
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        classifier: nn.Module,
+        squeezers: Sequence[Transform] = (BitDepth(1), MedianSmoothing(2)),
+        batch_size: int = 256,
+    ) -> None:
         squeezers = tuple(squeezers)
         if not squeezers or not all(callable(s) for s in squeezers):
-            raise ConfigError("squeezers must be one or more transforms (images -> images), "
-                              "e.g. (BitDepth(1), MedianSmoothing(2))")
+            raise ConfigError(
+                "squeezers must be one or more transforms (images -> images), "
+                "e.g. (BitDepth(1), MedianSmoothing(2))"
+            )
         self.classifier = classifier
         self.squeezers = squeezers
         self.batch_size = _whole(batch_size, "batch_size", 1, None)
@@ -313,10 +330,12 @@ class FeatureSqueezingDetector:
         out = []
         with eval_mode(self.classifier):
             for start in range(0, len(xb), self.batch_size):
-                chunk = xb[start:start + self.batch_size]
+                chunk = xb[start : start + self.batch_size]
                 p = torch.softmax(self.classifier(chunk).float(), dim=1)
-                dist = [(p - torch.softmax(self.classifier(s(chunk)).float(), dim=1))
-                        .abs().sum(1) for s in self.squeezers]
+                dist = [
+                    (p - torch.softmax(self.classifier(s(chunk)).float(), dim=1)).abs().sum(1)
+                    for s in self.squeezers
+                ]
                 out.append(torch.stack(dist).amax(0))
         scores = torch.cat(out)
         return scores[0] if single else scores
@@ -332,12 +351,18 @@ class FeatureSqueezingDetector:
     def detect(self, x: torch.Tensor) -> torch.Tensor:
         """Bool (N,): ``score > threshold``, i.e. flagged as adversarial."""
         if self.threshold is None:
-            raise ConfigError("the detector has no threshold yet: call fit_threshold(clean "
-                              "images, false_alarm_rate) first, or set .threshold")
+            raise ConfigError(
+                "the detector has no threshold yet: call fit_threshold(clean "
+                "images, false_alarm_rate) first, or set .threshold"
+            )
         return self.score(x) > self.threshold
 
 
 TRANSFORMS: dict[str, Callable[..., nn.Module]] = {
-    "jpeg": JpegCompression, "bit_depth": BitDepth, "median": MedianSmoothing,
-    "resize_pad": RandomResizePad, "noise": lambda percent: GaussianNoise(percent / 100)}
+    "jpeg": JpegCompression,
+    "bit_depth": BitDepth,
+    "median": MedianSmoothing,
+    "resize_pad": RandomResizePad,
+    "noise": lambda percent: GaussianNoise(percent / 100),
+}
 """Per defence key, the transform of its whole-number parameter (noise: sigma in percent)."""

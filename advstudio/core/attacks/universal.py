@@ -11,7 +11,8 @@ digits most pixels are black: a step below 0 is lost), repeat up to ``inner_step
 overshoot 2 %), then project
 ``v + r`` back onto the eps-ball. Stop after ``passes`` passes or once the fooling rate on the
 fitting images reaches ``1 - delta``; return the ``v`` of the best pass (the paper returns the
-last; images pulling opposite ways can make later passes worse). Targeted: the inner steps aim at the boundary of the
+last; images pulling opposite ways can make later passes worse). Targeted: the inner steps aim at
+the boundary of the
 ``target`` class only, and fooling means predicting it.
 
 The L-inf step to a linearised boundary ``f + g . r = 0`` is ``r = |f| / ||g||_1 sign(-f g)``
@@ -43,8 +44,9 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.
     return torch.cat([model(c).argmax(1) for c in x.split(batch_size)])
 
 
-def fooling_rate(model: nn.Module, x: torch.Tensor, v: torch.Tensor,
-                 target: int | None = None) -> float:
+def fooling_rate(
+    model: nn.Module, x: torch.Tensor, v: torch.Tensor, target: int | None = None
+) -> float:
     """Untargeted: the share of ``x`` whose prediction under ``clip(x + v)`` differs from the
     clean one (the paper's measure: labels not needed). Targeted: the share predicted as
     ``target`` under the perturbation, among the images not predicted so clean."""
@@ -57,8 +59,14 @@ def fooling_rate(model: nn.Module, x: torch.Tensor, v: torch.Tensor,
     return float((fooled[keep] == target).float().mean()) if keep.any() else 0.0
 
 
-def fooling_curve(model: nn.Module, x: torch.Tensor, v: torch.Tensor, eps: float,
-                  eps_values: Sequence[float], target: int | None = None) -> list[float]:
+def fooling_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    v: torch.Tensor,
+    eps: float,
+    eps_values: Sequence[float],
+    target: int | None = None,
+) -> list[float]:
     """The fooling rate of ``v`` (fitted at ``eps``) rescaled to each of ``eps_values``:
     ``v * e / eps``. A cheap curve (one fit); a fit per eps does at least as well."""
     eps = check_eps(eps)
@@ -66,8 +74,9 @@ def fooling_curve(model: nn.Module, x: torch.Tensor, v: torch.Tensor, eps: float
     return [fooling_rate(model, x, v * s, target) for s in scale]
 
 
-def _step(model: nn.Module, x: torch.Tensor, label: int, target: int | None,
-          inner_steps: int) -> torch.Tensor:
+def _step(
+    model: nn.Module, x: torch.Tensor, label: int, target: int | None, inner_steps: int
+) -> torch.Tensor:
     """DeepFool-style L-inf steps from the single image ``x`` (1, C, H, W): the total step that
     leaves ``label`` (or reaches ``target``), with the overshoot, or after ``inner_steps``."""
     r = torch.zeros_like(x)
@@ -77,13 +86,12 @@ def _step(model: nn.Module, x: torch.Tensor, label: int, target: int | None,
         pred = int(logits.argmax())
         if (target is None and pred != label) or (target is not None and pred == target):
             break
-        others = [target] if target is not None else [k for k in range(len(logits))
-                                                       if k != label]
+        others = [target] if target is not None else [k for k in range(len(logits)) if k != label]
         best, best_step = float("inf"), None
         for k in others:
             f = logits[k] - logits[label]
             (g,) = torch.autograd.grad(f, z_in, retain_graph=True)
-            up = (g > 0) == bool(f < 0)   # the pixels this step raises
+            up = (g > 0) == bool(f < 0)  # the pixels this step raises
             g = g * torch.where(up, z_in < 1, z_in > 0)  # pixels the box lets move that way
             g1 = float(g.abs().sum())
             if g1 == 0:
@@ -112,9 +120,18 @@ class UniversalResult:
     history: list[float] = field(default_factory=list)
 
 
-def universal_job(model: nn.Module, x_fit: torch.Tensor, x_held: torch.Tensor, eps: float, *,
-                  target: int | None = None, passes: int = 5, delta: float = 0.2,
-                  inner_steps: int = 10, seed: int = 0) -> Job[UniversalResult]:
+def universal_job(
+    model: nn.Module,
+    x_fit: torch.Tensor,
+    x_held: torch.Tensor,
+    eps: float,
+    *,
+    target: int | None = None,
+    passes: int = 5,
+    delta: float = 0.2,
+    inner_steps: int = 10,
+    seed: int = 0,
+) -> Job[UniversalResult]:
     """Algorithm 1 on ``x_fit`` (N, C, H, W in [0, 1]), judged on ``x_held``. ``passes``: the
     paper's maximum number of passes over the data (5 here, digits converge in 2 to 4);
     ``delta``: stop once the fitting fooling rate reaches ``1 - delta`` (the paper's 0.2).
@@ -134,14 +151,19 @@ def universal_job(model: nn.Module, x_fit: torch.Tensor, x_held: torch.Tensor, e
         for p in range(passes):
             order = torch.randperm(len(xf), generator=order_gen).tolist()
             for j, i in enumerate(order):
-                x_i = xf[i:i + 1]
+                x_i = xf[i : i + 1]
                 with torch.no_grad():
                     now = int(model(apply(x_i, v)).argmax())
                 fooled = now == target if target is not None else now != int(labels[i])
                 if not fooled and (target is None or int(labels[i]) != target):
                     with torch.enable_grad():
-                        r = _step(model, apply(x_i, v), now if target is not None
-                                  else int(labels[i]), target, inner_steps)
+                        r = _step(
+                            model,
+                            apply(x_i, v),
+                            now if target is not None else int(labels[i]),
+                            target,
+                            inner_steps,
+                        )
                     v = (v + r).clamp(-eps, eps)
                 if j % 50 == 0:
                     yield Progress(p * len(xf) + j, passes * len(xf), f"pass {p + 1}/{passes}")
@@ -152,12 +174,19 @@ def universal_job(model: nn.Module, x_fit: torch.Tensor, x_held: torch.Tensor, e
             yield Metrics(p, {"fooling_rate": rate})
             if rate >= 1 - delta:
                 break
-    return UniversalResult(best_v[0].detach(), eps, target, best_rate,
-                           fooling_rate(model, xh, best_v[0], target), history)
+    return UniversalResult(
+        best_v[0].detach(),
+        eps,
+        target,
+        best_rate,
+        fooling_rate(model, xh, best_v[0], target),
+        history,
+    )
 
 
-def universal_perturbation(model: nn.Module, x_fit: torch.Tensor, x_held: torch.Tensor,
-                           eps: float, **kwargs) -> UniversalResult:
+def universal_perturbation(
+    model: nn.Module, x_fit: torch.Tensor, x_held: torch.Tensor, eps: float, **kwargs
+) -> UniversalResult:
     """:func:`universal_job` run to the end.
 
     >>> res = universal_perturbation(cnn, x[:500], x[500:], eps=0.2)

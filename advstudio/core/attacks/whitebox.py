@@ -35,10 +35,12 @@ Attack = Callable[..., torch.Tensor]
 _NO_GRADIENT = (
     "the model gives no gradient with respect to its input (its output does not require grad: "
     "a TorchScript model frozen under no_grad, a non-differentiable layer, or a remote API?). "
-    "Use a black-box attack instead (transfer, NES/SPSA or SimBA).")
+    "Use a black-box attack instead (transfer, NES/SPSA or SimBA)."
+)
 
 
 # --------------------------------------------------------------------------- validation
+
 
 def check_eps(eps: float, name: str = "eps") -> float:
     """``eps`` as a float, or :class:`ConfigError` unless it is in [0, 1] (pixel scale)."""
@@ -74,14 +76,16 @@ def check_images(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     Returns the batch and whether the caller gave a single image (to squeeze the result back).
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ConfigError(f"images must be a float tensor in [0, 1], not {type(x).__name__} "
-                          f"{getattr(x, 'dtype', '')}")
+        raise ConfigError(
+            f"images must be a float tensor in [0, 1], not {type(x).__name__} "
+            f"{getattr(x, 'dtype', '')}"
+        )
     single = x.dim() == 3
     if single:
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[0] == 0:
         raise ConfigError(f"images must have shape (N, C, H, W) or (C, H, W), not {tuple(x.shape)}")
-    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()   # one device sync
+    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()  # one device sync
     if lo < 0.0 or hi > 1.0:
         raise ConfigError(f"pixel values must be in [0, 1]; these range over [{lo:g}, {hi:g}]")
     return x.detach(), single
@@ -101,8 +105,10 @@ def check_classes(labels: torch.Tensor, num_classes: int, what: str = "class") -
     """Every label in [0, num_classes), else a :class:`ConfigError` naming the first bad one."""
     bad = labels[(labels < 0) | (labels >= num_classes)]
     if bad.numel():
-        raise ConfigError(f"{what} {int(bad[0])} is out of range: this model has {num_classes} "
-                          f"classes, so it must be in [0, {num_classes - 1}]")
+        raise ConfigError(
+            f"{what} {int(bad[0])} is out of range: this model has {num_classes} "
+            f"classes, so it must be in [0, {num_classes - 1}]"
+        )
 
 
 def check_targets(target: torch.Tensor, y_true: Labels | None) -> None:
@@ -113,11 +119,14 @@ def check_targets(target: torch.Tensor, y_true: Labels | None) -> None:
     same = (true == target).nonzero()
     if same.numel():
         i = int(same[0, 0])
-        raise ConfigError(f"target class {int(target[i])} is the true class of image {i}: a "
-                          "targeted attack needs a different target class")
+        raise ConfigError(
+            f"target class {int(target[i])} is the true class of image {i}: a "
+            "targeted attack needs a different target class"
+        )
 
 
 # --------------------------------------------------------------------------- shared machinery
+
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
@@ -132,9 +141,9 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = flag
 
 
-def gradient_and_logits(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                        targeted: bool, *, check: bool = True
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def gradient_and_logits(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool, *, check: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """d objective / d x, the direction every attack here steps along, and the (detached)
     logits of ``x`` that came with it for free.
 
@@ -147,8 +156,10 @@ def gradient_and_logits(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
     with torch.enable_grad():
         logits = model(x)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-            raise AttackError(f"the model must return (N, classes) logits, not "
-                              f"{getattr(logits, 'shape', type(logits).__name__)}")
+            raise AttackError(
+                f"the model must return (N, classes) logits, not "
+                f"{getattr(logits, 'shape', type(logits).__name__)}"
+            )
         if check:
             check_classes(labels, logits.shape[1], "target class" if targeted else "label")
         if not logits.requires_grad:
@@ -160,8 +171,9 @@ def gradient_and_logits(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
     return grad, logits.detach()
 
 
-def ascent_gradient(model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                    targeted: bool, *, check: bool = True) -> torch.Tensor:
+def ascent_gradient(
+    model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targeted: bool, *, check: bool = True
+) -> torch.Tensor:
     """:func:`gradient_and_logits` without the logits."""
     return gradient_and_logits(model, x, labels, targeted, check=check)[0]
 
@@ -171,9 +183,15 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.clamp(x_adv, x - eps, x + eps).clamp_(0.0, 1.0)
 
 
-def _attack(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, targeted: bool,
-            y_true: Labels | None,
-            body: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> torch.Tensor:
+def _attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    targeted: bool,
+    y_true: Labels | None,
+    body: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> torch.Tensor:
     """Validate, batch, eval mode, run ``body(x, labels, eps)``, restore the caller's shape."""
     eps = check_eps(eps)
     xb, single = check_images(x)
@@ -185,9 +203,17 @@ def _attack(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, targeted: 
     return out[0] if single else out
 
 
-def _iterate(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, alpha: float,
-             steps: int, targeted: bool, start: torch.Tensor,
-             decay: float | None = None) -> torch.Tensor:
+def _iterate(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    targeted: bool,
+    start: torch.Tensor,
+    decay: float | None = None,
+) -> torch.Tensor:
     """The loop BIM, PGD and MI-FGSM share: sign step of size ``alpha``, project, repeat.
     The labels are range-checked at the first step only (they do not change)."""
     x_adv = start
@@ -204,15 +230,24 @@ def _iterate(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float
 
 # --------------------------------------------------------------------------- attacks
 
-def fgsm_direction(model: nn.Module, x: torch.Tensor, y: Labels, *, targeted: bool = False,
-                   y_true: Labels | None = None) -> torch.Tensor:
+
+def fgsm_direction(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    *,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """The FGSM step direction: ``sign(grad)`` of the objective (values -1, 0, +1).
 
     Cache it and call :func:`apply_direction` for each epsilon: an epsilon slider then costs one
     forward pass per move instead of a backward pass.
     """
+
     def body(xb: torch.Tensor, labels: torch.Tensor, _eps: float) -> torch.Tensor:
         return ascent_gradient(model, xb, labels, targeted).sign().to(xb.dtype)
+
     return _attack(model, x, y, 0.0, targeted, y_true, body)
 
 
@@ -222,8 +257,15 @@ def apply_direction(x: torch.Tensor, direction: torch.Tensor, eps: float) -> tor
     return (x.detach() + eps * direction).clamp_(0.0, 1.0)
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, targeted: bool = False,
-         y_true: Labels | None = None) -> torch.Tensor:
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """Fast Gradient Sign Method (Goodfellow et al. 2015, arXiv:1412.6572). Norm: L-inf.
 
     Untargeted (``y`` = true labels): ``x' = clip(x + eps * sign(grad_x CE(f(x), y)))``.
@@ -233,13 +275,24 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, targeted: 
     >>> x_adv = fgsm(model, x, y, eps=0.1)
     >>> (model(x_adv).argmax(1) != y).float().mean()   # success rate
     """
+
     def body(xb: torch.Tensor, labels: torch.Tensor, e: float) -> torch.Tensor:
         return apply_direction(xb, ascent_gradient(model, xb, labels, targeted).sign(), e)
+
     return _attack(model, x, y, eps, targeted, y_true, body)
 
 
-def bim(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: float, steps: int,
-        targeted: bool = False, y_true: Labels | None = None) -> torch.Tensor:
+def bim(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    alpha: float,
+    steps: int,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """Basic Iterative Method / I-FGSM (Kurakin et al. 2017, arXiv:1607.02533). Norm: L-inf.
 
     ``steps`` FGSM steps of size ``alpha`` from ``x`` itself, each projected onto the eps-ball
@@ -251,12 +304,23 @@ def bim(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: floa
 
     def body(xb: torch.Tensor, labels: torch.Tensor, e: float) -> torch.Tensor:
         return _iterate(model, xb, labels, e, alpha, steps, targeted, xb)
+
     return _attack(model, x, y, eps, targeted, y_true, body)
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: float, steps: int,
-        random_start: bool = True, targeted: bool = False, generator: torch.Generator | None = None,
-        y_true: Labels | None = None) -> torch.Tensor:
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    alpha: float,
+    steps: int,
+    random_start: bool = True,
+    targeted: bool = False,
+    generator: torch.Generator | None = None,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """Projected Gradient Descent (Madry et al. 2018, arXiv:1706.06083). Norm: L-inf.
 
     BIM from a uniformly random start in the eps-ball (``random_start=True``; drawn with
@@ -274,12 +338,22 @@ def pgd(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: floa
             noise = torch.rand(xb.shape, generator=generator, device=device, dtype=xb.dtype)
             start = (xb + (2 * noise.to(xb.device) - 1) * e).clamp_(0.0, 1.0)
         return _iterate(model, xb, labels, e, alpha, steps, targeted, start)
+
     return _attack(model, x, y, eps, targeted, y_true, body)
 
 
-def mifgsm(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: float,
-           steps: int, decay: float = 1.0, targeted: bool = False,
-           y_true: Labels | None = None) -> torch.Tensor:
+def mifgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Labels,
+    eps: float,
+    *,
+    alpha: float,
+    steps: int,
+    decay: float = 1.0,
+    targeted: bool = False,
+    y_true: Labels | None = None,
+) -> torch.Tensor:
     """Momentum Iterative FGSM (Dong et al. 2018, arXiv:1710.06081). Norm: L-inf.
 
     Accumulates ``g = decay * g + grad / ||grad||_1`` (per image) and steps along ``sign(g)``;
@@ -298,4 +372,5 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: Labels, eps: float, *, alpha: f
 
     def body(xb: torch.Tensor, labels: torch.Tensor, e: float) -> torch.Tensor:
         return _iterate(model, xb, labels, e, alpha, steps, targeted, xb, decay=decay)
+
     return _attack(model, x, y, eps, targeted, y_true, body)

@@ -44,9 +44,15 @@ class SmoothAttack:
         v.whole("smooth_pgd_samples", self.samples, 1)
 
 
-def smooth_pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing: Smoothing,
-                  attack: SmoothAttack, generator: torch.Generator,
-                  wrong: list[bool]) -> Job[list[float | None]]:
+def smooth_pgd_l2(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    smoothing: Smoothing,
+    attack: SmoothAttack,
+    generator: torch.Generator,
+    wrong: list[bool],
+) -> Job[list[float | None]]:
     """Per image of ``x`` (N, C, H, W) with labels ``y``: the L2 size of the first
     ``smooth_pgd`` perturbation on the grid that changes PREDICT's answer from the label,
     ``None`` when no radius of the grid does, 0 where ``wrong`` says the smoothed classifier is
@@ -57,9 +63,17 @@ def smooth_pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing:
         todo = [i for i, f in enumerate(found) if f is None]
         if todo:
             xb, yb = x[todo], y[todo]
-            x_adv = smooth_pgd(model, xb, yb, eps, alpha=2 * eps / attack.steps,
-                               steps=attack.steps, sigma=smoothing.sigma,
-                               samples=attack.samples, generator=generator)
+            x_adv = smooth_pgd(
+                model,
+                xb,
+                yb,
+                eps,
+                alpha=2 * eps / attack.steps,
+                steps=attack.steps,
+                sigma=smoothing.sigma,
+                samples=attack.samples,
+                generator=generator,
+            )
             sizes = (x_adv - xb).flatten(1).norm(dim=1).tolist()
             for j, i in enumerate(todo):
                 if predict(model, x_adv[j], smoothing, generator) != int(y[i]):
@@ -68,14 +82,14 @@ def smooth_pgd_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing:
     return found
 
 
-def empirical_accuracy(labels: list[int], predictions: list[int],
-                       found: list[float | None], radius: float) -> float:
+def empirical_accuracy(
+    labels: list[int], predictions: list[int], found: list[float | None], radius: float
+) -> float:
     """Share of images the smoothed classifier gets right (``predictions``: CERTIFY's, an
     abstention is wrong) and on which no perturbation of L2 size <= ``radius`` was found: an
     upper bound on the smoothed classifier's robust accuracy at ``radius`` (valid up to the
     largest radius searched)."""
     if not labels:
         raise ValueError("empirical accuracy of no images")
-    hits = sum(p == y and (f is None or f > radius)
-               for y, p, f in zip(labels, predictions, found))
+    hits = sum(p == y and (f is None or f > radius) for y, p, f in zip(labels, predictions, found))
     return hits / len(labels)

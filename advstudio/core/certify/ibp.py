@@ -57,15 +57,18 @@ def ibp_layers(model: nn.Module) -> list[nn.Module]:
         return [Normalise(model.mean, model.std), *ibp_layers(model.net)]
     if isinstance(model, nn.Sequential):
         return [layer for child in model for layer in ibp_layers(child)]
-    supported = (nn.Linear, nn.Conv2d, *_MONOTONE, *_IDENTITY_IN_EVAL, *_BATCHNORM,
-                 Normalise)
+    supported = (nn.Linear, nn.Conv2d, *_MONOTONE, *_IDENTITY_IN_EVAL, *_BATCHNORM, Normalise)
     if not isinstance(model, supported):
-        raise ConfigError(f"interval bound propagation cannot bound the layer {model!r} "
-                          f"(supported: Linear, Conv2d, ReLU, MaxPool2d, Flatten, BatchNorm, "
-                          f"Dropout, nn.Sequential of them)")
+        raise ConfigError(
+            f"interval bound propagation cannot bound the layer {model!r} "
+            f"(supported: Linear, Conv2d, ReLU, MaxPool2d, Flatten, BatchNorm, "
+            f"Dropout, nn.Sequential of them)"
+        )
     if isinstance(model, _BATCHNORM) and model.running_mean is None:
-        raise ConfigError(f"interval bound propagation needs running statistics in {model!r} "
-                          f"(track_running_stats=True)")
+        raise ConfigError(
+            f"interval bound propagation needs running statistics in {model!r} "
+            f"(track_running_stats=True)"
+        )
     return [model]
 
 
@@ -93,14 +96,19 @@ def propagate(layer: nn.Module, box: Box) -> Box:
     if isinstance(layer, nn.Conv2d):
         if layer.padding_mode != "zeros":
             raise ConfigError(f"interval bound propagation needs zero padding in {layer!r}")
-        conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                    groups=layer.groups)
-        return (F.conv2d(mu, layer.weight, layer.bias, **conv),
-                F.conv2d(r, layer.weight.abs(), None, **conv))
+        conv = dict(
+            stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups
+        )
+        return (
+            F.conv2d(mu, layer.weight, layer.bias, **conv),
+            F.conv2d(r, layer.weight.abs(), None, **conv),
+        )
     if isinstance(layer, _BATCHNORM):
         scale, shift = _batchnorm_affine(layer)
-        return (mu * _channel_view(scale, mu) + _channel_view(shift, mu),
-                r * _channel_view(scale.abs(), r))
+        return (
+            mu * _channel_view(scale, mu) + _channel_view(shift, mu),
+            r * _channel_view(scale.abs(), r),
+        )
     if isinstance(layer, Normalise):
         low, high = ((mu - r).clamp(0.0, 1.0), (mu + r).clamp(0.0, 1.0))
         low, high = (low - layer.mean) / layer.std, (high - layer.mean) / layer.std
@@ -119,12 +127,15 @@ def input_box(x: torch.Tensor, eps: float) -> Box:
 
 def _check_geometry(model: nn.Module, x: torch.Tensor) -> None:
     if isinstance(model, Classifier) and tuple(x.shape[1:]) != model.input_shape:
-        raise ConfigError(f"interval bound propagation needs images of the model's shape "
-                          f"{model.input_shape}, not {tuple(x.shape[1:])} (resize them first)")
+        raise ConfigError(
+            f"interval bound propagation needs images of the model's shape "
+            f"{model.input_shape}, not {tuple(x.shape[1:])} (resize them first)"
+        )
 
 
-def interval_bounds(model: nn.Module, x: torch.Tensor, eps: float) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
+def interval_bounds(
+    model: nn.Module, x: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper bounds of every logit over the box of radius ``eps`` around each image
     of ``x`` (N, C, H, W): two (N, classes) tensors. Differentiable (the training loss uses it);
     run the model in eval mode for BatchNorm and Dropout to mean what the bounds assume."""
@@ -136,8 +147,9 @@ def interval_bounds(model: nn.Module, x: torch.Tensor, eps: float) -> tuple[torc
     return mu - r, mu + r
 
 
-def margin_lower_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        eps: float) -> torch.Tensor:
+def margin_lower_bounds(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> torch.Tensor:
     """Per image and class ``j``, a lower bound on ``z_y - z_j`` over the box (N, classes);
     0 at ``j = y``. The last layer, when it is Linear, is merged with the specification
     (Gowal et al.'s elision: ``(w_y - w_j) . mu + b_y - b_j - |w_y - w_j| . r``); otherwise the
@@ -156,7 +168,7 @@ def margin_lower_bounds(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             box = propagate(layer, box)
         mu, r = box
         w, b = last.weight, last.bias
-        w_diff = w[y].unsqueeze(1) - w.unsqueeze(0)              # (N, classes, features)
+        w_diff = w[y].unsqueeze(1) - w.unsqueeze(0)  # (N, classes, features)
         centre = torch.einsum("nkf,nf->nk", w_diff, mu)
         if b is not None:
             centre = centre + b[y].unsqueeze(1) - b.unsqueeze(0)
@@ -173,8 +185,9 @@ def verified(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> 
     return (margins > 0).logical_or(own).all(1)
 
 
-def ibp_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-             kappa: float) -> torch.Tensor:
+def ibp_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, kappa: float
+) -> torch.Tensor:
     """Gowal et al.'s training loss ``kappa * CE(z(x), y) + (1 - kappa) * CE(z_hat(x, eps), y)``
     (mean over the batch), ``z_hat`` the worst-case logits from the elided margins
     (``z_hat_j = -margin_j``, ``z_hat_y = 0``). ``kappa`` in [0, 1]: 1 = plain training.
@@ -189,8 +202,14 @@ def ibp_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     return kappa * clean + (1.0 - kappa) * F.cross_entropy(worst, y)
 
 
-def ibp_schedule(step: int, *, eps: float, kappa_final: float = 0.5, warmup_steps: int = 2000,
-                 ramp_steps: int = 10000) -> tuple[float, float]:
+def ibp_schedule(
+    step: int,
+    *,
+    eps: float,
+    kappa_final: float = 0.5,
+    warmup_steps: int = 2000,
+    ramp_steps: int = 10000,
+) -> tuple[float, float]:
     """``(eps_t, kappa_t)`` at training ``step`` (Gowal et al. 2018, section 4): ``warmup_steps``
     of plain training (eps 0, kappa 1), then both ramp linearly over ``ramp_steps``, eps from 0
     to ``eps`` and kappa from 1 to ``kappa_final``, and stay there. The paper's MNIST run:

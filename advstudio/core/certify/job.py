@@ -30,7 +30,12 @@ from advstudio.core.attacks.whitebox import eval_mode, pgd
 from advstudio.core.certify.bounds import SmoothAttack, empirical_accuracy, smooth_pgd_l2
 from advstudio.core.certify.ibp import ibp_layers, verified
 from advstudio.core.certify.smoothing import (
-    Certificate, Smoothing, certified_accuracy, certify_images, largest_radius)
+    Certificate,
+    Smoothing,
+    certified_accuracy,
+    certify_images,
+    largest_radius,
+)
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core.jobs import Event, Job, Log, Metrics, Progress, relay
@@ -50,6 +55,7 @@ def _test_images(n_images: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 # --------------------------------------------------------------------------- smoothing
 
+
 @dataclass(frozen=True)
 class SmoothingConfig:
     """``model``: a registry key. ``n_images``: the first test digits. ``sigma``, ``n0``, ``n``,
@@ -58,7 +64,8 @@ class SmoothingConfig:
     search round (5 rounds); ``base_attacks`` off skips DeepFool and C&W (the curves do not
     use them; C&W is most of a run's time). ``seed``: the noise. ``smooth_pgd``: also attack
     the smoothed classifier (:mod:`.bounds`) at ``smooth_pgd_radii`` with ``smooth_pgd_steps``
-    steps of ``smooth_pgd_samples`` noise draws. ``dry_run``: 1 image, n0 10, n 50, 5 C&W steps, smooth
+    steps of ``smooth_pgd_samples`` noise draws. ``dry_run``: 1 image, n0 10, n 50, 5 C&W steps,
+    smooth
     PGD at the first radius only with 2 steps of 4 draws.
     """
 
@@ -101,16 +108,18 @@ class SmoothingConfig:
     def smoothing(self) -> Smoothing:
         """The smoothing settings (checked); the dry run's are tiny."""
         if self.dry_run:
-            return Smoothing(self.sigma, min(self.n0, 10), min(self.n, 50), self.alpha,
-                             self.batch_size)
+            return Smoothing(
+                self.sigma, min(self.n0, 10), min(self.n, 50), self.alpha, self.batch_size
+            )
         return Smoothing(self.sigma, self.n0, self.n, self.alpha, self.batch_size)
 
     def attack(self) -> SmoothAttack:
         """The smooth-PGD settings (checked); the dry run's are tiny."""
         if self.dry_run:
             return SmoothAttack(tuple(self.smooth_pgd_radii)[:1], 2, 4)
-        return SmoothAttack(tuple(self.smooth_pgd_radii), self.smooth_pgd_steps,
-                            self.smooth_pgd_samples)
+        return SmoothAttack(
+            tuple(self.smooth_pgd_radii), self.smooth_pgd_steps, self.smooth_pgd_samples
+        )
 
 
 @dataclass(frozen=True)
@@ -152,10 +161,12 @@ class SmoothingResult:
 
 def _offset(start: int, total: int) -> Callable[[Event], Event]:
     """A relay transform: an inner job's Progress becomes ``start + done`` of ``total``."""
+
     def shift(event: Event) -> Event:
         if isinstance(event, Progress):
             return Progress(start + event.done, total, event.message)
         return event
+
     return shift
 
 
@@ -163,18 +174,20 @@ def _finite_or_none(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _base_attacks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cw_steps: int
-                  ) -> Job[tuple[list[int], list[float | None], list[float | None]]]:
+def _base_attacks(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cw_steps: int
+) -> Job[tuple[list[int], list[float | None], list[float | None]]]:
     """Base predictions and DeepFool / C&W minimal L2 per image, in chunks (a Progress each)."""
     preds: list[int] = []
     deepfool_l2: list[float | None] = []
     cw_l2: list[float | None] = []
     for start in range(0, len(x), ATTACK_CHUNK):
-        xb, yb = x[start:start + ATTACK_CHUNK], y[start:start + ATTACK_CHUNK]
+        xb, yb = x[start : start + ATTACK_CHUNK], y[start : start + ATTACK_CHUNK]
         with eval_mode(model), torch.no_grad():
             preds += model(xb).argmax(1).tolist()
-        norms = minimal_norms(model, xb, yb, methods=("deepfool", "cw"),
-                              options={"cw": {"steps": cw_steps}})
+        norms = minimal_norms(
+            model, xb, yb, methods=("deepfool", "cw"), options={"cw": {"steps": cw_steps}}
+        )
         deepfool_l2 += [_finite_or_none(d) for d in norms["deepfool"].l2.tolist()]
         cw_l2 += [_finite_or_none(c) for c in norms["cw"].l2.tolist()]
         yield Progress(len(preds), len(x), "DeepFool and C&W on the base classifier")
@@ -192,8 +205,9 @@ def run_smoothing(config: SmoothingConfig) -> Job[SmoothingResult]:
     return (yield from certify_model(load_model(config.model, device), x, y, config))
 
 
-def certify_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  config: SmoothingConfig) -> Job[SmoothingResult]:
+def certify_model(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, config: SmoothingConfig
+) -> Job[SmoothingResult]:
     """:func:`run_smoothing` on a given model (on its device) and images ``x`` (N, C, H, W) in
     [0, 1] with labels ``y`` (``config.model``, ``n_images`` and ``data`` only name them).
     Progress: the base attacks (a unit per image), CERTIFY (a unit per image, each with its
@@ -203,13 +217,15 @@ def certify_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     x, y = x.to(device), y.to(device)
     n = len(x)
     total = 2 * n + (len(attack.radii) if config.smooth_pgd else 0)
-    yield Log(f"randomised smoothing of {getattr(model, 'name', config.model)}: sigma "
-              f"{smoothing.sigma:g}, n0 {smoothing.n0}, n {smoothing.n}, alpha "
-              f"{smoothing.alpha:g}, {n} images")
+    yield Log(
+        f"randomised smoothing of {getattr(model, 'name', config.model)}: sigma "
+        f"{smoothing.sigma:g}, n0 {smoothing.n0}, n {smoothing.n}, alpha "
+        f"{smoothing.alpha:g}, {n} images"
+    )
     if config.base_attacks:
         base, deepfool_l2, cw_l2 = yield from relay(
-            _base_attacks(model, x, y, 5 if config.dry_run else config.cw_steps),
-            _offset(0, total))
+            _base_attacks(model, x, y, 5 if config.dry_run else config.cw_steps), _offset(0, total)
+        )
     else:
         with eval_mode(model), torch.no_grad():
             base = model(x).argmax(1).tolist()
@@ -217,27 +233,55 @@ def certify_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
     certificates = yield from relay(
-        certify_images(model, x, smoothing, generator),
-        _offset(n, total))
+        certify_images(model, x, smoothing, generator), _offset(n, total)
+    )
     labels = y.tolist()
     predictions = [c.prediction for c in certificates]
     found: list[float | None] = [None] * n
     if config.smooth_pgd:
         found = yield from relay(
-            smooth_pgd_l2(model, x, y, smoothing, attack, generator,
-                          [p != t for p, t in zip(predictions, labels)]),
-            _offset(2 * n, total))
+            smooth_pgd_l2(
+                model,
+                x,
+                y,
+                smoothing,
+                attack,
+                generator,
+                [p != t for p, t in zip(predictions, labels)],
+            ),
+            _offset(2 * n, total),
+        )
     radii = [float(r) for r in config.radii]
     pgd_radii = [float(r) for r in attack.radii] if config.smooth_pgd else []
-    images = [SmoothedImage(i, labels[i], base[i], c.prediction, c.p_lower, c.radius,
-                            deepfool_l2[i], cw_l2[i], found[i])
-              for i, c in enumerate(certificates)]
+    images = [
+        SmoothedImage(
+            i,
+            labels[i],
+            base[i],
+            c.prediction,
+            c.p_lower,
+            c.radius,
+            deepfool_l2[i],
+            cw_l2[i],
+            found[i],
+        )
+        for i, c in enumerate(certificates)
+    ]
     return SmoothingResult(
-        config.model, smoothing.sigma, smoothing.n0, smoothing.n, smoothing.alpha, radii,
-        [certified_accuracy(labels, certificates, r) for r in radii], largest_radius(smoothing),
+        config.model,
+        smoothing.sigma,
+        smoothing.n0,
+        smoothing.n,
+        smoothing.alpha,
+        radii,
+        [certified_accuracy(labels, certificates, r) for r in radii],
+        largest_radius(smoothing),
         sum(b == t for b, t in zip(base, labels)) / n,
-        sum(c.abstained for c in certificates) / n, images, pgd_radii,
-        [empirical_accuracy(labels, predictions, found, r) for r in pgd_radii])
+        sum(c.abstained for c in certificates) / n,
+        images,
+        pgd_radii,
+        [empirical_accuracy(labels, predictions, found, r) for r in pgd_radii],
+    )
 
 
 def smoothing_to_csv(result: SmoothingResult, path: str | Path) -> Path:
@@ -247,19 +291,42 @@ def smoothing_to_csv(result: SmoothingResult, path: str | Path) -> Path:
     path = Path(path)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["index", "label", "base_prediction", "prediction", "p_lower",
-                         "radius", "deepfool_l2", "cw_l2", "smooth_pgd_l2", "sigma", "n"])
+        writer.writerow(
+            [
+                "index",
+                "label",
+                "base_prediction",
+                "prediction",
+                "p_lower",
+                "radius",
+                "deepfool_l2",
+                "cw_l2",
+                "smooth_pgd_l2",
+                "sigma",
+                "n",
+            ]
+        )
         for im in result.images:
-            writer.writerow([im.index, im.label, im.base_prediction, im.prediction,
-                             f"{im.p_lower:.6g}", f"{im.radius:.6g}",
-                             "" if im.deepfool_l2 is None else f"{im.deepfool_l2:.6g}",
-                             "" if im.cw_l2 is None else f"{im.cw_l2:.6g}",
-                             "" if im.smooth_pgd_l2 is None else f"{im.smooth_pgd_l2:.6g}",
-                             f"{result.sigma:g}", result.n])
+            writer.writerow(
+                [
+                    im.index,
+                    im.label,
+                    im.base_prediction,
+                    im.prediction,
+                    f"{im.p_lower:.6g}",
+                    f"{im.radius:.6g}",
+                    "" if im.deepfool_l2 is None else f"{im.deepfool_l2:.6g}",
+                    "" if im.cw_l2 is None else f"{im.cw_l2:.6g}",
+                    "" if im.smooth_pgd_l2 is None else f"{im.smooth_pgd_l2:.6g}",
+                    f"{result.sigma:g}",
+                    result.n,
+                ]
+            )
     return path
 
 
 # --------------------------------------------------------------------------- IBP
+
 
 @dataclass(frozen=True)
 class IbpConfig:
@@ -298,9 +365,9 @@ class IbpResult:
     clean_accuracy: float
     pgd_accuracy: float
     verified_accuracy: float
-    correct: list[bool]     # per image: clean prediction right
+    correct: list[bool]  # per image: clean prediction right
     pgd_robust: list[bool]  # per image: still right after PGD
-    verified: list[bool]    # per image: IBP proves no point of the box changes the class
+    verified: list[bool]  # per image: IBP proves no point of the box changes the class
 
 
 def run_ibp(config: IbpConfig) -> Job[IbpResult]:
@@ -313,8 +380,9 @@ def run_ibp(config: IbpConfig) -> Job[IbpResult]:
     return (yield from verify_model(load_model(config.model, device), x, y, config))
 
 
-def verify_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 config: IbpConfig) -> Job[IbpResult]:
+def verify_model(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, config: IbpConfig
+) -> Job[IbpResult]:
     """:func:`run_ibp` on a given model (on its device) and images ``x`` with labels ``y``
     (``config.model`` and ``n_images`` only name them). :class:`ConfigError` names a layer IBP
     cannot bound (:func:`~advstudio.core.certify.ibp.ibp_layers`) before any work."""
@@ -327,22 +395,43 @@ def verify_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     proven: list[bool] = []
     yield Progress(0, len(x), f"IBP and PGD at eps {config.eps:g}")
     for step, start in enumerate(range(0, len(x), config.batch_size)):
-        xb = x[start:start + config.batch_size].to(device)
-        yb = y[start:start + config.batch_size].to(device)
+        xb = x[start : start + config.batch_size].to(device)
+        yb = y[start : start + config.batch_size].to(device)
         proven += verified(model, xb, yb, config.eps).tolist()
-        x_adv = pgd(model, xb, yb, config.eps, alpha=PGD_STEPS_TO_STEP * config.eps / steps,
-                    steps=steps, generator=generator)
+        x_adv = pgd(
+            model,
+            xb,
+            yb,
+            config.eps,
+            alpha=PGD_STEPS_TO_STEP * config.eps / steps,
+            steps=steps,
+            generator=generator,
+        )
         with eval_mode(model), torch.no_grad():
             correct += (model(xb).argmax(1) == yb).tolist()
             robust += (model(x_adv).argmax(1) == yb).tolist()
         done = len(correct)
-        yield Metrics(step, {"clean_accuracy": sum(correct) / done,
-                             "pgd_accuracy": sum(robust) / done,
-                             "verified_accuracy": sum(proven) / done})
+        yield Metrics(
+            step,
+            {
+                "clean_accuracy": sum(correct) / done,
+                "pgd_accuracy": sum(robust) / done,
+                "verified_accuracy": sum(proven) / done,
+            },
+        )
         yield Progress(done, len(x), f"IBP and PGD at eps {config.eps:g}")
     n = len(correct)
-    return IbpResult(config.model, config.eps, n, sum(correct) / n, sum(robust) / n,
-                     sum(proven) / n, correct, robust, proven)
+    return IbpResult(
+        config.model,
+        config.eps,
+        n,
+        sum(correct) / n,
+        sum(robust) / n,
+        sum(proven) / n,
+        correct,
+        robust,
+        proven,
+    )
 
 
 def certified_curve(result: SmoothingResult, radii: list[float]) -> list[float]:
@@ -362,10 +451,18 @@ def curves_to_csv(result: SmoothingResult, radii: list[float], path: str | Path)
     points = sorted(set(radii) | set(empirical))
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["radius", "certified_accuracy", "empirical_accuracy", "sigma", "n",
-                         "abstain_rate"])
+        writer.writerow(
+            ["radius", "certified_accuracy", "empirical_accuracy", "sigma", "n", "abstain_rate"]
+        )
         for r, c in zip(points, certified_curve(result, points)):
-            writer.writerow([f"{r:.6g}", f"{c:.6g}",
-                             "" if r not in empirical else f"{empirical[r]:.6g}",
-                             f"{result.sigma:g}", result.n, f"{result.abstain_rate:.6g}"])
+            writer.writerow(
+                [
+                    f"{r:.6g}",
+                    f"{c:.6g}",
+                    "" if r not in empirical else f"{empirical[r]:.6g}",
+                    f"{result.sigma:g}",
+                    result.n,
+                    f"{result.abstain_rate:.6g}",
+                ]
+            )
     return path

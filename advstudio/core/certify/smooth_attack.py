@@ -35,23 +35,39 @@ def _project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
     return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
 
 
-def smoothed_log_prob(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: float,
-                      samples: int, generator: torch.Generator) -> torch.Tensor:
+def smoothed_log_prob(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma: float,
+    samples: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Per image, ``log G(x)_y`` estimated from ``samples`` noisy copies of each image of
     ``x`` (N, C, H, W): ``logsumexp_i log_softmax(f(x + d_i))_y - log samples``. Differentiable
     in ``x``; one forward pass of ``N * samples`` images."""
     n = len(x)
-    noise = torch.randn((n, samples, *x.shape[1:]), generator=generator, device=x.device,
-                        dtype=x.dtype)
+    noise = torch.randn(
+        (n, samples, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype
+    )
     noisy = (x.unsqueeze(1) + sigma * noise).flatten(0, 1)
     log_p = torch.log_softmax(model(noisy), dim=1).view(n, samples, -1)
     log_py = log_p.gather(2, y.view(n, 1, 1).expand(n, samples, 1)).squeeze(2)
     return torch.logsumexp(log_py, dim=1) - math.log(samples)
 
 
-def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
-               alpha: float, steps: int, sigma: float, samples: int,
-               generator: torch.Generator) -> torch.Tensor:
+def smooth_pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    *,
+    alpha: float,
+    steps: int,
+    sigma: float,
+    samples: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """SmoothAdv PGD, L2 (Salman et al. 2019): ``steps`` steps of length ``alpha`` along the
     normalised Monte-Carlo gradient of ``-log G(x')_y``, projected onto the L2 ball of radius
     ``eps`` around ``x`` and clipped to [0, 1]; starts at ``x``. ``y``: the labels (or the

@@ -89,8 +89,14 @@ def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) ->
     return x + sigma * noise
 
 
-def sample_counts(model: nn.Module, x: torch.Tensor, num: int, sigma: float, batch_size: int,
-                  generator: torch.Generator) -> torch.Tensor:
+def sample_counts(
+    model: nn.Module,
+    x: torch.Tensor,
+    num: int,
+    sigma: float,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """How often the base classifier picks each class on ``num`` noisy copies of one image
     ``x`` (C, H, W): an int64 tensor (classes,) on the CPU. Noise ``N(0, sigma^2)`` per pixel,
     drawn on ``x``'s device from ``generator`` (which must live there), unclipped. Call under
@@ -98,8 +104,7 @@ def sample_counts(model: nn.Module, x: torch.Tensor, num: int, sigma: float, bat
     counts: torch.Tensor | None = None
     for start in range(0, num, batch_size):
         b = min(batch_size, num - start)
-        noise = torch.randn((b, *x.shape), generator=generator, device=x.device,
-                            dtype=x.dtype)
+        noise = torch.randn((b, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
         logits = model(x.unsqueeze(0) + sigma * noise)
         found = torch.bincount(logits.argmax(1), minlength=logits.shape[1])
         counts = found if counts is None else counts + found
@@ -108,8 +113,9 @@ def sample_counts(model: nn.Module, x: torch.Tensor, num: int, sigma: float, bat
 
 
 @torch.no_grad()
-def certify(model: nn.Module, x: torch.Tensor, smoothing: Smoothing,
-            generator: torch.Generator) -> Certificate:
+def certify(
+    model: nn.Module, x: torch.Tensor, smoothing: Smoothing, generator: torch.Generator
+) -> Certificate:
     """CERTIFY (Cohen et al. 2019, Algorithm "certify") for one image ``x`` (C, H, W) in [0, 1]:
     the top class of ``n0`` samples, then ``p_A >= clopper_pearson_lower(n_A, n, alpha)`` from
     ``n`` fresh samples and radius ``sigma * Phi^-1(p_A)``; abstain when ``p_A <= 1/2``."""
@@ -125,8 +131,9 @@ def certify(model: nn.Module, x: torch.Tensor, smoothing: Smoothing,
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, smoothing: Smoothing,
-            generator: torch.Generator) -> int:
+def predict(
+    model: nn.Module, x: torch.Tensor, smoothing: Smoothing, generator: torch.Generator
+) -> int:
     """PREDICT (Cohen et al. 2019): the smoothed class of one image ``x`` (C, H, W) from ``n``
     samples, or ``ABSTAIN`` unless the two-sided binomial test of the top count against the
     runner-up's (``n_A`` of ``n_A + n_B`` at p = 1/2) rejects at ``alpha``. A returned class is
@@ -142,8 +149,9 @@ def predict(model: nn.Module, x: torch.Tensor, smoothing: Smoothing,
     return int(top2.indices[0])
 
 
-def certify_images(model: nn.Module, x: torch.Tensor, smoothing: Smoothing,
-                   generator: torch.Generator) -> Job[list[Certificate]]:
+def certify_images(
+    model: nn.Module, x: torch.Tensor, smoothing: Smoothing, generator: torch.Generator
+) -> Job[list[Certificate]]:
     """:func:`certify` over images ``x`` (N, C, H, W), one after another from one generator,
     as a job: after each image (``n0 + n`` forward passes, the unit a user waits for) a
     :class:`~advstudio.core.jobs.Metrics` with its ``prediction``, ``p_lower`` and ``radius``
@@ -153,8 +161,9 @@ def certify_images(model: nn.Module, x: torch.Tensor, smoothing: Smoothing,
     for i, image in enumerate(x):
         c = certify(model, image, smoothing, generator)
         certificates.append(c)
-        yield Metrics(i, {"prediction": float(c.prediction), "p_lower": c.p_lower,
-                          "radius": c.radius})
+        yield Metrics(
+            i, {"prediction": float(c.prediction), "p_lower": c.p_lower, "radius": c.radius}
+        )
         yield Progress(i + 1, len(x), "certifying")
     return certificates
 
@@ -167,8 +176,7 @@ def largest_radius(smoothing: Smoothing) -> float:
     return smoothing.sigma * float(norm.ppf(smoothing.alpha ** (1.0 / smoothing.n)))
 
 
-def certified_accuracy(labels: list[int], certificates: list[Certificate],
-                       radius: float) -> float:
+def certified_accuracy(labels: list[int], certificates: list[Certificate], radius: float) -> float:
     """Share of images whose certified class is the label with radius >= ``radius`` (the
     paper's "approximate certified test set accuracy"; abstentions count as wrong)."""
     if not labels:

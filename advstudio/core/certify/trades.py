@@ -30,12 +30,23 @@ gradient is exactly 0 at ``x' = x``, so PGD must start off it."""
 
 def kl_divergence(logits_clean: torch.Tensor, logits_adv: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(clean) || softmax(adv))`` summed over classes, averaged over the batch."""
-    return F.kl_div(F.log_softmax(logits_adv, dim=1), F.log_softmax(logits_clean, dim=1),
-                    reduction="batchmean", log_target=True)
+    return F.kl_div(
+        F.log_softmax(logits_adv, dim=1),
+        F.log_softmax(logits_clean, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
 
 
-def trades_adversary(model: nn.Module, x: torch.Tensor, *, eps: float, step_size: float,
-                     steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def trades_adversary(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    eps: float,
+    step_size: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """TRADES' inner maximisation: ``steps`` signed-gradient steps of ``step_size`` on
     ``KL(p(x) || p(x'))``, projected onto the L-inf ``eps`` ball and [0, 1]. Needs no labels.
     Eval mode, no parameter ``.grad`` touched; returns detached images."""
@@ -53,8 +64,9 @@ def trades_adversary(model: nn.Module, x: torch.Tensor, *, eps: float, step_size
     return x_adv.detach()
 
 
-def trades_objective(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
-                     beta: float) -> torch.Tensor:
+def trades_objective(
+    model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, beta: float
+) -> torch.Tensor:
     """``CE(f(x), y) + beta * KL(p(x) || p(x_adv))`` for a given ``x_adv``, gradients flowing
     through both passes (as in the paper, the clean distribution is not detached)."""
     logits = model(x)
@@ -64,11 +76,24 @@ def trades_objective(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: 
     return loss + beta * kl_divergence(logits, model(x_adv))
 
 
-def trades_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, beta: float = 6.0,
-                eps: float = 0.3, step_size: float = 0.01, steps: int = 40,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def trades_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    beta: float = 6.0,
+    eps: float = 0.3,
+    step_size: float = 0.01,
+    steps: int = 40,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The TRADES loss of a batch: :func:`trades_adversary` then :func:`trades_objective`.
     Defaults are the paper's MNIST setting (eps 0.3, 40 steps of 0.01, beta 6)."""
-    x_adv = x if beta == 0 else trades_adversary(model, x, eps=eps, step_size=step_size,
-                                                 steps=steps, generator=generator)
+    x_adv = (
+        x
+        if beta == 0
+        else trades_adversary(
+            model, x, eps=eps, step_size=step_size, steps=steps, generator=generator
+        )
+    )
     return trades_objective(model, x, x_adv, y, beta)

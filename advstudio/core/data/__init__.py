@@ -3,7 +3,8 @@ torchvision readers the GAN trainer uses.
 
 The one data-set choice every lab shares (digits, folders, torchvision sets, ImageNet-style
 folders, at their native shape) is :mod:`advstudio.core.data.sets`; resizing a set to a model's
-input is :mod:`advstudio.core.data.fit`. Pixels are float32 in [0, 1]; labels int64. Importing this package is cheap (torch is
+input is :mod:`advstudio.core.data.fit`. Pixels are float32 in [0, 1]; labels int64. Importing this
+package is cheap (torch is
 imported inside the functions), so configs can check a ``dataset`` field without torch.
 """
 
@@ -12,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from advstudio.core.resources import resources_dir
+
+if TYPE_CHECKING:
+    import torch
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
 
@@ -42,8 +47,14 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
-            generator: torch.Generator | None = None):
+def batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+):
     """Yield ``(xb, yb)`` mini-batches; the last one may be smaller."""
     import torch
 
@@ -52,7 +63,7 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
     n = len(x)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield x[idx], y[idx]
 
 
@@ -66,8 +77,9 @@ class FolderImages:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def load_image_folder(folder: str | Path, size: int, channels: int,
-                      max_images: int = 20_000) -> FolderImages:
+def load_image_folder(
+    folder: str | Path, size: int, channels: int, max_images: int = 20_000
+) -> FolderImages:
     """Every image under ``folder`` (recursively, sorted), centre-cropped to a square, resized to
     ``size`` x ``size`` and converted to ``channels`` (1: ITU-R 601 luma; 3: grey repeated).
 
@@ -75,7 +87,6 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
     counted. Raises :class:`ConfigError` when the folder is missing or holds no readable image.
     """
     import torch
-
     from PIL import Image
 
     from advstudio.core.errors import ConfigError, ImageLoadError
@@ -86,8 +97,9 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"image folder not found: {folder}")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES
-                   and p.is_file())[:max_images]
+    paths = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()
+    )[:max_images]
     images, files, skipped = [], [], []
     for path in paths:
         try:
@@ -98,10 +110,14 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
         h, w = pixels.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
-        square = np.ascontiguousarray(pixels[top:top + side, left:left + side])
+        square = np.ascontiguousarray(pixels[top : top + side, left : left + side])
         mode = "L" if square.shape[2] == 1 else "RGB"
-        img = Image.fromarray(np.rint(square[..., 0] * 255).astype(np.uint8) if mode == "L"
-                              else np.rint(square * 255).astype(np.uint8), mode)
+        img = Image.fromarray(
+            np.rint(square[..., 0] * 255).astype(np.uint8)
+            if mode == "L"
+            else np.rint(square * 255).astype(np.uint8),
+            mode,
+        )
         img = img.resize((size, size), Image.Resampling.LANCZOS)
         img = img.convert("L" if channels == 1 else "RGB")
         arr = np.asarray(img, dtype=np.float32) / 255.0
@@ -109,8 +125,9 @@ def load_image_folder(folder: str | Path, size: int, channels: int,
         files.append(path)
     if not images:
         why = f" ({len(skipped)} unreadable)" if skipped else ""
-        raise ConfigError(f"{folder} holds no readable images{why}; supported: "
-                          + ", ".join(SUPPORTED_SUFFIXES))
+        raise ConfigError(
+            f"{folder} holds no readable images{why}; supported: " + ", ".join(SUPPORTED_SUFFIXES)
+        )
     return FolderImages(torch.from_numpy(np.stack(images)), files, skipped)
 
 
@@ -139,8 +156,9 @@ class LabelledFolder:
         return (self.x[tr], self.y[tr]), (self.x[te], self.y[te])
 
 
-def load_labelled_folder(folder: str | Path, size: int = 28, channels: int = 1,
-                         max_classes: int | None = None) -> LabelledFolder:
+def load_labelled_folder(
+    folder: str | Path, size: int = 28, channels: int = 1, max_classes: int | None = None
+) -> LabelledFolder:
     """``folder/<class name>/<images>``: classes in sorted order of their sub-folder names."""
     import torch
 
@@ -151,11 +169,14 @@ def load_labelled_folder(folder: str | Path, size: int = 28, channels: int = 1,
         raise ConfigError(f"image folder not found: {folder}")
     classes = sorted(p for p in folder.iterdir() if p.is_dir())
     if len(classes) < 2:
-        raise ConfigError(f"{folder} needs one sub-folder per class (at least 2); found "
-                          f"{len(classes)}")
+        raise ConfigError(
+            f"{folder} needs one sub-folder per class (at least 2); found {len(classes)}"
+        )
     if max_classes is not None and len(classes) > max_classes:
-        raise ConfigError(f"{folder} has {len(classes)} classes; this model has "
-                          f"{max_classes} outputs, so at most {max_classes} sub-folders")
+        raise ConfigError(
+            f"{folder} has {len(classes)} classes; this model has "
+            f"{max_classes} outputs, so at most {max_classes} sub-folders"
+        )
     xs, ys, skipped = [], [], []
     for label, sub in enumerate(classes):
         try:
@@ -172,14 +193,16 @@ TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10"
 
 
 def torchvision_root() -> Path:
-    """Where torchvision data sets are cached (:func:`advstudio.core.data.sets.torchvision_root`)."""
+    """Where torchvision data sets are cached
+    (:func:`advstudio.core.data.sets.torchvision_root`)."""
     from advstudio.core.data.sets import torchvision_root as root
 
     return root()
 
 
-def load_torchvision_set(name: str, train: bool = True, size: int = 28, channels: int = 1,
-                         limit: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_torchvision_set(
+    name: str, train: bool = True, size: int = 28, channels: int = 1, limit: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """MNIST, Fashion-MNIST or CIFAR-10 via torchvision (downloaded on first use, so online
     only), converted to ``(x (N, C, size, size) in [0, 1], y, class names)`` (the GAN's
     reader; the labs read sets at native shape with :func:`~advstudio.core.data.sets.load_dataset`).
@@ -209,7 +232,8 @@ def load_torchvision_set(name: str, train: bool = True, size: int = 28, channels
     elif x.shape[1] == 1 and channels == 3:
         x = x.repeat(1, 3, 1, 1)
     if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False).clamp(0, 1)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        ).clamp(0, 1)
     y = torch.as_tensor(ds.targets)[: len(x)].long()
     return x.contiguous(), y, list(ds.classes)

@@ -37,10 +37,12 @@ class JobImages:
     lines: list[str]
 
 
-def job_images(dataset: str, split: str, n: int, seed: int, model: torch.nn.Module,
-               fit: str = "none") -> JobImages:
+def job_images(
+    dataset: str, split: str, n: int, seed: int, model: torch.nn.Module, fit: str = "none"
+) -> JobImages:
     """``n`` images of ``dataset``'s ``split`` (a random subset drawn with ``seed`` when the
-    split is larger; more than it holds is a :class:`ConfigError`), fitted to ``model.input_shape`` under ``fit``.
+    split is larger; more than it holds is a :class:`ConfigError`), fitted to ``model.input_shape``
+    under ``fit``.
 
     Label ``i`` is taken to be the model's output ``i``; a set with more classes than the model
     has outputs is refused, and differing class names are said in the log.
@@ -48,18 +50,24 @@ def job_images(dataset: str, split: str, n: int, seed: int, model: torch.nn.Modu
     data = load_dataset(dataset, split, limit=n, seed=seed)
     outputs = int(model.num_classes)
     if len(data.class_names) > outputs:
-        raise ConfigError(f"{dataset} has {len(data.class_names)} classes but the model has "
-                          f"{outputs} outputs; choose a data set of the model's classes")
+        raise ConfigError(
+            f"{dataset} has {len(data.class_names)} classes but the model has "
+            f"{outputs} outputs; choose a data set of the model's classes"
+        )
     if len(data.x) < n:
-        raise ConfigError(f"n_images must be at most {len(data.x)} (the readable images of "
-                          f"{data.source}, {split} split), not {n}")
+        raise ConfigError(
+            f"n_images must be at most {len(data.x)} (the readable images of "
+            f"{data.source}, {split} split), not {n}"
+        )
     lines = [f"data: {data.source} ({split}), {data.description}"]
     if data.skipped:
         lines.append(data.skipped_line())
     names = list(getattr(model, "class_names", []))
-    if names and names[:len(data.class_names)] != data.class_names:
-        lines.append("the data set's class names differ from the model's: label i is taken as "
-                     "the model's output i")
+    if names and names[: len(data.class_names)] != data.class_names:
+        lines.append(
+            "the data set's class names differ from the model's: label i is taken as "
+            "the model's output i"
+        )
     x, note = fit_to_model(data.x, tuple(model.input_shape), fit)
     if note:
         lines.append(f"fitted to the model: {note}")

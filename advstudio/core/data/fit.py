@@ -48,11 +48,12 @@ def _centre_crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     else:
         ch, cw = H, max(1, round(H * w / h))
     top, left = (H - ch) // 2, (W - cw) // 2
-    return x[..., top:top + ch, left:left + cw]
+    return x[..., top : top + ch, left : left + cw]
 
 
-def fit_to_model(x: torch.Tensor, input_shape: tuple[int, int, int],
-                 policy: str = "none") -> tuple[torch.Tensor, str]:
+def fit_to_model(
+    x: torch.Tensor, input_shape: tuple[int, int, int], policy: str = "none"
+) -> tuple[torch.Tensor, str]:
     """``x`` (N, C, H, W) in [0, 1] made to ``input_shape`` (C, H, W) under ``policy``.
 
     Returns ``(images, what was done in words)``, e.g. ``"resized 64×64 → 32×32"`` (``""``
@@ -67,7 +68,8 @@ def fit_to_model(x: torch.Tensor, input_shape: tuple[int, int, int],
         raise ConfigError(
             f"the data set's images are {_shape_words(x.shape[1:])} but the model takes "
             f"{_shape_words((c, h, w))}; choose fit 'resize' or 'center-crop' to convert "
-            "them, or a data set of the model's shape")
+            "them, or a data set of the model's shape"
+        )
     x, note = _channels(x, c)
     notes = [note] if note else []
     H, W = x.shape[-2:]
@@ -78,6 +80,5 @@ def fit_to_model(x: torch.Tensor, input_shape: tuple[int, int, int],
                 notes.append(f"centre-cropped {H}×{W} → {x.shape[-2]}×{x.shape[-1]}")
         if tuple(x.shape[-2:]) != (h, w):
             notes.append(f"resized {x.shape[-2]}×{x.shape[-1]} → {h}×{w}")
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp(0.0, 1.0).contiguous(), "; ".join(notes)

@@ -37,7 +37,12 @@ import torch.nn.functional as F
 
 from advstudio.core import validate as v
 from advstudio.core.data.spec import (  # noqa: F401  (describe_shape, check_*: the API)
-    TORCHVISION, DatasetSpec, check_dataset, check_split, describe_shape)
+    TORCHVISION,
+    DatasetSpec,
+    check_dataset,
+    check_split,
+    describe_shape,
+)
 from advstudio.core.errors import ConfigError, DownloadError
 
 TEST_FRACTION = 0.2
@@ -68,8 +73,14 @@ class Dataset:
     @property
     def description(self) -> str:
         """``"32×32 RGB, 10 classes, 1,000 images"`` (plus the notes)."""
-        return ", ".join([f"{describe_shape(self.shape)}", f"{len(self.class_names)} classes",
-                          f"{len(self.x):,} images", *self.notes])
+        return ", ".join(
+            [
+                f"{describe_shape(self.shape)}",
+                f"{len(self.class_names)} classes",
+                f"{len(self.x):,} images",
+                *self.notes,
+            ]
+        )
 
     def skipped_line(self, most: int = 5) -> str:
         """One line naming the skipped files (the first ``most``), or ``""``."""
@@ -80,8 +91,9 @@ class Dataset:
         return f"{len(self.skipped)} unreadable file(s) skipped: {names}{more}"
 
 
-def load_dataset(spec: str | DatasetSpec, split: str = "test", *, limit: int = 0,
-                 seed: int = 0) -> Dataset:
+def load_dataset(
+    spec: str | DatasetSpec, split: str = "test", *, limit: int = 0, seed: int = 0
+) -> Dataset:
     """The ``split`` ("train", "test" or "all") of ``spec``; ``limit`` > 0 keeps that many
     images, drawn with ``torch.randperm(n, generator=manual_seed(seed))`` (the bundled splits
     are sorted by class, so a prefix would be a few classes only); 0 keeps all, in order.
@@ -118,11 +130,16 @@ def _digits(split: str) -> Dataset:
     from advstudio.core.data import DIGIT_CLASSES, load_digits
 
     parts = [load_digits(s) for s in (("train", "test") if split == "all" else (split,))]
-    return Dataset(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
-                   list(DIGIT_CLASSES), "digits")
+    return Dataset(
+        torch.cat([p[0] for p in parts]),
+        torch.cat([p[1] for p in parts]),
+        list(DIGIT_CLASSES),
+        "digits",
+    )
 
 
 # ----------------------------------------------------------------------------- torchvision
+
 
 def torchvision_root() -> Path:
     """Where torchvision data sets are downloaded and cached (under the user data folder)."""
@@ -145,12 +162,13 @@ def torchvision_set(name: str, train: bool) -> Any:
         raise DownloadError(
             f"could not get the {name} data set: {exc}. torchvision downloads it on first use, "
             f"so you need to be online once; or put its files in {root} (torchvision's own "
-            "layout). The bundled digits work offline.") from exc
+            "layout). The bundled digits work offline."
+        ) from exc
 
 
 def _torchvision(name: str, split: str) -> Dataset:
     xs, ys, classes = [], [], []
-    for train in ((True, False) if split == "all" else (split == "train",)):
+    for train in (True, False) if split == "all" else (split == "train",):
         ds = torchvision_set(name, train)
         data = torch.as_tensor(np.asarray(ds.data))
         x = data.unsqueeze(1) if data.dim() == 3 else data
@@ -165,6 +183,7 @@ def _torchvision(name: str, split: str) -> Dataset:
 
 # ----------------------------------------------------------------------------- folders
 
+
 def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -176,8 +195,10 @@ def _files(folder: Path) -> list[Path]:
 def _image_folder(root: Path) -> tuple[list[Path], list[int], list[str]]:
     classes = _class_folders(root)
     if len(classes) < 2:
-        raise ConfigError(f"{root} needs one sub-folder per class (at least 2) or a "
-                          f"{LABELS_FILE}; found {len(classes)} sub-folder(s)")
+        raise ConfigError(
+            f"{root} needs one sub-folder per class (at least 2) or a "
+            f"{LABELS_FILE}; found {len(classes)} sub-folder(s)"
+        )
     files, labels = [], []
     for label, sub in enumerate(classes):
         found = _files(sub)
@@ -195,8 +216,10 @@ def _labels_csv(root: Path) -> tuple[list[Path], list[int], list[str]]:
         rows = rows[1:]
     bad = [r for r in rows if len(r) < 2]
     if bad or not rows:
-        raise ConfigError(f"{root / LABELS_FILE} needs rows 'file,label'"
-                          + (f"; row {bad[0]!r} has no label" if bad else "; it is empty"))
+        raise ConfigError(
+            f"{root / LABELS_FILE} needs rows 'file,label'"
+            + (f"; row {bad[0]!r} has no label" if bad else "; it is empty")
+        )
     names = {r[1].strip() for r in rows}
     numeric = all(re.fullmatch(r"-?\d+", n) for n in names)
     classes = sorted(names, key=int if numeric else str)
@@ -217,9 +240,11 @@ def _imagenet_folder(root: Path) -> tuple[list[Path], list[int], list[str]]:
     elif len(folders) == 1000 and all(re.fullmatch(r"n\d{8}", w) for w in folders):
         wnids = names = sorted(folders)
     else:
-        raise ConfigError(f"{root} has {len(folders)} class folder(s); an ImageNet-style folder "
-                          "holds all 1,000 wnid folders (n01440764 ...), or a subset with a "
-                          f"{SYNSET_FILES[0]} listing the 1,000 wnids in order")
+        raise ConfigError(
+            f"{root} has {len(folders)} class folder(s); an ImageNet-style folder "
+            "holds all 1,000 wnid folders (n01440764 ...), or a subset with a "
+            f"{SYNSET_FILES[0]} listing the 1,000 wnids in order"
+        )
     files, labels = [], []
     for label, wnid in enumerate(wnids):
         if wnid in folders:
@@ -248,7 +273,7 @@ def _test_rows(labels: list[int]) -> set[int]:
         by_class.setdefault(label, []).append(i)
     for rows in by_class.values():
         order = torch.randperm(len(rows), generator=gen).tolist()
-        chosen.update(rows[j] for j in order[:int(round(len(rows) * TEST_FRACTION))])
+        chosen.update(rows[j] for j in order[: int(round(len(rows) * TEST_FRACTION))])
     return chosen
 
 
@@ -259,8 +284,11 @@ def _split_listing(root: Path, kind: str, split: str) -> tuple[list[Path], list[
         if listings[0][2] != listings[1][2]:
             raise ConfigError(f"{root}: train/ and test/ must hold the same classes")
         chosen = listings if split == "all" else [listings[split == "test"]]
-        return ([f for ls in chosen for f in ls[0]], [y for ls in chosen for y in ls[1]],
-                listings[0][2])
+        return (
+            [f for ls in chosen for f in ls[0]],
+            [y for ls in chosen for y in ls[1]],
+            listings[0][2],
+        )
     files, labels, classes = _listing(root, kind)
     if split != "all":
         test = _test_rows(labels)
@@ -281,10 +309,11 @@ def _decode(path: Path, kind: str) -> torch.Tensor:
         h, w = x.shape[1:]
         scale = IMAGENET_SHORT_SIDE / min(h, w)
         size = (max(IMAGENET_CROP, round(h * scale)), max(IMAGENET_CROP, round(w * scale)))
-        x = F.interpolate(x[None], size=size, mode="bilinear", antialias=True,
-                          align_corners=False)[0]
+        x = F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[
+            0
+        ]
         top, left = (size[0] - IMAGENET_CROP) // 2, (size[1] - IMAGENET_CROP) // 2
-        x = x[:, top:top + IMAGENET_CROP, left:left + IMAGENET_CROP].clamp(0, 1)
+        x = x[:, top : top + IMAGENET_CROP, left : left + IMAGENET_CROP].clamp(0, 1)
     return x.float()
 
 
@@ -293,8 +322,11 @@ def _read_folder(spec: DatasetSpec, split: str, limit: int, seed: int) -> Datase
 
     root = Path(spec.arg).expanduser()
     files, labels, classes = _split_listing(root, spec.kind, split)
-    order = (torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
-             if limit and limit < len(files) else range(len(files)))
+    order = (
+        torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+        if limit and limit < len(files)
+        else range(len(files))
+    )
     images, ys, skipped = [], [], []
     for i in order:
         if limit and len(images) == limit:
@@ -306,8 +338,10 @@ def _read_folder(spec: DatasetSpec, split: str, limit: int, seed: int) -> Datase
             continue
         ys.append(labels[i])
     if not images:
-        raise ConfigError(f"{root} holds no readable images for the {split} split"
-                          + (f" ({len(skipped)} unreadable)" if skipped else ""))
+        raise ConfigError(
+            f"{root} holds no readable images for the {split} split"
+            + (f" ({len(skipped)} unreadable)" if skipped else "")
+        )
     x, notes = _stack(images)
     return Dataset(x, torch.tensor(ys, dtype=torch.long), classes, str(spec), skipped, notes)
 
@@ -332,8 +366,9 @@ def _stack(images: list[torch.Tensor]) -> tuple[torch.Tensor, list[str]]:
         if im.shape[0] != channels:
             im = im.expand(channels, -1, -1)
         if tuple(im.shape[1:]) != size:
-            im = F.interpolate(im[None], size=size, mode="bilinear", antialias=True,
-                               align_corners=False)[0].clamp(0, 1)
+            im = F.interpolate(
+                im[None], size=size, mode="bilinear", antialias=True, align_corners=False
+            )[0].clamp(0, 1)
             resized += 1
         out.append(im)
     if resized:
@@ -349,7 +384,9 @@ def summary(spec: str | DatasetSpec) -> str:
     if spec.kind == "digits":
         return "28×28 grey, 10 classes, 4,000 train / 1,000 test images (bundled)"
     if spec.kind == "torchvision":
-        return f"{spec.arg} from torchvision, native shape; downloaded once into {torchvision_root()}"
+        return (
+            f"{spec.arg} from torchvision, native shape; downloaded once into {torchvision_root()}"
+        )
     from advstudio.core.errors import ImageLoadError
     from advstudio.core.images import SUPPORTED_SUFFIXES
 
@@ -361,5 +398,6 @@ def summary(spec: str | DatasetSpec) -> str:
         shape = describe_shape(tuple(_decode(first, spec.kind).shape)) if first else "no images"
     except (ImageLoadError, OSError):
         shape = "first image unreadable"
-    return (f"{shape}, {len(classes)} classes, {len(files):,} files"
-            + (f" ({odd} not images by name: skipped)" if odd else ""))
+    return f"{shape}, {len(classes)} classes, {len(files):,} files" + (
+        f" ({odd} not images by name: skipped)" if odd else ""
+    )

@@ -10,11 +10,20 @@ from typing import Any
 from advstudio.core import validate as v
 
 KINDS = ("digits", "folder", "torchvision", "imagenet-folder")
-TORCHVISION = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10",
-               "cifar100": "CIFAR100", "svhn": "SVHN"}
+TORCHVISION = {
+    "mnist": "MNIST",
+    "fashion-mnist": "FashionMNIST",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+    "svhn": "SVHN",
+}
 SPLITS = ("train", "test", "all")
-EXAMPLES = ("digits", "folder:<path>", *(f"torchvision:{n}" for n in TORCHVISION),
-            "imagenet-folder:<path>")
+EXAMPLES = (
+    "digits",
+    "folder:<path>",
+    *(f"torchvision:{n}" for n in TORCHVISION),
+    "imagenet-folder:<path>",
+)
 FIT_POLICIES = ("none", "resize", "center-crop")
 
 

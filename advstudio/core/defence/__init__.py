@@ -23,29 +23,53 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "TrainConfig": "config", "TrainResult": "train", "train_classifier": "train",
-    "AdversarialTrainer": "train", "build_classifier": "train",
-    "catastrophic_overfitting": "robustness", "overfitting_warning": "robustness",
-    "RECIPES": "config", "ARCHS": "config",
-    "VatConfig": "config", "VatResult": "vat", "train_vat": "vat", "vat_loss": "vat",
+    "TrainConfig": "config",
+    "TrainResult": "train",
+    "train_classifier": "train",
+    "AdversarialTrainer": "train",
+    "build_classifier": "train",
+    "catastrophic_overfitting": "robustness",
+    "overfitting_warning": "robustness",
+    "RECIPES": "config",
+    "ARCHS": "config",
+    "VatConfig": "config",
+    "VatResult": "vat",
+    "train_vat": "vat",
+    "vat_loss": "vat",
     "vat_perturbation": "vat",
-    "DetectorConfig": "config", "DetectorResult": "detector", "train_detector": "detector",
-    "DetectorNet": "detector", "ClassifyOrReject": "detector", "load_detector": "detector",
-    "robust_accuracy": "robustness", "iter_robust_accuracy": "robustness",
+    "DetectorConfig": "config",
+    "DetectorResult": "detector",
+    "train_detector": "detector",
+    "DetectorNet": "detector",
+    "ClassifyOrReject": "detector",
+    "load_detector": "detector",
+    "robust_accuracy": "robustness",
+    "iter_robust_accuracy": "robustness",
 }
 
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
-    from advstudio.core.defence.config import (ARCHS, RECIPES, DetectorConfig, TrainConfig,
-                                               VatConfig)
-    from advstudio.core.defence.detector import (ClassifyOrReject, DetectorNet, DetectorResult,
-                                                 load_detector, train_detector)
-    from advstudio.core.defence.robustness import (catastrophic_overfitting,
-                                                   iter_robust_accuracy, overfitting_warning,
-                                                   robust_accuracy)
-    from advstudio.core.defence.train import (AdversarialTrainer, TrainResult, build_classifier,
-                                              train_classifier)
+    from advstudio.core.defence.config import ARCHS, RECIPES, DetectorConfig, TrainConfig, VatConfig
+    from advstudio.core.defence.detector import (
+        ClassifyOrReject,
+        DetectorNet,
+        DetectorResult,
+        load_detector,
+        train_detector,
+    )
+    from advstudio.core.defence.robustness import (
+        catastrophic_overfitting,
+        iter_robust_accuracy,
+        overfitting_warning,
+        robust_accuracy,
+    )
+    from advstudio.core.defence.train import (
+        AdversarialTrainer,
+        TrainResult,
+        build_classifier,
+        train_classifier,
+    )
     from advstudio.core.defence.vat import VatResult, train_vat, vat_loss, vat_perturbation
 
 

@@ -29,6 +29,7 @@ CHECKPOINT_VERSION = 1
 
 # ----------------------------------------------------------------------------- data
 
+
 def check_data(data: Any, what: str = "data") -> Data:
     """``(x, y)`` validated: x (N, 1, 28, 28) or (N, 28, 28) float in [0, 1] (or uint8),
     y (N,) integer classes in [0, 10). Returned on the CPU as float32 / int64."""
@@ -42,15 +43,19 @@ def check_data(data: Any, what: str = "data") -> Data:
         raise ConfigError(f"{what}: images must have shape (N, 1, 28, 28), not {tuple(x.shape)}")
     x = check_pixels(x, what)
     if y.dim() != 1 or len(y) != len(x):
-        raise ConfigError(f"{what}: need one label per image; got labels of shape "
-                          f"{tuple(y.shape)} for {len(x)} images")
+        raise ConfigError(
+            f"{what}: need one label per image; got labels of shape "
+            f"{tuple(y.shape)} for {len(x)} images"
+        )
     if y.is_floating_point() or y.dtype == torch.bool:
         raise ConfigError(f"{what}: labels must be integer classes, not {y.dtype}")
     y = y.long()
     bad = y[(y < 0) | (y >= len(DIGIT_CLASSES))]
     if bad.numel():
-        raise ConfigError(f"{what}: label {int(bad[0])} is out of range; digit classes are "
-                          f"0 to {len(DIGIT_CLASSES) - 1}")
+        raise ConfigError(
+            f"{what}: label {int(bad[0])} is out of range; digit classes are "
+            f"0 to {len(DIGIT_CLASSES) - 1}"
+        )
     return x, y
 
 
@@ -84,26 +89,34 @@ def _for_digit_networks(data: Any, dataset: str) -> tuple[Data, str]:
         raise ConfigError(
             f"{dataset} holds {data.description.split(',')[0]} images, but the networks this "
             "job builds are the digit architectures (1×28×28 grey); colour sets cannot train "
-            "here yet (a colour architecture comes later), so choose a grey set")
+            "here yet (a colour architecture comes later), so choose a grey set"
+        )
     if len(data.class_names) > len(DIGIT_CLASSES):
-        raise ConfigError(f"{dataset} has {len(data.class_names)} classes; the digit "
-                          f"architectures have {len(DIGIT_CLASSES)} outputs, so at most "
-                          f"{len(DIGIT_CLASSES)} classes")
+        raise ConfigError(
+            f"{dataset} has {len(data.class_names)} classes; the digit "
+            f"architectures have {len(DIGIT_CLASSES)} outputs, so at most "
+            f"{len(DIGIT_CLASSES)} classes"
+        )
     x, note = fit_to_model(data.x, IMAGE_SHAPE, "resize")
     return (x, data.y), note
 
 
-def defence_sets(dataset: str, eval_images: int | None, seed: int, train_images: int = 0
-                 ) -> tuple[Data, Data, list[str]]:
+def defence_sets(
+    dataset: str, eval_images: int | None, seed: int, train_images: int = 0
+) -> tuple[Data, Data, list[str]]:
     """``(train, held-out, log lines)`` of ``dataset`` for a defence job: the train split
     (``train_images`` of it drawn with ``seed``, 0 = all) and ``eval_images`` of the test split
-    (0 = none, None = all), checked and fitted by :func:`_for_digit_networks`. The lines name the set,
+    (0 = none, None = all), checked and fitted by :func:`_for_digit_networks`. The lines name the
+    set,
     what was skipped (issue #18: unreadable files are never dropped silently) and the fit."""
     from advstudio.core.data.sets import load_dataset
 
     if dataset == "digits":
-        train = subset(load_digits("train"), train_images, seed) if train_images else (
-            load_digits("train"))
+        train = (
+            subset(load_digits("train"), train_images, seed)
+            if train_images
+            else (load_digits("train"))
+        )
         empty = (torch.empty(0, *IMAGE_SHAPE), torch.empty(0, dtype=torch.long))
         held = heldout_digits(eval_images or 0, seed) if eval_images != 0 else empty
         return train, held, []
@@ -112,8 +125,9 @@ def defence_sets(dataset: str, eval_images: int | None, seed: int, train_images:
         parts.append(load_dataset(dataset, "test", limit=eval_images or 0, seed=seed))
     lines, fitted = [], []
     for part in parts:
-        lines.append(f"data: {dataset} ({'train' if part is parts[0] else 'test'}), "
-                     f"{part.description}")
+        lines.append(
+            f"data: {dataset} ({'train' if part is parts[0] else 'test'}), {part.description}"
+        )
         if part.skipped:
             lines.append(part.skipped_line())
         pair, note = _for_digit_networks(part, dataset)
@@ -141,29 +155,36 @@ atomic_save = atomic_torch_save  # the defence jobs' name for it
 
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> None:
     """Write a checkpoint (tensors and plain values only, so ``weights_only=True`` reads it)."""
-    atomic_save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind,
-                 **payload}, path)
+    atomic_save(
+        {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **payload}, path
+    )
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str,
-                    expect: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, kind: str, expect: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` for a job of ``kind``; ``expect``
     maps header fields (e.g. ``arch``) to required values. Raises :class:`CheckpointError`."""
     path = Path(path)
-    ckpt = read_checkpoint(path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION,
-                           family="defence checkpoint")
+    ckpt = read_checkpoint(
+        path, format=CHECKPOINT_FORMAT, version=CHECKPOINT_VERSION, family="defence checkpoint"
+    )
     if ckpt.get("kind") != kind:
-        raise CheckpointError(f"{path.name} is a checkpoint of a {ckpt.get('kind')!r} job, not "
-                              f"of a {kind!r} job")
+        raise CheckpointError(
+            f"{path.name} is a checkpoint of a {ckpt.get('kind')!r} job, not of a {kind!r} job"
+        )
     for key, value in (expect or {}).items():
         if ckpt.get(key) != value:
-            raise CheckpointError(f"{path.name} was written with {key} = {ckpt.get(key)!r}, but "
-                                  f"this run has {key} = {value!r}; choose another checkpoint "
-                                  "file or match the settings")
+            raise CheckpointError(
+                f"{path.name} was written with {key} = {ckpt.get(key)!r}, but "
+                f"this run has {key} = {value!r}; choose another checkpoint "
+                "file or match the settings"
+            )
     return ckpt
 
 
 # ----------------------------------------------------------------------------- randomness
+
 
 class PrivateRng:
     """A random stream of the job's own for what draws from torch's *global* generator
@@ -211,4 +232,3 @@ class PrivateRng:
         self.cpu = state["cpu"].clone()
         if self.cuda is not None and "cuda" in state:
             self.cuda = state["cuda"].clone()
-

@@ -116,16 +116,33 @@ class TrainConfig:
         check_dataset(self.dataset)
         v.number("eps", self.eps, 0.0, 1.0, hint="pixel scale")
         if self.recipe not in NO_EPS_RECIPES:
-            v.number("eps", self.eps, high=1.0, above=0.0,
-                     hint=f"the {self.recipe!r} recipe's attack radius, pixel scale")
+            v.number(
+                "eps",
+                self.eps,
+                high=1.0,
+                above=0.0,
+                hint=f"the {self.recipe!r} recipe's attack radius, pixel scale",
+            )
         v.number("alpha_mix", self.alpha_mix, 0.0, 1.0, hint="weight of the clean loss")
-        v.number("sigma", self.sigma, high=4.0, above=0.0,
-                 hint=f"pixel scale; Cohen et al. use {', '.join(map(str, COHEN_SIGMAS))}")
+        v.number(
+            "sigma",
+            self.sigma,
+            high=4.0,
+            above=0.0,
+            hint=f"pixel scale; Cohen et al. use {', '.join(map(str, COHEN_SIGMAS))}",
+        )
         v.number("trades_beta", self.trades_beta, 0.0, hint="weight of the KL term (paper: 6)")
         v.number("ibp_kappa", self.ibp_kappa, 0.0, 1.0, hint="final weight of the clean loss")
-        for name, low in (("ibp_warmup_steps", 0), ("ibp_ramp_steps", 0), ("pgd_steps", 1),
-                          ("epochs", 1), ("batch_size", 1),
-                          ("eval_images", 0), ("eval_pgd_steps", 1), ("eval_every", 1)):
+        for name, low in (
+            ("ibp_warmup_steps", 0),
+            ("ibp_ramp_steps", 0),
+            ("pgd_steps", 1),
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("eval_images", 0),
+            ("eval_pgd_steps", 1),
+            ("eval_every", 1),
+        ):
             v.whole(name, getattr(self, name), low)
 
 
@@ -179,9 +196,15 @@ class VatConfig:
 
     def __post_init__(self) -> None:
         _common(self)
-        for name, low in (("labels_per_class", 1), ("labelled_batch", 1),
-                          ("unlabelled_batch", 1), ("steps", 1), ("eval_every", 1),
-                          ("eval_images", 0), ("checkpoint_every", 1)):
+        for name, low in (
+            ("labels_per_class", 1),
+            ("labelled_batch", 1),
+            ("unlabelled_batch", 1),
+            ("steps", 1),
+            ("eval_every", 1),
+            ("eval_images", 0),
+            ("checkpoint_every", 1),
+        ):
             v.whole(name, getattr(self, name), low)
         check_vat_args(self.xi, self.eps, self.power_iterations)
         v.number("alpha", self.alpha, 0, hint="weight of the LDS term")
@@ -230,8 +253,7 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         _common(self)
-        object.__setattr__(self, "attacks", v.choices("attacks", self.attacks,
-                                                      DETECTOR_ATTACKS))
+        object.__setattr__(self, "attacks", v.choices("attacks", self.attacks, DETECTOR_ATTACKS))
         v.number("eps", self.eps, high=1.0, above=0.0, hint="pixel scale")
         for name in ("pgd_steps", "train_images", "test_images", "epochs", "batch_size"):
             v.whole(name, getattr(self, name), 1)

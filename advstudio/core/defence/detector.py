@@ -28,10 +28,17 @@ from torch import nn
 
 from advstudio.core.attacks import eval_mode, fgsm, pgd
 from advstudio.core.data import load_digits
+from advstudio.core.defence.common import (
+    atomic_save,
+    check_data,
+    count_parameters,
+    cpu_state,
+    defence_sets,
+    fake_digits,
+    heldout_digits,
+    subset,
+)
 from advstudio.core.defence.config import DetectorConfig
-from advstudio.core.defence.common import (atomic_save, check_data, count_parameters,
-                                           cpu_state, defence_sets, fake_digits,
-                                           heldout_digits, subset)
 from advstudio.core.defence.robustness import model_device
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.errors import ConfigError, ModelLoadError
@@ -50,9 +57,16 @@ class DetectorNet(nn.Sequential):
 
     def __init__(self) -> None:
         super().__init__(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 1),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 7 * 7, 64),
+            nn.ReLU(),
+            nn.Linear(64, 1),
         )
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
@@ -67,8 +81,7 @@ class ClassifyOrReject:
     run in eval mode without gradients; their training flags are restored afterwards.
     """
 
-    def __init__(self, classifier: nn.Module, detector: nn.Module,
-                 threshold: float = 0.5) -> None:
+    def __init__(self, classifier: nn.Module, detector: nn.Module, threshold: float = 0.5) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"threshold must be a probability in [0, 1], not {threshold!r}")
         self.classifier, self.detector, self.threshold = classifier, detector, threshold
@@ -95,8 +108,9 @@ def load_detector(path: str, device: str | torch.device = "cpu") -> DetectorNet:
         net = DetectorNet()
         net.load_state_dict(state)
     except Exception as exc:
-        raise ModelLoadError(f"{path} is not a detector saved by advstudio: "
-                             f"{str(exc).splitlines()[0]}") from exc
+        raise ModelLoadError(
+            f"{path} is not a detector saved by advstudio: {str(exc).splitlines()[0]}"
+        ) from exc
     return net.to(device).eval()
 
 
@@ -126,27 +140,43 @@ class DetectorResult:
         net.load_state_dict(self.detector_state)
         return net.to(device).eval()
 
-    def classify_or_reject(self, classifier: nn.Module,
-                           threshold: float | None = None) -> ClassifyOrReject:
+    def classify_or_reject(
+        self, classifier: nn.Module, threshold: float | None = None
+    ) -> ClassifyOrReject:
         det = self.detector(model_device(classifier))
-        return ClassifyOrReject(classifier, det,
-                                self.config.threshold if threshold is None else threshold)
+        return ClassifyOrReject(
+            classifier, det, self.config.threshold if threshold is None else threshold
+        )
 
 
-def make_adversarial(target: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: str,
-                     eps: float, pgd_steps: int, generator: torch.Generator
-                     ) -> Generator[Progress, None, torch.Tensor]:
+def make_adversarial(
+    target: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attack: str,
+    eps: float,
+    pgd_steps: int,
+    generator: torch.Generator,
+) -> Generator[Progress, None, torch.Tensor]:
     """Adversarial twins of ``(x, y)`` (CPU) against ``target`` in batches; yields progress."""
     device = model_device(target)
     out = []
     for start in range(0, len(x), ATTACK_BATCH):
-        xb = x[start:start + ATTACK_BATCH].to(device)
-        yb = y[start:start + ATTACK_BATCH].to(device)
+        xb = x[start : start + ATTACK_BATCH].to(device)
+        yb = y[start : start + ATTACK_BATCH].to(device)
         if attack == "fgsm":
             adv = fgsm(target, xb, yb, eps)
         else:
-            adv = pgd(target, xb, yb, eps, alpha=eps / 4, steps=pgd_steps, random_start=True,
-                      generator=generator)
+            adv = pgd(
+                target,
+                xb,
+                yb,
+                eps,
+                alpha=eps / 4,
+                steps=pgd_steps,
+                random_start=True,
+                generator=generator,
+            )
         out.append(adv.cpu())
         done = min(start + ATTACK_BATCH, len(x))
         yield Progress(done, len(x), f"{attack.upper()} examples: {done} of {len(x)}")
@@ -165,8 +195,7 @@ def roc_auc(scores_neg: torch.Tensor, scores_pos: torch.Tensor) -> float:
 
 @torch.no_grad()
 def _scores(detector: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return torch.cat([torch.sigmoid(detector(xb.to(device))).cpu()
-                      for xb in x.split(ATTACK_BATCH)])
+    return torch.cat([torch.sigmoid(detector(xb.to(device))).cpu() for xb in x.split(ATTACK_BATCH)])
 
 
 def _latency(fns: dict[str, Any], images: torch.Tensor, repeats: int) -> dict[str, float]:
@@ -175,7 +204,7 @@ def _latency(fns: dict[str, Any], images: torch.Tensor, repeats: int) -> dict[st
     for fn in fns.values():  # warm-up
         fn(images[:1])
     for i in range(repeats):
-        image = images[i % len(images):i % len(images) + 1]
+        image = images[i % len(images) : i % len(images) + 1]
         for name, fn in fns.items():
             start = time.perf_counter()
             fn(image)
@@ -193,11 +222,21 @@ class DetectorTraining:
     ``false_alarm_rate``) is measured on ``test`` at ``config.threshold``; ``rates`` and
     ``adv_scores`` keep the last measurement. Nothing is checkpointed."""
 
-    def __init__(self, config: DetectorConfig, train: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, dict[str, torch.Tensor]], rng: torch.Generator,
-                 device: torch.device) -> None:
-        self.config, self.train, self.test, self.rng, self.device = (config, train, test, rng,
-                                                                     device)
+    def __init__(
+        self,
+        config: DetectorConfig,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, dict[str, torch.Tensor]],
+        rng: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        self.config, self.train, self.test, self.rng, self.device = (
+            config,
+            train,
+            test,
+            rng,
+            device,
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.detector = DetectorNet().to(device)
@@ -230,7 +269,7 @@ class DetectorTraining:
             self._losses = []
             self._order = torch.randperm(len(self.train[0]), generator=self.rng)
         start = len(self._losses) * self.batch_size
-        idx = self._order[start:start + self.batch_size]
+        idx = self._order[start : start + self.batch_size]
         xb = torch.cat([self.train[0][idx], self.train[1][idx]]).to(self.device)
         target = torch.cat([torch.zeros(len(idx)), torch.ones(len(idx))]).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
@@ -252,9 +291,12 @@ class DetectorTraining:
         self._order = None
         self.epoch += 1
         self.rates, self.adv_scores = self._held_out()
-        record = {"epoch": float(self.epoch), "train_loss": sum(self._losses) / len(self._losses),
-                  "detection_rate": self.rates["detection_rate"],
-                  "false_alarm_rate": self.rates["false_alarm_rate"]}
+        record = {
+            "epoch": float(self.epoch),
+            "train_loss": sum(self._losses) / len(self._losses),
+            "detection_rate": self.rates["detection_rate"],
+            "false_alarm_rate": self.rates["false_alarm_rate"],
+        }
         self.history.append(record)
         yield Metrics(self.step, record)
 
@@ -265,23 +307,27 @@ class DetectorTraining:
             adv = {a: _scores(self.detector, v, self.device) for a, v in adv_te.items()}
         self.detector.train()
         all_adv = torch.cat(list(adv.values()))
-        return {"detection_rate": float((all_adv >= threshold).double().mean()),
-                "false_alarm_rate": float((clean >= threshold).double().mean()),
-                "auc": roc_auc(clean, all_adv),
-                **{f"detection_rate_{a}": float((s >= threshold).double().mean())
-                   for a, s in adv.items()}}, adv
+        return {
+            "detection_rate": float((all_adv >= threshold).double().mean()),
+            "false_alarm_rate": float((clean >= threshold).double().mean()),
+            "auc": roc_auc(clean, all_adv),
+            **{
+                f"detection_rate_{a}": float((s >= threshold).double().mean())
+                for a, s in adv.items()
+            },
+        }, adv
 
     def state_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
+        return {"detector": self.detector.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.detector.load_state_dict(state["detector"])
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def train_detector(config: DetectorConfig, data: Any = None
-                   ) -> Generator[Event, None, DetectorResult]:
+def train_detector(
+    config: DetectorConfig, data: Any = None
+) -> Generator[Event, None, DetectorResult]:
     """Train a detector of adversarial inputs for ``config.target`` (a job).
 
     Makes adversarial twins of the training digits against the frozen target (eval mode),
@@ -296,20 +342,26 @@ def train_detector(config: DetectorConfig, data: Any = None
     device = pick_device(config.device)
     target = load_model(config.target, device).eval()
     if not isinstance(target, Classifier) or tuple(target.input_shape) != (1, 28, 28):
-        raise ConfigError(f"the detector works on 1x28x28 digits; {config.target} takes "
-                          f"{getattr(target, 'input_shape', '?')} input")
+        raise ConfigError(
+            f"the detector works on 1x28x28 digits; {config.target} takes "
+            f"{getattr(target, 'input_shape', '?')} input"
+        )
     target.requires_grad_(False)  # frozen: attacks need input gradients only
     data_logs: list[str] = []
     if config.dry_run:
         train = fake_digits(DRY_RUN_IMAGES, config.seed)
         test = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
     elif data is not None or config.dataset == "digits":
-        train = subset(check_data(data) if data is not None else load_digits("train"),
-                       config.train_images, config.seed)
+        train = subset(
+            check_data(data) if data is not None else load_digits("train"),
+            config.train_images,
+            config.seed,
+        )
         test = heldout_digits(config.test_images, config.seed)
     else:
-        train, test, data_logs = defence_sets(config.dataset, config.test_images, config.seed,
-                                              train_images=config.train_images)
+        train, test, data_logs = defence_sets(
+            config.dataset, config.test_images, config.seed, train_images=config.train_images
+        )
     attacks = tuple(config.attacks)
     pgd_steps = 1 if config.dry_run else config.pgd_steps
     rng = torch.Generator().manual_seed(config.seed)
@@ -321,26 +373,35 @@ def train_detector(config: DetectorConfig, data: Any = None
 
     for line in data_logs:
         yield log(line)
-    yield log(f"Detector for {target.name}: {len(train[0])} training and {len(test[0])} test "
-              f"images, attacks {', '.join(attacks)} at eps {config.eps:g}, on "
-              f"{describe(device)}" + (" (dry run)" if config.dry_run else ""))
+    yield log(
+        f"Detector for {target.name}: {len(train[0])} training and {len(test[0])} test "
+        f"images, attacks {', '.join(attacks)} at eps {config.eps:g}, on "
+        f"{describe(device)}" + (" (dry run)" if config.dry_run else "")
+    )
     # training twins: the (shuffled) training digits split evenly among the attacks
     x_tr, y_tr = train
     adv_tr = torch.empty_like(x_tr)
     for k, attack in enumerate(attacks):
         idx = torch.arange(k, len(x_tr), len(attacks))
-        adv_tr[idx] = yield from make_adversarial(target, x_tr[idx], y_tr[idx], attack,
-                                                  config.eps, pgd_steps, rng)
+        adv_tr[idx] = yield from make_adversarial(
+            target, x_tr[idx], y_tr[idx], attack, config.eps, pgd_steps, rng
+        )
     x_te, y_te = test
     adv_te = {}
     for attack in attacks:
-        adv_te[attack] = yield from make_adversarial(target, x_te, y_te, attack, config.eps,
-                                                     pgd_steps, rng)
+        adv_te[attack] = yield from make_adversarial(
+            target, x_te, y_te, attack, config.eps, pgd_steps, rng
+        )
 
     run = DetectorTraining(config, (x_tr, adv_tr), (x_te, adv_te), rng, device)
     detector = run.detector
-    plan = Plan(length=run.epochs, total=run.total, message=run.message, unit="epoch",
-                dry_run=config.dry_run)
+    plan = Plan(
+        length=run.epochs,
+        total=run.total,
+        message=run.message,
+        unit="epoch",
+        dry_run=config.dry_run,
+    )
     yield from relay(fit(run, plan), keeping_logs(logs))
     rates, adv_scores = run.rates, run.adv_scores
     detector.eval()
@@ -348,13 +409,17 @@ def train_detector(config: DetectorConfig, data: Any = None
     fooled = []
     with torch.no_grad(), eval_mode(target):
         for attack, x_adv in adv_te.items():
-            pred = torch.cat([target(xb.to(device)).argmax(1).cpu()
-                              for xb in x_adv.split(ATTACK_BATCH)])
+            pred = torch.cat(
+                [target(xb.to(device)).argmax(1).cpu() for xb in x_adv.split(ATTACK_BATCH)]
+            )
             metrics[f"target_acc_{attack}"] = float((pred == y_te).double().mean())
             fooled.append(adv_scores[attack][pred != y_te])
         fooled_scores = torch.cat(fooled)
-    metrics["detection_rate_fooling"] = (float((fooled_scores >= config.threshold).double()
-                                               .mean()) if len(fooled_scores) else float("nan"))
+    metrics["detection_rate_fooling"] = (
+        float((fooled_scores >= config.threshold).double().mean())
+        if len(fooled_scores)
+        else float("nan")
+    )
     guarded = ClassifyOrReject(target, detector, config.threshold)
 
     def classify(x: torch.Tensor) -> torch.Tensor:
@@ -368,25 +433,38 @@ def train_detector(config: DetectorConfig, data: Any = None
     repeats = 3 if config.dry_run else 50
     single = _latency({"classify": classify, "guarded": classify_and_detect}, x_te, repeats)
     batch = x_te[:ATTACK_BATCH]
-    batched = _latency({"classify": lambda _: classify(batch),
-                        "guarded": lambda _: classify_and_detect(batch)}, x_te,
-                       max(3, repeats // 10))
-    cost = {"params_classifier": float(count_parameters(target)),
-            "params_detector": float(count_parameters(detector)),
-            "params_total": float(count_parameters(target) + count_parameters(detector)),
-            "latency_classify_ms": single["classify"] * 1e3,
-            "latency_guarded_ms": single["guarded"] * 1e3,
-            "batch_latency_classify_ms": batched["classify"] * 1e3 / len(batch),
-            "batch_latency_guarded_ms": batched["guarded"] * 1e3 / len(batch)}
+    batched = _latency(
+        {"classify": lambda _: classify(batch), "guarded": lambda _: classify_and_detect(batch)},
+        x_te,
+        max(3, repeats // 10),
+    )
+    cost = {
+        "params_classifier": float(count_parameters(target)),
+        "params_detector": float(count_parameters(detector)),
+        "params_total": float(count_parameters(target) + count_parameters(detector)),
+        "latency_classify_ms": single["classify"] * 1e3,
+        "latency_guarded_ms": single["guarded"] * 1e3,
+        "batch_latency_classify_ms": batched["classify"] * 1e3 / len(batch),
+        "batch_latency_guarded_ms": batched["guarded"] * 1e3 / len(batch),
+    }
     state = cpu_state(detector)
     save_path = "" if config.dry_run else config.save_path
     if save_path:
         atomic_save(state, save_path)
         yield log(f"Saved the detector to {save_path}.")
     extra_ms = cost["latency_guarded_ms"] - cost["latency_classify_ms"]
-    yield log(f"Detection rate {metrics['detection_rate']:.1%} at a false-alarm rate of "
-              f"{metrics['false_alarm_rate']:.1%} (threshold {config.threshold:g}); the "
-              f"detector adds {cost['params_detector']:,.0f} parameters to "
-              f"{cost['params_classifier']:,.0f} and {extra_ms:.2f} ms per single image.")
-    return DetectorResult(config=config, metrics=metrics, cost=cost, history=run.history,
-                          detector_state=state, save_path=save_path, logs=logs)
+    yield log(
+        f"Detection rate {metrics['detection_rate']:.1%} at a false-alarm rate of "
+        f"{metrics['false_alarm_rate']:.1%} (threshold {config.threshold:g}); the "
+        f"detector adds {cost['params_detector']:,.0f} parameters to "
+        f"{cost['params_classifier']:,.0f} and {extra_ms:.2f} ms per single image."
+    )
+    return DetectorResult(
+        config=config,
+        metrics=metrics,
+        cost=cost,
+        history=run.history,
+        detector_state=state,
+        save_path=save_path,
+        logs=logs,
+    )

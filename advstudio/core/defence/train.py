@@ -54,15 +54,32 @@ from advstudio.core.certify.ibp import ibp_loss, ibp_schedule
 from advstudio.core.certify.smoothing import gaussian_noise
 from advstudio.core.certify.trades import trades_loss
 from advstudio.core.data import DIGIT_CLASSES, load_digits
-from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
-                                           count_parameters, cpu_state, defence_sets,
-                                           fake_digits, heldout_digits, load_checkpoint,
-                                           save_checkpoint)
+from advstudio.core.defence.common import (
+    Data,
+    PrivateRng,
+    atomic_save,
+    check_data,
+    count_parameters,
+    cpu_state,
+    defence_sets,
+    fake_digits,
+    heldout_digits,
+    load_checkpoint,
+    save_checkpoint,
+)
 from advstudio.core.defence.config import TrainConfig
 from advstudio.core.defence.robustness import iter_robust_accuracy, overfitting_warning
 from advstudio.core.devices import describe, pick_device
-from advstudio.core.distributed import (Shard, batch_mean, check_batch, data_parallel,
-                                        is_main, shard, sharded, world)
+from advstudio.core.distributed import (
+    Shard,
+    batch_mean,
+    check_batch,
+    data_parallel,
+    is_main,
+    shard,
+    sharded,
+    world,
+)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress, relay
 from advstudio.core.models.architectures import ARCHITECTURES
@@ -70,10 +87,15 @@ from advstudio.core.models.classifier import Classifier
 from advstudio.core.models.registry import builtin_meta
 from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
 
-RECIPE_NAMES = {"standard": "standard training", "fgsm": "FGSM adversarial training (mix)",
-                "fgsm-rs": "fast FGSM with random start", "pgd": "PGD adversarial training",
-                "noise": "Gaussian noise augmentation", "ibp": "IBP training",
-                "trades": "TRADES training"}
+RECIPE_NAMES = {
+    "standard": "standard training",
+    "fgsm": "FGSM adversarial training (mix)",
+    "fgsm-rs": "fast FGSM with random start",
+    "pgd": "PGD adversarial training",
+    "noise": "Gaussian noise augmentation",
+    "ibp": "IBP training",
+    "trades": "TRADES training",
+}
 LOSS_RECIPES = ("noise", "ibp", "trades")
 """Recipes whose loss is a certify function's (:meth:`AdversarialTrainer.recipe_loss`)."""
 NOISE_SEED_OFFSET = 4
@@ -109,12 +131,19 @@ class TrainResult:
 def build_classifier(arch: str) -> Classifier:
     """A fresh ``arch`` net in the :class:`Classifier` wrapper with the digits' mean/std."""
     meta = builtin_meta().get(arch, {"mean": [0.1307], "std": [0.3081]})
-    return Classifier(ARCHITECTURES[arch](), (1, 28, 28), DIGIT_CLASSES, meta["mean"],
-                      meta["std"], name=f"{arch} ({arch} trained here)")
+    return Classifier(
+        ARCHITECTURES[arch](),
+        (1, 28, 28),
+        DIGIT_CLASSES,
+        meta["mean"],
+        meta["std"],
+        name=f"{arch} ({arch} trained here)",
+    )
 
 
-def trained_classifier(arch: str, state_dict: dict[str, torch.Tensor],
-                       device: str | torch.device = "cpu") -> Classifier:
+def trained_classifier(
+    arch: str, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu"
+) -> Classifier:
     """:func:`build_classifier` with trained weights, on ``device``, in eval mode."""
     model = build_classifier(arch)
     model.net.load_state_dict(state_dict)
@@ -147,8 +176,12 @@ class AdversarialTrainer:
     itself serves the attacks, the evaluation and the state dicts.
     """
 
-    def __init__(self, config: TrainConfig, device: str | torch.device = "cpu",
-                 model: Classifier | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: str | torch.device = "cpu",
+        model: Classifier | None = None,
+    ) -> None:
         self.config = config
         self.device = torch.device(device)
         if model is None:
@@ -160,8 +193,7 @@ class AdversarialTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.dropout_rng = PrivateRng(config.seed + 1, self.device)
-        self.noise_rng = torch.Generator(self.device).manual_seed(config.seed
-                                                                  + NOISE_SEED_OFFSET)
+        self.noise_rng = torch.Generator(self.device).manual_seed(config.seed + NOISE_SEED_OFFSET)
         self.keys = step_keys(config)
         self.step = 0
         self.epoch = 0
@@ -179,7 +211,7 @@ class AdversarialTrainer:
         images than processes, is dropped."""
         order = torch.randperm(len(x), generator=self.rng)
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             if len(idx) < self._smallest(batch_size):
                 return
             yield x[idx], y[idx]
@@ -187,8 +219,9 @@ class AdversarialTrainer:
     def steps_per_epoch(self, n: int, batch_size: int) -> int:
         return n // batch_size + int(n % batch_size >= self._smallest(batch_size))
 
-    def adversarial(self, x: torch.Tensor, y: torch.Tensor,
-                    part: Shard | None = None) -> torch.Tensor | None:
+    def adversarial(
+        self, x: torch.Tensor, y: torch.Tensor, part: Shard | None = None
+    ) -> torch.Tensor | None:
         """The recipe's adversarial images against the current model, or ``None`` (standard).
 
         Made in eval mode (the attack functions also ensure it); every submodule's flag is
@@ -202,10 +235,26 @@ class AdversarialTrainer:
                 return fgsm(self.model, x, y, c.eps)
             start = self.rng if part is None else self._random_start_rng(x, part)
             if c.recipe == "fgsm-rs":
-                return pgd(self.model, x, y, c.eps, alpha=1.25 * c.eps, steps=1,
-                           random_start=True, generator=start)
-            return pgd(self.model, x, y, c.eps, alpha=c.eps / 4, steps=c.pgd_steps,
-                       random_start=True, generator=start)
+                return pgd(
+                    self.model,
+                    x,
+                    y,
+                    c.eps,
+                    alpha=1.25 * c.eps,
+                    steps=1,
+                    random_start=True,
+                    generator=start,
+                )
+            return pgd(
+                self.model,
+                x,
+                y,
+                c.eps,
+                alpha=c.eps / 4,
+                steps=c.pgd_steps,
+                random_start=True,
+                generator=start,
+            )
 
     def _random_start_rng(self, x: torch.Tensor, part: Shard) -> torch.Generator:
         """The generator for this process's rows of the random start the whole batch draws.
@@ -253,8 +302,9 @@ class AdversarialTrainer:
                 if clean_weight > 0:
                     with sharded(part, parts=2):
                         logits = self.parallel(torch.cat([x, x_adv]))
-                    loss = (clean_weight * F.cross_entropy(logits[:n], y)
-                            + (1 - clean_weight) * F.cross_entropy(logits[n:], y))
+                    loss = clean_weight * F.cross_entropy(logits[:n], y) + (
+                        1 - clean_weight
+                    ) * F.cross_entropy(logits[n:], y)
                     hits = logits.detach().argmax(1) == torch.cat([y, y])
                     adv_hits = hits[n:]
                 else:
@@ -265,11 +315,13 @@ class AdversarialTrainer:
                 scalars = [loss.detach(), hits.float().mean(), adv_hits.float().mean()]
             part.scale(loss).backward()
         grad_norm = torch.nn.utils.get_total_norm(  # DDP averaged the gradients already
-            [p.grad for p in self.model.parameters() if p.grad is not None])
+            [p.grad for p in self.model.parameters() if p.grad is not None]
+        )
         return torch.stack([*batch_mean(torch.stack(scalars), part), grad_norm.to(loss.device)])
 
-    def recipe_loss(self, x: torch.Tensor, y: torch.Tensor
-                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def recipe_loss(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The loss of a :data:`LOSS_RECIPES` recipe on a batch already on the device, in train
         mode, and its extra step scalars (IBP's ``eps_t``, ``kappa_t``). The random draws come
         from ``noise_rng`` (seeded, checkpointed)."""
@@ -278,14 +330,25 @@ class AdversarialTrainer:
             noisy = gaussian_noise(x, c.sigma, self.noise_rng)
             return F.cross_entropy(self.model(noisy), y), []
         if c.recipe == "ibp":
-            eps_t, kappa_t = ibp_schedule(self.step, eps=c.eps, kappa_final=c.ibp_kappa,
-                                          warmup_steps=c.ibp_warmup_steps,
-                                          ramp_steps=c.ibp_ramp_steps)
+            eps_t, kappa_t = ibp_schedule(
+                self.step,
+                eps=c.eps,
+                kappa_final=c.ibp_kappa,
+                warmup_steps=c.ibp_warmup_steps,
+                ramp_steps=c.ibp_ramp_steps,
+            )
             scalars = [torch.tensor(t, device=x.device) for t in (eps_t, kappa_t)]
             return ibp_loss(self.model, x, y, eps_t, kappa_t), scalars
-        return trades_loss(self.model, x, y, beta=c.trades_beta, eps=c.eps,
-                           step_size=c.eps / 4, steps=c.pgd_steps,
-                           generator=self.noise_rng), []
+        return trades_loss(
+            self.model,
+            x,
+            y,
+            beta=c.trades_beta,
+            eps=c.eps,
+            step_size=c.eps / 4,
+            steps=c.pgd_steps,
+            generator=self.noise_rng,
+        ), []
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """One update on the batch ``(x, y)`` (pixels in [0, 1], on any device).
@@ -300,12 +363,19 @@ class AdversarialTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint needs, tensors and plain values only."""
-        return {"arch": self.config.arch, "recipe": self.config.recipe, "epoch": self.epoch,
-                "step": self.step, "model": self.model.net.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng_state": self.rng.get_state(),
-                "dropout_rng": self.dropout_rng.state_dict(),
-                "noise_rng": self.noise_rng.get_state(), "history": self.history,
-                "config": asdict(self.config)}
+        return {
+            "arch": self.config.arch,
+            "recipe": self.config.recipe,
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng_state": self.rng.get_state(),
+            "dropout_rng": self.dropout_rng.state_dict(),
+            "noise_rng": self.noise_rng.get_state(),
+            "history": self.history,
+            "config": asdict(self.config),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint; the learning rate comes from the current config."""
@@ -356,13 +426,20 @@ class EpochTraining:
     PGD accuracy on ``eval_set`` at the training eps (none when it is empty). A dry run's epoch
     is one step."""
 
-    def __init__(self, trainer: AdversarialTrainer, data: Data, batch_size: int, epochs: int,
-                 eval_set: Data, eval_pgd_steps: int, evaluate: Evaluate | None = None) -> None:
+    def __init__(
+        self,
+        trainer: AdversarialTrainer,
+        data: Data,
+        batch_size: int,
+        epochs: int,
+        eval_set: Data,
+        eval_pgd_steps: int,
+        evaluate: Evaluate | None = None,
+    ) -> None:
         self.trainer, self.data, self.batch_size, self.epochs = trainer, data, batch_size, epochs
         self.eval_set, self.eval_pgd_steps, self.evaluate = eval_set, eval_pgd_steps, evaluate
         config = trainer.config
-        self.per_epoch = 1 if config.dry_run else trainer.steps_per_epoch(len(data[0]),
-                                                                          batch_size)
+        self.per_epoch = 1 if config.dry_run else trainer.steps_per_epoch(len(data[0]), batch_size)
         self.total = self.per_epoch * epochs
         self._batches: Iterator[Data] | None = None
         self._losses: list[float] = []
@@ -389,8 +466,7 @@ class EpochTraining:
             self._started = time.perf_counter()
             self._batches = self.trainer.batches(*self.data, self.batch_size)
             self._losses, self._accs = [], []
-        values = dict(zip(self.trainer.keys, self.trainer.gradients(*next(self._batches))
-                          .tolist()))
+        values = dict(zip(self.trainer.keys, self.trainer.gradients(*next(self._batches)).tolist()))
         self._losses.append(values["loss"])
         self._accs.append(values["batch_acc"])
         return values
@@ -405,10 +481,13 @@ class EpochTraining:
             return
         self._batches = None
         t.epoch += 1
-        record = {"epoch": float(t.epoch), "step": float(t.step),
-                  "train_loss": sum(self._losses) / len(self._losses),
-                  "train_acc": sum(self._accs) / len(self._accs),
-                  "seconds": time.perf_counter() - self._started}
+        record = {
+            "epoch": float(t.epoch),
+            "step": float(t.step),
+            "train_loss": sum(self._losses) / len(self._losses),
+            "train_acc": sum(self._accs) / len(self._accs),
+            "seconds": time.perf_counter() - self._started,
+        }
         record.update((yield from self._evaluation()))
         previous = next((h for h in reversed(t.history) if "pgd_acc" in h), None)
         t.history.append(record)
@@ -422,13 +501,21 @@ class EpochTraining:
         t = self.trainer
         if self.evaluate is not None:
             figures = self.evaluate(t.model)
-        elif is_main() and len(self.eval_set[0]) and (t.epoch % t.config.eval_every == 0
-                                                      or t.epoch == self.epochs):
-            job = iter_robust_accuracy(t.model, *self.eval_set, t.config.eps,
-                                       pgd_steps=self.eval_pgd_steps,
-                                       generator=torch.Generator().manual_seed(t.config.seed + 3))
-            figures = yield from relay(job, lambda e: Progress(t.step, self.total,
-                                                               f"epoch {t.epoch}: {e.message}"))
+        elif (
+            is_main()
+            and len(self.eval_set[0])
+            and (t.epoch % t.config.eval_every == 0 or t.epoch == self.epochs)
+        ):
+            job = iter_robust_accuracy(
+                t.model,
+                *self.eval_set,
+                t.config.eps,
+                pgd_steps=self.eval_pgd_steps,
+                generator=torch.Generator().manual_seed(t.config.seed + 3),
+            )
+            figures = yield from relay(
+                job, lambda e: Progress(t.step, self.total, f"epoch {t.epoch}: {e.message}")
+            )
         else:
             return {}
         t.model.train()
@@ -447,14 +534,14 @@ def _eval_set(config: TrainConfig, given: Data | None) -> tuple[Data, int]:
     if config.dry_run:
         return fake_digits(DRY_RUN_IMAGES, config.seed + 2), min(2, config.eval_pgd_steps)
     if config.eval_images:
-        eval_set = given if given is not None else heldout_digits(config.eval_images,
-                                                                  config.seed)
+        eval_set = given if given is not None else heldout_digits(config.eval_images, config.seed)
         return eval_set, config.eval_pgd_steps
     return (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)), 1
 
 
-def train_classifier(config: TrainConfig, data: Any = None, *,
-                     evaluate: Evaluate | None = None) -> Generator[Event, None, TrainResult]:
+def train_classifier(
+    config: TrainConfig, data: Any = None, *, evaluate: Evaluate | None = None
+) -> Generator[Event, None, TrainResult]:
     """Train a digit classifier by ``config.recipe`` (a job: drive it with ``jobs.drive``).
 
     ``data``: an optional ``(x, y)`` pair to train on instead of the bundled training digits,
@@ -477,46 +564,71 @@ def train_classifier(config: TrainConfig, data: Any = None, *,
     checkpoint.
     """
     device = pick_device(config.device)
-    sets = (dataset_split(config) if data is None and not config.dry_run
-            and config.dataset != "digits" else None)
+    sets = (
+        dataset_split(config)
+        if data is None and not config.dry_run and config.dataset != "digits"
+        else None
+    )
     x, y = sets[0] if sets else training_data(config, data)
     batch_size = min(config.batch_size, len(x)) if config.dry_run else config.batch_size
     if batch_size > len(x):
-        raise ConfigError(f"batch_size {batch_size} is larger than the training set "
-                          f"({len(x)} images); allowed: 1 to {len(x)}")
+        raise ConfigError(
+            f"batch_size {batch_size} is larger than the training set "
+            f"({len(x)} images); allowed: 1 to {len(x)}"
+        )
     check_batch(batch_size)
     eval_set, eval_pgd_steps = _eval_set(config, sets[1] if sets else None)
     save_path = "" if config.dry_run else config.save_path
     main = is_main()
     if config.recipe in LOSS_RECIPES and world().size > 1:
-        raise ConfigError(f"the {config.recipe!r} recipe trains in one process only "
-                          f"(its loss runs passes DistributedDataParallel cannot synchronise)")
+        raise ConfigError(
+            f"the {config.recipe!r} recipe trains in one process only "
+            f"(its loss runs passes DistributedDataParallel cannot synchronise)"
+        )
     trainer = AdversarialTrainer(config, device)
     epochs = 1 if config.dry_run else config.epochs
-    run = EpochTraining(trainer, (x, y), batch_size, epochs, eval_set, eval_pgd_steps,
-                        evaluate)
-    source = "given" if data is not None else ("random fake" if config.dry_run
-                                               else config.dataset)
-    header = (f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
-              f"({count_parameters(trainer.model.net):,} parameters)"
-              + (f" at sigma {config.sigma:g}" if config.recipe == "noise" else "")
-              + (f" at eps {config.eps:g}" if config.recipe not in ("standard", "noise")
-                 else "")
-              + f": {len(x)} {source} images, batch {batch_size}, {run.total} steps on "
-              + describe(device) + (" (dry run)" if config.dry_run else ""))
-    checkpoint = CheckpointFile(
-        config.checkpoint_path, lambda path, state: save_checkpoint(path, CHECKPOINT_KIND, state),
-        lambda path: load_checkpoint(path, CHECKPOINT_KIND, expect={"arch": config.arch}),
-        write=main) if config.checkpoint_path else None
+    run = EpochTraining(trainer, (x, y), batch_size, epochs, eval_set, eval_pgd_steps, evaluate)
+    source = "given" if data is not None else ("random fake" if config.dry_run else config.dataset)
+    header = (
+        f"{RECIPE_NAMES[config.recipe]} of {config.arch} "
+        f"({count_parameters(trainer.model.net):,} parameters)"
+        + (f" at sigma {config.sigma:g}" if config.recipe == "noise" else "")
+        + (f" at eps {config.eps:g}" if config.recipe not in ("standard", "noise") else "")
+        + f": {len(x)} {source} images, batch {batch_size}, {run.total} steps on "
+        + describe(device)
+        + (" (dry run)" if config.dry_run else "")
+    )
+    checkpoint = (
+        CheckpointFile(
+            config.checkpoint_path,
+            lambda path, state: save_checkpoint(path, CHECKPOINT_KIND, state),
+            lambda path: load_checkpoint(path, CHECKPOINT_KIND, expect={"arch": config.arch}),
+            write=main,
+        )
+        if config.checkpoint_path
+        else None
+    )
 
     def resume_note(state: dict[str, Any]) -> str:
-        return (f" (it was trained with recipe {state['recipe']!r}; continuing with "
-                f"{config.recipe!r})" if state["recipe"] != config.recipe else "")
+        return (
+            f" (it was trained with recipe {state['recipe']!r}; continuing with {config.recipe!r})"
+            if state["recipe"] != config.recipe
+            else ""
+        )
 
-    plan = Plan(length=epochs, total=run.total, message=run.message, unit="epoch",
-                header=header, checkpoint=checkpoint, checkpoint_every=1, resume=config.resume,
-                resume_note=resume_note, dry_run=config.dry_run,
-                divergence=trainer.divergence)
+    plan = Plan(
+        length=epochs,
+        total=run.total,
+        message=run.message,
+        unit="epoch",
+        header=header,
+        checkpoint=checkpoint,
+        checkpoint_every=1,
+        resume=config.resume,
+        resume_note=resume_note,
+        dry_run=config.dry_run,
+        divergence=trainer.divergence,
+    )
     logs: list[str] = list(sets[2]) if sets else []
     for line in logs:
         yield Log(line)
@@ -529,11 +641,20 @@ def train_classifier(config: TrainConfig, data: Any = None, *,
         logs.append(text)
         yield Log(text)
     evaluated = [h for h in trainer.history if "clean_acc" in h]
-    metrics = {k: v for k, v in (evaluated[-1] if evaluated else {}).items()
-               if k in ("clean_acc", "fgsm_acc", "pgd_acc")}
+    metrics = {
+        k: v
+        for k, v in (evaluated[-1] if evaluated else {}).items()
+        if k in ("clean_acc", "fgsm_acc", "pgd_acc")
+    }
     if trainer.history:
         metrics["train_loss"] = trainer.history[-1]["train_loss"]
-    return TrainResult(config=config, history=list(trainer.history), metrics=metrics,
-                       state_dict=state, parameters=count_parameters(trainer.model.net),
-                       save_path=save_path, checkpoint_path=saved, logs=logs)
-
+    return TrainResult(
+        config=config,
+        history=list(trainer.history),
+        metrics=metrics,
+        state_dict=state,
+        parameters=count_parameters(trainer.model.net),
+        save_path=save_path,
+        checkpoint_path=saved,
+        logs=logs,
+    )

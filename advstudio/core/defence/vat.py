@@ -39,16 +39,32 @@ from torch import nn
 
 from advstudio.core.attacks import eval_mode
 from advstudio.core.data import load_digits
-from advstudio.core.defence.common import (Data, PrivateRng, atomic_save, check_data,
-                                           count_parameters, cpu_state, defence_sets,
-                                           fake_digits, heldout_digits, load_checkpoint,
-                                           save_checkpoint)
-from advstudio.core.defence.robustness import robust_accuracy
+from advstudio.core.defence.common import (
+    Data,
+    PrivateRng,
+    atomic_save,
+    check_data,
+    count_parameters,
+    cpu_state,
+    defence_sets,
+    fake_digits,
+    heldout_digits,
+    load_checkpoint,
+    save_checkpoint,
+)
 from advstudio.core.defence.config import VatConfig, check_vat_args
+from advstudio.core.defence.robustness import robust_accuracy
 from advstudio.core.defence.train import build_classifier, trained_classifier
 from advstudio.core.devices import describe, pick_device
-from advstudio.core.distributed import (Shard, batch_mean, check_batch, data_parallel,
-                                        is_main, shard, sharded)
+from advstudio.core.distributed import (
+    Shard,
+    batch_mean,
+    check_batch,
+    data_parallel,
+    is_main,
+    shard,
+    sharded,
+)
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, relay
 from advstudio.core.models.classifier import Classifier
@@ -83,10 +99,17 @@ def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
     return (log_p.exp() * (log_p - log_q)).sum(dim=1).to(out)
 
 
-def vat_perturbation(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps: float = 2.0,
-                     power_iterations: int = 1, logits: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None,
-                     part: Shard | None = None) -> torch.Tensor:
+def vat_perturbation(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    xi: float = 1e-6,
+    eps: float = 2.0,
+    power_iterations: int = 1,
+    logits: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    part: Shard | None = None,
+) -> torch.Tensor:
     """``r_adv``: per sample, L2 norm ``eps`` along the power-iterated most sensitive direction.
 
     ``logits``: the model's logits of ``x`` if already computed (in eval mode); ``generator``
@@ -106,8 +129,9 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps
         if part is None or part.single:
             d = torch.randn(x.shape, generator=generator, dtype=x.dtype)
         else:
-            d = part.take(torch.randn((part.total, *x.shape[1:]), generator=generator,
-                                      dtype=x.dtype))
+            d = part.take(
+                torch.randn((part.total, *x.shape[1:]), generator=generator, dtype=x.dtype)
+            )
         d = l2_normalise(d.to(x.device))
         for _ in range(power_iterations):
             r = (xi * d).requires_grad_(True)
@@ -120,10 +144,17 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps
     return (eps * d).detach()
 
 
-def vat_loss(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps: float = 2.0,
-             power_iterations: int = 1, logits: torch.Tensor | None = None,
-             generator: torch.Generator | None = None, part: Shard | None = None
-             ) -> torch.Tensor:
+def vat_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    xi: float = 1e-6,
+    eps: float = 2.0,
+    power_iterations: int = 1,
+    logits: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    part: Shard | None = None,
+) -> torch.Tensor:
     """The LDS loss ``mean_x KL(p(y|x) || p(y|x + r_adv))`` (a scalar >= 0).
 
     ``model`` maps images in [0, 1] to logits; ``xi`` (the power iteration's finite-difference
@@ -140,8 +171,16 @@ def vat_loss(model: nn.Module, x: torch.Tensor, *, xi: float = 1e-6, eps: float 
         if logits is None:
             with torch.no_grad():
                 logits = model(x)
-        r_adv = vat_perturbation(model, x, xi=xi, eps=eps, power_iterations=power_iterations,
-                                 logits=logits, generator=generator, part=part)
+        r_adv = vat_perturbation(
+            model,
+            x,
+            xi=xi,
+            eps=eps,
+            power_iterations=power_iterations,
+            logits=logits,
+            generator=generator,
+            part=part,
+        )
         return kl_divergence(logits.detach(), model(x + r_adv)).mean()
 
 
@@ -181,8 +220,9 @@ class VatResult:
         return trained_classifier(self.config.arch, self.state_dict, device)
 
 
-def split_labelled(y: torch.Tensor, per_class: int, seed: int,
-                   classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+def split_labelled(
+    y: torch.Tensor, per_class: int, seed: int, classes: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of a seeded, stratified labelled subset (``per_class`` of each class) and of
     the rest. :class:`ConfigError` naming the numbers when a class has too few images."""
     g = torch.Generator().manual_seed(seed)
@@ -193,7 +233,8 @@ def split_labelled(y: torch.Tensor, per_class: int, seed: int,
             raise ConfigError(
                 f"labels_per_class {per_class} asks for {per_class * classes} labels, but the "
                 f"training data ({len(y)} images) has only {len(idx)} of class {c}; allowed: "
-                f"1 to {min(int((y == k).sum()) for k in range(classes))}")
+                f"1 to {min(int((y == k).sum()) for k in range(classes))}"
+            )
         chosen.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
     labelled = torch.cat(chosen)
     mask = torch.ones(len(y), dtype=torch.bool)
@@ -214,7 +255,7 @@ class _Cycle:
             self.order = self.pool[torch.randperm(len(self.pool), generator=self.rng)]
             self.cursor = 0
         self.cursor += self.batch
-        return self.order[self.cursor - self.batch:self.cursor]
+        return self.order[self.cursor - self.batch : self.cursor]
 
     def state_dict(self) -> dict[str, Any]:
         return {"order": self.order, "cursor": self.cursor}
@@ -233,9 +274,16 @@ class VatTraining:
     it is empty) at step 0, every ``eval_every`` steps and at the end; ``history`` holds the
     evaluations and goes into the checkpoint."""
 
-    def __init__(self, config: VatConfig, data: Data, labelled: torch.Tensor,
-                 unlabelled: torch.Tensor | None, eval_set: Data, steps: int,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        config: VatConfig,
+        data: Data,
+        labelled: torch.Tensor,
+        unlabelled: torch.Tensor | None,
+        eval_set: Data,
+        steps: int,
+        device: torch.device,
+    ) -> None:
         self.config, self.data, self.labelled, self.eval_set = config, data, labelled, eval_set
         self.steps, self.device = steps, device
         with torch.random.fork_rng(devices=[]):
@@ -247,8 +295,9 @@ class VatTraining:
         self.rng = torch.Generator().manual_seed(config.seed)
         self.dropout_rng = PrivateRng(config.seed + 1, device)
         self.lab = _Cycle(labelled, config.labelled_batch, self.rng)
-        self.unl = (None if unlabelled is None
-                    else _Cycle(unlabelled, config.unlabelled_batch, self.rng))
+        self.unl = (
+            None if unlabelled is None else _Cycle(unlabelled, config.unlabelled_batch, self.rng)
+        )
         self.keys = vat_step_keys(config)
         self.main = is_main()
         self.step = 0
@@ -283,9 +332,19 @@ class VatTraining:
             part_u = shard(len(idx))
             xu = x[part_u.take(idx)].to(self.device)
         with self.dropout_rng:
-            scalars = vat_gradients(self.model, self.pixel_model, self.optimizer, self.config,
-                                    xl, yl, xu, self.rng, parallel=self.parallel,
-                                    labelled=part_l, unlabelled=part_u)
+            scalars = vat_gradients(
+                self.model,
+                self.pixel_model,
+                self.optimizer,
+                self.config,
+                xl,
+                yl,
+                xu,
+                self.rng,
+                parallel=self.parallel,
+                labelled=part_l,
+                unlabelled=part_u,
+            )
         return dict(zip(self.keys, scalars.tolist()))
 
     def apply(self) -> None:
@@ -293,27 +352,39 @@ class VatTraining:
         self.step += 1
 
     def after_step(self) -> Iterator[Event]:
-        if self.main and len(self.eval_set[0]) and (self.step % self.config.eval_every == 0
-                                                    or self.step == self.steps):
+        if (
+            self.main
+            and len(self.eval_set[0])
+            and (self.step % self.config.eval_every == 0 or self.step == self.steps)
+        ):
             yield self._evaluation()
 
     def state_dict(self) -> dict[str, Any]:
         cycles = {"lab": self.lab.state_dict()}
         if self.unl is not None:
             cycles["unl"] = self.unl.state_dict()
-        return {"arch": self.config.arch, "step": self.step,
-                "model": self.model.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng_state": self.rng.get_state(), "dropout_rng": self.dropout_rng.state_dict(),
-                "history": self.history, "labelled": self.labelled, "cycles": cycles,
-                "config": asdict(self.config)}
+        return {
+            "arch": self.config.arch,
+            "step": self.step,
+            "model": self.model.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng_state": self.rng.get_state(),
+            "dropout_rng": self.dropout_rng.state_dict(),
+            "history": self.history,
+            "labelled": self.labelled,
+            "cycles": cycles,
+            "config": asdict(self.config),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint of the same labelled subset (else :class:`ConfigError`);
         the learning rate comes from the current config."""
         if not torch.equal(state["labelled"], self.labelled):
-            raise ConfigError(f"{self.config.checkpoint_path} was trained on another labelled "
-                              "subset (other data, seed or labels_per_class); match them to "
-                              "resume")
+            raise ConfigError(
+                f"{self.config.checkpoint_path} was trained on another labelled "
+                "subset (other data, seed or labels_per_class); match them to "
+                "resume"
+            )
         self.model.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:
@@ -353,15 +424,16 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     elif config.dataset == "digits":
         x, y = load_digits("train")
     else:
-        (x, y), held_out, data_logs = defence_sets(config.dataset, config.eval_images,
-                                                   config.seed)
+        (x, y), held_out, data_logs = defence_sets(config.dataset, config.eval_images, config.seed)
         classes = int(y.max()) + 1
     per_class = min(config.labels_per_class, 2) if config.dry_run else config.labels_per_class
     labelled, unlabelled = split_labelled(y, per_class, config.seed, classes)
     use_vat = not config.supervised_only
     if use_vat and len(unlabelled) == 0:
-        raise ConfigError(f"labels_per_class {per_class} labels all {len(y)} training images; "
-                          "VAT needs unlabelled ones (or set supervised_only)")
+        raise ConfigError(
+            f"labels_per_class {per_class} labels all {len(y)} training images; "
+            "VAT needs unlabelled ones (or set supervised_only)"
+        )
     if config.dry_run:
         eval_set = fake_digits(8, config.seed + 2)
     elif data_logs:
@@ -372,28 +444,52 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
         eval_set = (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long))
     steps = 1 if config.dry_run else config.steps
     save_path = "" if config.dry_run else config.save_path
-    run = VatTraining(config, (x, y), labelled, unlabelled if use_vat else None, eval_set,
-                      steps, device)
+    run = VatTraining(
+        config, (x, y), labelled, unlabelled if use_vat else None, eval_set, steps, device
+    )
     lab, unl = run.lab, run.unl
     check_batch(lab.batch, "labelled_batch")
     if unl is not None:
         check_batch(unl.batch, "unlabelled_batch")
-    what = "supervised only" if not use_vat else (
-        f"VAT (xi {config.xi:g}, L2 eps {config.eps:g}, {config.power_iterations} power "
-        f"iteration{'s' if config.power_iterations > 1 else ''}, alpha {config.alpha:g}"
-        + (", entropy minimisation" if config.entropy_min else "") + ")")
-    header = (f"{what} on {config.arch}: {len(labelled)} labelled + "
-              f"{len(unlabelled) if use_vat else 0} unlabelled images, batch {lab.batch}"
-              + (f" + {unl.batch}" if unl is not None else "") + f", {steps} steps on "
-              + describe(device) + (" (dry run)" if config.dry_run else ""))
-    checkpoint = CheckpointFile(
-        config.checkpoint_path, lambda path, state: save_checkpoint(path, CHECKPOINT_KIND, state),
-        lambda path: load_checkpoint(path, CHECKPOINT_KIND, expect={"arch": config.arch}),
-        write=run.main) if config.checkpoint_path else None
-    plan = Plan(length=steps, total=steps, message=run.message, header=header,
-                checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
-                resume=config.resume, dry_run=config.dry_run,
-                divergence=Divergence(config.max_loss))
+    what = (
+        "supervised only"
+        if not use_vat
+        else (
+            f"VAT (xi {config.xi:g}, L2 eps {config.eps:g}, {config.power_iterations} power "
+            f"iteration{'s' if config.power_iterations > 1 else ''}, alpha {config.alpha:g}"
+            + (", entropy minimisation" if config.entropy_min else "")
+            + ")"
+        )
+    )
+    header = (
+        f"{what} on {config.arch}: {len(labelled)} labelled + "
+        f"{len(unlabelled) if use_vat else 0} unlabelled images, batch {lab.batch}"
+        + (f" + {unl.batch}" if unl is not None else "")
+        + f", {steps} steps on "
+        + describe(device)
+        + (" (dry run)" if config.dry_run else "")
+    )
+    checkpoint = (
+        CheckpointFile(
+            config.checkpoint_path,
+            lambda path, state: save_checkpoint(path, CHECKPOINT_KIND, state),
+            lambda path: load_checkpoint(path, CHECKPOINT_KIND, expect={"arch": config.arch}),
+            write=run.main,
+        )
+        if config.checkpoint_path
+        else None
+    )
+    plan = Plan(
+        length=steps,
+        total=steps,
+        message=run.message,
+        header=header,
+        checkpoint=checkpoint,
+        checkpoint_every=config.checkpoint_every,
+        resume=config.resume,
+        dry_run=config.dry_run,
+        divergence=Divergence(config.max_loss),
+    )
     logs = list(data_logs)
     for line in logs:
         yield Log(line)
@@ -406,11 +502,18 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
         logs.append(text)
         yield Log(text)
     history = run.history
-    return VatResult(config=config, history=list(history),
-                     test_acc=history[-1]["test_acc"] if history else float("nan"),
-                     state_dict=weights, parameters=count_parameters(run.model.net),
-                     labelled=len(labelled), unlabelled=len(unlabelled) if use_vat else 0,
-                     save_path=save_path, checkpoint_path=saved, logs=logs)
+    return VatResult(
+        config=config,
+        history=list(history),
+        test_acc=history[-1]["test_acc"] if history else float("nan"),
+        state_dict=weights,
+        parameters=count_parameters(run.model.net),
+        labelled=len(labelled),
+        unlabelled=len(unlabelled) if use_vat else 0,
+        save_path=save_path,
+        checkpoint_path=saved,
+        logs=logs,
+    )
 
 
 def vat_step_keys(config: VatConfig) -> tuple[str, ...]:
@@ -425,12 +528,20 @@ def vat_step_keys(config: VatConfig) -> tuple[str, ...]:
     return (*keys, "batch_acc", "grad_norm")
 
 
-def vat_gradients(model: Classifier, pixel_model: nn.Module,
-                  optimizer: torch.optim.Optimizer, config: VatConfig, xl: torch.Tensor,
-                  yl: torch.Tensor, xu: torch.Tensor | None,
-                  generator: torch.Generator | None = None, *,
-                  parallel: nn.Module | None = None, labelled: Shard | None = None,
-                  unlabelled: Shard | None = None) -> torch.Tensor:
+def vat_gradients(
+    model: Classifier,
+    pixel_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: VatConfig,
+    xl: torch.Tensor,
+    yl: torch.Tensor,
+    xu: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+    *,
+    parallel: nn.Module | None = None,
+    labelled: Shard | None = None,
+    unlabelled: Shard | None = None,
+) -> torch.Tensor:
     """Gradients of one VAT step (no update): the labelled cross-entropy in train mode, the
     LDS (and entropy) of the unlabelled batch ``xu`` in eval mode. Returns the scalars in
     :func:`vat_step_keys` order.
@@ -453,9 +564,16 @@ def vat_gradients(model: Classifier, pixel_model: nn.Module,
             else:
                 with torch.no_grad():
                     logits_u = pixel_model(xu)
-            lds = vat_loss(pixel_model, xu, xi=config.xi, eps=config.eps,
-                           power_iterations=config.power_iterations, logits=logits_u,
-                           generator=generator, part=unlabelled)
+            lds = vat_loss(
+                pixel_model,
+                xu,
+                xi=config.xi,
+                eps=config.eps,
+                power_iterations=config.power_iterations,
+                logits=logits_u,
+                generator=generator,
+                part=unlabelled,
+            )
             loss = loss + config.alpha * unlabelled.scale(lds)
             scalars.append(lds.detach())
             if config.entropy_min:
@@ -466,7 +584,8 @@ def vat_gradients(model: Classifier, pixel_model: nn.Module,
     loss.backward()
     acc = (logits_l.detach().argmax(1) == yl).float().mean()
     grad_norm = torch.nn.utils.get_total_norm(  # DDP averaged the gradients already
-        [p.grad for p in model.parameters() if p.grad is not None])
+        [p.grad for p in model.parameters() if p.grad is not None]
+    )
     if labelled.single:
         return torch.stack([loss.detach(), *scalars, acc, grad_norm.to(loss.device)])
     # the whole batches' values: labelled terms over the labelled rows, the rest the unlabelled

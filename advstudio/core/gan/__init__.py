@@ -22,16 +22,26 @@ from typing import TYPE_CHECKING, Any
 from advstudio.core.gan.config import GanConfig
 
 _EXPORTS = {
-    "build_networks": "networks", "DCGANGenerator": "networks",
-    "DCGANDiscriminator": "networks", "MLPGenerator": "networks",
-    "MLPDiscriminator": "networks", "dcgan_init": "networks",
-    "train_gan": "train", "GanTrainer": "train", "GanResult": "train",
-    "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
+    "build_networks": "networks",
+    "DCGANGenerator": "networks",
+    "DCGANDiscriminator": "networks",
+    "MLPGenerator": "networks",
+    "MLPDiscriminator": "networks",
+    "dcgan_init": "networks",
+    "train_gan": "train",
+    "GanTrainer": "train",
+    "GanResult": "train",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
     "load_generator": "checkpoint",
-    "frechet_distance": "metrics", "gaussian_stats": "metrics",
-    "pairwise_diversity": "metrics", "class_coverage": "metrics",
+    "frechet_distance": "metrics",
+    "gaussian_stats": "metrics",
+    "pairwise_diversity": "metrics",
+    "class_coverage": "metrics",
     "evaluate_digit_generator": "evaluation",
-    "generate": "sampling", "interpolate": "sampling", "sample_grid": "sampling",
+    "generate": "sampling",
+    "interpolate": "sampling",
+    "sample_grid": "sampling",
 }
 
 __all__ = ["GanConfig", *_EXPORTS]
@@ -39,11 +49,20 @@ __all__ = ["GanConfig", *_EXPORTS]
 if TYPE_CHECKING:
     from advstudio.core.gan.checkpoint import load_checkpoint, load_generator, save_checkpoint
     from advstudio.core.gan.evaluation import evaluate_digit_generator
-    from advstudio.core.gan.metrics import (class_coverage, frechet_distance, gaussian_stats,
-                                            pairwise_diversity)
-    from advstudio.core.gan.networks import (DCGANDiscriminator, DCGANGenerator,
-                                             MLPDiscriminator, MLPGenerator, build_networks,
-                                             dcgan_init)
+    from advstudio.core.gan.metrics import (
+        class_coverage,
+        frechet_distance,
+        gaussian_stats,
+        pairwise_diversity,
+    )
+    from advstudio.core.gan.networks import (
+        DCGANDiscriminator,
+        DCGANGenerator,
+        MLPDiscriminator,
+        MLPGenerator,
+        build_networks,
+        dcgan_init,
+    )
     from advstudio.core.gan.sampling import generate, interpolate, sample_grid
     from advstudio.core.gan.train import GanResult, GanTrainer, train_gan
 

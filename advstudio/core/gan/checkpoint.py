@@ -29,25 +29,46 @@ from advstudio.core.training import read_checkpoint
 
 FORMAT = "advstudio-gan-checkpoint"
 VERSION = 1
-GEOMETRY = ("arch", "image_size", "channels", "latent_dim", "num_classes", "spectral_norm",
-            "d_batch_norm", "minibatch_std", "width")
+GEOMETRY = (
+    "arch",
+    "image_size",
+    "channels",
+    "latent_dim",
+    "num_classes",
+    "spectral_norm",
+    "d_batch_norm",
+    "minibatch_std",
+    "width",
+)
 # what a checkpoint written before the network options were recorded was built with
-OPTION_DEFAULTS = {"num_classes": 0, "spectral_norm": False, "d_batch_norm": True,
-                   "minibatch_std": False, "width": 64}
+OPTION_DEFAULTS = {
+    "num_classes": 0,
+    "spectral_norm": False,
+    "d_batch_norm": True,
+    "minibatch_std": False,
+    "width": 64,
+}
 ARCH_NAMES = {"dcgan": "DCGAN", "gan": "plain GAN (MLP)"}
 
 
 def describe_geometry(meta: dict[str, Any]) -> str:
     """E.g. ``"DCGAN, 1x28x28 images, latent 100"``."""
     arch = ARCH_NAMES.get(meta.get("arch"), repr(meta.get("arch")))
-    options = [f"conditional on {meta['num_classes']} classes" if meta.get("num_classes") else "",
-               "spectral norm in D" if meta.get("spectral_norm") else "",
-               "minibatch std in D" if meta.get("minibatch_std") else "",
-               "D without BatchNorm" if meta.get("arch") == "dcgan"
-               and meta.get("d_batch_norm") is False else ""]
-    return ", ".join([f"{arch}, {meta.get('channels')}x{meta.get('image_size')}x"
-                      f"{meta.get('image_size')} images, latent {meta.get('latent_dim')}",
-                      *filter(None, options)])
+    options = [
+        f"conditional on {meta['num_classes']} classes" if meta.get("num_classes") else "",
+        "spectral norm in D" if meta.get("spectral_norm") else "",
+        "minibatch std in D" if meta.get("minibatch_std") else "",
+        "D without BatchNorm"
+        if meta.get("arch") == "dcgan" and meta.get("d_batch_norm") is False
+        else "",
+    ]
+    return ", ".join(
+        [
+            f"{arch}, {meta.get('channels')}x{meta.get('image_size')}x"
+            f"{meta.get('image_size')} images, latent {meta.get('latent_dim')}",
+            *filter(None, options),
+        ]
+    )
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -55,7 +76,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_torch_save({"format": FORMAT, "version": VERSION, **payload}, path)
 
 
-def load_checkpoint(path: str | os.PathLike, expect: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, expect: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Read a checkpoint (tensors on the CPU).
 
     ``expect`` maps header fields (``arch``, ``image_size``, ``channels``, ``latent_dim``) to the
@@ -69,22 +92,31 @@ def load_checkpoint(path: str | os.PathLike, expect: dict[str, Any] | None = Non
             raise CheckpointError(
                 f"{Path(path).name} holds a {describe_geometry(ckpt)}, but this run is a "
                 f"{describe_geometry({**ckpt, **expect})} (different {', '.join(wrong)}); "
-                "choose another checkpoint file or match the settings")
+                "choose another checkpoint file or match the settings"
+            )
     return ckpt
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"
-                   ) -> tuple[nn.Module, dict[str, Any]]:
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """The generator of a checkpoint (its moving average when it has one), in eval mode, and
     the checkpoint's header."""
     ckpt = load_checkpoint(path)
-    generator, _ = build_networks(ckpt["arch"], ckpt["latent_dim"], ckpt["channels"],
-                                  ckpt["image_size"], num_classes=ckpt["num_classes"],
-                                  width=ckpt["width"])
+    generator, _ = build_networks(
+        ckpt["arch"],
+        ckpt["latent_dim"],
+        ckpt["channels"],
+        ckpt["image_size"],
+        num_classes=ckpt["num_classes"],
+        width=ckpt["width"],
+    )
     try:
         generator.load_state_dict(ckpt.get("generator_ema", ckpt["generator"]))
     except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"the generator weights in {Path(path).name} do not fit a "
-                              f"{describe_geometry(ckpt)}: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(
+            f"the generator weights in {Path(path).name} do not fit a "
+            f"{describe_geometry(ckpt)}: {str(exc).splitlines()[0]}"
+        ) from exc
     header = {k: ckpt[k] for k in (*GEOMETRY, "step")}
     return generator.to(device).eval(), header

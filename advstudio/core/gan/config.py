@@ -101,8 +101,9 @@ class GanConfig:
     def __post_init__(self) -> None:
         v.choice("arch", self.arch, ARCHS, "the GAN architecture")
         if self.image_size not in IMAGE_SIZES:
-            v.fail("image_size", f"one of {', '.join(map(str, IMAGE_SIZES))} pixels",
-                   self.image_size)
+            v.fail(
+                "image_size", f"one of {', '.join(map(str, IMAGE_SIZES))} pixels", self.image_size
+            )
         if self.channels not in CHANNELS or isinstance(self.channels, bool):
             v.fail("channels", "1 (grey) or 3 (colour)", self.channels)
         v.whole("latent_dim", self.latent_dim, 1)
@@ -113,12 +114,21 @@ class GanConfig:
         v.number("lr_d", self.lr_d, above=0)
         v.number("beta1", self.beta1, 0.0, below=1.0)
         v.whole("d_steps", self.d_steps, 1)
-        v.number("label_smoothing", self.label_smoothing, 0.0, below=0.5,
-                 hint="0.1 gives real images the target 0.9")
+        v.number(
+            "label_smoothing",
+            self.label_smoothing,
+            0.0,
+            below=0.5,
+            hint="0.1 gives real images the target 0.9",
+        )
         v.choice("loss", self.loss, LOSSES, "the GAN loss")
         if self.label_smoothing and self.loss not in BCE_LOSSES:
-            v.fail("label_smoothing", "0 for a loss other than minimax or non-saturating "
-                   "(only BCE has a probability target to smooth)", self.label_smoothing)
+            v.fail(
+                "label_smoothing",
+                "0 for a loss other than minimax or non-saturating "
+                "(only BCE has a probability target to smooth)",
+                self.label_smoothing,
+            )
         v.number("gp_weight", self.gp_weight, 0.0, 1000.0)
         v.flag("spectral_norm", self.spectral_norm)
         v.number("r1_gamma", self.r1_gamma, 0.0, 1000.0, hint="0 = off")
@@ -141,8 +151,7 @@ class GanConfig:
         v.number("max_loss", self.max_loss, above=0)
         v.number("preview_rate", self.preview_rate, 0.0)
         v.flag("dry_run", self.dry_run)
-        v.text("dataset", self.dataset, empty=False,
-               hint="'digits' or a label for your images")
+        v.text("dataset", self.dataset, empty=False, hint="'digits' or a label for your images")
 
     @property
     def d_batch_norm(self) -> bool:

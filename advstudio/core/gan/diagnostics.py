@@ -32,16 +32,16 @@ class Finding:
 
 EXPLANATIONS = {
     "collapse": "Mode collapse: the generator finds a few outputs that fool the discriminator "
-                "and keeps producing them, so samples become less diverse (fewer digit classes, "
-                "samples alike).",
+    "and keeps producing them, so samples become less diverse (fewer digit classes, "
+    "samples alike).",
     "equilibrium": "At the theoretical equilibrium the discriminator cannot tell real from fake "
-                   "and outputs 0.5 for both: its guesses carry no signal, so judge the samples, "
-                   "not the losses.",
+    "and outputs 0.5 for both: its guesses carry no signal, so judge the samples, "
+    "not the losses.",
     "unstable": "Two players optimise against each other, so the losses need not go down: they "
-                "can oscillate or swing, and training may diverge instead of converging.",
+    "can oscillate or swing, and training may diverge instead of converging.",
     "d-wins": "When the discriminator rejects every fake with confidence, the generator's "
-              "gradients become weak (the minimax loss's vanishes; the non-saturating, least-"
-              "squares and hinge losses help but cannot fix a far-too-strong D).",
+    "gradients become weak (the minimax loss's vanishes; the non-saturating, least-"
+    "squares and hinge losses help but cannot fix a far-too-strong D).",
 }
 
 
@@ -49,10 +49,16 @@ EXPLANATIONS = {
 SIGNALS = {
     "minimax": ("d_x", "d_g_z1", "D(x) = {r:.2f}, D(G(z)) = {f:.3f}"),
     "non-saturating": ("d_x", "d_g_z1", "D(x) = {r:.2f}, D(G(z)) = {f:.3f}"),
-    "least-squares": ("out_real", "out_fake", "mean D(x) = {r:.2f}, mean D(G(z)) = {f:.3f} "
-                                              "(targets 1 and 0)"),
-    "hinge": ("out_real", "out_fake", "mean D(x) = {r:.2f}, mean D(G(z)) = {f:.2f} "
-                                      "(margins +1 and -1)"),
+    "least-squares": (
+        "out_real",
+        "out_fake",
+        "mean D(x) = {r:.2f}, mean D(G(z)) = {f:.3f} (targets 1 and 0)",
+    ),
+    "hinge": (
+        "out_real",
+        "out_fake",
+        "mean D(x) = {r:.2f}, mean D(G(z)) = {f:.2f} (margins +1 and -1)",
+    ),
     "wgan-gp": ("out_real", "out_fake", "Wasserstein estimate W = {w:.3f} (its best {best:.2f})"),
 }
 W_GUESSING = 0.05  # WGAN: W below this share of its best level = the critic sees no difference
@@ -83,43 +89,67 @@ class GanDiagnostics:
             self.diversity.append(values["diversity"])
             if len(self.diversity) == WINDOW:
                 self.best_diversity = max(self.best_diversity, statistics.fmean(self.diversity))
-                self.best_w = max(self.best_w, statistics.fmean(self.d_x)
-                                  - statistics.fmean(self.d_g_z))
+                self.best_w = max(
+                    self.best_w, statistics.fmean(self.d_x) - statistics.fmean(self.d_g_z)
+                )
         if "classes_covered" in values:
             self.classes = values["classes_covered"]
             self.best_classes = max(self.best_classes, self.classes)
 
     def findings(self) -> list[Finding]:
         out: list[Finding] = []
-        if self.classes is not None and self.best_classes >= 5 and \
-                self.classes <= self.best_classes - 3:
-            out.append(Finding("collapse", "warning",
-                               f"Mode collapse? Only {self.classes:.0f} of 10 digit classes are "
-                               f"generated now (it was {self.best_classes:.0f})."))
+        if (
+            self.classes is not None
+            and self.best_classes >= 5
+            and self.classes <= self.best_classes - 3
+        ):
+            out.append(
+                Finding(
+                    "collapse",
+                    "warning",
+                    f"Mode collapse? Only {self.classes:.0f} of 10 digit classes are "
+                    f"generated now (it was {self.best_classes:.0f}).",
+                )
+            )
         ready = self.step >= WARMUP and len(self.loss_g) == WINDOW
         if ready:
             div = statistics.fmean(self.diversity)
             if self.best_diversity > 0 and div < 0.5 * self.best_diversity:
-                out.append(Finding("collapse", "warning",
-                                   f"Samples are becoming alike: pairwise distance {div:.2f}, "
-                                   f"half of its best ({self.best_diversity:.2f})."))
+                out.append(
+                    Finding(
+                        "collapse",
+                        "warning",
+                        f"Samples are becoming alike: pairwise distance {div:.2f}, "
+                        f"half of its best ({self.best_diversity:.2f}).",
+                    )
+                )
             out += self._d_findings(statistics.fmean(self.d_x), statistics.fmean(self.d_g_z))
             spread = statistics.pstdev(self.loss_g)
             mean = statistics.fmean(self.loss_g)
             if spread > max(1.0, 0.5 * abs(mean)):
-                out.append(Finding("unstable", "warning",
-                                   f"Unstable: the generator's loss swings (σ = {spread:.2f} "
-                                   f"over the last {WINDOW} steps)."))
+                out.append(
+                    Finding(
+                        "unstable",
+                        "warning",
+                        f"Unstable: the generator's loss swings (σ = {spread:.2f} "
+                        f"over the last {WINDOW} steps).",
+                    )
+                )
         return out
 
     def _d_findings(self, real: float, fake: float) -> list[Finding]:
-        """"D wins" / "D guesses" read on this loss's signal (window means of it)."""
+        """ "D wins" / "D guesses" read on this loss's signal (window means of it)."""
         said = self.wording.format(r=real, f=fake, w=real - fake, best=self.best_w)
         if self.loss == "wgan-gp":
             w = real - fake
             if self.best_w > 0 and w < W_GUESSING * self.best_w:
-                return [Finding("equilibrium", "info", "The critic sees almost no difference "
-                                f"between real and fake: {said}.")]
+                return [
+                    Finding(
+                        "equilibrium",
+                        "info",
+                        f"The critic sees almost no difference between real and fake: {said}.",
+                    )
+                ]
             return []
         if self.loss == "hinge":
             wins, guessing = real > 1 and fake < -1, abs(real - fake) < 0.2
@@ -127,8 +157,13 @@ class GanDiagnostics:
             wins = fake < 0.05 and real > 0.9
             guessing = abs(real - 0.5) < 0.1 and abs(fake - 0.5) < 0.1
         if wins:
-            return [Finding("d-wins", "warning", f"The discriminator wins: {said}. The "
-                            "generator's gradient may vanish.")]
+            return [
+                Finding(
+                    "d-wins",
+                    "warning",
+                    f"The discriminator wins: {said}. The generator's gradient may vanish.",
+                )
+            ]
         if guessing:
             return [Finding("equilibrium", "info", f"D is guessing: {said}.")]
         return []

@@ -25,8 +25,12 @@ import torch
 from torch import nn
 
 from advstudio.core.data import load_digits
-from advstudio.core.gan.metrics import (class_coverage, frechet_distance, gaussian_stats,
-                                        pairwise_diversity)
+from advstudio.core.gan.metrics import (
+    class_coverage,
+    frechet_distance,
+    gaussian_stats,
+    pairwise_diversity,
+)
 from advstudio.core.gan.sampling import generate
 from advstudio.core.models.classifier import Classifier
 from advstudio.core.models.registry import load_builtin
@@ -44,8 +48,9 @@ def judge(device: str = "cpu") -> Classifier:
 
 
 @torch.no_grad()
-def features_and_logits(images01: torch.Tensor, device: str = "cpu",
-                        batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+def features_and_logits(
+    images01: torch.Tensor, device: str = "cpu", batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The judge's penultimate features (N, 128) and logits (N, 10) of [0, 1] images, on the CPU."""
     clf = judge(str(device))
     layers = list(clf.net.children())
@@ -77,9 +82,14 @@ def frechet_to_test_digits(images01: torch.Tensor, device: str = "cpu") -> float
     return frechet_distance(*gaussian_stats(feats), *real_digit_stats())
 
 
-def evaluate_digit_generator(generator: nn.Module, latent_dim: int, seed: int = 0,
-                             n: int = EVAL_SAMPLES, device: str = "cpu",
-                             num_classes: int = 0) -> dict[str, float]:
+def evaluate_digit_generator(
+    generator: nn.Module,
+    latent_dim: int,
+    seed: int = 0,
+    n: int = EVAL_SAMPLES,
+    device: str = "cpu",
+    num_classes: int = 0,
+) -> dict[str, float]:
     """``classes_covered``, ``class_entropy``, ``frechet`` and ``sample_diversity`` (mean pairwise
     L2 distance in [0, 1] pixels) of ``n`` samples from noise seeded with ``seed``; for a
     conditional generator (``num_classes`` > 0) per requested class (see the module doc).
@@ -90,8 +100,9 @@ def evaluate_digit_generator(generator: nn.Module, latent_dim: int, seed: int = 
     asked = torch.arange(n) * num_classes // n if num_classes else None  # balanced classes
     images = generate(generator, z, labels=asked)
     feats, logits = features_and_logits(images, device)
-    covered, entropy = class_coverage(logits, num_classes=logits.shape[1],
-                                      threshold=COVERAGE_THRESHOLD)
+    covered, entropy = class_coverage(
+        logits, num_classes=logits.shape[1], threshold=COVERAGE_THRESHOLD
+    )
     values = {
         "classes_covered": float(covered),
         "class_entropy": entropy,

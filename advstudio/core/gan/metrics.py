@@ -47,8 +47,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     s1, s2 = np.atleast_2d(_as_float64(sigma1)), np.atleast_2d(_as_float64(sigma2))
     d = mu1.shape[0]
     if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
-        raise ValueError(f"shape mismatch: mu1 {mu1.shape}, sigma1 {s1.shape}, "
-                         f"mu2 {mu2.shape}, sigma2 {s2.shape}")
+        raise ValueError(
+            f"shape mismatch: mu1 {mu1.shape}, sigma1 {s1.shape}, "
+            f"mu2 {mu2.shape}, sigma2 {s2.shape}"
+        )
     root1 = _sqrt_psd(s1)
     middle = root1 @ s2 @ root1
     eig = np.linalg.eigvalsh((middle + middle.T) / 2)
@@ -79,8 +81,9 @@ def pairwise_diversity(samples) -> float:
     return float(pairwise_distance_mean(samples))
 
 
-def class_coverage(probs_or_preds, num_classes: int | None = None,
-                   threshold: float = 0.02) -> tuple[int, float]:
+def class_coverage(
+    probs_or_preds, num_classes: int | None = None, threshold: float = 0.02
+) -> tuple[int, float]:
     """``(covered, entropy)`` of the predicted classes of generated samples.
 
     ``probs_or_preds``: class probabilities or logits (N, K) (argmax is taken), or predicted

@@ -58,8 +58,14 @@ class DCGANGenerator(nn.Module):
     Conditional (``num_classes`` > 0, Mirza and Osindero 2014): a learned embedding of the
     label, ``num_classes`` numbers, is concatenated to z; ``forward(z, labels)``."""
 
-    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
-                 num_classes: int = 0, width: int = DEFAULT_WIDTH) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 0,
+        width: int = DEFAULT_WIDTH,
+    ) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
         start, units = DCGAN_LAYOUTS[image_size]
@@ -69,11 +75,15 @@ class DCGANGenerator(nn.Module):
         layers: list[nn.Module] = [
             # 1x1 latent -> start x start: a transposed convolution, not a Linear layer
             nn.ConvTranspose2d(latent_dim + num_classes, widths[0], start, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]), nn.ReLU(True),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
         ]
         for cin, cout in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(cout), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(True),
+            ]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         if num_classes:
@@ -95,9 +105,15 @@ class DCGANDiscriminator(nn.Module):
     discriminator, D(x, y) = head(h) + <embed(y), sum of h over positions>, h the last
     feature maps; ``forward(x, labels)``."""
 
-    def __init__(self, channels: int = 1, image_size: int = 28, num_classes: int = 0,
-                 batch_norm: bool = True, minibatch_std: bool = False,
-                 width: int = DEFAULT_WIDTH) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 0,
+        batch_norm: bool = True,
+        minibatch_std: bool = False,
+        width: int = DEFAULT_WIDTH,
+    ) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
         start, units = DCGAN_LAYOUTS[image_size]
@@ -108,9 +124,11 @@ class DCGANDiscriminator(nn.Module):
             nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
         ]
         for cin, cout in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False),
-                       *([nn.BatchNorm2d(cout)] if batch_norm else []),
-                       nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+            layers += [
+                nn.Conv2d(cin, cout, 4, 2, 1, bias=False),
+                *([nn.BatchNorm2d(cout)] if batch_norm else []),
+                nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
+            ]
         if minibatch_std:
             layers.append(MinibatchStd())
         features = widths[-1] + int(minibatch_std)
@@ -132,8 +150,10 @@ class DCGANDiscriminator(nn.Module):
 
 def _labels(labels: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     if labels is None or labels.shape != like.shape[:1]:
-        raise ValueError("a conditional network needs one class label per sample, "
-                         f"{like.shape[0]} here, not {None if labels is None else tuple(labels.shape)}")
+        raise ValueError(
+            "a conditional network needs one class label per sample, "
+            f"{like.shape[0]} here, not {None if labels is None else tuple(labels.shape)}"
+        )
     return labels
 
 
@@ -141,15 +161,23 @@ class MLPGenerator(nn.Module):
     """The plain GAN's generator (Goodfellow et al. 2014, with ReLU hidden units):
     z -> 256 -> 512 -> C*H*W (tanh)."""
 
-    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
-                 hidden: tuple[int, int] = (256, 512)) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        channels: int = 1,
+        image_size: int = 28,
+        hidden: tuple[int, int] = (256, 512),
+    ) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
         self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
         self.main = nn.Sequential(
-            nn.Linear(latent_dim, hidden[0]), nn.ReLU(True),
-            nn.Linear(hidden[0], hidden[1]), nn.ReLU(True),
-            nn.Linear(hidden[1], channels * image_size * image_size), nn.Tanh(),
+            nn.Linear(latent_dim, hidden[0]),
+            nn.ReLU(True),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.ReLU(True),
+            nn.Linear(hidden[1], channels * image_size * image_size),
+            nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor, labels: None = None) -> torch.Tensor:
@@ -161,8 +189,9 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """The plain GAN's discriminator: C*H*W -> 512 -> 256 -> 1 logit, LeakyReLU(0.2)."""
 
-    def __init__(self, channels: int = 1, image_size: int = 28,
-                 hidden: tuple[int, int] = (512, 256)) -> None:
+    def __init__(
+        self, channels: int = 1, image_size: int = 28, hidden: tuple[int, int] = (512, 256)
+    ) -> None:
         super().__init__()
         _check_geometry(image_size, channels)
         self.channels, self.image_size = channels, image_size
@@ -170,7 +199,8 @@ class MLPDiscriminator(nn.Module):
             nn.Flatten(),
             nn.Linear(channels * image_size * image_size, hidden[0]),
             nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
-            nn.Linear(hidden[0], hidden[1]), nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
             nn.Linear(hidden[1], 1),
         )
 
@@ -192,10 +222,18 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_networks(arch: str = "dcgan", latent_dim: int = 100, channels: int = 1,
-                   image_size: int = 28, *, num_classes: int = 0, spectral_norm: bool = False,
-                   d_batch_norm: bool = True, minibatch_std: bool = False,
-                   width: int = DEFAULT_WIDTH) -> tuple[nn.Module, nn.Module]:
+def build_networks(
+    arch: str = "dcgan",
+    latent_dim: int = 100,
+    channels: int = 1,
+    image_size: int = 28,
+    *,
+    num_classes: int = 0,
+    spectral_norm: bool = False,
+    d_batch_norm: bool = True,
+    minibatch_std: bool = False,
+    width: int = DEFAULT_WIDTH,
+) -> tuple[nn.Module, nn.Module]:
     """A fresh ``(generator, discriminator)`` pair, initialised from the global torch RNG.
 
     The plain GAN keeps PyTorch's default initialisation (the N(0, 0.02) recipe is DCGAN's and
@@ -207,14 +245,18 @@ def build_networks(arch: str = "dcgan", latent_dim: int = 100, channels: int = 1
     """
     if arch == "dcgan":
         g = DCGANGenerator(latent_dim, channels, image_size, num_classes, width)
-        d = DCGANDiscriminator(channels, image_size, num_classes, d_batch_norm, minibatch_std,
-                               width)
+        d = DCGANDiscriminator(
+            channels, image_size, num_classes, d_batch_norm, minibatch_std, width
+        )
         g.apply(dcgan_init)
         d.apply(dcgan_init)
     elif arch == "gan":
         if num_classes or minibatch_std:
             raise ValueError("conditioning and minibatch std are DCGAN options")
-        g, d = MLPGenerator(latent_dim, channels, image_size), MLPDiscriminator(channels, image_size)
+        g, d = (
+            MLPGenerator(latent_dim, channels, image_size),
+            MLPDiscriminator(channels, image_size),
+        )
     else:
         raise ValueError(f"unknown GAN architecture {arch!r}; known: {', '.join(ARCHS)}")
     return g, spectral_norm_all(d) if spectral_norm else d
@@ -223,6 +265,10 @@ def build_networks(arch: str = "dcgan", latent_dim: int = 100, channels: int = 1
 def network_options(config) -> dict[str, object]:
     """:func:`build_networks`' keyword options for a :class:`GanConfig` (or anything with its
     fields): what a checkpoint's generator and discriminator were built with."""
-    return {"num_classes": config.num_classes if config.conditional else 0,
-            "spectral_norm": config.spectral_norm, "d_batch_norm": config.d_batch_norm,
-            "minibatch_std": config.minibatch_std, "width": config.width}
+    return {
+        "num_classes": config.num_classes if config.conditional else 0,
+        "spectral_norm": config.spectral_norm,
+        "d_batch_norm": config.d_batch_norm,
+        "minibatch_std": config.minibatch_std,
+        "width": config.width,
+    }

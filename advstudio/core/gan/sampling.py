@@ -26,8 +26,9 @@ def _device_of(net: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 250,
-             labels: torch.Tensor | None = None) -> torch.Tensor:
+def generate(
+    generator: nn.Module, z: torch.Tensor, batch_size: int = 250, labels: torch.Tensor | None = None
+) -> torch.Tensor:
     """Images in [0, 1] (N, C, H, W) on the CPU for latents ``z`` (N, latent_dim) and, for a
     conditional generator, their classes ``labels`` (N,).
 
@@ -40,18 +41,27 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 250,
     device = _device_of(generator)
     try:
         ys = [None] * len(z.split(batch_size)) if labels is None else labels.split(batch_size)
-        out = [to_unit(generator(chunk.to(device), None if y is None else y.to(device))).cpu()
-               for chunk, y in zip(z.split(batch_size), ys)]
+        out = [
+            to_unit(generator(chunk.to(device), None if y is None else y.to(device))).cpu()
+            for chunk, y in zip(z.split(batch_size), ys)
+        ]
     finally:
         generator.train(was_training)
     return torch.cat(out)
 
 
-def interpolate(generator: nn.Module, z0: torch.Tensor, z1: torch.Tensor, n: int = 8,
-                spherical: bool = False, label: int | None = None) -> torch.Tensor:
+def interpolate(
+    generator: nn.Module,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    n: int = 8,
+    spherical: bool = False,
+    label: int | None = None,
+) -> torch.Tensor:
     """``n`` images in [0, 1] along the latent path from ``z0`` to ``z1`` (both ends included).
 
-    ``label``: the class of every image for a conditional generator. ``spherical`` uses slerp, which keeps intermediate latents at the norm typical of Gaussian
+    ``label``: the class of every image for a conditional generator. ``spherical`` uses slerp,
+    which keeps intermediate latents at the norm typical of Gaussian
     noise (linear midpoints of two random vectors are shorter than either).
     """
     if n < 2:
@@ -72,8 +82,9 @@ def interpolate(generator: nn.Module, z0: torch.Tensor, z1: torch.Tensor, n: int
     return generate(generator, zs, labels=None if label is None else torch.full((n,), label))
 
 
-def class_samples(generator: nn.Module, latent_dim: int, label: int, n: int = 64,
-                  seed: int = 0) -> torch.Tensor:
+def class_samples(
+    generator: nn.Module, latent_dim: int, label: int, n: int = 64, seed: int = 0
+) -> torch.Tensor:
     """``n`` samples in [0, 1] of class ``label`` from a conditional generator, from noise
     seeded with ``seed`` (the same noise for every class, so classes compare like for like)."""
     z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
@@ -98,11 +109,14 @@ def sample_grid(images, nrow: int = 8, padding: int = 2, pad_value: float = 0.0)
     n, c, h, w = images.shape
     cols = min(nrow, n)
     rows = -(-n // cols)
-    grid = np.full((c, rows * (h + padding) + padding, cols * (w + padding) + padding),
-                   pad_value, dtype=np.float32)
+    grid = np.full(
+        (c, rows * (h + padding) + padding, cols * (w + padding) + padding),
+        pad_value,
+        dtype=np.float32,
+    )
     for i in range(n):
         r, col = divmod(i, cols)
         top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[:, top:top + h, left:left + w] = images[i]
+        grid[:, top : top + h, left : left + w] = images[i]
     np.clip(grid, 0.0, 1.0, out=grid)
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)

@@ -20,19 +20,19 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 EXPLANATIONS = {
     "spectral_norm": "Spectral normalisation (Miyato et al. 2018): caps each layer of D at "
-                     "Lipschitz constant 1, so D cannot become sharp enough to wipe out G's "
-                     "gradients or blow up (against a too-strong D and exploding losses).",
+    "Lipschitz constant 1, so D cannot become sharp enough to wipe out G's "
+    "gradients or blow up (against a too-strong D and exploding losses).",
     "ttur": "Two time-scale update rule (Heusel et al. 2017): D learns faster than G "
-            "(4e-4 vs 1e-4), so D stays near its optimum for the current G (against "
-            "oscillation from two players moving at one speed).",
+    "(4e-4 vs 1e-4), so D stays near its optimum for the current G (against "
+    "oscillation from two players moving at one speed).",
     "r1": "R1 penalty (Mescheder et al. 2018): gamma/2 |grad D(x)|^2 on real images keeps D "
-          "flat on the data, which damps the oscillation around equilibrium.",
+    "flat on the data, which damps the oscillation around equilibrium.",
     "ema": "Average of G's weights over the last steps (decay 0.999 ~ last 1,000 steps) used "
-           "for sampling: smooths out the step-to-step wobble of G (against noisy samples "
-           "from an oscillating G).",
+    "for sampling: smooths out the step-to-step wobble of G (against noisy samples "
+    "from an oscillating G).",
     "minibatch_std": "Minibatch standard deviation (Karras et al. 2018): D sees how varied "
-                     "the batch is, so a G producing look-alikes is caught (against mode "
-                     "collapse).",
+    "the batch is, so a G producing look-alikes is caught (against mode "
+    "collapse).",
 }
 
 # learning-rate presets (lr_g, lr_d): Radford et al.'s DCGAN and Heusel et al.'s TTUR

@@ -37,28 +37,56 @@ from torch import nn
 
 from advstudio.core.data import load_digits
 from advstudio.core.devices import describe, pick_device
-from advstudio.core.distributed import (batch_mean, check_batch, data_parallel, gather_rows,
-                                        is_main, shard, world)
+from advstudio.core.distributed import (
+    batch_mean,
+    check_batch,
+    data_parallel,
+    gather_rows,
+    is_main,
+    shard,
+    world,
+)
 from advstudio.core.errors import ConfigError
-from advstudio.core.gan.checkpoint import (describe_geometry, load_checkpoint,
-                                          save_checkpoint)
+from advstudio.core.gan.checkpoint import describe_geometry, load_checkpoint, save_checkpoint
 from advstudio.core.gan.config import GanConfig
 from advstudio.core.gan.evaluation import evaluate_digit_generator
 from advstudio.core.gan.metrics import pairwise_distance_mean
 from advstudio.core.gan.networks import build_networks, network_options
 from advstudio.core.gan.sampling import generate, sample_grid, to_signed
 from advstudio.core.gan.stabilisers import ema_update
-from advstudio.core.playground.losses import (d_loss_fake, d_loss_real, g_loss,
-                                             gradient_penalty, r1_penalty)
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Throttle, relay
-from advstudio.core.training import (CheckpointFile, Divergence, Plan, check_pixels, fit,
-                                     keeping_logs)
+from advstudio.core.playground.losses import (
+    d_loss_fake,
+    d_loss_real,
+    g_loss,
+    gradient_penalty,
+    r1_penalty,
+)
+from advstudio.core.training import (
+    CheckpointFile,
+    Divergence,
+    Plan,
+    check_pixels,
+    fit,
+    keeping_logs,
+)
 
 PREVIEW_SAMPLES = 64
 DRY_RUN_BATCH = 8
 PREVIEW_BUDGET = 0.05  # share of the training time previews may take
-STEP_KEYS = ("loss_d", "loss_g", "d_x", "d_g_z1", "d_g_z2", "out_real", "out_fake", "penalty",
-             "grad_norm_d", "grad_norm_g", "diversity")
+STEP_KEYS = (
+    "loss_d",
+    "loss_g",
+    "d_x",
+    "d_g_z1",
+    "d_g_z2",
+    "out_real",
+    "out_fake",
+    "penalty",
+    "grad_norm_d",
+    "grad_norm_g",
+    "diversity",
+)
 CLASS_ROW = 8  # samples per class in a conditional GAN's grid (one row per class)
 DIVERGENCE_ADVICE = "Lower learning rates or label smoothing usually help."
 
@@ -106,9 +134,14 @@ class GanTrainer:
     ``ema_decay``, else G itself.
     """
 
-    def __init__(self, config: GanConfig, images: torch.Tensor,
-                 device: str | torch.device = "cpu", batch_size: int | None = None,
-                 labels: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        config: GanConfig,
+        images: torch.Tensor,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> None:
         self.config = config
         self.device = torch.device(device)
         self.images = images
@@ -119,12 +152,18 @@ class GanTrainer:
         self.batch_size = batch_size or config.batch_size
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            g, d = build_networks(config.arch, config.latent_dim, config.channels,
-                                  config.image_size, **network_options(config))
+            g, d = build_networks(
+                config.arch,
+                config.latent_dim,
+                config.channels,
+                config.image_size,
+                **network_options(config),
+            )
         self.generator = g.to(self.device).train()
         self.discriminator = d.to(self.device).train()
-        self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
-                              if config.ema_decay else None)
+        self.generator_ema = (
+            copy.deepcopy(self.generator).requires_grad_(False) if config.ema_decay else None
+        )
         # the networks themselves in a single process
         self.g_parallel = data_parallel(self.generator, self.device)
         self.d_parallel = data_parallel(self.discriminator, self.device)
@@ -133,8 +172,11 @@ class GanTrainer:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.fixed_noise = self._draw(self.num_classes * CLASS_ROW or PREVIEW_SAMPLES)
-        self.fixed_labels = (torch.arange(self.num_classes).repeat_interleave(CLASS_ROW)
-                             if self.num_classes else None)
+        self.fixed_labels = (
+            torch.arange(self.num_classes).repeat_interleave(CLASS_ROW)
+            if self.num_classes
+            else None
+        )
         self.step = 0
         self._order = torch.randperm(len(images), generator=self.rng)
         self._cursor = 0
@@ -142,8 +184,13 @@ class GanTrainer:
     @property
     def geometry(self) -> dict[str, Any]:
         c = self.config
-        return {"arch": c.arch, "image_size": c.image_size, "channels": c.channels,
-                "latent_dim": c.latent_dim, **network_options(c)}
+        return {
+            "arch": c.arch,
+            "image_size": c.image_size,
+            "channels": c.channels,
+            "latent_dim": c.latent_dim,
+            **network_options(c),
+        }
 
     @property
     def sampler(self) -> nn.Module:
@@ -172,13 +219,18 @@ class GanTrainer:
         if self._cursor + b > len(self._order):
             self._order = torch.randperm(len(self.images), generator=self.rng)
             self._cursor = 0
-        idx = shard(b).take(self._order[self._cursor:self._cursor + b])
+        idx = shard(b).take(self._order[self._cursor : self._cursor + b])
         self._cursor += b
         x = self.images[idx].to(self.device, non_blocking=True)
         return x, None if self.labels is None else self.labels[idx].to(self.device)
 
-    def _penalty(self, real: torch.Tensor, out_real: torch.Tensor, fake: torch.Tensor,
-                 labels: torch.Tensor | None) -> torch.Tensor | None:
+    def _penalty(
+        self,
+        real: torch.Tensor,
+        out_real: torch.Tensor,
+        fake: torch.Tensor,
+        labels: torch.Tensor | None,
+    ) -> torch.Tensor | None:
         """WGAN-GP's gradient penalty or R1, through D itself (double backward does not go
         through DistributedDataParallel), or None when neither is on."""
         c = self.config
@@ -220,8 +272,15 @@ class GanTrainer:
         grad_norm = _grad_norm(self.discriminator)  # DDP averaged the gradients already
         self.opt_d.step()
         out_real, out_fake = out_real.detach(), out_fake.detach()
-        return (loss, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean(),
-                out_real.mean(), out_fake.mean(), penalty.detach(), grad_norm)
+        return (
+            loss,
+            torch.sigmoid(out_real).mean(),
+            torch.sigmoid(out_fake).mean(),
+            out_real.mean(),
+            out_fake.mean(),
+            penalty.detach(),
+            grad_norm,
+        )
 
     def g_step(self) -> tuple[torch.Tensor, ...]:
         """One generator update on fresh noise (and labels), with no real images; returns
@@ -249,8 +308,9 @@ class GanTrainer:
             loss_d, d_x, d_g_z1, out_real, out_fake, penalty, gn_d = self.d_step(self.real_batch())
         loss_g, d_g_z2, gn_g, fake = self.g_step()
         part = shard(self.batch_size)
-        means = batch_mean(torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2, out_real, out_fake,
-                                        penalty]), part)
+        means = batch_mean(
+            torch.stack([loss_d, loss_g, d_x, d_g_z1, d_g_z2, out_real, out_fake, penalty]), part
+        )
         fake = gather_rows(fake, part)
         diversity = pairwise_distance_mean(fake) * 0.5  # distances in [0, 1] pixel units
         self.step += 1
@@ -266,8 +326,11 @@ class GanTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint needs: tensors and plain values only (``weights_only`` safe)."""
-        extra = ({"generator_ema": self.generator_ema.state_dict()}
-                 if self.generator_ema is not None else {})
+        extra = (
+            {"generator_ema": self.generator_ema.state_dict()}
+            if self.generator_ema is not None
+            else {}
+        )
         return {
             **self.geometry,
             "step": self.step,
@@ -320,13 +383,16 @@ def _as_images(data: Any) -> torch.Tensor:
             listed = ", ".join("x".join(map(str, s)) for s in shapes[:4])
             raise ConfigError(
                 f"the images have mixed shapes ({listed}{', ...' if len(shapes) > 4 else ''}); "
-                "all must share one shape (C, H, W): resize or crop them first")
+                "all must share one shape (C, H, W): resize or crop them first"
+            )
         data = torch.stack([torch.as_tensor(np.asarray(item)) for item in data])
     elif isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
     if not isinstance(data, torch.Tensor):
-        raise ConfigError(f"data must be images (a tensor or array of shape (N, C, H, W)), "
-                          f"not {type(data).__name__}")
+        raise ConfigError(
+            f"data must be images (a tensor or array of shape (N, C, H, W)), "
+            f"not {type(data).__name__}"
+        )
     if data.dim() == 3:  # (N, H, W): grey images without a channel axis
         data = data.unsqueeze(1)
     if data.dim() != 4:
@@ -337,8 +403,9 @@ def _as_images(data: Any) -> torch.Tensor:
 def _digits(config: GanConfig) -> torch.Tensor:
     x, _ = load_digits("train")
     if config.image_size != 28:
-        x = F.interpolate(x, size=(config.image_size,) * 2, mode="bilinear",
-                          align_corners=False).clamp(0.0, 1.0)
+        x = F.interpolate(
+            x, size=(config.image_size,) * 2, mode="bilinear", align_corners=False
+        ).clamp(0.0, 1.0)
     if config.channels == 3:
         x = x.expand(-1, 3, -1, -1).contiguous()
     return x
@@ -360,7 +427,8 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
             raise ConfigError(
                 f"the data holds {shape} images but the config asks for "
                 f"{'x'.join(map(str, config.image_shape))} (channels x image_size x image_size); "
-                "set channels and image_size to match, or resize the images")
+                "set channels and image_size to match, or resize the images"
+            )
     elif config.dry_run:  # like pytorch/examples' --dataset fake: random pixels, no loading
         g = torch.Generator().manual_seed(config.seed)
         x = torch.rand(2 * batch_size, *config.image_shape, generator=g)
@@ -369,25 +437,35 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
     elif config.dataset.startswith("folder:"):
         from advstudio.core.data import load_image_folder
 
-        folder = load_image_folder(config.dataset.split(":", 1)[1], config.image_size,
-                                   config.channels)
+        folder = load_image_folder(
+            config.dataset.split(":", 1)[1], config.image_size, config.channels
+        )
         x = folder.x
         if folder.skipped:
             first = folder.skipped[0]
-            warnings.warn(f"{len(folder.skipped)} unreadable file(s) skipped, e.g. "
-                          f"{first[0].name}: {first[1]}", FolderSkipWarning, stacklevel=2)
+            warnings.warn(
+                f"{len(folder.skipped)} unreadable file(s) skipped, e.g. "
+                f"{first[0].name}: {first[1]}",
+                FolderSkipWarning,
+                stacklevel=2,
+            )
     elif config.dataset.startswith("torchvision:"):
         from advstudio.core.data import load_torchvision_set
 
-        x = load_torchvision_set(config.dataset.split(":", 1)[1], True, config.image_size,
-                                 config.channels)[0]
+        x = load_torchvision_set(
+            config.dataset.split(":", 1)[1], True, config.image_size, config.channels
+        )[0]
     else:
-        raise ConfigError(f"dataset {config.dataset!r} is not built in (built in: digits, "
-                          "folder:<path>, torchvision:mnist|fashion-mnist|cifar10); "
-                          "load its images and pass them as data")
+        raise ConfigError(
+            f"dataset {config.dataset!r} is not built in (built in: digits, "
+            "folder:<path>, torchvision:mnist|fashion-mnist|cifar10); "
+            "load its images and pass them as data"
+        )
     if batch_size > len(x):
-        raise ConfigError(f"batch_size {batch_size} is larger than the data set "
-                          f"({len(x)} images); allowed: 1 to {len(x)}")
+        raise ConfigError(
+            f"batch_size {batch_size} is larger than the data set "
+            f"({len(x)} images); allowed: 1 to {len(x)}"
+        )
     return to_signed(x), batch_size
 
 
@@ -403,11 +481,15 @@ def training_labels(config: GanConfig, n: int, labels: Any = None) -> torch.Tens
     elif config.dataset == "digits":
         y = load_digits("train")[1].long()
     else:
-        raise ConfigError(f"a conditional GAN needs class labels: {config.dataset!r} has none "
-                          "here; pass labels to train_gan, or train on the digits")
+        raise ConfigError(
+            f"a conditional GAN needs class labels: {config.dataset!r} has none "
+            "here; pass labels to train_gan, or train on the digits"
+        )
     if len(y) != n or (len(y) and (int(y.min()) < 0 or int(y.max()) >= config.num_classes)):
-        raise ConfigError(f"labels must be {n} classes in 0..{config.num_classes - 1} "
-                          f"(num_classes), one per image")
+        raise ConfigError(
+            f"labels must be {n} classes in 0..{config.num_classes - 1} "
+            f"(num_classes), one per image"
+        )
     return y
 
 
@@ -445,9 +527,13 @@ class GanTraining:
 
     def _evaluation(self) -> Metrics:
         t = self.trainer
-        values = evaluate_digit_generator(t.sampler, t.config.latent_dim,
-                                          seed=t.config.seed + 1, device=str(t.device),
-                                          num_classes=t.num_classes)
+        values = evaluate_digit_generator(
+            t.sampler,
+            t.config.latent_dim,
+            seed=t.config.seed + 1,
+            device=str(t.device),
+            num_classes=t.num_classes,
+        )
         self.history.append({"step": float(t.step), **values})
         return Metrics(t.step, values)
 
@@ -468,8 +554,9 @@ class GanTraining:
             t0 = time.perf_counter()
             grid = self.trainer.sample_grid()
             # at most preview_rate per second, and at most PREVIEW_BUDGET of the run's time
-            self.throttle.interval = max(1.0 / config.preview_rate,
-                                         (time.perf_counter() - t0) / PREVIEW_BUDGET)
+            self.throttle.interval = max(
+                1.0 / config.preview_rate, (time.perf_counter() - t0) / PREVIEW_BUDGET
+            )
             yield Preview("samples", grid)
         if self.evaluate and (step % config.eval_every == 0 or step == self.steps):
             yield self._evaluation()
@@ -481,8 +568,9 @@ class GanTraining:
         self.trainer.load_state_dict(state)
 
 
-def train_gan(config: GanConfig, data: Any = None,
-              labels: Any = None) -> Generator[Event, None, GanResult]:
+def train_gan(
+    config: GanConfig, data: Any = None, labels: Any = None
+) -> Generator[Event, None, GanResult]:
     """Train a GAN or DCGAN (a job: drive it with :func:`advstudio.core.jobs.drive`).
 
     ``data``: the images, (N, C, H, W) float in [0, 1] (or uint8), matching ``config``'s
@@ -514,36 +602,65 @@ def train_gan(config: GanConfig, data: Any = None,
     y = training_labels(config, len(images), labels)
     check_batch(batch_size)
     if world().size > 1 and (config.loss == "wgan-gp" or config.r1_gamma):
-        raise ConfigError("WGAN-GP and R1 penalties run in a single process only (their double "
-                          "backward bypasses DistributedDataParallel); use another loss under "
-                          "torchrun")
+        raise ConfigError(
+            "WGAN-GP and R1 penalties run in a single process only (their double "
+            "backward bypasses DistributedDataParallel); use another loss under "
+            "torchrun"
+        )
     steps = 1 if config.dry_run else config.steps
-    evaluate = (is_main() and not config.dry_run and config.eval_every > 0
-                and config.dataset == "digits")
+    evaluate = (
+        is_main() and not config.dry_run and config.eval_every > 0 and config.dataset == "digits"
+    )
     trainer = GanTrainer(config, images, device, batch_size, labels=y)
     run = GanTraining(trainer, steps, evaluate)
-    header = (f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
-              f"batch {batch_size}, {steps} steps on {describe(device)}"
-              + (" (dry run on fake data)" if config.dry_run and data is None else ""))
-    checkpoint = CheckpointFile(
-        config.checkpoint_path, save_checkpoint,
-        lambda path: load_checkpoint(path, expect=trainer.geometry),
-        write=is_main()) if config.checkpoint_path else None
-    plan = Plan(length=steps, total=steps, message=run.message, header=header,
-                checkpoint=checkpoint, checkpoint_every=config.checkpoint_every,
-                checkpoint_first=True, resume=config.resume, dry_run=config.dry_run,
-                divergence=Divergence(config.max_loss, losses=("loss_d", "loss_g"),
-                                      grads=("grad_norm_d", "grad_norm_g"),
-                                      before_update=False, advice=DIVERGENCE_ADVICE))
+    header = (
+        f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
+        f"batch {batch_size}, {steps} steps on {describe(device)}"
+        + (" (dry run on fake data)" if config.dry_run and data is None else "")
+    )
+    checkpoint = (
+        CheckpointFile(
+            config.checkpoint_path,
+            save_checkpoint,
+            lambda path: load_checkpoint(path, expect=trainer.geometry),
+            write=is_main(),
+        )
+        if config.checkpoint_path
+        else None
+    )
+    plan = Plan(
+        length=steps,
+        total=steps,
+        message=run.message,
+        header=header,
+        checkpoint=checkpoint,
+        checkpoint_every=config.checkpoint_every,
+        checkpoint_first=True,
+        resume=config.resume,
+        dry_run=config.dry_run,
+        divergence=Divergence(
+            config.max_loss,
+            losses=("loss_d", "loss_g"),
+            grads=("grad_norm_d", "grad_norm_g"),
+            before_update=False,
+            advice=DIVERGENCE_ADVICE,
+        ),
+    )
     logs: list[str] = []
     saved = yield from relay(fit(run, plan), keeping_logs(logs))
     grid = trainer.sample_grid()
     yield Preview("samples", grid)
     history = run.history
     return GanResult(
-        config=config, step=trainer.step, metrics=run.values,
+        config=config,
+        step=trainer.step,
+        metrics=run.values,
         evaluation={k: v for k, v in history[-1].items() if k != "step"} if history else {},
         history=history,
-        generator_state={k: v.detach().cpu().clone()
-                         for k, v in trainer.sampler.state_dict().items()},
-        samples=grid, checkpoint_path=saved, logs=logs)
+        generator_state={
+            k: v.detach().cpu().clone() for k, v in trainer.sampler.state_dict().items()
+        },
+        samples=grid,
+        checkpoint_path=saved,
+        logs=logs,
+    )

@@ -16,10 +16,25 @@ from advstudio.core.models import cifar
 from advstudio.core.models.architectures import ARCHITECTURES
 
 TORCHVISION_ARCHITECTURES = (
-    "resnet18", "resnet34", "resnet50", "resnet101", "wide_resnet50_2", "mobilenet_v2",
-    "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b1",
-    "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "densenet121", "convnext_tiny", "vit_b_16",
-    "regnet_y_400mf", "shufflenet_v2_x1_0",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "wide_resnet50_2",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "vgg11",
+    "vgg11_bn",
+    "vgg16",
+    "vgg16_bn",
+    "densenet121",
+    "convnext_tiny",
+    "vit_b_16",
+    "regnet_y_400mf",
+    "shufflenet_v2_x1_0",
 )
 CIFAR_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "preact-resnet18": cifar.PreActResNet18,
@@ -33,8 +48,12 @@ def architecture_names() -> list[str]:
     return [*ARCHITECTURES, *CIFAR_ARCHITECTURES, *TORCHVISION_ARCHITECTURES]
 
 
-def build(name: str, num_classes: int, input_shape: tuple[int, int, int],
-          state_keys: set[str] = frozenset()) -> nn.Module:
+def build(
+    name: str,
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    state_keys: set[str] = frozenset(),
+) -> nn.Module:
     """A fresh ``name`` network with ``num_classes`` outputs for ``input_shape`` images.
 
     ``state_keys`` (the file's keys) pick variants the name leaves open: PreAct-ResNet-18 with
@@ -42,8 +61,10 @@ def build(name: str, num_classes: int, input_shape: tuple[int, int, int],
     """
     if name in ARCHITECTURES:
         if num_classes != 10 or tuple(input_shape) != (1, 28, 28):
-            raise ModelLoadError(f"{name} takes 1×28×28 digits and has 10 classes; the card "
-                                 f"says {list(input_shape)} and {num_classes} classes")
+            raise ModelLoadError(
+                f"{name} takes 1×28×28 digits and has 10 classes; the card "
+                f"says {list(input_shape)} and {num_classes} classes"
+            )
         return ARCHITECTURES[name]()
     if name == "preact-resnet18":
         return cifar.PreActResNet18(num_classes, bn_before_fc="bn.weight" in state_keys)

@@ -29,12 +29,27 @@ import tomli_w
 from advstudio.core import validate
 from advstudio.core.errors import ConfigError, ModelLoadError
 
-CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
-FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-           "Bag", "Ankle boot"]
-KNOWN_CLASSES: dict[str, int] = {"digits": 10, "fashion-mnist": 10, "cifar10": 10,
-                                 "cifar100": 100, "svhn": 10, "imagenet": 1000}
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+FASHION = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+KNOWN_CLASSES: dict[str, int] = {
+    "digits": 10,
+    "fashion-mnist": 10,
+    "cifar10": 10,
+    "cifar100": 100,
+    "svhn": 10,
+    "imagenet": 1000,
+}
 """Class sets a card may name, with their size; names come from :func:`class_names`."""
 
 REQUIRED = ("input_shape", "classes")
@@ -45,8 +60,9 @@ class MissingCardError(ModelLoadError):
     ``card_path`` where the card is looked for, ``probe`` what a probe forward found (or None):
     the UI opens the card dialog pre-filled from it."""
 
-    def __init__(self, message: str, missing: tuple[str, ...], card_path: Path,
-                 probe: Any = None) -> None:
+    def __init__(
+        self, message: str, missing: tuple[str, ...], card_path: Path, probe: Any = None
+    ) -> None:
         super().__init__(message)
         self.missing, self.card_path, self.probe = missing, card_path, probe
 
@@ -88,17 +104,25 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         shape = self.input_shape
-        if (not isinstance(shape, (list, tuple)) or len(shape) != 3
-                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape)):
+        if (
+            not isinstance(shape, (list, tuple))
+            or len(shape) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape)
+        ):
             validate.fail("input_shape", "three positive whole numbers [C, H, W]", shape)
         object.__setattr__(self, "input_shape", tuple(shape))
         if isinstance(self.classes, str):
-            validate.choice("classes", self.classes, KNOWN_CLASSES,
-                            "or give a list of class names")
-        elif (not isinstance(self.classes, (list, tuple)) or len(self.classes) < 2
-              or not all(isinstance(c, str) for c in self.classes)):
-            validate.fail("classes", f"one of {', '.join(KNOWN_CLASSES)} or a list of at "
-                          "least two names", self.classes)
+            validate.choice("classes", self.classes, KNOWN_CLASSES, "or give a list of class names")
+        elif (
+            not isinstance(self.classes, (list, tuple))
+            or len(self.classes) < 2
+            or not all(isinstance(c, str) for c in self.classes)
+        ):
+            validate.fail(
+                "classes",
+                f"one of {', '.join(KNOWN_CLASSES)} or a list of at least two names",
+                self.classes,
+            )
         else:
             object.__setattr__(self, "classes", tuple(self.classes))
         c = shape[0]
@@ -106,8 +130,11 @@ class ModelCard:
             value = getattr(self, key)
             if value is None:
                 continue
-            if (not isinstance(value, (list, tuple)) or len(value) not in (1, c)
-                    or not all(validate._is_number(v) for v in value)):
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) not in (1, c)
+                or not all(validate._is_number(v) for v in value)
+            ):
                 validate.fail(key, f"1 or {c} numbers (one per channel of {list(shape)})", value)
             object.__setattr__(self, key, tuple(float(v) for v in value))
         if (self.mean is None) != (self.std is None):
@@ -115,8 +142,12 @@ class ModelCard:
         if self.std is not None and any(s <= 0 for s in self.std):
             validate.fail("std", "positive numbers", list(self.std))
         lo_hi = self.value_range
-        if (not isinstance(lo_hi, (list, tuple)) or len(lo_hi) != 2
-                or not all(validate._is_number(v) for v in lo_hi) or lo_hi[0] >= lo_hi[1]):
+        if (
+            not isinstance(lo_hi, (list, tuple))
+            or len(lo_hi) != 2
+            or not all(validate._is_number(v) for v in lo_hi)
+            or lo_hi[0] >= lo_hi[1]
+        ):
             validate.fail("value_range", "[low, high] with low < high", lo_hi)
         object.__setattr__(self, "value_range", (float(lo_hi[0]), float(lo_hi[1])))
         if self.resize is not None:
@@ -127,8 +158,7 @@ class ModelCard:
 
     @property
     def class_names(self) -> list[str]:
-        return class_names(list(self.classes) if isinstance(self.classes, tuple)
-                           else self.classes)
+        return class_names(list(self.classes) if isinstance(self.classes, tuple) else self.classes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain TOML-able values; ``None`` fields left out."""
@@ -142,8 +172,10 @@ class ModelCard:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"{where} has unknown fields {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{where} has unknown fields {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         missing = [k for k in REQUIRED if k not in data]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}")
@@ -167,8 +199,9 @@ def read_card(model_path: str | Path) -> ModelCard | None:
     try:
         return ModelCard.from_dict(data, where=f"the model card {path.name}")
     except ConfigError as exc:
-        raise ModelLoadError(f"{path.name}: {exc} (edit {path} or delete it to be asked "
-                             "again)") from exc
+        raise ModelLoadError(
+            f"{path.name}: {exc} (edit {path} or delete it to be asked again)"
+        ) from exc
 
 
 def write_card(card: ModelCard, model_path: str | Path) -> Path:

@@ -46,8 +46,9 @@ class BasicBlock(nn.Module):
         self.conv2, self.bn2 = _conv3(cout, cout), nn.BatchNorm2d(cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -57,7 +58,7 @@ class BasicBlock(nn.Module):
 def _stages(block: type[nn.Module], counts: tuple[int, ...]) -> list[nn.Sequential]:
     stages, cin = [], 64
     for i, n in enumerate(counts):
-        cout = 64 * 2 ** i
+        cout = 64 * 2**i
         layers = []
         for j in range(n):
             layers.append(block(cin, cout, 2 if (j == 0 and i > 0) else 1))
@@ -120,8 +121,9 @@ class WideBlock(nn.Module):
 class NetworkBlock(nn.Module):
     def __init__(self, n: int, cin: int, cout: int, stride: int) -> None:
         super().__init__()
-        self.layer = nn.Sequential(*[WideBlock(cin if i == 0 else cout, cout,
-                                               stride if i == 0 else 1) for i in range(n)])
+        self.layer = nn.Sequential(
+            *[WideBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1) for i in range(n)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(x)

@@ -47,11 +47,17 @@ class Classifier(nn.Module):
     card it was built from is kept as ``card`` (None for the built-in constructors).
     """
 
-    def __init__(self, net: nn.Module, input_shape: tuple[int, int, int],
-                 class_names: Sequence[str], mean: Sequence[float] = (0.0,),
-                 std: Sequence[float] = (1.0,), name: str = "model",
-                 resize_to: int | None = None,
-                 value_range: tuple[float, float] = (0.0, 1.0)) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        input_shape: tuple[int, int, int],
+        class_names: Sequence[str],
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
+        name: str = "model",
+        resize_to: int | None = None,
+        value_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
         super().__init__()
         c = input_shape[0]
         if len(mean) not in (1, c) or len(std) not in (1, c):
@@ -103,7 +109,7 @@ class Classifier(nn.Module):
             size = (max(h, round(x.shape[-2] * scale)), max(w, round(x.shape[-1] * scale)))
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
             top, left = (size[0] - h) // 2, (size[1] - w) // 2
-            x = x[..., top:top + h, left:left + w]
+            x = x[..., top : top + h, left : left + w]
         elif tuple(x.shape[-2:]) != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         return x.clamp(0.0, 1.0)
@@ -122,8 +128,9 @@ class Classifier(nn.Module):
         return self(x01)
 
     @torch.no_grad()
-    def predict(self, x01: torch.Tensor, k: int = 5, *, source: str = "the input"
-                ) -> list[Prediction]:
+    def predict(
+        self, x01: torch.Tensor, k: int = 5, *, source: str = "the input"
+    ) -> list[Prediction]:
         """Top-``k`` predictions per image, in eval mode, without gradients. ``source`` names
         the input in the :class:`NonFiniteOutputError` raised for NaN or infinite scores."""
         was_training = self.training
@@ -148,7 +155,8 @@ def require_finite_scores(logits: torch.Tensor, model: str, source: str) -> None
     if not bool(torch.isfinite(logits).all()):
         raise NonFiniteOutputError(
             f"{model} gave scores that are NaN or infinite for {source}, so it has no prediction "
-            "(a broken or diverged model, or an input it cannot handle)")
+            "(a broken or diverged model, or an input it cannot handle)"
+        )
 
 
 def penultimate_features(clf: Classifier, x01: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -55,11 +54,12 @@ def download(config: DownloadConfig) -> Job[Path]:
     try:
         try:
             response = urllib.request.urlopen(config.url, timeout=config.timeout_s)
-        except (urllib.error.URLError, socket.timeout, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DownloadError(
                 f"could not download {config.url.rsplit('/', 1)[-1]}: {reason}. Are you online? "
-                "Built-in models work offline.") from exc
+                "Built-in models work offline."
+            ) from exc
         with response, open(part, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
@@ -67,7 +67,7 @@ def download(config: DownloadConfig) -> Job[Path]:
             while True:
                 try:
                     chunk = response.read(CHUNK)
-                except (socket.timeout, OSError) as exc:
+                except (TimeoutError, OSError) as exc:
                     raise DownloadError(f"download of {dest.name} interrupted: {exc}") from exc
                 if not chunk:
                     break

@@ -47,6 +47,8 @@ def first_tensor(out: object) -> torch.Tensor:
         elif isinstance(out, (tuple, list)) and out:
             out = out[0]
         else:
-            raise ModelLoadError(f"the model returns {type(out).__name__}, not a tensor of "
-                                 "logits (nor a tuple whose first item is one)")
+            raise ModelLoadError(
+                f"the model returns {type(out).__name__}, not a tensor of "
+                "logits (nor a tuple whose first item is one)"
+            )
     return out

@@ -27,13 +27,17 @@ def _read(path: Path):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise ModelLoadError(f"{path.name} is not a readable ONNX graph: "
-                             f"{str(exc).splitlines()[0]} (is it another kind of file?)") from exc
+        raise ModelLoadError(
+            f"{path.name} is not a readable ONNX graph: "
+            f"{str(exc).splitlines()[0]} (is it another kind of file?)"
+        ) from exc
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise ModelLoadError(f"{path.name} keeps its weights in external data files; "
-                                 "save it as one file (onnx.save(model, path, "
-                                 "save_as_external_data=False))")
+            raise ModelLoadError(
+                f"{path.name} keeps its weights in external data files; "
+                "save it as one file (onnx.save(model, path, "
+                "save_as_external_data=False))"
+            )
     return model
 
 
@@ -67,8 +71,10 @@ def graph_input_shape(model) -> tuple[tuple[int, ...] | None, int | None]:
     inputs = [i for i in model.graph.input if i.name not in inits]
     if not inputs:
         return None, None
-    dims = [d.dim_value if d.HasField("dim_value") else None
-            for d in inputs[0].type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None
+        for d in inputs[0].type.tensor_type.shape.dim
+    ]
     if len(dims) != 4:
         return None, None
     shape = tuple(dims[1:]) if all(d for d in dims[1:]) else None
@@ -94,7 +100,7 @@ class OnnxRuntimeNet(nn.Module):
         step = self.batch or max(1, len(arr))
         outs = []
         for i in range(0, len(arr), step):
-            chunk = arr[i:i + step]
+            chunk = arr[i : i + step]
             n = len(chunk)
             if self.batch and n < self.batch:
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], self.batch - n, 0)])
@@ -117,9 +123,17 @@ def load_onnx(path: Path) -> tuple[nn.Module, tuple[int, ...] | None, str]:
         try:
             net = OnnxRuntimeNet(model.SerializeToString(), batch)
         except Exception as exc2:
-            raise ModelLoadError(f"{path.name}: the ONNX graph neither converts to PyTorch "
-                                 f"({reason}) nor runs in onnxruntime "
-                                 f"({str(exc2).splitlines()[0]})") from exc2
-        return net, shape, (f"black box: the ONNX graph does not convert to PyTorch ({reason}); "
-                            "white-box attacks are off, query and transfer attacks work")
+            raise ModelLoadError(
+                f"{path.name}: the ONNX graph neither converts to PyTorch "
+                f"({reason}) nor runs in onnxruntime "
+                f"({str(exc2).splitlines()[0]})"
+            ) from exc2
+        return (
+            net,
+            shape,
+            (
+                f"black box: the ONNX graph does not convert to PyTorch ({reason}); "
+                "white-box attacks are off, query and transfer attacks work"
+            ),
+        )
     return FrozenNet(net.eval(), batch), shape, ""

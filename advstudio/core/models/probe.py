@@ -14,7 +14,12 @@ from torch import nn
 from advstudio.core.models.frozen import first_tensor
 
 CANDIDATE_SHAPES: tuple[tuple[int, int, int], ...] = (
-    (1, 28, 28), (3, 32, 32), (3, 224, 224), (1, 32, 32), (3, 64, 64), (3, 96, 96),
+    (1, 28, 28),
+    (3, 32, 32),
+    (3, 224, 224),
+    (1, 32, 32),
+    (3, 64, 64),
+    (3, 96, 96),
     (3, 299, 299),
 )
 """Shapes tried when the file does not declare one, the common data sets' first."""
@@ -59,8 +64,10 @@ def probe(net: nn.Module, declared: tuple[int, ...] | None = None) -> ProbeResul
             k = forward_classes(net, shape)
         except Exception as exc:  # any failure means "not this shape"
             text = str(exc).strip()
-            errors.append(f"{'×'.join(map(str, shape))}: "
-                          f"{text.splitlines()[0] if text else type(exc).__name__}")
+            errors.append(
+                f"{'×'.join(map(str, shape))}: "
+                f"{text.splitlines()[0] if text else type(exc).__name__}"
+            )
             continue
         return ProbeResult(shape, k, tuple(tried), tuple(errors))
     return ProbeResult(None, None, tuple(tried), tuple(errors))

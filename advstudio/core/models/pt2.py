@@ -25,14 +25,18 @@ import torch
 from advstudio.core.errors import ModelLoadError, UnsafeModelFileError
 from advstudio.core.models.frozen import FrozenNet
 
-_REFUSE = ("a pickled Python object", "advstudio does not unpickle arbitrary objects (it "
-           "could run code); export the model again with torch.export.save from plain "
-           "tensors, or save its state_dict as safetensors")
+_REFUSE = (
+    "a pickled Python object",
+    "advstudio does not unpickle arbitrary objects (it "
+    "could run code); export the model again with torch.export.save from plain "
+    "tensors, or save its state_dict as safetensors",
+)
 
 
 def _unsafe(path: Path, entry: str) -> UnsafeModelFileError:
-    return UnsafeModelFileError(f"{path.name}: the torch.export archive holds {_REFUSE[0]} "
-                                f"({entry}); {_REFUSE[1]}")
+    return UnsafeModelFileError(
+        f"{path.name}: the torch.export archive holds {_REFUSE[0]} ({entry}); {_REFUSE[1]}"
+    )
 
 
 def _tensors_only(zf: zipfile.ZipFile, name: str, path: Path) -> None:
@@ -50,25 +54,33 @@ def check_archive(path: Path) -> None:
             if tail.startswith("data/aotinductor/"):
                 raise UnsafeModelFileError(
                     f"{path.name} holds AOTInductor compiled code ({name}); advstudio loads "
-                    "exported programs only (torch.export.save), not compiled libraries")
-            if tail.endswith("_config.json") and tail.startswith(("data/weights/",
-                                                                   "data/constants/")):
+                    "exported programs only (torch.export.save), not compiled libraries"
+                )
+            if tail.endswith("_config.json") and tail.startswith(
+                ("data/weights/", "data/constants/")
+            ):
                 config = json.loads(zf.read(name)).get("config", {})
                 for fqn, meta in config.items():
                     if meta.get("use_pickle") or not str(meta.get("path_name", "")).startswith(
-                            ("weight_", "tensor_")):
+                        ("weight_", "tensor_")
+                    ):
                         raise _unsafe(path, f"{fqn} in {tail}")
-            elif tail.endswith(".pt") and tail.startswith(("data/weights/", "data/constants/",
-                                                           "data/sample_inputs/")):
+            elif tail.endswith(".pt") and tail.startswith(
+                ("data/weights/", "data/constants/", "data/sample_inputs/")
+            ):
                 _tensors_only(zf, name, path)
 
 
-def input_shape_and_batch(program: torch.export.ExportedProgram
-                          ) -> tuple[tuple[int, ...] | None, int | None]:
+def input_shape_and_batch(
+    program: torch.export.ExportedProgram,
+) -> tuple[tuple[int, ...] | None, int | None]:
     """The (C, H, W) the program was exported for and its fixed batch size (None: dynamic),
     from the first user input's fake tensor; (None, None) when it is not an image batch."""
-    specs = [s for s in program.graph_signature.input_specs
-             if s.kind == torch.export.graph_signature.InputKind.USER_INPUT]
+    specs = [
+        s
+        for s in program.graph_signature.input_specs
+        if s.kind == torch.export.graph_signature.InputKind.USER_INPUT
+    ]
     nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     if not specs or specs[0].arg.name not in nodes:
         return None, None
@@ -86,8 +98,10 @@ def load_exported(path: Path) -> tuple[FrozenNet, tuple[int, ...] | None]:
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
-        raise ModelLoadError(f"{path.name} is a torch.export archive that torch "
-                             f"{torch.__version__} cannot load: {str(exc).splitlines()[0]} "
-                             "(export it again with this torch version)") from exc
+        raise ModelLoadError(
+            f"{path.name} is a torch.export archive that torch "
+            f"{torch.__version__} cannot load: {str(exc).splitlines()[0]} "
+            "(export it again with this torch version)"
+        ) from exc
     shape, batch = input_shape_and_batch(program)
     return FrozenNet(program.module(), batch), shape

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+
 from advstudio.core.errors import ModelLoadError
 from advstudio.core.models.architectures import ARCHITECTURES
 from advstudio.core.models.card import ModelCard
@@ -49,10 +50,16 @@ class ModelSpec:
 # torchvision zoo entries: key -> (builder name, weights enum name, description)
 TORCHVISION_ZOO: dict[str, tuple[str, str, str]] = {
     "resnet18": ("resnet18", "ResNet18_Weights", "ResNet-18, ImageNet (44.7 MB download)"),
-    "mobilenet_v3_small": ("mobilenet_v3_small", "MobileNet_V3_Small_Weights",
-                           "MobileNet V3 small, ImageNet (9.8 MB download)"),
-    "efficientnet_b0": ("efficientnet_b0", "EfficientNet_B0_Weights",
-                        "EfficientNet-B0, ImageNet (20.5 MB download)"),
+    "mobilenet_v3_small": (
+        "mobilenet_v3_small",
+        "MobileNet_V3_Small_Weights",
+        "MobileNet V3 small, ImageNet (9.8 MB download)",
+    ),
+    "efficientnet_b0": (
+        "efficientnet_b0",
+        "EfficientNet_B0_Weights",
+        "EfficientNet-B0, ImageNet (20.5 MB download)",
+    ),
     "resnet50": ("resnet50", "ResNet50_Weights", "ResNet-50, ImageNet (97.8 MB download)"),
     "vgg16": ("vgg16", "VGG16_Weights", "VGG-16, ImageNet (528 MB download)"),
 }
@@ -67,26 +74,36 @@ def builtin_meta() -> dict[str, dict]:
 BUILTINS = {
     "digits-cnn": ("digits-cnn", "Digits CNN (built-in)", "default target"),
     "digits-mlp": ("digits-mlp", "Digits MLP (built-in)", "default transfer surrogate"),
-    "digits-cnn-pgd": ("digits-cnn", "Digits CNN, PGD-trained (built-in)",
-                       "adversarially trained (PGD, ε 0.1): the robust model to compare"),
+    "digits-cnn-pgd": (
+        "digits-cnn",
+        "Digits CNN, PGD-trained (built-in)",
+        "adversarially trained (PGD, ε 0.1): the robust model to compare",
+    ),
 }
 
 
 def builtin_specs() -> list[ModelSpec]:
     meta = builtin_meta()
     return [
-        ModelSpec(key, name, "builtin",
-                  f"{ARCHITECTURES[arch].__doc__.split('.')[0]}; {role}; "
-                  f"{meta[key]['test_accuracy'] * 100:.1f} % on the bundled test digits",
-                  (1, 28, 28), 10)
+        ModelSpec(
+            key,
+            name,
+            "builtin",
+            f"{ARCHITECTURES[arch].__doc__.split('.')[0]}; {role}; "
+            f"{meta[key]['test_accuracy'] * 100:.1f} % on the bundled test digits",
+            (1, 28, 28),
+            10,
+        )
         for key, (arch, name, role) in BUILTINS.items()
         if meta.get(key, {}).get("test_accuracy") is not None
     ]
 
 
 def torchvision_specs() -> list[ModelSpec]:
-    return [ModelSpec(f"torchvision:{key}", key, "torchvision", desc, (3, 224, 224), 1000)
-            for key, (_, _, desc) in TORCHVISION_ZOO.items()]
+    return [
+        ModelSpec(f"torchvision:{key}", key, "torchvision", desc, (3, 224, 224), 1000)
+        for key, (_, _, desc) in TORCHVISION_ZOO.items()
+    ]
 
 
 def list_models() -> list[ModelSpec]:
@@ -96,8 +113,9 @@ def list_models() -> list[ModelSpec]:
 def builtin_card(key: str) -> ModelCard:
     """A built-in's card: 1×28×28 digits with its training set's mean/std."""
     meta = builtin_meta()[key]
-    return ModelCard((1, 28, 28), "digits", tuple(meta["mean"]), tuple(meta["std"]),
-                     name=BUILTINS[key][1])
+    return ModelCard(
+        (1, 28, 28), "digits", tuple(meta["mean"]), tuple(meta["std"]), name=BUILTINS[key][1]
+    )
 
 
 ZOO_CARD = ModelCard((3, 224, 224), "imagenet", IMAGENET_MEAN, IMAGENET_STD, resize=256)
@@ -110,8 +128,9 @@ def load_builtin(key: str, device: str | torch.device = "cpu") -> Classifier:
         known = [k for k in BUILTINS if k in builtin_meta()]
         raise ModelLoadError(f"unknown built-in model {key!r}; known: {', '.join(known)}")
     net = ARCHITECTURES[BUILTINS[key][0]]()
-    state = torch.load(resources_dir() / "models" / f"{key}.pt", map_location="cpu",
-                       weights_only=True)
+    state = torch.load(
+        resources_dir() / "models" / f"{key}.pt", map_location="cpu", weights_only=True
+    )
     net.load_state_dict(state)
     return classifier_from_card(net, builtin_card(key), key).to(device).eval()
 
@@ -121,7 +140,9 @@ def torchvision_weights(key: str):
     import torchvision.models as tvm
 
     if key not in TORCHVISION_ZOO:
-        raise ModelLoadError(f"unknown torchvision model {key!r}; known: {', '.join(TORCHVISION_ZOO)}")
+        raise ModelLoadError(
+            f"unknown torchvision model {key!r}; known: {', '.join(TORCHVISION_ZOO)}"
+        )
     return getattr(tvm, TORCHVISION_ZOO[key][1]).DEFAULT
 
 
@@ -145,8 +166,9 @@ def load_torchvision(key: str, device: str | torch.device = "cpu") -> Classifier
     return classifier_from_card(net, card, key).to(device).eval()
 
 
-def load_model(key: str, device: str | torch.device = "cpu",
-               card: ModelCard | dict | None = None) -> Classifier:
+def load_model(
+    key: str, device: str | torch.device = "cpu", card: ModelCard | dict | None = None
+) -> Classifier:
     """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``.
 
     ``card`` (its fields as a dict, as a job config gives them) describes a ``file:`` model

@@ -20,16 +20,19 @@ from pathlib import Path
 
 from advstudio.core.errors import ModelLoadError
 
-FORMATS = ("torchscript", "export", "state_dict", "legacy", "safetensors", "onnx", "zip",
-           "unknown")
+FORMATS = ("torchscript", "export", "state_dict", "legacy", "safetensors", "onnx", "zip", "unknown")
 LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
 """A legacy ``torch.save`` file starts with a protocol-2 pickle of the number
 0x1950a86a20f9469cfc6c (torch's serialization magic)."""
 
 FORMAT_NAMES = {
-    "torchscript": "a TorchScript archive", "export": "a torch.export archive (.pt2)",
-    "state_dict": "a torch.save file", "legacy": "a legacy (pre-1.6) torch.save file",
-    "safetensors": "a safetensors file", "onnx": "an ONNX graph", "zip": "a zip archive",
+    "torchscript": "a TorchScript archive",
+    "export": "a torch.export archive (.pt2)",
+    "state_dict": "a torch.save file",
+    "legacy": "a legacy (pre-1.6) torch.save file",
+    "safetensors": "a safetensors file",
+    "onnx": "an ONNX graph",
+    "zip": "a zip archive",
     "unknown": "a file of unknown format",
 }
 
@@ -39,13 +42,15 @@ def _zip_kind(path: Path) -> str:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
     except zipfile.BadZipFile as exc:
-        raise ModelLoadError(f"{path.name} looks like a zip archive but is damaged ({exc}); "
-                             "save the model again") from exc
+        raise ModelLoadError(
+            f"{path.name} looks like a zip archive but is damaged ({exc}); save the model again"
+        ) from exc
     tails = {n.split("/", 1)[1] if "/" in n else n for n in names}
     if "constants.pkl" in tails or any(t.startswith("code/") for t in tails):
         return "torchscript"
-    if "archive_format" in tails or any(t.startswith("models/") and t.endswith(".json")
-                                        for t in tails):
+    if "archive_format" in tails or any(
+        t.startswith("models/") and t.endswith(".json") for t in tails
+    ):
         return "export"
     if "data.pkl" in tails:
         return "state_dict"
@@ -78,4 +83,3 @@ def sniff(path: str | Path) -> str:
     if head[:1] == b"\x08":
         return "onnx"
     return "unknown"
-

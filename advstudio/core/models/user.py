@@ -39,11 +39,16 @@ WEIGHT_FORMATS = ("state_dict", "legacy", "safetensors")
 def classifier_from_card(net: nn.Module, card: ModelCard, name: str) -> Classifier:
     """The [0, 1] wrapper of ``net`` as ``card`` describes it (absent mean/std: identity)."""
     c = card.input_shape[0]
-    clf = Classifier(net, card.input_shape, card.class_names,
-                     card.mean if card.mean is not None else (0.0,) * c,
-                     card.std if card.std is not None else (1.0,) * c,
-                     name=card.name or name, resize_to=card.resize,
-                     value_range=card.value_range)
+    clf = Classifier(
+        net,
+        card.input_shape,
+        card.class_names,
+        card.mean if card.mean is not None else (0.0,) * c,
+        card.std if card.std is not None else (1.0,) * c,
+        name=card.name or name,
+        resize_to=card.resize,
+        value_range=card.value_range,
+    )
     clf.card = card
     return clf
 
@@ -59,9 +64,15 @@ def _run_store_card(path: Path) -> ModelCard | None:
         return None
     if not isinstance(meta, dict) or "input_shape" not in meta or "class_names" not in meta:
         return None
-    return ModelCard(tuple(meta["input_shape"]), tuple(meta["class_names"]),
-                     meta.get("mean"), meta.get("std"),
-                     tuple(meta.get("value_range", (0.0, 1.0))), None, meta.get("architecture"))
+    return ModelCard(
+        tuple(meta["input_shape"]),
+        tuple(meta["class_names"]),
+        meta.get("mean"),
+        meta.get("std"),
+        tuple(meta.get("value_range", (0.0, 1.0))),
+        None,
+        meta.get("architecture"),
+    )
 
 
 def _missing(path: Path, fmt: str, fields: tuple[str, ...], found: Any) -> MissingCardError:
@@ -69,9 +80,13 @@ def _missing(path: Path, fmt: str, fields: tuple[str, ...], found: Any) -> Missi
     hint = f"; {found.describe()}" if found is not None else ""
     return MissingCardError(
         f"{path.name} ({FORMAT_NAMES[fmt]}) has no model card giving {', '.join(fields)}: "
-        f"write {where.name} beside it (input_shape = [C, H, W], classes = \"cifar10\" or a "
+        f'write {where.name} beside it (input_shape = [C, H, W], classes = "cifar10" or a '
         "list of names, mean/std only if the model expects normalised input, architecture for "
-        f"a weights file) or pass the card's fields with the model{hint}", fields, where, found)
+        f"a weights file) or pass the card's fields with the model{hint}",
+        fields,
+        where,
+        found,
+    )
 
 
 def _net_and_shape(path: Path, fmt: str) -> tuple[nn.Module, tuple[int, ...] | None, str]:
@@ -81,8 +96,9 @@ def _net_and_shape(path: Path, fmt: str) -> tuple[nn.Module, tuple[int, ...] | N
         try:
             return torch.jit.load(str(path), map_location="cpu").eval(), None, fmt
         except Exception as exc:
-            raise ModelLoadError(f"{path.name} is not a loadable TorchScript file: "
-                                 f"{str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(
+                f"{path.name} is not a loadable TorchScript file: {str(exc).splitlines()[0]}"
+            ) from exc
     if fmt == "export":
         from advstudio.core.models.pt2 import load_exported
 
@@ -106,8 +122,9 @@ def _digits_fallback(state: dict, architecture: str | None) -> tuple[nn.Module, 
     return None
 
 
-def _weights_net(path: Path, fmt: str, card: ModelCard | None,
-                 architecture: str | None) -> tuple[nn.Module, ModelCard]:
+def _weights_net(
+    path: Path, fmt: str, card: ModelCard | None, architecture: str | None
+) -> tuple[nn.Module, ModelCard]:
     state = weights.read_state(path, fmt)
     arch = (card.architecture if card else None) or architecture
     if card is None:
@@ -128,19 +145,26 @@ def _check_against_card(net: nn.Module, card: ModelCard, path: Path) -> None:
         k = forward_classes(net, card.input_shape)
     except Exception as exc:
         text = str(exc).strip()
-        raise ModelLoadError(f"{path.name} does not run on the card's input shape {shape} "
-                             f"({text.splitlines()[0] if text else type(exc).__name__}); "
-                             f"{probe(net).describe()}. Fix input_shape in "
-                             f"{card_path(path).name}") from exc
+        raise ModelLoadError(
+            f"{path.name} does not run on the card's input shape {shape} "
+            f"({text.splitlines()[0] if text else type(exc).__name__}); "
+            f"{probe(net).describe()}. Fix input_shape in "
+            f"{card_path(path).name}"
+        ) from exc
     if k != len(card.class_names):
-        raise ModelLoadError(f"{path.name} returns {k} logits but its card names "
-                             f"{len(card.class_names)} classes; fix classes in "
-                             f"{card_path(path).name}")
+        raise ModelLoadError(
+            f"{path.name} returns {k} logits but its card names "
+            f"{len(card.class_names)} classes; fix classes in "
+            f"{card_path(path).name}"
+        )
 
 
-def load_user_model(path: str | Path, architecture: str | None = None,
-                    device: str | torch.device = "cpu",
-                    card: ModelCard | dict | None = None) -> Classifier:
+def load_user_model(
+    path: str | Path,
+    architecture: str | None = None,
+    device: str | torch.device = "cpu",
+    card: ModelCard | dict | None = None,
+) -> Classifier:
     """The user's model file as a :class:`Classifier` in eval mode on ``device``.
 
     ``card`` (a :class:`ModelCard` or its fields as a dict, e.g. from a job config) wins over
@@ -152,14 +176,17 @@ def load_user_model(path: str | Path, architecture: str | None = None,
     path = Path(path)
     fmt = sniff(path)
     if fmt == "zip":
-        raise ModelLoadError(f"{path.name} is a zip archive but not a PyTorch model (no "
-                             "TorchScript code, torch.export program or torch.save data "
-                             "inside); open the model file itself")
+        raise ModelLoadError(
+            f"{path.name} is a zip archive but not a PyTorch model (no "
+            "TorchScript code, torch.export program or torch.save data "
+            "inside); open the model file itself"
+        )
     if fmt == "unknown":
         raise ModelLoadError(
             f"{path.name} is not a PyTorch model file, nor ONNX or safetensors (its first "
             "bytes match none of them); expected torch.export (.pt2), TorchScript, ONNX, "
-            "safetensors or a state_dict saved with torch.save")
+            "safetensors or a state_dict saved with torch.save"
+        )
     if isinstance(card, dict):
         card = ModelCard.from_dict(card, where=f"the card given for {path.name}")
     card = card or read_card(path) or _run_store_card(path)

@@ -30,8 +30,9 @@ def read_state(path: Path, fmt: str) -> dict[str, torch.Tensor]:
         try:
             state = load_file(str(path), device="cpu")
         except Exception as exc:
-            raise ModelLoadError(f"{path.name} is a damaged safetensors file: "
-                                 f"{str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(
+                f"{path.name} is a damaged safetensors file: {str(exc).splitlines()[0]}"
+            ) from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -41,7 +42,8 @@ def read_state(path: Path, fmt: str) -> dict[str, torch.Tensor]:
                 "objects other than tensors; advstudio does not unpickle arbitrary objects (it "
                 "could run code). Save the model's state_dict (torch.save(model.state_dict(), "
                 "path)) or a safetensors file instead. Details: "
-                f"{str(exc).splitlines()[0]}") from exc
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
     return unwrap(state, path.name)
 
 
@@ -53,15 +55,18 @@ def unwrap(state: object, where: str) -> dict[str, torch.Tensor]:
             break
         state = inner
     if not isinstance(state, dict) or not state:
-        raise ModelLoadError(f"{where} does not hold a state_dict (a dict of tensors) but "
-                             f"{type(state).__name__}")
+        raise ModelLoadError(
+            f"{where} does not hold a state_dict (a dict of tensors) but {type(state).__name__}"
+        )
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise ModelLoadError(f"{where} holds a dict without tensors (keys: "
-                             f"{', '.join(list(map(str, state))[:SHOWN])})")
+        raise ModelLoadError(
+            f"{where} holds a dict without tensors (keys: "
+            f"{', '.join(list(map(str, state))[:SHOWN])})"
+        )
     for prefix in PREFIXES:
         if all(k.startswith(prefix) for k in tensors):
-            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
     return tensors
 
 
@@ -80,16 +85,21 @@ def mismatch(net: nn.Module, state: dict[str, torch.Tensor]) -> str:
     own = net.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own and not k.endswith("num_batches_tracked")]
-    shapes = [f"{k}: file {_dims(state[k].shape)}, model {_dims(v.shape)}"
-              for k, v in own.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: file {_dims(state[k].shape)}, model {_dims(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing keys ({_listed(missing)})")
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected keys ({_listed(unexpected)})")
     if shapes:
-        parts.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:SHOWN])}"
-                     f"{' …' if len(shapes) > SHOWN else ''})")
+        parts.append(
+            f"{len(shapes)} shape mismatches ({'; '.join(shapes[:SHOWN])}"
+            f"{' …' if len(shapes) > SHOWN else ''})"
+        )
     return "; ".join(parts)
 
 

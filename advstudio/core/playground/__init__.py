@@ -7,11 +7,31 @@ measures that make its failures visible (modes covered, sample quality, collapse
 
 from advstudio.core.playground.job import LiveParams, PlaygroundSummary, run_playground
 from advstudio.core.playground.metrics import Coverage, Diagnostics, coverage
-from advstudio.core.playground.model import (LOSSES, OPTIMISERS, Playground, PlaygroundConfig,
-                                             PlaygroundParams, Snapshot)
+from advstudio.core.playground.model import (
+    LOSSES,
+    OPTIMISERS,
+    Playground,
+    PlaygroundConfig,
+    PlaygroundParams,
+    Snapshot,
+)
 from advstudio.core.playground.targets import TARGET_NAMES, VIEW, Target, make_target
 
-__all__ = ["LOSSES", "OPTIMISERS", "TARGET_NAMES", "VIEW", "Coverage", "Diagnostics",
-           "LiveParams", "Playground", "PlaygroundConfig", "PlaygroundParams",
-           "PlaygroundSummary", "Snapshot", "Target", "coverage", "make_target",
-           "run_playground"]
+__all__ = [
+    "LOSSES",
+    "OPTIMISERS",
+    "TARGET_NAMES",
+    "VIEW",
+    "Coverage",
+    "Diagnostics",
+    "LiveParams",
+    "Playground",
+    "PlaygroundConfig",
+    "PlaygroundParams",
+    "PlaygroundSummary",
+    "Snapshot",
+    "Target",
+    "coverage",
+    "make_target",
+    "run_playground",
+]

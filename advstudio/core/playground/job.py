@@ -9,9 +9,14 @@ from dataclasses import dataclass, replace
 
 from advstudio.core.jobs import Job, Metrics, Preview, Progress, Throttle
 from advstudio.core.playground.metrics import Coverage, Diagnostics, coverage
+from advstudio.core.playground.model import (
+    Playground,
+    PlaygroundConfig,
+    PlaygroundParams,
+    one_thread,
+)
 from advstudio.core.playground.targets import Target
-from advstudio.core.playground.model import (Playground, PlaygroundConfig, PlaygroundParams,
-                                             one_thread)
+
 PREVIEW_RATE = 15.0  # snapshots per second at most
 METRICS_RATE = 50.0  # Metrics events per second at most
 
@@ -56,13 +61,18 @@ def measure(samples, target: Target, diagnostics: Diagnostics) -> dict[str, floa
     """Coverage of ``samples`` (G's image of the fixed display noise), and the warnings."""
     cov = coverage(samples, target)
     diagnostics.add_coverage(cov)
-    return {"modes_covered": float(cov.modes_covered), "n_modes": float(cov.n_modes),
-            "quality": cov.quality, "collapse": float(diagnostics.collapse),
-            "oscillation": float(diagnostics.oscillation)}
+    return {
+        "modes_covered": float(cov.modes_covered),
+        "n_modes": float(cov.n_modes),
+        "quality": cov.quality,
+        "collapse": float(diagnostics.collapse),
+        "oscillation": float(diagnostics.oscillation),
+    }
 
 
-def prepare_playground(params: PlaygroundParams,
-                       config: PlaygroundConfig | None = None) -> Job[Playground]:
+def prepare_playground(
+    params: PlaygroundParams, config: PlaygroundConfig | None = None
+) -> Job[Playground]:
     """Build a playground and take one snapshot, so that a UI can do it off its own thread:
     the first optimiser a process builds imports PyTorch's compiler stack (seconds)."""
     yield Progress(0, 0, "preparing the playground")
@@ -72,9 +82,14 @@ def prepare_playground(params: PlaygroundParams,
     return playground
 
 
-def run_playground(playground: Playground, params: LiveParams, max_steps: int = 0,
-                   preview_rate: float = PREVIEW_RATE, metrics_rate: float = METRICS_RATE,
-                   diagnostics: Diagnostics | None = None) -> Job[PlaygroundSummary]:
+def run_playground(
+    playground: Playground,
+    params: LiveParams,
+    max_steps: int = 0,
+    preview_rate: float = PREVIEW_RATE,
+    metrics_rate: float = METRICS_RATE,
+    diagnostics: Diagnostics | None = None,
+) -> Job[PlaygroundSummary]:
     """Train until cancelled (``max_steps`` 0) or for ``max_steps`` steps (k D + 1 G each).
 
     After every step it yields: ``Metrics(step, values)`` at most ``metrics_rate`` times a

@@ -41,7 +41,8 @@ def d_loss_real(kind: str, real_out: torch.Tensor, label_smoothing: float = 0.0)
     if kind in BCE_LOSSES:
         if label_smoothing:  # BCE against 1 - s
             return F.binary_cross_entropy_with_logits(
-                real_out, torch.full_like(real_out, 1.0 - label_smoothing))
+                real_out, torch.full_like(real_out, 1.0 - label_smoothing)
+            )
         return F.softplus(-real_out).mean()
     if kind == "least-squares":
         return 0.5 * ((real_out - 1) ** 2).mean()
@@ -57,7 +58,7 @@ def d_loss_fake(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
     if kind in BCE_LOSSES:
         return F.softplus(fake_out).mean()
     if kind == "least-squares":
-        return 0.5 * (fake_out ** 2).mean()
+        return 0.5 * (fake_out**2).mean()
     if kind == "hinge":
         return F.relu(1 + fake_out).mean()
     if kind == "wgan-gp":
@@ -65,8 +66,9 @@ def d_loss_fake(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
     raise ConfigError(f"Unknown loss {kind!r}; choose one of {', '.join(LOSSES)}.")
 
 
-def d_loss(kind: str, real_out: torch.Tensor, fake_out: torch.Tensor,
-           label_smoothing: float = 0.0) -> torch.Tensor:
+def d_loss(
+    kind: str, real_out: torch.Tensor, fake_out: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """D's loss without a gradient penalty (see the module table)."""
     return d_loss_real(kind, real_out, label_smoothing) + d_loss_fake(kind, fake_out)
 
@@ -89,8 +91,9 @@ def g_loss(kind: str, fake_out: torch.Tensor) -> torch.Tensor:
     return g_loss_per_sample(kind, fake_out).mean()
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     eps: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor
+) -> torch.Tensor:
     """Gulrajani et al.'s penalty: the batch mean of (|grad_x critic(x_hat)|_2 - 1)^2, x_hat =
     eps real + (1 - eps) fake, the norm over all of a sample's coordinates (2-D points or C*H*W
     pixels). ``eps`` has one value per sample, shape (n, 1) or (n, 1, 1, 1); ``critic`` may be

@@ -51,12 +51,14 @@ def coverage(samples, target: Target, min_fair_share: float = MIN_FAIR_SHARE) ->
     good = dist <= 3 * target.sd
     labels = torch.as_tensor(target.labels)[nearest[good]]
     counts = torch.bincount(labels, minlength=k).numpy()
-    return Coverage(int((counts >= threshold).sum()), k, float(good.float().mean()), counts,
-                    threshold)
+    return Coverage(
+        int((counts >= threshold).sum()), k, float(good.float().mean()), counts, threshold
+    )
 
 
-def oscillating(values, block: int = OSCILLATION_BLOCK, min_swings: int = 3,
-                min_ratio: float = 3.0) -> bool:
+def oscillating(
+    values, block: int = OSCILLATION_BLOCK, min_swings: int = 3, min_ratio: float = 3.0
+) -> bool:
     """True when a loss curve swings up and down rather than jittering or drifting.
 
     The curve is cut into blocks of ``block`` steps. Their means must spread (standard
@@ -70,7 +72,7 @@ def oscillating(values, block: int = OSCILLATION_BLOCK, min_swings: int = 3,
     nb = len(v) // block
     if nb < 4 or not np.isfinite(v).all():
         return False
-    blocks = v[len(v) - nb * block:].reshape(nb, block)
+    blocks = v[len(v) - nb * block :].reshape(nb, block)
     means = blocks.mean(1)
     noise = math.sqrt(((blocks - means[:, None]) ** 2).sum() / (nb * (block - 1)))
     spread = float(means.std())
@@ -114,8 +116,12 @@ class Diagnostics:
     @property
     def collapse(self) -> bool:
         c = self.coverage
-        return (c is not None and self.step >= self.warmup and c.n_modes >= 2
-                and c.modes_covered < c.n_modes / 2)
+        return (
+            c is not None
+            and self.step >= self.warmup
+            and c.n_modes >= 2
+            and c.modes_covered < c.n_modes / 2
+        )
 
     @property
     def oscillation(self) -> bool:

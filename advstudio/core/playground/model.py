@@ -11,7 +11,8 @@ optimisers and a seeded noise generator. The steps follow Goodfellow et al.'s Al
 
 The losses (minimax, non-saturating, WGAN-GP, hinge) are the shared ones of
 :mod:`advstudio.core.playground.losses`, the image GAN's too, with their table.
-Hyper-parameters come in as a :class:`PlaygroundParams` and can change between any two steps (:meth:`Playground.apply`).
+Hyper-parameters come in as a :class:`PlaygroundParams` and can change between any two steps
+(:meth:`Playground.apply`).
 
 Everything runs on the CPU: with a few thousand weights and batches of hundreds of 2-D points a
 GPU only adds kernel-launch latency.
@@ -66,27 +67,30 @@ class PlaygroundParams:
     batch_size: int = 256
     gp_weight: float = 1.0  # see below
 
-    def validated(self) -> "PlaygroundParams":
+    def validated(self) -> PlaygroundParams:
         """Itself, or a :class:`ConfigError` that names the bad value."""
         if self.loss not in LOSSES:
             raise ConfigError(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
         if self.optimiser not in OPTIMISERS:
-            raise ConfigError(f"Unknown optimiser {self.optimiser!r}; choose one of "
-                              f"{', '.join(OPTIMISERS)}.")
+            raise ConfigError(
+                f"Unknown optimiser {self.optimiser!r}; choose one of {', '.join(OPTIMISERS)}."
+            )
         for name in ("lr_g", "lr_d"):
             lr = getattr(self, name)
             if not (0 < lr <= 10) or lr != lr:
-                raise ConfigError(f"The learning rate {name} must be above 0 and at most 10 "
-                                  f"(got {lr}).")
+                raise ConfigError(
+                    f"The learning rate {name} must be above 0 and at most 10 (got {lr})."
+                )
         if not 1 <= self.d_steps <= 100:
-            raise ConfigError(f"D steps per G step must be between 1 and 100 "
-                              f"(got {self.d_steps}).")
+            raise ConfigError(f"D steps per G step must be between 1 and 100 (got {self.d_steps}).")
         if not 1 <= self.batch_size <= MAX_BATCH:
-            raise ConfigError(f"The batch size must be between 1 and {MAX_BATCH:,} "
-                              f"(got {self.batch_size}).")
+            raise ConfigError(
+                f"The batch size must be between 1 and {MAX_BATCH:,} (got {self.batch_size})."
+            )
         if not 0 <= self.gp_weight <= 1000:
-            raise ConfigError(f"The gradient-penalty weight must be between 0 and 1000 "
-                              f"(got {self.gp_weight}).")
+            raise ConfigError(
+                f"The gradient-penalty weight must be between 0 and 1000 (got {self.gp_weight})."
+            )
         return self
 
 
@@ -107,8 +111,9 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def mlp(n_in: int, n_out: int, hidden: int, depth: int,
-        act: Callable[[], nn.Module]) -> nn.Sequential:
+def mlp(
+    n_in: int, n_out: int, hidden: int, depth: int, act: Callable[[], nn.Module]
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = n_in
     for _ in range(depth):
@@ -260,7 +265,7 @@ class Playground:
         with torch.no_grad():
             fake = self.G(self._noise(p.batch_size))
         out = self.D(torch.cat([real, fake]))
-        real_out, fake_out = out[: len(real)], out[len(real):]
+        real_out, fake_out = out[: len(real)], out[len(real) :]
         loss = d_loss(p.loss, real_out, fake_out)
         gp = torch.zeros(())
         if p.loss == "wgan-gp":
@@ -272,8 +277,9 @@ class Playground:
         self.opt_d.step()
         self.d_updates += 1
         with torch.no_grad():  # one conversion to Python for all four numbers
-            loss_d, d_real, d_fake, gp_value = torch.stack([
-                loss, torch.sigmoid(real_out).mean(), torch.sigmoid(fake_out).mean(), gp]).tolist()
+            loss_d, d_real, d_fake, gp_value = torch.stack(
+                [loss, torch.sigmoid(real_out).mean(), torch.sigmoid(fake_out).mean(), gp]
+            ).tolist()
         values = {"loss_d": loss_d, "d_real": d_real, "d_fake": d_fake}
         if p.loss == "wgan-gp":
             values["gp"] = gp_value
@@ -330,11 +336,18 @@ class Playground:
             self.D.requires_grad_(False)
             try:
                 (grad,) = torch.autograd.grad(
-                    g_loss_per_sample(self.params.loss, self.D(x)).sum(), x)
+                    g_loss_per_sample(self.params.loss, self.D(x)).sum(), x
+                )
             finally:
                 self.D.requires_grad_(True)
             push = (-grad).numpy()
         else:
             push = np.zeros((0, 2), np.float32)
-        return Snapshot(step=self.steps_done, real=self.real_display.numpy(), fake=fake.numpy(),
-                        heat=heat.numpy(), mesh=mesh.numpy(), arrows=push)
+        return Snapshot(
+            step=self.steps_done,
+            real=self.real_display.numpy(),
+            fake=fake.numpy(),
+            heat=heat.numpy(),
+            mesh=mesh.numpy(),
+            arrows=push,
+        )

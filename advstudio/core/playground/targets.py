@@ -81,28 +81,36 @@ class Target:
 def ring(n_modes: int = 8, radius: float = 2.0, sd: float = SD) -> Target:
     angles = 2 * np.pi * np.arange(n_modes) / n_modes
     centres = radius * np.stack([np.cos(angles), np.sin(angles)], 1)
-    return Target("ring", centres.astype(np.float32), np.arange(n_modes), sd,
-                  name=TARGET_NAMES["ring"])
+    return Target(
+        "ring", centres.astype(np.float32), np.arange(n_modes), sd, name=TARGET_NAMES["ring"]
+    )
 
 
 def grid(side: int = 5, spacing: float = 1.0, sd: float = SD) -> Target:
     ticks = (np.arange(side) - (side - 1) / 2) * spacing
     xx, yy = np.meshgrid(ticks, ticks, indexing="xy")
     centres = np.stack([xx.ravel(), yy.ravel()], 1)
-    return Target("grid", centres.astype(np.float32), np.arange(side * side), sd,
-                  name=TARGET_NAMES["grid"])
+    return Target(
+        "grid", centres.astype(np.float32), np.arange(side * side), sd, name=TARGET_NAMES["grid"]
+    )
 
 
-def spiral(turns: float = 2.0, radius: float = 2.5, sd: float = SD,
-           arcs: int = SPIRAL_ARCS, n_reference: int = SPIRAL_REFERENCE) -> Target:
+def spiral(
+    turns: float = 2.0,
+    radius: float = 2.5,
+    sd: float = SD,
+    arcs: int = SPIRAL_ARCS,
+    n_reference: int = SPIRAL_REFERENCE,
+) -> Target:
     """r grows linearly with the angle from 0.25 * radius to radius over ``turns`` turns."""
     t = np.linspace(0.0, 1.0, n_reference)
     theta = 2 * np.pi * turns * t
     r = radius * (0.25 + 0.75 * t)
     points = np.stack([r * np.cos(theta), r * np.sin(theta)], 1)
     labels = np.minimum((t * arcs).astype(np.int64), arcs - 1)
-    return Target("spiral", points.astype(np.float32), labels, sd, curve=True,
-                  name=TARGET_NAMES["spiral"])
+    return Target(
+        "spiral", points.astype(np.float32), labels, sd, curve=True, name=TARGET_NAMES["spiral"]
+    )
 
 
 def moons(scale: float = 1.5, sd: float = SD, n_reference: int = 500) -> Target:
@@ -111,25 +119,29 @@ def moons(scale: float = 1.5, sd: float = SD, n_reference: int = 500) -> Target:
     lower = np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1)
     points = (np.concatenate([upper, lower]) - [0.5, 0.25]) * scale
     labels = np.repeat([0, 1], n_reference)
-    return Target("moons", points.astype(np.float32), labels, sd, curve=True,
-                  name=TARGET_NAMES["moons"])
+    return Target(
+        "moons", points.astype(np.float32), labels, sd, curve=True, name=TARGET_NAMES["moons"]
+    )
 
 
 def drawn(points, sd: float = SD) -> Target:
     """The user's points (x, y pairs in the view box), each the centre of a Gaussian."""
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 2) if len(points) else np.empty((0, 2))
     if len(pts) == 0:
-        raise ConfigError("Draw at least one point on the plot first (tick Draw, then click or "
-                          "drag on the plot), or pick another distribution.")
+        raise ConfigError(
+            "Draw at least one point on the plot first (tick Draw, then click or "
+            "drag on the plot), or pick another distribution."
+        )
     if len(pts) > MAX_DRAWN_POINTS:
-        raise ConfigError(f"{len(pts):,} drawn points is too many; at most "
-                          f"{MAX_DRAWN_POINTS:,} are allowed. Clear some and draw again.")
+        raise ConfigError(
+            f"{len(pts):,} drawn points is too many; at most "
+            f"{MAX_DRAWN_POINTS:,} are allowed. Clear some and draw again."
+        )
     if not np.isfinite(pts).all():
         raise ConfigError("Drawn points must be finite numbers.")
     xmin, xmax, ymin, ymax = VIEW
     pts = np.clip(pts, [xmin, ymin], [xmax, ymax]).astype(np.float32)
-    return Target("drawn", pts, _link_components(pts, DRAWN_LINK), sd,
-                  name=TARGET_NAMES["drawn"])
+    return Target("drawn", pts, _link_components(pts, DRAWN_LINK), sd, name=TARGET_NAMES["drawn"])
 
 
 def _link_components(points: np.ndarray, link: float) -> np.ndarray:
@@ -145,7 +157,7 @@ def _link_components(points: np.ndarray, link: float) -> np.ndarray:
         return i
 
     for start in range(0, n, 512):  # blocks keep the distance matrix small
-        block = points[start:start + 512]
+        block = points[start : start + 512]
         d2 = ((block[:, None, :] - points[None, :, :]) ** 2).sum(-1)
         for i, j in zip(*np.nonzero(d2 < link * link)):
             a, b = root(start + int(i)), root(int(j))
@@ -164,6 +176,5 @@ def make_target(key: str, points=()) -> Target:
     if key == "drawn":
         return drawn(points)
     if key not in _BUILDERS:
-        raise ConfigError(f"Unknown distribution {key!r}; choose one of "
-                          f"{', '.join(TARGET_NAMES)}.")
+        raise ConfigError(f"Unknown distribution {key!r}; choose one of {', '.join(TARGET_NAMES)}.")
     return _BUILDERS[key]()

@@ -17,20 +17,58 @@ Pixels are in [0, 1]; classes are the digits 0..9.
 """
 
 from advstudio.core.poisoning.attacks import (
-    adversarial_poison, adversarial_poison_job, attack_success_rate, backdoor, check_class,
-    check_fraction, label_flip, poison_count, predict_labels, triggered_set)
+    adversarial_poison,
+    adversarial_poison_job,
+    attack_success_rate,
+    backdoor,
+    check_class,
+    check_fraction,
+    label_flip,
+    poison_count,
+    predict_labels,
+    triggered_set,
+)
 from advstudio.core.poisoning.job import (
-    PoisonConfig, PoisonCurve, PoisonResult, run_fraction_sweep, run_poisoning)
+    PoisonConfig,
+    PoisonCurve,
+    PoisonResult,
+    run_fraction_sweep,
+    run_poisoning,
+)
 from advstudio.core.poisoning.sanitize import (
-    ClusterVerdict, SanitizeConfig, SanitizeReport, knn_agreement, sanitize, score_flags)
+    ClusterVerdict,
+    SanitizeConfig,
+    SanitizeReport,
+    knn_agreement,
+    sanitize,
+    score_flags,
+)
 from advstudio.core.poisoning.triggers import Trigger
 from advstudio.core.poisoning.views import PoisonedView, clean_view
 
 __all__ = [
-    "PoisonedView", "clean_view", "Trigger",
-    "label_flip", "backdoor", "adversarial_poison", "adversarial_poison_job", "triggered_set",
-    "attack_success_rate", "predict_labels", "check_fraction", "check_class", "poison_count",
-    "SanitizeConfig", "SanitizeReport", "ClusterVerdict", "sanitize", "score_flags",
+    "PoisonedView",
+    "clean_view",
+    "Trigger",
+    "label_flip",
+    "backdoor",
+    "adversarial_poison",
+    "adversarial_poison_job",
+    "triggered_set",
+    "attack_success_rate",
+    "predict_labels",
+    "check_fraction",
+    "check_class",
+    "poison_count",
+    "SanitizeConfig",
+    "SanitizeReport",
+    "ClusterVerdict",
+    "sanitize",
+    "score_flags",
     "knn_agreement",
-    "PoisonConfig", "PoisonResult", "PoisonCurve", "run_poisoning", "run_fraction_sweep",
+    "PoisonConfig",
+    "PoisonResult",
+    "PoisonCurve",
+    "run_poisoning",
+    "run_fraction_sweep",
 ]

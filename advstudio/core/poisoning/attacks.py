@@ -39,6 +39,7 @@ LABEL_MODES = ("clean", "flip")
 
 # --------------------------------------------------------------------------- validation
 
+
 def check_fraction(fraction: float, name: str = "fraction") -> float:
     """``fraction`` as a float, or :class:`ConfigError` unless it is in [0, 1]."""
     return v.number(name, fraction, 0.0, 1.0, hint="a share of the samples")
@@ -55,8 +56,9 @@ def _describe_pool(source: int | None) -> str:
     return "the data set" if source is None else f"class {source}"
 
 
-def poison_count(fraction: float, pool: int, eligible: int, source: int | None = None,
-                 target: int | None = None) -> int:
+def poison_count(
+    fraction: float, pool: int, eligible: int, source: int | None = None, target: int | None = None
+) -> int:
     """``round(fraction * pool)`` (halves up), checked to be in 1..``eligible``."""
     fraction = check_fraction(fraction)
     count = math.floor(fraction * pool + 0.5)
@@ -67,27 +69,40 @@ def poison_count(fraction: float, pool: int, eligible: int, source: int | None =
         smallest = 0.5 / pool
         raise ConfigError(
             f"fraction {fraction:g} poisons no sample: {where} has {pool} samples, so the "
-            f"fraction must be in [{smallest:.3g}, 1] to poison at least one")
+            f"fraction must be in [{smallest:.3g}, 1] to poison at least one"
+        )
     if count > eligible:
-        why = (f" ({pool - eligible} are already of the target class {target})"
-               if eligible < pool else "")
+        why = (
+            f" ({pool - eligible} are already of the target class {target})"
+            if eligible < pool
+            else ""
+        )
         raise ConfigError(
             f"fraction {fraction:g} asks for {count} poisoned samples but only {eligible} of the "
             f"{pool} samples of {where} can be poisoned{why}; the fraction must be in "
-            f"[{0.5 / pool:.3g}, {(eligible + 0.49) / pool:.3g}]")
+            f"[{0.5 / pool:.3g}, {(eligible + 0.49) / pool:.3g}]"
+        )
     return count
 
 
-def _choose(y: torch.Tensor, fraction: float, source: int | None, target: int | None,
-            generator: torch.Generator, num_classes: int) -> torch.Tensor:
+def _choose(
+    y: torch.Tensor,
+    fraction: float,
+    source: int | None,
+    target: int | None,
+    generator: torch.Generator,
+    num_classes: int,
+) -> torch.Tensor:
     """The sorted indices of the samples to poison (see the module docstring)."""
     if source is not None:
         check_class(source, "source class", num_classes)
     if target is not None:
         check_class(target, "target class", num_classes)
         if source is not None and source == target:
-            raise ConfigError(f"source and target are both class {source}: choose a target "
-                              "class other than the source, or no source (all classes)")
+            raise ConfigError(
+                f"source and target are both class {source}: choose a target "
+                "class other than the source, or no source (all classes)"
+            )
     in_pool = torch.ones_like(y, dtype=torch.bool) if source is None else y == source
     eligible = in_pool if target is None else in_pool & (y != target)
     candidates = torch.nonzero(eligible).reshape(-1)
@@ -98,14 +113,17 @@ def _choose(y: torch.Tensor, fraction: float, source: int | None, target: int | 
 
 def _check_data(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
     if x.dim() != 4 or y.dim() != 1 or len(x) != len(y):
-        raise ConfigError(f"expected images (N, C, H, W) and labels (N,), got "
-                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+        raise ConfigError(
+            f"expected images (N, C, H, W) and labels (N,), got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ConfigError(f"labels must be classes in 0..{num_classes - 1}")
 
 
-def _other_classes(original: torch.Tensor, generator: torch.Generator,
-                   num_classes: int) -> torch.Tensor:
+def _other_classes(
+    original: torch.Tensor, generator: torch.Generator, num_classes: int
+) -> torch.Tensor:
     """A label drawn uniformly from the classes other than each original one."""
     offset = torch.randint(1, num_classes, original.shape, generator=generator)
     return (original + offset) % num_classes
@@ -113,9 +131,17 @@ def _other_classes(original: torch.Tensor, generator: torch.Generator,
 
 # --------------------------------------------------------------------------- attacks
 
-def label_flip(x: torch.Tensor, y: torch.Tensor, fraction: float, *, source: int | None = None,
-               target: int | None = None, seed: int = 0,
-               num_classes: int = NUM_CLASSES) -> PoisonedView:
+
+def label_flip(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fraction: float,
+    *,
+    source: int | None = None,
+    target: int | None = None,
+    seed: int = 0,
+    num_classes: int = NUM_CLASSES,
+) -> PoisonedView:
     """Relabel ``fraction`` of class ``source`` (or of all samples when ``None``).
 
     ``target`` ``None``: each flipped sample gets a class drawn uniformly from the other
@@ -133,9 +159,21 @@ def label_flip(x: torch.Tensor, y: torch.Tensor, fraction: float, *, source: int
     return PoisonedView(x, y, indices, labels, kind=kind)
 
 
-def backdoor(x: torch.Tensor, y: torch.Tensor, fraction: float, *, trigger: Trigger = Trigger(),
-             target: int = 0, source: int | None = None, seed: int = 0,
-             num_classes: int = NUM_CLASSES) -> PoisonedView:
+DEFAULT_TRIGGER = Trigger()
+"""BadNets' 3×3 white square at rows / cols 24-26 (an immutable value: safe as a default)."""
+
+
+def backdoor(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fraction: float,
+    *,
+    trigger: Trigger = DEFAULT_TRIGGER,
+    target: int = 0,
+    source: int | None = None,
+    seed: int = 0,
+    num_classes: int = NUM_CLASSES,
+) -> PoisonedView:
     """BadNets: stamp ``trigger`` on ``fraction`` of the samples (of class ``source``, or of all
     classes) and label them ``target``.
 
@@ -148,12 +186,19 @@ def backdoor(x: torch.Tensor, y: torch.Tensor, fraction: float, *, trigger: Trig
     target = check_class(target, "target class", num_classes)
     g = torch.Generator().manual_seed(seed)
     indices = _choose(y, fraction, source, target, g, num_classes)
-    return PoisonedView(x, y, indices, torch.full_like(indices, target), transform=trigger,
-                        kind=f"backdoor to {target}")
+    return PoisonedView(
+        x,
+        y,
+        indices,
+        torch.full_like(indices, target),
+        transform=trigger,
+        kind=f"backdoor to {target}",
+    )
 
 
-def triggered_set(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int,
-                  source: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def triggered_set(
+    x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: int, source: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The test images on which a backdoor's success is measured: those whose true class is not
     ``target`` (and is ``source``, when given), stamped. Returns ``(x_triggered, y_true)``."""
     keep = y != target
@@ -163,8 +208,12 @@ def triggered_set(x: torch.Tensor, y: torch.Tensor, trigger: Trigger, target: in
 
 
 @torch.no_grad()
-def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+def predict_labels(
+    model: nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 500,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Argmax predictions of ``model`` (in eval mode, restored afterwards) on the CPU."""
     was_training = model.training
     if device is None:
@@ -178,8 +227,9 @@ def predict_labels(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
-def attack_success_rate(model: nn.Module, x_triggered: torch.Tensor, target: int,
-                        batch_size: int = 500) -> float:
+def attack_success_rate(
+    model: nn.Module, x_triggered: torch.Tensor, target: int, batch_size: int = 500
+) -> float:
     """Share of ``x_triggered`` (images whose true class is not ``target``) that ``model``
     classifies as ``target``. NaN for an empty set."""
     if len(x_triggered) == 0:
@@ -188,11 +238,23 @@ def attack_success_rate(model: nn.Module, x_triggered: torch.Tensor, target: int
 
 
 def adversarial_poison_job(
-        x: torch.Tensor, y: torch.Tensor, fraction: float, *, model: nn.Module | str = "digits-cnn",
-        attack: str = "fgsm", eps: float = 0.1, steps: int = 10, alpha: float | None = None,
-        labels: str = "clean", target: int | None = None, source: int | None = None,
-        seed: int = 0, batch_size: int = 250, device: str | torch.device = "cpu",
-        num_classes: int = NUM_CLASSES) -> Generator[Event, None, PoisonedView]:
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fraction: float,
+    *,
+    model: nn.Module | str = "digits-cnn",
+    attack: str = "fgsm",
+    eps: float = 0.1,
+    steps: int = 10,
+    alpha: float | None = None,
+    labels: str = "clean",
+    target: int | None = None,
+    source: int | None = None,
+    seed: int = 0,
+    batch_size: int = 250,
+    device: str | torch.device = "cpu",
+    num_classes: int = NUM_CLASSES,
+) -> Generator[Event, None, PoisonedView]:
     """Replace ``fraction`` of the samples by adversarial examples (a job: yields ``Progress``
     per batch, returns the :class:`PoisonedView`).
 
@@ -208,8 +270,7 @@ def adversarial_poison_job(
 
     _check_data(x, y, num_classes)
     if attack not in ADVERSARIAL_ATTACKS:
-        raise ConfigError(f"attack must be one of {', '.join(ADVERSARIAL_ATTACKS)}, not "
-                          f"{attack!r}")
+        raise ConfigError(f"attack must be one of {', '.join(ADVERSARIAL_ATTACKS)}, not {attack!r}")
     if labels not in LABEL_MODES:
         raise ConfigError(f"labels must be one of {', '.join(LABEL_MODES)}, not {labels!r}")
     if labels == "clean" and target is not None:
@@ -236,7 +297,7 @@ def adversarial_poison_job(
     total = len(indices)
     yield Progress(0, total, f"{attack.upper()} examples, eps {eps:g}")
     for start in range(0, total, batch_size):
-        idx = indices[start:start + batch_size]
+        idx = indices[start : start + batch_size]
         xb, yb = x[idx].to(dev), y[idx].to(dev)
         if attack == "fgsm":
             adv = fgsm(model, xb, yb, eps)
@@ -249,7 +310,6 @@ def adversarial_poison_job(
     return PoisonedView(x, y, indices, new_labels, images=images, kind=kind)
 
 
-def adversarial_poison(x: torch.Tensor, y: torch.Tensor, fraction: float,
-                       **kwargs) -> PoisonedView:
+def adversarial_poison(x: torch.Tensor, y: torch.Tensor, fraction: float, **kwargs) -> PoisonedView:
     """:func:`adversarial_poison_job` run to the end (same arguments)."""
     return drive(adversarial_poison_job(x, y, fraction, **kwargs)).result

@@ -42,15 +42,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from advstudio.core import validate as v
 from advstudio.core.data import load_digits
 from advstudio.core.data.spec import check_dataset
 from advstudio.core.devices import pick_device
-from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, relay
 from advstudio.core.poisoning.attacks import (
-    ADVERSARIAL_ATTACKS, LABEL_MODES, NUM_CLASSES, adversarial_poison_job, attack_success_rate,
-    backdoor, check_fraction, label_flip, predict_labels, triggered_set)
+    ADVERSARIAL_ATTACKS,
+    LABEL_MODES,
+    NUM_CLASSES,
+    adversarial_poison_job,
+    attack_success_rate,
+    backdoor,
+    check_fraction,
+    label_flip,
+    predict_labels,
+    triggered_set,
+)
 from advstudio.core.poisoning.sanitize import SanitizeConfig, SanitizeReport, sanitize
 from advstudio.core.poisoning.triggers import Trigger
 from advstudio.core.poisoning.views import PoisonedView, clean_view
@@ -154,8 +163,14 @@ class PoisonConfig:
         v.flag("dry_run", self.dry_run)
 
     def trigger(self) -> Trigger:
-        return Trigger(self.trigger_size, self.trigger_row, self.trigger_col,
-                       self.trigger_pattern, self.trigger_value, self.trigger_custom)
+        return Trigger(
+            self.trigger_size,
+            self.trigger_row,
+            self.trigger_col,
+            self.trigger_pattern,
+            self.trigger_value,
+            self.trigger_custom,
+        )
 
     def sanitize_config(self) -> SanitizeConfig:
         """The sanitiser's settings with the victim's ``arch``, ``seed`` and ``device``."""
@@ -168,8 +183,9 @@ class PoisonConfig:
     @property
     def targeted(self) -> bool:
         """Whether the poison aims at ``target`` (a backdoor, or targeted flips)."""
-        flips = self.attack == "label-flip" or (self.attack == "adversarial"
-                                                and self.adv_labels == "flip")
+        flips = self.attack == "label-flip" or (
+            self.attack == "adversarial" and self.adv_labels == "flip"
+        )
         return self.attack == "backdoor" or (flips and self.flip == "targeted")
 
 
@@ -203,17 +219,23 @@ class PoisonResult:
 
     def summary(self) -> dict[str, float]:
         """The headline numbers as floats (for tables, the CLI and the sweep)."""
-        out = {"fraction": self.config.fraction, "clean_acc": self.clean_acc,
-               "attack_success": self.attack_success, "n_poisoned": float(self.n_poisoned),
-               "n_train": float(self.n_train),
-               "n_poisoned_trained": float(self.n_poisoned_trained),
-               "epochs": float(len(self.history)), "seconds": self.seconds}
+        out = {
+            "fraction": self.config.fraction,
+            "clean_acc": self.clean_acc,
+            "attack_success": self.attack_success,
+            "n_poisoned": float(self.n_poisoned),
+            "n_train": float(self.n_train),
+            "n_poisoned_trained": float(self.n_poisoned_trained),
+            "epochs": float(len(self.history)),
+            "seconds": self.seconds,
+        }
         if self.sanitize is not None:
             out.update(self.sanitize.as_metrics())
         return out
 
 
 # ----------------------------------------------------------------------------- pieces
+
 
 def _digits(config: PoisonConfig) -> tuple[tuple[torch.Tensor, ...], list[str]]:
     """Training and test images of ``config.dataset`` (dry run: seeded random subsets, every
@@ -233,8 +255,9 @@ def _digits(config: PoisonConfig) -> tuple[tuple[torch.Tensor, ...], list[str]]:
     return (x, y, xt, yt), lines
 
 
-def build_view(config: PoisonConfig, x: torch.Tensor,
-               y: torch.Tensor) -> Generator[Event, None, PoisonedView]:
+def build_view(
+    config: PoisonConfig, x: torch.Tensor, y: torch.Tensor
+) -> Generator[Event, None, PoisonedView]:
     """The poisoned view of ``(x, y)`` that ``config`` describes (a job: adversarial poison
     yields ``Progress`` while it is generated)."""
     source, seed = config.source_class, config.seed
@@ -244,18 +267,33 @@ def build_view(config: PoisonConfig, x: torch.Tensor,
     if config.attack == "label-flip":
         return label_flip(x, y, config.fraction, source=source, target=flip_target, seed=seed)
     if config.attack == "backdoor":
-        return backdoor(x, y, config.fraction, trigger=config.trigger(), target=config.target,
-                        source=source, seed=seed)
+        return backdoor(
+            x,
+            y,
+            config.fraction,
+            trigger=config.trigger(),
+            target=config.target,
+            source=source,
+            seed=seed,
+        )
     view = yield from adversarial_poison_job(
-        x, y, config.fraction, model=config.adv_model, attack=config.adv_attack,
-        eps=config.adv_eps, steps=config.adv_steps, labels=config.adv_labels,
-        target=flip_target if config.adv_labels == "flip" else None, source=source, seed=seed,
-        device=pick_device(config.device))
+        x,
+        y,
+        config.fraction,
+        model=config.adv_model,
+        attack=config.adv_attack,
+        eps=config.adv_eps,
+        steps=config.adv_steps,
+        labels=config.adv_labels,
+        target=flip_target if config.adv_labels == "flip" else None,
+        source=source,
+        seed=seed,
+        device=pick_device(config.device),
+    )
     return view
 
 
-def success_set(config: PoisonConfig, xt: torch.Tensor,
-                yt: torch.Tensor) -> torch.Tensor | None:
+def success_set(config: PoisonConfig, xt: torch.Tensor, yt: torch.Tensor) -> torch.Tensor | None:
     """The test images whose share classified as ``config.target`` is the attack's success,
     or None where success is undefined (see the module doc)."""
     if not config.targeted:
@@ -267,8 +305,13 @@ def success_set(config: PoisonConfig, xt: torch.Tensor,
     return xt[keep]
 
 
-def evaluate_victim(model: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor,
-                    attacked: torch.Tensor | None, target: int) -> dict[str, float]:
+def evaluate_victim(
+    model: torch.nn.Module,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    attacked: torch.Tensor | None,
+    target: int,
+) -> dict[str, float]:
     """``clean_acc`` on ``(xt, yt)`` and, when ``attacked`` is given, ``attack_success``."""
     out = {"clean_acc": float((predict_labels(model, xt) == yt).float().mean())}
     if attacked is not None:
@@ -276,9 +319,12 @@ def evaluate_victim(model: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor,
     return out
 
 
-def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor], attacked: torch.Tensor | None,
-                 ) -> Generator[Event, None, tuple[Any, list[dict[str, float]]]]:
+def train_victim(
+    config: PoisonConfig,
+    data: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    attacked: torch.Tensor | None,
+) -> Generator[Event, None, tuple[Any, list[dict[str, float]]]]:
     """Train the victim on ``data``, evaluating it on ``test`` (and ``attacked``) after each
     epoch through ``train_classifier``'s epoch hook (see the module doc). Returns the
     ``TrainResult`` and the per-epoch history.
@@ -294,9 +340,17 @@ def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
     epochs = 1 if config.dry_run else config.epochs
     data = broadcast_object(data)
     train_config = TrainConfig(
-        arch=config.arch, recipe=recipe, eps=config.adv_train_eps, epochs=epochs,
-        batch_size=config.batch_size, lr=config.lr, seed=config.seed, device=config.device,
-        eval_images=0, dry_run=config.dry_run)
+        arch=config.arch,
+        recipe=recipe,
+        eps=config.adv_train_eps,
+        epochs=epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=config.seed,
+        device=config.device,
+        eval_images=0,
+        dry_run=config.dry_run,
+    )
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         return evaluate_victim(model, *test, attacked, config.target)
@@ -306,18 +360,20 @@ def train_victim(config: PoisonConfig, data: tuple[torch.Tensor, torch.Tensor],
             return event
         per_epoch = max(1, event.total // epochs)
         epoch = min(epochs, max(1, -(-event.done // per_epoch)))
-        return Progress(event.done, event.total,
-                        f"training the victim: epoch {epoch} of {epochs}")
+        return Progress(event.done, event.total, f"training the victim: epoch {epoch} of {epochs}")
 
-    result = yield from relay(train_classifier(train_config, data, evaluate=evaluate),
-                              victim_progress)
+    result = yield from relay(
+        train_classifier(train_config, data, evaluate=evaluate), victim_progress
+    )
     return result, list(result.history)
 
 
 # ----------------------------------------------------------------------------- the jobs
 
-def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = None
-                  ) -> Generator[Event, None, PoisonResult]:
+
+def run_poisoning(
+    config: PoisonConfig, *, success_of: PoisonConfig | None = None
+) -> Generator[Event, None, PoisonResult]:
     """Poison, optionally defend, train the victim, measure (a job; see the module doc).
 
     ``success_of``: measure ``attack_success`` as for that config instead (the sweep's clean
@@ -339,10 +395,12 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
         yield log(line)
     view = yield from build_view(config, x, y)
     gallery, gallery_labels = view.gallery(GALLERY)
-    yield log(f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
-              f"of {len(view)} training "
-              f"{'digits' if config.dataset == 'digits' else 'images'} poisoned"
-              + (" (dry run)" if config.dry_run else ""))
+    yield log(
+        f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
+        f"of {len(view)} training "
+        f"{'digits' if config.dataset == 'digits' else 'images'} poisoned"
+        + (" (dry run)" if config.dry_run else "")
+    )
     if view.n_poisoned:
         yield Preview("poisoned", gallery)
         yield Preview("poisoned_labels", gallery_labels)
@@ -356,19 +414,31 @@ def run_poisoning(config: PoisonConfig, *, success_of: PoisonConfig | None = Non
         mask = train_view.poisoned_mask
         order = torch.cat([torch.nonzero(mask).reshape(-1), torch.nonzero(~mask).reshape(-1)])
         data = (data[0][order], data[1][order])
-    yield log(f"The poisoned set is a view holding {train_view.extra_bytes / 1024:.1f} KB beyond "
-              f"the clean digits; the victim's training takes tensors, so it is copied once "
-              f"({train_view.materialized_bytes / 2**20:.1f} MB).")
+    yield log(
+        f"The poisoned set is a view holding {train_view.extra_bytes / 1024:.1f} KB beyond "
+        f"the clean digits; the victim's training takes tensors, so it is copied once "
+        f"({train_view.materialized_bytes / 2**20:.1f} MB)."
+    )
     attacked = success_set(success_of or config, xt, yt)
-    train, history = yield from relay(train_victim(config, data, (xt, yt), attacked),
-                                      keeping_logs(logs))
+    train, history = yield from relay(
+        train_victim(config, data, (xt, yt), attacked), keeping_logs(logs)
+    )
     last = history[-1]
     return PoisonResult(
-        config=config, clean_acc=last["clean_acc"],
-        attack_success=last.get("attack_success", math.nan), n_poisoned=view.n_poisoned,
-        n_train=len(train_view), n_poisoned_trained=train_view.n_poisoned, sanitize=report,
-        history=history, train=train, gallery=gallery, gallery_labels=gallery_labels,
-        seconds=time.perf_counter() - started, logs=logs)
+        config=config,
+        clean_acc=last["clean_acc"],
+        attack_success=last.get("attack_success", math.nan),
+        n_poisoned=view.n_poisoned,
+        n_train=len(train_view),
+        n_poisoned_trained=train_view.n_poisoned,
+        sanitize=report,
+        history=history,
+        train=train,
+        gallery=gallery,
+        gallery_labels=gallery_labels,
+        seconds=time.perf_counter() - started,
+        logs=logs,
+    )
 
 
 def _sweep_event(event: Event, prefix: str) -> Event | None:
@@ -395,12 +465,19 @@ class PoisonCurve:
 
     def snapshot(self) -> PoisonCurve:
         """A copy of the curve without the results (cheap, for previews)."""
-        return PoisonCurve(self.config, list(self.fractions), list(self.clean_acc),
-                           list(self.attack_success), [], self.partial)
+        return PoisonCurve(
+            self.config,
+            list(self.fractions),
+            list(self.clean_acc),
+            list(self.attack_success),
+            [],
+            self.partial,
+        )
 
 
-def run_fraction_sweep(config: PoisonConfig,
-                       fractions: Sequence[float]) -> Generator[Event, None, PoisonCurve]:
+def run_fraction_sweep(
+    config: PoisonConfig, fractions: Sequence[float]
+) -> Generator[Event, None, PoisonCurve]:
     """:func:`run_poisoning` once per fraction (a job). Fraction 0 is the clean baseline
     (``attack="none"``, with the same defence and training).
 
@@ -414,17 +491,25 @@ def run_fraction_sweep(config: PoisonConfig,
         raise ConfigError("choose at least one fraction")
     curve = PoisonCurve(config)
     for i, fraction in enumerate(fractions):
-        run_config = (replace(config, fraction=fraction) if fraction > 0
-                      else replace(config, attack="none", fraction=0.0))
+        run_config = (
+            replace(config, fraction=fraction)
+            if fraction > 0
+            else replace(config, attack="none", fraction=0.0)
+        )
         prefix = f"fraction {fraction:g} ({i + 1} of {len(fractions)}): "
-        result = yield from relay(run_poisoning(run_config, success_of=config),
-                                  lambda e, prefix=prefix: _sweep_event(e, prefix))
+        result = yield from relay(
+            run_poisoning(run_config, success_of=config),
+            lambda e, prefix=prefix: _sweep_event(e, prefix),
+        )
         curve.fractions.append(fraction)
         curve.clean_acc.append(result.clean_acc)
         curve.attack_success.append(result.attack_success)
         curve.results.append(result)
-        point = {"fraction": fraction, "clean_acc": result.clean_acc,
-                 "n_poisoned": float(result.n_poisoned)}
+        point = {
+            "fraction": fraction,
+            "clean_acc": result.clean_acc,
+            "n_poisoned": float(result.n_poisoned),
+        }
         if not math.isnan(result.attack_success):
             point["attack_success"] = result.attack_success
         yield Metrics(i, point)

@@ -56,8 +56,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from advstudio.core.devices import pick_device
 from advstudio.core import validate as v
+from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 from advstudio.core.models.architectures import ARCHITECTURES
@@ -75,8 +75,10 @@ def parse_methods(text: str | tuple[str, ...]) -> tuple[str, ...]:
     names = tuple(n.strip() for n in names if n.strip())
     bad = [n for n in names if n not in METHODS]
     if bad or not names:
-        raise ConfigError(f"sanitiser methods must be one or more of {', '.join(METHODS)} "
-                          f"joined by '+', not {'+'.join(names) or repr(text)}")
+        raise ConfigError(
+            f"sanitiser methods must be one or more of {', '.join(METHODS)} "
+            f"joined by '+', not {'+'.join(names) or repr(text)}"
+        )
     return tuple(dict.fromkeys(names))
 
 
@@ -111,8 +113,9 @@ class SanitizeConfig:
         object.__setattr__(self, "methods", parse_methods(self.methods))
         check_fraction(self.drop_fraction, "drop_fraction")
         if self.drop_fraction >= 1.0:
-            raise ConfigError("drop_fraction must be in [0, 1): dropping everything leaves "
-                              "nothing to train on")
+            raise ConfigError(
+                "drop_fraction must be in [0, 1): dropping everything leaves nothing to train on"
+            )
         v.flag("consensus", self.consensus)
         v.choice("decide", self.decide, DECISIONS)
         check_fraction(self.min_disagreement, "min_disagreement")
@@ -172,16 +175,23 @@ class SanitizeReport:
         return int(self.flagged.sum())
 
     def as_metrics(self, prefix: str = "sanitize_") -> dict[str, float]:
-        values = {"flagged": float(self.n_flagged), "found": float(self.found),
-                  "dropped_clean": float(self.dropped_clean), "missed": float(self.missed),
-                  "precision": self.precision, "recall": self.recall}
+        values = {
+            "flagged": float(self.n_flagged),
+            "found": float(self.found),
+            "dropped_clean": float(self.dropped_clean),
+            "missed": float(self.missed),
+            "precision": self.precision,
+            "recall": self.recall,
+        }
         return {prefix + k: v for k, v in values.items()}
 
     def summary(self) -> str:
         n_poisoned = self.found + self.missed
-        return (f"The sanitiser ({'+'.join(self.config.methods)}) flagged {self.n_flagged} "
-                f"samples: {self.found} of the {n_poisoned} poisoned ones and "
-                f"{self.dropped_clean} clean ones.")
+        return (
+            f"The sanitiser ({'+'.join(self.config.methods)}) flagged {self.n_flagged} "
+            f"samples: {self.found} of the {n_poisoned} poisoned ones and "
+            f"{self.dropped_clean} clean ones."
+        )
 
 
 def score_flags(flagged: torch.Tensor, poisoned: torch.Tensor) -> dict[str, float]:
@@ -189,16 +199,22 @@ def score_flags(flagged: torch.Tensor, poisoned: torch.Tensor) -> dict[str, floa
     bool ``poisoned`` (same length)."""
     found = int((flagged & poisoned).sum())
     n_flagged, n_poisoned = int(flagged.sum()), int(poisoned.sum())
-    return {"flagged": float(n_flagged), "found": float(found),
-            "dropped_clean": float(n_flagged - found), "missed": float(n_poisoned - found),
-            "precision": found / n_flagged if n_flagged else math.nan,
-            "recall": found / n_poisoned if n_poisoned else math.nan}
+    return {
+        "flagged": float(n_flagged),
+        "found": float(found),
+        "dropped_clean": float(n_flagged - found),
+        "missed": float(n_poisoned - found),
+        "precision": found / n_flagged if n_flagged else math.nan,
+        "recall": found / n_poisoned if n_poisoned else math.nan,
+    }
 
 
 # --------------------------------------------------------------------------- the brief model
 
-def fit_brief(view: PoisonedView, config: SanitizeConfig,
-              seed: int) -> Generator[Event, None, Classifier]:
+
+def fit_brief(
+    view: PoisonedView, config: SanitizeConfig, seed: int
+) -> Generator[Event, None, Classifier]:
     """Train a fresh model for ``config.epochs`` on ``view`` (read batch by batch through
     :meth:`PoisonedView.batch`, never materialised); yields ``Progress`` per batch. Weights,
     data order and dropout masks all come from ``seed`` (dropout through the defence lab's
@@ -208,8 +224,9 @@ def fit_brief(view: PoisonedView, config: SanitizeConfig,
     from advstudio.core.defence.train import build_classifier
 
     if config.arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {config.arch!r}; allowed: "
-                          f"{', '.join(ARCHITECTURES)}")
+        raise ConfigError(
+            f"unknown architecture {config.arch!r}; allowed: {', '.join(ARCHITECTURES)}"
+        )
     device = pick_device(config.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -224,7 +241,7 @@ def fit_brief(view: PoisonedView, config: SanitizeConfig,
     for epoch in range(config.epochs):
         order = torch.randperm(n, generator=order_rng)
         for i, start in enumerate(range(0, n, b)):
-            xb, yb = view.batch(order[start:start + b])
+            xb, yb = view.batch(order[start : start + b])
             if len(xb) > 1 or n == 1:  # BatchNorm (digits-mlp) cannot train on one sample
                 with dropout_rng:  # never yield inside this block
                     loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
@@ -236,8 +253,9 @@ def fit_brief(view: PoisonedView, config: SanitizeConfig,
 
 
 @torch.no_grad()
-def model_scores(model: Classifier, view: PoisonedView,
-                 batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def model_scores(
+    model: Classifier, view: PoisonedView, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per sample of ``view``: loss against its (poisoned) label, predicted class, and the
     penultimate activations, on the CPU. ``model`` must be a Sequential-net classifier."""
     device = model.device
@@ -255,8 +273,10 @@ def model_scores(model: Classifier, view: PoisonedView,
 
 # --------------------------------------------------------------------------- filters
 
-def loss_flags(losses: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor,
-               drop_fraction: float) -> torch.Tensor:
+
+def loss_flags(
+    losses: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor, drop_fraction: float
+) -> torch.Tensor:
     """Bool flags: the highest-loss ``round(drop_fraction * N)`` samples, or with 0 the samples
     whose label differs from the prediction."""
     if drop_fraction <= 0:
@@ -280,16 +300,19 @@ def knn_agreement(view: PoisonedView, k: int = 10, chunk: int = 500) -> torch.Te
         return torch.ones(n)
     out = torch.empty(n)
     for start in range(0, n, chunk):
-        d = torch.cdist(x[start:start + chunk], x)
+        d = torch.cdist(x[start : start + chunk], x)
         rows = torch.arange(len(d))
         d[rows, rows + start] = math.inf  # not its own neighbour
         nn = d.topk(k, largest=False).indices
-        out[start:start + chunk] = (labels[nn] == labels[start:start + chunk, None]).float().mean(1)
+        out[start : start + chunk] = (
+            (labels[nn] == labels[start : start + chunk, None]).float().mean(1)
+        )
     return out
 
 
-def two_means(z: torch.Tensor, generator: torch.Generator, restarts: int = 4,
-              iters: int = 100) -> torch.Tensor:
+def two_means(
+    z: torch.Tensor, generator: torch.Generator, restarts: int = 4, iters: int = 100
+) -> torch.Tensor:
     """Cluster assignments (0/1) of the rows of ``z`` by k-means with k = 2 (k-means++ starts;
     the restart with the lowest within-cluster sum of squares wins). Cluster 0 is the larger."""
     n = len(z)
@@ -304,8 +327,12 @@ def two_means(z: torch.Tensor, generator: torch.Generator, restarts: int = 4,
         assign = best
         for _ in range(iters):
             assign = torch.cdist(z, centres).argmin(1)
-            new = torch.stack([z[assign == c].mean(0) if bool((assign == c).any()) else centres[c]
-                               for c in range(2)])
+            new = torch.stack(
+                [
+                    z[assign == c].mean(0) if bool((assign == c).any()) else centres[c]
+                    for c in range(2)
+                ]
+            )
             if torch.equal(new, centres):
                 break
             centres = new
@@ -317,8 +344,9 @@ def two_means(z: torch.Tensor, generator: torch.Generator, restarts: int = 4,
     return best
 
 
-def cluster_classes(features: torch.Tensor, labels: torch.Tensor, components: int,
-                    generator: torch.Generator) -> torch.Tensor:
+def cluster_classes(
+    features: torch.Tensor, labels: torch.Tensor, components: int, generator: torch.Generator
+) -> torch.Tensor:
     """Per class of ``labels``: PCA of the centred ``features`` to ``components`` dimensions,
     then 2-means. Returns each sample's cluster (0 = the larger of its class, 1 = the smaller);
     classes of fewer than 4 samples stay in one cluster."""
@@ -337,8 +365,13 @@ def cluster_classes(features: torch.Tensor, labels: torch.Tensor, components: in
     return assign
 
 
-def judge_clusters(labels: torch.Tensor, assign: torch.Tensor, agreement: torch.Tensor | None,
-                   preds: torch.Tensor, config: SanitizeConfig) -> list[ClusterVerdict]:
+def judge_clusters(
+    labels: torch.Tensor,
+    assign: torch.Tensor,
+    agreement: torch.Tensor | None,
+    preds: torch.Tensor,
+    config: SanitizeConfig,
+) -> list[ClusterVerdict]:
     """Per class, which of its two clusters (if any) is poison, by ``config.decide``, and how
     it is dropped (see :func:`cluster_flags`)."""
     out = []
@@ -349,8 +382,11 @@ def judge_clusters(labels: torch.Tensor, assign: torch.Tensor, agreement: torch.
             sizes.append(int(m.sum()))
             odd = m if agreement is None else m & (agreement < 0.5)  # look like other classes
             fit.append(float((preds[odd] == c).float().mean()) if bool(odd.any()) else math.nan)
-            dis.append(float((agreement[m] < 0.5).float().mean())
-                       if agreement is not None and bool(m.any()) else math.nan)
+            dis.append(
+                float((agreement[m] < 0.5).float().mean())
+                if agreement is not None and bool(m.any())
+                else math.nan
+            )
         poison = -1
         if config.decide == "size":
             if sizes[1] and sizes[1] <= config.max_share * (sizes[0] + sizes[1]):
@@ -360,14 +396,22 @@ def judge_clusters(labels: torch.Tensor, assign: torch.Tensor, agreement: torch.
             if candidates:
                 poison = max(candidates, key=lambda k: dis[k])
         whole = config.decide == "size" or (poison >= 0 and fit[poison] >= 0.5)
-        out.append(ClusterVerdict(int(c), (sizes[0], sizes[1]), (dis[0], dis[1]),
-                                  (fit[0], fit[1]), poison, whole))
+        out.append(
+            ClusterVerdict(
+                int(c), (sizes[0], sizes[1]), (dis[0], dis[1]), (fit[0], fit[1]), poison, whole
+            )
+        )
     return out
 
 
-def cluster_flags(labels: torch.Tensor, assign: torch.Tensor, verdicts: list[ClusterVerdict],
-                  agreement: torch.Tensor | None, preds: torch.Tensor,
-                  consensus: bool = True) -> torch.Tensor:
+def cluster_flags(
+    labels: torch.Tensor,
+    assign: torch.Tensor,
+    verdicts: list[ClusterVerdict],
+    agreement: torch.Tensor | None,
+    preds: torch.Tensor,
+    consensus: bool = True,
+) -> torch.Tensor:
     """Bool flags from the verdicts. A poison cluster whose odd samples (those k-NN sees as
     other classes) the reference model nevertheless *fits* (predicts the label for at least
     half of them) is a shortcut the model learnt, a backdoor: it is dropped whole (k-NN alone
@@ -377,13 +421,13 @@ def cluster_flags(labels: torch.Tensor, assign: torch.Tensor, verdicts: list[Clu
     same clusters as the class's own digits): only its samples that k-NN and the model
     contradict (with ``consensus``; else either) are dropped."""
     flags = torch.zeros(len(labels), dtype=torch.bool)
-    for v in verdicts:
-        if v.poison_cluster < 0:
+    for verdict in verdicts:
+        if verdict.poison_cluster < 0:
             continue
-        members = (labels == v.label) & (assign == v.poison_cluster)
-        if v.whole and agreement is not None:
-            members |= (labels == v.label) & (agreement < 0.5)
-        elif not v.whole:
+        members = (labels == verdict.label) & (assign == verdict.poison_cluster)
+        if verdict.whole and agreement is not None:
+            members |= (labels == verdict.label) & (agreement < 0.5)
+        elif not verdict.whole:
             contradicted = preds != labels
             if agreement is not None:
                 knn = agreement < 0.5
@@ -395,8 +439,10 @@ def cluster_flags(labels: torch.Tensor, assign: torch.Tensor, verdicts: list[Clu
 
 # --------------------------------------------------------------------------- the job
 
-def sanitize(view: PoisonedView,
-             config: SanitizeConfig = SanitizeConfig()) -> Generator[Event, None, SanitizeReport]:
+
+def sanitize(
+    view: PoisonedView, config: SanitizeConfig = SanitizeConfig()
+) -> Generator[Event, None, SanitizeReport]:
     """Flag suspected poison in ``view`` (a job: yields ``Progress`` while training the
     reference model, one ``Log`` and one ``Metrics(0, {"sanitize_found", ...})`` at the end;
     returns the :class:`SanitizeReport`). The view is only read."""
@@ -427,18 +473,27 @@ def sanitize(view: PoisonedView,
             flagged = flagged & flags if config.consensus else flagged | flags
     verdicts: list[ClusterVerdict] = []
     if "clustering" in methods:
-        assign = cluster_classes(feats, labels, config.components,
-                                 torch.Generator().manual_seed(config.seed))
+        assign = cluster_classes(
+            feats, labels, config.components, torch.Generator().manual_seed(config.seed)
+        )
         verdicts = judge_clusters(labels, assign, agreement, preds, config)
         flags = cluster_flags(labels, assign, verdicts, agreement, preds, config.consensus)
         by_method["clustering"] = score_flags(flags, truth)
         flagged |= flags
     s = score_flags(flagged, truth)
     report = SanitizeReport(
-        config=config, flagged=flagged, keep=torch.nonzero(~flagged).reshape(-1),
-        found=int(s["found"]), dropped_clean=int(s["dropped_clean"]), missed=int(s["missed"]),
-        precision=s["precision"], recall=s["recall"], by_method=by_method, clusters=verdicts,
-        seconds=time.perf_counter() - t0)
+        config=config,
+        flagged=flagged,
+        keep=torch.nonzero(~flagged).reshape(-1),
+        found=int(s["found"]),
+        dropped_clean=int(s["dropped_clean"]),
+        missed=int(s["missed"]),
+        precision=s["precision"],
+        recall=s["recall"],
+        by_method=by_method,
+        clusters=verdicts,
+        seconds=time.perf_counter() - t0,
+    )
     yield Log(report.summary())
     yield Metrics(0, report.as_metrics())
     return report

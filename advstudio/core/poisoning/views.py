@@ -50,31 +50,48 @@ class PoisonedView:
     kind : a short name of the attack, for display.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor,
-                 labels: torch.Tensor, *, images: torch.Tensor | None = None,
-                 transform: Transform | None = None, rows: torch.Tensor | None = None,
-                 kind: str = "") -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        indices: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        images: torch.Tensor | None = None,
+        transform: Transform | None = None,
+        rows: torch.Tensor | None = None,
+        kind: str = "",
+    ) -> None:
         if x.dim() != 4:
             raise ConfigError(f"images must have shape (N, C, H, W), not {tuple(x.shape)}")
         if y.dim() != 1 or len(y) != len(x):
             raise ConfigError(f"labels must have shape ({len(x)},), not {tuple(y.shape)}")
         self.x, self.y = x, y
         self.rows = None if rows is None else torch.as_tensor(rows, dtype=torch.long)
-        if self.rows is not None and len(self.rows) and (
-                int(self.rows.min()) < 0 or int(self.rows.max()) >= len(x)):
+        if (
+            self.rows is not None
+            and len(self.rows)
+            and (int(self.rows.min()) < 0 or int(self.rows.max()) >= len(x))
+        ):
             raise ConfigError(f"rows must be in 0..{len(x) - 1}")
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         n = len(self)
-        if len(indices) and (int(indices[0]) < 0 or int(indices[-1]) >= n
-                             or bool((indices[1:] <= indices[:-1]).any())):
+        if len(indices) and (
+            int(indices[0]) < 0
+            or int(indices[-1]) >= n
+            or bool((indices[1:] <= indices[:-1]).any())
+        ):
             raise ConfigError(f"poisoned indices must be strictly increasing and in 0..{n - 1}")
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
         if len(labels) != len(indices):
             raise ConfigError(f"{len(labels)} labels for {len(indices)} poisoned samples")
-        if images is not None and (images.dim() != 4 or len(images) != len(indices)
-                                   or images.shape[1:] != x.shape[1:]):
-            raise ConfigError(f"replacement images must have shape ({len(indices)}, "
-                              f"{', '.join(map(str, x.shape[1:]))}), not {tuple(images.shape)}")
+        if images is not None and (
+            images.dim() != 4 or len(images) != len(indices) or images.shape[1:] != x.shape[1:]
+        ):
+            raise ConfigError(
+                f"replacement images must have shape ({len(indices)}, "
+                f"{', '.join(map(str, x.shape[1:]))}), not {tuple(images.shape)}"
+            )
         self.indices, self.labels, self.images = indices, labels, images
         self.transform, self.kind = transform, kind
 
@@ -84,9 +101,11 @@ class PoisonedView:
         return len(self.x) if self.rows is None else len(self.rows)
 
     def __repr__(self) -> str:
-        return (f"PoisonedView({self.kind or 'poison'}: {self.n_poisoned} of {len(self)} samples"
-                f"{', replacement images' if self.images is not None else ''}"
-                f"{', transform' if self.transform is not None else ''})")
+        return (
+            f"PoisonedView({self.kind or 'poison'}: {self.n_poisoned} of {len(self)} samples"
+            f"{', replacement images' if self.images is not None else ''}"
+            f"{', transform' if self.transform is not None else ''})"
+        )
 
     @property
     def n_poisoned(self) -> int:
@@ -200,9 +219,15 @@ class PoisonedView:
         slot, hit = self._slots(pos)
         k = slot[hit]
         return PoisonedView(
-            self.x, self.y, torch.nonzero(hit).reshape(-1), self.labels[k],
-            images=None if self.images is None else self.images[k], transform=self.transform,
-            rows=self.source_rows[pos], kind=self.kind)
+            self.x,
+            self.y,
+            torch.nonzero(hit).reshape(-1),
+            self.labels[k],
+            images=None if self.images is None else self.images[k],
+            transform=self.transform,
+            rows=self.source_rows[pos],
+            kind=self.kind,
+        )
 
     def gallery(self, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``n`` poisoned samples for display, spread evenly over them: images float32 in
@@ -210,8 +235,11 @@ class PoisonedView:
         label, poisoned label)."""
         k = min(max(0, n), len(self.indices))
         # evenly spread over the poisoned samples (they are sorted, and the clean set by class)
-        pos = self.indices[torch.linspace(0, len(self.indices) - 1, k).round().long()] if k \
+        pos = (
+            self.indices[torch.linspace(0, len(self.indices) - 1, k).round().long()]
+            if k
             else self.indices[:0]
+        )
         xb, yb = self.batch(pos)
         images = xb.detach().cpu().float()
         images = images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1)

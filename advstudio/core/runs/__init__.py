@@ -14,6 +14,15 @@ from advstudio.core.runs.recorder import FLUSH_INTERVAL, Recorder
 from advstudio.core.runs.store import CHECKPOINT, RunStore, software_versions
 
 __all__ = [
-    "CHECKPOINT", "FLUSH_INTERVAL", "Owner", "Recorder", "RunInfo", "RunNotFoundError",
-    "RunStatus", "RunStore", "RunStoreError", "default_store_root", "software_versions",
+    "CHECKPOINT",
+    "FLUSH_INTERVAL",
+    "Owner",
+    "Recorder",
+    "RunInfo",
+    "RunNotFoundError",
+    "RunStatus",
+    "RunStore",
+    "RunStoreError",
+    "default_store_root",
+    "software_versions",
 ]

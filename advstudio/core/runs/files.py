@@ -25,8 +25,9 @@ def is_state_dict(value: Any) -> bool:
     if not isinstance(value, Mapping) or not value:
         return False
     tensors = value.values()
-    return (all(type(v).__module__.startswith("torch") and hasattr(v, "ndim") for v in tensors)
-            and any(v.ndim > 0 for v in tensors))
+    return all(
+        type(v).__module__.startswith("torch") and hasattr(v, "ndim") for v in tensors
+    ) and any(v.ndim > 0 for v in tensors)
 
 
 def plain(value: Any, files: Mapping[int, str] | None = None) -> Any:
@@ -43,8 +44,7 @@ def plain(value: Any, files: Mapping[int, str] | None = None) -> Any:
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name), files)
-                for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name), files) for f in dataclasses.fields(value)}
     if is_state_dict(value):
         return (files or {}).get(id(value))
     if isinstance(value, Mapping):

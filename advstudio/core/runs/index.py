@@ -94,8 +94,9 @@ class RunIndex:
             version = con.execute("PRAGMA user_version").fetchone()[0]
             tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables and version != SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"run index has schema {version}, "
-                                            f"expected {SCHEMA_VERSION}")
+                raise sqlite3.DatabaseError(
+                    f"run index has schema {version}, expected {SCHEMA_VERSION}"
+                )
             con.executescript(_SCHEMA)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -108,23 +109,42 @@ class RunIndex:
 
     @staticmethod
     def _row(meta: dict[str, Any], config: dict[str, Any]) -> tuple:
-        search = " ".join([meta["id"], meta["kind"], meta.get("title", ""),
-                           json.dumps(config, sort_keys=True), meta.get("error", "")]).lower()
-        return (meta["id"], meta["kind"], meta["status"], meta["created"], meta.get("finished"),
-                meta.get("device", ""), meta.get("title", ""),
-                json.dumps(meta.get("summary", {})), search, json.dumps(meta))
+        search = " ".join(
+            [
+                meta["id"],
+                meta["kind"],
+                meta.get("title", ""),
+                json.dumps(config, sort_keys=True),
+                meta.get("error", ""),
+            ]
+        ).lower()
+        return (
+            meta["id"],
+            meta["kind"],
+            meta["status"],
+            meta["created"],
+            meta.get("finished"),
+            meta.get("device", ""),
+            meta.get("title", ""),
+            json.dumps(meta.get("summary", {})),
+            search,
+            json.dumps(meta),
+        )
 
     def put(self, meta: dict[str, Any], config: dict[str, Any]) -> None:
         with self.connect() as con:
-            con.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        self._row(meta, config))
+            con.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", self._row(meta, config)
+            )
 
     def replace_all(self, runs: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """Make the index hold exactly ``runs`` ((meta, config) pairs), in one transaction."""
         with self.connect() as con:
             con.execute("DELETE FROM runs")
-            con.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            (self._row(meta, config) for meta, config in runs))
+            con.executemany(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (self._row(meta, config) for meta, config in runs),
+            )
 
     def remove(self, run_id: str) -> None:
         with self.connect() as con:
@@ -135,10 +155,15 @@ class RunIndex:
         with self.connect() as con:
             return dict(con.execute("SELECT id, status FROM runs"))
 
-    def query(self, kind: str | Iterable[str] | None = None,
-              status: str | Iterable[str] | None = None, since: TimeBound | None = None,
-              until: TimeBound | None = None, text: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        kind: str | Iterable[str] | None = None,
+        status: str | Iterable[str] | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Meta dicts of the matching runs, newest first. ``text``: every word must occur
         (case-insensitive) in the id, kind, title, config or error message."""
         where, params = [], []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ class RunStoreError(AdvStudioError, OSError):
 
 
 def _time(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,16 @@ class RunInfo:
     @classmethod
     def from_meta(cls, meta: dict[str, Any], path: Path) -> RunInfo:
         return cls(
-            id=meta["id"], kind=meta["kind"], status=RunStatus(meta["status"]),
-            title=meta.get("title", ""), created=_time(meta["created"]),
-            finished=_time(meta.get("finished")), device=meta.get("device", ""),
-            seed=meta.get("seed"), summary=meta.get("summary", {}), error=meta.get("error", ""),
-            versions=meta.get("versions", {}), path=path)
+            id=meta["id"],
+            kind=meta["kind"],
+            status=RunStatus(meta["status"]),
+            title=meta.get("title", ""),
+            created=_time(meta["created"]),
+            finished=_time(meta.get("finished")),
+            device=meta.get("device", ""),
+            seed=meta.get("seed"),
+            summary=meta.get("summary", {}),
+            error=meta.get("error", ""),
+            versions=meta.get("versions", {}),
+            path=path,
+        )

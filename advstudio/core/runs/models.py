@@ -55,10 +55,14 @@ def model_card(owner: Any, field: str, weights: str) -> dict[str, Any]:
     build = getattr(owner, "classifier", None)
     if field.endswith("state_dict") and callable(build):
         classifier = build()
-        card.update(role="classifier", input_shape=list(classifier.input_shape),
-                    class_names=list(classifier.class_names), value_range=[0.0, 1.0],
-                    mean=classifier.mean.flatten().tolist(),
-                    std=classifier.std.flatten().tolist())
+        card.update(
+            role="classifier",
+            input_shape=list(classifier.input_shape),
+            class_names=list(classifier.class_names),
+            value_range=[0.0, 1.0],
+            mean=classifier.mean.flatten().tolist(),
+            std=classifier.std.flatten().tolist(),
+        )
     return card
 
 

@@ -73,7 +73,7 @@ def _posix_process(pid: int) -> tuple[bool, str]:
         stat = Path(f"/proc/{pid}/stat").read_bytes().decode(errors="replace")
     except OSError:  # no /proc (macOS) or hidden
         return True, ""
-    fields = stat[stat.rfind(")") + 2:].split()  # the name in (...) may contain spaces
+    fields = stat[stat.rfind(")") + 2 :].split()  # the name in (...) may contain spaces
     if not fields or fields[0] in ("Z", "X"):  # zombie: dead, only not yet reaped
         return False, ""
     try:

@@ -83,8 +83,11 @@ def scalar_summary(values: Any) -> dict[str, Any]:
     values = plain(values)
     if not isinstance(values, dict):
         values = {"result": values}
-    return {k: v for k, v in values.items()
-            if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 200)}
+    return {
+        k: v
+        for k, v in values.items()
+        if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 200)
+    }
 
 
 class Recorder:
@@ -175,8 +178,9 @@ class Recorder:
         if self.status is not RunStatus.RUNNING:
             raise RunStoreError(f"run {self.run_id} has already ended ({self.status})")
 
-    def _end(self, status: RunStatus, error: str = "", details: str = "",
-             result: Any = None) -> None:
+    def _end(
+        self, status: RunStatus, error: str = "", details: str = "", result: Any = None
+    ) -> None:
         self.flush()
         self.status = status
         for stream in (self._metrics, self._log):
@@ -198,8 +202,12 @@ class Recorder:
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
         if self.status is not RunStatus.RUNNING:
             return False
         if exc is None:

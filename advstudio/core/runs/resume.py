@@ -14,8 +14,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from advstudio.core.errors import ConfigError
 from advstudio.core.atomic import atomic_copy
+from advstudio.core.errors import ConfigError
 from advstudio.core.runs.store import CHECKPOINT
 
 
@@ -39,8 +39,10 @@ def with_run_checkpoint(config: Any, run_folder: Path, resume_from: Path | None 
         return dataclasses.replace(config, checkpoint_path=str(path))
     resume_from = Path(resume_from)
     if not resume_from.is_file():
-        raise ConfigError(f"nothing to resume from: {resume_from} does not exist (the run was "
-                          "stopped before its first checkpoint)")
+        raise ConfigError(
+            f"nothing to resume from: {resume_from} does not exist (the run was "
+            "stopped before its first checkpoint)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_copy(resume_from, path)
     return dataclasses.replace(config, checkpoint_path=str(path), resume=True)

@@ -66,14 +66,21 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             return ""
 
-    return {"python": platform.python_version(), "torch": version("torch"),
-            "torchvision": version("torchvision"), "advstudio": advstudio.__version__,
-            "platform": platform.platform()}
+    return {
+        "python": platform.python_version(),
+        "torch": version("torch"),
+        "torchvision": version("torchvision"),
+        "advstudio": advstudio.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def _default_title(kind: str, config: dict[str, Any]) -> str:
-    parts = [kind] + [config[key] for key in ("model", "arch", "dataset")
-                      if isinstance(config.get(key), str) and config[key]]
+    parts = [kind] + [
+        config[key]
+        for key in ("model", "arch", "dataset")
+        if isinstance(config.get(key), str) and config[key]
+    ]
     return " ".join(parts)[:80]
 
 
@@ -120,8 +127,15 @@ class RunStore:
         self.index.close()
 
     # -- recording -----------------------------------------------------------------------------
-    def record(self, kind: str, config: dict[str, Any], *, device: str = "",
-               seed: int | None = None, title: str | None = None) -> Recorder:
+    def record(
+        self,
+        kind: str,
+        config: dict[str, Any],
+        *,
+        device: str = "",
+        seed: int | None = None,
+        title: str | None = None,
+    ) -> Recorder:
         """Start recording a run of ``kind`` with plain ``config`` values (``config_to_dict``).
 
         Use as ``with store.record(...) as rec:``; the run exists (status ``running``) as soon
@@ -130,17 +144,30 @@ class RunStore:
         config = plain(config)
         created = time.time()
         slug = re.sub(r"[^a-z0-9_]+", "_", kind.lower()).strip("_") or "run"
-        run_id = (f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{slug}-"
-                  f"{uuid.uuid4().hex[:8]}")
-        meta = {"id": run_id, "kind": kind, "title": title or _default_title(kind, config),
-                "status": RunStatus.RUNNING.value, "created": created, "finished": None,
-                "device": str(device), "seed": plain(seed), "error": "", "summary": {},
-                "versions": dict(software_versions()), "owner": Owner.current().to_dict()}
+        run_id = (
+            f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{slug}-"
+            f"{uuid.uuid4().hex[:8]}"
+        )
+        meta = {
+            "id": run_id,
+            "kind": kind,
+            "title": title or _default_title(kind, config),
+            "status": RunStatus.RUNNING.value,
+            "created": created,
+            "finished": None,
+            "device": str(device),
+            "seed": plain(seed),
+            "error": "",
+            "summary": {},
+            "versions": dict(software_versions()),
+            "owner": Owner.current().to_dict(),
+        }
         staging = self.runs_dir / f".new-{run_id}"
         try:
             (staging / "artifacts").mkdir(parents=True)
-            atomic_write_json(staging / "config.json", {"kind": kind, "config": config},
-                              sync_dir=False)
+            atomic_write_json(
+                staging / "config.json", {"kind": kind, "config": config}, sync_dir=False
+            )
             atomic_write_json(staging / "meta.json", meta, sync_dir=False)
             fsync_dir(staging)
             os.rename(staging, self.runs_dir / run_id)
@@ -192,10 +219,15 @@ class RunStore:
     def get(self, run_id: str) -> RunInfo:
         return RunInfo.from_meta(self._meta(run_id), self.run_path(run_id))
 
-    def list_runs(self, kind: str | Iterable[str] | None = None,
-                  status: str | Iterable[str] | None = None, since: TimeBound | None = None,
-                  until: TimeBound | None = None, text: str | None = None,
-                  limit: int | None = None) -> list[RunInfo]:
+    def list_runs(
+        self,
+        kind: str | Iterable[str] | None = None,
+        status: str | Iterable[str] | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
         """Runs matching every given filter, newest first.
 
         ``kind``/``status``: one name or several. ``since``/``until``: bounds on the start time
@@ -258,8 +290,11 @@ class RunStore:
                 with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
                     for path in self._files(source):
                         kind = zipfile.ZIP_STORED if path.suffix.lower() in _STORED else None
-                        zf.write(path, f"{run_id}/{path.relative_to(source).as_posix()}",
-                                 compress_type=kind)
+                        zf.write(
+                            path,
+                            f"{run_id}/{path.relative_to(source).as_posix()}",
+                            compress_type=kind,
+                        )
             else:
                 tmp.mkdir()
                 for path in self._files(source):
@@ -283,9 +318,13 @@ class RunStore:
         files = []
         for parent, dirs, names in os.walk(folder):  # os.walk does not enter linked folders
             dirs[:] = [d for d in dirs if not (Path(parent) / d).is_symlink()]
-            files += [Path(parent) / name for name in names if not name.startswith(".")
-                      and not (Path(parent) / name).is_symlink()
-                      and (Path(parent) / name).is_file()]
+            files += [
+                Path(parent) / name
+                for name in names
+                if not name.startswith(".")
+                and not (Path(parent) / name).is_symlink()
+                and (Path(parent) / name).is_file()
+            ]
         return sorted(files)
 
     # -- consistency ---------------------------------------------------------------------------
@@ -295,8 +334,11 @@ class RunStore:
         self._clean_hidden()
         indexed = self._with_index(self.index.statuses)
         on_disk = set(self._run_ids())
-        check = {run_id for run_id, status in indexed.items()
-                 if status == RunStatus.RUNNING and run_id in on_disk}
+        check = {
+            run_id
+            for run_id, status in indexed.items()
+            if status == RunStatus.RUNNING and run_id in on_disk
+        }
         for run_id in on_disk - set(indexed):  # its process died before indexing it
             loaded = self._load(run_id)
             if loaded is not None:
@@ -329,10 +371,13 @@ class RunStore:
         # when it stopped: the last time it wrote anything
         finished = max(p.stat().st_mtime for p in folder.iterdir() if p.is_file())
         pid = meta.get("owner", {}).get("pid", "?")
-        meta.update(status=RunStatus.INTERRUPTED.value, finished=max(finished, meta["created"]),
-                    summary=scalar_summary(last_values),
-                    error=f"the process that ran it (pid {pid}) ended before the run did: "
-                          "a crash, a kill or a power cut")
+        meta.update(
+            status=RunStatus.INTERRUPTED.value,
+            finished=max(finished, meta["created"]),
+            summary=scalar_summary(last_values),
+            error=f"the process that ran it (pid {pid}) ended before the run did: "
+            "a crash, a kill or a power cut",
+        )
 
     def rebuild_index(self) -> int:
         """Rebuild the index from the run folders (e.g. after it was lost or corrupted);
@@ -372,8 +417,8 @@ class RunStore:
         now = time.time()
         for entry in os.scandir(self.runs_dir):
             if entry.name.startswith(".trash-") or (
-                    entry.name.startswith(".new-")
-                    and now - entry.stat().st_mtime > _STALE_STAGING_S):
+                entry.name.startswith(".new-") and now - entry.stat().st_mtime > _STALE_STAGING_S
+            ):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
     def _index_put(self, meta: dict[str, Any], config: dict[str, Any]) -> None:

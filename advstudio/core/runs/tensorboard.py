@@ -50,8 +50,12 @@ def masked_crc(data: bytes) -> int:
 def record(payload: bytes) -> bytes:
     """One TFRecord: the framing TensorBoard reads event files with."""
     length = struct.pack("<Q", len(payload))
-    return (length + struct.pack("<I", masked_crc(length)) + payload
-            + struct.pack("<I", masked_crc(payload)))
+    return (
+        length
+        + struct.pack("<I", masked_crc(length))
+        + payload
+        + struct.pack("<I", masked_crc(payload))
+    )
 
 
 # -- protocol buffer encoding (only what an Event needs) --------------------------------------
@@ -70,8 +74,9 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def event(wall_time: float, step: int, *, file_version: bytes | None = None,
-          values: Iterable[bytes] = ()) -> bytes:
+def event(
+    wall_time: float, step: int, *, file_version: bytes | None = None, values: Iterable[bytes] = ()
+) -> bytes:
     """A serialised ``tensorflow.Event``; ``values`` are serialised ``Summary.Value``s."""
     out = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3) + _varint(step)
     if file_version is not None:
@@ -97,12 +102,16 @@ def text_value(tag: str, text: str) -> bytes:
 def run_events(config: dict[str, Any], rows: list[dict[str, Any]], start: float) -> bytes:
     """The event file of one run: its config as text at step 0, then every numeric metric."""
     config_text = "\n".join(f"    {k} = {json.dumps(v)}" for k, v in config.items())
-    out = [record(event(start, 0, file_version=FILE_VERSION)),
-           record(event(start, 0, values=[text_value("config", config_text)]))]
+    out = [
+        record(event(start, 0, file_version=FILE_VERSION)),
+        record(event(start, 0, values=[text_value("config", config_text)])),
+    ]
     for row in rows:
-        values = [scalar_value(k, float(v)) for k, v in row.items()
-                  if k not in ("step", "time") and isinstance(v, (int, float))
-                  and not isinstance(v, bool)]
+        values = [
+            scalar_value(k, float(v))
+            for k, v in row.items()
+            if k not in ("step", "time") and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         if values:
             wall = float(row["time"]) if isinstance(row.get("time"), (int, float)) else start
             out.append(record(event(wall, int(row.get("step", 0)), values=values)))
@@ -118,7 +127,8 @@ def export_runs(store, run_ids: Iterable[str], dest: Path | str) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         start = info.created.timestamp()
         path = folder / f"events.out.tfevents.{int(start)}.{socket.gethostname()}.advstudio"
-        path.write_bytes(run_events(store.rerun_config(run_id)[1],
-                                    store.read_metrics(run_id), start))
+        path.write_bytes(
+            run_events(store.rerun_config(run_id)[1], store.read_metrics(run_id), start)
+        )
         written.append(path)
     return written

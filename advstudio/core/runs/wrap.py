@@ -25,10 +25,17 @@ from advstudio.core.runs.resume import with_run_checkpoint
 from advstudio.core.runs.store import RunStore
 
 
-def recorded(store: RunStore, kind: str, config: Any, run: Job | Callable[[Any], Job], *,
-             title: str | None = None, resume_from: Path | None = None,
-             device: str | None = None,
-             on_start: Callable[[Recorder], None] | None = None) -> Job:
+def recorded(
+    store: RunStore,
+    kind: str,
+    config: Any,
+    run: Job | Callable[[Any], Job],
+    *,
+    title: str | None = None,
+    resume_from: Path | None = None,
+    device: str | None = None,
+    on_start: Callable[[Recorder], None] | None = None,
+) -> Job:
     """``run``'s job, recorded in ``store``. ``device``: the one to show in the history
     (default: the config's). ``on_start(recorder)`` is called once the run exists, before the
     job is built: a driver learns its id and folder there."""
@@ -36,8 +43,9 @@ def recorded(store: RunStore, kind: str, config: Any, run: Job | Callable[[Any],
 
     if device is None:
         device = str(getattr(config, "device", "") or "")
-    with store.record(kind, config_to_dict(config), device=device,
-                      seed=getattr(config, "seed", None), title=title) as rec:
+    with store.record(
+        kind, config_to_dict(config), device=device, seed=getattr(config, "seed", None), title=title
+    ) as rec:
         if on_start is not None:
             on_start(rec)
         job = run(with_run_checkpoint(config, rec.path, resume_from)) if callable(run) else run

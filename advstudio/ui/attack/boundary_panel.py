@@ -31,25 +31,35 @@ class BoundaryPanel(QWidget):
 
     measured = Signal(object)
 
-    def __init__(self, lab, jobs: JobManager, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.lab, self.jobs, self.settings = lab, jobs, settings
         self.rows = None
-        self.cw_steps = QSpinBox(minimum=10, maximum=5000, singleStep=50,
-                                 value=int(settings.value("boundary/cw_steps", 100)))
-        self.cw_steps.setToolTip("C&W: Adam steps per round of the search on c (10-5000); the "
-                                 "cost is steps × rounds forward and backward passes")
-        self.cw_rounds = QSpinBox(minimum=1, maximum=20,
-                                  value=int(settings.value("boundary/cw_rounds", 5)))
+        self.cw_steps = QSpinBox(
+            minimum=10,
+            maximum=5000,
+            singleStep=50,
+            value=int(settings.value("boundary/cw_steps", 100)),
+        )
+        self.cw_steps.setToolTip(
+            "C&W: Adam steps per round of the search on c (10-5000); the "
+            "cost is steps × rounds forward and backward passes"
+        )
+        self.cw_rounds = QSpinBox(
+            minimum=1, maximum=20, value=int(settings.value("boundary/cw_rounds", 5))
+        )
         self.cw_rounds.setToolTip("C&W: rounds of binary search on the weight c (1-20)")
         self.run_button = QPushButton("Measure distance")
-        self.run_button.setToolTip("Run FGSM's smallest-ε search, DeepFool and C&W L2 on the "
-                                   "current image (Ctrl+D)")
+        self.run_button.setToolTip(
+            "Run FGSM's smallest-ε search, DeepFool and C&W L2 on the current image (Ctrl+D)"
+        )
         self.run_button.clicked.connect(self.run)
         QShortcut(QKeySequence("Ctrl+D"), self, activated=self.run)
-        self.status = QLabel("How far is the nearest decision boundary? Press Measure distance.",
-                             wordWrap=True)
+        self.status = QLabel(
+            "How far is the nearest decision boundary? Press Measure distance.", wordWrap=True
+        )
         self.job = JobOwner(self, jobs, self.status)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("C&W steps"))
@@ -60,8 +70,9 @@ class BoundaryPanel(QWidget):
         controls.addStretch(1)
 
         self.table = ResultsTable(HEADERS)
-        self.table.setToolTip("Norms over all pixel values, pixels in [0, 1]; L∞ also in grey "
-                              "levels of 255")
+        self.table.setToolTip(
+            "Norms over all pixel values, pixels in [0, 1]; L∞ also in grey levels of 255"
+        )
         self.thumbs = {}
         thumbs = QHBoxLayout()
         for key, title in (("fgsm", "FGSM"), ("deepfool", "DeepFool"), ("cw", "C&W")):
@@ -108,7 +119,10 @@ class BoundaryPanel(QWidget):
         self.status.setText("measuring…")
         return self.job.start(
             lambda: distance_to_boundary(model, x, label, cw_steps=steps, cw_search_steps=rounds),
-            "Distance to the boundary", "Measuring the distance failed", connect=connect)
+            "Distance to the boundary",
+            "Measuring the distance failed",
+            connect=connect,
+        )
 
     def _show(self, model, x, rows) -> None:
         from advstudio.core.attacks.lab import BOUNDARY_NAMES
@@ -121,8 +135,15 @@ class BoundaryPanel(QWidget):
             linf = _number(r.linf, 4)
             if not math.isnan(r.linf):
                 linf += f" ({r.linf * 255:.1f}/255)"
-            cells.append([BOUNDARY_NAMES[r.method], _number(r.l2), linf,
-                          "yes" if r.success else "no", names[r.pred_after]])
+            cells.append(
+                [
+                    BOUNDARY_NAMES[r.method],
+                    _number(r.l2),
+                    linf,
+                    "yes" if r.success else "no",
+                    names[r.pred_after],
+                ]
+            )
         self.table.set_rows(cells)
         for r in rows:
             rgb, amp = perturbation_rgb(from_tensor(r.x_adv - x))
@@ -131,8 +152,10 @@ class BoundaryPanel(QWidget):
         flipped = [r for r in rows if r.success and not math.isnan(r.l2)]
         if flipped:
             best = min(flipped, key=lambda r: r.l2)
-            self.status.setText(f"Nearest boundary found by {BOUNDARY_NAMES[best.method]}: L2 "
-                                f"{best.l2:.3f}, towards class {names[best.pred_after]}.")
+            self.status.setText(
+                f"Nearest boundary found by {BOUNDARY_NAMES[best.method]}: L2 "
+                f"{best.l2:.3f}, towards class {names[best.pred_after]}."
+            )
         else:
             self.status.setText("No method changed the prediction.")
         self.measured.emit(rows)

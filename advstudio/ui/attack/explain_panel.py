@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.workers import JobManager, JobWorker
 
-METHOD_TEXT = {"saliency": "Saliency |∂z/∂x|", "integrated_gradients": "Integrated gradients",
-               "gradcam": "Grad-CAM (last convolution)"}
+METHOD_TEXT = {
+    "saliency": "Saliency |∂z/∂x|",
+    "integrated_gradients": "Integrated gradients",
+    "gradcam": "Grad-CAM (last convolution)",
+}
 
 
 class ExplainPanel(QWidget):
@@ -22,16 +32,19 @@ class ExplainPanel(QWidget):
 
     explained = Signal(object)
 
-    def __init__(self, lab, jobs: JobManager, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.lab, self.explanation = lab, None
         self.method = QComboBox()
         for key, text in METHOD_TEXT.items():
             self.method.addItem(text, key)
-        self.method.setToolTip("Saliency: the gradient's size; integrated gradients: sums to "
-                               "the logit's change from a black image; Grad-CAM: where the last "
-                               "convolution looks")
+        self.method.setToolTip(
+            "Saliency: the gradient's size; integrated gradients: sums to "
+            "the logit's change from a black image; Grad-CAM: where the last "
+            "convolution looks"
+        )
         self.run_button = QPushButton("Explain")
         self.run_button.setToolTip("Maps of the latest attack's clean and adversarial image")
         self.run_button.clicked.connect(lambda: self.run())
@@ -68,9 +81,12 @@ class ExplainPanel(QWidget):
             yield Progress(0, 1, f"{METHOD_TEXT[method]}: 4 maps")
             return explain_pair(model, x, x_adv, outcome.label, (method,))
 
-        return self.job.start(job, "Explanations", "The explanation failed",
-                              connect=lambda w: w.returned.connect(
-                                  lambda e: self._show(e, method)))
+        return self.job.start(
+            job,
+            "Explanations",
+            "The explanation failed",
+            connect=lambda w: w.returned.connect(lambda e: self._show(e, method)),
+        )
 
     def _show(self, explanation, method: str) -> None:
         from advstudio.core.images import from_tensor
@@ -86,6 +102,8 @@ class ExplainPanel(QWidget):
             heat = m.abs().sum(0, keepdim=True)
             heat = heat / heat.max().clamp_min(1e-12)
             view.set_pixels(from_tensor(heat.cpu()), f"{image}, class {names[classes[role]]}")
-        self.status.setText(f"{METHOD_TEXT[method]}: true class {names[explanation.true_class]}"
-                            f", after the attack {names[explanation.new_class]}.")
+        self.status.setText(
+            f"{METHOD_TEXT[method]}: true class {names[explanation.true_class]}"
+            f", after the attack {names[explanation.new_class]}."
+        )
         self.explained.emit(explanation)

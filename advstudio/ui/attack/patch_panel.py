@@ -10,8 +10,18 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog, QGraphicsItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout,
-    QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+    QFileDialog,
+    QGraphicsItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from advstudio.ui.widgets.image_view import array_to_qimage
 from advstudio.ui.widgets.job_owner import JobOwner
@@ -43,8 +53,9 @@ class PatchPanel(QWidget):
     trained = Signal(object)
     predicted = Signal(str)
 
-    def __init__(self, lab, jobs: JobManager, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.lab, self.result, self.item = lab, None, None
         self.area = QSpinBox(minimum=1, maximum=50, value=10, suffix=" %")
@@ -65,8 +76,7 @@ class PatchPanel(QWidget):
         self.status = QLabel("", wordWrap=True)
         self.job = JobOwner(self, jobs, self.status)
         row = QHBoxLayout()
-        for text, widget in (("area", self.area), ("target", self.target),
-                             ("steps", self.steps)):
+        for text, widget in (("area", self.area), ("target", self.target), ("steps", self.steps)):
             row.addWidget(QLabel(text))
             row.addWidget(widget)
         row.addWidget(self.run_button)
@@ -93,18 +103,27 @@ class PatchPanel(QWidget):
 
             x, _ = sweep_images(TRAIN + TEST, 2)
             x = x.to(model.device)
-            return (yield from train_patch_job(model, x[:TRAIN], x[TRAIN:], target, area=area,
-                                               steps=steps))
+            return (
+                yield from train_patch_job(
+                    model, x[:TRAIN], x[TRAIN:], target, area=area, steps=steps
+                )
+            )
 
         self.status.setText(f"training a {area:.0%} patch towards {target}…")
-        return self.job.start(job, "Adversarial patch", "Training the patch failed",
-                              connect=lambda w: w.returned.connect(self._show))
+        return self.job.start(
+            job,
+            "Adversarial patch",
+            "Training the patch failed",
+            connect=lambda w: w.returned.connect(self._show),
+        )
 
     def _show(self, result) -> None:
         self.result = result
         self.export_button.setEnabled(True)
-        self.status.setText(f"{result.area:.0%} patch towards {result.target}: "
-                            f"{result.success:.1%} of {TEST} held-out digits sent there.")
+        self.status.setText(
+            f"{result.area:.0%} patch towards {result.target}: "
+            f"{result.success:.1%} of {TEST} held-out digits sent there."
+        )
         self._stage()
         self.trained.emit(result)
 
@@ -151,8 +170,9 @@ class PatchPanel(QWidget):
         self.predicted.emit(text)
 
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export patch", str(Path.home() / "patch.png"),
-                                              "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export patch", str(Path.home() / "patch.png"), "PNG (*.png)"
+        )
         if path:
             self.export_to(Path(path))
 

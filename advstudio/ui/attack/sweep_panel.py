@@ -1,5 +1,6 @@
 """Epsilon sweep: accuracy (solid) and attack success (dashed) against eps for several attacks,
-over the chosen data set (the bundled test digits by default), as a job with live points. A cancelled sweep keeps its points and
+over the chosen data set (the bundled test digits by default), as a job with live points. A
+cancelled sweep keeps its points and
 says "partial"."""
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import legend_below
 from advstudio.workers import JobManager, JobWorker
 
-COLOURS = {"fgsm": (31, 119, 180), "bim": (255, 127, 14), "pgd": (214, 39, 40),
-           "mifgsm": (44, 160, 44)}
+COLOURS = {
+    "fgsm": (31, 119, 180),
+    "bim": (255, 127, 14),
+    "pgd": (214, 39, 40),
+    "mifgsm": (44, 160, 44),
+}
 OTHER_COLOUR = (90, 90, 90)  # an attack without a colour of its own
 DEFAULT_EPS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3"
 
@@ -58,8 +63,9 @@ def parse_epsilons(text: str) -> tuple[float, ...]:
 class SweepPanel(QWidget):
     sweep_done = Signal(object)  # SweepResult (partial=True when cancelled)
 
-    def __init__(self, state: AppState, jobs: JobManager, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, state: AppState, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         import pyqtgraph as pg
 
@@ -71,11 +77,14 @@ class SweepPanel(QWidget):
         self.checks["fgsm"].setChecked(True)
         self.checks["pgd"].setChecked(True)
         self.n_images = QSpinBox(minimum=10, maximum=1000, singleStep=100, value=500)
-        self.n_images.setToolTip("How many images of the data set to attack (a seeded random "
-                                 "subset; the bundled test digits hold 1,000)")
+        self.n_images.setToolTip(
+            "How many images of the data set to attack (a seeded random "
+            "subset; the bundled test digits hold 1,000)"
+        )
         self.data = DatasetPicker(settings, fit=True)
         self.data.changed.connect(  # the bundled test digits hold 1,000; other sets more
-            lambda d: self.n_images.setMaximum(1000 if d == "digits" else 1_000_000))
+            lambda d: self.n_images.setMaximum(1000 if d == "digits" else 1_000_000)
+        )
         self.epsilons = QLineEdit(str(settings.value("sweep/epsilons", DEFAULT_EPS)))
         self.epsilons.setToolTip("L∞ radii in pixel units [0, 1], separated by commas")
         self.targeted = QCheckBox("targeted (y+1)")
@@ -120,11 +129,17 @@ class SweepPanel(QWidget):
             raise ConfigError("tick at least one attack")
         if self.state.model is None:
             raise ConfigError("pick a model first")
-        return SweepConfig(model=self.state.model_key, attacks=attacks,
-                           epsilons=parse_epsilons(self.epsilons.text()),
-                           n_images=self.n_images.value(), targeted=self.targeted.isChecked(),
-                           device=self.state.device, dataset=self.data.dataset(),
-                           split=self.data.split(), fit=self.data.fit())
+        return SweepConfig(
+            model=self.state.model_key,
+            attacks=attacks,
+            epsilons=parse_epsilons(self.epsilons.text()),
+            n_images=self.n_images.value(),
+            targeted=self.targeted.isChecked(),
+            device=self.state.device,
+            dataset=self.data.dataset(),
+            split=self.data.split(),
+            fit=self.data.fit(),
+        )
 
     def toggle(self) -> None:
         if not self.job.cancel():
@@ -152,8 +167,13 @@ class SweepPanel(QWidget):
         self.legend.clear()
         self.status.setText("sweeping…")
         self.run_button.setText("Cancel sweep")
-        return self.job.start(lambda: run_sweep(config, result), f"Sweep on {config.model}",
-                              "The sweep failed", connect=connect, record=("sweep", config))
+        return self.job.start(
+            lambda: run_sweep(config, result),
+            f"Sweep on {config.model}",
+            "The sweep failed",
+            connect=connect,
+            record=("sweep", config),
+        )
 
     def draw(self, result, final: bool = False) -> None:
         import pyqtgraph as pg
@@ -165,12 +185,21 @@ class SweepPanel(QWidget):
         for name, curve in result.curves.items():
             colour = COLOURS.get(name, OTHER_COLOUR)
             style = Qt.PenStyle.DotLine if tag else Qt.PenStyle.SolidLine
-            self.plot.plot(curve.epsilons, curve.accuracy, pen=pg.mkPen(colour, width=2, style=style),
-                           symbol="o", symbolSize=6, symbolBrush=colour,
-                           name=f"{attack_label(name)} accuracy{tag}")
-            self.plot.plot(curve.epsilons, curve.success,
-                           pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
-                           name=f"{attack_label(name)} success{tag}")
+            self.plot.plot(
+                curve.epsilons,
+                curve.accuracy,
+                pen=pg.mkPen(colour, width=2, style=style),
+                symbol="o",
+                symbolSize=6,
+                symbolBrush=colour,
+                name=f"{attack_label(name)} accuracy{tag}",
+            )
+            self.plot.plot(
+                curve.epsilons,
+                curve.success,
+                pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
+                name=f"{attack_label(name)} success{tag}",
+            )
 
     def _done(self, result) -> None:
         self.result = result
@@ -179,8 +208,10 @@ class SweepPanel(QWidget):
         first = next(iter(result.curves.values()), None)
         parts = [f"clean accuracy {result.clean_accuracy * 100:.1f} % on {result.n_images} digits"]
         if first and first.accuracy:
-            parts.append(f"{attack_label(first.attack)} at ε {first.epsilons[-1]:g}: "
-                         f"{first.accuracy[-1] * 100:.1f} %")
+            parts.append(
+                f"{attack_label(first.attack)} at ε {first.epsilons[-1]:g}: "
+                f"{first.accuracy[-1] * 100:.1f} %"
+            )
         if result.partial:
             parts.append("partial: cancelled before the last point")
         self.status.setText("; ".join(parts))
@@ -188,8 +219,9 @@ class SweepPanel(QWidget):
 
     def export_dialog(self) -> None:
         start = str(self.settings.value("last_export_folder", str(Path.home())))
-        path, _ = QFileDialog.getSaveFileName(self, "Export sweep", str(Path(start) / "sweep.csv"),
-                                              "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export sweep", str(Path(start) / "sweep.csv"), "CSV (*.csv)"
+        )
         if path:
             self.settings.setValue("last_export_folder", str(Path(path).parent))
             self.export_to(Path(path))

@@ -36,15 +36,15 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.attack.boundary_panel import BoundaryPanel
-from advstudio.ui.model_controller import ModelController
 from advstudio.ui.attack.explain_panel import ExplainPanel
 from advstudio.ui.attack.patch_panel import PatchPanel
 from advstudio.ui.attack.robust_panel import RobustPanel
-from advstudio.ui.state import AppState
 from advstudio.ui.attack.sweep_panel import SweepPanel
 from advstudio.ui.attack.transform_panel import TransformPanel
 from advstudio.ui.attack.universal_panel import UniversalPanel
 from advstudio.ui.help import tip, tip_items
+from advstudio.ui.model_controller import ModelController
+from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.job_owner import JobOwner
@@ -52,10 +52,12 @@ from advstudio.ui.widgets.perturbation import perturbation_rgb
 from advstudio.ui.widgets.topk_bars import TopKBars
 from advstudio.workers import JobManager, JobWorker
 
-ACCESS = [("white-box", "White-box: model gradients"),
-          ("transfer", "Black-box: surrogate transfer"),
-          ("query", "Black-box: scores only"),
-          ("labels", "Black-box: labels only")]
+ACCESS = [
+    ("white-box", "White-box: model gradients"),
+    ("transfer", "Black-box: surrogate transfer"),
+    ("query", "Black-box: scores only"),
+    ("labels", "Black-box: labels only"),
+]
 DEFAULT_STEPS = 10  # for the attacks without a steps setting
 SLIDER_STEPS = 1000  # slider units per eps 1.0
 SURROGATES = {"digits-mlp": "Digits MLP (built-in)", "digits-cnn": "Digits CNN (built-in)"}
@@ -93,7 +95,7 @@ def _survival_job(model, outcome, jpeg_quality: int):
 
 
 def survival_text(survival, names: list[str]) -> str:
-    """"still adversarial after PNG ✓ / after JPEG q=75 ✗ (reads 7)" for a SurvivalReport."""
+    """ "still adversarial after PNG ✓ / after JPEG q=75 ✗ (reads 7)" for a SurvivalReport."""
     if not bool(survival.adv_float[0]):
         return "not adversarial before saving either"
 
@@ -112,10 +114,12 @@ def quantise_note(method: str) -> str:
     """How quantise_adversarial put the result on the grid, in words."""
     if method.startswith("gradient step"):
         return f"repaired by {method.split()[-1]} one-level gradient step(s)"
-    return {"nearest": "rounded to the nearest grey level",
-            "toward perturbation": "rounded away from the original",
-            "failed": "rounding undid it and no repair worked",
-            "not adversarial": "not adversarial before rounding either"}.get(method, method)
+    return {
+        "nearest": "rounded to the nearest grey level",
+        "toward perturbation": "rounded away from the original",
+        "failed": "rounding undid it and no repair worked",
+        "not adversarial": "not adversarial before rounding either",
+    }.get(method, method)
 
 
 def _minimal_eps_job(model, x, label: int, targeted: bool, target: int):
@@ -126,16 +130,23 @@ def _minimal_eps_job(model, x, label: int, targeted: bool, target: int):
 
     yield Progress(0, 1, "searching the smallest ε")
     goal = target if targeted else label
-    return minimal_epsilon(model, x.to(model.device), torch.tensor([goal], device=model.device),
-                           targeted=targeted)
+    return minimal_epsilon(
+        model, x.to(model.device), torch.tensor([goal], device=model.device), targeted=targeted
+    )
 
 
 class AttackTab(QWidget):
     attacked = Signal(object)  # AttackOutcome
     survival_checked = Signal(object)  # AttackOutcome re-checked at a new JPEG quality
 
-    def __init__(self, state: AppState, jobs: JobManager, models: ModelController,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models: ModelController,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs, self.models = state, jobs, models
         self.settings = settings or QSettings()
@@ -177,24 +188,42 @@ class AttackTab(QWidget):
         self.apgd_loss = QComboBox()
         self.apgd_loss.addItem("CE (cross-entropy)", "ce")
         self.apgd_loss.addItem("DLR (logit ratio)", "dlr")
-        self.apgd_loss.setToolTip("APGD's objective: cross-entropy, or the scale-invariant "
-                                  "Difference of Logits Ratio (AutoAttack's; ≥ 3 classes)")
+        self.apgd_loss.setToolTip(
+            "APGD's objective: cross-entropy, or the scale-invariant "
+            "Difference of Logits Ratio (AutoAttack's; ≥ 3 classes)"
+        )
         tip(self.apgd_loss, "apgd", "dlr")
-        self.apgd_loss.setCurrentIndex(max(self.apgd_loss.findData(
-            str(self.settings.value("attack/apgd_loss", "ce"))), 0))
-        self.cw_c = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=10_000.0, singleStep=0.5,
-                                   value=float(self.settings.value("attack/cw_c", 1.0)))
-        self.cw_c.setToolTip("C&W: first weight c of the classification loss (> 0); the search "
-                             "then adapts it per image")
-        self.cw_kappa = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1000.0, singleStep=0.5,
-                                       value=float(self.settings.value("attack/cw_kappa", 0.0)))
+        self.apgd_loss.setCurrentIndex(
+            max(self.apgd_loss.findData(str(self.settings.value("attack/apgd_loss", "ce"))), 0)
+        )
+        self.cw_c = QDoubleSpinBox(
+            decimals=3,
+            minimum=0.001,
+            maximum=10_000.0,
+            singleStep=0.5,
+            value=float(self.settings.value("attack/cw_c", 1.0)),
+        )
+        self.cw_c.setToolTip(
+            "C&W: first weight c of the classification loss (> 0); the search "
+            "then adapts it per image"
+        )
+        self.cw_kappa = QDoubleSpinBox(
+            decimals=2,
+            minimum=0.0,
+            maximum=1000.0,
+            singleStep=0.5,
+            value=float(self.settings.value("attack/cw_kappa", 0.0)),
+        )
         tip(self.cw_c, "cw")
-        self.cw_kappa.setToolTip("C&W: confidence margin κ ≥ 0 in logit units (0 = just across "
-                                 "the boundary)")
+        self.cw_kappa.setToolTip(
+            "C&W: confidence margin κ ≥ 0 in logit units (0 = just across the boundary)"
+        )
         self.quantise = QCheckBox("Quantisation-aware (1/255 grid)")
-        self.quantise.setToolTip("Round the result onto the 8-bit grid inside the ε-ball and "
-                                 "repair it where rounding undid it, so the exported PNG is "
-                                 "what was measured")
+        self.quantise.setToolTip(
+            "Round the result onto the 8-bit grid inside the ε-ball and "
+            "repair it where rounding undid it, so the exported PNG is "
+            "what was measured"
+        )
         self.quantise.setChecked(self.settings.value("attack/quantise", "false") in (True, "true"))
         self.targeted = QCheckBox("Targeted")
         self.target = QComboBox()
@@ -230,12 +259,15 @@ class AttackTab(QWidget):
         self.attack_button.setToolTip("Run the attack on the current image (Ctrl+Return)")
         self.attack_button.setDefault(True)
         self.min_eps_button = QPushButton("Smallest ε")
-        self.min_eps_button.setToolTip("Binary search for the smallest FGSM ε that flips the "
-                                       "prediction (white-box)")
+        self.min_eps_button.setToolTip(
+            "Binary search for the smallest FGSM ε that flips the prediction (white-box)"
+        )
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Save the adversarial image (lossless PNG), the "
-                                      "perturbation (PNG, .npy) and a JSON summary (Ctrl+S); "
-                                      "warns if the saved PNG no longer fools the model")
+        self.export_button.setToolTip(
+            "Save the adversarial image (lossless PNG), the "
+            "perturbation (PNG, .npy) and a JSON summary (Ctrl+S); "
+            "warns if the saved PNG no longer fools the model"
+        )
         self.export_button.setEnabled(False)
         buttons = QHBoxLayout()
         for b in (self.attack_button, self.min_eps_button, self.export_button):
@@ -266,17 +298,23 @@ class AttackTab(QWidget):
         self.measures = QLabel(wordWrap=True)
         self.measures.setTextFormat(Qt.TextFormat.RichText)
         self.jpeg_check = QCheckBox("also as JPEG, q")
-        self.jpeg_check.setToolTip("Re-check the adversarial image after saving it as a JPEG of "
-                                   "this quality, as well as after the 8-bit PNG export")
-        self.jpeg_check.setChecked(self.settings.value("attack/jpeg_check", "true")
-                                   in (True, "true"))
-        self.jpeg_q = QSpinBox(minimum=1, maximum=100,
-                               value=int(self.settings.value("attack/jpeg_quality", 75)))
+        self.jpeg_check.setToolTip(
+            "Re-check the adversarial image after saving it as a JPEG of "
+            "this quality, as well as after the 8-bit PNG export"
+        )
+        self.jpeg_check.setChecked(
+            self.settings.value("attack/jpeg_check", "true") in (True, "true")
+        )
+        self.jpeg_q = QSpinBox(
+            minimum=1, maximum=100, value=int(self.settings.value("attack/jpeg_quality", 75))
+        )
         self.jpeg_q.setToolTip("JPEG quality, 1 (worst) to 100 (best)")
         self.survival = QLabel(wordWrap=True)
-        self.survival.setToolTip("Is the adversarial image still adversarial once rounded to "
-                                 "8 bits (what the PNG export stores) and, if ticked, once "
-                                 "saved as a JPEG? ✓ yes, ✗ no (and what the model reads)")
+        self.survival.setToolTip(
+            "Is the adversarial image still adversarial once rounded to "
+            "8 bits (what the PNG export stores) and, if ticked, once "
+            "saved as a JPEG? ✓ yes, ✗ no (and what the model reads)"
+        )
         jpeg_row = QHBoxLayout()
         jpeg_row.addWidget(QLabel("Saving:"))
         jpeg_row.addWidget(self.jpeg_check)
@@ -330,8 +368,7 @@ class AttackTab(QWidget):
         self.access.currentIndexChanged.connect(self._on_access)
         self.attack.currentIndexChanged.connect(self._on_attack)
         self.targeted.toggled.connect(self._on_targeted)
-        self.eps_slider.valueChanged.connect(
-            lambda v: self.eps_spin.setValue(v / SLIDER_STEPS))
+        self.eps_slider.valueChanged.connect(lambda v: self.eps_spin.setValue(v / SLIDER_STEPS))
         self.eps_spin.valueChanged.connect(self._on_eps)
         self.jpeg_check.toggled.connect(self._on_jpeg)
         self.jpeg_q.valueChanged.connect(self._on_jpeg)
@@ -339,16 +376,25 @@ class AttackTab(QWidget):
         self.steps.valueChanged.connect(self._on_steps)
         self.quantise.toggled.connect(self._on_quantise)
         self.apgd_loss.currentIndexChanged.connect(
-            lambda: self.settings.setValue("attack/apgd_loss", self.apgd_loss.currentData()))
+            lambda: self.settings.setValue("attack/apgd_loss", self.apgd_loss.currentData())
+        )
         self.cw_c.valueChanged.connect(lambda v: self.settings.setValue("attack/cw_c", v))
         self.cw_kappa.valueChanged.connect(lambda v: self.settings.setValue("attack/cw_kappa", v))
         self.attack_button.clicked.connect(self.run_attack)
         self.min_eps_button.clicked.connect(self.find_min_eps)
         self.export_button.clicked.connect(self.export_dialog)
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.run_attack,
-                  whatsThis="Attack tab: run the attack")
-        QShortcut(QKeySequence.StandardKey.Save, self, activated=self.export_dialog,
-                  whatsThis="Attack tab: export the adversarial image")
+        QShortcut(
+            QKeySequence("Ctrl+Return"),
+            self,
+            activated=self.run_attack,
+            whatsThis="Attack tab: run the attack",
+        )
+        QShortcut(
+            QKeySequence.StandardKey.Save,
+            self,
+            activated=self.export_dialog,
+            whatsThis="Attack tab: export the adversarial image",
+        )
         self.eps_spin.setValue(float(self.settings.value("attack/eps", 0.1)))
         self._steps_attack: str | None = None
         self._on_access()
@@ -400,16 +446,19 @@ class AttackTab(QWidget):
         minimal = entry is not None and not entry.budgeted
         self.surrogate.setEnabled(access == "transfer")
         self.steps.setEnabled(has("steps"))
-        self.steps.setToolTip(entry.param("steps").help if has("steps")
-                              else "Iterations of the attack")
+        self.steps.setToolTip(
+            entry.param("steps").help if has("steps") else "Iterations of the attack"
+        )
         self.alpha.setEnabled(has("alpha"))
         self.budget.setEnabled(has("max_queries"))
         for widget in (self.eps_label, self.eps_slider, self.eps_spin):
             widget.setEnabled(not minimal)
         self.eps_spin.setToolTip(
             "unused: DeepFool and C&W look for the smallest L2 perturbation themselves; the "
-            "measures show what they needed" if minimal
-            else "L∞ radius in pixel units: 0.1 = 25.5 grey levels of 255")
+            "measures show what they needed"
+            if minimal
+            else "L∞ radius in pixel units: 0.1 = 25.5 grey levels of 255"
+        )
         self.form.setRowVisible(self.apgd_loss, has("loss"))
         self.form.setRowVisible(self.cw_row, has("c"))
         untargeted = entry.untargeted.split(". ")[0] if entry is not None else ""
@@ -446,6 +495,7 @@ class AttackTab(QWidget):
 
     def _probe_gradients(self, model) -> None:
         """Offer white-box attacks only if the model gives input gradients (checked on a job)."""
+
         def job():
             from advstudio.core.attacks.lab import has_input_gradients
             from advstudio.core.jobs import Progress
@@ -462,13 +512,19 @@ class AttackTab(QWidget):
             if not ok:
                 if self.access.currentData() == "white-box":
                     self.access.setCurrentIndex(self.access.findData("transfer"))
-                self.message.setText(f"{model.name} gives no gradients to its input: only "
-                                     "black-box attacks (transfer, scores only) can run on it.")
+                self.message.setText(
+                    f"{model.name} gives no gradients to its input: only "
+                    "black-box attacks (transfer, scores only) can run on it."
+                )
             elif self.message.text().endswith("can run on it."):
                 self.message.setText("")
 
-        self.jobs.start(job, "Checking gradients", show_in_status=False,
-                        connect=lambda w: w.returned.connect(done))
+        self.jobs.start(
+            job,
+            "Checking gradients",
+            show_in_status=False,
+            connect=lambda w: w.returned.connect(done),
+        )
 
     def _clear_panels(self, *_args) -> None:
         """Results of the bottom panels belong to one image and model."""
@@ -495,8 +551,11 @@ class AttackTab(QWidget):
         self.settings.setValue("attack/eps", eps)
         if self.outcome is not None and self.outcome.direction is not None:
             self._slider_update(self.eps)
-        elif (self.outcome is not None and self.access.currentData() == "white-box"
-              and not self.outcome.spec.minimal):
+        elif (
+            self.outcome is not None
+            and self.access.currentData() == "white-box"
+            and not self.outcome.spec.minimal
+        ):
             self._rerun.start()  # iterative white-box: rerun when the slider rests
 
     @property
@@ -528,8 +587,12 @@ class AttackTab(QWidget):
                 self.survival_checked.emit(new)
 
         return self._survival_owner.start(
-            lambda: _survival_job(model, outcome, quality), "Survival check", "The attack failed",
-            show_in_status=False, connect=lambda w: w.returned.connect(checked))
+            lambda: _survival_job(model, outcome, quality),
+            "Survival check",
+            "The attack failed",
+            show_in_status=False,
+            connect=lambda w: w.returned.connect(checked),
+        )
 
     def _on_quantise(self, on: bool) -> None:
         self.settings.setValue("attack/quantise", on)
@@ -547,14 +610,22 @@ class AttackTab(QWidget):
     def spec(self):
         from advstudio.core.attacks.lab import AttackSpec
 
-        return AttackSpec(attack=self.attack.currentData(), access=self.access.currentData(),
-                          eps=self.eps, steps=self.steps.value(), alpha=self.alpha.value(),
-                          targeted=self.targeted.isChecked(),
-                          target=self.target.currentData() if self.targeted.isChecked() else -1,
-                          label=self.true_label(), max_queries=self.budget.value(),
-                          loss=self.apgd_loss.currentData(), c=self.cw_c.value(),
-                          kappa=self.cw_kappa.value(), quantise=self.quantise.isChecked(),
-                          jpeg_quality=self.jpeg_quality)
+        return AttackSpec(
+            attack=self.attack.currentData(),
+            access=self.access.currentData(),
+            eps=self.eps,
+            steps=self.steps.value(),
+            alpha=self.alpha.value(),
+            targeted=self.targeted.isChecked(),
+            target=self.target.currentData() if self.targeted.isChecked() else -1,
+            label=self.true_label(),
+            max_queries=self.budget.value(),
+            loss=self.apgd_loss.currentData(),
+            c=self.cw_c.value(),
+            kappa=self.cw_kappa.value(),
+            quantise=self.quantise.isChecked(),
+            jpeg_quality=self.jpeg_quality,
+        )
 
     def run_attack(self) -> JobWorker | None:
         model, image = self.state.model, self.state.image
@@ -580,8 +651,11 @@ class AttackTab(QWidget):
             w.errored.connect(self._on_error)
 
         self.message.setText("attacking…")
-        return self.jobs.start(lambda: attack_image(model, x, spec, surrogate),
-                               f"{spec.attack.upper()} attack", connect=connect)
+        return self.jobs.start(
+            lambda: attack_image(model, x, spec, surrogate),
+            f"{spec.attack.upper()} attack",
+            connect=connect,
+        )
 
     def _load_surrogate_then_attack(self) -> None:
         key = self.surrogate.currentData()
@@ -591,9 +665,11 @@ class AttackTab(QWidget):
             self.run_attack()
 
         self.message.setText(f"loading the surrogate {key}…")
-        self.jobs.start(lambda: _load_surrogate_job(key, self.state.device), "Loading surrogate",
-                        connect=lambda w: (w.returned.connect(loaded),
-                                           w.errored.connect(self._on_error)))
+        self.jobs.start(
+            lambda: _load_surrogate_job(key, self.state.device),
+            "Loading surrogate",
+            connect=lambda w: (w.returned.connect(loaded), w.errored.connect(self._on_error)),
+        )
 
     def _on_error(self, exc: BaseException) -> None:
         report_job_error(self, self.message, "The attack failed", exc)
@@ -602,12 +678,17 @@ class AttackTab(QWidget):
         """Coalesce slider moves: one re-application in flight, the latest eps queued."""
         if self._slider_owner.busy:
             self._slider_owner.request(
-                lambda: self._slider_update(eps) if self.outcome is not None else None)
+                lambda: self._slider_update(eps) if self.outcome is not None else None
+            )
             return
         model, outcome = self.state.model, self.outcome
         self._slider_owner.start(
-            lambda: _fgsm_at_job(model, outcome, eps), "FGSM ε", "The attack failed",
-            show_in_status=False, connect=lambda w: w.returned.connect(self._show_outcome))
+            lambda: _fgsm_at_job(model, outcome, eps),
+            "FGSM ε",
+            "The attack failed",
+            show_in_status=False,
+            connect=lambda w: w.returned.connect(self._show_outcome),
+        )
 
     def _show_outcome(self, outcome) -> None:
         from advstudio.core.images import from_tensor
@@ -617,33 +698,44 @@ class AttackTab(QWidget):
         self.outcome = outcome
         names = self.state.model.class_names
         r = outcome.report
-        self.adversarial.set_pixels(from_tensor(outcome.x_adv),
-                                    f"Adversarial: {names[r.pred_after]} "
-                                    f"({r.conf_after * 100:.1f} %)")
+        self.adversarial.set_pixels(
+            from_tensor(outcome.x_adv),
+            f"Adversarial: {names[r.pred_after]} ({r.conf_after * 100:.1f} %)",
+        )
         rgb, amp = perturbation_rgb(from_tensor(outcome.perturbation))
         self.perturbation.set_pixels(rgb, f"Perturbation ×{amp:.1f} (red brighter, blue darker)")
-        self.original.set_pixels(from_tensor(outcome.x), f"Original: {names[r.pred_before]} "
-                                 f"({r.conf_before * 100:.1f} %)")
+        self.original.set_pixels(
+            from_tensor(outcome.x),
+            f"Original: {names[r.pred_before]} ({r.conf_before * 100:.1f} %)",
+        )
         self.before.set_prediction(outcome.before.names, outcome.before.probs)
         self.after.set_prediction(outcome.after.names, outcome.after.probs)
-        verdict = ("<span style='color:#b2182b'><b>fooled</b></span>" if r.success
-                   else "<span style='color:#2166ac'><b>not fooled</b></span>")
-        rows = [f"{verdict}: {names[r.pred_before]} → {names[r.pred_after]}",
-                f"L∞ {r.linf:.4f} · L2 {r.l2:.3f} · L0 {r.l0:,} values",
-                f"PSNR {r.psnr:.1f} dB · SSIM {r.ssim:.3f}"]
+        verdict = (
+            "<span style='color:#b2182b'><b>fooled</b></span>"
+            if r.success
+            else "<span style='color:#2166ac'><b>not fooled</b></span>"
+        )
+        rows = [
+            f"{verdict}: {names[r.pred_before]} → {names[r.pred_after]}",
+            f"L∞ {r.linf:.4f} · L2 {r.l2:.3f} · L0 {r.l0:,} values",
+            f"PSNR {r.psnr:.1f} dB · SSIM {r.ssim:.3f}",
+        ]
         if outcome.queries is not None:
             rows.append(f"queries to the target: {outcome.queries:,}")
         if outcome.surrogate_success is not None:
             rows.append(f"surrogate fooled: {'yes' if outcome.surrogate_success else 'no'}")
         if outcome.spec.minimal:
-            rows.append(f"{outcome.spec.entry.short} needed L2 {r.l2:.3f}, "
-                        f"L∞ {r.linf * 255:.1f}/255 (no ε budget)")
+            rows.append(
+                f"{outcome.spec.entry.short} needed L2 {r.l2:.3f}, "
+                f"L∞ {r.linf * 255:.1f}/255 (no ε budget)"
+            )
         if outcome.quantise_method is not None:
             rows.append(f"on the 1/255 grid: {quantise_note(outcome.quantise_method)}")
         self.measures.setText("<br>".join(rows))
         self.defences.refresh()
-        self.survival.setText("" if outcome.survival is None
-                              else survival_text(outcome.survival, names))
+        self.survival.setText(
+            "" if outcome.survival is None else survival_text(outcome.survival, names)
+        )
         self.message.setText(self._note)
         self._note = ""
         self.export_button.setEnabled(True)
@@ -661,14 +753,18 @@ class AttackTab(QWidget):
             self.message.setText(str(exc))
             return None
         x = to_tensor(image)
-        label = spec.label if spec.label >= 0 else model.predict(x.to(model.device), 1)[0].indices[0]
+        label = (
+            spec.label if spec.label >= 0 else model.predict(x.to(model.device), 1)[0].indices[0]
+        )
 
         def found(eps) -> None:
             if eps is None:
                 self.message.setText("Even ε = 1 does not flip this image with FGSM.")
                 return
-            self._note = (f"Smallest FGSM ε that flips the prediction: {eps:.4f} "
-                          f"({eps * 255:.1f} grey levels)")
+            self._note = (
+                f"Smallest FGSM ε that flips the prediction: {eps:.4f} "
+                f"({eps * 255:.1f} grey levels)"
+            )
             self.message.setText(self._note)
             self.access.setCurrentIndex(self.access.findData("white-box"))
             self.attack.setCurrentIndex(self.attack.findData("fgsm"))
@@ -676,16 +772,19 @@ class AttackTab(QWidget):
             self.run_attack()
 
         return self.jobs.start(
-            lambda: _minimal_eps_job(model, x, label, spec.targeted, spec.target), "Smallest ε",
-            connect=lambda w: (w.returned.connect(found), w.errored.connect(self._on_error)))
+            lambda: _minimal_eps_job(model, x, label, spec.targeted, spec.target),
+            "Smallest ε",
+            connect=lambda w: (w.returned.connect(found), w.errored.connect(self._on_error)),
+        )
 
     # -- export -------------------------------------------------------------------------------
     def export_dialog(self) -> None:
         if self.outcome is None:
             return
         start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
-        path, _ = QFileDialog.getSaveFileName(self, "Export adversarial image",
-                                              str(start / "adversarial.png"), "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export adversarial image", str(start / "adversarial.png"), "PNG (*.png)"
+        )
         if path:
             self.settings.setValue("last_export_folder", str(Path(path).parent))
             self.export_to(Path(path))
@@ -709,23 +808,32 @@ class AttackTab(QWidget):
         save_png(rgb.astype(np.float32) / 255, png.with_name(png.stem + "_perturbation.png"))
         names = self.state.model.class_names
         s = outcome.survival
-        summary = {"model": self.state.model_key, "image": str(getattr(self.state.image, "path", "")),
-                   "spec": {**asdict(outcome.spec), "access": outcome.spec.access.value},
-                   "report": asdict(outcome.report),
-                   "class_before": names[outcome.report.pred_before],
-                   "class_after": names[outcome.report.pred_after],
-                   "queries": outcome.queries, "perturbation_amplification": amp,
-                   "saved_png": {"class": names[saved_pred], "adversarial": saved_fools},
-                   "survives_jpeg": None if s is None or s.adv_jpeg is None
-                   else {"quality": s.jpeg_quality, "adversarial": bool(s.adv_jpeg[0])},
-                   "quantised": outcome.quantise_method}
+        summary = {
+            "model": self.state.model_key,
+            "image": str(getattr(self.state.image, "path", "")),
+            "spec": {**asdict(outcome.spec), "access": outcome.spec.access.value},
+            "report": asdict(outcome.report),
+            "class_before": names[outcome.report.pred_before],
+            "class_after": names[outcome.report.pred_after],
+            "queries": outcome.queries,
+            "perturbation_amplification": amp,
+            "saved_png": {"class": names[saved_pred], "adversarial": saved_fools},
+            "survives_jpeg": None
+            if s is None or s.adv_jpeg is None
+            else {"quality": s.jpeg_quality, "adversarial": bool(s.adv_jpeg[0])},
+            "quantised": outcome.quantise_method,
+        }
         out = png.with_name(png.stem + "_summary.json")
         out.write_text(json.dumps(summary, indent=2))
         self.message.setText(f"Exported {png.name} and its perturbation and summary.")
         if outcome.report.success and not saved_fools:
             self._warn_export(png, names[saved_pred])
-        return [png, png.with_name(png.stem + "_perturbation.npy"),
-                png.with_name(png.stem + "_perturbation.png"), out]
+        return [
+            png,
+            png.with_name(png.stem + "_perturbation.npy"),
+            png.with_name(png.stem + "_perturbation.png"),
+            out,
+        ]
 
     def _saved_verdict(self, png: Path, outcome) -> tuple[int, bool]:
         """The model's class for the PNG as written, and whether it is still adversarial (one
@@ -738,17 +846,27 @@ class AttackTab(QWidget):
         return pred, (pred == spec.target if spec.targeted else pred != outcome.label)
 
     def _warn_export(self, png: Path, saved_class: str) -> None:
-        text = (f"{png.name} was written, but it no longer fools the model: rounded to 8 bits, "
-                f"as the PNG stores it, it reads as {saved_class} again. Tick "
-                "\"Quantisation-aware\" and attack again for an image that survives saving.")
-        self.message.setText(f"Exported {png.name}, but the saved PNG reads as {saved_class} "
-                             "again (see the warning).")
-        box = QMessageBox(QMessageBox.Icon.Warning, "The saved image is not adversarial",
-                          text, QMessageBox.StandardButton.Ok, self)
+        text = (
+            f"{png.name} was written, but it no longer fools the model: rounded to 8 bits, "
+            f"as the PNG stores it, it reads as {saved_class} again. Tick "
+            '"Quantisation-aware" and attack again for an image that survives saving.'
+        )
+        self.message.setText(
+            f"Exported {png.name}, but the saved PNG reads as {saved_class} "
+            "again (see the warning)."
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "The saved image is not adversarial",
+            text,
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
         box.setWindowModality(Qt.WindowModality.NonModal)  # the window stays usable
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.show()
         self.export_warning = box
+
 
 if __name__ == "__main__":
     from advstudio.ui.preview import run_alone

@@ -37,9 +37,9 @@ PARAMETER_HELP = {
     "jpeg": "JPEG quality, a whole number from 1 (worst) to 100 (best)",
     "bit_depth": "bits kept per pixel, a whole number from 1 to 8 (8 = an ordinary 8-bit image)",
     "median": "median window in pixels, a whole number from 1 to 7 (1 leaves the image as it "
-              "is; Xu et al. use 2 for digits)",
+    "is; Xu et al. use 2 for digits)",
     "resize_pad": "largest shrink in pixels before the random zero padding, 0 to 14 (Xie et "
-                  "al. 2018)",
+    "al. 2018)",
     "noise": "noise standard deviation in % of the pixel range, 0 to 100 (25 = σ 0.25)",
 }
 
@@ -55,8 +55,9 @@ class TransformPanel(QWidget):
     compared = Signal(object)
     detector_checked = Signal(object)
 
-    def __init__(self, lab, jobs: JobManager, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         from advstudio.core.attacks.lab import DEFENCES
 
@@ -73,13 +74,16 @@ class TransformPanel(QWidget):
         self.defence.setToolTip("The input transform put in front of the model")
         self.parameter = QSpinBox()
         self.parameter_label = QLabel("q")
-        self.steps = QSpinBox(minimum=1, maximum=1000,
-                              value=int(settings.value("defence/pgd_steps", 20)))
-        self.steps.setToolTip("PGD steps (step size 2.5 ε / steps, random start); ε comes from "
-                              "the attack controls")
+        self.steps = QSpinBox(
+            minimum=1, maximum=1000, value=int(settings.value("defence/pgd_steps", 20))
+        )
+        self.steps.setToolTip(
+            "PGD steps (step size 2.5 ε / steps, random start); ε comes from the attack controls"
+        )
         self.run_button = QPushButton("Attack through it")
-        self.run_button.setToolTip("PGD on the defended model, plain and with BPDA, at the "
-                                   "controls' ε")
+        self.run_button.setToolTip(
+            "PGD on the defended model, plain and with BPDA, at the controls' ε"
+        )
         self.run_button.clicked.connect(lambda: self.run())
         self.status = QLabel("", wordWrap=True)
         self.job = JobOwner(self, jobs, self.status)
@@ -95,13 +99,25 @@ class TransformPanel(QWidget):
         self.views, self._tips = {}, {}
         views = QHBoxLayout()
         for key, title, tip in (
-                ("clean", "Defended, clean", "The defended model on the clean image"),
-                ("plain", "Plain PGD", "PGD differentiating through the defence: gradient "
-                                       "masking stalls it"),
-                ("bpda", "BPDA", "PGD with the transform's backward pass replaced by the "
-                                 "identity (Athalye et al. 2018)"),
-                ("eot", "EoT", "EoT-PGD: each step follows the gradient averaged over 10 "
-                               "draws of the random defence (randomised defences only)")):
+            ("clean", "Defended, clean", "The defended model on the clean image"),
+            (
+                "plain",
+                "Plain PGD",
+                "PGD differentiating through the defence: gradient masking stalls it",
+            ),
+            (
+                "bpda",
+                "BPDA",
+                "PGD with the transform's backward pass replaced by the "
+                "identity (Athalye et al. 2018)",
+            ),
+            (
+                "eot",
+                "EoT",
+                "EoT-PGD: each step follows the gradient averaged over 10 "
+                "draws of the random defence (randomised defences only)",
+            ),
+        ):
             view = ImageView(title, "")
             view.picture.setMinimumSize(THUMB)
             view.setToolTip(tip)
@@ -112,13 +128,21 @@ class TransformPanel(QWidget):
         left.addLayout(views, 1)
         left.addWidget(self.status)
 
-        self.rate = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=0.999, singleStep=0.01,
-                                   value=float(settings.value("defence/false_alarm_rate", 0.05)))
-        self.rate.setToolTip("Share of clean digits the detector may flag, strictly between 0 "
-                             "and 1 (0.05 = 5 %)")
+        self.rate = QDoubleSpinBox(
+            decimals=3,
+            minimum=0.001,
+            maximum=0.999,
+            singleStep=0.01,
+            value=float(settings.value("defence/false_alarm_rate", 0.05)),
+        )
+        self.rate.setToolTip(
+            "Share of clean digits the detector may flag, strictly between 0 and 1 (0.05 = 5 %)"
+        )
         self.fit_button = QPushButton("Fit detector")
-        self.fit_button.setToolTip(f"Fit the threshold on {CLEAN_DIGITS} clean test digits and "
-                                   "score the original and adversarial image")
+        self.fit_button.setToolTip(
+            f"Fit the threshold on {CLEAN_DIGITS} clean test digits and "
+            "score the original and adversarial image"
+        )
         self.fit_button.clicked.connect(lambda: self.fit_detector())
         self.threshold_row = QLabel("—")
         self.detector_job = JobOwner(self, jobs, self.threshold_row)
@@ -127,8 +151,10 @@ class TransformPanel(QWidget):
         for label in (self.threshold_row, self.original_row, self.adversarial_row):
             label.setWordWrap(True)
         detector = QGroupBox("Feature-squeezing detector")
-        detector.setToolTip("Xu et al. 2018: flags an input when 1-bit depth or a 2×2 median "
-                            "changes the model's softmax by more than the threshold (L1)")
+        detector.setToolTip(
+            "Xu et al. 2018: flags an input when 1-bit depth or a 2×2 median "
+            "changes the model's softmax by more than the threshold (L1)"
+        )
         form = QFormLayout(detector)
         rate_row = QHBoxLayout()
         rate_row.addWidget(self.rate)
@@ -166,8 +192,9 @@ class TransformPanel(QWidget):
         self.parameter.setRange(lo, hi)
         self.parameter.setValue(int(self.settings.value(f"defence/{key}", default)))
         self.parameter.blockSignals(False)
-        self.parameter_label.setText({"quality": "q", "bits": "b", "window": "k",
-                                      "shrink": "px", "sigma": "σ %"}[name])
+        self.parameter_label.setText(
+            {"quality": "q", "bits": "b", "window": "k", "shrink": "px", "sigma": "σ %"}[name]
+        )
         self.parameter.setToolTip(PARAMETER_HELP[key])
         self.parameter_label.setToolTip(PARAMETER_HELP[key])
 
@@ -205,8 +232,12 @@ class TransformPanel(QWidget):
         except ConfigError as exc:
             self.status.setText(str(exc))
             return None
-        x, eps, steps, label = to_tensor(image), self.lab.eps, self.steps.value(), \
-            self.lab.true_label()
+        x, eps, steps, label = (
+            to_tensor(image),
+            self.lab.eps,
+            self.steps.value(),
+            self.lab.true_label(),
+        )
         self.settings.setValue("defence/pgd_steps", steps)
 
         def connect(w: JobWorker) -> None:
@@ -216,9 +247,13 @@ class TransformPanel(QWidget):
         self.run_button.setEnabled(False)
         self.status.setText(f"attacking {self.defence.currentText()} at ε {eps:g}…")
         return self.job.start(
-            lambda: compare_defence(model, x, defence=defence, parameter=value, eps=eps,
-                                    steps=steps, label=label),
-            "Defence check", "The defence check failed", connect=connect)
+            lambda: compare_defence(
+                model, x, defence=defence, parameter=value, eps=eps, steps=steps, label=label
+            ),
+            "Defence check",
+            "The defence check failed",
+            connect=connect,
+        )
 
     def _show(self, model, c) -> None:
         from advstudio.core.images import from_tensor
@@ -228,35 +263,50 @@ class TransformPanel(QWidget):
         image = self.lab.state.image
         top = c.clean.indices[0]
         mark = "right" if top == c.label else "wrong"
-        self.views["clean"].set_pixels(image.pixels if image is not None else None,
-                                       f"Defended, clean: {names[top]} "
-                                       f"({c.clean.probs[0] * 100:.1f} %, {mark})")
+        self.views["clean"].set_pixels(
+            image.pixels if image is not None else None,
+            f"Defended, clean: {names[top]} ({c.clean.probs[0] * 100:.1f} %, {mark})",
+        )
         for key, attack in (("plain", c.plain), ("bpda", c.bpda), ("eot", c.eot)):
             view = self.views[key]
             view.placeholder = ""
             view.setToolTip(self._tips[key])
             if attack is None:
-                view.set_pixels(None, "BPDA: no transform to approximate" if key == "bpda"
-                                else "EoT: the defence is not random")
+                view.set_pixels(
+                    None,
+                    "BPDA: no transform to approximate"
+                    if key == "bpda"
+                    else "EoT: the defence is not random",
+                )
             elif attack.error is not None:
                 view.placeholder = "no gradient"
-                view.set_pixels(None, "Plain PGD: no gradient (the transform is not "
-                                      "differentiable): gradient masking, not robustness")
+                view.set_pixels(
+                    None,
+                    "Plain PGD: no gradient (the transform is not "
+                    "differentiable): gradient masking, not robustness",
+                )
                 view.setToolTip(attack.error)
             else:
                 title = {"plain": "Plain PGD", "bpda": "BPDA", "eot": "EoT-PGD"}[key]
-                view.set_pixels(from_tensor(attack.x_adv),
-                                f"{title}: {names[attack.pred.indices[0]]} "
-                                f"({attack.pred.probs[0] * 100:.1f} %), "
-                                f"{_verdict(attack.success)}")
+                view.set_pixels(
+                    from_tensor(attack.x_adv),
+                    f"{title}: {names[attack.pred.indices[0]]} "
+                    f"({attack.pred.probs[0] * 100:.1f} %), "
+                    f"{_verdict(attack.success)}",
+                )
         if c.bpda is None:
             self.status.setText("No defence: plain PGD is the adaptive attack.")
         else:
-            plain = ("could not run (no gradient)" if c.plain.error is not None
-                     else _verdict(c.plain.success))
+            plain = (
+                "could not run (no gradient)"
+                if c.plain.error is not None
+                else _verdict(c.plain.success)
+            )
             eot = f"; EoT-PGD {_verdict(c.eot.success)}" if c.eot is not None else ""
-            self.status.setText(f"{self.defence.currentText()} at ε {c.eps:g}: plain PGD "
-                                f"{plain}; BPDA {_verdict(c.bpda.success)}{eot}.")
+            self.status.setText(
+                f"{self.defence.currentText()} at ε {c.eps:g}: plain PGD "
+                f"{plain}; BPDA {_verdict(c.bpda.success)}{eot}."
+            )
         self.compared.emit(c)
 
     # -- detector ---------------------------------------------------------------------------------
@@ -277,8 +327,9 @@ class TransformPanel(QWidget):
             self.threshold_row.setText("Load an image and a model on the Image tab first.")
             return None
         if model.input_shape[0] != 1 or model.num_classes != 10:
-            self.threshold_row.setText("The detector is fitted on the bundled test digits: "
-                                       "pick a digit model.")
+            self.threshold_row.setText(
+                "The detector is fitted on the bundled test digits: pick a digit model."
+            )
             return None
         if self.detector_job.busy:  # one fit at a time; fit again once this one is done
             self.detector_job.request(self.fit_detector)
@@ -308,21 +359,27 @@ class TransformPanel(QWidget):
             w.returned.connect(lambda out: self._show_check(*out, x_adv is not None))
 
         self.threshold_row.setText("fitting…")
-        return self.detector_job.start(job, "Fitting the detector", "Fitting the detector failed",
-                                       show_in_status=False, connect=connect)
+        return self.detector_job.start(
+            job,
+            "Fitting the detector",
+            "Fitting the detector failed",
+            show_in_status=False,
+            connect=connect,
+        )
 
     def _show_check(self, clean, check, has_adversarial: bool) -> None:
         self._clean_digits, self.check = clean, check
-        self.threshold_row.setText(f"{check.threshold:.4f} (flags {check.false_alarm_rate:.1%} "
-                                   f"of {check.n_clean} clean test digits)")
+        self.threshold_row.setText(
+            f"{check.threshold:.4f} (flags {check.false_alarm_rate:.1%} "
+            f"of {check.n_clean} clean test digits)"
+        )
 
         def row(score: float, detected: bool) -> str:
             return f"score {score:.4f} → {'detected' if detected else 'not detected'}"
 
         self.original_row.setText(row(check.score_original, check.detected_original))
         if has_adversarial:
-            self.adversarial_row.setText(row(check.score_adversarial,
-                                             check.detected_adversarial))
+            self.adversarial_row.setText(row(check.score_adversarial, check.detected_adversarial))
         else:
             self.adversarial_row.setText("press Attack first")
         self.detector_checked.emit(check)

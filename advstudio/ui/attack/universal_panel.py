@@ -20,19 +20,24 @@ class UniversalPanel(QWidget):
 
     fitted = Signal(object)
 
-    def __init__(self, lab, jobs: JobManager, settings: QSettings,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.lab, self.result = lab, None
         self.target = QComboBox()
         self.target.addItem("untargeted", -1)
         for k in range(10):
             self.target.addItem(f"towards {k}", k)
-        self.target.setToolTip("Untargeted: change as many predictions as possible; towards k: "
-                               "send as many digits as possible to class k")
+        self.target.setToolTip(
+            "Untargeted: change as many predictions as possible; towards k: "
+            "send as many digits as possible to class k"
+        )
         self.run_button = QPushButton("Fit universal perturbation")
-        self.run_button.setToolTip(f"Algorithm 1 on {FIT} test digits at the controls' ε "
-                                   f"(at most 5 passes), judged on {HELD_OUT} others")
+        self.run_button.setToolTip(
+            f"Algorithm 1 on {FIT} test digits at the controls' ε "
+            f"(at most 5 passes), judged on {HELD_OUT} others"
+        )
         self.run_button.clicked.connect(lambda: self.run())
         self.perturbation = ImageView("Perturbation (amplified)")
         self.applied = ImageView("Current image + perturbation")
@@ -54,8 +59,9 @@ class UniversalPanel(QWidget):
     def run(self) -> JobWorker | None:
         model = self.lab.state.model
         if model is None or model.input_shape[0] != 1 or model.num_classes != 10:
-            self.status.setText("The universal perturbation is fitted on the bundled digits: "
-                                "pick a digit model.")
+            self.status.setText(
+                "The universal perturbation is fitted on the bundled digits: pick a digit model."
+            )
             return None
         from advstudio.core.attacks.universal import universal_job
 
@@ -66,24 +72,35 @@ class UniversalPanel(QWidget):
 
             x, _ = sweep_images(FIT + HELD_OUT, 1)
             x = x.to(model.device)
-            return (yield from universal_job(model, x[:FIT], x[FIT:], eps,
-                                             target=None if target < 0 else target))
+            return (
+                yield from universal_job(
+                    model, x[:FIT], x[FIT:], eps, target=None if target < 0 else target
+                )
+            )
 
         self.status.setText(f"fitting at ε {eps:g}…")
-        return self.job.start(job, "Universal perturbation", "The fit failed",
-                              connect=lambda w: w.returned.connect(self._show))
+        return self.job.start(
+            job,
+            "Universal perturbation",
+            "The fit failed",
+            connect=lambda w: w.returned.connect(self._show),
+        )
 
     def _show(self, result) -> None:
         from advstudio.core.images import from_tensor
 
         self.result = result
         scale = 0.5 / result.eps if result.eps > 0 else 0.0
-        self.perturbation.set_pixels(from_tensor((0.5 + scale * result.v).clamp(0, 1)),
-                                     f"Perturbation, ε {result.eps:g} (amplified)")
+        self.perturbation.set_pixels(
+            from_tensor((0.5 + scale * result.v).clamp(0, 1)),
+            f"Perturbation, ε {result.eps:g} (amplified)",
+        )
         aim = "fooled" if result.target is None else f"sent to {result.target}"
-        self.status.setText(f"ε {result.eps:g}: {result.held_out_rate:.1%} of {HELD_OUT} "
-                            f"held-out digits {aim} ({result.fit_rate:.1%} of the fitting "
-                            "ones).")
+        self.status.setText(
+            f"ε {result.eps:g}: {result.held_out_rate:.1%} of {HELD_OUT} "
+            f"held-out digits {aim} ({result.fit_rate:.1%} of the fitting "
+            "ones)."
+        )
         self.show_applied()
         self.fitted.emit(result)
 
@@ -100,6 +117,9 @@ class UniversalPanel(QWidget):
         if x.shape[1:] != self.result.v.shape:
             return
         top = model.predict(x, k=1)[0]
-        self.applied.set_pixels(from_tensor(x), f"Current image + perturbation: "
-                                                f"{model.class_names[top.indices[0]]} "
-                                                f"({top.probs[0] * 100:.1f} %)")
+        self.applied.set_pixels(
+            from_tensor(x),
+            f"Current image + perturbation: "
+            f"{model.class_names[top.indices[0]]} "
+            f"({top.probs[0] * 100:.1f} %)",
+        )

@@ -66,9 +66,9 @@ def _test_job(model, config, kind):
 
     x, y = load_digits("test")
     with torch.no_grad():
-        x = model.prepare(x[:config.n_images].to(model.device))
+        x = model.prepare(x[: config.n_images].to(model.device))
     run = certify_model if kind == "smoothing" else verify_model
-    return (yield from run(model, x, y[:config.n_images], config))
+    return (yield from run(model, x, y[: config.n_images], config))
 
 
 def _l2(value: float | None) -> str:
@@ -80,8 +80,14 @@ class CertifyTab(QWidget):
     test_done = Signal(object)  # SmoothingResult of the test digits
     ibp_done = Signal(object)  # IbpResult
 
-    def __init__(self, state: AppState, jobs: JobManager, models=None,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models=None,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs, self.settings = state, jobs, settings or QSettings()
         self.result = None  # the latest test-set SmoothingResult (what the exports write)
@@ -91,30 +97,43 @@ class CertifyTab(QWidget):
         self._build()
 
     def _build(self) -> None:
-        self.sigma = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=4.0, singleStep=0.05,
-                                    value=0.25)
+        self.sigma = QDoubleSpinBox(
+            decimals=2, minimum=0.01, maximum=4.0, singleStep=0.05, value=0.25
+        )
         self.sigma.setToolTip("Smoothing noise σ (pixel units): the σ the model was trained at")
         self.n0 = QSpinBox(minimum=1, maximum=100_000, value=100)
         self.n0.setToolTip("Noise samples that choose the class")
         self.n = QSpinBox(minimum=1, maximum=1_000_000, singleStep=1000, value=1000)
-        self.n.setToolTip("Noise samples that bound its probability: the largest certifiable "
-                          "radius is σ·Φ⁻¹(α^(1/n))")
-        self.alpha = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=0.4999,
-                                    singleStep=0.001, value=0.001)
+        self.n.setToolTip(
+            "Noise samples that bound its probability: the largest certifiable "
+            "radius is σ·Φ⁻¹(α^(1/n))"
+        )
+        self.alpha = QDoubleSpinBox(
+            decimals=4, minimum=0.0001, maximum=0.4999, singleStep=0.001, value=0.001
+        )
         self.alpha.setToolTip("Failure probability of each certificate")
         self.attack = QCheckBox("Attack the smoothed classifier (smooth PGD)")
         self.attack.setChecked(True)
-        self.attack.setToolTip("Salman et al.'s PGD on the smoothed classifier at L2 0.25, "
-                               "0.5, 1, 1.5, 2: the upper bound")
+        self.attack.setToolTip(
+            "Salman et al.'s PGD on the smoothed classifier at L2 0.25, "
+            "0.5, 1, 1.5, 2: the upper bound"
+        )
         self.images = QSpinBox(minimum=1, maximum=1000, value=100)
         self.images.setToolTip("Test digits for the curves and IBP (the first ones)")
-        self.ibp_eps = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=1.0, singleStep=0.05,
-                                      value=0.1)
+        self.ibp_eps = QDoubleSpinBox(
+            decimals=3, minimum=0.001, maximum=1.0, singleStep=0.05, value=0.1
+        )
         self.ibp_eps.setToolTip("L∞ radius IBP verifies and PGD attacks (pixel units)")
         form = QFormLayout()
-        for label, w in (("Noise σ", self.sigma), ("n0", self.n0), ("n", self.n),
-                         ("α", self.alpha), ("", self.attack), ("Test digits", self.images),
-                         ("IBP ε (L∞)", self.ibp_eps)):
+        for label, w in (
+            ("Noise σ", self.sigma),
+            ("n0", self.n0),
+            ("n", self.n),
+            ("α", self.alpha),
+            ("", self.attack),
+            ("Test digits", self.images),
+            ("IBP ε (L∞)", self.ibp_eps),
+        ):
             form.addRow(label, w)
         self.image_button = QPushButton("Certify this image")
         self.test_button = QPushButton("Certify test digits")
@@ -129,8 +148,14 @@ class CertifyTab(QWidget):
         self.csv_button.clicked.connect(lambda: self._ask_export("csv"))
         self.png_button.clicked.connect(lambda: self._ask_export("png"))
         buttons = QHBoxLayout()
-        for b in (self.image_button, self.test_button, self.ibp_button, self.cancel_button,
-                  self.csv_button, self.png_button):
+        for b in (
+            self.image_button,
+            self.test_button,
+            self.ibp_button,
+            self.cancel_button,
+            self.csv_button,
+            self.png_button,
+        ):
             buttons.addWidget(b)
         self.progress = QProgressBar()
         self.image_text = QLabel("Certify this image: the smoothed prediction and both bounds")
@@ -157,17 +182,27 @@ class CertifyTab(QWidget):
         base classifier, they bound neither curve, and C&W is most of the time)."""
         from advstudio.core.certify.job import SmoothingConfig
 
-        return SmoothingConfig(base_attacks=base_attacks, model=self.state.model_key or "model",
-                               n_images=self.images.value(),
-                               sigma=self.sigma.value(), n0=self.n0.value(), n=self.n.value(),
-                               alpha=self.alpha.value(), smooth_pgd=self.attack.isChecked(),
-                               device=self.state.device)
+        return SmoothingConfig(
+            base_attacks=base_attacks,
+            model=self.state.model_key or "model",
+            n_images=self.images.value(),
+            sigma=self.sigma.value(),
+            n0=self.n0.value(),
+            n=self.n.value(),
+            alpha=self.alpha.value(),
+            smooth_pgd=self.attack.isChecked(),
+            device=self.state.device,
+        )
 
     def ibp_config(self):
         from advstudio.core.certify.job import IbpConfig
 
-        return IbpConfig(model=self.state.model_key or "model", n_images=self.images.value(),
-                         eps=self.ibp_eps.value(), device=self.state.device)
+        return IbpConfig(
+            model=self.state.model_key or "model",
+            n_images=self.images.value(),
+            eps=self.ibp_eps.value(),
+            device=self.state.device,
+        )
 
     # -- jobs ---------------------------------------------------------------------------------
     def _start(self, factory, title: str, done) -> JobWorker | None:
@@ -176,8 +211,12 @@ class CertifyTab(QWidget):
             return None
 
         def connect(w: JobWorker) -> None:
-            w.progress.connect(lambda p: (self.progress.setMaximum(max(p.total, 1)),
-                                          self.progress.setValue(p.done)))
+            w.progress.connect(
+                lambda p: (
+                    self.progress.setMaximum(max(p.total, 1)),
+                    self.progress.setValue(p.done),
+                )
+            )
             w.returned.connect(done)
             w.finished.connect(self._enable)
 
@@ -191,13 +230,17 @@ class CertifyTab(QWidget):
             self.status.setText("Open an image first.")
             return None
         model, image, config = self.state.model, self.state.image, self.smoothing_config()
-        return self._start(lambda: _image_job(model, image, config), "Certifying the image",
-                           self._show_image)
+        return self._start(
+            lambda: _image_job(model, image, config), "Certifying the image", self._show_image
+        )
 
     def certify_test(self) -> JobWorker | None:
         model, config = self.state.model, self.smoothing_config(base_attacks=False)
-        return self._start(lambda: _test_job(model, config, "smoothing"),
-                           "Certifying test digits", self._show_curves)
+        return self._start(
+            lambda: _test_job(model, config, "smoothing"),
+            "Certifying test digits",
+            self._show_curves,
+        )
 
     def verify_ibp(self) -> JobWorker | None:
         from advstudio.core.certify.ibp import ibp_layers
@@ -210,8 +253,9 @@ class CertifyTab(QWidget):
                 self.ibp_text.setText(f"IBP cannot verify this model: {exc}")
                 return None
         config = self.ibp_config()
-        return self._start(lambda: _test_job(model, config, "ibp"), "Verifying with IBP",
-                           self._show_ibp)
+        return self._start(
+            lambda: _test_job(model, config, "ibp"), "Verifying with IBP", self._show_ibp
+        )
 
     def _enable(self) -> None:
         busy = self.job.busy
@@ -230,15 +274,26 @@ class CertifyTab(QWidget):
         if im.prediction == -1:
             head = f"The smoothed classifier abstains (p_A ≥ {im.p_lower:.3f} is not above 1/2)."
         else:
-            head = (f"Smoothed prediction {im.prediction} (base {im.base_prediction}), "
-                    f"p_A ≥ {im.p_lower:.4f}, certified L2 radius {im.radius:.3f}.")
-        tail = (f" Smallest L2 flip found: DeepFool {_l2(im.deepfool_l2)}, C&W {_l2(im.cw_l2)}"
-                f" (base classifier)" + (f", smooth PGD {_l2(im.smooth_pgd_l2)} (smoothed)"
-                                         if result.smooth_pgd_radii else "") + ".")
+            head = (
+                f"Smoothed prediction {im.prediction} (base {im.base_prediction}), "
+                f"p_A ≥ {im.p_lower:.4f}, certified L2 radius {im.radius:.3f}."
+            )
+        tail = (
+            f" Smallest L2 flip found: DeepFool {_l2(im.deepfool_l2)}, C&W {_l2(im.cw_l2)}"
+            f" (base classifier)"
+            + (
+                f", smooth PGD {_l2(im.smooth_pgd_l2)} (smoothed)"
+                if result.smooth_pgd_radii
+                else ""
+            )
+            + "."
+        )
         between = ""
         if im.prediction != -1 and im.smooth_pgd_l2:
-            between = (f" The smoothed classifier's distance to its boundary lies between "
-                       f"{im.radius:.3f} and {im.smooth_pgd_l2:.3f}.")
+            between = (
+                f" The smoothed classifier's distance to its boundary lies between "
+                f"{im.radius:.3f} and {im.smooth_pgd_l2:.3f}."
+            )
         elif upper:
             between = f" The base classifier's lies below {min(upper):.3f}."
         self.image_text.setText(head + tail + between)
@@ -260,13 +315,15 @@ class CertifyTab(QWidget):
         for r, acc in [*empirical, *zip(result.smooth_pgd_radii, result.empirical_accuracy)]:
             self.plot.add(UPPER, r, acc)
         self.plot.redraw_now()
-        figures = ", ".join(f"{a:.0%} at {r:g}" for r, a in zip(result.radii,
-                                                               result.certified_accuracy))
+        figures = ", ".join(
+            f"{a:.0%} at {r:g}" for r, a in zip(result.radii, result.certified_accuracy)
+        )
         self.curve_text.setText(
             f"{len(result.images)} digits, σ {result.sigma:g}, n {result.n}: certified "
             f"{figures}; abstained on {result.abstain_rate:.0%}; base accuracy "
             f"{result.base_accuracy:.0%}. No certificate reaches past "
-            f"{result.largest_radius:.2f} at this n and α.")
+            f"{result.largest_radius:.2f} at this n and α."
+        )
         self._enable()
         self.test_done.emit(result)
 
@@ -274,13 +331,15 @@ class CertifyTab(QWidget):
         self.ibp_text.setText(
             f"{result.n_images} digits at L∞ ε {result.eps:g}: verified "
             f"{result.verified_accuracy:.1%} ≤ PGD-20 {result.pgd_accuracy:.1%} ≤ clean "
-            f"{result.clean_accuracy:.1%}")
+            f"{result.clean_accuracy:.1%}"
+        )
         self.ibp_done.emit(result)
 
     # -- exports ------------------------------------------------------------------------------
     def _ask_export(self, kind: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}",
-                                              f"certified.{kind}", f"*.{kind}")
+        path, _ = QFileDialog.getSaveFileName(
+            self, f"Export {kind.upper()}", f"certified.{kind}", f"*.{kind}"
+        )
         if path:
             self.export(path)
 

@@ -56,8 +56,16 @@ RECIPES = {
     "supervised": ("Supervised only, same labels (VAT baseline)", "vat", True),
     "detector": ("Detector of adversarial inputs (reactive)", "detector", None),
 }
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (23, 190, 207)]
+PALETTE = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (23, 190, 207),
+]
 TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Baseline", "Other", "Time")
 BASELINE_COL = TABLE.index("Baseline")
 MASKING_GAP = 0.2  # FGSM accuracy this far above the baseline's suggests gradient masking
@@ -70,8 +78,14 @@ class DefenceTab(QWidget):
     use_model = Signal(str)  # registry key of a trained model, for the Attack tab
     run_done = Signal(object)  # the job's result
 
-    def __init__(self, state: AppState, jobs: JobManager, models=None,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models=None,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
@@ -88,20 +102,21 @@ class DefenceTab(QWidget):
         self.arch = QComboBox()
         self.arch.addItem("Digits CNN", "digits-cnn")
         self.arch.addItem("Digits MLP", "digits-mlp")
-        self.eps = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.05,
-                                  value=0.1)
-        self.eps.setToolTip("L∞ radius of the training attacks and of the evaluation "
-                            "(pixel units)")
+        self.eps = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.05, value=0.1)
+        self.eps.setToolTip("L∞ radius of the training attacks and of the evaluation (pixel units)")
         tip(self.eps, "eps-linf")
-        self.alpha_mix = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.1,
-                                        value=0.5)
+        self.alpha_mix = QDoubleSpinBox(
+            decimals=2, minimum=0.0, maximum=1.0, singleStep=0.1, value=0.5
+        )
         self.alpha_mix.setToolTip("Weight of the clean loss (Goodfellow et al.: 0.5)")
         self.pgd_steps = QSpinBox(minimum=1, maximum=100, value=7)
         tip(self.pgd_steps, "pgd")
-        self.sigma = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=4.0, singleStep=0.05,
-                                    value=0.25)
-        self.sigma.setToolTip("Noise σ (pixel units); certify at the same σ (Cohen et al.: "
-                              "0.12, 0.25, 0.5, 1.0)")
+        self.sigma = QDoubleSpinBox(
+            decimals=2, minimum=0.01, maximum=4.0, singleStep=0.05, value=0.25
+        )
+        self.sigma.setToolTip(
+            "Noise σ (pixel units); certify at the same σ (Cohen et al.: 0.12, 0.25, 0.5, 1.0)"
+        )
         self.trades_beta = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100.0, value=6.0)
         self.trades_beta.setToolTip("Weight of the KL term (Zhang et al.: 6)")
         self.ibp_warmup = QSpinBox(minimum=0, maximum=1_000_000, singleStep=10, value=60)
@@ -110,37 +125,44 @@ class DefenceTab(QWidget):
         self.ibp_ramp.setToolTip("Steps over which ε rises to its value and κ falls to 0.5")
         self.epochs = QSpinBox(minimum=1, maximum=500, value=3)
         self.batch = QSpinBox(minimum=1, maximum=4000, value=64)
-        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
-                                 value=1e-3)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
         self.labels = QSpinBox(minimum=1, maximum=400, value=10)
-        self.labels.setToolTip("Labelled digits per class (10 = 100 labels); the rest of the "
-                               "4,000 are unlabelled")
+        self.labels.setToolTip(
+            "Labelled digits per class (10 = 100 labels); the rest of the 4,000 are unlabelled"
+        )
         self.vat_steps = QSpinBox(minimum=1, maximum=100_000, singleStep=100, value=1500)
-        self.vat_eps = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=50.0, singleStep=0.5,
-                                      value=2.0)
+        self.vat_eps = QDoubleSpinBox(
+            decimals=2, minimum=0.0, maximum=50.0, singleStep=0.5, value=2.0
+        )
         self.vat_eps.setToolTip("VAT's radius: an L2 length over all 784 pixels (paper: 2.0)")
         tip(self.vat_eps, "vat", "eps-l2")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = DatasetPicker(self.settings, imagenet=False)
-        self.data.setToolTip("The networks trained here are the digit architectures: a grey set "
-                             "of at most 10 classes, resized to 28×28; colour sets are refused")
+        self.data.setToolTip(
+            "The networks trained here are the digit architectures: a grey set "
+            "of at most 10 classes, resized to 28×28; colour sets are refused"
+        )
         self.form = QFormLayout()
         self.rows = {}
-        for name, label, w in (("recipe", "Recipe", self.recipe), ("data", "Data", self.data),
-                               ("arch", "Network", self.arch),
-                               ("eps", "ε (L∞)", self.eps), ("alpha_mix", "Clean weight α",
-                                                             self.alpha_mix),
-                               ("pgd_steps", "PGD steps", self.pgd_steps),
-                               ("sigma", "Noise σ", self.sigma),
-                               ("trades_beta", "TRADES β", self.trades_beta),
-                               ("ibp_warmup", "IBP warm-up steps", self.ibp_warmup),
-                               ("ibp_ramp", "IBP ramp steps", self.ibp_ramp),
-                               ("epochs", "Epochs", self.epochs), ("batch", "Batch", self.batch),
-                               ("lr", "Learning rate", self.lr),
-                               ("labels", "Labels per class", self.labels),
-                               ("vat_steps", "Steps", self.vat_steps),
-                               ("vat_eps", "VAT ε (L2)", self.vat_eps),
-                               ("seed", "Seed", self.seed)):
+        for name, label, w in (
+            ("recipe", "Recipe", self.recipe),
+            ("data", "Data", self.data),
+            ("arch", "Network", self.arch),
+            ("eps", "ε (L∞)", self.eps),
+            ("alpha_mix", "Clean weight α", self.alpha_mix),
+            ("pgd_steps", "PGD steps", self.pgd_steps),
+            ("sigma", "Noise σ", self.sigma),
+            ("trades_beta", "TRADES β", self.trades_beta),
+            ("ibp_warmup", "IBP warm-up steps", self.ibp_warmup),
+            ("ibp_ramp", "IBP ramp steps", self.ibp_ramp),
+            ("epochs", "Epochs", self.epochs),
+            ("batch", "Batch", self.batch),
+            ("lr", "Learning rate", self.lr),
+            ("labels", "Labels per class", self.labels),
+            ("vat_steps", "Steps", self.vat_steps),
+            ("vat_eps", "VAT ε (L2)", self.vat_eps),
+            ("seed", "Seed", self.seed),
+        ):
             self.form.addRow(label, w)
             self.rows[name] = w
         self.robust_check = QCheckBox("Then measure robust accuracy")
@@ -150,15 +172,19 @@ class DefenceTab(QWidget):
             "APGD-T, then the query-only SPSA; per image the first that succeeds) at ε on the "
             "test digits, with a quick budget (50 steps, 3 target classes, 500 queries; the "
             "Attack tab's Robust accuracy runs the full one). A defence that only masks "
-            "gradients looks strong under FGSM and falls here.")
+            "gradients looks strong under FGSM and falls here."
+        )
         tip(self.robust_check, "apgd", "spsa")
         self.robust_check.toggled.connect(lambda on: self.settings.setValue("defence/robust", on))
-        self.robust_n = QSpinBox(minimum=8, maximum=1000, singleStep=50,
-                                 value=int(self.settings.value("defence/robust_n", 100)))
+        self.robust_n = QSpinBox(
+            minimum=8,
+            maximum=1000,
+            singleStep=50,
+            value=int(self.settings.value("defence/robust_n", 100)),
+        )
         self.robust_n.setSuffix(" digits")
         self.robust_n.setToolTip("How many test digits the robust accuracy is measured on")
-        self.robust_n.valueChanged.connect(lambda v: self.settings.setValue("defence/robust_n",
-                                                                            v))
+        self.robust_n.valueChanged.connect(lambda v: self.settings.setValue("defence/robust_n", v))
         robust_row = QHBoxLayout()
         robust_row.addWidget(self.robust_check)
         robust_row.addWidget(self.robust_n)
@@ -191,8 +217,9 @@ class DefenceTab(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._update_attack_button)
         self.attack_button = QPushButton("Attack this model")
-        self.attack_button.setToolTip("Use the selected run's trained classifier in the Image "
-                                      "and Attack tabs")
+        self.attack_button.setToolTip(
+            "Use the selected run's trained classifier in the Image and Attack tabs"
+        )
         self.attack_button.setEnabled(False)
         self.attack_button.clicked.connect(self.attack_selected)
         plots = QHBoxLayout()
@@ -217,8 +244,12 @@ class DefenceTab(QWidget):
             show |= {"epochs", "batch", "eps"}
             if recipe == "fgsm":
                 show.add("alpha_mix")
-            show |= {"pgd": {"pgd_steps"}, "noise": {"sigma"}, "ibp": {"ibp_warmup", "ibp_ramp"},
-                     "trades": {"pgd_steps", "trades_beta"}}.get(recipe, set())
+            show |= {
+                "pgd": {"pgd_steps"},
+                "noise": {"sigma"},
+                "ibp": {"ibp_warmup", "ibp_ramp"},
+                "trades": {"pgd_steps", "trades_beta"},
+            }.get(recipe, set())
         elif kind == "vat":
             show |= {"labels", "vat_steps"} | (set() if recipe else {"vat_eps"})
         else:
@@ -249,30 +280,52 @@ class DefenceTab(QWidget):
         device = self.state.device
         if kind == "train":
             dataset = self.data.dataset()
-            return kind, TrainConfig(arch=self.arch.currentData(), recipe=recipe, dataset=dataset,
-                                     eps=self.eps.value(), alpha_mix=self.alpha_mix.value(),
-                                     pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
-                                     sigma=self.sigma.value(), trades_beta=self.trades_beta.value(),
-                                     ibp_warmup_steps=self.ibp_warmup.value(),
-                                     ibp_ramp_steps=self.ibp_ramp.value(),
-                                     batch_size=self.batch.value(), lr=self.lr.value(),
-                                     seed=self.seed.value(), device=device, save_path=save)
+            return kind, TrainConfig(
+                arch=self.arch.currentData(),
+                recipe=recipe,
+                dataset=dataset,
+                eps=self.eps.value(),
+                alpha_mix=self.alpha_mix.value(),
+                pgd_steps=self.pgd_steps.value(),
+                epochs=self.epochs.value(),
+                sigma=self.sigma.value(),
+                trades_beta=self.trades_beta.value(),
+                ibp_warmup_steps=self.ibp_warmup.value(),
+                ibp_ramp_steps=self.ibp_ramp.value(),
+                batch_size=self.batch.value(),
+                lr=self.lr.value(),
+                seed=self.seed.value(),
+                device=device,
+                save_path=save,
+            )
         if kind == "vat":
-            return kind, VatConfig(arch=self.arch.currentData(),
-                                   labels_per_class=self.labels.value(),
-                                   steps=self.vat_steps.value(), lr=self.lr.value(),
-                                   eps=self.vat_eps.value(), supervised_only=recipe,
-                                   seed=self.seed.value(), device=device, save_path=save,
-                                   dataset=self.data.dataset())
+            return kind, VatConfig(
+                arch=self.arch.currentData(),
+                labels_per_class=self.labels.value(),
+                steps=self.vat_steps.value(),
+                lr=self.lr.value(),
+                eps=self.vat_eps.value(),
+                supervised_only=recipe,
+                seed=self.seed.value(),
+                device=device,
+                save_path=save,
+                dataset=self.data.dataset(),
+            )
         target = self.state.model_key or "digits-cnn"
         if not (target.startswith("digits-") or target.startswith("file:")):
             target = "digits-cnn"
-        return kind, DetectorConfig(target=target, eps=self.eps.value(),
-                                    dataset=self.data.dataset(),
-                                    pgd_steps=self.pgd_steps.value(), epochs=self.epochs.value(),
-                                    batch_size=self.batch.value(), lr=self.lr.value(),
-                                    seed=self.seed.value(), device=device,
-                                    save_path=save.replace(".pt", "-detector.pt"))
+        return kind, DetectorConfig(
+            target=target,
+            eps=self.eps.value(),
+            dataset=self.data.dataset(),
+            pgd_steps=self.pgd_steps.value(),
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value(),
+            lr=self.lr.value(),
+            seed=self.seed.value(),
+            device=device,
+            save_path=save.replace(".pt", "-detector.pt"),
+        )
 
     @property
     def running(self) -> bool:
@@ -292,9 +345,16 @@ class DefenceTab(QWidget):
         index = len(self.runs) + 1
         colour = PALETTE[(index - 1) % len(PALETTE)]
         label = f"{index}: {self.recipe.currentText().split(' (')[0]}"
-        entry = {"index": index, "kind": kind, "key": self.recipe.currentData(),
-                 "label": label, "colour": colour, "config": config, "result": None,
-                 "started": time.monotonic()}
+        entry = {
+            "index": index,
+            "kind": kind,
+            "key": self.recipe.currentData(),
+            "label": label,
+            "colour": colour,
+            "config": config,
+            "result": None,
+            "started": time.monotonic(),
+        }
         self.runs.append(entry)
         self._add_curves(entry)
 
@@ -302,13 +362,20 @@ class DefenceTab(QWidget):
             w.metrics.connect(lambda m: self._on_metrics(entry, m))
             w.log.connect(self.status.setText)
             w.returned.connect(lambda r: self._on_done(entry, r))
-            w.aborted.connect(lambda: self.status.setText(f"Run {label} stopped; its curves "
-                                                          "are kept."))
+            w.aborted.connect(
+                lambda: self.status.setText(f"Run {label} stopped; its curves are kept.")
+            )
             w.finished.connect(self._on_finished)
 
-        return self.controls.attach(self.job.start(
-            lambda: run(config), f"Defence: {label}", "Training failed", connect=connect,
-            record=(kind, config, run)))
+        return self.controls.attach(
+            self.job.start(
+                lambda: run(config),
+                f"Defence: {label}",
+                "Training failed",
+                connect=connect,
+                record=(kind, config, run),
+            )
+        )
 
     def _add_curves(self, entry: dict) -> None:
         c, label = entry["colour"], entry["label"]
@@ -331,8 +398,13 @@ class DefenceTab(QWidget):
             self.loss_plot.add(f"{label} raw", m.step, v["loss"])
         if entry["kind"] == "vat" and "test_acc" in v:
             self.acc_plot.add(f"{label} test", m.step, v["test_acc"])
-        for key, name in (("clean_acc", "clean"), ("fgsm_acc", "FGSM"), ("pgd_acc", "PGD"),
-                          ("detection_rate", "detection"), ("false_alarm_rate", "false alarm")):
+        for key, name in (
+            ("clean_acc", "clean"),
+            ("fgsm_acc", "FGSM"),
+            ("pgd_acc", "PGD"),
+            ("detection_rate", "detection"),
+            ("false_alarm_rate", "false alarm"),
+        ):
             if key in v and f"{label} {name}" in self.acc_plot.series:
                 self.acc_plot.add(f"{label} {name}", m.step, v[key])
 
@@ -352,14 +424,24 @@ class DefenceTab(QWidget):
 
         r = entry["result"]
         config = getattr(r, "config", None)
-        if (entry["kind"] not in ("train", "vat") or not getattr(r, "save_path", "")
-                or getattr(config, "dataset", "digits") != "digits"):
+        if (
+            entry["kind"] not in ("train", "vat")
+            or not getattr(r, "save_path", "")
+            or getattr(config, "dataset", "digits") != "digits"
+        ):
             return None  # the baseline runs on the bundled test digits
-        eps = float(getattr(config, "eps", self.eps.value())) if entry["kind"] == "train" \
+        eps = (
+            float(getattr(config, "eps", self.eps.value()))
+            if entry["kind"] == "train"
             else self.eps.value()
-        robust = RobustConfig(model=f"file:{r.save_path}", eps=eps,
-                              n_images=self.robust_n.value(), device=self.state.device,
-                              **QUICK_BUDGET)
+        )
+        robust = RobustConfig(
+            model=f"file:{r.save_path}",
+            eps=eps,
+            n_images=self.robust_n.value(),
+            device=self.state.device,
+            **QUICK_BUDGET,
+        )
         entry["robust"] = None
         self._set_cell(entry, BASELINE_COL, "measuring…")
 
@@ -369,42 +451,59 @@ class DefenceTab(QWidget):
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(done)
-            w.errored.connect(lambda exc: (self._set_cell(entry, BASELINE_COL, "failed"),
-                                           report_job_error(self, self.status,
-                                                            "Robust accuracy failed", exc)))
+            w.errored.connect(
+                lambda exc: (
+                    self._set_cell(entry, BASELINE_COL, "failed"),
+                    report_job_error(self, self.status, "Robust accuracy failed", exc),
+                )
+            )
             w.aborted.connect(lambda: self._set_cell(entry, BASELINE_COL, "stopped"))
 
         self.robust_worker = self.jobs.start(
-            lambda: run_robust(robust), f"Robust accuracy of run {entry['index']}",
-            connect=connect, record=("robust", robust))
+            lambda: run_robust(robust),
+            f"Robust accuracy of run {entry['index']}",
+            connect=connect,
+            record=("robust", robust),
+        )
         return self.robust_worker
 
     def _show_robust(self, entry: dict) -> None:
         res = entry["robust"]
         broken = ", ".join(f"{name} {n}" for name, n in res.broken.items())
-        tip = (f"ε {res.eps:g} on {res.n_images} test digits: clean "
-               f"{res.clean_accuracy * 100:.1f} %, FGSM alone {res.fgsm_accuracy * 100:.1f} %, "
-               f"baseline ({' → '.join(res.attacks)}) {res.robust_accuracy * 100:.1f} %. "
-               f"Images broken first by: {broken or 'none'}.")
+        tip = (
+            f"ε {res.eps:g} on {res.n_images} test digits: clean "
+            f"{res.clean_accuracy * 100:.1f} %, FGSM alone {res.fgsm_accuracy * 100:.1f} %, "
+            f"baseline ({' → '.join(res.attacks)}) {res.robust_accuracy * 100:.1f} %. "
+            f"Images broken first by: {broken or 'none'}."
+        )
         item = self._set_cell(entry, BASELINE_COL, f"{res.robust_accuracy * 100:.1f} %", tip)
         gap = res.fgsm_accuracy - res.robust_accuracy
         if gap > MASKING_GAP:
             from PySide6.QtGui import QColor
 
             item.setBackground(QColor("#fddbc7"))
-            item.setToolTip(tip + f" FGSM overstates the robustness by {gap * 100:.0f} points: "
-                            "the gradients may be masked.")
-            self.status.setText(f"Run {entry['label']}: FGSM alone says "
-                                f"{res.fgsm_accuracy * 100:.0f} %, the baseline "
-                                f"{res.robust_accuracy * 100:.0f} %: suspect gradient masking.")
+            item.setToolTip(
+                tip + f" FGSM overstates the robustness by {gap * 100:.0f} points: "
+                "the gradients may be masked."
+            )
+            self.status.setText(
+                f"Run {entry['label']}: FGSM alone says "
+                f"{res.fgsm_accuracy * 100:.0f} %, the baseline "
+                f"{res.robust_accuracy * 100:.0f} %: suspect gradient masking."
+            )
         else:
-            self.status.setText(f"Run {entry['label']}: robust accuracy "
-                                f"{res.robust_accuracy * 100:.1f} % at ε {res.eps:g} "
-                                f"(FGSM alone {res.fgsm_accuracy * 100:.1f} %).")
+            self.status.setText(
+                f"Run {entry['label']}: robust accuracy "
+                f"{res.robust_accuracy * 100:.1f} % at ε {res.eps:g} "
+                f"(FGSM alone {res.fgsm_accuracy * 100:.1f} %)."
+            )
 
     def _set_cell(self, entry: dict, col: int, text: str, tip: str = "") -> QTableWidgetItem:
-        row = next((r for r in range(self.table.rowCount())
-                    if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == entry["index"]))
+        row = next(
+            r
+            for r in range(self.table.rowCount())
+            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == entry["index"]
+        )
         item = QTableWidgetItem(text)
         item.setData(Qt.ItemDataRole.UserRole, entry["index"])
         if tip:
@@ -417,21 +516,35 @@ class DefenceTab(QWidget):
         clean = fgsm = pgd = other = ""
         if entry["kind"] == "train":
             m = r.metrics
-            clean, fgsm, pgd = (f"{m[k] * 100:.1f} %" if k in m else ""
-                                for k in ("clean_acc", "fgsm_acc", "pgd_acc"))
+            clean, fgsm, pgd = (
+                f"{m[k] * 100:.1f} %" if k in m else ""
+                for k in ("clean_acc", "fgsm_acc", "pgd_acc")
+            )
             other = f"ε {r.config.eps:g}"
         elif entry["kind"] == "vat":
             clean = f"{r.test_acc * 100:.1f} %"
             other = f"{r.labelled} labels + {r.unlabelled} unlabelled"
         else:
             m, cost = r.metrics, r.cost
-            other = (f"detects {m['detection_rate'] * 100:.1f} %, false alarms "
-                     f"{m['false_alarm_rate'] * 100:.1f} %; {cost['params_total']:,.0f} params "
-                     f"vs {cost['params_classifier']:,.0f}")
+            other = (
+                f"detects {m['detection_rate'] * 100:.1f} %, false alarms "
+                f"{m['false_alarm_rate'] * 100:.1f} %; {cost['params_total']:,.0f} params "
+                f"vs {cost['params_classifier']:,.0f}"
+            )
         row = self.table.rowCount()
         self.table.insertRow(row)
-        for col, text in enumerate((str(entry["index"]), entry["label"].split(": ", 1)[1], clean,
-                                    fgsm, pgd, "", other, f"{entry['seconds']:.0f} s")):
+        for col, text in enumerate(
+            (
+                str(entry["index"]),
+                entry["label"].split(": ", 1)[1],
+                clean,
+                fgsm,
+                pgd,
+                "",
+                other,
+                f"{entry['seconds']:.0f} s",
+            )
+        ):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, entry["index"])
             self.table.setItem(row, col, item)
@@ -456,9 +569,14 @@ class DefenceTab(QWidget):
 
     def _update_attack_button(self) -> None:
         entry = self._selected_entry()
-        self.attack_button.setEnabled(bool(entry and entry["kind"] in ("train", "vat")
-                                           and entry["result"] is not None
-                                           and entry["result"].save_path))
+        self.attack_button.setEnabled(
+            bool(
+                entry
+                and entry["kind"] in ("train", "vat")
+                and entry["result"] is not None
+                and entry["result"].save_path
+            )
+        )
 
     def attack_selected(self) -> str | None:
         entry = self._selected_entry()

@@ -47,27 +47,37 @@ from advstudio.workers import JobManager, JobWorker
 
 TIMELAPSE_FRAMES = 12
 D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
-LOSS_NAMES = {"non-saturating": "BCE, non-saturating G", "minimax": "BCE, minimax G",
-              "least-squares": "Least squares (LSGAN)", "hinge": "Hinge",
-              "wgan-gp": "WGAN-GP (critic)"}
+LOSS_NAMES = {
+    "non-saturating": "BCE, non-saturating G",
+    "minimax": "BCE, minimax G",
+    "least-squares": "Least squares (LSGAN)",
+    "hinge": "Hinge",
+    "wgan-gp": "WGAN-GP (critic)",
+}
 LOSS_TIPS = {
     "non-saturating": "D: BCE on real vs fake; G maximises log D(G(z)) (strong gradients early)",
     "minimax": "Goodfellow et al.'s original game: G minimises log(1 - D(G(z))), whose "
-               "gradient vanishes while D wins",
+    "gradient vanishes while D wins",
     "least-squares": "Mao et al. 2017: D regresses real to 1 and fake to 0, G pulls fakes to "
-                     "1; no saturating sigmoid",
+    "1; no saturating sigmoid",
     "hinge": "Miyato et al. 2018: D's margin loss relu(1 - D(x)) + relu(1 + D(G(z))); G "
-             "maximises D(G(z)). Pairs well with spectral norm",
+    "maximises D(G(z)). Pairs well with spectral norm",
     "wgan-gp": "Gulrajani et al. 2017: a critic estimates the Wasserstein distance, kept "
-               "1-Lipschitz by a gradient penalty; use several critic steps per G step (5)",
+    "1-Lipschitz by a gradient penalty; use several critic steps per G step (5)",
 }
 
 
 class GanTab(QWidget):
     trained = Signal(object)  # GanResult
 
-    def __init__(self, state: AppState, jobs: JobManager, models: ModelController | None = None,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models: ModelController | None = None,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
@@ -84,30 +94,40 @@ class GanTab(QWidget):
         self.arch.addItem("DCGAN (Radford et al.)", "dcgan")
         self.arch.addItem("GAN (MLP)", "gan")
         self.arch.setCurrentIndex(max(0, self.arch.findData(s.value("gan/arch", "dcgan"))))
-        self.steps = QSpinBox(minimum=1, maximum=1_000_000, singleStep=100,
-                              value=int(s.value("gan/steps", 1000)))
+        self.steps = QSpinBox(
+            minimum=1, maximum=1_000_000, singleStep=100, value=int(s.value("gan/steps", 1000))
+        )
         self.batch = QSpinBox(minimum=2, maximum=4000, value=int(s.value("gan/batch", 64)))
         self.latent = QSpinBox(minimum=1, maximum=1024, value=100)
-        self.lr_g = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
-                                   value=2e-4)
-        self.lr_d = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4,
-                                   value=2e-4)
+        self.lr_g = QDoubleSpinBox(
+            decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=2e-4
+        )
+        self.lr_d = QDoubleSpinBox(
+            decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=2e-4
+        )
         self.d_steps = QSpinBox(minimum=1, maximum=10, value=1)
         self.smoothing = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
         self.smoothing.setToolTip("One-sided label smoothing: real images get target 1 - this")
         self.eval_every = QSpinBox(minimum=0, maximum=100_000, singleStep=100, value=200)
-        self.eval_every.setToolTip("Judge 1,000 samples with the digit CNN every N steps "
-                                   "(classes covered, Fréchet distance); 0 = never")
+        self.eval_every.setToolTip(
+            "Judge 1,000 samples with the digit CNN every N steps "
+            "(classes covered, Fréchet distance); 0 = never"
+        )
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = QComboBox()
         self.data.addItem("Bundled digits", "digits")  # 28×28: the size box says so
         self.data.addItem("Image folder…", "folder")
-        for key, name in (("mnist", "MNIST"), ("fashion-mnist", "Fashion-MNIST"),
-                          ("cifar10", "CIFAR-10")):
+        for key, name in (
+            ("mnist", "MNIST"),
+            ("fashion-mnist", "Fashion-MNIST"),
+            ("cifar10", "CIFAR-10"),
+        ):
             self.data.addItem(f"{name} (torchvision, downloaded once)", f"torchvision:{key}")
-        self.data.setToolTip("Train on the bundled digits, on every image under a folder "
-                             "(any size or mode: centre-cropped, resized, converted), or on a "
-                             "torchvision data set (needs the internet the first time)")
+        self.data.setToolTip(
+            "Train on the bundled digits, on every image under a folder "
+            "(any size or mode: centre-cropped, resized, converted), or on a "
+            "torchvision data set (needs the internet the first time)"
+        )
         self.data.activated.connect(self._on_data)
         self.folder = ""
         self._build_loss_controls()
@@ -120,12 +140,21 @@ class GanTab(QWidget):
         for w in (self.image_size, self.channels):
             w.setEnabled(False)
         form = QFormLayout()
-        for label, w in (("Data", self.data), ("Image size", self.image_size),
-                         ("Channels", self.channels),
-                         ("Networks", self.arch), ("Steps", self.steps), ("Batch", self.batch),
-                         ("Latent size", self.latent), ("lr G", self.lr_g), ("lr D", self.lr_d),
-                         ("D steps per G step", self.d_steps), ("Label smoothing", self.smoothing),
-                         ("Evaluate every", self.eval_every), ("Seed", self.seed)):
+        for label, w in (
+            ("Data", self.data),
+            ("Image size", self.image_size),
+            ("Channels", self.channels),
+            ("Networks", self.arch),
+            ("Steps", self.steps),
+            ("Batch", self.batch),
+            ("Latent size", self.latent),
+            ("lr G", self.lr_g),
+            ("lr D", self.lr_d),
+            ("D steps per G step", self.d_steps),
+            ("Label smoothing", self.smoothing),
+            ("Evaluate every", self.eval_every),
+            ("Seed", self.seed),
+        ):
             form.addRow(label, w)
         self.controls = RunControls("Train")
         self.start_button = self.controls.start_button
@@ -136,9 +165,11 @@ class GanTab(QWidget):
         self.job = JobOwner(self, self.jobs, self.status)
         self.badges = QLabel(wordWrap=True)
         self.badges.setTextFormat(Qt.TextFormat.RichText)
-        explain = QLabel("<b>Why GANs are hard</b><br>" + "<br>".join(
-            f"• {EXPLANATIONS[k]}" for k in ("collapse", "equilibrium", "unstable")),
-            wordWrap=True)
+        explain = QLabel(
+            "<b>Why GANs are hard</b><br>"
+            + "<br>".join(f"• {EXPLANATIONS[k]}" for k in ("collapse", "equilibrium", "unstable")),
+            wordWrap=True,
+        )
         explain.setStyleSheet("color: palette(dark); font-size: 11px;")
         left_box = QGroupBox("Training")
         lb = QVBoxLayout(left_box)
@@ -176,8 +207,16 @@ class GanTab(QWidget):
         self.fid_plot = LivePlot("Fréchet distance", "to test digits (lower is better)")
         self.fid_plot.add_curve("Fréchet", (140, 86, 75), width=2, symbol="o")
         plots = QGridLayout()
-        for i, p in enumerate((self.loss_plot, self.d_plot, self.grad_plot, self.div_plot,
-                               self.cover_plot, self.fid_plot)):
+        for i, p in enumerate(
+            (
+                self.loss_plot,
+                self.d_plot,
+                self.grad_plot,
+                self.div_plot,
+                self.cover_plot,
+                self.fid_plot,
+            )
+        ):
             plots.addWidget(p, i // 3, i % 3)
 
         self.samples = ImageView("Samples from fixed noise", "Press Train")
@@ -206,12 +245,15 @@ class GanTab(QWidget):
         for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
             b.setEnabled(False)
         self.interp_button.clicked.connect(self.interpolate)
-        self.save_button.clicked.connect(lambda: self._export("generator", "Generator (*.pt)",
-                                                              self.save_generator))
-        self.grid_button.clicked.connect(lambda: self._export("samples", "PNG (*.png)",
-                                                              self.export_samples))
-        self.csv_button.clicked.connect(lambda: self._export("gan_metrics", "CSV (*.csv)",
-                                                             self.export_metrics))
+        self.save_button.clicked.connect(
+            lambda: self._export("generator", "Generator (*.pt)", self.save_generator)
+        )
+        self.grid_button.clicked.connect(
+            lambda: self._export("samples", "PNG (*.png)", self.export_samples)
+        )
+        self.csv_button.clicked.connect(
+            lambda: self._export("gan_metrics", "CSV (*.csv)", self.export_metrics)
+        )
         right = QVBoxLayout()
         right.addWidget(self.samples, 3)
         right.addWidget(self.class_pick)
@@ -241,12 +283,14 @@ class GanTab(QWidget):
         self.loss = QComboBox()
         for key, name in LOSS_NAMES.items():
             self.loss.addItem(name, key)
-            self.loss.setItemData(self.loss.count() - 1, LOSS_TIPS[key],
-                                  Qt.ItemDataRole.ToolTipRole)
+            self.loss.setItemData(
+                self.loss.count() - 1, LOSS_TIPS[key], Qt.ItemDataRole.ToolTipRole
+            )
         self.loss.setToolTip("The GAN loss (the same formulas as the 2-D playground's)")
         self.gp_weight = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100.0, value=10.0)
-        self.gp_weight.setToolTip("WGAN-GP: weight λ of the gradient penalty (|∇D(x̂)| - 1)²; "
-                                  "Gulrajani et al. use 10")
+        self.gp_weight.setToolTip(
+            "WGAN-GP: weight λ of the gradient penalty (|∇D(x̂)| - 1)²; Gulrajani et al. use 10"
+        )
         self.lr_preset = QComboBox()
         self.lr_preset.addItem("DCGAN: G 2e-4, D 2e-4", "dcgan")
         self.lr_preset.addItem("TTUR: G 1e-4, D 4e-4", "ttur")
@@ -261,14 +305,17 @@ class GanTab(QWidget):
         self.r1_gamma.setToolTip(STABILISERS["r1"])
         self.ema = QCheckBox("EMA of G, decay")
         self.ema.setToolTip(STABILISERS["ema"])
-        self.ema_decay = QDoubleSpinBox(decimals=4, minimum=0.5, maximum=0.9999,
-                                        singleStep=0.001, value=0.999)
+        self.ema_decay = QDoubleSpinBox(
+            decimals=4, minimum=0.5, maximum=0.9999, singleStep=0.001, value=0.999
+        )
         self.ema_decay.setToolTip(STABILISERS["ema"])
         self.minibatch_std = QCheckBox("Minibatch std in D")
         self.minibatch_std.setToolTip(STABILISERS["minibatch_std"])
         self.conditional = QCheckBox("Class-conditional (digits)")
-        self.conditional.setToolTip("G draws the class you ask for (label embedding into G, "
-                                    "projection discriminator); samples show one row per class")
+        self.conditional.setToolTip(
+            "G draws the class you ask for (label embedding into G, "
+            "projection discriminator); samples show one row per class"
+        )
         form = QFormLayout()
         form.addRow("Loss", self.loss)
         form.addRow("GP weight", self.gp_weight)
@@ -347,23 +394,36 @@ class GanTab(QWidget):
     # -- running ------------------------------------------------------------------------------
     def config(self) -> GanConfig:
         data = self.data.currentData()
-        dataset = (f"folder:{self.folder}" if data == "folder" and self.folder
-                   else data if data.startswith("torchvision:") else "digits")
-        return GanConfig(arch=self.arch.currentData(), latent_dim=self.latent.value(),
-                         dataset=dataset,
-                         image_size=self.image_size.currentData(),
-                         channels=self.channels.currentData(),
-                         batch_size=self.batch.value(), steps=self.steps.value(),
-                         lr_g=self.lr_g.value(), lr_d=self.lr_d.value(),
-                         d_steps=self.d_steps.value(), label_smoothing=self.smoothing.value(),
-                         loss=self.loss.currentData(), gp_weight=self.gp_weight.value(),
-                         spectral_norm=self.spectral_norm.isChecked(),
-                         r1_gamma=self.r1_gamma.value() if self.r1.isChecked() else 0.0,
-                         ema_decay=self.ema_decay.value() if self.ema.isChecked() else 0.0,
-                         minibatch_std=self.minibatch_std.isChecked(),
-                         conditional=self.conditional.isChecked(),
-                         eval_every=self.eval_every.value(), seed=self.seed.value(),
-                         device=self.state.device)
+        dataset = (
+            f"folder:{self.folder}"
+            if data == "folder" and self.folder
+            else data
+            if data.startswith("torchvision:")
+            else "digits"
+        )
+        return GanConfig(
+            arch=self.arch.currentData(),
+            latent_dim=self.latent.value(),
+            dataset=dataset,
+            image_size=self.image_size.currentData(),
+            channels=self.channels.currentData(),
+            batch_size=self.batch.value(),
+            steps=self.steps.value(),
+            lr_g=self.lr_g.value(),
+            lr_d=self.lr_d.value(),
+            d_steps=self.d_steps.value(),
+            label_smoothing=self.smoothing.value(),
+            loss=self.loss.currentData(),
+            gp_weight=self.gp_weight.value(),
+            spectral_norm=self.spectral_norm.isChecked(),
+            r1_gamma=self.r1_gamma.value() if self.r1.isChecked() else 0.0,
+            ema_decay=self.ema_decay.value() if self.ema.isChecked() else 0.0,
+            minibatch_std=self.minibatch_std.isChecked(),
+            conditional=self.conditional.isChecked(),
+            eval_every=self.eval_every.value(),
+            seed=self.seed.value(),
+            device=self.state.device,
+        )
 
     def job_config(self) -> tuple[str, GanConfig]:
         """(kind, config) of the job Train would start (File ▸ Export job as config)."""
@@ -383,8 +443,11 @@ class GanTab(QWidget):
         except ConfigError as exc:
             self.status.setText(str(exc))
             return None
-        for key, value in (("arch", config.arch), ("steps", config.steps),
-                           ("batch", config.batch_size)):
+        for key, value in (
+            ("arch", config.arch),
+            ("steps", config.steps),
+            ("batch", config.batch_size),
+        ):
             self.settings.setValue(f"gan/{key}", value)
         self._reset(config.loss)
         for p in self._plots():
@@ -395,17 +458,32 @@ class GanTab(QWidget):
             w.preview.connect(self._on_preview)
             w.log.connect(self.status.setText)
             w.returned.connect(self._on_done)
-            w.aborted.connect(lambda: self.status.setText(
-                f"Stopped at step {self.diagnostics.step}; the curves so far are kept."))
+            w.aborted.connect(
+                lambda: self.status.setText(
+                    f"Stopped at step {self.diagnostics.step}; the curves so far are kept."
+                )
+            )
             w.finished.connect(self._on_finished)
 
-        return self.controls.attach(self.job.start(
-            lambda: train_gan(config), f"Training {config.arch.upper()}", "GAN training failed",
-            connect=connect, record=("gan", config, train_gan)))
+        return self.controls.attach(
+            self.job.start(
+                lambda: train_gan(config),
+                f"Training {config.arch.upper()}",
+                "GAN training failed",
+                connect=connect,
+                record=("gan", config, train_gan),
+            )
+        )
 
     def _plots(self) -> tuple[LivePlot, ...]:
-        return (self.loss_plot, self.d_plot, self.grad_plot, self.div_plot, self.cover_plot,
-                self.fid_plot)
+        return (
+            self.loss_plot,
+            self.d_plot,
+            self.grad_plot,
+            self.div_plot,
+            self.cover_plot,
+            self.fid_plot,
+        )
 
     def _reset(self, loss: str) -> None:
         self.rows.clear()
@@ -445,16 +523,21 @@ class GanTab(QWidget):
         if "classes_covered" in v:
             self.cover_plot.add("classes", step, v["classes_covered"])
             self.fid_plot.add("Fréchet", step, v["frechet"])
-            self.status.setText(f"step {step}: {v['classes_covered']:.0f} of 10 classes, "
-                                f"Fréchet {v['frechet']:.0f}, class entropy "
-                                f"{v['class_entropy']:.2f}")
+            self.status.setText(
+                f"step {step}: {v['classes_covered']:.0f} of 10 classes, "
+                f"Fréchet {v['frechet']:.0f}, class entropy "
+                f"{v['class_entropy']:.2f}"
+            )
             self._show_findings()
 
     def _show_findings(self) -> None:
         colours = {"warning": "#b35806", "info": "#2166ac"}
-        self.badges.setText("<br>".join(
-            f"<span style='color:{colours[f.severity]}'>● {f.message}</span>"
-            for f in self.diagnostics.findings()))
+        self.badges.setText(
+            "<br>".join(
+                f"<span style='color:{colours[f.severity]}'>● {f.message}</span>"
+                for f in self.diagnostics.findings()
+            )
+        )
 
     def _on_preview(self, preview) -> None:
         if preview.name != "samples":
@@ -473,8 +556,9 @@ class GanTab(QWidget):
         ev = result.evaluation
         text = f"Done: {result.step} steps."
         if ev:
-            text += (f" {ev['classes_covered']:.0f} of 10 classes covered, Fréchet "
-                     f"{ev['frechet']:.0f}.")
+            text += (
+                f" {ev['classes_covered']:.0f} of 10 classes covered, Fréchet {ev['frechet']:.0f}."
+            )
         if "class_accuracy" in ev:
             text += f" The judge reads {100 * ev['class_accuracy']:.0f} % as the class asked for."
         self.status.setText(text)
@@ -493,8 +577,9 @@ class GanTab(QWidget):
         from advstudio.core.gan.networks import build_networks, network_options
 
         c = self.result.config
-        generator, _ = build_networks(c.arch, c.latent_dim, channels=c.channels,
-                                      image_size=c.image_size, **network_options(c))
+        generator, _ = build_networks(
+            c.arch, c.latent_dim, channels=c.channels, image_size=c.image_size, **network_options(c)
+        )
         generator.load_state_dict(self.result.generator_state)
         return generator.eval()
 
@@ -532,8 +617,9 @@ class GanTab(QWidget):
     def _export(self, stem: str, file_filter: str, save) -> None:
         start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
         suffix = file_filter.split("*")[1].rstrip(")")
-        path, _ = QFileDialog.getSaveFileName(self, "Export", str(start / f"{stem}{suffix}"),
-                                              file_filter)
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export", str(start / f"{stem}{suffix}"), file_filter
+        )
         if path:
             self.settings.setValue("last_export_folder", str(Path(path).parent))
             save(Path(path))
@@ -543,11 +629,17 @@ class GanTab(QWidget):
         from advstudio.core.atomic import atomic_torch_save
 
         c = self.result.config
-        payload = {"state_dict": self.result.generator_state,
-                   "meta": {"arch": c.arch, "latent_dim": c.latent_dim,
-                            "image_size": c.image_size, "channels": c.channels,
-                            "num_classes": c.num_classes if c.conditional else 0,
-                            "width": c.width}}
+        payload = {
+            "state_dict": self.result.generator_state,
+            "meta": {
+                "arch": c.arch,
+                "latent_dim": c.latent_dim,
+                "image_size": c.image_size,
+                "channels": c.channels,
+                "num_classes": c.num_classes if c.conditional else 0,
+                "width": c.width,
+            },
+        }
         atomic_torch_save(payload, path)
         self.status.setText(f"Saved the generator to {path.name}.")
         return path

@@ -37,8 +37,7 @@ from advstudio.ui.widgets.topk_bars import TopKBars
 from advstudio.workers import JobManager, JobWorker
 
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ");;All files (*)"
-MODEL_FILTER = ("Models (*.pt2 *.onnx *.safetensors *.pt *.pth *.ts *.torchscript);;"
-                "All files (*)")
+MODEL_FILTER = "Models (*.pt2 *.onnx *.safetensors *.pt *.pth *.ts *.torchscript);;All files (*)"
 USER_MODEL = "__user__"
 
 
@@ -68,8 +67,14 @@ class ImageTab(QWidget):
     image_loaded = Signal(str)  # a new image is shown: its one-line description
     predicted = Signal(object)  # Prediction
 
-    def __init__(self, state: AppState, jobs: JobManager, models: ModelController,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models: ModelController,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs, self.models = state, jobs, models
         self.settings = settings or QSettings()
@@ -89,8 +94,9 @@ class ImageTab(QWidget):
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
         self.banner = QLabel(wordWrap=True)
-        self.banner.setStyleSheet("QLabel { background: #5c1f1f; color: white; padding: 6px; "
-                                  "border-radius: 4px; }")
+        self.banner.setStyleSheet(
+            "QLabel { background: #5c1f1f; color: white; padding: 6px; border-radius: 4px; }"
+        )
         self.banner.hide()
 
         self.gallery = QListWidget()
@@ -103,15 +109,22 @@ class ImageTab(QWidget):
         self.gallery.setFixedWidth(220)
         self.gallery.setToolTip("Sample images shipped with advstudio: click one to load it")
         for path in sample_images():
-            thumb = QPixmap(str(path)).scaled(56, 56, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
-                                              Qt.TransformationMode.SmoothTransformation)
+            thumb = QPixmap(str(path)).scaled(
+                56,
+                56,
+                Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+                Qt.TransformationMode.SmoothTransformation,
+            )
             side = min(thumb.width(), thumb.height())
-            thumb = thumb.copy((thumb.width() - side) // 2, (thumb.height() - side) // 2, side, side)
+            thumb = thumb.copy(
+                (thumb.width() - side) // 2, (thumb.height() - side) // 2, side, side
+            )
             item = QListWidgetItem(QIcon(thumb), path.stem.replace("_", " "))
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             self.gallery.addItem(item)
         self.gallery.itemClicked.connect(
-            lambda item: self.load_path(item.data(Qt.ItemDataRole.UserRole), remember=False))
+            lambda item: self.load_path(item.data(Qt.ItemDataRole.UserRole), remember=False)
+        )
         self.open_button = QPushButton("Open image…")
         self.open_button.setToolTip("Open an image file (Ctrl+O), or drop one on the window")
         self.open_button.clicked.connect(self.open_dialog)
@@ -120,8 +133,9 @@ class ImageTab(QWidget):
         left.addWidget(self.gallery, 1)
         left.addWidget(self.open_button)
 
-        self.original = ImageView("No image", "Drop an image here, press Ctrl+O,\n"
-                                  "or pick a sample on the left")
+        self.original = ImageView(
+            "No image", "Drop an image here, press Ctrl+O,\nor pick a sample on the left"
+        )
         self.seen = ImageView("As the model sees it", "")
         views = QHBoxLayout()
         views.addWidget(self.original, 1)
@@ -137,8 +151,10 @@ class ImageTab(QWidget):
         self.model_info = QLabel("Loading PyTorch…", wordWrap=True)
         self.model_info.setStyleSheet("color: palette(mid);")
         self.load_model_button = QPushButton("Load model file…")
-        self.load_model_button.setToolTip("A TorchScript file, or a state_dict of a built-in "
-                                          "architecture (loaded safely: no pickled code)")
+        self.load_model_button.setToolTip(
+            "A TorchScript file, or a state_dict of a built-in "
+            "architecture (loaded safely: no pickled code)"
+        )
         self.load_model_button.setEnabled(False)
         self.load_model_button.clicked.connect(self.open_model_dialog)
         model_box = QGroupBox("Classifier")
@@ -186,8 +202,9 @@ class ImageTab(QWidget):
             w.returned.connect(lambda image: self._on_loaded(request, image, remember))
             w.errored.connect(lambda exc: self._on_load_failed(request, exc))
 
-        self.jobs.start(lambda: _load_job(path), f"Opening {path.name}", show_in_status=False,
-                        connect=connect)
+        self.jobs.start(
+            lambda: _load_job(path), f"Opening {path.name}", show_in_status=False, connect=connect
+        )
 
     def _on_loaded(self, request: int, image: LoadedImage, remember: bool) -> None:
         if request != self._load_request:
@@ -223,8 +240,9 @@ class ImageTab(QWidget):
         self.model_combo.clear()
         for spec in list_models():
             self.model_combo.addItem(spec.name, spec.key)
-            self.model_combo.setItemData(self.model_combo.count() - 1, spec.description,
-                                         Qt.ItemDataRole.ToolTipRole)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1, spec.description, Qt.ItemDataRole.ToolTipRole
+            )
         self.model_combo.insertSeparator(self.model_combo.count())
         self.model_combo.addItem("Your model file…", USER_MODEL)
         self.model_combo.setEnabled(True)
@@ -288,8 +306,10 @@ class ImageTab(QWidget):
             return ""
         c, h, w = model.input_shape
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        return (f"{model.name}: {c}×{h}×{w} input, {model.num_classes} classes, "
-                f"{params:.2f} M parameters, on {self.state.device}")
+        return (
+            f"{model.name}: {c}×{h}×{w} input, {model.num_classes} classes, "
+            f"{params:.2f} M parameters, on {self.state.device}"
+        )
 
     # -- prediction ---------------------------------------------------------------------------
     def _predict(self) -> None:
@@ -304,8 +324,9 @@ class ImageTab(QWidget):
             w.errored.connect(lambda exc: self._on_prediction_failed(request, exc))
 
         self.verdict.setText("…")
-        self.jobs.start(lambda: _predict_job(model, image), "Predicting", show_in_status=False,
-                        connect=connect)
+        self.jobs.start(
+            lambda: _predict_job(model, image), "Predicting", show_in_status=False, connect=connect
+        )
 
     def _on_prediction(self, request: int, result) -> None:
         if request != self._request:

@@ -33,10 +33,19 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.core.playground import (LOSSES, OPTIMISERS, TARGET_NAMES, VIEW, Diagnostics,
-                                       LiveParams, Playground, PlaygroundConfig,
-                                       PlaygroundParams, make_target,
-                                       run_playground)
+from advstudio.core.playground import (
+    LOSSES,
+    OPTIMISERS,
+    TARGET_NAMES,
+    VIEW,
+    Diagnostics,
+    LiveParams,
+    Playground,
+    PlaygroundConfig,
+    PlaygroundParams,
+    make_target,
+    run_playground,
+)
 from advstudio.core.playground.job import measure, prepare_playground
 from advstudio.core.playground.model import ARROWS, one_thread
 from advstudio.core.playground.targets import SD
@@ -47,8 +56,12 @@ from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
 REAL, FAKE, D_COLOUR, G_COLOUR = (27, 158, 119), (117, 60, 170), (31, 119, 180), (214, 39, 40)
-LOSS_NAMES = {"minimax": "minimax (saturating)", "non-saturating": "non-saturating",
-              "wgan-gp": "WGAN-GP", "hinge": "hinge"}
+LOSS_NAMES = {
+    "minimax": "minimax (saturating)",
+    "non-saturating": "non-saturating",
+    "wgan-gp": "WGAN-GP",
+    "hinge": "hinge",
+}
 OPTIMISER_NAMES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 DRAW_SPACING = SD  # a drag adds a point only this far (data units) from the last one
 ARROW_LENGTH = 0.35  # the 90th-percentile arrow is drawn this long (data units)
@@ -105,8 +118,14 @@ def segments(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray
 class PlaygroundTab(QWidget):
     snapshot_shown = Signal(object)  # Snapshot, after it is drawn
 
-    def __init__(self, state: AppState, jobs: JobManager, models=None,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models=None,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
@@ -132,8 +151,10 @@ class PlaygroundTab(QWidget):
         for key, name in TARGET_NAMES.items():
             self.target.addItem(name, key)
         self.draw_button = QPushButton("Draw", checkable=True)
-        self.draw_button.setToolTip("Click or drag on the plot to add points; they become the "
-                                    "training data (distribution: Drawn points)")
+        self.draw_button.setToolTip(
+            "Click or drag on the plot to add points; they become the "
+            "training data (distribution: Drawn points)"
+        )
         self.clear_button = QPushButton("Clear points")
         self.loss = QComboBox()
         for key in LOSSES:
@@ -148,14 +169,17 @@ class PlaygroundTab(QWidget):
         self.gp_weight = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=100.0, singleStep=0.5)
         self.gp_weight.setToolTip("WGAN-GP: weight of the gradient penalty (|grad D| - 1)^2")
         defaults = PlaygroundParams()
-        self.target.setCurrentIndex(max(0, self.target.findData(s.value("playground/target",
-                                                                        "ring"))))
+        self.target.setCurrentIndex(
+            max(0, self.target.findData(s.value("playground/target", "ring")))
+        )
         if self.target.currentData() == "drawn":
             self.target.setCurrentIndex(0)  # drawn points are not remembered
-        self.loss.setCurrentIndex(max(0, self.loss.findData(s.value("playground/loss",
-                                                                    defaults.loss))))
-        self.optimiser.setCurrentIndex(max(0, self.optimiser.findData(
-            s.value("playground/optimiser", defaults.optimiser))))
+        self.loss.setCurrentIndex(
+            max(0, self.loss.findData(s.value("playground/loss", defaults.loss)))
+        )
+        self.optimiser.setCurrentIndex(
+            max(0, self.optimiser.findData(s.value("playground/optimiser", defaults.optimiser)))
+        )
         self.lr_g.setValue(float(s.value("playground/lr_g", defaults.lr_g)))
         self.lr_d.setValue(float(s.value("playground/lr_d", defaults.lr_d)))
         self.d_steps.setValue(int(s.value("playground/d_steps", defaults.d_steps)))
@@ -174,9 +198,15 @@ class PlaygroundTab(QWidget):
         draw_row.addWidget(self.clear_button)
         form.addRow("Data", self.target)
         form.addRow("", draw_row)
-        for label, w in (("Loss", self.loss), ("Optimiser", self.optimiser), ("lr G", self.lr_g),
-                         ("lr D", self.lr_d), ("D steps per G step", self.d_steps),
-                         ("Batch", self.batch), ("GP weight", self.gp_weight)):
+        for label, w in (
+            ("Loss", self.loss),
+            ("Optimiser", self.optimiser),
+            ("lr G", self.lr_g),
+            ("lr D", self.lr_d),
+            ("D steps per G step", self.d_steps),
+            ("Batch", self.batch),
+            ("GP weight", self.gp_weight),
+        ):
             form.addRow(label, w)
 
         self.controls = RunControls("Start")
@@ -187,14 +217,17 @@ class PlaygroundTab(QWidget):
         self.reset_button = QPushButton("Reset networks")
         self.reset_button.setToolTip("New random weights for G and D (the curves are cleared)")
         self.step_d_button = QPushButton("Step D")
-        self.step_d_button.setToolTip("One discriminator update on a real and a fake batch, G "
-                                      "fixed (key D)")
+        self.step_d_button.setToolTip(
+            "One discriminator update on a real and a fake batch, G fixed (key D)"
+        )
         self.step_g_button = QPushButton("Step G")
-        self.step_g_button.setToolTip("One generator update through D, no real samples, D "
-                                      "fixed (key G)")
+        self.step_g_button.setToolTip(
+            "One generator update through D, no real samples, D fixed (key G)"
+        )
         self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("D steps per G step discriminator updates, then one "
-                                    "generator update (Space)")
+        self.step_button.setToolTip(
+            "D steps per G step discriminator updates, then one generator update (Space)"
+        )
         self.start_button.clicked.connect(self.start)
         self.reset_button.clicked.connect(self.reset)
         self.step_d_button.clicked.connect(self.step_d)
@@ -212,13 +245,16 @@ class PlaygroundTab(QWidget):
         self.show_heat = QCheckBox("D(x) heat map")
         self.show_mesh = QCheckBox("Generator mesh")
         self.show_arrows = QCheckBox("Gradient arrows")
-        for box, key, default in ((self.show_heat, "show_heat", True),
-                                  (self.show_mesh, "show_mesh", True),
-                                  (self.show_arrows, "show_arrows", False)):
+        for box, key, default in (
+            (self.show_heat, "show_heat", True),
+            (self.show_mesh, "show_mesh", True),
+            (self.show_arrows, "show_arrows", False),
+        ):
             box.setChecked(str(s.value(f"playground/{key}", default)).lower() == "true")
             box.toggled.connect(lambda on, k=key: self._on_layer(k, on))
-        self.status = QLabel("Pick a distribution and press Start, or step one update at a "
-                             "time.", wordWrap=True)
+        self.status = QLabel(
+            "Pick a distribution and press Start, or step one update at a time.", wordWrap=True
+        )
         self.job = JobOwner(self, self.jobs, self.status)
 
         left = QGroupBox("Playground")
@@ -264,8 +300,9 @@ class PlaygroundTab(QWidget):
         self.badge = QLabel(wordWrap=True)
         self.badge.setTextFormat(Qt.TextFormat.RichText)
         metrics = QGridLayout()
-        for i, w in enumerate((self.step_label, self.speed_label, self.modes_label,
-                               self.quality_label, self.d_label)):
+        for i, w in enumerate(
+            (self.step_label, self.speed_label, self.modes_label, self.quality_label, self.d_label)
+        ):
             metrics.addWidget(w, i, 0)
         right = QVBoxLayout()
         right.addWidget(self.loss_plot, 1)
@@ -296,19 +333,28 @@ class PlaygroundTab(QWidget):
         self._heat_placed = False
         # colours applied here, not by the item: an RGBA image draws scaled in well under a
         # millisecond, the item's own indexed-colour image took ~5 ms a frame (software raster)
-        self.heat_lut = pg.ColorMap([0.0, 0.5, 1.0], [(196, 168, 228), (255, 255, 255),
-                                                      (168, 222, 194)]).getLookupTable(
-            0.0, 1.0, 256, alpha=True)
+        self.heat_lut = pg.ColorMap(
+            [0.0, 0.5, 1.0], [(196, 168, 228), (255, 255, 255), (168, 222, 194)]
+        ).getLookupTable(0.0, 1.0, 256, alpha=True)
         self.mesh = pg.PlotDataItem(connect="finite", pen=pg.mkPen((90, 90, 90, 110), width=1))
         self.moves = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((*FAKE, 150), width=1))
         self.ghost = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(*FAKE, 60))
         self.real = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(*REAL, 200))
         self.fake = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(*FAKE, 200))
         self.arrows = pg.PlotDataItem(connect="pairs", pen=pg.mkPen((40, 40, 40, 170), width=1))
-        self.drawn_item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(0, 0, 0),
-                                             brush=pg.mkBrush(*REAL, 255))
-        for item in (self.heat, self.mesh, self.moves, self.ghost, self.real, self.fake,
-                     self.arrows, self.drawn_item):
+        self.drawn_item = pg.ScatterPlotItem(
+            size=9, pen=pg.mkPen(0, 0, 0), brush=pg.mkBrush(*REAL, 255)
+        )
+        for item in (
+            self.heat,
+            self.mesh,
+            self.moves,
+            self.ghost,
+            self.real,
+            self.fake,
+            self.arrows,
+            self.drawn_item,
+        ):
             self.plot.addItem(item)
         self.heat.setZValue(-10)
         self.legend_label = pg.TextItem(anchor=(0, 0))
@@ -316,7 +362,8 @@ class PlaygroundTab(QWidget):
             f"<span style='color: rgb{REAL}; font-size: 13px'>● real</span>&nbsp;&nbsp;"
             f"<span style='color: rgb{FAKE}; font-size: 13px'>● generated</span>&nbsp;&nbsp;"
             "<span style='color: #555; font-size: 12px'>background: D(x), green = "
-            "\"real\"</span>")
+            '"real"</span>'
+        )
         self.legend_label.setPos(xmin + 0.05, ymax - 0.05)
         self.plot.addItem(self.legend_label)
         self._apply_layers()
@@ -328,11 +375,16 @@ class PlaygroundTab(QWidget):
 
     def params(self) -> PlaygroundParams:
         """The widgets' hyper-parameters, validated (``ConfigError`` names a bad value)."""
-        return PlaygroundParams(target=self.current_target(), loss=self.loss.currentData(),
-                                optimiser=self.optimiser.currentData(), lr_g=self.lr_g.value(),
-                                lr_d=self.lr_d.value(), d_steps=self.d_steps.value(),
-                                batch_size=self.batch.value(),
-                                gp_weight=self.gp_weight.value()).validated()
+        return PlaygroundParams(
+            target=self.current_target(),
+            loss=self.loss.currentData(),
+            optimiser=self.optimiser.currentData(),
+            lr_g=self.lr_g.value(),
+            lr_d=self.lr_d.value(),
+            d_steps=self.d_steps.value(),
+            batch_size=self.batch.value(),
+            gp_weight=self.gp_weight.value(),
+        ).validated()
 
     def _push_params(self) -> bool:
         """Hand the widgets' values to the running job (it reads them before its next step)
@@ -344,10 +396,16 @@ class PlaygroundTab(QWidget):
             return False
         self.live.set(params)
         self.gp_weight.setEnabled(params.loss == "wgan-gp")
-        for key, value in (("target", self.target.currentData()), ("loss", params.loss),
-                           ("optimiser", params.optimiser), ("lr_g", params.lr_g),
-                           ("lr_d", params.lr_d), ("d_steps", params.d_steps),
-                           ("batch", params.batch_size), ("gp_weight", params.gp_weight)):
+        for key, value in (
+            ("target", self.target.currentData()),
+            ("loss", params.loss),
+            ("optimiser", params.optimiser),
+            ("lr_g", params.lr_g),
+            ("lr_d", params.lr_d),
+            ("d_steps", params.d_steps),
+            ("batch", params.batch_size),
+            ("gp_weight", params.gp_weight),
+        ):
             self.settings.setValue(f"playground/{key}", value)
         if self.playground is None:
             self._show_target(params.target)
@@ -379,8 +437,7 @@ class PlaygroundTab(QWidget):
                 return
             if stroke:
                 n = int(gap // DRAW_SPACING)
-                self.points += [(px + (x - px) * i / n, py + (y - py) * i / n)
-                                for i in range(1, n)]
+                self.points += [(px + (x - px) * i / n, py + (y - py) * i / n) for i in range(1, n)]
         self.points.append((x, y))
         self._show_drawn()
         if self.target.currentData() != "drawn":
@@ -393,8 +450,9 @@ class PlaygroundTab(QWidget):
         self.points.clear()
         self._show_drawn()
         if self.target.currentData() == "drawn":
-            self.status.setText("Points cleared; draw new ones (training keeps the last "
-                                "drawn set until then).")
+            self.status.setText(
+                "Points cleared; draw new ones (training keeps the last drawn set until then)."
+            )
 
     def _show_drawn(self) -> None:
         pts = np.asarray(self.points, np.float32).reshape(-1, 2)
@@ -443,8 +501,12 @@ class PlaygroundTab(QWidget):
                 self.playground = play
                 self._push_params()
 
-        self.jobs.start(lambda: prepare_playground(params, config), "Preparing the playground",
-                        show_in_status=False, connect=lambda w: w.returned.connect(ready))
+        self.jobs.start(
+            lambda: prepare_playground(params, config),
+            "Preparing the playground",
+            show_in_status=False,
+            connect=lambda w: w.returned.connect(ready),
+        )
 
     def start(self) -> JobWorker | None:
         if self.running or not self._ensure_playground():
@@ -454,17 +516,24 @@ class PlaygroundTab(QWidget):
         def connect(w: JobWorker) -> None:
             w.metrics.connect(self._on_metrics)
             w.preview.connect(lambda p: self._show(p.data))
-            w.aborted.connect(lambda: self.status.setText(
-                f"Stopped at step {playground.steps_done}. Start continues; Reset starts "
-                "over."))
+            w.aborted.connect(
+                lambda: self.status.setText(
+                    f"Stopped at step {playground.steps_done}. Start continues; Reset starts over."
+                )
+            )
             w.paused.connect(lambda: self._set_parked(True))
             w.resumed.connect(lambda: self._set_parked(False))
             w.finished.connect(self._update_buttons)
 
         self._job_parked = False
-        worker = self.controls.attach(self.job.start(
-            lambda: run_playground(playground, live, diagnostics=diagnostics), "GAN playground",
-            "Playground training failed", connect=connect))
+        worker = self.controls.attach(
+            self.job.start(
+                lambda: run_playground(playground, live, diagnostics=diagnostics),
+                "GAN playground",
+                "Playground training failed",
+                connect=connect,
+            )
+        )
         self.status.setText("Training. Change any setting: the next step uses it.")
         self._update_buttons()
         return worker
@@ -533,15 +602,21 @@ class PlaygroundTab(QWidget):
         self._show_metrics(measured, play.steps_done)
         self._show(snap)
         if phase == "d":
-            self.status.setText(f"D step: loss D {values['loss_d']:.3f}, D(x) "
-                                f"{values['d_real']:.2f}, D(G(z)) {values['d_fake']:.2f}. "
-                                "The heat map shows D after the update; G did not move.")
+            self.status.setText(
+                f"D step: loss D {values['loss_d']:.3f}, D(x) "
+                f"{values['d_real']:.2f}, D(G(z)) {values['d_fake']:.2f}. "
+                "The heat map shows D after the update; G did not move."
+            )
         elif phase == "g":
-            self.status.setText(f"G step: loss G {values['loss_g']:.3f}. The lines show how "
-                                "far each generated point moved; D did not change.")
+            self.status.setText(
+                f"G step: loss G {values['loss_g']:.3f}. The lines show how "
+                "far each generated point moved; D did not change."
+            )
         else:
-            self.status.setText(f"Step {play.steps_done}: loss D {values['loss_d']:.3f}, loss G "
-                                f"{values['loss_g']:.3f}.")
+            self.status.setText(
+                f"Step {play.steps_done}: loss D {values['loss_d']:.3f}, loss G "
+                f"{values['loss_g']:.3f}."
+            )
         return values
 
     # -- showing ------------------------------------------------------------------------------
@@ -563,24 +638,37 @@ class PlaygroundTab(QWidget):
         self.step_label.setText(f"Step {step:,}")
         if "steps_per_s" in v:
             self.speed_label.setText(f"{v['steps_per_s']:,.0f} steps/s")
-        self.modes_label.setText(f"Modes covered: {v['modes_covered']:.0f} of "
-                                 f"{v['n_modes']:.0f}")
+        self.modes_label.setText(f"Modes covered: {v['modes_covered']:.0f} of {v['n_modes']:.0f}")
         self.quality_label.setText(f"High-quality samples: {100 * v['quality']:.0f} %")
         lv = self.last_values
         if "d_real" in lv:
-            self.d_label.setText(f"D(x) {lv['d_real']:.2f}   D(G(z)) {lv['d_fake']:.2f}  "
-                                 "(both → 0.5 at equilibrium)")
+            self.d_label.setText(
+                f"D(x) {lv['d_real']:.2f}   D(G(z)) {lv['d_fake']:.2f}  (both → 0.5 at equilibrium)"
+            )
         badges = []
         if v.get("collapse"):
-            badges.append(("#b35806", f"Mode collapse: only {v['modes_covered']:.0f} of "
-                           f"{v['n_modes']:.0f} modes covered"))
+            badges.append(
+                (
+                    "#b35806",
+                    f"Mode collapse: only {v['modes_covered']:.0f} of "
+                    f"{v['n_modes']:.0f} modes covered",
+                )
+            )
         if v.get("oscillation"):
-            badges.append(("#b35806", "Oscillation: the generator's loss swings up and down "
-                           "(often G hopping from mode to mode)"))
+            badges.append(
+                (
+                    "#b35806",
+                    "Oscillation: the generator's loss swings up and down "
+                    "(often G hopping from mode to mode)",
+                )
+            )
         if not badges and v["n_modes"] and v["modes_covered"] == v["n_modes"]:
             badges.append(("#1a9850", f"All {v['n_modes']:.0f} modes covered"))
-        self.badge.setText("<br>".join(f"<span style='color:{c}; font-size:14px'><b>● {t}"
-                                       "</b></span>" for c, t in badges))
+        self.badge.setText(
+            "<br>".join(
+                f"<span style='color:{c}; font-size:14px'><b>● {t}</b></span>" for c, t in badges
+            )
+        )
 
     def _show_target(self, target) -> None:
         """Before any network exists: the target's points alone."""
@@ -627,8 +715,9 @@ class PlaygroundTab(QWidget):
             lengths = np.linalg.norm(snap.arrows, axis=1)
             scale = ARROW_LENGTH / max(float(np.percentile(lengths, 90)), 1e-12)
             push = snap.arrows * scale
-            too_long = np.maximum(np.linalg.norm(push, axis=1, keepdims=True) / (2 * ARROW_LENGTH),
-                                  1.0)
+            too_long = np.maximum(
+                np.linalg.norm(push, axis=1, keepdims=True) / (2 * ARROW_LENGTH), 1.0
+            )
             start = snap.fake[:ARROWS]
             self.arrows.setData(*segments(start, start + push / too_long))
         if snap.moved is not None and snap.phase != "d":  # D steps move no point

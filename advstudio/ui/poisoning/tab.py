@@ -36,10 +36,17 @@ from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
-ATTACKS = [("backdoor", "Backdoor (BadNets trigger)"), ("label-flip", "Label flipping"),
-           ("adversarial", "Adversarial examples"), ("none", "No poison (baseline)")]
-DEFENCES = [("none", "None"), ("sanitize", "Sanitise the data (loss, k-NN, activation clusters)"),
-            ("adversarial-training", "Adversarial training (FGSM)")]
+ATTACKS = [
+    ("backdoor", "Backdoor (BadNets trigger)"),
+    ("label-flip", "Label flipping"),
+    ("adversarial", "Adversarial examples"),
+    ("none", "No poison (baseline)"),
+]
+DEFENCES = [
+    ("none", "None"),
+    ("sanitize", "Sanitise the data (loss, k-NN, activation clusters)"),
+    ("adversarial-training", "Adversarial training (FGSM)"),
+]
 FRACTION_STEPS = 1000  # slider units per fraction 1.0 (0.1 % resolution)
 
 
@@ -51,7 +58,7 @@ def _grid(images: np.ndarray, ncol: int = 8) -> np.ndarray:
     out = np.full(shape, 0.35, np.float32)
     for i, img in enumerate(images):
         r, c = divmod(i, ncol)
-        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = img
+        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = img
     return out
 
 
@@ -59,8 +66,14 @@ class PoisoningTab(QWidget):
     run_done = Signal(object)  # PoisonResult
     sweep_done = Signal(object)  # PoisonCurve
 
-    def __init__(self, state: AppState, jobs: JobManager, models=None,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models=None,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.state, self.jobs = state, jobs
         self.settings = settings or QSettings()
@@ -75,12 +88,15 @@ class PoisoningTab(QWidget):
         self.attack = QComboBox()
         for key, text in ATTACKS:
             self.attack.addItem(text, key)
-        self.fraction_slider = QSlider(Qt.Orientation.Horizontal, minimum=0,
-                                       maximum=FRACTION_STEPS // 2)
-        self.fraction = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100.0, singleStep=0.5,
-                                       suffix=" %", value=5.0)
-        self.fraction.setToolTip("Share of the pool (the source class, or all training digits) "
-                                 "that is poisoned")
+        self.fraction_slider = QSlider(
+            Qt.Orientation.Horizontal, minimum=0, maximum=FRACTION_STEPS // 2
+        )
+        self.fraction = QDoubleSpinBox(
+            decimals=1, minimum=0.0, maximum=100.0, singleStep=0.5, suffix=" %", value=5.0
+        )
+        self.fraction.setToolTip(
+            "Share of the pool (the source class, or all training digits) that is poisoned"
+        )
         self.source = QComboBox()
         self.source.addItem("all classes", -1)
         self.target = QComboBox()
@@ -97,16 +113,19 @@ class PoisoningTab(QWidget):
         self.pattern.addItems(["square", "checker"])
         self.adv_attack = QComboBox()
         self.adv_attack.addItems(["fgsm", "pgd"])
-        self.adv_eps = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=1.0, singleStep=0.05,
-                                      value=0.1)
+        self.adv_eps = QDoubleSpinBox(
+            decimals=3, minimum=0.001, maximum=1.0, singleStep=0.05, value=0.1
+        )
         self.defence = QComboBox()
         for key, text in DEFENCES:
             self.defence.addItem(text, key)
         self.epochs = QSpinBox(minimum=1, maximum=100, value=3)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = DatasetPicker(self.settings, imagenet=False)
-        self.data.setToolTip("The victim is a digit architecture: a grey set of at most 10 "
-                             "classes, resized to 28×28; colour sets are refused")
+        self.data.setToolTip(
+            "The victim is a digit architecture: a grey set of at most 10 "
+            "classes, resized to 28×28; colour sets are refused"
+        )
         self.form = QFormLayout()
         self.rows = {}
         frac_row = QHBoxLayout()
@@ -115,17 +134,23 @@ class PoisoningTab(QWidget):
         frac_w = QWidget()
         frac_w.setLayout(frac_row)
         frac_row.setContentsMargins(0, 0, 0, 0)
-        for name, label, w in (("data", "Data", self.data),
-                               ("attack", "Attack", self.attack), ("fraction", "Poison", frac_w),
-                               ("source", "Source class", self.source),
-                               ("target", "Target class", self.target),
-                               ("flip", "Flip to", self.flip), ("size", "Trigger size", self.size),
-                               ("row", "Trigger row", self.row), ("col", "Trigger col", self.col),
-                               ("pattern", "Pattern", self.pattern),
-                               ("adv_attack", "Adversarial attack", self.adv_attack),
-                               ("adv_eps", "ε (L∞)", self.adv_eps),
-                               ("defence", "Defence", self.defence),
-                               ("epochs", "Victim epochs", self.epochs), ("seed", "Seed", self.seed)):
+        for name, label, w in (
+            ("data", "Data", self.data),
+            ("attack", "Attack", self.attack),
+            ("fraction", "Poison", frac_w),
+            ("source", "Source class", self.source),
+            ("target", "Target class", self.target),
+            ("flip", "Flip to", self.flip),
+            ("size", "Trigger size", self.size),
+            ("row", "Trigger row", self.row),
+            ("col", "Trigger col", self.col),
+            ("pattern", "Pattern", self.pattern),
+            ("adv_attack", "Adversarial attack", self.adv_attack),
+            ("adv_eps", "ε (L∞)", self.adv_eps),
+            ("defence", "Defence", self.defence),
+            ("epochs", "Victim epochs", self.epochs),
+            ("seed", "Seed", self.seed),
+        ):
             self.form.addRow(label, w)
             self.rows[name] = w
         self.preview = ImageView("A poisoned training sample", "")
@@ -133,8 +158,9 @@ class PoisoningTab(QWidget):
         self.controls = RunControls("Poison and train")
         self.run_button = self.controls.start_button
         self.stop_button = self.controls.stop_button
-        self.fractions = QLineEdit(str(self.settings.value("poison/fractions",
-                                                           "0, 0.01, 0.05, 0.1")))
+        self.fractions = QLineEdit(
+            str(self.settings.value("poison/fractions", "0, 0.01, 0.05, 0.1"))
+        )
         self.fractions.setToolTip("Poison fractions to sweep (0 = the clean baseline)")
         self.sweep_button = QPushButton("Sweep fractions")
         self.run_button.clicked.connect(self.start)
@@ -161,8 +187,9 @@ class PoisoningTab(QWidget):
         self.epoch_plot.add_curve("clean accuracy", (44, 160, 44), width=2, symbol="o")
         self.epoch_plot.add_curve("attack success", (214, 39, 40), width=2, symbol="t")
         self.epoch_plot.set_y_range(0, 1.02)
-        self.sweep_plot = LivePlot("Damage vs poison fraction", "share of test digits",
-                                   x_label="poison fraction")
+        self.sweep_plot = LivePlot(
+            "Damage vs poison fraction", "share of test digits", x_label="poison fraction"
+        )
         self.sweep_plot.add_curve("clean accuracy", (44, 160, 44), width=2, symbol="o")
         self.sweep_plot.add_curve("attack success", (214, 39, 40), width=2, symbol="t")
         self.sweep_plot.set_y_range(0, 1.02)
@@ -181,7 +208,8 @@ class PoisoningTab(QWidget):
         layout.addLayout(plots, 1)
 
         self.fraction_slider.valueChanged.connect(
-            lambda v: self.fraction.setValue(100 * v / FRACTION_STEPS))
+            lambda v: self.fraction.setValue(100 * v / FRACTION_STEPS)
+        )
         self.fraction.valueChanged.connect(self._on_fraction)
         for w in (self.attack, self.pattern, self.source, self.target, self.flip):
             w.currentIndexChanged.connect(self._update_fields)
@@ -214,15 +242,24 @@ class PoisoningTab(QWidget):
     def config(self, **overrides):
         from advstudio.core.poisoning.job import PoisonConfig
 
-        values = dict(attack=self.attack.currentData(), fraction=self.fraction.value() / 100,
-                      source=self.source.currentData(), target=self.target.currentData(),
-                      flip=self.flip.currentData(), trigger_size=self.size.value(),
-                      trigger_row=self.row.value(), trigger_col=self.col.value(),
-                      trigger_pattern=self.pattern.currentText(),
-                      adv_attack=self.adv_attack.currentText(), adv_eps=self.adv_eps.value(),
-                      defence=self.defence.currentData(), epochs=self.epochs.value(),
-                      seed=self.seed.value(), device=self.state.device,
-                      dataset=self.data.dataset())
+        values = dict(
+            attack=self.attack.currentData(),
+            fraction=self.fraction.value() / 100,
+            source=self.source.currentData(),
+            target=self.target.currentData(),
+            flip=self.flip.currentData(),
+            trigger_size=self.size.value(),
+            trigger_row=self.row.value(),
+            trigger_col=self.col.value(),
+            trigger_pattern=self.pattern.currentText(),
+            adv_attack=self.adv_attack.currentText(),
+            adv_eps=self.adv_eps.value(),
+            defence=self.defence.currentData(),
+            epochs=self.epochs.value(),
+            seed=self.seed.value(),
+            device=self.state.device,
+            dataset=self.data.dataset(),
+        )
         values.update(overrides)
         return PoisonConfig(**values)
 
@@ -242,20 +279,23 @@ class PoisoningTab(QWidget):
             self._sample = x[int(torch.nonzero(y == 7)[0])]
         attack = self.attack.currentData()
         if attack != "backdoor":
-            self.preview.set_pixels(self._sample.permute(1, 2, 0).numpy(),
-                                    "Trigger: only for the backdoor")
+            self.preview.set_pixels(
+                self._sample.permute(1, 2, 0).numpy(), "Trigger: only for the backdoor"
+            )
             return
         try:
-            trigger = Trigger(self.size.value(), self.row.value(), self.col.value(),
-                              self.pattern.currentText())
+            trigger = Trigger(
+                self.size.value(), self.row.value(), self.col.value(), self.pattern.currentText()
+            )
             stamped = trigger.stamp(self._sample)
         except ConfigError as exc:
             self.preview.set_pixels(None, str(exc))
             self.status.setText(str(exc))
             return
         self.status.setText("")
-        self.preview.set_pixels(stamped.permute(1, 2, 0).numpy(),
-                                f"labelled {self.target.currentData()} in training")
+        self.preview.set_pixels(
+            stamped.permute(1, 2, 0).numpy(), f"labelled {self.target.currentData()} in training"
+        )
 
     # -- running ------------------------------------------------------------------------------
     @property
@@ -305,9 +345,15 @@ class PoisoningTab(QWidget):
             w.finished.connect(self._finished)
 
         self._begin()
-        return self.controls.attach(self.job.start(
-            lambda: run_poisoning(config), f"Poisoning: {config.attack}", "Poisoning failed",
-            connect=connect, record=("poison", config)))
+        return self.controls.attach(
+            self.job.start(
+                lambda: run_poisoning(config),
+                f"Poisoning: {config.attack}",
+                "Poisoning failed",
+                connect=connect,
+                record=("poison", config),
+            )
+        )
 
     def start_sweep(self) -> JobWorker | None:
         from advstudio.core.poisoning.job import run_fraction_sweep
@@ -315,8 +361,9 @@ class PoisoningTab(QWidget):
         if self.running:
             return None
         try:
-            fractions = [float(f) for f in self.fractions.text().replace(";", ",").split(",")
-                         if f.strip()]
+            fractions = [
+                float(f) for f in self.fractions.text().replace(";", ",").split(",") if f.strip()
+            ]
             config = self.config(fraction=max([f for f in fractions if f > 0], default=0.05))
         except (ValueError, ConfigError) as exc:
             self.status.setText(f"Check the fractions: {exc}")
@@ -333,10 +380,14 @@ class PoisoningTab(QWidget):
 
         def done(curve) -> None:
             self.curve = curve
-            self.status.setText("Sweep done: " + "; ".join(
-                f"{f * 100:g} %: clean {c * 100:.1f} %"
-                + (f", success {s * 100:.1f} %" if s == s else "")
-                for f, c, s in zip(curve.fractions, curve.clean_acc, curve.attack_success)))
+            self.status.setText(
+                "Sweep done: "
+                + "; ".join(
+                    f"{f * 100:g} %: clean {c * 100:.1f} %"
+                    + (f", success {s * 100:.1f} %" if s == s else "")
+                    for f, c, s in zip(curve.fractions, curve.clean_acc, curve.attack_success)
+                )
+            )
             self.sweep_done.emit(curve)
 
         def connect(w: JobWorker) -> None:
@@ -346,9 +397,14 @@ class PoisoningTab(QWidget):
             w.finished.connect(self._finished)
 
         self._begin()
-        return self.controls.attach(self.job.start(
-            lambda: run_fraction_sweep(config, fractions), "Poison fraction sweep",
-            "Poisoning failed", connect=connect))
+        return self.controls.attach(
+            self.job.start(
+                lambda: run_fraction_sweep(config, fractions),
+                "Poison fraction sweep",
+                "Poisoning failed",
+                connect=connect,
+            )
+        )
 
     def stop(self) -> None:
         self.controls.stop()
@@ -362,15 +418,22 @@ class PoisoningTab(QWidget):
 
     def _on_result(self, result) -> None:
         self.result = result
-        text = (f"Victim: clean accuracy {result.clean_acc * 100:.1f} %"
-                + (f", attack success {result.attack_success * 100:.1f} %"
-                   if result.attack_success == result.attack_success else "")
-                + f"; {result.n_poisoned} training digits poisoned, the victim trained on "
-                  f"{result.n_train}")
+        text = (
+            f"Victim: clean accuracy {result.clean_acc * 100:.1f} %"
+            + (
+                f", attack success {result.attack_success * 100:.1f} %"
+                if result.attack_success == result.attack_success
+                else ""
+            )
+            + f"; {result.n_poisoned} training digits poisoned, the victim trained on "
+            f"{result.n_train}"
+        )
         if result.sanitize is not None:
             s = result.sanitize
-            text += (f"; the sanitiser found {s.found} poisoned and dropped {s.dropped_clean} "
-                     f"clean digits")
+            text += (
+                f"; the sanitiser found {s.found} poisoned and dropped {s.dropped_clean} "
+                f"clean digits"
+            )
         self.status.setText(text + f" ({result.seconds:.0f} s).")
         self.run_done.emit(result)
 

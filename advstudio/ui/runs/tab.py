@@ -39,15 +39,38 @@ from advstudio.ui.widgets.live_plot import legend_below
 from advstudio.workers import JobManager, JobWorker
 
 COLUMNS = ("Started", "Kind", "Title", "Status", "Duration", "Device", "Summary")
-STATUS_COLOURS = {"failed": "#b2182b", "interrupted": "#b35806", "cancelled": "#777777",
-                  "running": "#2166ac"}
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+STATUS_COLOURS = {
+    "failed": "#b2182b",
+    "interrupted": "#b35806",
+    "cancelled": "#777777",
+    "running": "#2166ac",
+}
+PALETTE = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+]
 
 
 def _summary_text(summary: dict) -> str:
-    keys = [k for k in ("accuracy", "clean_acc", "fgsm_acc", "pgd_acc", "frechet",
-                        "classes_covered", "loss") if k in summary]
+    keys = [
+        k
+        for k in (
+            "accuracy",
+            "clean_acc",
+            "fgsm_acc",
+            "pgd_acc",
+            "frechet",
+            "classes_covered",
+            "loss",
+        )
+        if k in summary
+    ]
     parts = []
     for k in keys[:4]:
         v = summary[k]
@@ -58,8 +81,14 @@ def _summary_text(summary: dict) -> str:
 class RunsTab(QWidget):
     rerun_started = Signal(object)  # JobWorker
 
-    def __init__(self, state: AppState, jobs: JobManager, models=None,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        jobs: JobManager,
+        models=None,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         import pyqtgraph as pg
 
@@ -68,9 +97,10 @@ class RunsTab(QWidget):
         self.runs = []
         self.kind = QComboBox()
         self.status = QComboBox()
-        for combo, values in ((self.kind, tuple(JOB_KINDS)),
-                              (self.status, ("finished", "running", "failed", "cancelled",
-                                             "interrupted"))):
+        for combo, values in (
+            (self.kind, tuple(JOB_KINDS)),
+            (self.status, ("finished", "running", "failed", "cancelled", "interrupted")),
+        ):
             combo.addItem("all", None)
             for v in values:
                 combo.addItem(v, v)
@@ -95,28 +125,36 @@ class RunsTab(QWidget):
         self.table.itemSelectionChanged.connect(self.show_selected)
 
         self.metric_choice = QComboBox()
-        self.metric_choice.setToolTip("The metric to plot for the selected runs (select several runs "
-                               "to compare them)")
+        self.metric_choice.setToolTip(
+            "The metric to plot for the selected runs (select several runs to compare them)"
+        )
         self.metric_choice.currentIndexChanged.connect(self._plot)
         self.rerun_button = QPushButton("Rerun")
         self.rerun_button.setToolTip("Run it again from the start with the same config")
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue a stopped or interrupted training from its last "
-                                      "checkpoint (as a new run)")
+        self.resume_button.setToolTip(
+            "Continue a stopped or interrupted training from its last checkpoint (as a new run)"
+        )
         self.config_button = QPushButton("Export config…")
-        self.config_button.setToolTip("Save the run's config as a TOML or JSON file for "
-                                      "advstudio-run (headless, or under torchrun)")
+        self.config_button.setToolTip(
+            "Save the run's config as a TOML or JSON file for "
+            "advstudio-run (headless, or under torchrun)"
+        )
         self.delete_button = QPushButton("Delete…")
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Save the run's folder (config, metrics, log, artifacts) "
-                                      "as a zip")
+        self.export_button.setToolTip(
+            "Save the run's folder (config, metrics, log, artifacts) as a zip"
+        )
         self.tensorboard_button = QPushButton("TensorBoard…")
-        self.tensorboard_button.setToolTip("Write the selected runs' metrics and configs as "
-                                           "TensorBoard event files (tensorboard --logdir …)")
+        self.tensorboard_button.setToolTip(
+            "Write the selected runs' metrics and configs as "
+            "TensorBoard event files (tensorboard --logdir …)"
+        )
         self.tensorboard_button.clicked.connect(self.export_tensorboard_selected)
         self.folder_button = QPushButton("Open folder")
-        self.folder_button.setToolTip("Show the run's files (config, metrics, log, artifacts) in "
-                                      "the file manager")
+        self.folder_button.setToolTip(
+            "Show the run's files (config, metrics, log, artifacts) in the file manager"
+        )
         self.folder_button.clicked.connect(self.open_folder_selected)
         self.rerun_button.clicked.connect(self.rerun_selected)
         self.resume_button.clicked.connect(self.resume_selected)
@@ -126,8 +164,15 @@ class RunsTab(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(QLabel("Plot"))
         actions.addWidget(self.metric_choice, 1)
-        for b in (self.rerun_button, self.resume_button, self.config_button, self.folder_button,
-                  self.delete_button, self.export_button, self.tensorboard_button):
+        for b in (
+            self.rerun_button,
+            self.resume_button,
+            self.config_button,
+            self.folder_button,
+            self.delete_button,
+            self.export_button,
+            self.tensorboard_button,
+        ):
             actions.addWidget(b)
         self.message = QLabel(wordWrap=True)  # what the last export wrote, and where
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -179,20 +224,29 @@ class RunsTab(QWidget):
 
     def refresh(self) -> None:
         if self.store is None:
-            self.details.setText("The run history is not available (the store could not be "
-                                 "opened).")
+            self.details.setText(
+                "The run history is not available (the store could not be opened)."
+            )
             return
         selected = set(self.selected_ids())
-        self.runs = self.store.list_runs(kind=self.kind.currentData(),
-                                         status=self.status.currentData(),
-                                         text=self.search.text().strip() or None)
+        self.runs = self.store.list_runs(
+            kind=self.kind.currentData(),
+            status=self.status.currentData(),
+            text=self.search.text().strip() or None,
+        )
         self.table.blockSignals(True)
         self.table.setRowCount(len(self.runs))
         for row, run in enumerate(self.runs):
             duration = run.duration
-            cells = (run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"), run.kind, run.title,
-                     str(run.status), f"{duration:.1f} s" if duration is not None else "",
-                     run.device, run.error or _summary_text(run.summary))
+            cells = (
+                run.created.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                run.kind,
+                run.title,
+                str(run.status),
+                f"{duration:.1f} s" if duration is not None else "",
+                run.device,
+                run.error or _summary_text(run.summary),
+            )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, run.id)
@@ -233,8 +287,11 @@ class RunsTab(QWidget):
     def can_resume(self, run_id: str) -> bool:
         """A run that stopped before its end and left a checkpoint in its folder."""
         info = next((r for r in self.runs if r.id == run_id), None)
-        return (info is not None and str(info.status) in ("cancelled", "interrupted", "failed")
-                and self.store.resumable(run_id))
+        return (
+            info is not None
+            and str(info.status) in ("cancelled", "interrupted", "failed")
+            and self.store.resumable(run_id)
+        )
 
     def show_selected(self) -> None:
         self._update_buttons()
@@ -256,14 +313,18 @@ class RunsTab(QWidget):
         if len(ids) == 1:
             info = self.store.get(ids[0])
             self.config_table.show_config(self.store.rerun_config(ids[0])[1])
-            self.details.setText(f"<b>{info.title}</b> ({info.id}, {info.status})"
-                                 + (f"<br><span style='color:#b2182b'>{info.error}</span>"
-                                    if info.error else ""))
+            self.details.setText(
+                f"<b>{info.title}</b> ({info.id}, {info.status})"
+                + (f"<br><span style='color:#b2182b'>{info.error}</span>" if info.error else "")
+            )
         elif len(ids) == 2:
             (_, a), (_, b) = (self.store.rerun_config(i) for i in ids)
             n = self.config_table.show_diff(tuple(i[-6:] for i in ids), a, b)
-            self.details.setText(f"2 runs selected: {n} setting{'s' if n != 1 else ''} differ"
-                                 if n else "2 runs selected: the same config")
+            self.details.setText(
+                f"2 runs selected: {n} setting{'s' if n != 1 else ''} differ"
+                if n
+                else "2 runs selected: the same config"
+            )
         else:
             self.config_table.clear_rows()
             self.details.setText(f"{len(ids)} runs selected" if ids else "")
@@ -284,9 +345,14 @@ class RunsTab(QWidget):
         if pixmap.isNull():
             self.thumbnail.hide()
             return
-        self.thumbnail.setPixmap(pixmap.scaled(
-            self.THUMBNAIL_PX, self.THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.FastTransformation))  # crisp pixels for small images
+        self.thumbnail.setPixmap(
+            pixmap.scaled(
+                self.THUMBNAIL_PX,
+                self.THUMBNAIL_PX,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.FastTransformation,
+            )
+        )  # crisp pixels for small images
         self.thumbnail.show()
 
     def open_folder_selected(self) -> bool:
@@ -311,13 +377,23 @@ class RunsTab(QWidget):
             return
         for i, run_id in enumerate(self.selected_ids()):
             rows = [r for r in self._metrics(run_id) if isinstance(r.get(key), (int, float))]
-            x = [r.get("eps", r["step"]) if key in ("accuracy", "success") and "eps" in r
-                 else r["step"] for r in rows]
+            x = [
+                r.get("eps", r["step"])
+                if key in ("accuracy", "success") and "eps" in r
+                else r["step"]
+                for r in rows
+            ]
             colour = PALETTE[i % len(PALETTE)]
             info = next(r for r in self.runs if r.id == run_id)
-            self.plot.plot(x, [r[key] for r in rows], pen=pg.mkPen(colour, width=2),
-                           symbol="o" if len(rows) < 60 else None, symbolSize=5,
-                           symbolBrush=colour, name=f"{info.title} ({run_id[-6:]})")
+            self.plot.plot(
+                x,
+                [r[key] for r in rows],
+                pen=pg.mkPen(colour, width=2),
+                symbol="o" if len(rows) < 60 else None,
+                symbolSize=5,
+                symbolBrush=colour,
+                name=f"{info.title} ({run_id[-6:]})",
+            )
         self.plot.setLabel("left", key)
 
     def plotted_curves(self) -> int:
@@ -348,11 +424,15 @@ class RunsTab(QWidget):
         title = self.store.get(run_id).title
         resume_from = (self.store.run_path(run_id) / "artifacts" / CHECKPOINT) if resume else None
         verb = "Resume" if resume else "Rerun"
-        worker = self.jobs.start(lambda: run(config), f"{verb} of {title}",
-                                 record=(kind, config, run), resume_from=resume_from,
-                                 connect=lambda w: w.errored.connect(
-                                     lambda exc: show_error(self, f"The {verb.lower()} failed",
-                                                            exc)))
+        worker = self.jobs.start(
+            lambda: run(config),
+            f"{verb} of {title}",
+            record=(kind, config, run),
+            resume_from=resume_from,
+            connect=lambda w: w.errored.connect(
+                lambda exc: show_error(self, f"The {verb.lower()} failed", exc)
+            ),
+        )
         self.rerun_started.emit(worker)
         return worker
 
@@ -361,14 +441,20 @@ class RunsTab(QWidget):
         if len(ids) != 1:
             return None
         kind, values = self.store.rerun_config(ids[0])
-        return export_config_dialog(self, self.settings, kind, values,
-                                    f"{ids[0]} ({self.store.get(ids[0]).title})")
+        return export_config_dialog(
+            self, self.settings, kind, values, f"{ids[0]} ({self.store.get(ids[0]).title})"
+        )
 
     def confirm_delete(self, n: int) -> bool:
         """Patchable in tests."""
-        return QMessageBox.question(self, "Delete runs",
-                                    f"Delete {n} run{'s' if n > 1 else ''} and their files? "
-                                    "This cannot be undone.") == QMessageBox.StandardButton.Yes
+        return (
+            QMessageBox.question(
+                self,
+                "Delete runs",
+                f"Delete {n} run{'s' if n > 1 else ''} and their files? This cannot be undone.",
+            )
+            == QMessageBox.StandardButton.Yes
+        )
 
     def delete_selected(self) -> None:
         ids = self.selected_ids()
@@ -387,8 +473,9 @@ class RunsTab(QWidget):
         if len(ids) != 1:
             return None
         start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
-        path, _ = QFileDialog.getSaveFileName(self, "Export run", str(start / f"{ids[0]}.zip"),
-                                              "Zip (*.zip)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export run", str(start / f"{ids[0]}.zip"), "Zip (*.zip)"
+        )
         if not path:
             return None
         self.settings.setValue("last_export_folder", str(Path(path).parent))
@@ -412,8 +499,10 @@ class RunsTab(QWidget):
         except OSError as exc:
             show_error(self, "Cannot export for TensorBoard", exc)
             return []
-        self.message.setText(f"Wrote {len(written)} event file{'s' if len(written) > 1 else ''} "
-                             f"to {folder}; view them with: tensorboard --logdir \"{folder}\"")
+        self.message.setText(
+            f"Wrote {len(written)} event file{'s' if len(written) > 1 else ''} "
+            f'to {folder}; view them with: tensorboard --logdir "{folder}"'
+        )
         return written
 
 

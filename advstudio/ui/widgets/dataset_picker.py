@@ -13,16 +13,31 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget)
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from advstudio.core.data.spec import TORCHVISION
 from advstudio.core.errors import ConfigError
 
-LABELS = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
-          "cifar100": "CIFAR-100", "svhn": "SVHN"}
+LABELS = {
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "svhn": "SVHN",
+}
 FOLDER_KINDS = ("folder", "imagenet-folder")
-FITS = (("as they are", "none"), ("resize to the model", "resize"),
-        ("centre-crop to the model", "center-crop"))
+FITS = (
+    ("as they are", "none"),
+    ("resize to the model", "resize"),
+    ("centre-crop to the model", "center-crop"),
+)
 SETTINGS_KEY = "data/last_folder"
 
 
@@ -32,8 +47,14 @@ class DatasetPicker(QWidget):
 
     changed = Signal(str)
 
-    def __init__(self, settings: QSettings, parent: QWidget | None = None, *,
-                 imagenet: bool = True, fit: bool = False) -> None:
+    def __init__(
+        self,
+        settings: QSettings,
+        parent: QWidget | None = None,
+        *,
+        imagenet: bool = True,
+        fit: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
         self.folders = {kind: "" for kind in FOLDER_KINDS}
@@ -43,18 +64,23 @@ class DatasetPicker(QWidget):
         if imagenet:
             self.combo.addItem("ImageNet-style folder…", "imagenet-folder")
         for key in TORCHVISION:
-            self.combo.addItem(f"{LABELS[key]} (torchvision, downloaded once)",
-                               f"torchvision:{key}")
-        self.combo.setToolTip("Image folder: one sub-folder per class, or a flat folder with a "
-                              "labels.csv (file,label); images at their own size and colour")
+            self.combo.addItem(
+                f"{LABELS[key]} (torchvision, downloaded once)", f"torchvision:{key}"
+            )
+        self.combo.setToolTip(
+            "Image folder: one sub-folder per class, or a flat folder with a "
+            "labels.csv (file,label); images at their own size and colour"
+        )
         self.combo.activated.connect(self._on_activated)
         self.choose = QPushButton("Folder…")
         self.choose.clicked.connect(self.ask_folder)
         self.fit_combo = QComboBox()
         for text, value in FITS:
             self.fit_combo.addItem(text, value)
-        self.fit_combo.setToolTip("When the images do not have the model's input shape: refuse "
-                                  "(as they are), resize them, or centre-crop then resize")
+        self.fit_combo.setToolTip(
+            "When the images do not have the model's input shape: refuse "
+            "(as they are), resize them, or centre-crop then resize"
+        )
         self.fit_combo.setVisible(fit)
         self.info = QLabel("", wordWrap=True)
         row = QHBoxLayout()
@@ -113,8 +139,9 @@ class DatasetPicker(QWidget):
     def ask_folder(self) -> None:
         kind = self.kind() if self.kind() in FOLDER_KINDS else "folder"
         start = str(self.settings.value(SETTINGS_KEY, str(Path.home())))
-        folder = QFileDialog.getExistingDirectory(self, "Data folder (one sub-folder per class)",
-                                                  start)
+        folder = QFileDialog.getExistingDirectory(
+            self, "Data folder (one sub-folder per class)", start
+        )
         if folder:
             self.use_folder(folder, kind)
 
@@ -131,8 +158,9 @@ class DatasetPicker(QWidget):
         self.choose.setVisible(kind in FOLDER_KINDS)
         try:
             dataset = self.dataset()
-            text = (f"{Path(self.folders[kind]).name}: " if kind in FOLDER_KINDS else "") + \
-                summary(dataset)
+            text = (f"{Path(self.folders[kind]).name}: " if kind in FOLDER_KINDS else "") + summary(
+                dataset
+            )
         except ConfigError as exc:
             dataset, text = "", str(exc)
         self.info.setText(text)

@@ -32,7 +32,9 @@ class ImageView(QWidget):
         self.picture = QLabel(placeholder, alignment=Qt.AlignmentFlag.AlignCenter)
         self.picture.setMinimumSize(QSize(160, 160))
         self.picture.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.picture.setStyleSheet("QLabel { background: #2b2b2b; color: #bbb; border-radius: 4px; }")
+        self.picture.setStyleSheet(
+            "QLabel { background: #2b2b2b; color: #bbb; border-radius: 4px; }"
+        )
         self.picture.setWordWrap(True)
         self.caption = QLabel(caption, alignment=Qt.AlignmentFlag.AlignCenter)
         self.caption.setWordWrap(True)
@@ -63,7 +65,11 @@ class ImageView(QWidget):
             return
         target = self.picture.size() - QSize(8, 8)
         small = self._pixmap.width() < target.width() / 2
-        mode = (Qt.TransformationMode.FastTransformation if small
-                else Qt.TransformationMode.SmoothTransformation)
-        self.picture.setPixmap(self._pixmap.scaled(
-            target, Qt.AspectRatioMode.KeepAspectRatio, mode))
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if small
+            else Qt.TransformationMode.SmoothTransformation
+        )
+        self.picture.setPixmap(
+            self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio, mode)
+        )

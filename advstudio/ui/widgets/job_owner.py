@@ -35,9 +35,14 @@ class JobOwner(QObject):
         """A job of this slot is in flight (it may be paused)."""
         return self.worker is not None and not self.worker.is_done
 
-    def start(self, job_factory: Callable[[], Iterator[Any]], title: str, failure: str,
-              connect: Callable[[JobWorker], None] | None = None,
-              **start_args: Any) -> JobWorker | None:
+    def start(
+        self,
+        job_factory: Callable[[], Iterator[Any]],
+        title: str,
+        failure: str,
+        connect: Callable[[JobWorker], None] | None = None,
+        **start_args: Any,
+    ) -> JobWorker | None:
         """Start the job unless one is in flight (then None: nothing starts). ``failure`` is
         the message box's title when the job fails; ``connect`` and ``start_args`` go to
         :meth:`JobManager.start`."""

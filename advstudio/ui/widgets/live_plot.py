@@ -71,9 +71,13 @@ def legend_below(plot_widget, columns: int = 3):
     axis (so never over the data), ``columns`` entries a row; curves plotted with a ``name``
     join it."""
     item = plot_widget.getPlotItem()
-    legend = _legend_class()(brush=(255, 255, 255, 200), pen=(0, 0, 0, 60),
-                             labelTextColor=(40, 40, 40), labelTextSize="8pt",
-                             colCount=columns)
+    legend = _legend_class()(
+        brush=(255, 255, 255, 200),
+        pen=(0, 0, 0, 60),
+        labelTextColor=(40, 40, 40),
+        labelTextSize="8pt",
+        colCount=columns,
+    )
     # the plot's width decides, not the legend's: a label too long for a narrow plot is cut
     legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
     legend.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
@@ -85,8 +89,9 @@ def legend_below(plot_widget, columns: int = 3):
     return legend
 
 
-def grown_range(current: tuple[float, float] | None, lo: float, hi: float,
-                headroom: float = 0.25) -> tuple[float, float] | None:
+def grown_range(
+    current: tuple[float, float] | None, lo: float, hi: float, headroom: float = 0.25
+) -> tuple[float, float] | None:
     """A new (lo, hi) that holds the data [lo, hi], or None when ``current`` already does.
 
     Grows with ``headroom`` times the data span on the side that overflowed, so a slowly
@@ -141,7 +146,7 @@ class RedrawScheduler:
     than about a fifth of the UI thread, however many there are and however long their curves.
     """
 
-    _instance: "RedrawScheduler | None" = None
+    _instance: RedrawScheduler | None = None
 
     def __init__(self) -> None:
         self._plots: list[weakref.ref[LivePlot]] = []
@@ -151,15 +156,15 @@ class RedrawScheduler:
         self.timer.start()
 
     @classmethod
-    def instance(cls) -> "RedrawScheduler":
+    def instance(cls) -> RedrawScheduler:
         if cls._instance is None or not shiboken6.isValid(cls._instance.timer):
             cls._instance = cls()
         return cls._instance
 
-    def register(self, plot: "LivePlot") -> None:
+    def register(self, plot: LivePlot) -> None:
         self._plots.append(weakref.ref(plot))
 
-    def _alive(self) -> list["LivePlot"]:
+    def _alive(self) -> list[LivePlot]:
         alive = []
         for ref in self._plots:
             plot = ref()
@@ -189,8 +194,9 @@ class LivePlot(QWidget):
     """A pyqtgraph plot of named series. ``add(name, x, y)`` is cheap; drawing is batched
     (:class:`RedrawScheduler`); :meth:`redraw_now` draws at once."""
 
-    def __init__(self, title: str, y_label: str = "", x_label: str = "step",
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str, y_label: str = "", x_label: str = "step", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         import pyqtgraph as pg
         from PySide6.QtWidgets import QVBoxLayout
@@ -214,9 +220,13 @@ class LivePlot(QWidget):
         self.follow_x = self.follow_y = True
         self._x_range: tuple[float, float] | None = None
         self._y_range: tuple[float, float] | None = None
-        self.end_marker = pg.InfiniteLine(angle=90, movable=False, label="planned end",
-                                          pen=pg.mkPen((0, 0, 0, 60), style=Qt.PenStyle.DashLine),
-                                          labelOpts={"position": 0.95, "color": (0, 0, 0, 110)})
+        self.end_marker = pg.InfiniteLine(
+            angle=90,
+            movable=False,
+            label="planned end",
+            pen=pg.mkPen((0, 0, 0, 60), style=Qt.PenStyle.DashLine),
+            labelOpts={"position": 0.95, "color": (0, 0, 0, 110)},
+        )
         self.end_marker.hide()
         self.plot.addItem(self.end_marker, ignoreBounds=True)
         self.readout = QLabel(" ")  # the values under the mouse pointer
@@ -234,9 +244,16 @@ class LivePlot(QWidget):
         self._last_redraw = 0.0
         RedrawScheduler.instance().register(self)
 
-    def add_curve(self, name: str, colour, width: float = 1.0, style=None,
-                  symbol: str | None = None, smooth_of: str | None = None,
-                  alpha: float = 0.02) -> None:
+    def add_curve(
+        self,
+        name: str,
+        colour,
+        width: float = 1.0,
+        style=None,
+        symbol: str | None = None,
+        smooth_of: str | None = None,
+        alpha: float = 0.02,
+    ) -> None:
         """``smooth_of``: this curve is a bias-corrected exponential moving average (weight
         ``alpha``) of that one, updated as its points arrive (O(1) per point)."""
         import pyqtgraph as pg
@@ -245,8 +262,9 @@ class LivePlot(QWidget):
             self._smoothers.setdefault(smooth_of, []).append((name, alpha, [0.0, 0.0]))
         pen = pg.mkPen(colour, width=width, **({"style": style} if style is not None else {}))
         self.series[name] = Series()
-        self.items[name] = self.plot.plot([], [], pen=pen, name=name, symbol=symbol,
-                                          symbolSize=5, symbolBrush=colour)
+        self.items[name] = self.plot.plot(
+            [], [], pen=pen, name=name, symbol=symbol, symbolSize=5, symbolBrush=colour
+        )
         self.legend.setVisible(len(self.items) > 1)
 
     def set_y_range(self, lo: float, hi: float) -> None:

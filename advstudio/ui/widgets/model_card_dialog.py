@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                               QLineEdit, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from advstudio.core.errors import AdvStudioError
 from advstudio.core.models.card import KNOWN_CLASSES, ModelCard
@@ -24,14 +32,19 @@ class ModelCardDialog(QDialog):
     """Input shape (C, H, W), classes (a known set or names, comma-separated), optional
     mean/std (pixel scale [0, 1]) and, for weights files, the architecture."""
 
-    def __init__(self, path: Path, missing: tuple[str, ...], probe=None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, path: Path, missing: tuple[str, ...], probe=None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Describe {path.name}")
         form = QFormLayout(self)
         found = probe.describe() if probe is not None else "no probe (a weights file)"
-        form.addRow(QLabel(f"{path.name} has no model card ({Path(path).stem}.toml). "
-                           f"Missing: {', '.join(missing)}; {found}."))
+        form.addRow(
+            QLabel(
+                f"{path.name} has no model card ({Path(path).stem}.toml). "
+                f"Missing: {', '.join(missing)}; {found}."
+            )
+        )
         shape = getattr(probe, "input_shape", None) or (3, 32, 32)
         self.dims = []
         for name, value in zip(("channels", "height", "width"), shape):
@@ -56,8 +69,9 @@ class ModelCardDialog(QDialog):
         form.addRow("architecture", self.architecture)
         self.error = QLabel()
         form.addRow(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -67,9 +81,13 @@ class ModelCardDialog(QDialog):
         """The card as filled in; raises ConfigError / ValueError naming the bad field."""
         text = self.classes.currentText().strip()
         classes = text if text in KNOWN_CLASSES else tuple(c.strip() for c in text.split(","))
-        return ModelCard(tuple(b.value() for b in self.dims), classes,
-                         _numbers(self.mean.text()), _numbers(self.std.text()),
-                         architecture=self.architecture.text().strip() or None)
+        return ModelCard(
+            tuple(b.value() for b in self.dims),
+            classes,
+            _numbers(self.mean.text()),
+            _numbers(self.std.text()),
+            architecture=self.architecture.text().strip() or None,
+        )
 
     def _accept(self) -> None:
         try:
@@ -80,8 +98,9 @@ class ModelCardDialog(QDialog):
         self.accept()
 
     @classmethod
-    def ask(cls, parent: QWidget | None, path: Path, missing: tuple[str, ...],
-            probe=None) -> ModelCard | None:
+    def ask(
+        cls, parent: QWidget | None, path: Path, missing: tuple[str, ...], probe=None
+    ) -> ModelCard | None:
         """The card the user gave, or None when they cancelled. Patchable in tests."""
         dialog = cls(path, missing, probe, parent)
         return dialog.card if dialog.exec() == QDialog.DialogCode.Accepted else None

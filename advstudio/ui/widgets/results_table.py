@@ -30,16 +30,19 @@ class ResultsTable(QTableWidget):
             for c, text in enumerate(row):
                 item = QTableWidgetItem(text)
                 if c > 0 and text[:1].isdigit():
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                          | Qt.AlignmentFlag.AlignVCenter)
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
                 if r < len(tooltips) and tooltips[r]:
                     item.setToolTip(tooltips[r])
                 self.setItem(r, c, item)
 
     def cells(self) -> list[list[str]]:
         """The displayed text, row by row (for tests and export)."""
-        return [[self.item(r, c).text() if self.item(r, c) else ""
-                 for c in range(self.columnCount())] for r in range(self.rowCount())]
+        return [
+            [self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount())]
+            for r in range(self.rowCount())
+        ]
 
     def headers(self) -> list[str]:
         return [self.horizontalHeaderItem(c).text() for c in range(self.columnCount())]

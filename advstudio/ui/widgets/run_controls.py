@@ -16,8 +16,9 @@ from advstudio.workers import JobWorker
 class RunControls(QWidget):
     resuming = Signal()  # just before a paused job resumes (the playground's step mode stops then)
 
-    def __init__(self, start_text: str = "Train", pausable: bool = True,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, start_text: str = "Train", pausable: bool = True, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.worker: JobWorker | None = None
         self.start_button = QPushButton(start_text)

@@ -23,7 +23,9 @@ class TopKBars(QWidget):
             name.setMinimumWidth(90)
             bar = QProgressBar(maximum=1000, textVisible=False)
             bar.setFixedHeight(14)
-            value = QLabel("", alignment=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            value = QLabel(
+                "", alignment=Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            )
             value.setMinimumWidth(56)
             grid.addWidget(name, row, 0)
             grid.addWidget(bar, row, 1)
@@ -44,8 +46,11 @@ class TopKBars(QWidget):
         """Show ``probs`` (in [0, 1]). Non-finite or out-of-range values are refused with a
         ``ValueError`` before anything changes, so the bars never show half a prediction (the
         core refuses a model's NaN scores first: this is the last line of defence)."""
-        bad = [p for p in probs if not (isinstance(p, (int, float)) and math.isfinite(p)
-                                        and 0.0 <= p <= 1.0)]
+        bad = [
+            p
+            for p in probs
+            if not (isinstance(p, (int, float)) and math.isfinite(p) and 0.0 <= p <= 1.0)
+        ]
         if bad:
             raise ValueError(f"probabilities must be finite numbers in [0, 1], not {bad[0]!r}")
         self.clear()
@@ -59,4 +64,6 @@ class TopKBars(QWidget):
 
     def shown(self) -> list[tuple[str, float]]:
         """What the rows display now: (tooltip name, probability) pairs, for tests."""
-        return [(n.toolTip(), b.value() / 1000) for n, b in zip(self.names, self.bars) if n.toolTip()]
+        return [
+            (n.toolTip(), b.value() / 1000) for n, b in zip(self.names, self.bars) if n.toolTip()
+        ]
