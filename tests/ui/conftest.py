@@ -10,6 +10,18 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 
+@pytest.fixture(autouse=True)
+def _no_modal_card_dialog(monkeypatch):
+    """A card-less model file opens a modal dialog, which would hang a test: a test that means
+    to answer it patches ``ModelCardDialog.ask`` itself; any other fails at once."""
+    from advstudio.ui.widgets.model_card_dialog import ModelCardDialog
+
+    def refuse(cls, *args, **kwargs):
+        raise AssertionError("the model-card dialog opened; patch ModelCardDialog.ask")
+
+    monkeypatch.setattr(ModelCardDialog, "ask", classmethod(refuse))
+
+
 @pytest.fixture
 def window(qtbot, settings):
     """The real main window, with PyTorch loaded and the default model ready."""

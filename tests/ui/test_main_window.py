@@ -135,12 +135,18 @@ def test_drop_a_user_model_file(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: _no_job_running(window), timeout=30_000)
 
 
-def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(qtbot, window, tmp_path):
+def test_a_model_file_that_does_not_fit_shows_an_error_and_keeps_the_model(
+    qtbot, window, tmp_path, monkeypatch
+):
+    """Weights that fit no built-in need a card; the user cancels the card dialog."""
+    from advstudio.ui.widgets.model_card_dialog import ModelCardDialog
+
+    monkeypatch.setattr(ModelCardDialog, "ask", classmethod(lambda cls, *a, **k: None))
     torch.save({"weight": torch.zeros(2)}, tmp_path / "odd.pt")
     with qtbot.waitSignal(window.models.failed, timeout=10_000):
         drop_files(window, tmp_path / "odd.pt")
     boxes = [w for w in window.image_tab.children() if w.metaObject().className() == "QMessageBox"]
-    assert boxes and "fit none of the known architectures" in boxes[-1].text()
+    assert boxes and "odd.toml" in boxes[-1].text() and "card" in boxes[-1].text()
     assert boxes[-1].isVisible()
     assert window.state.model_key == "digits-cnn"
     assert window.image_tab.model_combo.currentData() == "digits-cnn"
