@@ -102,7 +102,10 @@ def test_config_architectures_are_the_registry_ones():
     ("kwargs", "message"),
     [
         ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, not 'vgg'"),
-        ({"recipe": "trades"}, "recipe must be one of standard, fgsm, fgsm-rs, pgd, not 'trades'"),
+        (
+            {"recipe": "mart"},
+            "recipe must be one of standard, fgsm, fgsm-rs, pgd, noise, ibp, trades, not 'mart'",
+        ),
         ({"eps": 1.5}, r"eps must be in \[0, 1\], not 1.5 \(pixel scale\)"),
         ({"eps": -0.1}, r"eps must be in \[0, 1\]"),
         ({"eps": float("nan")}, r"eps must be in \[0, 1\]"),
