@@ -347,7 +347,7 @@ def test_robust_panel_shows_the_job_result_and_records_it(qtbot, tab, tmp_path):
     panel.ensemble.setCurrentIndex(panel.ensemble.findData("fast"))
     tab.set_eps(0.1)
     panel.n_images.setValue(8)
-    tab.panels.setCurrentWidget(panel)
+    tab.show_panel(panel)
     kind, config = tab.job_config()  # File ▸ Export job as config exports this panel's job
     assert kind == "robust" and config.eps == 0.1 and config.n_images == 8
     panel.steps.setValue(3)

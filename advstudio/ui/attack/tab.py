@@ -344,16 +344,24 @@ class AttackTab(QWidget):
         self.defences = TransformPanel(self, self.jobs, self.settings)
         self.robust = RobustPanel(self, self.jobs, self.settings)
         self.panels = QTabWidget()
-        self.panels.addTab(self.sweep, "ε sweep")
-        self.panels.addTab(self.boundary, "Distance to boundary")
-        self.panels.addTab(self.defences, "Input defences")
-        self.panels.addTab(self.robust, "Robust accuracy")
         self.universal = UniversalPanel(self, self.jobs, self.settings)  # attack lab III
         self.patch = PatchPanel(self, self.jobs, self.settings)
         self.explain = ExplainPanel(self, self.jobs, self.settings)
-        self.panels.addTab(self.universal, "Universal")
-        self.panels.addTab(self.patch, "Patch")
-        self.panels.addTab(self.explain, "Explain")
+        for panel, title in (
+            (self.sweep, "ε sweep"),
+            (self.boundary, "Distance to boundary"),
+            (self.defences, "Input defences"),
+            (self.robust, "Robust accuracy"),
+            (self.universal, "Universal"),
+            (self.patch, "Patch"),
+            (self.explain, "Explain"),
+        ):
+            # each panel scrolls rather than setting the window's minimum height (1280×720)
+            area = QScrollArea()
+            area.setWidget(panel)
+            area.setWidgetResizable(True)
+            area.setFrameShape(QScrollArea.Shape.NoFrame)
+            self.panels.addTab(area, title)
         self.panels.setCurrentIndex(int(self.settings.value("attack/panel", 0)))
         self.panels.currentChanged.connect(lambda i: self.settings.setValue("attack/panel", i))
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -600,10 +608,18 @@ class AttackTab(QWidget):
             self._rerun.start()
 
     # -- running ------------------------------------------------------------------------------
+    def show_panel(self, panel: QWidget) -> None:
+        """Bring ``panel`` (one of the bottom panels, each in its scroll area) to the front."""
+        for index in range(self.panels.count()):
+            if self.panels.widget(index).widget() is panel:
+                self.panels.setCurrentIndex(index)
+                return
+        raise ValueError(f"{type(panel).__name__} is not one of the Attack tab's panels")
+
     def job_config(self):
         """(kind, config) of the tab's headless job (File ▸ Export job as config): robust
         accuracy while its panel is shown, else the ε sweep."""
-        if self.panels.currentWidget() is self.robust:
+        if self.panels.currentWidget().widget() is self.robust:
             return "robust", self.robust.config()
         return "sweep", self.sweep.config()
 

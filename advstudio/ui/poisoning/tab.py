@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -203,8 +204,14 @@ class PoisoningTab(QWidget):
         bottom.addWidget(self.gallery, 1)
         plots.addLayout(top, 1)
         plots.addLayout(bottom, 1)
+        controls_area = QScrollArea()  # the settings scroll rather than set the window's height
+        controls_area.setWidget(box)
+        controls_area.setWidgetResizable(True)
+        controls_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        controls_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        controls_area.setFixedWidth(box.width() + 16)
         layout = QHBoxLayout(self)
-        layout.addWidget(box)
+        layout.addWidget(controls_area)
         layout.addLayout(plots, 1)
 
         self.fraction_slider.valueChanged.connect(
