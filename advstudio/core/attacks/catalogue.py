@@ -22,7 +22,7 @@ levels).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,20 +394,24 @@ def _run_mifgsm(model: nn.Module, x, y, params, *, target=None, generator=None, 
     )
 
 
-def _run_apgd(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(
-        apgd(
-            model,
-            x,
-            y,
-            eps=params["eps"],
-            steps=params["steps"],
-            loss=params["loss"],
-            targeted=target is not None,
-            target=target,
-            seed=seed,
+def _apgd_runner(norm: str) -> AttackFn:
+    def run(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
+        return AttackRun(
+            apgd(
+                model,
+                x,
+                y,
+                eps=params["eps"],
+                steps=params["steps"],
+                loss=params["loss"],
+                targeted=target is not None,
+                target=target,
+                seed=seed,
+                norm=norm,
+            )
         )
-    )
+
+    return run
 
 
 def _run_deepfool(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
@@ -429,30 +433,24 @@ def _run_cw(model: nn.Module, x, y, params, *, target=None, generator=None, seed
     )
 
 
-def _run_nes(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = nes(
-        as_predict(model),
-        x,
-        _goal(y, target),
-        params["eps"],
-        max_queries=params["max_queries"],
-        targeted=target is not None,
-        generator=generator,
-    )
-    return AttackRun(res.x_adv, res.queries)
+def _scores_runner(attack: Callable[..., Any], *extra: str) -> AttackFn:
+    """The adapter of a score-only attack taking ``eps`` and a query budget; ``extra``: the
+    entry's further parameters, passed by name (Square's ``p_init``)."""
 
+    def run(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
+        res = attack(
+            as_predict(model),
+            x,
+            _goal(y, target),
+            params["eps"],
+            max_queries=params["max_queries"],
+            targeted=target is not None,
+            generator=generator,
+            **{name: params[name] for name in extra},
+        )
+        return AttackRun(res.x_adv, res.queries)
 
-def _run_spsa(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = spsa(
-        as_predict(model),
-        x,
-        _goal(y, target),
-        params["eps"],
-        max_queries=params["max_queries"],
-        targeted=target is not None,
-        generator=generator,
-    )
-    return AttackRun(res.x_adv, res.queries)
+    return run
 
 
 def _run_simba(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
@@ -559,7 +557,7 @@ register(
                 choices=("ce", "dlr"),
             ),
         ),
-        _run_apgd,
+        _apgd_runner("Linf"),
         ("<= steps + 2", "<= steps + 1"),
         {"lab": PLAIN},
         reference="Croce & Hein 2020",
@@ -613,7 +611,7 @@ register(
         (Access.QUERY,),
         "Linf",
         (EPS, QUERIES),
-        _run_nes,
+        _scores_runner(nes),
         ("<= max_queries", "0"),
         {"lab": PLAIN},
         reference="Ilyas et al. 2018",
@@ -627,7 +625,7 @@ register(
         (Access.QUERY,),
         "Linf",
         (EPS, QUERIES),
-        _run_spsa,
+        _scores_runner(spsa),
         ("<= max_queries", "0"),
         {"lab": PLAIN, "robust": Use(label="SPSA (query-based)")},
         reference="Uesato et al. 2018",
@@ -655,34 +653,6 @@ register(
 # --------------------------------------------------------------------------- Square, FAB-T, L2, HSJ
 
 
-def _run_square(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = square_linf(
-        as_predict(model),
-        x,
-        _goal(y, target),
-        params["eps"],
-        max_queries=params["max_queries"],
-        p_init=params["p_init"],
-        targeted=target is not None,
-        generator=generator,
-    )
-    return AttackRun(res.x_adv, res.queries)
-
-
-def _run_square_l2(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    res = square_l2(
-        as_predict(model),
-        x,
-        _goal(y, target),
-        params["eps"],
-        max_queries=params["max_queries"],
-        p_init=params["p_init"],
-        targeted=target is not None,
-        generator=generator,
-    )
-    return AttackRun(res.x_adv, res.queries)
-
-
 def _run_pgd_l2(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
     return AttackRun(
         pgd_l2(
@@ -694,23 +664,6 @@ def _run_pgd_l2(model: nn.Module, x, y, params, *, target=None, generator=None, 
             steps=params["steps"],
             targeted=target is not None,
             generator=generator,
-        )
-    )
-
-
-def _run_apgd_l2(model: nn.Module, x, y, params, *, target=None, generator=None, seed=0):
-    return AttackRun(
-        apgd(
-            model,
-            x,
-            y,
-            eps=params["eps"],
-            steps=params["steps"],
-            loss=params["loss"],
-            targeted=target is not None,
-            target=target,
-            seed=seed,
-            norm="L2",
         )
     )
 
@@ -790,7 +743,7 @@ register(
         (Access.QUERY,),
         "Linf",
         (EPS, SQUARE_QUERIES, P_INIT),
-        _run_square,
+        _scores_runner(square_linf, "p_init"),
         ("<= max_queries", "0"),
         {"lab": PLAIN, "robust": Use(label="Square (query-based)")},
         reference="Andriushchenko et al. 2020",
@@ -817,7 +770,7 @@ register(
                 open_low=True,
             ),
         ),
-        _run_square_l2,
+        _scores_runner(square_l2, "p_init"),
         ("<= max_queries", "0"),
         {},
         reference="Andriushchenko et al. 2020",
@@ -862,7 +815,7 @@ register(
                 choices=("ce", "dlr"),
             ),
         ),
-        _run_apgd_l2,
+        _apgd_runner("L2"),
         ("<= steps + 2", "<= steps + 1"),
         {},
         reference="Croce & Hein 2020",
