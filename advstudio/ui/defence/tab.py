@@ -134,7 +134,9 @@ class DefenceTab(QWidget):
         self.vat_eps = QDoubleSpinBox(
             decimals=2, minimum=0.0, maximum=50.0, singleStep=0.5, value=2.0
         )
-        self.vat_eps.setToolTip("VAT's radius: an L2 length over all 784 pixels (paper: 2.0)")
+        self.vat_eps.setToolTip(
+            "VAT's radius: an L2 length over all pixels (784 for 28×28 digits; paper: 2.0)"
+        )
         tip(self.vat_eps, "vat", "eps-l2")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = DatasetPicker(self.settings, imagenet=False)

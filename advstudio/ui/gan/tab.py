@@ -190,7 +190,7 @@ class GanTab(QWidget):
         for name, colour in (("loss_d", D_COLOUR), ("loss_g", G_COLOUR)):
             self.loss_plot.add_curve(name, (*colour, 70))
             self.loss_plot.add_curve(f"{name} (smoothed)", colour, width=2, smooth_of=name)
-        self.d_plot = LivePlot("Discriminator outputs", "probability")
+        self.d_plot = LivePlot("D outputs", "probability")  # fits at 1280×720
         self.d_plot.add_curve("D(x)", D_COLOUR, smooth_of=None)
         self.d_plot.add_curve("D(G(z)) before G step", G_COLOUR)
         self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
