@@ -136,14 +136,15 @@ def paste(
 @dataclass
 class PatchResult:
     """``patch`` (C, S, S) in [0, 1]; ``target``; ``area``; ``success``: the share of held-out
-    images (not already the target) predicted as the target with a random placement each;
-    ``history``: the training loss per logged step."""
+    images (not already the target) predicted as the target with a random placement each, of
+    ``n_test`` held-out images; ``history``: the training loss per logged step."""
 
     patch: torch.Tensor
     target: int
     area: float
     success: float
     history: list[float] = field(default_factory=list)
+    n_test: int = 0
 
 
 def success_rate(
@@ -208,7 +209,12 @@ def train_patch_job(
                 yield Progress(step + 1, steps, f"patch step {step + 1}/{steps}")
     final = patch.detach()
     return PatchResult(
-        final.cpu(), target, area, success_rate(model, x_test, final, target), history
+        final.cpu(),
+        target,
+        area,
+        success_rate(model, x_test, final, target),
+        history,
+        len(x_test),
     )
 
 
@@ -299,6 +305,46 @@ def train_patch(
     >>> res.success; save_patch(res.patch, "patch.png")
     """
     return drive(train_patch_job(model, x_train, x_test, target, **kwargs)).result
+
+
+def train_test_images(
+    dataset: str,
+    split: str,
+    fit: str,
+    model: nn.Module,
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """A seeded subset of ``dataset``'s ``split`` fitted to ``model.input_shape`` under ``fit``
+    (:mod:`advstudio.core.data`), cut into ``n_train`` images to fit on and ``n_test`` held-out
+    ones (a smaller set is cut in the same proportion). The patch and universal panels' data.
+    Returns ``(x_train, x_test, lines to log)``."""
+    from advstudio.core.data.fit import fit_to_model
+    from advstudio.core.data.sets import load_dataset
+    from advstudio.core.data.spec import check_dataset, check_fit, check_split
+
+    check_dataset(dataset)
+    check_split(split)
+    check_fit(fit)
+    n_train, n_test = check_steps(n_train, "n_train"), check_steps(n_test, "n_test")
+    data = load_dataset(dataset, split, limit=n_train + n_test, seed=seed)
+    classes = int(model.num_classes) if hasattr(model, "num_classes") else None
+    if classes is not None and len(data.class_names) > classes:
+        raise ConfigError(
+            f"{dataset} has {len(data.class_names)} classes but the model has {classes} "
+            "outputs; choose a data set of the model's classes"
+        )
+    if len(data.x) < 2:
+        raise ConfigError(f"{data.source} ({split}) holds fewer than 2 readable images")
+    lines = [f"data: {data.source} ({split}), {data.description}"]
+    if data.skipped:
+        lines.append(data.skipped_line())
+    x, note = fit_to_model(data.x, tuple(model.input_shape), fit)
+    if note:
+        lines.append(f"fitted to the model: {note}")
+    cut = n_train if len(x) >= n_train + n_test else max(1, len(x) * n_train // (n_train + n_test))
+    return x[:cut], x[cut:], lines
 
 
 def save_patch(patch: torch.Tensor, path: str | Path) -> Path:

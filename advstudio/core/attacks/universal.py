@@ -122,7 +122,8 @@ def _step(
 class UniversalResult:
     """``v``: the perturbation (C, H, W), ``||v||_inf <= eps``. ``fit_rate`` / ``held_out_rate``:
     fooling rates on the fitting (the best pass's) and the held-out images; ``history``: the
-    fitting rate after each pass. ``target``: the targeted variant's class, or None."""
+    fitting rate after each pass. ``target``: the targeted variant's class, or None;
+    ``n_held``: how many held-out images."""
 
     v: torch.Tensor
     eps: float
@@ -130,6 +131,7 @@ class UniversalResult:
     fit_rate: float
     held_out_rate: float
     history: list[float] = field(default_factory=list)
+    n_held: int = 0
 
 
 def universal_job(
@@ -193,6 +195,7 @@ def universal_job(
         best_rate,
         fooling_rate(model, xh, best_v[0], target),
         history,
+        len(xh),
     )
 
 
