@@ -14,6 +14,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -71,7 +72,7 @@ class UniversalPanel(QWidget):
             "Untargeted: change as many predictions as possible; towards k: "
             "send as many images as possible to class k"
         )
-        self.run_button = QPushButton("Fit at the controls' ε")
+        self.run_button = QPushButton("Fit at the tab's ε")
         self.run_button.setToolTip(
             f"Algorithm 1 on {FIT} images of the data set at the controls' ε "
             f"(at most 5 passes), judged on {HELD_OUT} others"
@@ -116,28 +117,34 @@ class UniversalPanel(QWidget):
         self.status = QLabel("", wordWrap=True)
         self.job = JobOwner(self, jobs, self.status)
 
-        row = QHBoxLayout()
-        row.addWidget(self.target)
-        row.addWidget(self.run_button)
-        row.addWidget(QLabel("data"))
-        row.addWidget(self.data, 1)
-        curve_row = QHBoxLayout()
-        curve_row.addWidget(QLabel("ε"))
-        curve_row.addWidget(self.epsilons, 1)
-        curve_row.addWidget(self.curve_mode)
-        curve_row.addWidget(self.curve_button)
-        right = QVBoxLayout()
-        right.addLayout(curve_row)
-        right.addWidget(self.plot, 1)
+        # three columns (the panel sits in the lower part of the tab, ~250 px at 1280×720):
+        # the controls, the perturbation and the image, the curve against ε
+        form = QGridLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setVerticalSpacing(4)
+        form.addWidget(self.target, 0, 0, 1, 2)
+        form.addWidget(self.run_button, 0, 2)
+        form.addWidget(QLabel("data"), 1, 0)
+        form.addWidget(self.data, 1, 1, 1, 2)
+        form.addWidget(QLabel("ε"), 2, 0)
+        form.addWidget(self.epsilons, 2, 1, 1, 2)
+        form.addWidget(self.curve_mode, 3, 1)
+        form.addWidget(self.curve_button, 3, 2)
+        form.setRowStretch(4, 1)
+        form.setColumnStretch(1, 1)
+        form_w = QWidget()
+        form_w.setLayout(form)
+        form_w.setFixedWidth(360)
         views = QHBoxLayout()
+        views.addWidget(form_w)
         views.addWidget(self.perturbation, 1)
         views.addWidget(self.applied, 1)
-        views.addLayout(right, 2)
+        views.addWidget(self.plot, 2)
         bottom = QHBoxLayout()
         bottom.addWidget(self.progress, 1)
         bottom.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.addLayout(row)
+        layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(views, 1)
         layout.addLayout(bottom)
         layout.addWidget(self.status)
