@@ -86,7 +86,7 @@ def compact_plot(x_label: str, y_label: str):
 
     class CompactPlot(pg.PlotWidget):
         def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-            return QSize(320, 160)
+            return QSize(320, 130)
 
     plot = CompactPlot(background="w")
     plot.setLabel("bottom", x_label)
@@ -142,7 +142,7 @@ class _PatchView(QGraphicsView):
     def sizeHint(self):  # noqa: N802 - Qt override
         from PySide6.QtCore import QSize
 
-        return QSize(220, 200)
+        return QSize(200, 140)
 
     def fit(self) -> None:
         if not self.scene().sceneRect().isEmpty():
@@ -217,8 +217,12 @@ class PatchPanel(QWidget):
         self.angle.valueChanged.connect(lambda v: self.set_geometry(angle=v))
         self.prediction = QLabel("—", wordWrap=True)
         self.prediction.setStyleSheet("font-weight: bold;")
-        self.where = QLabel("", wordWrap=True)
+        self.where = QLabel("")
         self.where.setStyleSheet("color: #555;")
+        self.where.setToolTip(
+            "Drag the patch; wheel over the image: scale, Shift+wheel: turn; keys (image "
+            "focused): arrows move (Shift: 5 px), + / − scale, [ / ] turn, 0 resets"
+        )
 
         self.scene = QGraphicsScene(self)
         self.view = _PatchView(self.scene, self)
@@ -300,7 +304,8 @@ class PatchPanel(QWidget):
         bottom.addWidget(self.progress, 1)
         bottom.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
         layout.addLayout(middle, 1)
         layout.addLayout(bottom)
         layout.addWidget(self.status)
@@ -614,8 +619,7 @@ class PatchPanel(QWidget):
     def _changed(self) -> None:
         g = self.geometry_now()
         self.where.setText(
-            f"centre ({g['row']:.1f}, {g['col']:.1f}) px · wheel: scale, Shift+wheel: turn; "
-            "keys: arrows, + −, [ ], 0"
+            f"centre ({g['row']:.1f}, {g['col']:.1f}) px · keys: arrows, + −, [ ], 0"
         )
         if self.outline is not None and not self.timer.isActive():
             self.timer.start()
