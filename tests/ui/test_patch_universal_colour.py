@@ -161,6 +161,34 @@ def test_the_patch_is_dragged_scaled_and_turned_on_a_colour_image(qtbot, colour_
         assert png.mode == "RGB" and png.size == (10, 10)
 
 
+def test_a_burst_of_changes_costs_one_forward(qtbot, colour_tab):
+    """Changes made faster than the event loop turns (a drag's burst of mouse events) are
+    coalesced: one forward, of the latest place."""
+    tab = colour_tab
+    panel = tab.patch
+    panel.data.use_folder(str(tab.root))
+    panel.steps.setValue(1)
+    with qtbot.waitSignal(panel.trained, timeout=60_000):
+        panel.run()
+    qtbot.waitUntil(lambda: not panel.job.busy and not panel.timer.isActive(), timeout=10_000)
+    texts = []
+    panel.predicted.connect(texts.append)
+    calls = []
+    model = tab.state.model
+    original = model.predict
+    model.predict = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        with qtbot.waitSignal(panel.predicted, timeout=5_000):
+            for step in range(20):
+                panel.set_geometry(row=4 + step, col=30 - step, angle=3 * step)
+        qtbot.wait(3 * panel.timer.interval() + 50)
+    finally:
+        del model.predict
+    assert len(calls) == len(texts) == 1
+    assert panel.geometry_now() == {"row": 23, "col": 11, "scale": 1.0, "angle": 57.0}
+    assert texts[0] == _expected(tab, panel)[2]
+
+
 def test_success_against_size_gets_a_point_per_size(qtbot, colour_tab):
     from advstudio.core.attacks.patch import success_rate, train_test_images
 

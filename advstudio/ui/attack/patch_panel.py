@@ -324,10 +324,6 @@ class PatchPanel(QWidget):
         if names:
             keep = isinstance(previous, int) and previous < len(names)
             self.target.setCurrentIndex(previous if keep else min(3, len(names) - 1))
-        if self.result is not None and model is not None:
-            if tuple(self.result.patch.shape[:1]) != tuple(model.input_shape[:1]):
-                self.result = None
-                self.export_button.setEnabled(False)
         self._stage()
 
     def _target_name(self, k: int) -> str:
@@ -514,7 +510,7 @@ class PatchPanel(QWidget):
             return
         h, w = self._base.shape[-2:]
         self.scene.setSceneRect(0, 0, w, h)
-        if self.result is None or self.result.patch.shape[0] != self._base.shape[1]:
+        if self.result is None or not self._fits(self.result.patch, self._base):
             self._show_composed(self._base)
             self.view.fit()
             return
@@ -523,6 +519,12 @@ class PatchPanel(QWidget):
         self.scene.addItem(self.outline)
         self.view.fit()
         self.reset_geometry()
+
+    @staticmethod
+    def _fits(patch, x) -> bool:
+        """A patch of another model is kept (a transfer test) when it has the image's channels
+        and fits inside it."""
+        return patch.shape[0] == x.shape[1] and patch.shape[-1] <= min(x.shape[-2:])
 
     def reset_geometry(self) -> None:
         if self._base is None:
