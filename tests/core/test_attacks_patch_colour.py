@@ -146,3 +146,26 @@ def test_a_colour_patch_is_trained_per_size_reproducibly():
     assert [e.done for e in progress] == sorted(e.done for e in progress)
     assert progress[-1].done == progress[-1].total and len({e.total for e in progress}) == 1
     assert [e.values["area"] for e in out.events if isinstance(e, Metrics)] == [0.05, 0.1]
+
+
+def test_the_panels_data_is_cut_from_the_chosen_set_at_the_models_shape(tmp_path):
+    from advstudio.core.attacks.patch import train_test_images
+    from advstudio.core.data.sets import load_dataset
+    from tests.core.colour_data import colour_classifier, colour_folder
+
+    root = colour_folder(tmp_path / "shapes", per_class=3)  # 30 images and two junk files
+    model = colour_classifier()
+    x_train, x_test, lines = train_test_images(f"folder:{root}", "all", "none", model, 10, 12)
+    assert x_train.shape == (10, 3, 32, 32) and x_test.shape == (12, 3, 32, 32)
+    everything = load_dataset(f"folder:{root}", "all").x
+    for x in torch.cat([x_train, x_test]):  # a seeded subset, no image twice
+        assert int(((everything - x).flatten(1).abs().amax(1) == 0).sum()) == 1
+    assert lines[0].startswith("data: ") and any("skipped" in line for line in lines)
+    # fewer images than asked: cut in the same proportion (30 -> 15 / 15)
+    x_train, x_test, _ = train_test_images(f"folder:{root}", "all", "none", model, 100, 100)
+    assert (len(x_train), len(x_test)) == (15, 15)
+    # grey digits for a colour model: refused as they are, converted when asked
+    with pytest.raises(ConfigError, match="choose fit 'resize'"):
+        train_test_images("digits", "test", "none", model, 4, 4)
+    x_train, _, lines = train_test_images("digits", "test", "resize", model, 4, 4)
+    assert x_train.shape == (4, 3, 32, 32) and any("grey → RGB" in line for line in lines)
