@@ -22,7 +22,8 @@ own shortcut), so a 1,000-class model costs ten gradients a step, not a thousand
 
 Any image shape (N, C, H, W): ``v`` has the images' (C, H, W). Against ε:
 :func:`eps_curve_job` fits one perturbation per ε (each point its own Algorithm 1);
-:func:`rescaled_curve_job` rescales one fitted ``v`` (cheap, a lower bound of the former).
+:func:`rescaled_curve_job` rescales one fitted ``v`` (cheap; not a guaranteed bound, but a
+fit per ε usually fools more).
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ class UniversalPanel(QWidget):
         self.curve_mode.addItem("rescale the fitted one", "rescale")
         self.curve_mode.setToolTip(
             "Fit at each ε: Algorithm 1 once per ε (each point its own perturbation); "
-            "rescale: the fitted perturbation times ε / its ε (fast, a lower bound)"
+            "rescale: the fitted perturbation times ε / its ε (fast; a fit at each ε "
+            "usually fools more)"
         )
         self.curve_button = QPushButton("Fooling rate vs ε")
         self.curve_button.clicked.connect(lambda: self.run_eps_curve())
