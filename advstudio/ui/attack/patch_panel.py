@@ -246,6 +246,7 @@ class PatchPanel(QWidget):
         import pyqtgraph as pg
 
         self.plot = compact_plot("patch size (% of the image area)", "success (held-out)")
+        self.plot.setXRange(0, 32)
         self.points = self.plot.plot(
             [], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=7
         )
@@ -300,22 +301,24 @@ class PatchPanel(QWidget):
         middle.addWidget(form_w)
         middle.addWidget(self.view, 2)
         middle.addLayout(right, 3)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.progress, 1)
+        bottom = QHBoxLayout()  # one line: the status, and the progress while a job runs
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.progress)
         bottom.addWidget(self.cancel_button)
+        self.progress.setFixedWidth(260)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
         layout.addLayout(middle, 1)
         layout.addLayout(bottom)
-        layout.addWidget(self.status)
         lab.state.image_changed.connect(lambda *_: self._stage())
         lab.state.model_changed.connect(self._on_model)
         self._on_model(lab.state.model)
 
     # -- the model and the data ---------------------------------------------------------------
     def _on_model(self, model) -> None:
-        """The target list names the model's classes; a patch of another model is dropped."""
+        """The target list names the model's classes; a patch of another model stays while it
+        fits the image (a transfer test)."""
         previous = self.target.currentData()
         self.target.clear()
         names = list(getattr(model, "class_names", []) or [])

@@ -95,6 +95,7 @@ class UniversalPanel(QWidget):
         from advstudio.ui.attack.patch_panel import compact_plot
 
         self.plot = compact_plot("ε (L∞, pixel units)", "fooling rate")
+        self.plot.setXRange(0, 0.21)
         legend = self.plot.addLegend(offset=(8, 8))
         legend.setLabelTextColor("#333")
         self.held_points = self.plot.plot(
@@ -141,15 +142,16 @@ class UniversalPanel(QWidget):
         views.addWidget(self.perturbation, 1)
         views.addWidget(self.applied, 1)
         views.addWidget(self.plot, 2)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.progress, 1)
+        bottom = QHBoxLayout()  # one line: the status, and the progress while a job runs
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.progress)
         bottom.addWidget(self.cancel_button)
+        self.progress.setFixedWidth(260)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
         layout.addLayout(views, 1)
         layout.addLayout(bottom)
-        layout.addWidget(self.status)
         lab.state.image_changed.connect(lambda *_: self.show_applied())
         lab.state.model_changed.connect(self._on_model)
         self._on_model(lab.state.model)
