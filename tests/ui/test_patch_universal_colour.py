@@ -303,3 +303,21 @@ def test_universal_curve_fits_once_per_eps(qtbot, colour_tab):
     assert curve.held_out[1] == alone.held_out_rate
     assert list(panel.held_points.getData()[1]) == curve.held_out
     qtbot.waitUntil(lambda: not panel.job.busy, timeout=10_000)
+
+
+def test_a_curve_against_eps_can_be_cancelled(qtbot, colour_tab, job_ended, monkeypatch):
+    from advstudio.ui.attack import universal_panel
+
+    tab = colour_tab
+    panel = tab.universal
+    panel.data.use_folder(str(tab.root))
+    monkeypatch.setattr(universal_panel, "FIT", 24)  # enough fitting to be caught in flight
+    panel.epsilons.setText(", ".join(str(e / 100) for e in range(1, 21)))
+    with job_ended(tab.jobs, title="Universal fooling", timeout=30_000):
+        panel.run_eps_curve()
+        assert not panel.cancel_button.isHidden() and not panel.run_button.isEnabled()
+        qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=20_000)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert panel.curve is None and panel.status.text() == "cancelled."
+    assert panel.run_button.isEnabled() and panel.progress.isHidden()
+    assert len(panel.held_points.getData()[0] or []) < 20
