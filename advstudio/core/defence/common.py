@@ -195,6 +195,49 @@ def training_sets(
     return TrainingSets(fitted[0], fitted[1], shape, names, lines)
 
 
+def model_sets(
+    dataset: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    eval_images: int | None,
+    seed: int,
+    train_images: int = 0,
+) -> TrainingSets:
+    """``dataset`` for a job on a given model (the detector's target) taking ``input_shape``
+    with ``num_classes`` outputs: the splits as in :func:`training_sets`, resized to the
+    model's height and width when they differ (and said so). A set with other channels than
+    the model's, or more classes, is a :class:`ConfigError` (colour is never made grey)."""
+    from advstudio.core.data.fit import fit_to_model
+    from advstudio.core.data.sets import load_dataset
+
+    shape = tuple(int(s) for s in input_shape)
+    parts = [load_dataset(dataset, "train", limit=train_images, seed=seed)]
+    if eval_images is None or eval_images:
+        parts.append(load_dataset(dataset, "test", limit=eval_images or 0, seed=seed))
+    first = parts[0]
+    if first.shape[0] != shape[0] or len(first.class_names) > num_classes:
+        raise ConfigError(
+            f"{dataset} holds {first.description.split(',')[0]} images of "
+            f"{len(first.class_names)} classes, but the model takes "
+            f"{shape[1]}×{shape[2]} images of {shape[0]} channel(s) and has {num_classes} "
+            "classes; choose a data set of the model's kind"
+        )
+    lines, fitted = [], []
+    for part in parts:
+        lines.append(
+            f"data: {dataset} ({'train' if part is first else 'test'}), {part.description}"
+        )
+        if part.skipped:
+            lines.append(part.skipped_line())
+        x, note = fit_to_model(part.x, shape, "resize")
+        if note:
+            lines.append(f"fitted to the model: {note}")
+        fitted.append((x, part.y))
+    if len(fitted) == 1:
+        fitted.append(_empty(shape))
+    return TrainingSets(fitted[0], fitted[1], shape, list(first.class_names), lines)
+
+
 def defence_sets(
     dataset: str, eval_images: int | None, seed: int, train_images: int = 0
 ) -> tuple[Data, Data, list[str]]:
