@@ -101,7 +101,7 @@ def test_config_architectures_are_the_registry_ones():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, small-cnn, preact-resnet18"),
+        ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, small-cnn"),
         (
             {"recipe": "mart"},
             "recipe must be one of standard, fgsm, fgsm-rs, pgd, noise, ibp, trades, not 'mart'",

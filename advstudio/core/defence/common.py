@@ -108,9 +108,9 @@ def _for_digit_networks(data: Any, dataset: str) -> tuple[Data, str]:
 
     if data.shape[0] != 1:
         raise ConfigError(
-            f"{dataset} holds {data.description.split(',')[0]} images, but the networks this "
-            "job builds are the digit architectures (1×28×28 grey); colour sets cannot train "
-            "here yet (a colour architecture comes later), so choose a grey set"
+            f"{dataset} holds {data.description.split(',')[0]} images, but the digit "
+            "architectures take 1×28×28 grey; choose a colour architecture (small-cnn, "
+            "preact-resnet18, cifar-resnet18, wrn-28-10, resnet18) or a grey set"
         )
     if len(data.class_names) > len(DIGIT_CLASSES):
         raise ConfigError(

@@ -77,6 +77,17 @@ def dataset_geometry(dataset: str) -> Geometry | None:
     return KNOWN_GEOMETRY.get(check_dataset(dataset))
 
 
+def probe_geometry(dataset: str) -> Geometry | None:
+    """:func:`dataset_geometry`, or for a folder what its listing and first image say
+    (cheap enough for the UI thread; None when unreadable)."""
+    known = dataset_geometry(dataset)
+    if known is not None:
+        return known
+    from advstudio.core.data.sets import geometry
+
+    return geometry(dataset)
+
+
 def check_arch_data(
     arch: str,
     dataset: str,

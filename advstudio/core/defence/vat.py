@@ -30,6 +30,7 @@ run collapsed to 20.6 %). :func:`train_vat`'s supervised pass runs in train mode
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -550,6 +551,30 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     )
 
 
+@contextmanager
+def lds_mode(model: nn.Module, batch_stats: bool) -> Iterator[nn.Module]:
+    """The mode the LDS term runs in: eval mode (dropout off; the digit networks, as before),
+    or with ``batch_stats`` BatchNorm on the unlabelled batch's own statistics without
+    updating its running ones, as Miyato et al.'s code does (``update_batch_stats=False``).
+    A BatchNorm net (small-cnn, the ResNets) whose LDS gradient flows through frozen running
+    statistics collapsed to one class within 40 steps on the colour shapes; with batch
+    statistics it learns. Every flag and momentum is restored afterwards."""
+    with eval_mode(model):
+        if not batch_stats:
+            yield model
+            return
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [(m, m.momentum) for m in norms]
+        for m in norms:
+            m.train()
+            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+        try:
+            yield model
+        finally:
+            for m, momentum in saved:
+                m.momentum = momentum
+
+
 def vat_step_keys(config: VatConfig) -> tuple[str, ...]:
     """Per-step metric names: ``loss`` (the total), ``ce`` (labelled cross-entropy), ``lds``
     (VAT), ``entropy`` (with ``entropy_min``), ``batch_acc`` (labelled batch, train mode),
@@ -592,7 +617,7 @@ def vat_gradients(
     ce = F.cross_entropy(logits_l, yl)
     loss, scalars = labelled.scale(ce), [ce.detach()]
     if xu is not None:
-        with eval_mode(pixel_model):
+        with lds_mode(pixel_model, batch_stats=config.arch not in DIGIT_ARCHITECTURES):
             if config.entropy_min:
                 logits_u = pixel_model(xu)  # with gradient: the entropy term trains on it
             else:
