@@ -58,6 +58,22 @@ TRAINING_ARCHITECTURES = (
 """The architectures the tabs offer for training, in order (every name of
 ``models.names.ALL_ARCHITECTURES`` is accepted by the configs)."""
 
+ARCH_LABELS = {
+    "digits-cnn": "Digits CNN",
+    "digits-mlp": "Digits MLP",
+    "small-cnn": "Small CNN (any shape; CPU)",
+    "preact-resnet18": "PreAct ResNet-18",
+    "cifar-resnet18": "ResNet-18, CIFAR stem",
+    "wrn-28-10": "WideResNet-28-10",
+    "wrn-34-10": "WideResNet-34-10",
+}
+
+
+def arch_label(name: str) -> str:
+    """The name a list shows for an architecture (torchvision's say so)."""
+    return ARCH_LABELS.get(name, f"{name} (torchvision)")
+
+
 DIGIT_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "lr": 1e-3,

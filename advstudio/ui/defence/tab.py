@@ -69,15 +69,6 @@ PALETTE = [
 TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Baseline", "Other", "Time")
 BASELINE_COL = TABLE.index("Baseline")
 MASKING_GAP = 0.2  # FGSM accuracy this far above the baseline's suggests gradient masking
-ARCH_LABELS = {
-    "digits-cnn": "Digits CNN",
-    "digits-mlp": "Digits MLP",
-    "small-cnn": "Small CNN (any shape; CPU)",
-    "preact-resnet18": "PreAct ResNet-18",
-    "cifar-resnet18": "ResNet-18, CIFAR stem",
-    "wrn-28-10": "WideResNet-28-10",
-    "wrn-34-10": "WideResNet-34-10",
-}
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD, momentum 0.9"}
 SCHEDULES = {
     "constant": "Constant",
@@ -300,11 +291,13 @@ class DefenceTab(QWidget):
 
     # -- data set and network ----------------------------------------------------------------
     def _fill_archs(self, names: list[str]) -> None:
+        from advstudio.core.defence.defaults import arch_label
+
         current = self.arch.currentData()
         self.arch.blockSignals(True)
         self.arch.clear()
         for name in names:
-            self.arch.addItem(ARCH_LABELS.get(name, f"{name} (torchvision)"), name)
+            self.arch.addItem(arch_label(name), name)
         self.arch.setCurrentIndex(max(0, self.arch.findData(current)))
         self.arch.blockSignals(False)
 

@@ -1,6 +1,6 @@
-"""The Defence tab on a colour folder (issue #17): the Network list offers what fits the set,
-choosing one fills in its settings, and the trained model keeps its colour shape on its card
-(so "Attack this model" opens it at 3×32×32)."""
+"""The Defence and Poisoning tabs on a colour folder (issue #17): the network lists offer what
+fits the set, choosing one fills in its settings, the trained model keeps its colour shape on its
+card (so "Attack this model" opens it at 3×32×32), and the backdoor is stamped in colour."""
 
 from __future__ import annotations
 
@@ -71,3 +71,29 @@ def test_a_colour_folder_trains_a_colour_network_with_its_card(qtbot, defence, t
     assert key == f"file:{result.save_path}"
     model = load_model(key)  # what the Attack tab opens
     assert model.input_shape == (3, 32, 32) and model.class_names == sorted(CLASSES)
+
+
+def test_the_poisoning_tab_poisons_a_colour_set(qtbot, build_tab, tmp_path):
+    poison = build_tab("poisoning")
+    folder = colour_folder(tmp_path / "shapes", per_class=10, junk=False)
+    poison.data.use_folder(str(folder))
+    archs = _archs(poison)
+    assert archs[:2] == ["small-cnn", "preact-resnet18"] and "digits-cnn" not in archs
+    assert (poison.row.maximum(), poison.size.maximum(), poison.target.count()) == (31, 32, 10)
+    poison.attack.setCurrentIndex(poison.attack.findData("backdoor"))
+    poison.size.setValue(4)
+    poison.row.setValue(28)
+    poison.col.setValue(28)
+    px = poison.preview.pixels  # the trigger on an image of the victim's shape
+    assert px.shape == (32, 32, 3) and (px[28:, 28:] == 1.0).all() and (px[:28] == 0.5).all()
+    poison.epochs.setValue(1)
+    poison.fraction.setValue(10.0)
+    config = poison.config()
+    assert (config.arch, config.dataset) == ("small-cnn", f"folder:{folder}")
+    with qtbot.waitSignal(poison.run_done, timeout=300_000) as blocker:
+        poison.start()
+    result = blocker.args[0]
+    assert result.n_poisoned == round(0.1 * 80) and result.train.input_shape == (3, 32, 32)
+    assert result.gallery.shape[1:] == (32, 32, 3)
+    assert (result.gallery[:, 28:, 28:, :] == 1.0).all()  # white in every channel
+    assert poison.gallery.pixels is not None
