@@ -315,3 +315,24 @@ def test_the_detector_guards_a_colour_model(pgd_run, folder, tmp_path):
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         torch.testing.assert_close(det(x), r.detector()(x))
+
+
+def test_the_cli_prints_the_defaults_as_a_config_it_runs(tmp_path, capsys):
+    import tomllib
+
+    from advstudio.cli import main
+    from advstudio.core.jobkinds import build_config
+
+    assert main(["--defaults", "torchvision:cifar10", "preact-resnet18"]) == 0
+    values = tomllib.loads(capsys.readouterr().out)
+    assert values.pop("kind") == "train"
+    config = build_config("train", values)
+    assert (config.arch, config.optimizer, config.lr, config.eps) == (
+        "preact-resnet18",
+        "sgd",
+        0.1,
+        8 / 255,
+    )
+    assert main(["--defaults", "torchvision:cifar10", "digits-cnn"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit" in err and "networks that fit torchvision:cifar10: small-cnn" in err
