@@ -198,6 +198,48 @@ def test_the_digit_nets_still_train_as_before_with_adam_and_no_schedule():
     assert opt.defaults["lr"] == 1e-3 and trainer.model.input_shape == (1, 28, 28)
 
 
+@pytest.mark.parametrize(
+    "arch, settings",
+    [
+        ("digits-mlp", {}),  # the defaults: plain Adam at 1e-3, as before
+        ("small-cnn", dict(optimizer="sgd", lr=0.1, weight_decay=5e-4, schedule="cosine")),
+    ],
+)
+def test_a_training_step_is_a_plain_pytorch_step(arch, settings):
+    """Bit for bit what a hand-written loop does: cross-entropy in train mode, then
+    ``torch.optim.Adam`` (or SGD at the schedule's rate for the step)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from advstudio.core.defence.common import PrivateRng
+    from advstudio.core.defence.train import AdversarialTrainer
+
+    config = TrainConfig(arch=arch, **settings)
+    trainer = AdversarialTrainer(config, "cpu")
+    trainer.total_steps = 3
+    net = copy.deepcopy(trainer.model)
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    dropout = PrivateRng(config.seed + 1, torch.device("cpu"))
+    g = torch.Generator().manual_seed(3)
+    for step in range(3):
+        x, y = torch.rand(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g)
+        trainer.train_step(x, y)
+        with dropout:
+            net.train()
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+        if config.schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = 0.1 * 0.5 * (1 + math.cos(math.pi * step / 3))
+        opt.step()
+    for key, value in net.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[key], value), key
+
+
 # ----------------------------------------------------------------------------- the jobs
 
 
