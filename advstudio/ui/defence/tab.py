@@ -7,6 +7,11 @@ VAT (Miyato et al.) and its supervised-only baseline, and a reactive detector. E
 its curves to the plots and a row of final figures to the table; "Attack this model" hands a
 trained classifier to the Attack tab.
 
+Any data set of the shared choice trains at its own shape: the Network list offers the
+architectures that fit it (``defence.defaults.archs_for``) and choosing a set or a network fills
+in that pair's settings (``defaults_for``: optimiser, weight decay, schedule, batch, epochs, ε,
+PGD steps), leaving the user's own values alone while the recommendation does not change.
+
 Run alone: ``python -m advstudio.ui.defence.tab``.
 """
 
@@ -148,7 +153,8 @@ class DefenceTab(QWidget):
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
         self.labels = QSpinBox(minimum=1, maximum=400, value=10)
         self.labels.setToolTip(
-            "Labelled digits per class (10 = 100 labels); the rest of the 4,000 are unlabelled"
+            "Labelled images per class (10 = 100 labels for 10 classes); the rest of the "
+            "training set is unlabelled"
         )
         self.vat_steps = QSpinBox(minimum=1, maximum=100_000, singleStep=100, value=1500)
         self.vat_eps = QDoubleSpinBox(
