@@ -10,6 +10,8 @@ from advstudio.core import validate as v
 from advstudio.core.data.spec import check_dataset
 from advstudio.core.defence.defaults import check_arch_data
 from advstudio.core.errors import ConfigError
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 from advstudio.core.models.names import ALL_ARCHITECTURES
 
 ARCHS = ALL_ARCHITECTURES  # = models.builders.architecture_names() (a test checks)
@@ -252,7 +254,8 @@ class DetectorConfig:
 
     Attributes
     ----------
-    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``).
+    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``), or
+        an in-memory ``nn.Module``; ``target_card``: its card when it has none.
     dataset : as in :class:`TrainConfig`: any set, fitted to the target's input shape (its
         card's, resized when the sizes differ and said so); the detector takes that shape.
     attacks : ``"fgsm"`` and/or ``"pgd"``; training images are split evenly among them.
@@ -269,6 +272,7 @@ class DetectorConfig:
     """
 
     target: str = "digits-cnn"
+    target_card: ModelCard | None = None
     dataset: str = "digits"
     attacks: tuple[str, ...] = ("fgsm", "pgd")
     eps: float = 0.1
@@ -291,5 +295,5 @@ class DetectorConfig:
         for name in ("pgd_steps", "train_images", "test_images", "epochs", "batch_size"):
             v.whole(name, getattr(self, name), 1)
         v.number("threshold", self.threshold, 0.0, 1.0, hint="a probability")
-        v.text("target", self.target, empty=False, hint="a classifier, e.g. 'digits-cnn'")
+        check_model_fields(self, "target", "target_card")
         check_dataset(self.dataset)

@@ -358,7 +358,7 @@ def train_detector(
     target's input shape.
     """
     device = pick_device(config.device)
-    target = load_model(config.target, device).eval()
+    target = load_model(config.target, device, card=config.target_card).eval()
     if not isinstance(target, Classifier):
         raise ConfigError(
             f"the detector guards a classifier of [0, 1] images; {config.target} is not one"
