@@ -123,6 +123,32 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _print_defaults(dataset: str, arch: str) -> int:
+    """``--defaults``: a train job config for ``arch`` on ``dataset`` from
+    ``defence.defaults.defaults_for`` (the Defence tab fills in the same values)."""
+    import tomli_w
+
+    from advstudio.core.defence.config import TrainConfig
+    from advstudio.core.defence.defaults import archs_for, defaults_for, probe_geometry
+
+    try:
+        geometry = probe_geometry(dataset)
+    except ConfigError as exc:
+        print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    values = {"arch": arch, "dataset": dataset, "recipe": "pgd"}
+    try:
+        values.update(defaults_for(dataset, arch, geometry[0] if geometry else None))
+        TrainConfig(**values)  # checks that they fit
+    except ConfigError as exc:
+        print(f"advstudio-run: bad config: {exc}", file=sys.stderr)
+        fits = archs_for(dataset, *(geometry or (None, None)))
+        print(f"networks that fit {dataset}: {', '.join(fits)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(tomli_w.dumps({"kind": "train", **values}), end="")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="advstudio-run",
@@ -142,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="one tiny step (smoke test)")
     parser.add_argument(
         "--list", action="store_true", help="list the job kinds and the attacks, and exit"
+    )
+    parser.add_argument(
+        "--defaults",
+        nargs=2,
+        metavar=("DATASET", "ARCH"),
+        help="print a training config with the usual settings for ARCH on DATASET "
+        "(e.g. torchvision:cifar10 preact-resnet18: Rice et al.'s PGD-AT), and exit",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -165,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n" + format_list())
         return EXIT_OK
+    if args.defaults:
+        return _print_defaults(*args.defaults)
     if (args.config is None) == (args.resume is None) or (args.resume and args.no_record):
         parser.print_usage(sys.stderr)
         problem = (

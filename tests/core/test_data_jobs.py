@@ -238,7 +238,7 @@ def test_vat_splits_labels_from_any_grey_set_and_refuses_colour(tmp_path, folder
     logs = [e.text for e in out.events if isinstance(e, Log)]
     assert "fitted to the digit networks: resized 20×20 → 28×28" in logs
     assert any("bad.png" in t for t in logs)
-    with pytest.raises(ConfigError, match="32×32 RGB images, but the networks this job builds"):
+    with pytest.raises(ConfigError, match="32×32 RGB images, but the digit architectures take"):
         drive(train_vat(VatConfig(dataset=f"folder:{folder}", device="cpu")))
 
 

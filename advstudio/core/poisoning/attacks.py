@@ -285,7 +285,14 @@ def adversarial_poison_job(
     if isinstance(model, str):
         from advstudio.core.models.registry import load_model
 
-        model = load_model(model, device, card=card)
+        name, model = model, load_model(model, device, card=card)
+        shape = tuple(getattr(model, "input_shape", ()))
+        if shape and shape[0] != x.shape[1]:  # a size the wrapper resizes; channels never
+            raise ConfigError(
+                f"the adversarial poison's model {name} takes {shape[0]}-channel images, but "
+                f"the training images have {x.shape[1]}; choose a model for this data set "
+                "(e.g. one trained on it in the Defence tab, as file:<path>)"
+            )
     g = torch.Generator().manual_seed(seed)
     indices = _choose(y, fraction, source, target, g, num_classes)
     if labels == "clean":
