@@ -1,0 +1,225 @@
+"""The Attack tab's boundary and input-defence measures on colour: the transforms keep shape and
+channels, BPDA stays in the eps-ball, and the data-set jobs (``boundary``, ``defence-eval``)
+run a tiny 3×32×32 net on a synthetic colour folder, checked against independent computations
+(Pillow's JPEG, rounding by hand, norms, predictions along the DeepFool segment)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from advstudio.core.attacks.boundary import BoundaryConfig, boundary_distances, run_boundary
+from advstudio.core.attacks.defence_eval import (
+    DefenceEvalConfig,
+    defence_accuracy,
+    run_defence_eval,
+)
+from advstudio.core.attacks.lab import compare_defence
+from advstudio.core.attacks.transforms import (
+    BitDepth,
+    GaussianNoise,
+    JpegCompression,
+    MedianSmoothing,
+    RandomResizePad,
+)
+from advstudio.core.data.sets import load_dataset
+from advstudio.core.jobs import Log, drive
+from tests.core.colour_data import colour_classifier, colour_folder
+
+KEY = "test:colour-net"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return colour_folder(tmp_path_factory.mktemp("shapes"), per_class=2, junk=False)
+
+
+@pytest.fixture(scope="module")
+def data(folder):
+    return load_dataset(f"folder:{folder}", "all")
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    """The colour net after 60 Adam steps on the folder (it gets most images right)."""
+    model = colour_classifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(model(data.x), data.y).backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture
+def registry(monkeypatch, trained):
+    from advstudio.core.models import registry as reg
+
+    real = reg.load_model
+    monkeypatch.setattr(
+        reg, "load_model", lambda key, device="cpu": trained if key == KEY else real(key, device)
+    )
+    return trained
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [JpegCompression(60), BitDepth(3), MedianSmoothing(2), RandomResizePad(6), GaussianNoise(0.1)],
+    ids=lambda t: type(t).__name__,
+)
+@pytest.mark.parametrize("shape", [(4, 3, 32, 32), (2, 3, 21, 30)])
+def test_transforms_keep_shape_channels_and_range_in_colour(transform, shape):
+    torch.manual_seed(0)
+    x = torch.rand(shape)
+    out = transform(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    # the channels stay apart: a red-only image stays (mostly) red
+    red = torch.zeros(shape)
+    red[:, 0] = 0.9
+    back = transform(red)
+    assert float(back[:, 0].mean()) > 3 * float(back[:, 1:].mean()) + 0.2
+
+
+def test_colour_jpeg_is_pillows_rgb_round_trip():
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 16, 24)
+    out = JpegCompression(50)(x)
+    for i in range(2):
+        arr = np.rint(x[i].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=50)
+        buf.seek(0)
+        back = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255
+        assert torch.allclose(out[i], torch.from_numpy(back.transpose(2, 0, 1)), atol=1e-6)
+
+
+def test_colour_bit_depth_and_median_match_hand_computations():
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(BitDepth(2)(x), torch.round(x * 3) / 3)
+    med = MedianSmoothing(3)(x)
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    for c in range(3):  # each channel filtered on its own
+        window = padded[0, c, 4:7, 5:8].flatten()  # rows 3-5, cols 4-6
+        assert med[0, c, 4, 5] == window.sort().values[4]
+
+
+# --------------------------------------------------------------------------- BPDA on colour
+
+
+def test_bpda_on_a_colour_image_stays_in_the_eps_ball(trained, data):
+    x, label = data.x[:1], int(data.y[0])
+    c = drive(
+        compare_defence(trained, x, defence="bit_depth", parameter=3, eps=8 / 255, label=label)
+    ).result
+    for attack in (c.plain, c.bpda):
+        assert attack.x_adv.shape == (1, 3, 32, 32)
+        assert float((attack.x_adv - x).abs().max()) <= 8 / 255 + 1e-6
+        assert float(attack.x_adv.min()) >= 0 and float(attack.x_adv.max()) <= 1
+
+
+@pytest.mark.parametrize("defence, parameter", [("bit_depth", 3), ("noise", 10), ("jpeg", 75)])
+def test_defence_accuracy_on_colour_agrees_with_a_hand_recount(trained, data, defence, parameter):
+    x, y = data.x[:8], data.y[:8]
+    eps = 8 / 255
+    res = drive(
+        defence_accuracy(
+            trained, x, y, defence=defence, parameter=parameter, eps=eps, steps=5, batch_size=3
+        )
+    ).result
+    assert res.n_images == 8 and len(res.clean) == 8 and len(res.undefended) == 8
+    with torch.no_grad():
+        assert res.undefended == (trained(x).argmax(1) == y).tolist()
+        if defence == "bit_depth":  # the defence by hand: 3 bits = 7 levels above 0
+            assert res.clean == (trained(torch.round(x * 7) / 7).argmax(1) == y).tolist()
+    for x_adv in res.x_adv.values():
+        assert x_adv.shape == (3, 32, 32) and float((x_adv - x[0]).abs().max()) <= eps + 1e-6
+    assert "bpda" in res.right and len(res.right["bpda"]) == 8
+    assert ("eot" in res.right) == (defence == "noise")
+    if defence == "jpeg":  # no gradient through JPEG: plain PGD cannot run, BPDA can
+        assert "plain" in res.errors and "plain" not in res.right
+    else:
+        assert len(res.right["plain"]) == 8
+    assert res.accuracy("bpda") <= res.accuracy("clean") + 1e-9 or defence == "noise"
+
+
+def test_the_defence_eval_job_runs_on_a_colour_folder(folder, registry):
+    config = DefenceEvalConfig(
+        model=KEY,
+        defence="median",
+        parameter=2,
+        eps=0.03,
+        steps=3,
+        n_images=6,
+        dataset=f"folder:{folder}",
+        split="all",
+        device="cpu",
+    )
+    run = drive(run_defence_eval(config), keep_events=True)
+    res = run.result
+    assert res.n_images == 6 and set(res.right) == {"plain", "bpda"}
+    assert any(isinstance(e, Log) and e.text.startswith("data:") for e in run.events)
+
+
+# --------------------------------------------------------------------------- boundary
+
+
+def _crossing(model, x, x_adv, label, points=200):
+    """Where along x -> x_adv the prediction first leaves ``label``, as a fraction of the way."""
+    t = torch.linspace(0, 1, points + 1)[:, None, None, None]
+    with torch.no_grad():
+        pred = model(x + t * (x_adv - x)).argmax(1)
+    flipped = (pred != label).nonzero()
+    return float(t[flipped[0, 0]]) if len(flipped) else None
+
+
+def test_boundary_distances_on_colour_are_per_image_norms(trained, data):
+    x, y = data.x[:6], data.y[:6]
+    res = drive(boundary_distances(trained, x, y, cw_steps=20, cw_search_steps=2, batch_size=4))
+    res = res.result
+    assert res.n_images == 6 and res.labels == y.tolist()
+    with torch.no_grad():
+        assert res.correct == (trained(x).argmax(1) == y).tolist()
+    for method in ("fgsm", "deepfool", "cw"):
+        m = res.methods[method]
+        assert len(m.l2) == len(m.linf) == len(m.success) == 6
+        for i in range(6):
+            assert np.isnan(m.l2[i]) == (not m.success[i])
+        if m.success[0]:  # the kept example's norms are the first image's
+            delta = (m.x_adv - x[0]).flatten()
+            assert m.l2[0] == pytest.approx(float(delta.norm()), rel=1e-5)
+            assert m.linf[0] == pytest.approx(float(delta.abs().max()), rel=1e-5)
+    deepfool = res.methods["deepfool"]
+    assert deepfool.success[0]
+    # DeepFool lands just past the boundary: the prediction flips near the end of its step
+    t = _crossing(trained, x[0], deepfool.x_adv, int(y[0]))
+    assert t is not None and t >= 0.85
+    # an L-inf step (FGSM) needs more L2 than the minimal-L2 methods, in median
+    assert res.methods["cw"].median() <= res.methods["fgsm"].median()
+
+
+def test_the_boundary_job_runs_on_a_colour_folder(folder, registry):
+    config = BoundaryConfig(
+        model=KEY,
+        n_images=5,
+        methods=("deepfool", "fgsm"),
+        dataset=f"folder:{folder}",
+        split="all",
+        device="cpu",
+    )
+    run = drive(run_boundary(config), keep_events=True)
+    res = run.result
+    assert set(res.methods) == {"deepfool", "fgsm"} and res.n_images == 5
+    assert res.x.shape == (3, 32, 32)
+    assert any(isinstance(e, Log) and e.text.startswith("data:") for e in run.events)
+    assert 0 <= res.success_rate("deepfool") <= 1
