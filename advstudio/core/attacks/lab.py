@@ -17,7 +17,7 @@ what was measured.
 
 The bottom panels of the tab run three more jobs on the current image: :func:`compare_defence`
 (an input-transform defence attacked by plain PGD and by BPDA), :func:`detector_check` (the
-feature-squeezing detector fitted on clean test digits) and :func:`distance_to_boundary`
+feature-squeezing detector fitted on clean images of a data set) and :func:`distance_to_boundary`
 (DeepFool, C&W and FGSM's smallest flipping eps side by side).
 """
 
@@ -45,6 +45,7 @@ from advstudio.core.attacks.transforms import (
     FeatureSqueezingDetector,
     check_rate,
     defended,
+    squeezers_for,
 )
 from advstudio.core.attacks.whitebox import apply_direction, check_eps, fgsm_direction, pgd
 from advstudio.core.errors import AttackError, ConfigError
@@ -512,7 +513,7 @@ def compare_defence(
 
 @dataclass
 class DetectorCheck:
-    """The feature-squeezing detector fitted on ``n_clean`` clean test digits for a
+    """The feature-squeezing detector fitted on ``n_clean`` clean images for a
     ``false_alarm_rate``: its ``threshold`` and the score / verdict of the original image and
     (when given) the adversarial one."""
 
@@ -532,13 +533,14 @@ def detector_check(
     false_alarm_rate: float,
     clean_x: torch.Tensor,
 ) -> Job[DetectorCheck]:
-    """Fit :class:`~advstudio.core.attacks.transforms.FeatureSqueezingDetector` (1-bit depth and
-    2x2 median, the paper's MNIST pair) on ``clean_x`` for ``false_alarm_rate`` in (0, 1), then
-    score ``x`` and ``x_adv`` ((1, C, H, W) in [0, 1])."""
+    """Fit :class:`~advstudio.core.attacks.transforms.FeatureSqueezingDetector` (the paper's
+    squeezers for the images' colour, :func:`~advstudio.core.attacks.transforms.squeezers_for`)
+    on ``clean_x`` for ``false_alarm_rate`` in (0, 1), then score ``x`` and ``x_adv``
+    ((1, C, H, W) in [0, 1])."""
     rate = check_rate(false_alarm_rate, "false-alarm rate")
     device = model.device
-    detector = FeatureSqueezingDetector(model)
-    yield Progress(0, 2, f"fitting the detector on {len(clean_x)} clean digits")
+    detector = FeatureSqueezingDetector(model, squeezers_for(int(clean_x.shape[1])))
+    yield Progress(0, 2, f"fitting the detector on {len(clean_x)} clean images")
     threshold = detector.fit_threshold(clean_x.to(device), rate)
     yield Progress(1, 2, "scoring")
     images = [x] if x_adv is None else [x, x_adv]

@@ -618,9 +618,15 @@ class AttackTab(QWidget):
 
     def job_config(self):
         """(kind, config) of the tab's headless job (File ▸ Export job as config): robust
-        accuracy while its panel is shown, else the ε sweep."""
-        if self.panels.currentWidget().widget() is self.robust:
+        accuracy, the distance to the boundary or the input defence while its panel is shown,
+        else the ε sweep."""
+        shown = self.panels.currentWidget().widget()
+        if shown is self.robust:
             return "robust", self.robust.config()
+        if shown is self.boundary:
+            return "boundary", self.boundary.config()
+        if shown is self.defences:
+            return "defence-eval", self.defences.config()
         return "sweep", self.sweep.config()
 
     def spec(self):
