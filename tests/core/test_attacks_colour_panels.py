@@ -223,3 +223,48 @@ def test_the_boundary_job_runs_on_a_colour_folder(folder, registry):
     assert res.x.shape == (3, 32, 32)
     assert any(isinstance(e, Log) and e.text.startswith("data:") for e in run.events)
     assert 0 <= res.success_rate("deepfool") <= 1
+
+
+# --------------------------------------------------------------------------- the ε slider
+
+
+def test_the_slider_path_is_one_forward_and_agrees_with_the_full_measure(trained, data):
+    from advstudio.core.attacks.lab import AttackSpec, attack_image, fgsm_at
+
+    x = data.x[:1]
+    first = drive(attack_image(trained, x, AttackSpec(eps=2 / 255))).result
+    calls = []
+    hook = trained.net.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        quick = fgsm_at(trained, first, 6 / 255, check_saving=False)
+    finally:
+        hook.remove()
+    full = fgsm_at(trained, first, 6 / 255)
+    assert len(calls) == 1 and quick.survival is None and full.survival is not None
+    assert torch.equal(quick.x_adv, full.x_adv) and quick.after.indices == full.after.indices
+    assert quick.after.probs == pytest.approx(full.after.probs, abs=1e-6)
+    for field in ("pred_before", "pred_after", "success", "l0"):
+        assert getattr(quick.report, field) == getattr(full.report, field), field
+    for field in ("conf_before", "conf_after", "linf", "l2", "psnr", "ssim"):
+        assert getattr(quick.report, field) == pytest.approx(getattr(full.report, field), rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 40, 36), (1, 3, 12, 1030)])  # products; convolution
+def test_ssim_equals_a_grouped_gaussian_convolution(shape):
+    from advstudio.core.attacks.metrics import gaussian_window, ssim
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(shape, generator=gen, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
+    c = shape[1]
+    w = gaussian_window(11, 1.5).expand(c, 1, 11, 11)
+
+    def blur(t):
+        return F.conv2d(t, w, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    m = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    expected = m.flatten(2).mean(2).mean(1)
+    assert torch.allclose(ssim(x, y).double(), expected, atol=1e-6)

@@ -75,7 +75,7 @@ def _fgsm_at_job(model, outcome, eps):
     from advstudio.core.jobs import Progress
 
     yield Progress(0, 1, "re-applying FGSM")
-    return fgsm_at(model, outcome, eps)
+    return fgsm_at(model, outcome, eps, check_saving=False)  # one forward; saving checked next
 
 
 def _load_surrogate_job(key: str, device: str):
@@ -709,8 +709,13 @@ class AttackTab(QWidget):
             "FGSM ε",
             "The attack failed",
             show_in_status=False,
-            connect=lambda w: w.returned.connect(self._show_outcome),
+            connect=lambda w: w.returned.connect(self._show_moved),
         )
+
+    def _show_moved(self, outcome) -> None:
+        """A slider move shows the image after one forward pass, then checks saving."""
+        self._show_outcome(outcome)
+        self.recheck_survival()
 
     def _show_outcome(self, outcome) -> None:
         from advstudio.core.images import from_tensor
