@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
@@ -219,3 +220,31 @@ def test_smallest_eps_on_a_colour_image(qtbot, colour):
     assert tab.eps == pytest.approx(expected, abs=5e-4)  # the ε box shows 3 decimals
     assert outcome.x_adv.shape == (1, 3, 32, 32)
     assert f"{expected:.4f}" in tab.message.text()
+
+
+# --------------------------------------------------------------------------- image gallery
+
+
+def test_the_image_gallery_offers_samples_of_the_chosen_data_set(qtbot, lab, settings, trained):
+    from advstudio.core.data.sets import load_dataset
+    from advstudio.ui.image.tab import GALLERY_SAMPLES, ImageTab
+
+    _, root = trained
+    tab = ImageTab(lab.state, lab.jobs, lab.models, settings)
+    qtbot.addWidget(tab)
+    shipped = tab.gallery.count()
+    assert tab.samples_from is not None  # PyTorch is loaded: the picker is there
+    with qtbot.waitSignal(tab.samples_from.changed):
+        tab.samples_from.use_folder(str(root))
+    qtbot.waitUntil(lambda: tab._samples is not None and tab.gallery.count() == 20)
+    data = load_dataset(f"folder:{root}", "all", limit=GALLERY_SAMPLES, seed=0)
+    item = tab.gallery.item(3)
+    assert item.text() == data.class_names[int(data.y[3])]
+    with qtbot.waitSignal(tab.image_loaded):
+        tab.gallery.itemClicked.emit(item)
+    image = lab.state.image
+    assert image.pixels.shape == (32, 32, 3)
+    assert np.allclose(image.pixels, data.x[3].numpy().transpose(1, 2, 0))
+    tab.samples_from.set_dataset("digits")  # back to the shipped samples
+    assert tab.gallery.count() == shipped and tab._samples is None
+    qtbot.waitUntil(lambda: not lab.jobs.active)
