@@ -70,6 +70,8 @@ def test_boundary_panel_measures_a_colour_folder(qtbot, colour):
     from advstudio.core.attacks.metrics import l2
 
     tab, model, root = colour
+    # every bottom panel takes a data set: none is greyed out for a colour model
+    assert all(p.isEnabled() for p in (tab.sweep, tab.robust, tab.boundary, tab.defences))
     panel = tab.boundary
     tab.show_panel(panel)
     panel.source.use_dataset()

@@ -494,9 +494,6 @@ class AttackTab(QWidget):
         for i, name in enumerate(model.class_names):
             self.target.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
             self.true_class.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
-        digits = model.input_shape[0] == 1 and model.num_classes == 10
-        self.sweep.setEnabled(digits)
-        self.robust.setEnabled(digits)
         self._clear_panels()
         self._invalidate()
         self._probe_gradients(model)
