@@ -268,3 +268,33 @@ def test_ssim_equals_a_grouped_gaussian_convolution(shape):
     m = (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     expected = m.flatten(2).mean(2).mean(1)
     assert torch.allclose(ssim(x, y).double(), expected, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'kind = "boundary"\nmodel = "digits-cnn"\nmethods = ["deepfool", "fgsm"]\n',
+        'kind = "defence-eval"\nmodel = "digits-cnn"\ndefence = "median"\nparameter = 2\n',
+    ],
+    ids=["boundary", "defence-eval"],
+)
+def test_the_new_kinds_run_headless_as_a_dry_run(tmp_path, monkeypatch, text):
+    import json
+
+    from advstudio.cli import EXIT_OK, main
+
+    monkeypatch.setenv("ADVSTUDIO_HOME", str(tmp_path / "home"))
+    cfg = tmp_path / "job.toml"
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    assert main([str(cfg), "--dry-run", "--quiet", "--device", "cpu", "--out", str(out)]) == EXIT_OK
+    result = json.loads((out / "result.json").read_text())["result"]
+    assert result["n_images"] == 4
+    if "boundary" in text:
+        assert set(result["methods"]) == {"deepfool", "fgsm"}
+        assert len(result["methods"]["deepfool"]["l2"]) == 4
+    else:
+        assert len(result["clean"]) == 4 and set(result["right"]) == {"plain", "bpda"}
