@@ -63,7 +63,9 @@ def registry(monkeypatch, trained):
 
     real = reg.load_model
     monkeypatch.setattr(
-        reg, "load_model", lambda key, device="cpu": trained if key == KEY else real(key, device)
+        reg,
+        "load_model",
+        lambda key, device="cpu", card=None: trained if key == KEY else real(key, device, card),
     )
     return trained
 
@@ -153,9 +155,14 @@ def test_defence_accuracy_on_colour_agrees_with_a_hand_recount(trained, data, de
     assert res.accuracy("bpda") <= res.accuracy("clean") + 1e-9 or defence == "noise"
 
 
-def test_the_defence_eval_job_runs_on_a_colour_folder(folder, registry):
+def test_the_defence_eval_job_takes_an_in_memory_module(folder, trained):
+    """As ``advstudio.open`` hands a notebook's module to the jobs: the bare network and its
+    card, no registry key or file."""
+    from tests.core.colour_data import CLASSES
+
     config = DefenceEvalConfig(
-        model=KEY,
+        model=trained.net,
+        card={"input_shape": [3, 32, 32], "classes": CLASSES},
         defence="median",
         parameter=2,
         eps=0.03,
@@ -165,6 +172,7 @@ def test_the_defence_eval_job_runs_on_a_colour_folder(folder, registry):
         split="all",
         device="cpu",
     )
+    assert config.model.startswith("memory:")
     run = drive(run_defence_eval(config), keep_events=True)
     res = run.result
     assert res.n_images == 6 and set(res.right) == {"plain", "bpda"}

@@ -47,7 +47,7 @@ def colour(monkeypatch, lab, build_tab, job_ended, trained):
     monkeypatch.setattr(
         registry,
         "load_model",
-        lambda key, device="cpu": model if key == KEY else real(key, device),
+        lambda key, device="cpu", card=None: model if key == KEY else real(key, device, card),
     )
     tab = build_tab("attack")
     with job_ended(lab.jobs, title="Checking gradients", timeout=30_000):

@@ -29,6 +29,8 @@ from advstudio.core.data.fields import check_fields
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Progress
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 
 DRY_RUN_IMAGES = 4
 METHOD_NAMES = {"fgsm": "FGSM (smallest ε)", "deepfool": "DeepFool", "cw": "C&W L2"}
@@ -36,13 +38,16 @@ METHOD_NAMES = {"fgsm": "FGSM (smallest ε)", "deepfool": "DeepFool", "cw": "C&W
 
 @dataclass(frozen=True)
 class BoundaryConfig:
-    """``model``: registry key. ``n_images`` of ``dataset`` / ``split`` (a random subset drawn
-    with ``seed``), fitted to the model under ``fit`` (:mod:`advstudio.core.data.fields`).
+    """``model``: registry key (or an in-memory ``nn.Module``); ``card``: the model card's
+    fields for a ``file:`` or in-memory model without one. ``n_images`` of ``dataset`` /
+    ``split`` (a random subset drawn with ``seed``), fitted to the model under ``fit``
+    (:mod:`advstudio.core.data.fields`).
     ``methods``: any of ``fgsm``, ``deepfool``, ``cw``. ``cw_steps`` Adam steps times
     ``cw_search_steps`` rounds of the search on c. ``deepfool_classes``: the candidate classes
     per image (capped at the model's class count). ``dry_run``: 4 images, 5 C&W steps, 1 round."""
 
     model: str = "digits-cnn"
+    card: ModelCard | None = None
     n_images: int = 100
     methods: tuple[str, ...] = MINIMAL_METHODS
     cw_steps: int = 100
@@ -58,7 +63,7 @@ class BoundaryConfig:
 
     def __post_init__(self) -> None:
         methods = v.choices("methods", self.methods, MINIMAL_METHODS)
-        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        check_model_fields(self)
         v.whole("n_images", self.n_images, 1)
         v.whole("cw_steps", self.cw_steps, 1)
         v.whole("cw_search_steps", self.cw_search_steps, 1)
@@ -172,7 +177,7 @@ def run_boundary(config: BoundaryConfig) -> Job[BoundaryResult]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    model = load_model(config.model, device)
+    model = load_model(config.model, device, card=config.card)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
     images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
     steps, rounds = (5, 1) if config.dry_run else (config.cw_steps, config.cw_search_steps)

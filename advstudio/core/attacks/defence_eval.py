@@ -31,6 +31,8 @@ from advstudio.core.data.fields import check_fields
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import AttackError, ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Progress
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 
 DRY_RUN_IMAGES = 4
 ATTACKS = ("plain", "bpda", "eot")
@@ -39,13 +41,15 @@ ATTACK_NAMES = {"plain": "PGD through the defence", "bpda": "PGD with BPDA", "eo
 
 @dataclass(frozen=True)
 class DefenceEvalConfig:
-    """``model``: registry key. ``defence``: a key of
+    """``model``: registry key (or an in-memory ``nn.Module``); ``card``: the model card's
+    fields for a ``file:`` or in-memory model without one. ``defence``: a key of
     :data:`~advstudio.core.attacks.lab.DEFENCES` with its whole-number ``parameter`` (JPEG
     quality, bits, median window, shrink in pixels, noise sigma in %). ``eps``: L-inf radius in
     [0, 1]; ``steps``: PGD steps. ``n_images`` of ``dataset`` / ``split`` (seeded subset),
     fitted under ``fit``. ``dry_run``: 4 images, 2 steps."""
 
     model: str = "digits-cnn"
+    card: ModelCard | None = None
     defence: str = "bit_depth"
     parameter: int = 2
     eps: float = 0.1
@@ -60,7 +64,7 @@ class DefenceEvalConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        check_model_fields(self)
         v.choice("defence", self.defence, DEFENCES)
         v.whole("parameter", self.parameter, 0)
         make_transform(self.defence, self.parameter)  # checks the parameter's range
@@ -190,7 +194,7 @@ def run_defence_eval(config: DefenceEvalConfig) -> Job[DefenceEval]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    model = load_model(config.model, device)
+    model = load_model(config.model, device, card=config.card)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
     images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
     if not len(images.x):

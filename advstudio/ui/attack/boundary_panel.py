@@ -147,6 +147,7 @@ class BoundaryPanel(QWidget):
         data = self.source.data
         return BoundaryConfig(
             model=state.model_key,
+            card=state.model_card,
             n_images=self.source.n_images.value(),
             cw_steps=self.cw_steps.value(),
             cw_search_steps=self.cw_rounds.value(),

@@ -275,6 +275,7 @@ class TransformPanel(QWidget):
         data = self.source.data
         return DefenceEvalConfig(
             model=state.model_key,
+            card=state.model_card,
             defence=self.defence.currentData(),
             parameter=self.parameter.value() if parameter is None else parameter,
             eps=self.lab.eps,
