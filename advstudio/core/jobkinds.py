@@ -53,6 +53,18 @@ JOB_KINDS: dict[str, JobKind] = {
             "robust accuracy under an AutoAttack-style ensemble (APGD-CE, APGD-T, SPSA)",
         ),
         JobKind(
+            "boundary",
+            "advstudio.core.attacks.boundary:BoundaryConfig",
+            "advstudio.core.attacks.boundary:run_boundary",
+            "distance to the decision boundary per image (FGSM's smallest eps, DeepFool, C&W L2)",
+        ),
+        JobKind(
+            "defence-eval",
+            "advstudio.core.attacks.defence_eval:DefenceEvalConfig",
+            "advstudio.core.attacks.defence_eval:run_defence_eval",
+            "accuracy behind an input-transform defence: clean, plain PGD, BPDA, EoT-PGD",
+        ),
+        JobKind(
             "gan",
             "advstudio.core.gan.config:GanConfig",
             "advstudio.core.gan.train:train_gan",
