@@ -53,6 +53,20 @@ JOB_KINDS: dict[str, JobKind] = {
             "robust accuracy under an AutoAttack-style ensemble (APGD-CE, APGD-T, SPSA)",
         ),
         JobKind(
+            "patch",
+            "advstudio.core.attacks.dataset_attacks:PatchConfig",
+            "advstudio.core.attacks.dataset_attacks:run_patch",
+            "adversarial patch (Brown et al.) towards a class, trained with EoT on a data set; "
+            "its success against patch size",
+        ),
+        JobKind(
+            "universal",
+            "advstudio.core.attacks.dataset_attacks:UniversalConfig",
+            "advstudio.core.attacks.dataset_attacks:run_universal",
+            "universal adversarial perturbation (Moosavi-Dezfooli et al.) fitted on a data set; "
+            "its fooling rate against epsilon",
+        ),
+        JobKind(
             "gan",
             "advstudio.core.gan.config:GanConfig",
             "advstudio.core.gan.train:train_gan",

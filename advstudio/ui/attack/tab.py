@@ -618,9 +618,13 @@ class AttackTab(QWidget):
 
     def job_config(self):
         """(kind, config) of the tab's headless job (File ▸ Export job as config): robust
-        accuracy while its panel is shown, else the ε sweep."""
-        if self.panels.currentWidget().widget() is self.robust:
+        accuracy, the universal perturbation or the patch while its panel is shown, else the
+        ε sweep."""
+        shown = self.panels.currentWidget().widget()
+        if shown is self.robust:
             return "robust", self.robust.config()
+        if shown in (self.universal, self.patch):
+            return shown.job_config()
         return "sweep", self.sweep.config()
 
     def spec(self):
