@@ -116,3 +116,60 @@ def test_list_names_both_kinds(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("patch ") for line in lines)
     assert any(line.startswith("universal ") for line in lines)
+
+
+@pytest.fixture
+def in_memory(tmp_path):
+    """A tiny colour CNN given as an nn.Module (registered as memory:...) and a folder of shapes."""
+    from advstudio.core.models import memory
+    from tests.core.colour_data import CLASSES, ColourNet, colour_folder
+
+    before = set(memory.registered())
+    torch.manual_seed(0)
+    yield (
+        ColourNet(),
+        {"input_shape": [3, 32, 32], "classes": CLASSES},
+        colour_folder(tmp_path / "shapes", per_class=2, junk=False),
+    )
+    for key in set(memory.registered()) - before:
+        memory.unregister(key)
+
+
+def test_retrained_patches_and_refit_perturbations_on_an_in_memory_model(in_memory):
+    from advstudio.core.attacks.dataset_attacks import (
+        PatchConfig,
+        UniversalConfig,
+        run_patch,
+        run_universal,
+    )
+    from advstudio.core.attacks.patch import success_rate, train_patch, train_test_images
+    from advstudio.core.attacks.universal import universal_perturbation
+    from advstudio.core.jobs import drive
+    from advstudio.core.models.registry import load_model
+
+    net, card, root = in_memory
+    data = {"dataset": f"folder:{root}", "split": "all", "device": "cpu"}
+    config = PatchConfig(
+        model=net, card=card, target=1, steps=2, curve="retrain", areas=(0.05, 0.1),
+        n_train=8, n_test=8, **data,
+    )  # fmt: skip
+    assert config.model.startswith("memory:") and config.card.input_shape == (3, 32, 32)
+    run = drive(run_patch(config)).result
+    assert run.patch is None and run.patch_result() is None  # a curve alone: no single patch
+    model = load_model(config.model, "cpu")
+    x_train, x_test, _ = train_test_images(f"folder:{root}", "all", "none", model, 8, 8, 0)
+    curve = run.size_curve()
+    assert curve.retrained and [p.shape for p in curve.patches] == [(3, 7, 7), (3, 10, 10)]
+    alone = train_patch(model, x_train, x_test, 1, area=0.1, steps=2, seed=0)
+    assert torch.equal(curve.patches[1], alone.patch)  # each size its own training, kept
+    assert run.size_success == [success_rate(model, x_test, p, 1) for p in curve.patches]
+
+    config = UniversalConfig(
+        model=config.model, eps=0.05, passes=1, inner_steps=2, curve="refit",
+        epsilons=(0.03,), n_fit=8, n_held=8, **data,
+    )  # fmt: skip
+    run = drive(run_universal(config)).result
+    assert run.v is None and run.eps_curve().refit
+    x_fit, x_held, _ = train_test_images(f"folder:{root}", "all", "none", model, 8, 8, 0)
+    alone = universal_perturbation(model, x_fit, x_held, 0.03, passes=1, inner_steps=2)
+    assert run.held_out == [alone.held_out_rate] and run.fit == [alone.fit_rate]
