@@ -56,15 +56,13 @@ JOB_KINDS: dict[str, JobKind] = {
             "patch",
             "advstudio.core.attacks.dataset_attacks:PatchConfig",
             "advstudio.core.attacks.dataset_attacks:run_patch",
-            "adversarial patch (Brown et al.) towards a class, trained with EoT on a data set; "
-            "its success against patch size",
+            "adversarial patch towards a class, trained on a data set; success against size",
         ),
         JobKind(
             "universal",
             "advstudio.core.attacks.dataset_attacks:UniversalConfig",
             "advstudio.core.attacks.dataset_attacks:run_universal",
-            "universal adversarial perturbation (Moosavi-Dezfooli et al.) fitted on a data set; "
-            "its fooling rate against epsilon",
+            "universal perturbation fitted on a data set; fooling rate against epsilon",
         ),
         JobKind(
             "gan",
