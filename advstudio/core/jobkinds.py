@@ -65,6 +65,18 @@ JOB_KINDS: dict[str, JobKind] = {
             "accuracy behind an input-transform defence: clean, plain PGD, BPDA, EoT-PGD",
         ),
         JobKind(
+            "patch",
+            "advstudio.core.attacks.dataset_attacks:PatchConfig",
+            "advstudio.core.attacks.dataset_attacks:run_patch",
+            "adversarial patch towards a class, trained on a data set; success against size",
+        ),
+        JobKind(
+            "universal",
+            "advstudio.core.attacks.dataset_attacks:UniversalConfig",
+            "advstudio.core.attacks.dataset_attacks:run_universal",
+            "universal perturbation fitted on a data set; fooling rate against epsilon",
+        ),
+        JobKind(
             "gan",
             "advstudio.core.gan.config:GanConfig",
             "advstudio.core.gan.train:train_gan",

@@ -16,6 +16,7 @@ Exports as PNG."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -182,6 +183,7 @@ class PatchPanel(QWidget):
         super().__init__(parent)
         self.lab, self.result, self.outline = lab, None, None
         self.curve = None
+        self._trained_config = None  # the PatchConfig the patch was trained with
         self.last_prediction = None
         self.row = self.col = 0.0
         self._syncing = False
@@ -339,29 +341,55 @@ class PatchPanel(QWidget):
         except ConfigError:
             return "images"
 
-    def _data_job(self, model):
-        """The job's data fields read now, on the UI thread; a ConfigError names what is wrong."""
-        dataset, split, fit = self.data.dataset(), self.data.split(), self.data.fit()
-        n_train, n_test = TRAIN, TEST
+    def config(self, curve: str = "none", areas: tuple[float, ...] = ()):
+        """The ``patch`` job config of the controls (a ConfigError names what is wrong):
+        what Train patch runs (``curve="none"``), and File ▸ Export job as config writes."""
+        from advstudio.core.attacks.dataset_attacks import PatchConfig
 
-        def load():
-            from advstudio.core.attacks.patch import train_test_images
+        state = self.lab.state
+        if state.model is None or self.target.currentData() is None:
+            raise ConfigError("pick a model first")
+        return PatchConfig(
+            model=state.model_key,
+            card=state.model_card,
+            target=self.target.currentData(),
+            area=self.area.value() / 100,
+            steps=self.steps.value(),
+            curve=curve,
+            areas=tuple(areas) or PatchConfig.areas,
+            n_train=TRAIN,
+            n_test=TEST,
+            dataset=self.data.dataset(),
+            split=self.data.split(),
+            fit=self.data.fit(),
+            seed=SEED,
+            device=state.device,
+        )
 
-            x_train, x_test, lines = train_test_images(
-                dataset, split, fit, model, n_train, n_test, SEED
-            )
-            return x_train.to(model.device), x_test.to(model.device), lines
+    def job_config(self):
+        """(kind, config) of the job Train patch would start."""
+        return "patch", self.config()
 
-        return load
+    def _start(self, config, trained, title: str, failure: str, done) -> JobWorker | None:
+        """Run the ``patch`` job of ``config`` on the current model, recorded in the run store
+        (the Runs tab) as ``advstudio-run`` records it."""
+        from advstudio.core.attacks.dataset_attacks import run_patch
 
-    def _start(self, job, title: str, failure: str, done) -> JobWorker | None:
+        model = self.lab.state.model
+
         def connect(w: JobWorker) -> None:
             w.returned.connect(done)
             w.progress.connect(self._on_progress)
             w.metrics.connect(self._on_metrics)
             w.finished.connect(self._job_ended)
 
-        worker = self.job.start(job, title, failure, connect=connect)
+        worker = self.job.start(
+            lambda: run_patch(config, model, trained),
+            title,
+            failure,
+            connect=connect,
+            record=("patch", config),
+        )
         if worker is not None:
             self.progress.setRange(0, 0)
             self.progress.show()
@@ -392,32 +420,23 @@ class PatchPanel(QWidget):
 
     # -- training -----------------------------------------------------------------------------
     def run(self) -> JobWorker | None:
-        model = self.lab.state.model
-        if model is None or self.target.currentData() is None:
+        if self.lab.state.model is None or self.target.currentData() is None:
             self.status.setText("Load a model first.")
             return None
         try:
-            load = self._data_job(model)
+            config = self.config()
         except ConfigError as exc:
             self.status.setText(str(exc))
             return None
-        from advstudio.core.attacks.patch import train_patch_job
-        from advstudio.core.jobs import Log
 
-        area, target, steps = self.area.value() / 100, self.target.currentData(), self.steps.value()
+        def done(run) -> None:
+            self._trained_config = config
+            self._show(run.patch_result())
 
-        def job():
-            x_train, x_test, lines = load()
-            for line in lines:
-                yield Log(line)
-            return (
-                yield from train_patch_job(
-                    model, x_train, x_test, target, area=area, steps=steps, seed=SEED
-                )
-            )
-
-        self.status.setText(f"training a {area:.0%} patch towards {self._target_name(target)}…")
-        return self._start(job, "Adversarial patch", "Training the patch failed", self._show)
+        self.status.setText(
+            f"training a {config.area:.0%} patch towards {self._target_name(config.target)}…"
+        )
+        return self._start(config, None, "Adversarial patch", "Training the patch failed", done)
 
     def _show(self, result) -> None:
         self.result = result
@@ -441,36 +460,36 @@ class PatchPanel(QWidget):
             self.status.setText("Train a patch first (or choose 'train one per size').")
             return None
         try:
-            areas = parse_sizes(self.sizes.text())
-            load = self._data_job(model)
+            areas = tuple(parse_sizes(self.sizes.text()))
+            if mode == "rescale":  # this patch: the settings it was trained with
+                now = self.config()
+                base = self._trained_config or dataclasses.replace(
+                    now, target=self.result.target, area=self.result.area
+                )
+                config = dataclasses.replace(
+                    base,
+                    model=now.model,
+                    card=now.card,
+                    device=now.device,
+                    curve="rescale",
+                    areas=areas,
+                )
+            else:
+                config = self.config(curve="retrain", areas=areas)
         except ConfigError as exc:
             self.status.setText(str(exc))
             return None
-        from advstudio.core.attacks.patch import retrained_size_curve_job, size_curve_job
-        from advstudio.core.jobs import Log
-
-        result, steps = self.result, self.steps.value()
-        target = result.target if mode == "rescale" else self.target.currentData()
-
-        def job():
-            x_train, x_test, lines = load()
-            for line in lines:
-                yield Log(line)
-            if mode == "rescale":
-                patch = result.patch.to(model.device)
-                return (yield from size_curve_job(model, x_test, patch, target, areas, seed=1))
-            return (
-                yield from retrained_size_curve_job(
-                    model, x_train, x_test, target, areas, steps=steps, seed=SEED
-                )
-            )
-
+        trained = self.result if mode == "rescale" else None
         self._curve_x, self._curve_y = [], []
         self.points.setData([], [])
         self.plot.setXRange(0, 100 * max(areas) * 1.05 + 1)
         self.status.setText(f"success at {len(areas)} sizes…")
         return self._start(
-            job, "Patch success vs size", "The curve against size failed", self._show_curve
+            config,
+            trained,
+            "Patch success vs size",
+            "The curve against size failed",
+            lambda run: self._show_curve(run.size_curve()),
         )
 
     def _show_curve(self, curve) -> None:

@@ -615,8 +615,8 @@ class AttackTab(QWidget):
 
     def job_config(self):
         """(kind, config) of the tab's headless job (File ▸ Export job as config): robust
-        accuracy, the distance to the boundary or the input defence while its panel is shown,
-        else the ε sweep."""
+        accuracy, the distance to the boundary, the input defence, the universal perturbation or
+        the patch while its panel is shown, else the ε sweep."""
         shown = self.panels.currentWidget().widget()
         if shown is self.robust:
             return "robust", self.robust.config()
@@ -624,6 +624,8 @@ class AttackTab(QWidget):
             return "boundary", self.boundary.config()
         if shown is self.defences:
             return "defence-eval", self.defences.config()
+        if shown in (self.universal, self.patch):
+            return shown.job_config()
         return "sweep", self.sweep.config()
 
     def spec(self):

@@ -11,6 +11,8 @@ progress and cancel."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -63,6 +65,7 @@ class UniversalPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.lab, self.result, self.curve = lab, None, None
+        self._fitted_config = None  # the UniversalConfig the perturbation was fitted with
         self.n_held = HELD_OUT
         self.data = DatasetPicker(settings, fit=True)
         self.data.setToolTip("The images the perturbation is fitted and judged on")
@@ -182,28 +185,58 @@ class UniversalPanel(QWidget):
         except ConfigError:
             return "images"
 
-    def _loader(self, model):
-        dataset, split, fit = self.data.dataset(), self.data.split(), self.data.fit()
-        n_fit, n_held = FIT, HELD_OUT
+    def _target(self) -> int | None:
+        k = self.target.currentData()
+        return None if k is None or k < 0 else k
 
-        def load():
-            from advstudio.core.attacks.patch import train_test_images
+    def config(self, curve: str = "none", epsilons: tuple[float, ...] = ()):
+        """The ``universal`` job config of the controls at the tab's ε (a ConfigError names what
+        is wrong): what Fit runs (``curve="none"``), and File ▸ Export job as config writes."""
+        from advstudio.core.attacks.dataset_attacks import UniversalConfig
 
-            x_fit, x_held, lines = train_test_images(
-                dataset, split, fit, model, n_fit, n_held, SEED
-            )
-            return x_fit.to(model.device), x_held.to(model.device), lines
+        state = self.lab.state
+        if state.model is None:
+            raise ConfigError("pick a model first")
+        return UniversalConfig(
+            model=state.model_key,
+            card=state.model_card,
+            eps=self.lab.eps,
+            target=self._target(),
+            curve=curve,
+            epsilons=tuple(epsilons) or UniversalConfig.epsilons,
+            n_fit=FIT,
+            n_held=HELD_OUT,
+            dataset=self.data.dataset(),
+            split=self.data.split(),
+            fit=self.data.fit(),
+            seed=SEED,
+            device=state.device,
+        )
 
-        return load
+    def job_config(self):
+        """(kind, config) of the job Fit would start."""
+        return "universal", self.config()
 
-    def _start(self, job, title: str, failure: str, done) -> JobWorker | None:
+    def _start(self, config, fitted, title: str, failure: str, done) -> JobWorker | None:
+        """Run the ``universal`` job of ``config`` on the current model, recorded in the run
+        store (the Runs tab) as ``advstudio-run`` records it."""
+        from advstudio.core.attacks.dataset_attacks import run_universal
+
+        model = self.lab.state.model
+
         def connect(w: JobWorker) -> None:
             w.returned.connect(done)
             w.progress.connect(self._on_progress)
             w.metrics.connect(self._on_metrics)
             w.finished.connect(self._job_ended)
 
-        worker = self.job.start(job, title, failure, connect=connect)
+        worker = self.job.start(
+            lambda: run_universal(config, model, fitted),
+            title,
+            failure,
+            connect=connect,
+            record=("universal", config),
+        )
         if worker is not None:
             self.progress.setRange(0, 0)
             self.progress.show()
@@ -236,29 +269,21 @@ class UniversalPanel(QWidget):
 
     # -- one fit ------------------------------------------------------------------------------
     def run(self) -> JobWorker | None:
-        model = self.lab.state.model
-        if model is None:
+        if self.lab.state.model is None:
             self.status.setText("Load a model first.")
             return None
         try:
-            load = self._loader(model)
+            config = self.config()
         except ConfigError as exc:
             self.status.setText(str(exc))
             return None
-        from advstudio.core.attacks.universal import universal_job
-        from advstudio.core.jobs import Log
 
-        eps, target = self.lab.eps, self.target.currentData()
-        target = None if target is None or target < 0 else target
+        def done(run) -> None:
+            self._fitted_config = config
+            self._show(run.universal_result())
 
-        def job():
-            x_fit, x_held, lines = load()
-            for line in lines:
-                yield Log(line)
-            return (yield from universal_job(model, x_fit, x_held, eps, target=target, seed=SEED))
-
-        self.status.setText(f"fitting at ε {eps:g}…")
-        return self._start(job, "Universal perturbation", "The fit failed", self._show)
+        self.status.setText(f"fitting at ε {config.eps:g}…")
+        return self._start(config, None, "Universal perturbation", "The fit failed", done)
 
     def _show(self, result) -> None:
         from advstudio.core.images import from_tensor
@@ -290,43 +315,37 @@ class UniversalPanel(QWidget):
             self.status.setText("Fit a perturbation first (or choose 'fit at each ε').")
             return None
         try:
-            eps_values = parse_eps(self.epsilons.text())
-            load = self._loader(model)
+            eps_values = tuple(parse_eps(self.epsilons.text()))
+            if mode == "rescale":  # the fitted one: the settings it was fitted with
+                now = self.config()
+                base = self._fitted_config or dataclasses.replace(
+                    now, eps=self.result.eps, target=self.result.target
+                )
+                config = dataclasses.replace(
+                    base,
+                    model=now.model,
+                    card=now.card,
+                    device=now.device,
+                    curve="rescale",
+                    epsilons=eps_values,
+                )
+            else:
+                config = self.config(curve="refit", epsilons=eps_values)
         except ConfigError as exc:
             self.status.setText(str(exc))
             return None
-        from advstudio.core.attacks.universal import eps_curve_job, rescaled_curve_job
-        from advstudio.core.jobs import Log
-
-        result = self.result
-        if mode == "rescale":
-            target = result.target
-        else:
-            target = self.target.currentData()
-            target = None if target is None or target < 0 else target
-
-        def job():
-            x_fit, x_held, lines = load()
-            for line in lines:
-                yield Log(line)
-            if mode == "rescale":
-                v = result.v.to(model.device)
-                return (
-                    yield from rescaled_curve_job(
-                        model, x_fit, x_held, v, result.eps, eps_values, target
-                    )
-                )
-            return (
-                yield from eps_curve_job(model, x_fit, x_held, eps_values, target=target, seed=SEED)
-            )
-
+        fitted = self.result if mode == "rescale" else None
         self._xs, self._held, self._fit = [], [], []
         self.held_points.setData([], [])
         self.fit_points.setData([], [])
         self.plot.setXRange(0, max(eps_values) * 1.05 + 1e-3)
         self.status.setText(f"fooling rate at {len(eps_values)} ε values…")
         return self._start(
-            job, "Universal fooling rate vs ε", "The curve against ε failed", self._show_curve
+            config,
+            fitted,
+            "Universal fooling rate vs ε",
+            "The curve against ε failed",
+            lambda run: self._show_curve(run.eps_curve()),
         )
 
     def _show_curve(self, curve) -> None:
