@@ -5,7 +5,6 @@ never start one. Each test that starts a child spends a few seconds importing Py
 from __future__ import annotations
 
 import multiprocessing
-import os
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from advstudio.core.models import isolation
 from advstudio.core.models.card import MissingCardError, ModelCard, write_card
 from advstudio.core.models.registry import load_model_job
 from advstudio.core.models.user import load_user_model
+from tests.core.helpers import abort_in_forward
 from tests.corpus.make_corpus import endless_torchscript
 
 DIGITS = ModelCard((1, 28, 28), "digits")
@@ -41,24 +41,6 @@ def _good_torchscript(path, card=True):
 
 def _no_children_left() -> bool:
     return multiprocessing.active_children() == []  # also reaps the finished ones
-
-
-def _abort_in_forward(conn, request):
-    """A child that dies of SIGABRT in its first forward pass, as a native crash would."""
-    from advstudio.core.models import probe
-
-    real = probe.watching_forwards
-
-    def watching(report):
-        def crash(what, shape):
-            report(what, shape)
-            if what == "start":
-                os.abort()
-
-        return real(crash)
-
-    probe.watching_forwards = watching
-    isolation.child_main(conn, request)
 
 
 def test_an_endless_forward_is_stopped_at_the_time_limit(tmp_path):
@@ -101,7 +83,7 @@ def test_a_missing_card_comes_back_with_its_fields_and_the_childs_probe(tmp_path
 
 def test_a_native_crash_kills_only_the_child(tmp_path):
     path = _good_torchscript(tmp_path / "crashing.pt")
-    job = isolation.load_user_model_job(path, target=_abort_in_forward)
+    job = isolation.load_user_model_job(path, target=abort_in_forward)
     with pytest.raises(ModelCrashError) as caught:
         drive(job)
     assert str(caught.value) == (
