@@ -122,7 +122,6 @@ class ModelController(QObject):
             lambda: _load_job(key, device, card, limit),
             f"Loading {Path(key).name}",
             connect=connect,
-            pausable=False,  # a paused wait would overrun the child's time limit
         )
 
     def _on_loaded(self, key: str, model) -> None:

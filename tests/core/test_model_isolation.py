@@ -5,6 +5,7 @@ never start one. Each test that starts a child spends a few seconds importing Py
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 import torch
@@ -93,15 +94,17 @@ def test_a_native_crash_kills_only_the_child(tmp_path):
     assert _no_children_left()
 
 
-def test_cancelling_the_job_kills_the_child_at_once(tmp_path):
+def test_a_pause_does_not_count_and_cancelling_kills_the_child_at_once(tmp_path):
     path = endless_torchscript(tmp_path / "endless.pt")
-    job = load_model_job(f"file:{path}", timeout_s=600)
+    job = load_model_job(f"file:{path}", timeout_s=1)
     children = []
     for event in job:  # wait until the child runs the endless forward
         children = children or multiprocessing.active_children()
         if event.message.startswith("Trying a forward pass"):
             break
     assert len(children) == 1 and children[0].is_alive()
+    time.sleep(1.5)  # the job paused between two events, longer than the limit
+    assert next(job).message.startswith("Trying a forward pass")  # still within its 1 s
     job.close()  # what the worker does on Cancel
     assert not children[0].is_alive() and children[0].exitcode == -9  # SIGKILL
     assert _no_children_left()

@@ -12,7 +12,7 @@ start (importing PyTorch), the load and each forward pass; past its limit the ch
 and :class:`~advstudio.core.errors.ModelHangError` says so; a child that dies (SIGSEGV, SIGABRT)
 gives :class:`~advstudio.core.errors.ModelCrashError`. The waiting is a job
 (:mod:`~advstudio.core.jobs`) that yields between polls, so cancelling it (closing the
-generator) kills the child at once.
+generator) kills the child at once; time the job spends paused does not count.
 
 Only when the child succeeded is the file loaded in the caller, without running a forward pass
 (``probed=True``). Everything after that runs in the caller: predictions and attacks call the
@@ -166,8 +166,8 @@ def probe_in_child(
     try:
         phase = "start"
         text = f"Starting a separate process to try {name}"
-        deadline = time.monotonic() + startup_timeout_s
         yield Progress(0, 0, text)
+        deadline = time.monotonic() + startup_timeout_s
         while True:
             if receive.poll(POLL_S):
                 try:
@@ -202,7 +202,9 @@ def probe_in_child(
                     else f"the separate process to try {name} did not start within "
                     f"{startup_timeout_s:g} s (is the computer very busy?)"
                 )
+            yielded = time.monotonic()
             yield Progress(0, 0, text)  # between polls: a cancel closes the job here
+            deadline += time.monotonic() - yielded  # a paused consumer's time is not the model's
     finally:
         if process.is_alive():
             process.kill()
