@@ -191,6 +191,7 @@ if __name__ == "__main__":
     code = process.wait(timeout=300)
     assert closed_at is not None, process.stderr.read()
     quit_s = time.monotonic() - closed_at
+    print(f"closing the window to the process's exit: {quit_s:.1f} s")
     stderr = process.stderr.read()
     assert code == 0, stderr
     assert any("did not return from a forward pass within 1 s" in line for line in lines)
