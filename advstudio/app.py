@@ -124,11 +124,36 @@ def main(argv: list[str] | None = None) -> int:
         test = SelfTest(window, SELF_TEST_TIMEOUT_MS)
         test.start()
         app.exec()
-        window.jobs.shutdown(30_000)
-        return test.exit_code
-    code = app.exec()
-    window.jobs.shutdown(30_000)  # e.g. quit from the window manager without closeEvent
-    return code
+        return finish(window, test.exit_code)
+    return finish(window, app.exec())
+
+
+def finish(window, code: int) -> int:
+    """Stop the jobs and return ``code``; when a job is stuck in code that never returns (a
+    model's forward in native code cannot be interrupted), flush what must be kept and end the
+    process at once with ``code``: Python's own exit would delete the running thread's object,
+    and Qt then aborts ("QThread: Destroyed while thread is still running", exit 134)."""
+    from advstudio.ui.main_window import QUIT_WAIT_MS
+
+    if window.stuck_on_quit is None:  # quit without closeEvent (e.g. the session ending)
+        window.jobs.shutdown(QUIT_WAIT_MS)
+    if not window.jobs.stuck():
+        return code
+    _exit_now(window, code)
+    return code  # not reached, but for a patched _exit_now
+
+
+def _exit_now(window, code: int) -> None:
+    import multiprocessing
+
+    window.settings.sync()
+    if window.jobs.store is not None:
+        window.jobs.store.close()  # every run's rows are committed; this thread's connection
+    for child in multiprocessing.active_children():  # a model probe's process
+        child.kill()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _application(adopt: bool = False):
@@ -224,8 +249,10 @@ def open_window(
     if block is None:
         block = existing is None and not interactive
     if block:
+        from advstudio.ui.main_window import QUIT_WAIT_MS
+
         app.exec()
-        window.jobs.shutdown(30_000)
+        window.jobs.shutdown(QUIT_WAIT_MS)  # a stuck job stays parked (see JobManager.shutdown)
     elif existing is None and interactive:
         _ipython_qt_loop()
     return window

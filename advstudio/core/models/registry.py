@@ -25,12 +25,21 @@ from pathlib import Path
 import torch
 
 from advstudio.core.errors import ModelLoadError
+from advstudio.core.jobs import Job, Progress
 from advstudio.core.models.architectures import ARCHITECTURES
 from advstudio.core.models.card import ModelCard
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.isolation import PROBE_TIMEOUT_S, load_user_model_job
 from advstudio.core.models.user import classifier_from_card, load_user_model
 
-__all__ = ["load_model", "load_user_model", "load_builtin", "load_torchvision", "list_models"]
+__all__ = [
+    "load_model",
+    "load_model_job",
+    "load_user_model",
+    "load_builtin",
+    "load_torchvision",
+    "list_models",
+]
 from advstudio.core.resources import resources_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -205,3 +214,21 @@ def load_model(
     if key.startswith("file:"):
         return load_user_model(key.split(":", 1)[1], device=device, card=card)
     return load_builtin(key, device)
+
+
+def load_model_job(
+    key: str,
+    device: str | torch.device = "cpu",
+    card: ModelCard | dict | None = None,
+    *,
+    timeout_s: float = PROBE_TIMEOUT_S,
+) -> Job[Classifier]:
+    """:func:`load_model` as a job, the way the window loads: a ``file:`` model whose format
+    carries code (TorchScript, ``.pt2``, ONNX) is tried in a child process first, each forward
+    pass within ``timeout_s`` (:mod:`advstudio.core.models.isolation`); cancelling the job kills
+    that child. Built-ins, the zoo and weights-only files load at once, in-process."""
+    yield Progress(0, 0, f"loading {key}")
+    if key.startswith("file:"):
+        path = key.split(":", 1)[1]
+        return (yield from load_user_model_job(path, device=device, card=card, timeout_s=timeout_s))
+    return load_model(key, device, card=card)

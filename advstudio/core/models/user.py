@@ -164,6 +164,7 @@ def load_user_model(
     architecture: str | None = None,
     device: str | torch.device = "cpu",
     card: ModelCard | dict | None = None,
+    probed: bool = False,
 ) -> Classifier:
     """The user's model file as a :class:`Classifier` in eval mode on ``device``.
 
@@ -172,6 +173,9 @@ def load_user_model(
     card does not. Raises :class:`MissingCardError` without a card,
     :class:`~advstudio.core.errors.UnsafeModelFileError` for pickled objects and
     :class:`ModelLoadError` saying what did not fit otherwise.
+
+    ``probed``: the same load and its forward check already passed in a child process
+    (:func:`~advstudio.core.models.isolation.load_user_model_job`), so no forward runs here.
     """
     path = Path(path)
     fmt = sniff(path)
@@ -196,9 +200,11 @@ def load_user_model(
     else:
         net, declared, kind = _net_and_shape(path, fmt)
         if card is None:
-            raise _missing(path, fmt, ("input_shape", "classes"), probe(net, declared))
+            found = None if probed else probe(net, declared)
+            raise _missing(path, fmt, ("input_shape", "classes"), found)
     net.eval()
-    _check_against_card(net, card, path)
+    if not probed:
+        _check_against_card(net, card, path)
     return classifier_from_card(net, card, f"{path.name} ({kind})").to(device).eval()
 
 
