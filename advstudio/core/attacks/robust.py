@@ -266,7 +266,8 @@ def evaluate_robustness(
     data = list(zip(xb.split(batch_size), labels.split(batch_size)))
     total = len(data) * (1 + len(attacks))
     done = step = seen = clean_right = robust = fgsm_right = 0
-    yield Progress(0, total, "clean predictions")
+    phase = f"robust accuracy on {len(xb):,} images"
+    yield Progress(0, total, "clean predictions", phase)
     with eval_mode(model):
         for b, (xc, yc) in enumerate(data):
             xc, yc = xc.to(device), yc.to(device)
@@ -283,7 +284,7 @@ def evaluate_robustness(
             clean_right += int(right.sum())
             fgsm_right += int(fgsm_ok.sum())
             done += 1
-            yield Progress(done, total, f"batch {b + 1}/{len(data)}: clean and FGSM")
+            yield Progress(done, total, f"batch {b + 1}/{len(data)}: clean and FGSM", phase)
             alive = right.clone()
             for name in attacks:
                 idx = alive.nonzero()[:, 0]
@@ -299,7 +300,9 @@ def evaluate_robustness(
                     result.broken[name] += int(fooled.sum())
                     result.seconds[name] += time.perf_counter() - start
                 done += 1
-                yield Progress(done, total, f"batch {b + 1}/{len(data)}: {attack_label(name)}")
+                yield Progress(
+                    done, total, f"batch {b + 1}/{len(data)}: {attack_label(name)}", phase
+                )
                 yield Metrics(
                     step,
                     {
