@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from advstudio.ui.widgets.plot_theme import restyle_all
+
 THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 _DARK = {
     QPalette.ColorRole.Window: "#2b2b2b",
@@ -50,13 +52,14 @@ def apply_theme(theme: str) -> None:
     if theme == "system":
         app.setStyle(_system_style)
         app.setPalette(app.style().standardPalette())
-        return
-    app.setStyle("Fusion")
-    palette = app.style().standardPalette()
-    if theme == "dark":
-        for role, colour in _DARK.items():
-            palette.setColor(role, QColor(colour))
-    app.setPalette(palette)
+    else:
+        app.setStyle("Fusion")
+        palette = app.style().standardPalette()
+        if theme == "dark":
+            for role, colour in _DARK.items():
+                palette.setColor(role, QColor(colour))
+        app.setPalette(palette)
+    restyle_all()  # pyqtgraph's plots do not follow the palette by themselves
 
 
 class SettingsDialog(QDialog):

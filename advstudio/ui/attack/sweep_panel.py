@@ -25,6 +25,7 @@ from advstudio.ui.state import AppState
 from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import legend_below
+from advstudio.ui.widgets.plot_theme import themed
 from advstudio.workers import JobManager, JobWorker
 
 COLOURS = {
@@ -114,6 +115,7 @@ class SweepPanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMinimumHeight(170)
         self.legend = legend_below(self.plot)  # under the curves, never over them
+        themed(self.plot)  # dark plots under the dark theme
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)

@@ -52,6 +52,7 @@ from advstudio.core.playground.targets import SD
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.ui.widgets.plot_theme import themed
 from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
@@ -324,6 +325,7 @@ class PlaygroundTab(QWidget):
         self.view.drawn.connect(self.add_point)
         self.plot = pg.PlotWidget(viewBox=self.view, background="w")
         self.plot.setMinimumSize(360, 360)
+        themed(self.plot)  # the axes around the heat map follow the theme
         self.plot.hideButtons()
         xmin, xmax, ymin, ymax = VIEW
         self.view.setRange(xRange=(xmin, xmax), yRange=(ymin, ymax), padding=0)

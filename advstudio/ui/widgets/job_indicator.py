@@ -1,23 +1,22 @@
-"""Status-bar indicator: what runs, its progress and ETA, with pause and cancel buttons."""
+"""Status-bar indicator: what runs, its phase, progress and ETA ("training — 120/469 — 35 s
+left"), with pause (only for jobs that can pause) and cancel buttons.
+
+The ETA is the current phase's, from that phase's own smoothed rate (``core.jobs.Eta``): a job
+that reports phases (Defence: training, then "evaluating on 1,000 held-out digits") is never
+"100 %, 0 s left" while its evaluation runs; once a phase's units are all done and nothing new
+is announced, the bar turns busy and says "finishing…".
+"""
 
 from __future__ import annotations
 
-import time
-
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from advstudio.core.jobs import format_eta  # noqa: F401 - its old home
 from advstudio.workers import JobManager, JobWorker
 
 SHOW_DELAY_MS = 250  # jobs faster than this never flash in the status bar
-
-
-def format_eta(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s left"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s left"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min left"
+ETA_WIDTH = 380  # px: a long phase is elided in the middle, never widening the window
 
 
 class JobIndicator(QWidget):
@@ -71,12 +70,20 @@ class JobIndicator(QWidget):
         if p is None or p.total <= 0:
             self.bar.setRange(0, 0)  # busy indicator
             self.eta.setText("")
+        elif p.done >= p.total:
+            self.bar.setRange(0, 0)  # the phase's units are done; what follows is unannounced
         else:
             self.bar.setRange(0, 1000)
             self.bar.setValue(round(1000 * p.done / p.total))
-            elapsed = time.monotonic() - (w.started_at or time.monotonic())
-            if p.done > 0 and elapsed > 1.0:
-                self.eta.setText(format_eta(elapsed * (p.total - p.done) / p.done))
+        if p is not None:
+            text = w.eta.describe()
+            self.eta.setText(
+                self.eta.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, ETA_WIDTH)
+            )
+            self.bar.setToolTip(p.message)
+            self.eta.setToolTip(
+                p.message + "\nThe time left is this phase's, at its own recent rate."
+            )
         self.pause_button.setVisible(w.pausable)
         self.pause_button.setText("Resume" if w.is_paused else "Pause")
         if w.is_paused:
