@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -114,6 +115,10 @@ class SweepPanel(QWidget):
         self.plot.setYRange(0, 1.02)
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMinimumHeight(170)
+        # no preferred height beyond the minimum: the panel's scroll area sized it by its
+        # preferred height (a word-wrapped label makes Qt use height-for-width), so even at
+        # 1920×1080 the plot's axis and legend ran off the bottom behind a scroll bar
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.legend = legend_below(self.plot)  # under the curves, never over them
         themed(self.plot)  # dark plots under the dark theme
         layout = QVBoxLayout(self)

@@ -16,7 +16,8 @@ from advstudio.core.jobs import format_eta  # noqa: F401 - its old home
 from advstudio.workers import JobManager, JobWorker
 
 SHOW_DELAY_MS = 250  # jobs faster than this never flash in the status bar
-ETA_WIDTH = 380  # px: a long phase is elided in the middle, never widening the window
+ETA_WIDTH = 420  # px: a long phase is elided in the middle, never widening the window
+TITLE_WIDTH = 220  # px: a long job title ("Defence: 1: FGSM adversarial training") likewise
 
 
 class JobIndicator(QWidget):
@@ -51,7 +52,10 @@ class JobIndicator(QWidget):
 
     def _pick(self) -> None:
         visible = [w for w in self.jobs.active if w.show_in_status]
-        self.worker = visible[-1] if visible else None
+        worker = visible[-1] if visible else None
+        if worker is not self.worker:
+            self.eta.setMinimumWidth(0)  # another job: its own text decides
+        self.worker = worker
         if self.worker is None:
             self._timer.stop()
             self.hide()
@@ -65,7 +69,11 @@ class JobIndicator(QWidget):
         if w is None or w.is_done:
             return
         others = len([x for x in self.jobs.active if x.show_in_status]) - 1
-        self.title.setText(w.title + (f" (+{others} more)" if others > 0 else ""))
+        title = w.title + (f" (+{others} more)" if others > 0 else "")
+        self.title.setText(
+            self.title.fontMetrics().elidedText(title, Qt.TextElideMode.ElideRight, TITLE_WIDTH)
+        )
+        self.title.setToolTip(title)
         p = w.last_progress
         if p is None or p.total <= 0:
             self.bar.setRange(0, 0)  # busy indicator
@@ -77,9 +85,13 @@ class JobIndicator(QWidget):
             self.bar.setValue(round(1000 * p.done / p.total))
         if p is not None:
             text = w.eta.describe()
-            self.eta.setText(
-                self.eta.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, ETA_WIDTH)
-            )
+            metrics = self.eta.fontMetrics()
+            self.eta.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, ETA_WIDTH))
+            # as wide as its widest text so far: the status bar does not jump every second as
+            # "10 s left" becomes "9 s left" (nor cut the text while it re-lays out)
+            wide = min(ETA_WIDTH, metrics.horizontalAdvance(self.eta.text()) + 6)
+            if wide > self.eta.minimumWidth():
+                self.eta.setMinimumWidth(wide)
             self.bar.setToolTip(p.message)
             self.eta.setToolTip(
                 p.message + "\nThe time left is this phase's, at its own recent rate."
