@@ -168,6 +168,7 @@ class Shots:
     def attack(self) -> None:
         tab = self.window.attack_tab
         self.window.tabs.setCurrentWidget(self.window.attack_host)
+        self.wait(lambda: not self.window.jobs.active, 120, "the gradient check")
         worker = tab.run_attack()  # an FGSM result above the sweep: Before / After filled
         if worker is not None:
             self.wait(lambda: worker.is_done, 120, "the attack")

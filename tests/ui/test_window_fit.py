@@ -184,3 +184,30 @@ def test_the_dark_theme_gives_plots_dark_backgrounds_and_readable_text(qtbot, th
     theme("light")
     assert before.plot.backgroundBrush().color().lightness() > 240
     assert before.plot.getPlotItem().getAxis("left").textPen().color().lightness() < 150
+
+
+def test_the_playgrounds_speed_readout_is_an_average_not_the_last_tenth_of_a_second(
+    build_tab, lab, job_ended
+):
+    with job_ended(lab.jobs, title="Preparing", timeout=60_000):
+        tab = build_tab("playground")
+    values = {"modes_covered": 3.0, "n_modes": 8.0, "quality": 0.5}
+    shown = []
+    for step, rate in enumerate([40.0, 5.0, 68.0, 5.0, 68.0, 5.0, 68.0]):  # as measured live
+        tab._show_metrics({**values, "steps_per_s": rate}, step)
+        shown.append(float(tab.speed_label.text().split()[0]))
+    expected = 40.0
+    for rate in [5.0, 68.0, 5.0, 68.0, 5.0, 68.0]:  # weight 0.15 for each new reading
+        expected += 0.15 * (rate - expected)
+    assert shown[-1] == round(expected)
+    assert max(shown) - min(shown) <= 10  # the readings themselves swing by 63
+
+
+def test_the_gan_tabs_default_length_is_sized_for_the_device(build_tab, lab):
+    assert lab.state.device == "cpu"
+    assert build_tab("gan").steps.value() == 300  # a third of a laptop's 18-26 minutes
+    lab.state.device = "cuda"  # only read when the tab is built; nothing runs here
+    try:
+        assert build_tab("gan").steps.value() == 1000
+    finally:
+        lab.state.device = "cpu"
