@@ -2,7 +2,7 @@
 
     QT_QPA_PLATFORM=offscreen uv run python docs/screenshots/make.py            # every tab
     QT_QPA_PLATFORM=offscreen uv run python docs/screenshots/make.py gan defence
-    xvfb-run -a uv run python docs/screenshots/make.py --theme dark --out /tmp/shots
+    xvfb-run -a uv run python docs/screenshots/make.py --theme dark gan   # dark-gan-*.png
 
 For each tab it starts the tab's own job the way its button does, waits for a few of the job's
 progress or metrics events, draws the live plots, grabs the window at both sizes (the status bar
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_theme(args.theme)
     window.resize(*SIZES[0])
     window.show()
-    shots = Shots(app, window, args.out, args.events)
+    shots = Shots(app, window, args.out, args.events, "dark-" if args.theme == "dark" else "")
     shots.wait(lambda: window.state.model is not None, 180, "the default model")
     shots.wait(lambda: not window.jobs.active, 60, "the start-up jobs")
     digit = home / "digit.png"
@@ -82,8 +82,9 @@ def _write_digit(path: Path) -> None:
 
 
 class Shots:
-    def __init__(self, app, window, out: Path, events: int) -> None:
+    def __init__(self, app, window, out: Path, events: int, prefix: str = "") -> None:
         self.app, self.window, self.out, self.events = app, window, out, events
+        self.prefix = prefix  # "dark-" for the dark theme's pictures
         self.saved: list[str] = []
         self.pending = None  # a job left running for the next grab (the Runs tab's)
 
@@ -154,7 +155,7 @@ class Shots:
                 plot.redraw_now()
             self.settle(0.2)
             image = self.window.grab().toImage()
-            path = self.out / f"{name}-{width}x{height}.png"
+            path = self.out / f"{self.prefix}{name}-{width}x{height}.png"
             _save_small(image, path)
             self.saved.append(path.name)
         self.window.resize(*SIZES[0])

@@ -181,6 +181,14 @@ def test_the_dark_theme_gives_plots_dark_backgrounds_and_readable_text(qtbot, th
             for y in range(int(view.top()), int(view.bottom()))
         ]
         assert max(axis_strip) > 150  # tick labels light on dark
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    palette = QApplication.palette()  # disabled controls look disabled under the dark theme
+    for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.Text):
+        on = palette.color(QPalette.ColorGroup.Active, role).lightness()
+        off = palette.color(QPalette.ColorGroup.Disabled, role).lightness()
+        assert on - off > 60
     theme("light")
     assert before.plot.backgroundBrush().color().lightness() > 240
     assert before.plot.getPlotItem().getAxis("left").textPen().color().lightness() < 150

@@ -516,7 +516,8 @@ class EpochTraining:
                 generator=torch.Generator().manual_seed(t.config.seed + 3),
             )
             n = len(self.eval_set[0])
-            kind = "digits" if t.config.dataset == "digits" else "images"
+            bundled = t.config.dataset == "digits" and not t.config.dry_run  # dry: random
+            kind = "digits" if bundled else "images"
             phase = f"evaluating on {n:,} held-out {kind}"
             figures = yield from relay(
                 job,
