@@ -27,6 +27,10 @@ from advstudio.responsiveness import prepare_job_thread
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second
 _live_threads: set[QThread] = set()
+_parked: list[tuple[JobWorker, QThread]] = []
+"""Jobs that did not stop at shutdown (stuck in code that never returns, e.g. a model's forward
+in native code): kept referenced for good, because Qt aborts the process ("QThread: Destroyed
+while thread is still running") when a running thread's object is deleted."""
 
 
 def live_threads() -> list[QThread]:
@@ -256,10 +260,19 @@ class JobManager(QObject):
         return [w for w in self._active if not w.is_done]
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Cancel every job and wait for the threads; True when all stopped in time."""
+        """Cancel every job and wait for their threads, ``timeout_ms`` in all; True when all
+        stopped in time. A job still running then (one step that never returns) is parked:
+        referenced for good, so its thread's object is never deleted while it runs; the caller
+        decides whether to quit without it (``advstudio.app`` does, with ``os._exit``)."""
         for worker in list(self._active):
             worker.cancel()
-        ok = True
+        deadline = time.monotonic() + timeout_ms / 1000
         for thread in list(self._active.values()):
-            ok = thread.wait(timeout_ms) and ok
-        return ok
+            thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
+        stuck = [(w, t) for w, t in self._active.items() if t.isRunning()]
+        _parked.extend(pair for pair in stuck if pair not in _parked)
+        return not stuck
+
+    def stuck(self) -> list[str]:
+        """The titles of jobs whose thread still runs after a cancel (see :meth:`shutdown`)."""
+        return [w.title for w, t in self._active.items() if t.isRunning() and w.cancel_requested]

@@ -48,6 +48,16 @@ class UnsafeModelFileError(ModelLoadError):
     """A model file holds arbitrary pickled objects; we refuse to unpickle it."""
 
 
+class ModelHangError(ModelLoadError):
+    """A model file's code did not return (load or forward pass) within the time limit of its
+    probe in a child process (:mod:`advstudio.core.models.isolation`); the child was killed."""
+
+
+class ModelCrashError(ModelLoadError):
+    """A model file's code crashed the child process that probed it (a signal such as SIGSEGV
+    or SIGABRT from native code, or an exit without a result)."""
+
+
 class DownloadError(AdvStudioError, OSError):
     """Weights could not be downloaded (typically: offline)."""
 

@@ -30,7 +30,10 @@ from advstudio.ui.widgets.job_indicator import JobIndicator
 from advstudio.workers import JobManager, JobWorker
 
 MODEL_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".pt2", ".onnx", ".safetensors")
-SHUTDOWN_TIMEOUT_MS = 30_000  # a job stops at its next step; one step may take seconds
+QUIT_WAIT_MS = 2_000
+"""How long quitting waits for cancelled jobs. A job stops at its next step; one still running
+then is stuck (a model's forward that never returns in native code cannot be interrupted) and
+the app quits without it: its run, if recorded, shows as interrupted, as after a kill."""
 MINIMUM_SIZE = (960, 600)  # below a 1280x720 screen's usable area, so the window always fits
 
 
@@ -64,6 +67,7 @@ class MainWindow(QMainWindow):
         self.jobs.store = open_run_store()
         self.models = ModelController(self.state, self.jobs, self)
         self.last_error_box: QMessageBox | None = None
+        self.stuck_on_quit: list[str] | None = None  # set by closeEvent: jobs that did not stop
         self.recent = RecentFiles(self.settings)
         self._startup: JobWorker | None = None
 
@@ -469,8 +473,17 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.sync()
         if self.jobs.active:
             self.status_message.setText("Stopping running jobs…")
             self.repaint()
-        self.jobs.shutdown(SHUTDOWN_TIMEOUT_MS)
+        self.jobs.shutdown(QUIT_WAIT_MS)
+        self.stuck_on_quit = self.jobs.stuck()
+        if self.stuck_on_quit:
+            print(
+                f"advstudio: {', '.join(self.stuck_on_quit)} did not stop within "
+                f"{QUIT_WAIT_MS / 1000:g} s of its cancel (stuck in code that never returns?); "
+                "quitting without waiting for it",
+                file=sys.stderr,
+            )
         super().closeEvent(event)

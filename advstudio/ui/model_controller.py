@@ -1,4 +1,9 @@
-"""Loading models for the UI: download (with consent) if needed, then load on a worker."""
+"""Loading models for the UI: download (with consent) if needed, then load on a worker.
+
+A user file whose format carries code is tried in a child process first
+(:mod:`advstudio.core.models.isolation`): a forward that never returns fails after
+``probe_timeout_s``, a native crash kills only the child, and Cancel kills the child at once.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,17 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from advstudio.core.jobs import Job, Progress
+from advstudio.core.jobs import Job
 from advstudio.ui.state import AppState
 from advstudio.workers import JobManager, JobWorker
 
 
-def _load_job(key: str, device: str, card=None) -> Job:
-    from advstudio.core.models.registry import load_model
+def _load_job(key: str, device: str, card=None, timeout_s: float | None = None) -> Job:
+    from advstudio.core.models.isolation import PROBE_TIMEOUT_S
+    from advstudio.core.models.registry import load_model_job
 
-    yield Progress(0, 0, f"loading {key}")
-    return load_model(key, device, card=card)
+    limit = PROBE_TIMEOUT_S if timeout_s is None else timeout_s
+    return (yield from load_model_job(key, device, card, timeout_s=limit))
 
 
 class ModelController(QObject):
@@ -32,6 +38,7 @@ class ModelController(QObject):
         self._pending = ""
         self.current_job: JobWorker | None = None
         self.cards: dict[str, object] = {}  # key -> a card given this session (not writable)
+        self.probe_timeout_s: float | None = None  # None: the core's PROBE_TIMEOUT_S
         state.device_changed.connect(self._reload_on_device)
 
     def ask_download(self, key: str, description: str) -> bool:
@@ -104,14 +111,17 @@ class ModelController(QObject):
             self.failed.emit(key, exc)
 
     def _load(self, key: str) -> None:
-        device, card = self.state.device, self.cards.get(key)
+        device, card, limit = self.state.device, self.cards.get(key), self.probe_timeout_s
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(lambda model: self._on_loaded(key, model))
             w.errored.connect(lambda exc: self._errored(key, exc))
+            w.aborted.connect(lambda: self.failed.emit(key, None))  # cancelled: keep the old
 
         self.current_job = self.jobs.start(
-            lambda: _load_job(key, device, card), f"Loading {Path(key).name}", connect=connect
+            lambda: _load_job(key, device, card, limit),
+            f"Loading {Path(key).name}",
+            connect=connect,
         )
 
     def _on_loaded(self, key: str, model) -> None:

@@ -61,3 +61,25 @@ def toy_attack():
         ("0", "0"),
         {"lab": Use(), "sweep": Use(label="Toy-1"), "robust": Use()},
     )
+
+
+def abort_in_forward(conn, request) -> None:
+    """A model probe's child process (the ``target`` of
+    :func:`advstudio.core.models.isolation.probe_in_child`) that dies of SIGABRT as its first
+    forward pass starts, as a crash in a model's native code would."""
+    import os
+
+    from advstudio.core.models import isolation, probe
+
+    real = probe.watching_forwards
+
+    def watching(report):
+        def crash(what, shape):
+            report(what, shape)
+            if what == "start":
+                os.abort()
+
+        return real(crash)
+
+    probe.watching_forwards = watching
+    isolation.child_main(conn, request)

@@ -185,7 +185,7 @@ def test_gan_and_training_on_a_torchvision_set(monkeypatch):
     assert out.result.samples.shape[-1] == 3
     # CIFAR-10 stays colour (issue #17): the digit architectures refuse it, they do not
     # train on a grey 28×28 copy
-    with pytest.raises(ConfigError, match="32×32 RGB images.*digit architectures"):
+    with pytest.raises(ConfigError, match="digits-mlp takes 1×28×28 grey digits, not 32×32 RGB"):
         drive(
             train_classifier(
                 TrainConfig(

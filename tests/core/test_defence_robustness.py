@@ -17,7 +17,7 @@ from advstudio.core.defence.common import (
 from advstudio.core.defence.robustness import iter_robust_accuracy
 from advstudio.core.errors import CheckpointError, ConfigError
 from advstudio.core.jobs import Progress
-from advstudio.core.models.architectures import ARCHITECTURES
+from advstudio.core.models.builders import architecture_names
 
 
 def test_robust_accuracy_matches_the_attacks_computed_directly(cnn):
@@ -95,13 +95,13 @@ def test_heldout_digits_are_a_seeded_random_subset():
 
 
 def test_config_architectures_are_the_registry_ones():
-    assert ARCHS == tuple(ARCHITECTURES)
+    assert ARCHS == tuple(architecture_names())
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, not 'vgg'"),
+        ({"arch": "vgg"}, "arch must be one of digits-cnn, digits-mlp, small-cnn"),
         (
             {"recipe": "mart"},
             "recipe must be one of standard, fgsm, fgsm-rs, pgd, noise, ibp, trades, not 'mart'",

@@ -355,7 +355,7 @@ def test_nan_loss_raises(monkeypatch):
             {"alpha": -0.5},
             r"alpha must be a finite number >= 0, not -0.5 \(weight of the LDS term\)",
         ),
-        ({"arch": "resnet"}, "arch must be one of digits-cnn, digits-mlp, not 'resnet'"),
+        ({"arch": "resnet"}, "arch must be one of digits-cnn, digits-mlp, small-cnn"),
         ({"resume": True}, "resume needs a checkpoint_path"),
     ],
 )

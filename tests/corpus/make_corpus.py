@@ -2,7 +2,8 @@
 image loader, the window's drop target and ``advstudio-run``: nothing binary is committed.
 
 Run alone to look at the files: ``python -m tests.corpus.make_corpus OUT_DIR``. The tests call
-:func:`make_images` and :func:`make_configs` into their ``tmp_path``.
+:func:`make_images`, :func:`make_configs` and :func:`endless_torchscript` into their
+``tmp_path``.
 
 Every entry names the error kind expected (a class name of :mod:`advstudio.core.errors`), or
 ``None`` for an input that must load (an EXIF-rotated photo, a unicode path). Large images are
@@ -146,6 +147,27 @@ CONFIGS: dict[str, tuple[str, bytes]] = {
 }
 
 
+def endless_torchscript(path: Path) -> Path:
+    """A TorchScript digit model, with its card, whose forward never returns: its loop's
+    condition holds for every image in [0, 1] (a ``ModelHangError`` when probed)."""
+    import torch
+    from torch import nn
+
+    from advstudio.core.models.card import ModelCard, write_card
+
+    class Endless(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n = 0
+            while bool(x.sum() > -1.0):  # never false for pixels >= 0
+                n += 1
+            return x.flatten(1)[:, :10] + n
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(torch.jit.script(Endless()), str(path))
+    write_card(ModelCard((1, 28, 28), "digits"), path)
+    return path
+
+
 def make_configs(folder: Path) -> dict[str, Path]:
     """Write the bad configs into ``folder`` (one sub-folder each); name -> path. A folder and a
     FIFO named like configs are added too."""
@@ -170,3 +192,4 @@ if __name__ == "__main__":
         print(f"{entry.expected or 'loads':24} {entry.path}")
     for name, path in make_configs(out / "configs").items():
         print(f"{'exit 2':24} {path}  ({name})")
+    print(f"{'ModelHangError':24} {endless_torchscript(out / 'models' / 'endless.pt')}")

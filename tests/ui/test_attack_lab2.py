@@ -280,7 +280,7 @@ def test_jpeg_defence_shows_no_gradient_not_an_error(qtbot, tab):
 def test_detector_threshold_follows_the_false_alarm_rate(qtbot, tab):
     from advstudio.core.attacks.sweep import sweep_images
     from advstudio.core.attacks.transforms import FeatureSqueezingDetector
-    from advstudio.ui.attack.transform_panel import CLEAN_DIGITS
+    from advstudio.ui.attack.transform_panel import CLEAN_IMAGES
 
     tab.set_eps(0.3)
     out = _attack(qtbot, tab)
@@ -291,7 +291,7 @@ def test_detector_threshold_follows_the_false_alarm_rate(qtbot, tab):
     first = blocker.args[0]
     model = tab.state.model
     detector = FeatureSqueezingDetector(model)
-    clean_scores = detector.score(sweep_images(CLEAN_DIGITS, 0)[0]).double()
+    clean_scores = detector.score(sweep_images(CLEAN_IMAGES, 0)[0]).double()
 
     def threshold(rate):  # the (1 - rate) quantile of the clean scores
         return float(torch.quantile(clean_scores, 1 - rate))

@@ -41,10 +41,20 @@ def test_slider_reuses_the_gradient_sign(qtbot, tab):
     tab.set_eps(0.05)
     first = _attack(qtbot, tab)
     direction = first.direction
+    seen = []
+    tab.attacked.connect(seen.append)
+    tab.survival_checked.connect(seen.append)
     for value in (100, 150, 200, 250, 120, 80):  # (latency: benchmarks/bench_ui.py)
-        with qtbot.waitSignal(tab.attacked, timeout=10_000) as blocker:
+        # the image after one forward pass, then the saving check on its own job
+        seen.clear()
+        with qtbot.waitSignals(
+            [tab.attacked, tab.survival_checked], timeout=10_000, order="strict"
+        ):
             tab.eps_slider.setValue(value)
-        out = blocker.args[0]
+        out, checked = seen
+        assert out.survival is None and checked.survival is not None
+        assert torch.equal(checked.x_adv, out.x_adv) and tab.outcome is checked
+        assert tab.survival.text().startswith(("still adversarial", "not adversarial"))
         assert out.spec.eps == pytest.approx(value / 1000)
         torch.testing.assert_close(out.direction, direction)
         torch.testing.assert_close(out.x_adv, apply_direction(first.x, direction, value / 1000))

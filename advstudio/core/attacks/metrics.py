@@ -74,6 +74,15 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return g[:, None] * g[None, :]
 
 
+def _band(n: int, g: torch.Tensor) -> torch.Tensor:
+    """(n - k + 1, n): row i holds the k weights ``g`` at columns i..i+k-1."""
+    k = len(g)
+    rows = torch.arange(n - k + 1, device=g.device)[:, None]
+    cols = rows + torch.arange(k, device=g.device)
+    band = torch.zeros(n - k + 1, n, dtype=g.dtype, device=g.device)
+    return band.scatter_(1, cols, g.expand(n - k + 1, k))
+
+
 def ssim(
     x: torch.Tensor,
     x_adv: torch.Tensor,
@@ -87,20 +96,31 @@ def ssim(
     window 11x11 with sigma 1.5, K1 = 0.01, K2 = 0.03; local statistics over 'valid' window
     positions (as Wang's reference ``ssim_index.m``), population (co)variances, mean over the
     SSIM map and then over channels. Images smaller than the window use a window of their size.
-    1 for identical images."""
+    1 for identical images.
+
+    The Gaussian is separable, so the window sums are two banded matrix products over every
+    channel of the five maps at once: a grouped 11x11 float64 convolution took ~1 s on a
+    224×224 RGB image on one CPU thread (ten times the forward pass of the ε slider it sits
+    beside), the products ~30 ms. Sides over 1,024 pixels use the convolution (memory)."""
     x, x_adv = _pair(x, x_adv)
     size = min(window, x.shape[-2], x.shape[-1])
-    c = x.shape[1]
-    w = gaussian_window(size, sigma).to(x.device).expand(c, 1, size, size)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, groups=c)
+    n, c, h, w = x.shape
+    coords = torch.arange(size, dtype=torch.float64, device=x.device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()  # gaussian_window(size, sigma) is the outer product g g^T
+    maps = torch.stack([x, x_adv, x * x, x_adv * x_adv, x * x_adv]).reshape(-1, h, w)
+    if max(h, w) <= 1024:
+        blurred = _band(h, g) @ maps @ _band(w, g).T  # 'valid' window positions
+    else:
+        blurred = F.conv2d(F.conv2d(maps[:, None], g.view(1, 1, size, 1)), g.view(1, 1, 1, size))[
+            :, 0
+        ]
+    mu_x, mu_y, xx, yy, xy = blurred.reshape(5, n, c, *blurred.shape[-2:])
 
     c1, c2 = k1**2, k2**2
-    mu_x, mu_y = blur(x), blur(x_adv)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(x_adv * x_adv) - mu_y**2
-    cov = blur(x * x_adv) - mu_x * mu_y
+    var_x = xx - mu_x**2
+    var_y = yy - mu_y**2
+    cov = xy - mu_x * mu_y
     ssim_map = (
         (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     )

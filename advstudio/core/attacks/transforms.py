@@ -292,6 +292,13 @@ def check_rate(rate: float, name: str = "false_alarm_rate") -> float:
     return value
 
 
+def squeezers_for(channels: int) -> tuple[Transform, ...]:
+    """Xu et al.'s squeezers for the images' colour: 1-bit depth and a 2x2 median for grey
+    (their MNIST pair); 5-bit depth and a 2x2 median for colour (their CIFAR-10 set, without
+    the non-local-means filter)."""
+    return (BitDepth(1 if channels == 1 else 5), MedianSmoothing(2))
+
+
 class FeatureSqueezingDetector:
     """Feature squeezing (Xu et al. 2018, arXiv:1704.01155): an input is flagged when squeezing
     it changes the model's softmax by more than a threshold.

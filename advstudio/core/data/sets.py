@@ -401,3 +401,23 @@ def summary(spec: str | DatasetSpec) -> str:
     return f"{shape}, {len(classes)} classes, {len(files):,} files" + (
         f" ({odd} not images by name: skipped)" if odd else ""
     )
+
+
+def geometry(spec: str | DatasetSpec) -> tuple[tuple[int, int, int], int] | None:
+    """((C, H, W), class count) of a folder from its listing and first image, as cheaply as
+    :func:`summary` (the shape the job will see unless the images differ in size); None for
+    the digits and torchvision sets (their shape is known by name) or an unreadable folder."""
+    spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.parse(spec)
+    if spec.kind in ("digits", "torchvision"):
+        return None
+    from advstudio.core.errors import ImageLoadError
+    from advstudio.core.images import SUPPORTED_SUFFIXES
+
+    try:
+        files, _, classes = _split_listing(Path(spec.arg).expanduser(), spec.kind, "all")
+        first = next((p for p in files if p.suffix.lower() in SUPPORTED_SUFFIXES), None)
+        if first is None:
+            return None
+        return tuple(int(s) for s in _decode(first, spec.kind).shape), len(classes)
+    except (ConfigError, ImageLoadError, OSError):
+        return None

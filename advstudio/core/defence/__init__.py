@@ -4,13 +4,16 @@ inputs, with the clean/FGSM/PGD accuracy that measures them.
 Modules, one job each:
 
 - ``config``: :class:`TrainConfig`, :class:`VatConfig`, :class:`DetectorConfig` (no torch);
+- ``defaults``: which architectures fit a data set and :func:`defaults_for` (data set,
+  architecture): the settings a training starts from (no torch);
 - ``train``: the job :func:`train_classifier` (standard, FGSM mix, fast FGSM with random
   start, PGD adversarial training) and its step, :class:`AdversarialTrainer`;
 - ``vat``: :func:`vat_loss` (Miyato et al.) and the semi-supervised job :func:`train_vat`;
 - ``detector``: :class:`DetectorNet`, the job :func:`train_detector`, :class:`ClassifyOrReject`;
 - ``robustness``: :func:`robust_accuracy` (clean, FGSM, PGD at one eps) and
   :func:`catastrophic_overfitting`;
-- ``common``: data checks, held-out subsets, atomic files, checkpoints, the private RNG.
+- ``common``: data sets for any architecture (:func:`training_sets`), held-out subsets, the
+  optimiser and its schedule, atomic files and cards, checkpoints, the private RNG.
 
 Pixels are in [0, 1]; adversarial training and detector eps are L-inf radii on that scale,
 VAT's ``xi`` and ``eps`` are L2 lengths over all pixels. The names below are importable from
@@ -32,6 +35,8 @@ _EXPORTS = {
     "overfitting_warning": "robustness",
     "RECIPES": "config",
     "ARCHS": "config",
+    "defaults_for": "defaults",
+    "archs_for": "defaults",
     "VatConfig": "config",
     "VatResult": "vat",
     "train_vat": "vat",
@@ -51,6 +56,7 @@ __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
     from advstudio.core.defence.config import ARCHS, RECIPES, DetectorConfig, TrainConfig, VatConfig
+    from advstudio.core.defence.defaults import archs_for, defaults_for
     from advstudio.core.defence.detector import (
         ClassifyOrReject,
         DetectorNet,

@@ -8,9 +8,15 @@ from dataclasses import dataclass
 
 from advstudio.core import validate as v
 from advstudio.core.data.spec import check_dataset
+from advstudio.core.defence.defaults import check_arch_data
 from advstudio.core.errors import ConfigError
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
+from advstudio.core.models.names import ALL_ARCHITECTURES
 
-ARCHS = ("digits-cnn", "digits-mlp")  # = models.architectures.ARCHITECTURES (a test checks)
+ARCHS = ALL_ARCHITECTURES  # = models.builders.architecture_names() (a test checks)
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "piecewise", "cosine")
 RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd", "noise", "ibp", "trades")
 NO_EPS_RECIPES = ("standard", "noise")  # recipes that never attack: eps only for the evaluation
 COHEN_SIGMAS = (0.12, 0.25, 0.5, 1.0)  # the noise levels of Cohen et al. 2019 (pixel scale)
@@ -32,6 +38,14 @@ def _common(config: object) -> None:
         raise ConfigError("resume needs a checkpoint_path to resume from")
 
 
+def _optimiser(config: object) -> None:
+    """The optimiser fields of the classifier trainings (see :class:`TrainConfig`)."""
+    v.choice("optimizer", config.optimizer, OPTIMIZERS, "Adam, or SGD with momentum")
+    v.number("momentum", config.momentum, 0.0, below=1.0, hint="SGD's momentum")
+    v.number("weight_decay", config.weight_decay, 0.0, hint="L2 weight decay (Rice et al.: 5e-4)")
+    v.choice("schedule", config.schedule, SCHEDULES, "how the learning rate changes over the run")
+
+
 def check_vat_args(xi: float, eps: float, power_iterations: int) -> None:
     """VAT's settings: ``xi`` > 0 and ``eps`` >= 0 (L2 lengths over all pixels), at least one
     power iteration."""
@@ -46,14 +60,19 @@ class TrainConfig:
 
     Attributes
     ----------
-    arch : ``"digits-cnn"`` or ``"digits-mlp"`` (``models.architectures.ARCHITECTURES``).
+    arch : any architecture the registry builds (``models.names.ALL_ARCHITECTURES``): the
+        digit networks (grey sets of at most 10 classes, resized to 28×28), ``"small-cnn"``
+        (any C×H×W), ``"preact-resnet18"``, ``"cifar-resnet18"``, ``"wrn-28-10"``,
+        ``"wrn-34-10"``, torchvision's (``"resnet18"``...), built with the data set's class
+        count for its native shape. A mismatch (``"digits-cnn"`` on 3×32×32) is a
+        :class:`ConfigError` here for the sets of known shape, when the job loads a folder.
+        ``defence.defaults.defaults_for(dataset, arch)`` gives each pair's settings.
     recipe : ``"standard"``, ``"fgsm"``, ``"fgsm-rs"``, ``"pgd"``, ``"noise"``, ``"ibp"`` or
         ``"trades"`` (see ``defence.train``).
-    dataset : ``"digits"`` (the bundled digits) or any grey set of the shared choice
-        (:mod:`advstudio.core.data.sets`: ``"folder:<path>"``, ``"torchvision:mnist"``,
-        ``"torchvision:fashion-mnist"``...), at most 10 classes, resized to 28×28 when needed;
-        trained on its train split, evaluated on ``eval_images`` of its test split. A colour
-        set is refused when the job starts: the digit architectures take 1×28×28 grey.
+    dataset : ``"digits"`` (the bundled digits) or any set of the shared choice
+        (:mod:`advstudio.core.data.sets`: ``"folder:<path>"``, ``"torchvision:cifar10"``...)
+        at its native shape (resized to 28×28 for the digit networks only); trained on its
+        train split, evaluated on ``eval_images`` of its test split.
     eps : L-inf radius of the training attacks and of the evaluation, pixel scale [0, 1].
     alpha_mix : weight of the clean loss in the ``"fgsm"`` recipe, in [0, 1].
     pgd_steps : PGD steps of the ``"pgd"`` recipe and of TRADES' inner maximisation (step
@@ -69,7 +88,11 @@ class TrainConfig:
         short 5-epoch run.
     epochs, batch_size, lr : passes over the data, images per step (clean ones; the ``"fgsm"``
         mix adds as many adversarial ones; under ``torchrun`` the global batch, shared among
-        the processes), Adam's learning rate.
+        the processes), the (peak) learning rate.
+    optimizer, momentum, weight_decay : ``"adam"`` (the default, as before) or ``"sgd"`` (with
+        ``momentum``); L2 ``weight_decay`` for either (0 = none).
+    schedule : the learning rate over the run's steps: ``"constant"``, ``"piecewise"`` (÷10
+        at 50 % and again at 75 %, Rice et al. 2020) or ``"cosine"`` (to 0 at the end).
     seed : seeds the initial weights, the data order, random starts and dropout masks.
     device : ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
     eval_images : held-out test digits for the evaluation, a seeded random subset (0 = no
@@ -99,6 +122,10 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
     seed: int = 0
     device: str = "auto"
     eval_images: int = 1000
@@ -112,8 +139,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _common(self)
+        _optimiser(self)
         v.choice("recipe", self.recipe, RECIPES, "the training recipe")
         check_dataset(self.dataset)
+        check_arch_data(self.arch, self.dataset)
         v.number("eps", self.eps, 0.0, 1.0, hint="pixel scale")
         if self.recipe not in NO_EPS_RECIPES:
             v.number(
@@ -152,13 +181,13 @@ class VatConfig:
 
     Attributes
     ----------
-    arch : ``"digits-cnn"`` or ``"digits-mlp"``.
-    dataset : as in :class:`TrainConfig` (any grey set, at most 10 classes).
+    arch, dataset : as in :class:`TrainConfig` (any architecture and set that fit).
     labels_per_class : labelled training images per class (10 -> 100 labels); a seeded,
         stratified choice. The other training images are the unlabelled pool.
     labelled_batch, unlabelled_batch : images per step from each (32 and 128); under
         ``torchrun`` the global batches, shared among the processes.
-    steps, lr : Adam steps and learning rate.
+    steps, lr : optimiser steps and (peak) learning rate.
+    optimizer, momentum, weight_decay, schedule : as in :class:`TrainConfig` (over the steps).
     xi, eps, power_iterations : of ``vat.vat_loss`` (L2 over all pixels of [0, 1] images).
     alpha : weight of the LDS term; ``entropy_min`` adds the conditional entropy of the
         unlabelled predictions (VAT + EntMin in the paper).
@@ -177,6 +206,10 @@ class VatConfig:
     unlabelled_batch: int = 128
     steps: int = 1500
     lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
     xi: float = 1e-6
     eps: float = 2.0
     power_iterations: int = 1
@@ -210,7 +243,9 @@ class VatConfig:
         v.number("alpha", self.alpha, 0, hint="weight of the LDS term")
         v.flag("entropy_min", self.entropy_min)
         v.flag("supervised_only", self.supervised_only)
+        _optimiser(self)
         check_dataset(self.dataset)
+        check_arch_data(self.arch, self.dataset)
 
 
 @dataclass(frozen=True)
@@ -219,9 +254,10 @@ class DetectorConfig:
 
     Attributes
     ----------
-    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``).
-    dataset : as in :class:`TrainConfig` (any grey set, resized to the 1×28×28 the detector
-        and its target take).
+    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``), or
+        an in-memory ``nn.Module``; ``target_card``: its card when it has none.
+    dataset : as in :class:`TrainConfig`: any set, fitted to the target's input shape (its
+        card's, resized when the sizes differ and said so); the detector takes that shape.
     attacks : ``"fgsm"`` and/or ``"pgd"``; training images are split evenly among them.
     eps : L-inf radius of the attacks, pixel scale [0, 1].
     pgd_steps : PGD steps (step ``eps / 4``, random start).
@@ -236,6 +272,7 @@ class DetectorConfig:
     """
 
     target: str = "digits-cnn"
+    target_card: ModelCard | None = None
     dataset: str = "digits"
     attacks: tuple[str, ...] = ("fgsm", "pgd")
     eps: float = 0.1
@@ -258,5 +295,5 @@ class DetectorConfig:
         for name in ("pgd_steps", "train_images", "test_images", "epochs", "batch_size"):
             v.whole(name, getattr(self, name), 1)
         v.number("threshold", self.threshold, 0.0, 1.0, hint="a probability")
-        v.text("target", self.target, empty=False, hint="a classifier, e.g. 'digits-cnn'")
+        check_model_fields(self, "target", "target_card")
         check_dataset(self.dataset)

@@ -29,13 +29,14 @@ from torch import nn
 from advstudio.core.attacks import eval_mode, fgsm, pgd
 from advstudio.core.data import load_digits
 from advstudio.core.defence.common import (
+    IMAGE_SHAPE,
     atomic_save,
     check_data,
     count_parameters,
     cpu_state,
-    defence_sets,
     fake_digits,
     heldout_digits,
+    model_sets,
     subset,
 )
 from advstudio.core.defence.config import DetectorConfig
@@ -52,25 +53,39 @@ DRY_RUN_IMAGES = 16
 
 
 class DetectorNet(nn.Sequential):
-    """A small CNN on 1x28x28 images in [0, 1] returning one logit: "this input is adversarial"
-    (conv 16 - pool - conv 32 - pool - fc 64 - fc 1, about 0.1 M parameters)."""
+    """A small CNN on C×H×W images in [0, 1] returning one logit: "this input is adversarial"
+    (conv 16 - pool - conv 32 - pool - fc 64 - fc 1, about 0.1 M parameters on 1×28×28).
+    ``features``: the flattened size after the two pools, 32 × (H // 4) × (W // 4)
+    (:meth:`for_shape`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = 1, features: int = 32 * 7 * 7) -> None:
         super().__init__(
-            nn.Conv2d(1, 16, 3, padding=1),
+            nn.Conv2d(channels, 16, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(32 * 7 * 7, 64),
+            nn.Linear(features, 64),
             nn.ReLU(),
             nn.Linear(64, 1),
         )
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         return super().forward((x01 - 0.5) * 2.0).squeeze(1)
+
+    @classmethod
+    def for_shape(cls, shape: tuple[int, int, int]) -> DetectorNet:
+        c, h, w = (int(s) for s in shape)
+        if min(h, w) < 4:
+            raise ConfigError(f"the detector needs images of at least 4×4, not {h}×{w}")
+        return cls(c, 32 * (h // 4) * (w // 4))
+
+    @classmethod
+    def for_state(cls, state: dict[str, torch.Tensor]) -> DetectorNet:
+        """The network a saved ``state`` fits (its channels and flattened size)."""
+        return cls(int(state["0.weight"].shape[1]), int(state["7.weight"].shape[1]))
 
 
 class ClassifyOrReject:
@@ -105,7 +120,7 @@ def load_detector(path: str, device: str | torch.device = "cpu") -> DetectorNet:
     """A detector saved by :func:`train_detector` (``save_path``), in eval mode."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        net = DetectorNet()
+        net = DetectorNet.for_state(state)
         net.load_state_dict(state)
     except Exception as exc:
         raise ModelLoadError(
@@ -134,9 +149,10 @@ class DetectorResult:
     detector_state: dict[str, torch.Tensor]
     save_path: str = ""
     logs: list[str] = field(default_factory=list)
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE
 
     def detector(self, device: str | torch.device = "cpu") -> DetectorNet:
-        net = DetectorNet()
+        net = DetectorNet.for_shape(self.input_shape)
         net.load_state_dict(self.detector_state)
         return net.to(device).eval()
 
@@ -239,7 +255,7 @@ class DetectorTraining:
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.detector = DetectorNet().to(device)
+            self.detector = DetectorNet.for_shape(train[0].shape[1:]).to(device)
         self.optimizer = torch.optim.Adam(self.detector.parameters(), lr=config.lr)
         n = len(train[0])
         self.batch_size = min(config.batch_size, n)
@@ -336,32 +352,45 @@ def train_detector(
     per step ``Metrics(step, {loss, batch_acc})``, per epoch ``Metrics(step, {epoch,
     train_loss, detection_rate, false_alarm_rate})``. Returns a :class:`DetectorResult`.
 
-    ``data``: optional ``(x, y)`` training images instead of ``config.dataset``'s train split
-    (any grey set, resized to 1×28×28: :func:`~advstudio.core.defence.common.defence_sets`).
+    ``data``: optional ``(x, y)`` training images of the target's input shape instead of
+    ``config.dataset``'s train split (any set of the target's channels, resized to its height
+    and width: :func:`~advstudio.core.defence.common.model_sets`). The detector takes the
+    target's input shape.
     """
     device = pick_device(config.device)
-    target = load_model(config.target, device).eval()
-    if not isinstance(target, Classifier) or tuple(target.input_shape) != (1, 28, 28):
+    target = load_model(config.target, device, card=config.target_card).eval()
+    if not isinstance(target, Classifier):
         raise ConfigError(
-            f"the detector works on 1x28x28 digits; {config.target} takes "
-            f"{getattr(target, 'input_shape', '?')} input"
+            f"the detector guards a classifier of [0, 1] images; {config.target} is not one"
         )
+    shape = tuple(int(s) for s in target.input_shape)
     target.requires_grad_(False)  # frozen: attacks need input gradients only
     data_logs: list[str] = []
     if config.dry_run:
-        train = fake_digits(DRY_RUN_IMAGES, config.seed)
-        test = fake_digits(DRY_RUN_IMAGES, config.seed + 2)
-    elif data is not None or config.dataset == "digits":
+        train = fake_digits(DRY_RUN_IMAGES, config.seed, shape, target.num_classes)
+        test = fake_digits(DRY_RUN_IMAGES, config.seed + 2, shape, target.num_classes)
+    elif shape == IMAGE_SHAPE and (data is not None or config.dataset == "digits"):
         train = subset(
             check_data(data) if data is not None else load_digits("train"),
             config.train_images,
             config.seed,
         )
         test = heldout_digits(config.test_images, config.seed)
+    elif data is not None:  # another shape: a fifth of the given images is held out
+        x, y = subset(check_data(data, "data", shape, target.num_classes), 0, config.seed)
+        cut = max(1, len(x) // 5)
+        test = subset((x[:cut], y[:cut]), config.test_images, config.seed)
+        train = subset((x[cut:], y[cut:]), config.train_images, config.seed)
     else:
-        train, test, data_logs = defence_sets(
-            config.dataset, config.test_images, config.seed, train_images=config.train_images
+        sets = model_sets(
+            config.dataset,
+            shape,
+            target.num_classes,
+            config.test_images,
+            config.seed,
+            train_images=config.train_images,
         )
+        train, test, data_logs = sets.train, sets.held, sets.lines
     attacks = tuple(config.attacks)
     pgd_steps = 1 if config.dry_run else config.pgd_steps
     rng = torch.Generator().manual_seed(config.seed)
@@ -467,4 +496,5 @@ def train_detector(
         detector_state=state,
         save_path=save_path,
         logs=logs,
+        input_shape=shape,
     )

@@ -54,18 +54,24 @@ from advstudio.core.certify.ibp import ibp_loss, ibp_schedule
 from advstudio.core.certify.smoothing import gaussian_noise
 from advstudio.core.certify.trades import trades_loss
 from advstudio.core.data import DIGIT_CLASSES, load_digits
+from advstudio.core.data.spec import describe_shape
 from advstudio.core.defence.common import (
+    IMAGE_SHAPE,
     Data,
     PrivateRng,
-    atomic_save,
+    TrainingSets,
+    apply_schedule,
     check_data,
     count_parameters,
     cpu_state,
-    defence_sets,
+    dry_run_geometry,
     fake_digits,
     heldout_digits,
     load_checkpoint,
+    make_optimizer,
     save_checkpoint,
+    save_model,
+    training_sets,
 )
 from advstudio.core.defence.config import TrainConfig
 from advstudio.core.defence.robustness import iter_robust_accuracy, overfitting_warning
@@ -84,6 +90,7 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress, relay
 from advstudio.core.models.architectures import ARCHITECTURES
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.names import DIGIT_ARCHITECTURES
 from advstudio.core.models.registry import builtin_meta
 from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
 
@@ -110,8 +117,9 @@ class TrainResult:
 
     ``history``: one dict per epoch (``epoch``, ``step``, ``train_loss``, ``train_acc``,
     ``seconds``, plus ``clean_acc``, ``fgsm_acc``, ``pgd_acc`` when evaluated); ``metrics``: the
-    last evaluation and training loss; ``state_dict``: the *network's* weights on the CPU (load
-    into ``ARCHITECTURES[arch]()``; :meth:`classifier` wraps them); ``parameters``: their count.
+    last evaluation and training loss; ``state_dict``: the *network's* weights on the CPU
+    (:meth:`classifier` wraps them); ``parameters``: their count; ``input_shape`` and
+    ``class_names``: what the network takes and answers (the data set's).
     """
 
     config: TrainConfig
@@ -122,30 +130,53 @@ class TrainResult:
     save_path: str = ""
     checkpoint_path: str = ""
     logs: list[str] = field(default_factory=list)
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE
+    class_names: list[str] = field(default_factory=lambda: list(DIGIT_CLASSES))
 
     def classifier(self, device: str | torch.device = "cpu") -> Classifier:
         """The trained model as a :class:`Classifier` on [0, 1] images, in eval mode."""
-        return trained_classifier(self.config.arch, self.state_dict, device)
+        return trained_classifier(
+            self.config.arch, self.state_dict, device, self.input_shape, self.class_names
+        )
 
 
-def build_classifier(arch: str) -> Classifier:
-    """A fresh ``arch`` net in the :class:`Classifier` wrapper with the digits' mean/std."""
-    meta = builtin_meta().get(arch, {"mean": [0.1307], "std": [0.3081]})
+def build_classifier(
+    arch: str,
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE,
+    class_names: list[str] | None = None,
+) -> Classifier:
+    """A fresh ``arch`` net in the :class:`Classifier` wrapper: a digit network with the
+    digits' mean/std; any other built by ``models.builders.build`` for ``input_shape`` with
+    ``len(class_names)`` outputs (default: the ten digits), taking [0, 1] pixels as they are."""
+    if arch in ARCHITECTURES:
+        meta = builtin_meta().get(arch, {"mean": [0.1307], "std": [0.3081]})
+        names = class_names if class_names and len(class_names) == 10 else DIGIT_CLASSES
+        return Classifier(
+            ARCHITECTURES[arch](),
+            (1, 28, 28),
+            names,
+            meta["mean"],
+            meta["std"],
+            name=f"{arch} ({arch} trained here)",
+        )
+    from advstudio.core.models.builders import build
+
+    names = list(class_names or DIGIT_CLASSES)
+    shape = tuple(int(s) for s in input_shape)
     return Classifier(
-        ARCHITECTURES[arch](),
-        (1, 28, 28),
-        DIGIT_CLASSES,
-        meta["mean"],
-        meta["std"],
-        name=f"{arch} ({arch} trained here)",
+        build(arch, len(names), shape), shape, names, name=f"{arch} ({arch} trained here)"
     )
 
 
 def trained_classifier(
-    arch: str, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu"
+    arch: str,
+    state_dict: dict[str, torch.Tensor],
+    device: str | torch.device = "cpu",
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE,
+    class_names: list[str] | None = None,
 ) -> Classifier:
     """:func:`build_classifier` with trained weights, on ``device``, in eval mode."""
-    model = build_classifier(arch)
+    model = build_classifier(arch, input_shape, class_names)
     model.net.load_state_dict(state_dict)
     return model.to(device).eval()
 
@@ -173,7 +204,10 @@ class AdversarialTrainer:
 
     Under ``torchrun`` (see :mod:`advstudio.core.distributed`) each process trains on its rows
     of every batch through ``parallel``, the model in ``DistributedDataParallel``; ``model``
-    itself serves the attacks, the evaluation and the state dicts.
+    itself serves the attacks, the evaluation and the state dicts. ``input_shape`` and
+    ``class_names``: the data's, for the network built (default: the digits').
+    ``total_steps``: the run's length, which a learning-rate schedule spans (set by
+    :class:`EpochTraining`).
     """
 
     def __init__(
@@ -181,16 +215,19 @@ class AdversarialTrainer:
         config: TrainConfig,
         device: str | torch.device = "cpu",
         model: Classifier | None = None,
+        input_shape: tuple[int, int, int] = IMAGE_SHAPE,
+        class_names: list[str] | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
         if model is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)
-                model = build_classifier(config.arch)
+                model = build_classifier(config.arch, input_shape, class_names)
         self.model = model.to(self.device).train()
         self.parallel = data_parallel(self.model, self.device)  # the model itself in one process
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = make_optimizer(self.model.parameters(), config)
+        self.total_steps = 0
         self.rng = torch.Generator().manual_seed(config.seed)
         self.dropout_rng = PrivateRng(config.seed + 1, self.device)
         self.noise_rng = torch.Generator(self.device).manual_seed(config.seed + NOISE_SEED_OFFSET)
@@ -357,9 +394,14 @@ class AdversarialTrainer:
         or above ``max_loss`` or the gradient is not finite, so the weights stay good."""
         values = dict(zip(self.keys, self.gradients(x, y).tolist()))
         self.divergence.check(values, self.step + 1)
+        self.update()
+        return values
+
+    def update(self) -> None:
+        """The optimiser step at the schedule's learning rate for this step."""
+        apply_schedule(self.optimizer, self.config, self.step, self.total_steps)
         self.optimizer.step()
         self.step += 1
-        return values
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint needs, tensors and plain values only."""
@@ -396,20 +438,50 @@ class AdversarialTrainer:
 
 def training_data(config: TrainConfig, data: Any = None) -> Data:
     """The training set: ``data`` validated, else the 4,000 bundled training digits (dry run:
-    8 random-pixel images, or the first 8 of ``data``)."""
+    8 random-pixel images, or the first 8 of ``data``). ``data`` for a digit network is
+    (N, 1, 28, 28) of 10 classes; for any other architecture any (N, C, H, W)."""
     if data is not None:
-        x, y = check_data(data)
+        digit_net = config.arch in DIGIT_ARCHITECTURES
+        x, y = check_data(data) if digit_net else check_data(data, shape=None, num_classes=None)
         return (x[:DRY_RUN_IMAGES], y[:DRY_RUN_IMAGES]) if config.dry_run else (x, y)
     if config.dry_run:
-        return fake_digits(DRY_RUN_IMAGES, config.seed)
+        shape, names = dry_run_geometry(config.arch, config.dataset)
+        return fake_digits(DRY_RUN_IMAGES, config.seed, shape, len(names))
     return load_digits("train")
 
 
-def dataset_split(config: TrainConfig) -> tuple[Data, Data, list[str]]:
-    """A non-digit ``config.dataset``'s (train split, ``eval_images`` of its test split, log
-    lines), checked for the digit architectures (:func:`~advstudio.core.defence.common.
-    defence_sets`: grey only, resized to 28×28 and said so)."""
-    return defence_sets(config.dataset, config.eval_images, config.seed)
+def dataset_split(config: TrainConfig) -> TrainingSets:
+    """A non-digit ``config.dataset`` for ``config.arch``: the train split, ``eval_images`` of
+    its test split, the shape, class names and log lines
+    (:func:`~advstudio.core.defence.common.training_sets`: at the native shape, or grey
+    resized to 28×28 for the digit networks, and said so)."""
+    return training_sets(config.dataset, config.arch, config.eval_images, config.seed)
+
+
+def _geometry(
+    config: TrainConfig, x: torch.Tensor, y: torch.Tensor, class_names: list[str] | None
+) -> tuple[tuple[int, int, int], list[str]]:
+    """The network's input shape and class names for training on ``(x, y)``: the digits' for
+    a digit network, else ``x``'s shape and ``class_names`` (default: the set's known names,
+    else one per label up to the largest); checked against ``config.arch``."""
+    from advstudio.core.defence.defaults import check_arch_data
+
+    if config.arch in DIGIT_ARCHITECTURES:
+        return IMAGE_SHAPE, list(class_names or DIGIT_CLASSES)
+    shape = tuple(int(s) for s in x.shape[1:])
+    if class_names is None:
+        if config.dry_run:
+            class_names = dry_run_geometry(config.arch, config.dataset)[1]
+        elif config.dataset == "digits":
+            class_names = list(DIGIT_CLASSES)
+        else:
+            class_names = [str(i) for i in range(max(int(y.max()) + 1, 2))]
+    if len(y) and int(y.max()) >= len(class_names):
+        raise ConfigError(
+            f"data: label {int(y.max())} is out of range for {len(class_names)} classes"
+        )
+    check_arch_data(config.arch, config.dataset, shape, len(class_names))
+    return shape, list(class_names)
 
 
 Evaluate = Callable[[Classifier], dict[str, float]]
@@ -441,6 +513,7 @@ class EpochTraining:
         config = trainer.config
         self.per_epoch = 1 if config.dry_run else trainer.steps_per_epoch(len(data[0]), batch_size)
         self.total = self.per_epoch * epochs
+        trainer.total_steps = self.total
         self._batches: Iterator[Data] | None = None
         self._losses: list[float] = []
         self._accs: list[float] = []
@@ -472,8 +545,7 @@ class EpochTraining:
         return values
 
     def apply(self) -> None:
-        self.trainer.optimizer.step()
-        self.trainer.step += 1
+        self.trainer.update()
 
     def after_step(self) -> Generator[Event, None, None]:
         t = self.trainer
@@ -539,26 +611,42 @@ class EpochTraining:
         self.trainer.load_state_dict(state)
 
 
-def _eval_set(config: TrainConfig, given: Data | None) -> tuple[Data, int]:
+def _eval_set(
+    config: TrainConfig,
+    given: Data | None,
+    shape: tuple[int, int, int] = IMAGE_SHAPE,
+    classes: int = 10,
+) -> tuple[Data, int]:
     """The held-out set and the PGD steps of its evaluation (dry run: 8 random-pixel images
-    and at most 2 steps; ``eval_images`` 0: none); ``given``: a data set's own test split."""
+    of ``shape`` and at most 2 steps; ``eval_images`` 0: none); ``given``: a data set's own
+    test split."""
     if config.dry_run:
-        return fake_digits(DRY_RUN_IMAGES, config.seed + 2), min(2, config.eval_pgd_steps)
+        return fake_digits(DRY_RUN_IMAGES, config.seed + 2, shape, classes), min(
+            2, config.eval_pgd_steps
+        )
     if config.eval_images:
+        if given is None and tuple(shape) != IMAGE_SHAPE:
+            return (torch.empty(0, *shape), torch.empty(0, dtype=torch.long)), 1
         eval_set = given if given is not None else heldout_digits(config.eval_images, config.seed)
         return eval_set, config.eval_pgd_steps
-    return (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)), 1
+    return (torch.empty(0, *shape), torch.empty(0, dtype=torch.long)), 1
 
 
 def train_classifier(
-    config: TrainConfig, data: Any = None, *, evaluate: Evaluate | None = None
+    config: TrainConfig,
+    data: Any = None,
+    *,
+    evaluate: Evaluate | None = None,
+    class_names: list[str] | None = None,
 ) -> Generator[Event, None, TrainResult]:
-    """Train a digit classifier by ``config.recipe`` (a job: drive it with ``jobs.drive``).
+    """Train a classifier of ``config.arch`` on ``config.dataset`` by ``config.recipe`` (a job:
+    drive it with ``jobs.drive``).
 
-    ``data``: an optional ``(x, y)`` pair to train on instead of the bundled training digits,
-    x float (N, 1, 28, 28) in [0, 1] (or uint8), y int64 classes (N,). This is how the
-    poisoning lab trains on a poisoned set. ``evaluate(model)``: the epoch hook, figures to
-    record after every epoch instead of the held-out robust accuracy (see
+    ``data``: an optional ``(x, y)`` pair to train on instead of the data set's train split,
+    x float (N, C, H, W) in [0, 1] (or uint8; (N, 1, 28, 28) for a digit network), y int64
+    classes (N,), with ``class_names`` naming them (default: the data set's, or one per label).
+    This is how the poisoning lab trains on a poisoned set. ``evaluate(model)``: the epoch
+    hook, figures to record after every epoch instead of the held-out robust accuracy (see
     :class:`EpochTraining`; the poisoning lab measures its victim with it).
 
     Yields every step ``Metrics(step, {loss, batch_acc, [adv_batch_acc,] grad_norm})`` and
@@ -580,7 +668,8 @@ def train_classifier(
         if data is None and not config.dry_run and config.dataset != "digits"
         else None
     )
-    x, y = sets[0] if sets else training_data(config, data)
+    x, y = sets.train if sets else training_data(config, data)
+    shape, names = (sets.shape, sets.class_names) if sets else _geometry(config, x, y, class_names)
     batch_size = min(config.batch_size, len(x)) if config.dry_run else config.batch_size
     if batch_size > len(x):
         raise ConfigError(
@@ -588,7 +677,7 @@ def train_classifier(
             f"({len(x)} images); allowed: 1 to {len(x)}"
         )
     check_batch(batch_size)
-    eval_set, eval_pgd_steps = _eval_set(config, sets[1] if sets else None)
+    eval_set, eval_pgd_steps = _eval_set(config, sets.held if sets else None, shape, len(names))
     save_path = "" if config.dry_run else config.save_path
     main = is_main()
     if config.recipe in LOSS_RECIPES and world().size > 1:
@@ -596,7 +685,7 @@ def train_classifier(
             f"the {config.recipe!r} recipe trains in one process only "
             f"(its loss runs passes DistributedDataParallel cannot synchronise)"
         )
-    trainer = AdversarialTrainer(config, device)
+    trainer = AdversarialTrainer(config, device, input_shape=shape, class_names=names)
     epochs = 1 if config.dry_run else config.epochs
     run = EpochTraining(trainer, (x, y), batch_size, epochs, eval_set, eval_pgd_steps, evaluate)
     source = "given" if data is not None else ("random fake" if config.dry_run else config.dataset)
@@ -605,7 +694,16 @@ def train_classifier(
         f"({count_parameters(trainer.model.net):,} parameters)"
         + (f" at sigma {config.sigma:g}" if config.recipe == "noise" else "")
         + (f" at eps {config.eps:g}" if config.recipe not in ("standard", "noise") else "")
-        + f": {len(x)} {source} images, batch {batch_size}, {run.total} steps on "
+        + f": {len(x)} {source} images ({describe_shape(shape)}, {len(names)} classes), "
+        + f"batch {batch_size}"
+        + (
+            f", {config.optimizer} lr {config.lr:g}"
+            + (f" wd {config.weight_decay:g}" if config.weight_decay else "")
+            + (f", {config.schedule} schedule" if config.schedule != "constant" else "")
+            if (config.optimizer, config.schedule, config.weight_decay) != ("adam", "constant", 0)
+            else ""
+        )
+        + f", {run.total} steps on "
         + describe(device)
         + (" (dry run)" if config.dry_run else "")
     )
@@ -640,15 +738,14 @@ def train_classifier(
         dry_run=config.dry_run,
         divergence=trainer.divergence,
     )
-    logs: list[str] = list(sets[2]) if sets else []
+    logs: list[str] = list(sets.lines) if sets else []
     for line in logs:
         yield Log(line)
     saved = yield from relay(fit(run, plan), keeping_logs(logs))
     trainer.model.eval()
     state = cpu_state(trainer.model.net)
     if save_path and main:
-        atomic_save(state, save_path)
-        text = f"Saved the trained weights to {save_path} (load as model file:{save_path})."
+        text = save_model(state, save_path, config.arch, trainer.model)
         logs.append(text)
         yield Log(text)
     evaluated = [h for h in trainer.history if "clean_acc" in h]
@@ -668,4 +765,6 @@ def train_classifier(
         save_path=save_path,
         checkpoint_path=saved,
         logs=logs,
+        input_shape=shape,
+        class_names=names,
     )

@@ -30,6 +30,7 @@ run collapsed to 20.6 %). :func:`train_vat`'s supervised pass runs in train mode
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,21 +39,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from advstudio.core.attacks import eval_mode
-from advstudio.core.data import load_digits
+from advstudio.core.data import DIGIT_CLASSES, load_digits
 from advstudio.core.defence.common import (
+    IMAGE_SHAPE,
     Data,
     PrivateRng,
-    atomic_save,
+    apply_schedule,
     check_data,
     count_parameters,
     cpu_state,
-    defence_sets,
+    dry_run_geometry,
     fake_digits,
     heldout_digits,
     load_checkpoint,
+    make_optimizer,
     save_checkpoint,
+    save_model,
+    training_sets,
 )
 from advstudio.core.defence.config import VatConfig, check_vat_args
+from advstudio.core.defence.defaults import check_arch_data
 from advstudio.core.defence.robustness import robust_accuracy
 from advstudio.core.defence.train import build_classifier, trained_classifier
 from advstudio.core.devices import describe, pick_device
@@ -68,6 +74,7 @@ from advstudio.core.distributed import (
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, relay
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.names import DIGIT_ARCHITECTURES
 from advstudio.core.training import CheckpointFile, Divergence, Plan, fit, keeping_logs
 
 CHECKPOINT_KIND = "vat"
@@ -215,9 +222,13 @@ class VatResult:
     save_path: str = ""
     checkpoint_path: str = ""
     logs: list[str] = field(default_factory=list)
+    input_shape: tuple[int, int, int] = IMAGE_SHAPE
+    class_names: list[str] = field(default_factory=lambda: list(DIGIT_CLASSES))
 
     def classifier(self, device: str | torch.device = "cpu") -> Classifier:
-        return trained_classifier(self.config.arch, self.state_dict, device)
+        return trained_classifier(
+            self.config.arch, self.state_dict, device, self.input_shape, self.class_names
+        )
 
 
 def split_labelled(
@@ -283,15 +294,18 @@ class VatTraining:
         eval_set: Data,
         steps: int,
         device: torch.device,
+        input_shape: tuple[int, int, int] = IMAGE_SHAPE,
+        class_names: list[str] | None = None,
     ) -> None:
         self.config, self.data, self.labelled, self.eval_set = config, data, labelled, eval_set
         self.steps, self.device = steps, device
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.model = build_classifier(config.arch).to(device).train()
+            model = build_classifier(config.arch, input_shape, class_names)
+            self.model = model.to(device).train()
         self.parallel = data_parallel(self.model, device)  # the model itself in one process
         self.pixel_model = PixelNet(self.model)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = make_optimizer(self.model.parameters(), config)
         self.rng = torch.Generator().manual_seed(config.seed)
         self.dropout_rng = PrivateRng(config.seed + 1, device)
         self.lab = _Cycle(labelled, config.labelled_batch, self.rng)
@@ -348,6 +362,7 @@ class VatTraining:
         return dict(zip(self.keys, scalars.tolist()))
 
     def apply(self) -> None:
+        apply_schedule(self.optimizer, self.config, self.step, self.steps)
         self.optimizer.step()
         self.step += 1
 
@@ -415,17 +430,28 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     """
     device = pick_device(config.device)
     data_logs: list[str] = []
+    digit_net = config.arch in DIGIT_ARCHITECTURES
+    shape, names = IMAGE_SHAPE, list(DIGIT_CLASSES)
     classes = 10
     if data is not None:
-        x, y = check_data(data)
+        x, y = check_data(data) if digit_net else check_data(data, shape=None, num_classes=None)
+        if not digit_net:
+            shape = tuple(int(s) for s in x.shape[1:])
+            classes = max(int(y.max()) + 1, 2)
+            names = [str(i) for i in range(classes)]
+            check_arch_data(config.arch, config.dataset, shape, classes)
     elif config.dry_run:
-        x, y = fake_digits(DRY_RUN_IMAGES, config.seed)
-        y = torch.arange(DRY_RUN_IMAGES) % 10
+        shape, names = dry_run_geometry(config.arch, config.dataset)
+        classes = len(names)
+        x, y = fake_digits(4 * classes if classes > 10 else DRY_RUN_IMAGES, config.seed, shape)
+        y = torch.arange(len(x)) % classes
     elif config.dataset == "digits":
         x, y = load_digits("train")
     else:
-        (x, y), held_out, data_logs = defence_sets(config.dataset, config.eval_images, config.seed)
-        classes = int(y.max()) + 1
+        sets = training_sets(config.dataset, config.arch, config.eval_images, config.seed)
+        (x, y), held_out, data_logs = sets.train, sets.held, sets.lines
+        shape, names = sets.shape, sets.class_names
+        classes = int(y.max()) + 1 if digit_net else len(names)
     per_class = min(config.labels_per_class, 2) if config.dry_run else config.labels_per_class
     labelled, unlabelled = split_labelled(y, per_class, config.seed, classes)
     use_vat = not config.supervised_only
@@ -435,17 +461,25 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
             "VAT needs unlabelled ones (or set supervised_only)"
         )
     if config.dry_run:
-        eval_set = fake_digits(8, config.seed + 2)
+        eval_set = fake_digits(8, config.seed + 2, shape, len(names))
     elif data_logs:
         eval_set = held_out
-    elif config.eval_images:
+    elif config.eval_images and shape == IMAGE_SHAPE:
         eval_set = heldout_digits(config.eval_images, config.seed)
     else:  # no evaluation
-        eval_set = (torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long))
+        eval_set = (torch.empty(0, *shape), torch.empty(0, dtype=torch.long))
     steps = 1 if config.dry_run else config.steps
     save_path = "" if config.dry_run else config.save_path
     run = VatTraining(
-        config, (x, y), labelled, unlabelled if use_vat else None, eval_set, steps, device
+        config,
+        (x, y),
+        labelled,
+        unlabelled if use_vat else None,
+        eval_set,
+        steps,
+        device,
+        shape,
+        names,
     )
     lab, unl = run.lab, run.unl
     check_batch(lab.batch, "labelled_batch")
@@ -497,8 +531,7 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     run.model.eval()
     weights = cpu_state(run.model.net)
     if save_path and run.main:
-        atomic_save(weights, save_path)
-        text = f"Saved the trained weights to {save_path} (load as model file:{save_path})."
+        text = save_model(weights, save_path, config.arch, run.model)
         logs.append(text)
         yield Log(text)
     history = run.history
@@ -513,7 +546,33 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
         save_path=save_path,
         checkpoint_path=saved,
         logs=logs,
+        input_shape=shape,
+        class_names=names,
     )
+
+
+@contextmanager
+def lds_mode(model: nn.Module, batch_stats: bool) -> Iterator[nn.Module]:
+    """The mode the LDS term runs in: eval mode (dropout off; the digit networks, as before),
+    or with ``batch_stats`` BatchNorm on the unlabelled batch's own statistics without
+    updating its running ones, as Miyato et al.'s code does (``update_batch_stats=False``).
+    A BatchNorm net (small-cnn, the ResNets) whose LDS gradient flows through frozen running
+    statistics collapsed to one class within 40 steps on the colour shapes; with batch
+    statistics it learns. Every flag and momentum is restored afterwards."""
+    with eval_mode(model):
+        if not batch_stats:
+            yield model
+            return
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        saved = [(m, m.momentum) for m in norms]
+        for m in norms:
+            m.train()
+            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+        try:
+            yield model
+        finally:
+            for m, momentum in saved:
+                m.momentum = momentum
 
 
 def vat_step_keys(config: VatConfig) -> tuple[str, ...]:
@@ -558,7 +617,7 @@ def vat_gradients(
     ce = F.cross_entropy(logits_l, yl)
     loss, scalars = labelled.scale(ce), [ce.detach()]
     if xu is not None:
-        with eval_mode(pixel_model):
+        with lds_mode(pixel_model, batch_stats=config.arch not in DIGIT_ARCHITECTURES):
             if config.entropy_min:
                 logits_u = pixel_model(xu)  # with gradient: the entropy term trains on it
             else:

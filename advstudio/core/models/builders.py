@@ -1,6 +1,6 @@
 """Architectures a state_dict or safetensors file may name in its card (``architecture``).
 
-The digit built-ins (1×28×28, 10 classes), the CIFAR networks of
+The digit built-ins (1×28×28, 10 classes), ``small-cnn`` (any C×H×W), the CIFAR networks of
 :mod:`advstudio.core.models.cifar` (RobustBench's module names) and torchvision's classifiers,
 each built with the card's number of classes and no download.
 """
@@ -14,28 +14,9 @@ from torch import nn
 from advstudio.core.errors import ModelLoadError
 from advstudio.core.models import cifar
 from advstudio.core.models.architectures import ARCHITECTURES
+from advstudio.core.models.names import GENERIC_ARCHITECTURES, TORCHVISION_ARCHITECTURES
+from advstudio.core.models.small import SmallCNN
 
-TORCHVISION_ARCHITECTURES = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "wide_resnet50_2",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "efficientnet_b0",
-    "efficientnet_b1",
-    "vgg11",
-    "vgg11_bn",
-    "vgg16",
-    "vgg16_bn",
-    "densenet121",
-    "convnext_tiny",
-    "vit_b_16",
-    "regnet_y_400mf",
-    "shufflenet_v2_x1_0",
-)
 CIFAR_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     "preact-resnet18": cifar.PreActResNet18,
     "cifar-resnet18": cifar.CifarResNet18,
@@ -45,7 +26,12 @@ CIFAR_ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
 
 
 def architecture_names() -> list[str]:
-    return [*ARCHITECTURES, *CIFAR_ARCHITECTURES, *TORCHVISION_ARCHITECTURES]
+    return [
+        *ARCHITECTURES,
+        *GENERIC_ARCHITECTURES,
+        *CIFAR_ARCHITECTURES,
+        *TORCHVISION_ARCHITECTURES,
+    ]
 
 
 def build(
@@ -66,6 +52,8 @@ def build(
                 f"says {list(input_shape)} and {num_classes} classes"
             )
         return ARCHITECTURES[name]()
+    if name == "small-cnn":
+        return SmallCNN(input_shape[0], num_classes)
     if name == "preact-resnet18":
         return cifar.PreActResNet18(num_classes, bn_before_fc="bn.weight" in state_keys)
     if name in CIFAR_ARCHITECTURES:

@@ -6,6 +6,8 @@ normalisation, the pixel scale or the class names, which is why a card is still 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -43,11 +45,33 @@ class ProbeResult:
         return f"a probe found {shape} input and {self.num_classes} classes (tried {tried})"
 
 
+_watcher: Callable[[str, tuple[int, ...]], None] | None = None
+
+
+@contextmanager
+def watching_forwards(watcher: Callable[[str, tuple[int, ...]], None]):
+    """Call ``watcher("start", shape)`` before and ``watcher("end", shape)`` after each probe
+    forward inside the block: the probe's child process reports them, so its parent can time
+    each forward pass (:mod:`advstudio.core.models.isolation`)."""
+    global _watcher
+    previous, _watcher = _watcher, watcher
+    try:
+        yield
+    finally:
+        _watcher = previous
+
+
 def forward_classes(net: nn.Module, shape: tuple[int, ...]) -> int:
     """The number of logits ``net`` returns for one blank image of ``shape``; raises whatever
     the net raises, or ValueError when the output is not (1, K) logits."""
+    watcher = _watcher
+    if watcher is not None:
+        watcher("start", tuple(shape))
     with torch.no_grad():
-        out = first_tensor(net(torch.zeros(1, *shape)))
+        out = net(torch.zeros(1, *shape))
+    if watcher is not None:
+        watcher("end", tuple(shape))
+    out = first_tensor(out)
     if out.dim() != 2 or out.shape[0] != 1:
         raise ValueError(f"the model returns shape {tuple(out.shape)}, not (1, classes) logits")
     return int(out.shape[1])

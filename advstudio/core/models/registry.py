@@ -1,12 +1,14 @@
 """One interface to every classifier advstudio can attack.
 
-Three sources, each a :class:`ModelSpec`:
+Four sources, each a :class:`ModelSpec`:
 
 - ``builtin``: the digit classifiers shipped in ``resources/models`` (offline, instant);
 - ``torchvision``: ImageNet classifiers from the torchvision zoo; their weights are downloaded on
   request (see :mod:`advstudio.core.models.download`) and cached by torch.hub;
 - ``user``: a file of the user's in any standard format, described by its model card (see
-  :mod:`advstudio.core.models.user`). Never unpickles arbitrary objects.
+  :mod:`advstudio.core.models.user`). Never unpickles arbitrary objects;
+- ``memory``: an ``nn.Module`` of the user's Python session with its card, ``memory:<name>``
+  (see :mod:`advstudio.core.models.memory`).
 
 Every loader returns a :class:`Classifier` in eval mode on the requested device, built from a
 card (:mod:`advstudio.core.models.card`): the built-ins' (digits mean/std), the zoo's
@@ -23,12 +25,21 @@ from pathlib import Path
 import torch
 
 from advstudio.core.errors import ModelLoadError
+from advstudio.core.jobs import Job, Progress
 from advstudio.core.models.architectures import ARCHITECTURES
 from advstudio.core.models.card import ModelCard
 from advstudio.core.models.classifier import Classifier
+from advstudio.core.models.isolation import PROBE_TIMEOUT_S, load_user_model_job
 from advstudio.core.models.user import classifier_from_card, load_user_model
 
-__all__ = ["load_model", "load_user_model", "load_builtin", "load_torchvision", "list_models"]
+__all__ = [
+    "load_model",
+    "load_model_job",
+    "load_user_model",
+    "load_builtin",
+    "load_torchvision",
+    "list_models",
+]
 from advstudio.core.resources import resources_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -106,8 +117,26 @@ def torchvision_specs() -> list[ModelSpec]:
     ]
 
 
+def memory_specs() -> list[ModelSpec]:
+    """The in-memory models registered in this session, with their cards' geometry."""
+    from advstudio.core.models.memory import PREFIX, registered
+
+    return [
+        ModelSpec(
+            key,
+            card.name or key[len(PREFIX) :],
+            "memory",
+            f"in-memory model ({'×'.join(map(str, card.input_shape))}, "
+            f"{len(card.class_names)} classes)",
+            card.input_shape,
+            len(card.class_names),
+        )
+        for key, card in registered().items()
+    ]
+
+
 def list_models() -> list[ModelSpec]:
-    return builtin_specs() + torchvision_specs()
+    return builtin_specs() + torchvision_specs() + memory_specs()
 
 
 def builtin_card(key: str) -> ModelCard:
@@ -169,13 +198,37 @@ def load_torchvision(key: str, device: str | torch.device = "cpu") -> Classifier
 def load_model(
     key: str, device: str | torch.device = "cpu", card: ModelCard | dict | None = None
 ) -> Classifier:
-    """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``.
+    """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``,
+    ``memory:<name>`` (an in-memory module, :mod:`advstudio.core.models.memory`).
 
     ``card`` (its fields as a dict, as a job config gives them) describes a ``file:`` model
-    that has no card beside it; the built-ins and the zoo have their own.
+    that has no card beside it; the built-ins and the zoo have their own, an in-memory model
+    the one it was registered with.
     """
+    from advstudio.core.models.memory import PREFIX, load_memory
+
+    if key.startswith(PREFIX):
+        return load_memory(key, device)
     if key.startswith("torchvision:"):
         return load_torchvision(key.split(":", 1)[1], device)
     if key.startswith("file:"):
         return load_user_model(key.split(":", 1)[1], device=device, card=card)
     return load_builtin(key, device)
+
+
+def load_model_job(
+    key: str,
+    device: str | torch.device = "cpu",
+    card: ModelCard | dict | None = None,
+    *,
+    timeout_s: float = PROBE_TIMEOUT_S,
+) -> Job[Classifier]:
+    """:func:`load_model` as a job, the way the window loads: a ``file:`` model whose format
+    carries code (TorchScript, ``.pt2``, ONNX) is tried in a child process first, each forward
+    pass within ``timeout_s`` (:mod:`advstudio.core.models.isolation`); cancelling the job kills
+    that child. Built-ins, the zoo and weights-only files load at once, in-process."""
+    yield Progress(0, 0, f"loading {key}")
+    if key.startswith("file:"):
+        path = key.split(":", 1)[1]
+        return (yield from load_user_model_job(path, device=device, card=card, timeout_s=timeout_s))
+    return load_model(key, device, card=card)

@@ -164,6 +164,7 @@ def load_user_model(
     architecture: str | None = None,
     device: str | torch.device = "cpu",
     card: ModelCard | dict | None = None,
+    probed: bool = False,
 ) -> Classifier:
     """The user's model file as a :class:`Classifier` in eval mode on ``device``.
 
@@ -172,6 +173,9 @@ def load_user_model(
     card does not. Raises :class:`MissingCardError` without a card,
     :class:`~advstudio.core.errors.UnsafeModelFileError` for pickled objects and
     :class:`ModelLoadError` saying what did not fit otherwise.
+
+    ``probed``: the same load and its forward check already passed in a child process
+    (:func:`~advstudio.core.models.isolation.load_user_model_job`), so no forward runs here.
     """
     path = Path(path)
     fmt = sniff(path)
@@ -196,7 +200,24 @@ def load_user_model(
     else:
         net, declared, kind = _net_and_shape(path, fmt)
         if card is None:
-            raise _missing(path, fmt, ("input_shape", "classes"), probe(net, declared))
+            found = None if probed else probe(net, declared)
+            raise _missing(path, fmt, ("input_shape", "classes"), found)
     net.eval()
-    _check_against_card(net, card, path)
+    if not probed:
+        _check_against_card(net, card, path)
     return classifier_from_card(net, card, f"{path.name} ({kind})").to(device).eval()
+
+
+def check_card(path: str | Path, card: ModelCard | None = None) -> None:
+    """Raise :class:`MissingCardError` (naming the missing fields) unless ``path`` can be loaded
+    with a card: ``card``, the card beside it or the run store's. Reads only the first bytes
+    when a card is found; without one it tries the load (a digit state_dict needs none, and
+    the error of any other file carries a probe of the net)."""
+    path = Path(path)
+    card = card or read_card(path) or _run_store_card(path)
+    if card is None:
+        load_user_model(path)
+        return
+    fmt = sniff(path)
+    if fmt in WEIGHT_FORMATS and card.architecture is None:
+        raise _missing(path, fmt, ("architecture",), None)

@@ -45,9 +45,13 @@ import torch
 from advstudio.core import validate as v
 from advstudio.core.data import load_digits
 from advstudio.core.data.spec import check_dataset
+from advstudio.core.defence.defaults import check_arch_data, dataset_geometry
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, in_phase, relay
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
+from advstudio.core.models.names import DIGIT_ARCHITECTURES, GENERIC_ARCHITECTURES
 from advstudio.core.poisoning.attacks import (
     ADVERSARIAL_ATTACKS,
     LABEL_MODES,
@@ -70,6 +74,9 @@ FLIPS = ("random", "targeted")
 DEFENCES = ("none", "sanitize", "adversarial-training")
 GALLERY = 16
 DRY_RUN_TRAIN, DRY_RUN_TEST = 400, 100
+SEQUENTIAL_ARCHITECTURES = (*DIGIT_ARCHITECTURES, *GENERIC_ARCHITECTURES)
+"""Victims the sanitiser's reference model can be (its filters read a plain stack's
+penultimate layer)."""
 
 
 @dataclass(frozen=True)
@@ -79,22 +86,23 @@ class PoisonConfig:
 
     Attributes
     ----------
-    dataset : the data set (:mod:`advstudio.core.data.sets`): ``"digits"`` or any grey set of
-        at most 10 classes, which the victim's digit architecture gets resized to 28×28 (a
-        colour set is refused when the job starts: the victims are the digit architectures).
-        Trained on its train split, measured on its test split.
+    dataset : the data set (:mod:`advstudio.core.data.sets`): ``"digits"`` or any set the
+        victim's ``arch`` fits (``defence.defaults.check_arch_data``): at its native shape, in
+        colour for a colour architecture (a grey set is resized to 28×28 for the digit
+        networks). Trained on its train split, measured on its test split.
     attack : ``"none"`` (clean baseline), ``"label-flip"``, ``"backdoor"`` or ``"adversarial"``.
     fraction : share of the pool to poison, in [0, 1]: the pool is class ``source``, or the
         whole training set (see :mod:`advstudio.core.poisoning.attacks` for the count).
-    source : the class whose samples are poisoned, 0..9; -1 = all classes.
-    target : the backdoor's target class, and that of targeted flips, 0..9.
+    source : the class whose samples are poisoned, a class of the set; -1 = all classes.
+    target : the backdoor's target class, and that of targeted flips, a class of the set.
     flip : label flips (and ``adv_labels="flip"``): ``"random"`` (uniform over the other
         classes) or ``"targeted"`` (all to ``target``).
     trigger_size, trigger_row, trigger_col, trigger_pattern, trigger_value, trigger_custom : the
         backdoor's :class:`~advstudio.core.poisoning.triggers.Trigger` (pixels in [0, 1]).
     adv_attack, adv_eps, adv_steps, adv_labels, adv_model : adversarial poisoning: ``"fgsm"``
         or ``"pgd"`` (``adv_steps`` steps of ``adv_eps / 4``) at L-inf radius ``adv_eps``,
-        against the registry model ``adv_model``; ``adv_labels`` ``"clean"`` (their own
+        against the registry model ``adv_model`` (or an in-memory ``nn.Module``, with
+        ``adv_card`` its card when it has none); ``adv_labels`` ``"clean"`` (their own
         labels) or ``"flip"`` (per ``flip``).
     defence : ``"none"``, ``"sanitize"`` (drop what the sanitiser flags) or
         ``"adversarial-training"`` (the defence lab's FGSM recipe at ``adv_train_eps``).
@@ -104,7 +112,10 @@ class PoisonConfig:
         :class:`~advstudio.core.poisoning.sanitize.SanitizeConfig`). The reference model's
         ``arch``, ``seed`` and ``device`` are always the victim's (:meth:`sanitize_config`).
     arch, epochs, batch_size, lr, seed, device : the victim's training (``seed`` also seeds
-        the poison's choice of samples and the sanitiser).
+        the poison's choice of samples and the sanitiser). ``arch``: any architecture that
+        fits the set (``"small-cnn"``, ``"preact-resnet18"``... for colour), Adam at ``lr``.
+        The trigger is stamped in every channel (a white or checkered patch on colour images)
+        and must fit the set's images (checked when the job loads a folder).
     dry_run : 400 training and 100 test digits, one training step, no files kept.
     """
 
@@ -125,6 +136,7 @@ class PoisonConfig:
     adv_steps: int = 10
     adv_labels: str = "clean"
     adv_model: str = "digits-cnn"
+    adv_card: ModelCard | None = None
     defence: str = "none"
     sanitize: SanitizeConfig = field(default_factory=SanitizeConfig)
     adv_train_eps: float = 0.1
@@ -138,19 +150,23 @@ class PoisonConfig:
 
     def __post_init__(self) -> None:
         check_dataset(self.dataset)
+        check_arch_data(self.arch, self.dataset)
         v.choice("attack", self.attack, ATTACKS)
         check_fraction(self.fraction)
-        v.whole("source", self.source, -1, NUM_CLASSES - 1, hint="a class, or -1 for all")
-        v.whole("target", self.target, 0, NUM_CLASSES - 1, hint="a class")
+        shape, classes = self.geometry() or (None, None)
+        top = (classes or NUM_CLASSES) - 1 if classes or self.arch in DIGIT_ARCHITECTURES else None
+        v.whole("source", self.source, -1, top, hint="a class, or -1 for all")
+        v.whole("target", self.target, 0, top, hint="a class")
         v.choice("flip", self.flip, FLIPS)
         object.__setattr__(self, "trigger_custom", tuple(self.trigger_custom))
-        if self.attack == "backdoor":  # every set reaches the victim at 28×28
-            self.trigger().check_fits(28, 28)
+        if self.attack == "backdoor" and shape is not None:
+            self.trigger().check_fits(*shape[1:])
         v.choice("adv_attack", self.adv_attack, ADVERSARIAL_ATTACKS)
         v.choice("adv_labels", self.adv_labels, LABEL_MODES)
         for name in ("adv_eps", "adv_train_eps"):
             v.number(name, getattr(self, name), high=1.0, above=0.0, hint="pixel scale")
         v.choice("defence", self.defence, DEFENCES)
+        check_model_fields(self, "adv_model", "adv_card")
         if isinstance(self.sanitize, dict):  # a nested section given as plain values
             object.__setattr__(self, "sanitize", SanitizeConfig(**self.sanitize))
         if not isinstance(self.sanitize, SanitizeConfig):
@@ -161,6 +177,13 @@ class PoisonConfig:
         v.whole("seed", self.seed)
         v.device(self.device)
         v.flag("dry_run", self.dry_run)
+
+    def geometry(self) -> tuple[tuple[int, int, int], int] | None:
+        """The (C, H, W) and class count the victim sees, when known without loading the set:
+        the digit networks' 1×28×28 and 10, else the set's known geometry (None: a folder)."""
+        if self.arch in DIGIT_ARCHITECTURES:
+            return (1, 28, 28), NUM_CLASSES
+        return dataset_geometry(self.dataset)
 
     def trigger(self) -> Trigger:
         return Trigger(
@@ -173,8 +196,11 @@ class PoisonConfig:
         )
 
     def sanitize_config(self) -> SanitizeConfig:
-        """The sanitiser's settings with the victim's ``arch``, ``seed`` and ``device``."""
-        return replace(self.sanitize, arch=self.arch, seed=self.seed, device=self.device)
+        """The sanitiser's settings with the victim's ``arch`` (``small-cnn`` for a victim
+        that is not a plain stack of layers, whose features the filters read), ``seed`` and
+        ``device``."""
+        arch = self.arch if self.arch in SEQUENTIAL_ARCHITECTURES else "small-cnn"
+        return replace(self.sanitize, arch=arch, seed=self.seed, device=self.device)
 
     @property
     def source_class(self) -> int | None:
@@ -237,35 +263,55 @@ class PoisonResult:
 # ----------------------------------------------------------------------------- pieces
 
 
-def _digits(config: PoisonConfig) -> tuple[tuple[torch.Tensor, ...], list[str]]:
-    """Training and test images of ``config.dataset`` (dry run: seeded random subsets, every
-    class present), and the lines that describe a non-digit set (skipped files, resizing)."""
+def _digits(config: PoisonConfig) -> tuple[tuple[torch.Tensor, ...], list[str], list[str]]:
+    """Training and test images of ``config.dataset`` as the victim takes them (dry run:
+    seeded random subsets, every class present), the class names, and the lines that
+    describe a non-digit set (skipped files, resizing). :class:`ConfigError` when the source
+    or target class, or the trigger, does not fit the loaded set."""
     lines: list[str] = []
+    names = [str(i) for i in range(NUM_CLASSES)]
     if config.dataset == "digits":
         (x, y), (xt, yt) = load_digits("train"), load_digits("test")
     else:
-        from advstudio.core.defence.common import defence_sets
+        from advstudio.core.defence.common import training_sets
 
-        (x, y), (xt, yt), lines = defence_sets(config.dataset, None, config.seed)
+        sets = training_sets(config.dataset, config.arch, None, config.seed)
+        (x, y), (xt, yt), lines, names = sets.train, sets.held, sets.lines, sets.class_names
+        for name, c in (("source", config.source), ("target", config.target)):
+            if c >= len(names):
+                raise ConfigError(
+                    f"{name} class {c} is not a class of {config.dataset} "
+                    f"(classes 0 to {len(names) - 1})"
+                )
+        if config.attack == "backdoor":
+            config.trigger().check_fits(*x.shape[-2:])
     if config.dry_run:
         g = torch.Generator().manual_seed(config.seed)
         keep = torch.randperm(len(x), generator=g)[:DRY_RUN_TRAIN].sort().values
         keep_t = torch.randperm(len(xt), generator=g)[:DRY_RUN_TEST].sort().values
         x, y, xt, yt = x[keep], y[keep], xt[keep_t], yt[keep_t]
-    return (x, y, xt, yt), lines
+    return (x, y, xt, yt), names, lines
 
 
 def build_view(
-    config: PoisonConfig, x: torch.Tensor, y: torch.Tensor
+    config: PoisonConfig, x: torch.Tensor, y: torch.Tensor, num_classes: int = NUM_CLASSES
 ) -> Generator[Event, None, PoisonedView]:
-    """The poisoned view of ``(x, y)`` that ``config`` describes (a job: adversarial poison
-    yields ``Progress`` while it is generated)."""
+    """The poisoned view of ``(x, y)`` (``num_classes`` classes) that ``config`` describes (a
+    job: adversarial poison yields ``Progress`` while it is generated)."""
     source, seed = config.source_class, config.seed
     flip_target = config.target if config.flip == "targeted" else None
     if config.attack == "none":
         return clean_view(x, y)
     if config.attack == "label-flip":
-        return label_flip(x, y, config.fraction, source=source, target=flip_target, seed=seed)
+        return label_flip(
+            x,
+            y,
+            config.fraction,
+            source=source,
+            target=flip_target,
+            seed=seed,
+            num_classes=num_classes,
+        )
     if config.attack == "backdoor":
         return backdoor(
             x,
@@ -275,12 +321,14 @@ def build_view(
             target=config.target,
             source=source,
             seed=seed,
+            num_classes=num_classes,
         )
     view = yield from adversarial_poison_job(
         x,
         y,
         config.fraction,
         model=config.adv_model,
+        card=config.adv_card,
         attack=config.adv_attack,
         eps=config.adv_eps,
         steps=config.adv_steps,
@@ -324,6 +372,7 @@ def train_victim(
     data: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
     attacked: torch.Tensor | None,
+    class_names: list[str] | None = None,
 ) -> Generator[Event, None, tuple[Any, list[dict[str, float]]]]:
     """Train the victim on ``data``, evaluating it on ``test`` (and ``attacked``) after each
     epoch through ``train_classifier``'s epoch hook (see the module doc). Returns the
@@ -341,6 +390,7 @@ def train_victim(
     data = broadcast_object(data)
     train_config = TrainConfig(
         arch=config.arch,
+        dataset=config.dataset,
         recipe=recipe,
         eps=config.adv_train_eps,
         epochs=epochs,
@@ -368,7 +418,8 @@ def train_victim(
         )
 
     result = yield from relay(
-        train_classifier(train_config, data, evaluate=evaluate), victim_progress
+        train_classifier(train_config, data, evaluate=evaluate, class_names=class_names),
+        victim_progress,
     )
     return result, list(result.history)
 
@@ -395,10 +446,10 @@ def run_poisoning(
         logs.append(text)
         return Log(text)
 
-    (x, y, xt, yt), data_lines = _digits(config)
+    (x, y, xt, yt), names, data_lines = _digits(config)
     for line in data_lines:
         yield log(line)
-    view = yield from relay(build_view(config, x, y), in_phase("crafting the poison"))
+    view = yield from relay(build_view(config, x, y, len(names)), in_phase("crafting the poison"))
     gallery, gallery_labels = view.gallery(GALLERY)
     yield log(
         f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
@@ -427,7 +478,7 @@ def run_poisoning(
     )
     attacked = success_set(success_of or config, xt, yt)
     train, history = yield from relay(
-        train_victim(config, data, (xt, yt), attacked), keeping_logs(logs)
+        train_victim(config, data, (xt, yt), attacked, names), keeping_logs(logs)
     )
     last = history[-1]
     return PoisonResult(

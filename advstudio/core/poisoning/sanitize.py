@@ -62,9 +62,12 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Progress
 from advstudio.core.models.architectures import ARCHITECTURES
 from advstudio.core.models.classifier import Classifier, penultimate_features
+from advstudio.core.models.names import GENERIC_ARCHITECTURES
 from advstudio.core.poisoning.attacks import check_fraction
 from advstudio.core.poisoning.views import PoisonedView
 
+SEQUENTIAL = (*ARCHITECTURES, *GENERIC_ARCHITECTURES)
+"""Reference models the filters can read (plain stacks: the penultimate layer is net[:-1])."""
 METHODS = ("loss", "knn", "clustering")
 DECISIONS = ("knn", "size")
 
@@ -223,14 +226,17 @@ def fit_brief(
     from advstudio.core.defence.common import PrivateRng
     from advstudio.core.defence.train import build_classifier
 
-    if config.arch not in ARCHITECTURES:
-        raise ConfigError(
-            f"unknown architecture {config.arch!r}; allowed: {', '.join(ARCHITECTURES)}"
-        )
+    if config.arch not in SEQUENTIAL:
+        raise ConfigError(f"unknown architecture {config.arch!r}; allowed: {', '.join(SEQUENTIAL)}")
     device = pick_device(config.device)
+    shape = tuple(int(s) for s in view.x.shape[1:])
+    classes = max(10, int(view.y.max()) + 1, int(view.labels.max()) + 1 if len(view.labels) else 0)
+    if config.arch in ARCHITECTURES:
+        shape, classes = (1, 28, 28), 10
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_classifier(config.arch).to(device)
+        names = [str(i) for i in range(classes)]
+        model = build_classifier(config.arch, shape, names).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     order_rng = torch.Generator().manual_seed(seed)
     dropout_rng = PrivateRng(seed + 1, device)

@@ -75,7 +75,7 @@ def _fgsm_at_job(model, outcome, eps):
     from advstudio.core.jobs import Progress
 
     yield Progress(0, 1, "re-applying FGSM")
-    return fgsm_at(model, outcome, eps)
+    return fgsm_at(model, outcome, eps, check_saving=False)  # one forward; saving checked next
 
 
 def _load_surrogate_job(key: str, device: str):
@@ -494,9 +494,6 @@ class AttackTab(QWidget):
         for i, name in enumerate(model.class_names):
             self.target.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
             self.true_class.addItem(f"{i}: {name}" if not name.isdigit() else name, i)
-        digits = model.input_shape[0] == 1 and model.num_classes == 10
-        self.sweep.setEnabled(digits)
-        self.robust.setEnabled(digits)
         self._clear_panels()
         self._invalidate()
         self._probe_gradients(model)
@@ -618,9 +615,17 @@ class AttackTab(QWidget):
 
     def job_config(self):
         """(kind, config) of the tab's headless job (File ▸ Export job as config): robust
-        accuracy while its panel is shown, else the ε sweep."""
-        if self.panels.currentWidget().widget() is self.robust:
+        accuracy, the distance to the boundary, the input defence, the universal perturbation or
+        the patch while its panel is shown, else the ε sweep."""
+        shown = self.panels.currentWidget().widget()
+        if shown is self.robust:
             return "robust", self.robust.config()
+        if shown is self.boundary:
+            return "boundary", self.boundary.config()
+        if shown is self.defences:
+            return "defence-eval", self.defences.config()
+        if shown in (self.universal, self.patch):
+            return shown.job_config()
         return "sweep", self.sweep.config()
 
     def spec(self):
@@ -703,8 +708,13 @@ class AttackTab(QWidget):
             "FGSM ε",
             "The attack failed",
             show_in_status=False,
-            connect=lambda w: w.returned.connect(self._show_outcome),
+            connect=lambda w: w.returned.connect(self._show_moved),
         )
+
+    def _show_moved(self, outcome) -> None:
+        """A slider move shows the image after one forward pass, then checks saving."""
+        self._show_outcome(outcome)
+        self.recheck_survival()
 
     def _show_outcome(self, outcome) -> None:
         from advstudio.core.images import from_tensor

@@ -1,13 +1,16 @@
-"""Input-transform defences and the adaptive attack, for the current image.
+"""Input-transform defences and the adaptive attack, on the current image or on images of a
+data set (any shape and class count; JPEG, bit depth, median, random resize + pad and noise all
+work per channel in colour).
 
 Pick a defence (JPEG quality q, bit depth b, median window k) and see side by side what the
 defended model says about the clean image, after plain PGD through the defence (gradient masking
 makes it fail, or, for JPEG, not start at all: "no gradient"), and after PGD with BPDA (the
 straight-through backward pass), which succeeds; for a randomised defence (random resize + pad,
 Gaussian noise) a fourth column, EoT-PGD (Athalye et al. 2018), averages the gradient over
-draws. Below it, the feature-squeezing detector: fitted
-on clean bundled test digits for a chosen false-alarm rate, it scores the original and the
-adversarial image of the Attack tab.
+draws. On a data set (:mod:`advstudio.core.attacks.defence_eval`, recorded as a run) each
+column gives the defended model's accuracy and shows the first image. Beside it, the
+feature-squeezing detector: fitted on clean images of the chosen data set for a chosen
+false-alarm rate, it scores the original and the adversarial image of the Attack tab.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
+from advstudio.ui.attack.source import ImageSource
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.workers import JobManager, JobWorker
 
 THUMB = QSize(84, 84)
-CLEAN_DIGITS = 500  # clean test digits the detector's threshold is fitted on
+CLEAN_IMAGES = 500  # clean images of the data set the detector's threshold is fitted on
 PARAMETER_HELP = {
     "jpeg": "JPEG quality, a whole number from 1 (worst) to 100 (best)",
     "bit_depth": "bits kept per pixel, a whole number from 1 to 8 (8 = an ordinary 8-bit image)",
@@ -50,9 +54,11 @@ def _verdict(success: bool) -> str:
 
 class TransformPanel(QWidget):
     """``lab`` is the Attack tab (image, model, ε, true class, its latest outcome).
-    ``compared(DefenceComparison)`` and ``detector_checked(DetectorCheck)`` after each job."""
+    ``compared(DefenceComparison)`` (current image), ``evaluated(DefenceEval)`` (data set) and
+    ``detector_checked(DetectorCheck)`` after each job."""
 
     compared = Signal(object)
+    evaluated = Signal(object)
     detector_checked = Signal(object)
 
     def __init__(
@@ -62,9 +68,10 @@ class TransformPanel(QWidget):
         from advstudio.core.attacks.lab import DEFENCES
 
         self.lab, self.jobs, self.settings = lab, jobs, settings
-        self.comparison = None
+        self.comparison = self.evaluation = None
         self.check = None
-        self._clean_digits = None
+        self._clean = None  # (data set, split, fit, input shape) -> clean images, cached
+        self.source = ImageSource(settings, "defence", data_always=True)
         self._refit = QTimer(self, singleShot=True, interval=250)
         self._refit.timeout.connect(lambda: self.fit_detector())
 
@@ -124,6 +131,7 @@ class TransformPanel(QWidget):
             self.views[key], self._tips[key] = view, tip
             views.addWidget(view)
         left = QVBoxLayout()
+        left.addWidget(self.source)
         left.addLayout(row)
         left.addLayout(views, 1)
         left.addWidget(self.status)
@@ -136,12 +144,12 @@ class TransformPanel(QWidget):
             value=float(settings.value("defence/false_alarm_rate", 0.05)),
         )
         self.rate.setToolTip(
-            "Share of clean digits the detector may flag, strictly between 0 and 1 (0.05 = 5 %)"
+            "Share of clean images the detector may flag, strictly between 0 and 1 (0.05 = 5 %)"
         )
         self.fit_button = QPushButton("Fit detector")
         self.fit_button.setToolTip(
-            f"Fit the threshold on {CLEAN_DIGITS} clean test digits and "
-            "score the original and adversarial image"
+            f"Fit the threshold on up to {CLEAN_IMAGES} clean images of the data set on the "
+            "left and score the original and adversarial image"
         )
         self.fit_button.clicked.connect(lambda: self.fit_detector())
         self.threshold_row = QLabel("—")
@@ -152,8 +160,9 @@ class TransformPanel(QWidget):
             label.setWordWrap(True)
         detector = QGroupBox("Feature-squeezing detector")
         detector.setToolTip(
-            "Xu et al. 2018: flags an input when 1-bit depth or a 2×2 median "
-            "changes the model's softmax by more than the threshold (L1)"
+            "Xu et al. 2018: flags an input when squeezing it (grey: 1-bit depth or a 2×2 "
+            "median; colour: 5-bit depth or a 2×2 median) changes the model's softmax by "
+            "more than the threshold (L1)"
         )
         form = QFormLayout(detector)
         rate_row = QHBoxLayout()
@@ -207,7 +216,7 @@ class TransformPanel(QWidget):
             self.parameter.setValue(parameter)
 
     def clear(self) -> None:
-        self.comparison = self.check = None
+        self.comparison = self.evaluation = self.check = None
         for view in self.views.values():
             view.set_pixels(None)
         self.original_row.setText("—")
@@ -218,6 +227,8 @@ class TransformPanel(QWidget):
         box (scripts); a value outside the defence's range is explained, not run."""
         if self.job.busy:
             return None
+        if self.source.on_dataset():
+            return self.run_dataset(parameter)
         model, image = self.lab.state.model, self.lab.state.image
         if model is None or image is None:
             self.status.setText("Load an image and a model on the Image tab first.")
@@ -254,6 +265,101 @@ class TransformPanel(QWidget):
             "The defence check failed",
             connect=connect,
         )
+
+    def config(self, parameter: int | None = None):
+        from advstudio.core.attacks.defence_eval import DefenceEvalConfig
+
+        state = self.lab.state
+        if state.model is None:
+            raise ConfigError("pick a model first")
+        data = self.source.data
+        return DefenceEvalConfig(
+            model=state.model_key,
+            card=state.model_card,
+            defence=self.defence.currentData(),
+            parameter=self.parameter.value() if parameter is None else parameter,
+            eps=self.lab.eps,
+            steps=self.steps.value(),
+            n_images=self.source.n_images.value(),
+            device=state.device,
+            dataset=data.dataset(),
+            split=data.split(),
+            fit=data.fit(),
+        )
+
+    def run_dataset(self, parameter: int | None = None) -> JobWorker | None:
+        """Accuracy behind the defence on ``n`` images of the chosen data set (recorded)."""
+        from advstudio.core.attacks.defence_eval import run_defence_eval
+
+        try:
+            config = self.config(parameter)
+        except ConfigError as exc:
+            self.status.setText(str(exc))
+            return None
+        self.settings.setValue("defence/pgd_steps", config.steps)
+
+        def connect(w: JobWorker) -> None:
+            w.progress.connect(lambda p: self.status.setText(f"{p.message}…"))
+            w.returned.connect(self._show_set)
+            w.finished.connect(lambda: self.run_button.setEnabled(True))
+
+        self.run_button.setEnabled(False)
+        self.status.setText(
+            f"attacking {self.defence.currentText()} at ε {config.eps:g} on "
+            f"{config.n_images} images…"
+        )
+        return self.job.start(
+            lambda: run_defence_eval(config),
+            f"Defence check of {config.model}",
+            "The defence check failed",
+            connect=connect,
+            record=("defence-eval", config),
+        )
+
+    def _show_set(self, res) -> None:
+        from advstudio.core.images import from_tensor
+
+        self.evaluation = res
+
+        def pct(which: str) -> str:
+            return f"{res.accuracy(which) * 100:.1f} %"
+
+        self.views["clean"].set_pixels(
+            from_tensor(res.x),
+            f"Defended, clean: accuracy {pct('clean')} (undefended {pct('undefended')})",
+        )
+        titles = {"plain": "Plain PGD", "bpda": "BPDA", "eot": "EoT-PGD"}
+        for key, title in titles.items():
+            view = self.views[key]
+            view.placeholder = ""
+            view.setToolTip(self._tips[key])
+            if key in res.errors:
+                view.placeholder = "no gradient"
+                view.set_pixels(None, f"{title}: no gradient: gradient masking, not robustness")
+                view.setToolTip(res.errors[key])
+            elif key not in res.right:
+                view.set_pixels(
+                    None,
+                    "BPDA: no transform to approximate"
+                    if key == "bpda"
+                    else "EoT: the defence is not random",
+                )
+            else:
+                view.set_pixels(
+                    from_tensor(res.x_adv[key]) if key in res.x_adv else None,
+                    f"{title}: accuracy {pct(key)} (first image shown)",
+                )
+        parts = [f"clean {pct('clean')}"]
+        for key, title in titles.items():
+            if key in res.errors:
+                parts.append(f"{title} could not run (no gradient)")
+            elif key in res.right:
+                parts.append(f"{title} {pct(key)}")
+        self.status.setText(
+            f"{self.defence.currentText()} at ε {res.eps:g} on {res.n_images} images, "
+            "accuracy: " + "; ".join(parts) + "."
+        )
+        self.evaluated.emit(res)
 
     def _show(self, model, c) -> None:
         from advstudio.core.images import from_tensor
@@ -326,11 +432,6 @@ class TransformPanel(QWidget):
         if model is None or image is None:
             self.threshold_row.setText("Load an image and a model on the Image tab first.")
             return None
-        if model.input_shape[0] != 1 or model.num_classes != 10:
-            self.threshold_row.setText(
-                "The detector is fitted on the bundled test digits: pick a digit model."
-            )
-            return None
         if self.detector_job.busy:  # one fit at a time; fit again once this one is done
             self.detector_job.request(self.fit_detector)
             return None
@@ -344,16 +445,26 @@ class TransformPanel(QWidget):
         except ConfigError as exc:
             self.threshold_row.setText(str(exc))
             return None
+        data = self.source.data
+        try:
+            key = (data.dataset(), data.split(), data.fit(), tuple(model.input_shape))
+        except ConfigError as exc:
+            self.threshold_row.setText(str(exc))
+            return None
         x = to_tensor(image)
         outcome = self.lab.outcome
         x_adv = outcome.x_adv if outcome is not None else None
-        cached = self._clean_digits
+        cached = self._clean[1] if self._clean is not None and self._clean[0] == key else None
 
         def job():
-            from advstudio.core.attacks.sweep import sweep_images
+            from advstudio.core.data.fit import fit_to_model
+            from advstudio.core.data.sets import load_dataset
 
-            clean = cached if cached is not None else sweep_images(CLEAN_DIGITS, 0)[0]
-            return clean, (yield from detector_check(model, x, x_adv, value, clean))
+            clean = cached
+            if clean is None:  # up to CLEAN_IMAGES, drawn with seed 0 (the sweep's digits)
+                loaded = load_dataset(key[0], key[1], limit=CLEAN_IMAGES, seed=0)
+                clean = fit_to_model(loaded.x, key[3], key[2])[0]
+            return (key, clean), (yield from detector_check(model, x, x_adv, value, clean))
 
         def connect(w: JobWorker) -> None:
             w.returned.connect(lambda out: self._show_check(*out, x_adv is not None))
@@ -368,10 +479,10 @@ class TransformPanel(QWidget):
         )
 
     def _show_check(self, clean, check, has_adversarial: bool) -> None:
-        self._clean_digits, self.check = clean, check
+        self._clean, self.check = clean, check
         self.threshold_row.setText(
             f"{check.threshold:.4f} (flags {check.false_alarm_rate:.1%} "
-            f"of {check.n_clean} clean test digits)"
+            f"of {check.n_clean} clean images)"
         )
 
         def row(score: float, detected: bool) -> str:

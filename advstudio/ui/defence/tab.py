@@ -7,6 +7,11 @@ VAT (Miyato et al.) and its supervised-only baseline, and a reactive detector. E
 its curves to the plots and a row of final figures to the table; "Attack this model" hands a
 trained classifier to the Attack tab.
 
+Any data set of the shared choice trains at its own shape: the Network list offers the
+architectures that fit it (``defence.defaults.archs_for``) and choosing a set or a network fills
+in that pair's settings (``defaults_for``: optimiser, weight decay, schedule, batch, epochs, ε,
+PGD steps), leaving the user's own values alone while the recommendation does not change.
+
 Run alone: ``python -m advstudio.ui.defence.tab``.
 """
 
@@ -69,6 +74,12 @@ PALETTE = [
 TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Baseline", "Other", "Time")
 BASELINE_COL = TABLE.index("Baseline")
 MASKING_GAP = 0.2  # FGSM accuracy this far above the baseline's suggests gradient masking
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD, momentum 0.9"}
+SCHEDULES = {
+    "constant": "Constant",
+    "piecewise": "Piecewise (÷10 at 50 % and 75 %)",
+    "cosine": "Cosine to 0",
+}
 # the baseline after every training, lighter than the Attack tab's full one (100 steps, 9 targets,
 # 1,000 queries took minutes per model on 2 CPU cores): still APGD-CE -> APGD-T -> SPSA
 QUICK_BUDGET = dict(ensemble="fast", steps=50, target_classes=3, max_queries=500)
@@ -100,9 +111,23 @@ class DefenceTab(QWidget):
             self.recipe.addItem(label, key)
         tip(self.recipe, "adversarial-training", "fgsm", "pgd", "vat", "detection")
         self.arch = QComboBox()
-        self.arch.addItem("Digits CNN", "digits-cnn")
-        self.arch.addItem("Digits MLP", "digits-mlp")
-        self.eps = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.05, value=0.1)
+        self.arch.setToolTip(
+            "The networks that fit the chosen data set (its channels, size and classes); "
+            "choosing one fills in its usual settings"
+        )
+        self._fill_archs(["digits-cnn", "digits-mlp", "small-cnn"])
+        self.optimizer = QComboBox()
+        for key, label in OPTIMIZERS.items():
+            self.optimizer.addItem(label, key)
+        self.weight_decay = QDoubleSpinBox(
+            decimals=5, minimum=0.0, maximum=0.1, singleStep=1e-4, value=0.0
+        )
+        self.weight_decay.setToolTip("L2 weight decay (Rice et al. on CIFAR-10: 5e-4)")
+        self.schedule = QComboBox()
+        for key, label in SCHEDULES.items():
+            self.schedule.addItem(label, key)
+        self.schedule.setToolTip("The learning rate over the run (Rice et al.: piecewise)")
+        self.eps = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=1.0, singleStep=0.01, value=0.1)
         self.eps.setToolTip("L∞ radius of the training attacks and of the evaluation (pixel units)")
         tip(self.eps, "eps-linf")
         self.alpha_mix = QDoubleSpinBox(
@@ -128,7 +153,8 @@ class DefenceTab(QWidget):
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
         self.labels = QSpinBox(minimum=1, maximum=400, value=10)
         self.labels.setToolTip(
-            "Labelled digits per class (10 = 100 labels); the rest of the 4,000 are unlabelled"
+            "Labelled images per class (10 = 100 labels for 10 classes); the rest of the "
+            "training set is unlabelled"
         )
         self.vat_steps = QSpinBox(minimum=1, maximum=100_000, singleStep=100, value=1500)
         self.vat_eps = QDoubleSpinBox(
@@ -141,9 +167,11 @@ class DefenceTab(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = DatasetPicker(self.settings, imagenet=False)
         self.data.setToolTip(
-            "The networks trained here are the digit architectures: a grey set "
-            "of at most 10 classes, resized to 28×28; colour sets are refused"
+            "Trained at the set's own shape and colour, with its classes; the Network list "
+            "offers what fits it (the digit networks take grey sets, resized to 28×28)"
         )
+        self.geometry = None  # ((C, H, W), classes) of the chosen set, when known
+        self._defaults = None  # the settings last filled in for the (data set, network) pair
         self.form = QFormLayout()
         self.rows = {}
         for name, label, w in (
@@ -160,6 +188,9 @@ class DefenceTab(QWidget):
             ("epochs", "Epochs", self.epochs),
             ("batch", "Batch", self.batch),
             ("lr", "Learning rate", self.lr),
+            ("optimizer", "Optimiser", self.optimizer),
+            ("weight_decay", "Weight decay", self.weight_decay),
+            ("schedule", "LR schedule", self.schedule),
             ("labels", "Labels per class", self.labels),
             ("vat_steps", "Steps", self.vat_steps),
             ("vat_eps", "VAT ε (L2)", self.vat_eps),
@@ -192,6 +223,8 @@ class DefenceTab(QWidget):
         robust_row.addWidget(self.robust_n)
         self.form.addRow(robust_row)
         self.recipe.currentIndexChanged.connect(self._update_fields)
+        self.data.changed.connect(self._on_data_changed)
+        self.arch.activated.connect(lambda _: self._fill_defaults())
         self.controls = RunControls("Train")
         self.train_button = self.controls.start_button
         self.pause_button = self.controls.pause_button
@@ -242,6 +275,8 @@ class DefenceTab(QWidget):
         kind = RECIPES[self.recipe.currentData()][1]
         recipe = RECIPES[self.recipe.currentData()][2]
         show = {"recipe", "seed", "lr", "arch", "data"}
+        if kind in ("train", "vat"):
+            show |= {"optimizer", "weight_decay", "schedule"}
         if kind == "train":
             show |= {"epochs", "batch", "eps"}
             if recipe == "fgsm":
@@ -259,6 +294,51 @@ class DefenceTab(QWidget):
             show.discard("arch")
         for name, w in self.rows.items():
             self.form.setRowVisible(w, name in show)
+
+    # -- data set and network ----------------------------------------------------------------
+    def _fill_archs(self, names: list[str]) -> None:
+        from advstudio.core.defence.defaults import arch_label
+
+        current = self.arch.currentData()
+        self.arch.blockSignals(True)
+        self.arch.clear()
+        for name in names:
+            self.arch.addItem(arch_label(name), name)
+        self.arch.setCurrentIndex(max(0, self.arch.findData(current)))
+        self.arch.blockSignals(False)
+
+    def _on_data_changed(self, dataset: str) -> None:
+        """Offer the networks that fit ``dataset`` and fill in their settings."""
+        from advstudio.core.defence.defaults import archs_for, probe_geometry
+
+        self.geometry = probe_geometry(dataset)
+        shape, classes = self.geometry or (None, None)
+        self._fill_archs(archs_for(dataset, shape, classes))
+        self._fill_defaults()
+
+    def _fill_defaults(self) -> None:
+        """The chosen pair's settings (``defence.defaults.defaults_for``), unless they are the
+        ones last filled in (so the user's own values survive a change that does not change
+        the recommendation)."""
+        from advstudio.core.defence.defaults import DIGIT_DEFAULTS, defaults_for
+
+        try:
+            dataset = self.data.dataset()
+        except ConfigError:
+            return
+        shape = self.geometry[0] if self.geometry else None
+        values = defaults_for(dataset, self.arch.currentData(), shape)
+        if values == (self._defaults or DIGIT_DEFAULTS):
+            return
+        self._defaults = values
+        self.optimizer.setCurrentIndex(self.optimizer.findData(values["optimizer"]))
+        self.schedule.setCurrentIndex(self.schedule.findData(values["schedule"]))
+        self.weight_decay.setValue(values["weight_decay"])
+        self.lr.setValue(values["lr"])
+        self.batch.setValue(values["batch_size"])
+        self.epochs.setValue(values["epochs"])
+        self.eps.setValue(values["eps"])
+        self.pgd_steps.setValue(values["pgd_steps"])
 
     def use_folder(self, folder: str) -> None:
         """Train on ``folder`` (one sub-folder per class), as the picker's Folder… button does."""
@@ -286,7 +366,7 @@ class DefenceTab(QWidget):
                 arch=self.arch.currentData(),
                 recipe=recipe,
                 dataset=dataset,
-                eps=self.eps.value(),
+                eps=self.eps_value(),
                 alpha_mix=self.alpha_mix.value(),
                 pgd_steps=self.pgd_steps.value(),
                 epochs=self.epochs.value(),
@@ -296,6 +376,7 @@ class DefenceTab(QWidget):
                 ibp_ramp_steps=self.ibp_ramp.value(),
                 batch_size=self.batch.value(),
                 lr=self.lr.value(),
+                **self._optimiser(),
                 seed=self.seed.value(),
                 device=device,
                 save_path=save,
@@ -306,6 +387,7 @@ class DefenceTab(QWidget):
                 labels_per_class=self.labels.value(),
                 steps=self.vat_steps.value(),
                 lr=self.lr.value(),
+                **self._optimiser(),
                 eps=self.vat_eps.value(),
                 supervised_only=recipe,
                 seed=self.seed.value(),
@@ -328,6 +410,19 @@ class DefenceTab(QWidget):
             device=device,
             save_path=save.replace(".pt", "-detector.pt"),
         )
+
+    def eps_value(self) -> float:
+        """The ε field, or exactly the filled-in default it shows (8/255 shows as 0.0314)."""
+        default = (self._defaults or {}).get("eps")
+        shown = self.eps.value()
+        return default if default is not None and round(default, 4) == shown else shown
+
+    def _optimiser(self) -> dict:
+        return {
+            "optimizer": self.optimizer.currentData(),
+            "weight_decay": self.weight_decay.value(),
+            "schedule": self.schedule.currentData(),
+        }
 
     @property
     def running(self) -> bool:

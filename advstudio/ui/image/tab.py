@@ -1,5 +1,8 @@
 """Image tab: load an image (drop, Ctrl+O, sample gallery), pick a classifier, see top-5.
 
+The gallery shows the shipped samples, or (once PyTorch has loaded) images of any data set of
+the one data-set picker, at their own size and colour.
+
 Images are decoded on a worker (a large photo takes seconds), and the one shown stays until the
 new one is ready; a newer request supersedes an older one still decoding.
 
@@ -39,6 +42,15 @@ from advstudio.workers import JobManager, JobWorker
 IMAGE_FILTER = "Images (" + " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES) + ");;All files (*)"
 MODEL_FILTER = "Models (*.pt2 *.onnx *.safetensors *.pt *.pth *.ts *.torchscript);;All files (*)"
 USER_MODEL = "__user__"
+GALLERY_SAMPLES = 24  # images of a chosen data set shown in the gallery
+
+
+def _samples_job(dataset: str, split: str) -> Job:
+    """A seeded subset of ``dataset`` for the gallery, read on a worker."""
+    from advstudio.core.data.sets import load_dataset
+
+    yield Progress(0, 1, f"reading samples of {dataset}")
+    return load_dataset(dataset, split, limit=GALLERY_SAMPLES, seed=0)
 
 
 def _load_job(path: Path) -> Job:
@@ -122,13 +134,14 @@ class ImageTab(QWidget):
             item = QListWidgetItem(QIcon(thumb), path.stem.replace("_", " "))
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             self.gallery.addItem(item)
-        self.gallery.itemClicked.connect(
-            lambda item: self.load_path(item.data(Qt.ItemDataRole.UserRole), remember=False)
-        )
+        self._shipped = [self.gallery.item(i) for i in range(self.gallery.count())]
+        self.samples_from = None  # the data-set picker, built once PyTorch has loaded
+        self._samples = None  # the chosen set's images shown in the gallery
+        self.gallery.itemClicked.connect(self._on_gallery_item)
         self.open_button = QPushButton("Open image…")
         self.open_button.setToolTip("Open an image file (Ctrl+O), or drop one on the window")
         self.open_button.clicked.connect(self.open_dialog)
-        left = QVBoxLayout()
+        left = self.left = QVBoxLayout()
         left.addWidget(QLabel("<b>Samples</b>"))
         left.addWidget(self.gallery, 1)
         left.addWidget(self.open_button)
@@ -228,6 +241,71 @@ class ImageTab(QWidget):
         self.last_image_error = message
         self.image_error.emit(message)
 
+    # -- gallery ------------------------------------------------------------------------------
+    def _add_samples_picker(self) -> None:
+        from advstudio.ui.widgets.dataset_picker import DatasetPicker
+
+        self.samples_from = DatasetPicker(self.settings)
+        self.samples_from.combo.setItemText(0, "Shipped samples")
+        self.samples_from.setToolTip(
+            "What the gallery shows: the shipped samples, or images of a data set"
+        )
+        self.samples_from.setFixedWidth(220)
+        self.left.insertWidget(1, self.samples_from)
+        self.samples_from.changed.connect(self.show_samples)
+
+    def show_samples(self, dataset: str) -> JobWorker | None:
+        """Fill the gallery with the shipped samples ("digits") or images of ``dataset``."""
+        if dataset == "digits":
+            self._samples = None
+            while self.gallery.count():
+                self.gallery.takeItem(0)
+            for item in self._shipped:
+                self.gallery.addItem(item)
+            return None
+        split = self.samples_from.split() if self.samples_from is not None else "test"
+        return self.jobs.start(
+            lambda: _samples_job(dataset, split),
+            "Reading samples",
+            show_in_status=False,
+            connect=lambda w: (
+                w.returned.connect(self._fill_gallery),
+                w.errored.connect(lambda exc: self.show_banner(explain(exc))),
+            ),
+        )
+
+    def _fill_gallery(self, data) -> None:
+        from advstudio.core.images import from_tensor
+        from advstudio.ui.widgets.image_view import array_to_qimage
+
+        self._samples = data
+        while self.gallery.count():
+            self.gallery.takeItem(0)
+        for i, (x, y) in enumerate(zip(data.x, data.y.tolist())):
+            thumb = QPixmap.fromImage(array_to_qimage(from_tensor(x))).scaled(
+                56, 56, Qt.AspectRatioMode.KeepAspectRatio
+            )
+            item = QListWidgetItem(QIcon(thumb), data.class_names[y])
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            self.gallery.addItem(item)
+
+    def _on_gallery_item(self, item: QListWidgetItem) -> None:
+        from advstudio.core.images import from_tensor
+
+        value = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(value, str):
+            self.load_path(value, remember=False)
+            return
+        pixels = from_tensor(self._samples.x[value])
+        mode = "L" if pixels.shape[2] == 1 else "RGB"
+        image = LoadedImage(pixels, None, mode, (pixels.shape[1], pixels.shape[0]))
+        self._load_request += 1  # supersedes a file still decoding
+        self.banner.hide()
+        self.state.set_image(image)
+        self.image_loaded.emit(
+            f"Sample {value + 1} of {self._samples.source} ({item.text()}): {image.describe()}"
+        )
+
     def _on_image(self, image: LoadedImage) -> None:
         name = image.path.name if image.path else "image"
         self.original.set_pixels(image.pixels, f"{name}: {image.describe()}")
@@ -247,6 +325,8 @@ class ImageTab(QWidget):
         self.model_combo.addItem("Your model file…", USER_MODEL)
         self.model_combo.setEnabled(True)
         self.load_model_button.setEnabled(True)
+        if self.samples_from is None:
+            self._add_samples_picker()
         key = str(self.settings.value("model", "digits-cnn"))
         if self.model_combo.findData(key) < 0:
             key = "digits-cnn"

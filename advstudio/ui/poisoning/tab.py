@@ -81,6 +81,8 @@ class PoisoningTab(QWidget):
         self.result = None
         self.curve = None
         self._sample = None
+        self.geometry = ((1, 28, 28), 10)  # (C, H, W) and classes the victim sees
+        self._known = None  # the chosen set's, when known (folders: from their first image)
         self._build()
         self.update_preview()
 
@@ -124,9 +126,12 @@ class PoisoningTab(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = DatasetPicker(self.settings, imagenet=False)
         self.data.setToolTip(
-            "The victim is a digit architecture: a grey set of at most 10 "
-            "classes, resized to 28×28; colour sets are refused"
+            "The victim trains at the set's own shape and colour (the digit networks take "
+            "grey sets, resized to 28×28); the trigger is stamped in every channel"
         )
+        self.arch = QComboBox()
+        self.arch.setToolTip("The victim network: those that fit the chosen data set")
+        self._fill_archs(["digits-cnn", "digits-mlp", "small-cnn"])
         self.form = QFormLayout()
         self.rows = {}
         frac_row = QHBoxLayout()
@@ -137,6 +142,7 @@ class PoisoningTab(QWidget):
         frac_row.setContentsMargins(0, 0, 0, 0)
         for name, label, w in (
             ("data", "Data", self.data),
+            ("arch", "Victim network", self.arch),
             ("attack", "Attack", self.attack),
             ("fraction", "Poison", frac_w),
             ("source", "Source class", self.source),
@@ -227,8 +233,58 @@ class PoisoningTab(QWidget):
             w.currentIndexChanged.connect(self._update_fields)
         for w in (self.size, self.row, self.col):
             w.valueChanged.connect(self.update_preview)
+        self.data.changed.connect(self._on_data_changed)
+        self.arch.currentIndexChanged.connect(lambda _: self._apply_geometry())
         self._on_fraction(self.fraction.value())
         self._update_fields()
+
+    def _fill_archs(self, names: list[str]) -> None:
+        from advstudio.core.defence.defaults import arch_label
+
+        current = self.arch.currentData()
+        self.arch.blockSignals(True)
+        self.arch.clear()
+        for name in names:
+            self.arch.addItem(arch_label(name), name)
+        self.arch.setCurrentIndex(max(0, self.arch.findData(current)))
+        self.arch.blockSignals(False)
+
+    def _on_data_changed(self, dataset: str) -> None:
+        """Offer the victims that fit the set, then :meth:`_apply_geometry`."""
+        from advstudio.core.defence.defaults import archs_for, probe_geometry
+
+        self._known = probe_geometry(dataset)
+        shape, classes = self._known or (None, None)
+        self._fill_archs(archs_for(dataset, shape, classes))
+        self._apply_geometry()
+
+    def _apply_geometry(self) -> None:
+        """The set's classes and the victim's image size bound the class and trigger fields,
+        and the preview shows the trigger at the victim's shape."""
+        from advstudio.core.models.names import DIGIT_ARCHITECTURES
+
+        known = getattr(self, "_known", None)
+        if self.arch.currentData() in DIGIT_ARCHITECTURES:
+            known = ((1, 28, 28), 10)
+        geometry = known or ((3, 32, 32), 10)
+        if geometry == self.geometry:
+            return
+        self.geometry = geometry
+        (c, h, w), classes = geometry
+        for combo, first in ((self.source, 1), (self.target, 0)):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            for i in range(combo.count() - 1, first - 1, -1):
+                combo.removeItem(i)
+            for k in range(classes):
+                combo.addItem(str(k), k)
+            combo.setCurrentIndex(max(0, combo.findData(current)))
+            combo.blockSignals(False)
+        self.size.setMaximum(min(h, w))
+        self.row.setMaximum(h - 1)
+        self.col.setMaximum(w - 1)
+        self._sample = None
+        self.update_preview()
 
     def _on_fraction(self, percent: float) -> None:
         self.fraction_slider.blockSignals(True)
@@ -271,6 +327,7 @@ class PoisoningTab(QWidget):
             seed=self.seed.value(),
             device=self.state.device,
             dataset=self.data.dataset(),
+            arch=self.arch.currentData(),
         )
         values.update(overrides)
         return PoisonConfig(**values)
@@ -286,9 +343,11 @@ class PoisoningTab(QWidget):
         from advstudio.core.data import load_digits
         from advstudio.core.poisoning.triggers import Trigger
 
-        if self._sample is None:
+        if self._sample is None and self.geometry[0] == (1, 28, 28):
             x, y = load_digits("test")
             self._sample = x[int(torch.nonzero(y == 7)[0])]
+        elif self._sample is None:  # another shape: a mid-grey image of it
+            self._sample = torch.full(self.geometry[0], 0.5)
         attack = self.attack.currentData()
         if attack != "backdoor":
             self.preview.set_pixels(
