@@ -55,32 +55,43 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class ProgressBar:
-    """A one-line terminal bar, redrawn at most 10 times a second."""
+    """A one-line terminal bar, redrawn at most 10 times a second: the phase, its units and
+    its own ETA (``core.jobs.Eta``, as in the window's status bar), then the job's message."""
 
     def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        from advstudio.core.jobs import Eta
+
         self.stream, self.width = stream, width
         self._last = 0.0
-        self._t0 = time.monotonic()
+        self.eta = Eta()
         self.tty = stream.isatty()
 
-    def update(self, done: int, total: int, message: str, force: bool = False) -> None:
+    def update(
+        self, done: int, total: int, message: str, force: bool = False, phase: str = ""
+    ) -> None:
+        from advstudio.core.jobs import Progress
+
+        self.eta.update(Progress(done, total, message, phase))
         now = time.monotonic()
         if not force and now - self._last < 0.1:
             return
         self._last = now
-        if total > 0:
-            frac = min(1.0, done / total)
-            bar = "#" * round(frac * self.width)
-            elapsed = now - self._t0
-            eta = f" ETA {elapsed * (1 - frac) / frac:4.0f}s" if frac > 0 else ""
-            line = f"[{bar:<{self.width}}] {frac * 100:5.1f}%{eta} {message}"
-        else:
-            line = f"[{'working':^{self.width}}] {message}"
+        line = self.line(message)
         if self.tty:
             self.stream.write("\r" + line[:120].ljust(120))
         elif force:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def line(self, message: str) -> str:
+        """ "[#####   ]  40.0% training — 120/300 — 35 s left · epoch 1 of 3"."""
+        p = self.eta.last
+        said = self.eta.describe()
+        tail = f"{said} · {message}" if said and message else said or message
+        if p is not None and p.total > 0:
+            frac = min(1.0, p.done / p.total)
+            return f"[{'#' * round(frac * self.width):<{self.width}}] {frac * 100:5.1f}% {tail}"
+        return f"[{'working':^{self.width}}] {tail}"
 
     def close(self) -> None:
         if self.tty:
@@ -497,7 +508,13 @@ def _event_printer(
 
     def on_event(event: Any) -> None:
         if isinstance(event, Progress) and bar is not None:
-            bar.update(event.done, event.total, event.message, force=event.done >= event.total > 0)
+            bar.update(
+                event.done,
+                event.total,
+                event.message,
+                force=event.done >= event.total > 0,
+                phase=event.phase,
+            )
         elif isinstance(event, Metrics) and metrics_file is not None:
             metrics_file.write(metrics_line(event.step, event.values) + "\n")
         elif isinstance(event, Log) and not quiet:

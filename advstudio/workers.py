@@ -22,7 +22,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from advstudio.core.jobs import Log, Metrics, Preview, Progress
+from advstudio.core.jobs import Eta, Log, Metrics, Preview, Progress
 from advstudio.responsiveness import prepare_job_thread
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress signals a second
@@ -56,6 +56,7 @@ class _Runner(QObject):
     def run(self) -> None:
         job = None
         last_emit = 0.0
+        last_phase = ""
         emit = self.event.emit
         try:
             emit("started", None)
@@ -85,8 +86,9 @@ class _Runner(QObject):
                         now - last_emit >= PROGRESS_INTERVAL_S
                         or event.done == 0
                         or event.done >= event.total > 0
+                        or event.phase != last_phase  # a new phase shows at once
                     ):
-                        last_emit = now
+                        last_emit, last_phase = now, event.phase
                         emit("progress", event)
                 elif isinstance(event, Metrics):
                     emit("metrics", event)
@@ -140,6 +142,7 @@ class JobWorker(QObject):
         self.runner.event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
         self.is_done = False
         self.last_progress: Progress | None = None
+        self.eta = Eta()  # the current phase's time left, fed every Progress
         self.started_at: float | None = None
 
     # -- control, callable from any thread ----------------------------------------------------
@@ -167,6 +170,9 @@ class JobWorker(QObject):
             self.started_at = time.monotonic()
         elif kind == "progress":
             self.last_progress = payload
+            self.eta.update(payload)
+        elif kind == "resumed":
+            self.eta.resumed()
         elif kind == "finished":
             self.is_done = True
         signal = getattr(self, kind)

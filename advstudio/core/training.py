@@ -221,7 +221,8 @@ class Plan:
     cancel during those events keeps the step), instead of after ``after_step``.
     ``resume``: continue from the checkpoint when the file exists; ``resume_note(state)``: a
     remark added to the "Resumed from" log. ``header``: the log after the resume logs.
-    ``dry_run``: exactly one step, no checkpoint read or written."""
+    ``dry_run``: exactly one step, no checkpoint read or written. ``phase``: the steps'
+    ``Progress`` phase (an evaluation inside ``after_step`` reports its own)."""
 
     length: int
     total: int
@@ -235,14 +236,16 @@ class Plan:
     resume_note: Callable[[State], str] = field(default=lambda state: "")
     divergence: Divergence | None = None
     dry_run: bool = False
+    phase: str = "training"
 
 
 def fit(trainer: Trainer, plan: Plan) -> Generator[Event, None, str]:
     """Train ``trainer`` by ``plan`` (a job fragment: ``yield from fit(...)``).
 
     Yields the resume and header ``Log``s, ``trainer.begin()``'s events, then per step
-    ``Metrics(step, scalars)``, ``Progress(step, total, message)`` and ``trainer.after_step()``'s
-    events. Returns the path of the last checkpoint written or resumed from ("" if none).
+    ``Metrics(step, scalars)``, ``Progress(step, total, message, phase)`` and
+    ``trainer.after_step()``'s events. Returns the path of the last checkpoint written or
+    resumed from ("" if none).
 
     Raises :class:`TrainingDivergedError` when the plan's divergence check fails (the file on
     disk is then the last good checkpoint) and :class:`CheckpointError` for an unusable one."""
@@ -292,7 +295,7 @@ def fit(trainer: Trainer, plan: Plan) -> Generator[Event, None, str]:
         if plan.checkpoint_first:
             save_if_due(before)
         yield Metrics(trainer.step, values)
-        yield Progress(trainer.step, plan.total, plan.message())
+        yield Progress(trainer.step, plan.total, plan.message(), plan.phase)
         yield from trainer.after_step()
         if not plan.checkpoint_first:
             save_if_due(before)

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from advstudio.ui.widgets.plot_theme import restyle_all
+
 THEMES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
 _DARK = {
     QPalette.ColorRole.Window: "#2b2b2b",
@@ -38,6 +40,11 @@ _DARK = {
     QPalette.ColorRole.ToolTipText: "#e6e6e6",
     QPalette.ColorRole.PlaceholderText: "#9a9a9a",
 }
+_DISABLED_ROLES = (
+    QPalette.ColorRole.WindowText,
+    QPalette.ColorRole.Text,
+    QPalette.ColorRole.ButtonText,
+)
 _system_style: str | None = None  # the platform's style, restored by "system"
 
 
@@ -50,13 +57,18 @@ def apply_theme(theme: str) -> None:
     if theme == "system":
         app.setStyle(_system_style)
         app.setPalette(app.style().standardPalette())
-        return
-    app.setStyle("Fusion")
-    palette = app.style().standardPalette()
-    if theme == "dark":
-        for role, colour in _DARK.items():
-            palette.setColor(role, QColor(colour))
-    app.setPalette(palette)
+    else:
+        app.setStyle("Fusion")
+        palette = app.style().standardPalette()
+        if theme == "dark":
+            for role, colour in _DARK.items():
+                palette.setColor(role, QColor(colour))
+            # setColor(role, ...) sets every group: disabled buttons and fields looked enabled
+            disabled = QPalette.ColorGroup.Disabled
+            for role in _DISABLED_ROLES:
+                palette.setColor(disabled, role, QColor("#808080"))
+        app.setPalette(palette)
+    restyle_all()  # pyqtgraph's plots do not follow the palette by themselves
 
 
 class SettingsDialog(QDialog):

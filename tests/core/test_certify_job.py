@@ -34,7 +34,9 @@ def test_smoothing_dry_run(tmp_path):
     assert image.label == first_label and image.base_prediction == first_label
     assert (image.radius > 0) == (image.prediction != -1)
     progress = [e for e in outcome.events if isinstance(e, Progress)]
-    assert progress[-1].done == progress[-1].total == 2
+    # two phases, each counting its own image: the base attacks, then CERTIFY
+    phases = [(p.phase.split(" ")[0], p.done, p.total) for p in progress if p.done]
+    assert phases == [("DeepFool", 1, 1), ("certifying", 1, 1)]
     json.dumps(dataclasses.asdict(result))
     rows = list(csv.DictReader(smoothing_to_csv(result, tmp_path / "s.csv").open()))
     assert [r["label"] for r in rows] == [str(first_label)] and rows[0]["sigma"] == "0.5"

@@ -154,6 +154,12 @@ def test_job_events_history_and_saved_weights(tmp_path):
     assert all(set(m.values) == set(step_keys(cfg)) for m in step_metrics)
     train_progress = [e for e in out.events if isinstance(e, Progress) and "step" in e.message]
     assert [(p.done, p.total) for p in train_progress] == [(i, 4) for i in range(1, 5)]
+    assert {p.phase for p in train_progress} == {"training"}
+    # the held-out evaluation after the last step is its own phase, counted in its images
+    evaluation = [e for e in out.events if isinstance(e, Progress) and e.phase != "training"]
+    assert {p.phase for p in evaluation} == {"evaluating on 60 held-out digits"}
+    assert evaluation[-1].done == evaluation[-1].total == 60
+    assert out.events.index(evaluation[0]) > out.events.index(train_progress[-1])
     assert len(epoch_metrics) == 1 and epoch_metrics[0].step == 4
     (record,) = res.history
     assert set(record) == {

@@ -86,6 +86,9 @@ def test_fraction_sweep_dry_run_gives_a_curve_with_a_clean_baseline():
     assert [len(s.fractions) for s in snapshots] == [1, 2, 3]
     assert [s.partial for s in snapshots] == [True, True, False]
     assert all(p.message.startswith("fraction ") for p in events_of(out, Progress))
+    phases = {p.phase for p in events_of(out, Progress)}
+    assert "fraction 0.05 (2 of 3): training the victim" in phases
+    assert all(p.startswith("fraction ") for p in phases)
     with pytest.raises(ConfigError, match="fraction must be in"):
         drive(run_fraction_sweep(config, [0.1, 1.2]))
     with pytest.raises(ConfigError, match="at least one fraction"):
@@ -191,3 +194,4 @@ def test_short_real_backdoor_run_learns_the_trigger():
     assert len(steps) == 63  # 4,000 / 64 per epoch, forwarded from train_classifier
     progress = events_of(out, Progress)
     assert progress[-1].done == progress[-1].total == 63
+    assert progress[-1].phase == "training the victim"

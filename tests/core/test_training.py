@@ -98,7 +98,7 @@ def test_fit_reaches_the_known_optimum_with_one_metrics_and_progress_per_step():
     assert out.events[0] == Log("toy")
     assert [e.step for e in out.events if isinstance(e, Metrics)] == list(range(1, 201))
     progress = [e for e in out.events if isinstance(e, Progress)]
-    assert progress[-1] == Progress(200, 200, "step 200")
+    assert progress[-1] == Progress(200, 200, "step 200", "training")
 
 
 def test_resume_after_a_cancel_gives_the_weights_of_an_uninterrupted_run(tmp_path):

@@ -36,7 +36,8 @@ def test_tabs_device_and_default_model(window):
         "Poisoning",
         "Runs",
     ]
-    assert window.device_label.text() == f"Device: CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    assert window.device_label.text() == f"Device: CPU ({n} thread{'s' if n != 1 else ''})"
     assert window.state.model_key == "digits-cnn"
     assert window.image_tab.model_combo.currentData() == "digits-cnn"
 

@@ -278,8 +278,9 @@ def evaluate_robustness(
     data = batches[part.start : part.stop]
     total = len(data) * (1 + len(attacks))
     done = step = seen = clean_right = robust = fgsm_right = 0
+    phase = f"robust accuracy on {len(xb):,} images"
     fgsm_outcomes: list[bool] = []
-    yield Progress(0, total, "clean predictions")
+    yield Progress(0, total, "clean predictions", phase)
     with eval_mode(model):
         for k, (xc, yc) in enumerate(data):
             b = part.start + k  # the batch's place in the whole job: its seed
@@ -298,7 +299,7 @@ def evaluate_robustness(
             clean_right += int(right.sum())
             fgsm_right += int(fgsm_ok.sum())
             done += 1
-            yield Progress(done, total, f"batch {k + 1}/{len(data)}: clean and FGSM")
+            yield Progress(done, total, f"batch {k + 1}/{len(data)}: clean and FGSM", phase)
             alive = right.clone()
             for name in attacks:
                 idx = alive.nonzero()[:, 0]
@@ -314,7 +315,9 @@ def evaluate_robustness(
                     result.broken[name] += int(fooled.sum())
                     result.seconds[name] += time.perf_counter() - start
                 done += 1
-                yield Progress(done, total, f"batch {k + 1}/{len(data)}: {attack_label(name)}")
+                yield Progress(
+                    done, total, f"batch {k + 1}/{len(data)}: {attack_label(name)}", phase
+                )
                 yield Metrics(
                     step,
                     {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from advstudio.core.certify.smoothing import (
 )
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
-from advstudio.core.jobs import Event, Job, Log, Metrics, Progress, relay
+from advstudio.core.jobs import Job, Log, Metrics, Progress, in_phase, relay
 from advstudio.core.models.card import ModelCard
 from advstudio.core.models.fields import check_model_fields
 
@@ -162,17 +161,6 @@ class SmoothingResult:
     empirical_accuracy: list[float] = field(default_factory=list)  # one per smooth_pgd radius
 
 
-def _offset(start: int, total: int) -> Callable[[Event], Event]:
-    """A relay transform: an inner job's Progress becomes ``start + done`` of ``total``."""
-
-    def shift(event: Event) -> Event:
-        if isinstance(event, Progress):
-            return Progress(start + event.done, total, event.message)
-        return event
-
-    return shift
-
-
 def _finite_or_none(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -214,13 +202,13 @@ def certify_model(
 ) -> Job[SmoothingResult]:
     """:func:`run_smoothing` on a given model (on its device) and images ``x`` (N, C, H, W) in
     [0, 1] with labels ``y`` (``config.model``, ``n_images`` and ``data`` only name them).
-    Progress: the base attacks (a unit per image), CERTIFY (a unit per image, each with its
-    Metrics), then smooth PGD (a unit per radius)."""
+    Progress in three phases, each counting its own units (their speeds differ a hundredfold,
+    so each gets its own ETA): the base attacks (a unit per image), CERTIFY (a unit per image,
+    each with its Metrics), then smooth PGD (a unit per radius)."""
     device = next(model.parameters()).device
     smoothing, attack = config.smoothing(), config.attack()
     x, y = x.to(device), y.to(device)
     n = len(x)
-    total = 2 * n + (len(attack.radii) if config.smooth_pgd else 0)
     yield Log(
         f"randomised smoothing of {getattr(model, 'name', config.model)}: sigma "
         f"{smoothing.sigma:g}, n0 {smoothing.n0}, n {smoothing.n}, alpha "
@@ -228,7 +216,8 @@ def certify_model(
     )
     if config.base_attacks:
         base, deepfool_l2, cw_l2 = yield from relay(
-            _base_attacks(model, x, y, 5 if config.dry_run else config.cw_steps), _offset(0, total)
+            _base_attacks(model, x, y, 5 if config.dry_run else config.cw_steps),
+            in_phase(f"DeepFool and C&W on {n:,} images"),
         )
     else:
         with eval_mode(model), torch.no_grad():
@@ -237,7 +226,8 @@ def certify_model(
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
     certificates = yield from relay(
-        certify_images(model, x, smoothing, generator), _offset(n, total)
+        certify_images(model, x, smoothing, generator),
+        in_phase(f"certifying {n:,} images ({smoothing.n0 + smoothing.n:,} noisy copies each)"),
     )
     labels = y.tolist()
     predictions = [c.prediction for c in certificates]
@@ -253,7 +243,7 @@ def certify_model(
                 generator,
                 [p != t for p, t in zip(predictions, labels)],
             ),
-            _offset(2 * n, total),
+            in_phase(f"smooth PGD at {len(attack.radii)} radii"),
         )
     radii = [float(r) for r in config.radii]
     pgd_radii = [float(r) for r in attack.radii] if config.smooth_pgd else []
@@ -399,7 +389,8 @@ def verify_model(
     correct: list[bool] = []
     robust: list[bool] = []
     proven: list[bool] = []
-    yield Progress(0, len(x), f"IBP and PGD at eps {config.eps:g}")
+    phase = f"IBP bounds and PGD on {len(x):,} images"
+    yield Progress(0, len(x), f"IBP and PGD at eps {config.eps:g}", phase)
     for step, start in enumerate(range(0, len(x), config.batch_size)):
         xb = x[start : start + config.batch_size].to(device)
         yb = y[start : start + config.batch_size].to(device)
@@ -425,7 +416,7 @@ def verify_model(
                 "verified_accuracy": sum(proven) / done,
             },
         )
-        yield Progress(done, len(x), f"IBP and PGD at eps {config.eps:g}")
+        yield Progress(done, len(x), f"IBP and PGD at eps {config.eps:g}", phase)
     n = len(correct)
     return IbpResult(
         config.model,

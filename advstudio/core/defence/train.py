@@ -569,7 +569,9 @@ class EpochTraining:
             yield Log(f"Epoch {t.epoch}: {warning}")
 
     def _evaluation(self) -> Generator[Event, None, dict[str, float]]:
-        """This epoch's figures; the robust-accuracy progress is reported as the training's."""
+        """This epoch's figures; the robust accuracy's progress as its own phase ("evaluating on
+        1,000 held-out digits": its images, not the training's steps, so no "100 %, 0 s left"
+        while the last epoch's evaluation runs)."""
         t = self.trainer
         if self.evaluate is not None:
             figures = self.evaluate(t.model)
@@ -585,8 +587,17 @@ class EpochTraining:
                 pgd_steps=self.eval_pgd_steps,
                 generator=torch.Generator().manual_seed(t.config.seed + 3),
             )
+            n = len(self.eval_set[0])
+            bundled = t.config.dataset == "digits" and not t.config.dry_run  # dry: random
+            kind = "digits" if bundled else "images"
+            phase = f"evaluating on {n:,} held-out {kind}"
             figures = yield from relay(
-                job, lambda e: Progress(t.step, self.total, f"epoch {t.epoch}: {e.message}")
+                job,
+                lambda e: (
+                    Progress(e.done, e.total, f"epoch {t.epoch}: {e.message}", phase)
+                    if isinstance(e, Progress)
+                    else e
+                ),
             )
         else:
             return {}

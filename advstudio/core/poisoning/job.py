@@ -48,7 +48,7 @@ from advstudio.core.data.spec import check_dataset
 from advstudio.core.defence.defaults import check_arch_data, dataset_geometry
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
-from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, relay
+from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, in_phase, relay
 from advstudio.core.models.card import ModelCard
 from advstudio.core.models.fields import check_model_fields
 from advstudio.core.models.names import DIGIT_ARCHITECTURES, GENERIC_ARCHITECTURES
@@ -410,7 +410,12 @@ def train_victim(
             return event
         per_epoch = max(1, event.total // epochs)
         epoch = min(epochs, max(1, -(-event.done // per_epoch)))
-        return Progress(event.done, event.total, f"training the victim: epoch {epoch} of {epochs}")
+        return Progress(
+            event.done,
+            event.total,
+            f"training the victim: epoch {epoch} of {epochs}",
+            "training the victim",
+        )
 
     result = yield from relay(
         train_classifier(train_config, data, evaluate=evaluate, class_names=class_names),
@@ -444,7 +449,7 @@ def run_poisoning(
     (x, y, xt, yt), names, data_lines = _digits(config)
     for line in data_lines:
         yield log(line)
-    view = yield from build_view(config, x, y, len(names))
+    view = yield from relay(build_view(config, x, y, len(names)), in_phase("crafting the poison"))
     gallery, gallery_labels = view.gallery(GALLERY)
     yield log(
         f"{config.attack if config.attack != 'none' else 'no poison'}: {view.n_poisoned} "
@@ -458,7 +463,8 @@ def run_poisoning(
     report = None
     train_view = view
     if config.defence == "sanitize":
-        report = yield from relay(sanitize(view, config.sanitize_config()), keeping_logs(logs))
+        keep, tag = keeping_logs(logs), in_phase("sanitising: training a reference model")
+        report = yield from relay(sanitize(view, config.sanitize_config()), lambda e: keep(tag(e)))
         train_view = view.select(report.keep)
     data = train_view.materialize()
     if config.dry_run:  # the dry-run step trains on the first 8: put poisoned samples first
@@ -497,7 +503,7 @@ def _sweep_event(event: Event, prefix: str) -> Event | None:
     if isinstance(event, Log):
         return event
     if isinstance(event, Progress):
-        return Progress(event.done, event.total, prefix + event.message)
+        return Progress(event.done, event.total, prefix + event.message, prefix + event.phase)
     return None
 
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -25,6 +26,7 @@ from advstudio.ui.state import AppState
 from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import legend_below
+from advstudio.ui.widgets.plot_theme import themed
 from advstudio.workers import JobManager, JobWorker
 
 COLOURS = {
@@ -113,7 +115,12 @@ class SweepPanel(QWidget):
         self.plot.setYRange(0, 1.02)
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setMinimumHeight(170)
+        # no preferred height beyond the minimum: the panel's scroll area sized it by its
+        # preferred height (a word-wrapped label makes Qt use height-for-width), so even at
+        # 1920×1080 the plot's axis and legend ran off the bottom behind a scroll bar
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.legend = legend_below(self.plot)  # under the curves, never over them
+        themed(self.plot)  # dark plots under the dark theme
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)

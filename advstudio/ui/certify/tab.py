@@ -215,6 +215,7 @@ class CertifyTab(QWidget):
                 lambda p: (
                     self.progress.setMaximum(max(p.total, 1)),
                     self.progress.setValue(p.done),
+                    self.progress.setFormat(f"{p.phase}: %v/%m" if p.phase else "%p%"),
                 )
             )
             w.returned.connect(done)

@@ -52,6 +52,7 @@ from advstudio.core.playground.targets import SD
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
+from advstudio.ui.widgets.plot_theme import themed
 from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.workers import JobManager, JobWorker
 
@@ -65,6 +66,9 @@ LOSS_NAMES = {
 OPTIMISER_NAMES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 DRAW_SPACING = SD  # a drag adds a point only this far (data units) from the last one
 ARROW_LENGTH = 0.35  # the 90th-percentile arrow is drawn this long (data units)
+
+
+SPEED_SMOOTHING = 0.15  # weight of a new steps/s reading in the shown average
 
 
 class DrawViewBox(pg.ViewBox):
@@ -295,6 +299,7 @@ class PlaygroundTab(QWidget):
         self.quality_label = QLabel("High-quality samples: –")
         self.d_label = QLabel("D(x) –   D(G(z)) –")
         self.speed_label = QLabel("")
+        self._speed: float | None = None  # steps/s, smoothed (see _show_metrics)
         for label in (self.modes_label, self.quality_label):
             label.setStyleSheet("font-size: 14px; font-weight: bold;")
         self.badge = QLabel(wordWrap=True)
@@ -324,6 +329,7 @@ class PlaygroundTab(QWidget):
         self.view.drawn.connect(self.add_point)
         self.plot = pg.PlotWidget(viewBox=self.view, background="w")
         self.plot.setMinimumSize(360, 360)
+        themed(self.plot)  # the axes around the heat map follow the theme
         self.plot.hideButtons()
         xmin, xmax, ymin, ymax = VIEW
         self.view.setRange(xRange=(xmin, xmax), yRange=(ymin, ymax), padding=0)
@@ -512,6 +518,7 @@ class PlaygroundTab(QWidget):
         if self.running or not self._ensure_playground():
             return None
         playground, live, diagnostics = self.playground, self.live, self.diagnostics
+        self._speed = None  # a new run measures its own speed
 
         def connect(w: JobWorker) -> None:
             w.metrics.connect(self._on_metrics)
@@ -637,7 +644,12 @@ class PlaygroundTab(QWidget):
     def _show_metrics(self, v: dict[str, float], step: int) -> None:
         self.step_label.setText(f"Step {step:,}")
         if "steps_per_s" in v:
-            self.speed_label.setText(f"{v['steps_per_s']:,.0f} steps/s")
+            # each reading covers one preview interval (a tenth of a second), so it jumped
+            # 5 <-> 68 as the UI thread and the job took turns; the label shows an average
+            rate = v["steps_per_s"]
+            old = self._speed
+            self._speed = rate if old is None else old + SPEED_SMOOTHING * (rate - old)
+            self.speed_label.setText(f"{self._speed:,.0f} steps/s")
         self.modes_label.setText(f"Modes covered: {v['modes_covered']:.0f} of {v['n_modes']:.0f}")
         self.quality_label.setText(f"High-quality samples: {100 * v['quality']:.0f} %")
         lv = self.last_values

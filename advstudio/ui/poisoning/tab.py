@@ -201,6 +201,11 @@ class PoisoningTab(QWidget):
         self.sweep_plot.add_curve("attack success", (214, 39, 40), width=2, symbol="t")
         self.sweep_plot.set_y_range(0, 1.02)
         self.gallery = ImageView("Poisoned samples (clean → poisoned label)", "Run to see them")
+        # the gallery's word-wrapped caption makes its row ask for its preferred height, which
+        # squeezed the victim plots above to 150 px at 1280×720 (the per-epoch plot's y labels
+        # on top of each other): they keep room for a view under their title and legend
+        for p in (self.loss_plot, self.epoch_plot):
+            p.setMinimumHeight(230)
         plots = QVBoxLayout()
         top = QHBoxLayout()
         top.addWidget(self.loss_plot, 1)

@@ -36,6 +36,7 @@ from advstudio.ui.state import AppState
 from advstudio.ui.widgets.config_export import export_config_dialog
 from advstudio.ui.widgets.error_box import show_error
 from advstudio.ui.widgets.live_plot import legend_below
+from advstudio.ui.widgets.plot_theme import themed
 from advstudio.workers import JobManager, JobWorker
 
 COLUMNS = ("Started", "Kind", "Title", "Status", "Duration", "Device", "Summary")
@@ -185,6 +186,7 @@ class RunsTab(QWidget):
         self.plot.setLabel("bottom", "step")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.legend = legend_below(self.plot)
+        themed(self.plot)  # dark plots under the dark theme
 
         self.thumbnail = QLabel()  # the run's image artifact, if it has one
         self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight)

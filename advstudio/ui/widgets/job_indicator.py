@@ -1,23 +1,23 @@
-"""Status-bar indicator: what runs, its progress and ETA, with pause and cancel buttons."""
+"""Status-bar indicator: what runs, its phase, progress and ETA ("training — 120/469 — 35 s
+left"), with pause (only for jobs that can pause) and cancel buttons.
+
+The ETA is the current phase's, from that phase's own smoothed rate (``core.jobs.Eta``): a job
+that reports phases (Defence: training, then "evaluating on 1,000 held-out digits") is never
+"100 %, 0 s left" while its evaluation runs; once a phase's units are all done and nothing new
+is announced, the bar turns busy and says "finishing…".
+"""
 
 from __future__ import annotations
 
-import time
-
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from advstudio.core.jobs import format_eta  # noqa: F401 - its old home
 from advstudio.workers import JobManager, JobWorker
 
 SHOW_DELAY_MS = 250  # jobs faster than this never flash in the status bar
-
-
-def format_eta(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s left"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s left"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:02.0f} min left"
+ETA_WIDTH = 420  # px: a long phase is elided in the middle, never widening the window
+TITLE_WIDTH = 220  # px: a long job title ("Defence: 1: FGSM adversarial training") likewise
 
 
 class JobIndicator(QWidget):
@@ -52,7 +52,10 @@ class JobIndicator(QWidget):
 
     def _pick(self) -> None:
         visible = [w for w in self.jobs.active if w.show_in_status]
-        self.worker = visible[-1] if visible else None
+        worker = visible[-1] if visible else None
+        if worker is not self.worker:
+            self.eta.setMinimumWidth(0)  # another job: its own text decides
+        self.worker = worker
         if self.worker is None:
             self._timer.stop()
             self.hide()
@@ -66,17 +69,33 @@ class JobIndicator(QWidget):
         if w is None or w.is_done:
             return
         others = len([x for x in self.jobs.active if x.show_in_status]) - 1
-        self.title.setText(w.title + (f" (+{others} more)" if others > 0 else ""))
+        title = w.title + (f" (+{others} more)" if others > 0 else "")
+        self.title.setText(
+            self.title.fontMetrics().elidedText(title, Qt.TextElideMode.ElideRight, TITLE_WIDTH)
+        )
+        self.title.setToolTip(title)
         p = w.last_progress
         if p is None or p.total <= 0:
             self.bar.setRange(0, 0)  # busy indicator
             self.eta.setText("")
+        elif p.done >= p.total:
+            self.bar.setRange(0, 0)  # the phase's units are done; what follows is unannounced
         else:
             self.bar.setRange(0, 1000)
             self.bar.setValue(round(1000 * p.done / p.total))
-            elapsed = time.monotonic() - (w.started_at or time.monotonic())
-            if p.done > 0 and elapsed > 1.0:
-                self.eta.setText(format_eta(elapsed * (p.total - p.done) / p.done))
+        if p is not None:
+            text = w.eta.describe()
+            metrics = self.eta.fontMetrics()
+            self.eta.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, ETA_WIDTH))
+            # as wide as its widest text so far: the status bar does not jump every second as
+            # "10 s left" becomes "9 s left" (nor cut the text while it re-lays out)
+            wide = min(ETA_WIDTH, metrics.horizontalAdvance(self.eta.text()) + 6)
+            if wide > self.eta.minimumWidth():
+                self.eta.setMinimumWidth(wide)
+            self.bar.setToolTip(p.message)
+            self.eta.setToolTip(
+                p.message + "\nThe time left is this phase's, at its own recent rate."
+            )
         self.pause_button.setVisible(w.pausable)
         self.pause_button.setText("Resume" if w.is_paused else "Pause")
         if w.is_paused:

@@ -33,6 +33,7 @@ from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 from advstudio.responsiveness import REDRAW_BUDGET, REDRAW_MS, TICK_MS
+from advstudio.ui.widgets.plot_theme import PlotColours, themed
 
 X_HEADROOM = 0.5  # x grows by half the data's span past the edge: data fills 2/3 or more, and
 # the axis moves about log(n) / log(1.5) times in n points (a move costs a repaint)
@@ -82,7 +83,9 @@ def legend_below(plot_widget, columns: int = 3):
     legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
     legend.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
     legend.setMinimumWidth(0)  # else its entries' layout sets the plot's minimum width
-    item.layout.addItem(legend, 4, 1)  # rows 0-3: title, top axis, view, bottom axis
+    # rows 0-3: title, top axis, view, bottom axis; spanning the left axis's column too, so a
+    # narrow plot's longest entry ("D(G(z)) before G step" at 1280×720) is not cut
+    item.layout.addItem(legend, 4, 0, 1, 3)
     item.layout.setAlignment(legend, Qt.AlignmentFlag.AlignHCenter)
     item.geometryChanged.connect(lambda: legend.fit(item.width()))
     item.legend = legend  # what PlotItem.plot(name=...) adds to
@@ -230,7 +233,6 @@ class LivePlot(QWidget):
         self.end_marker.hide()
         self.plot.addItem(self.end_marker, ignoreBounds=True)
         self.readout = QLabel(" ")  # the values under the mouse pointer
-        self.readout.setStyleSheet("color: #444;")
         self.plot.scene().sigMouseMoved.connect(self._hover)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -243,6 +245,16 @@ class LivePlot(QWidget):
         self._dirty = False
         self._last_redraw = 0.0
         RedrawScheduler.instance().register(self)
+        themed(self.plot, self._recolour)
+
+    def _recolour(self, colours: PlotColours) -> None:
+        """The theme's colours for what :func:`~advstudio.ui.widgets.plot_theme.style_plot`
+        does not know: the planned-end line and the hover read-out."""
+        import pyqtgraph as pg
+
+        self.end_marker.setPen(pg.mkPen(colours.faint, style=Qt.PenStyle.DashLine))
+        self.end_marker.label.setColor(colours.faint[:3] + (110,))
+        self.readout.setStyleSheet(f"color: {colours.readout};")
 
     def add_curve(
         self,
