@@ -47,6 +47,7 @@ from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
+from advstudio.ui.widgets.context_header import ContextHeader
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.perturbation import perturbation_rgb
 from advstudio.ui.widgets.topk_bars import TopKBars
@@ -371,6 +372,8 @@ class AttackTab(QWidget):
         splitter.setStretchFactor(1, 2)
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
+        self.header = ContextHeader(self.state)
+        layout.addWidget(self.header)
         layout.addWidget(splitter)
 
         self.access.currentIndexChanged.connect(self._on_access)

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.context_header import ContextHeader
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.workers import JobManager, JobWorker
@@ -168,6 +169,8 @@ class CertifyTab(QWidget):
         self.plot.add_curve(LOWER, (31, 119, 180), width=2)
         self.plot.add_curve(UPPER, (214, 39, 40), width=2, symbol="o")
         layout = QVBoxLayout(self)
+        self.header = ContextHeader(self.state)
+        layout.addWidget(self.header)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)

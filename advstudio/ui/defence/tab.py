@@ -108,7 +108,11 @@ class DefenceTab(QWidget):
     def _build(self) -> None:
         self.recipe = QComboBox()
         for key, (label, _, _) in RECIPES.items():
-            self.recipe.addItem(label, key)
+            # the paper goes to the item's tooltip: "FGSM adversarial training (Goo" was all a
+            # 1280-px window showed of the full label
+            short = label.split(" (")[0] if " et al.)" in label else label
+            self.recipe.addItem(short, key)
+            self.recipe.setItemData(self.recipe.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
         tip(self.recipe, "adversarial-training", "fgsm", "pgd", "vat", "detection")
         self.arch = QComboBox()
         self.arch.setToolTip(
