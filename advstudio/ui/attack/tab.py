@@ -45,9 +45,9 @@ from advstudio.ui.attack.universal_panel import UniversalPanel
 from advstudio.ui.help import tip, tip_items
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.context_header import ContextHeader
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.image_view import ImageView
-from advstudio.ui.widgets.context_header import ContextHeader
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.perturbation import perturbation_rgb
 from advstudio.ui.widgets.topk_bars import TopKBars
