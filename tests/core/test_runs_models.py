@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from advstudio.cli import EXIT_OK, EXIT_USAGE, main
@@ -121,3 +122,36 @@ def test_resume_needs_a_resumable_run(tmp_path, capsys):
     assert "no run" in capsys.readouterr().err
     assert main(["--resume", run_id, "--no-record"]) == EXIT_USAGE
     assert main([str(cfg), "--resume", run_id]) == EXIT_USAGE
+
+
+def test_a_bare_tensor_in_a_result_is_kept_as_a_file_without_a_card(tmp_path):
+    images = torch.rand(2, 1, 4, 4)
+    result = {"x": images, "scale": torch.tensor(2.0), "inner": {"n": 2, "x_adv": images[:1]}}
+    assert keep_models(result, tmp_path, prefix="artifacts/") == {
+        "x": "artifacts/x.pt",
+        "scale": 2.0,  # a scalar stays a number
+        "inner": {"n": 2, "x_adv": "artifacts/x_adv.pt"},
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pt", "x_adv.pt"]
+    assert torch.equal(torch.load(tmp_path / "x.pt", weights_only=True), images)
+
+
+@pytest.mark.parametrize(
+    "kind", ["boundary", "defence-eval", "patch", "universal", "gan", "poison"]
+)
+def test_the_attack_panels_jobs_record_no_placeholder(kind, tmp_path, capsys):
+    cfg = _write(tmp_path, f'kind = "{kind}"\ndevice = "cpu"\n')
+    assert main([str(cfg), "--dry-run", "--quiet", "--store", str(tmp_path / "store")]) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    run = RunStore.open(tmp_path / "store").get(summary["run_id"])
+    text = (run.path / "result.json").read_text()
+    assert "<Tensor>" not in text and "<ndarray>" not in text
+
+
+def test_a_numpy_array_in_a_result_is_kept_as_npy(tmp_path):
+    samples = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert keep_models({"samples": samples, "n": np.float32(3)}, tmp_path) == {
+        "samples": "samples.npy",
+        "n": 3.0,
+    }
+    assert np.array_equal(np.load(tmp_path / "samples.npy", allow_pickle=False), samples)

@@ -13,11 +13,14 @@ network it fits; the JSON result names the file where the weights were, so it ho
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from advstudio.core.atomic import atomic_torch_save
+import numpy as np
+
+from advstudio.core.atomic import atomic_torch_save, atomic_write_bytes
 from advstudio.core.runs.files import atomic_write_json, is_state_dict, plain
 
 
@@ -37,10 +40,18 @@ def _found(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
     else:
         return
     for name, child in items:
-        if is_state_dict(child):
+        if is_state_dict(child) or _is_array(child):
             yield (*path, name), value, child
         else:
             yield from _found(child, (*path, name))
+
+
+def _is_array(value: Any) -> bool:
+    """A tensor or numpy array that is not a scalar (an image batch a result keeps for its
+    views): it is saved beside the weights, without a card (a tensor as ``.pt``, an array as
+    ``.npy``), so ``result.json`` names a file, never ``"<Tensor>"`` or ``"<ndarray>"``."""
+    module = type(value).__module__
+    return module.startswith(("torch", "numpy")) and getattr(value, "ndim", 0) > 0
 
 
 def model_card(owner: Any, field: str, weights: str) -> dict[str, Any]:
@@ -76,7 +87,7 @@ def _unique(name: str, path: tuple[str, ...], taken: set[str]) -> str:
 def keep_models(result: Any, folder: Path, prefix: str = "") -> Any:
     """``plain(result)``, each state_dict in it saved as ``folder/<name>.pt`` with its card
     ``folder/<name>.json`` and replaced by ``prefix + "<name>.pt"`` (the file's name as seen
-    from wherever the JSON is written)."""
+    from wherever the JSON is written); a bare tensor likewise, without a card."""
     files: dict[int, str] = {}
     names: set[str] = set()
     # the shallowest first: a result's own weights get the plain name (model.pt)
@@ -85,7 +96,19 @@ def keep_models(result: Any, folder: Path, prefix: str = "") -> Any:
             continue
         name = _unique(_model_name(path[-1]), path, names)
         names.add(name)
-        atomic_torch_save({k: v.detach().cpu() for k, v in state.items()}, folder / f"{name}.pt")
-        atomic_write_json(folder / f"{name}.json", model_card(owner, ".".join(path), f"{name}.pt"))
+        if isinstance(state, np.ndarray):
+            buffer = io.BytesIO()
+            np.save(buffer, state, allow_pickle=False)
+            atomic_write_bytes(folder / f"{name}.npy", buffer.getvalue())
+            files[id(state)] = f"{prefix}{name}.npy"
+            continue
+        if _is_array(state):
+            atomic_torch_save(state.detach().cpu(), folder / f"{name}.pt")
+        else:
+            atomic_torch_save(
+                {k: v.detach().cpu() for k, v in state.items()}, folder / f"{name}.pt"
+            )
+            card = model_card(owner, ".".join(path), f"{name}.pt")
+            atomic_write_json(folder / f"{name}.json", card)
         files[id(state)] = f"{prefix}{name}.pt"
     return plain(result, files)
