@@ -401,3 +401,15 @@ def summary(spec: str | DatasetSpec) -> str:
     return f"{shape}, {len(classes)} classes, {len(files):,} files" + (
         f" ({odd} not images by name: skipped)" if odd else ""
     )
+
+
+def folder_classes(spec: str | DatasetSpec) -> list[str]:
+    """A folder set's class names from its listing alone (cheap: no image decoded); ``[]``
+    for a folder without classes (a flat folder of unlabelled images) or another kind."""
+    spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.parse(spec)
+    if spec.kind not in ("folder", "imagenet-folder"):
+        return []
+    try:
+        return _split_listing(Path(spec.arg).expanduser(), spec.kind, "all")[2]
+    except (ConfigError, OSError):
+        return []

@@ -171,3 +171,43 @@ def make_judge(
     elif real is None:
         raise ConfigError(f"judge {name} needs real images of {dataset} to compare with")
     return Judge(key, name, classifier, real=real)
+
+
+def dataset_classes(dataset: str) -> list[str]:
+    """The class names of ``dataset`` without loading it (nothing downloaded, no image
+    decoded): the digits', a known torchvision set's, a folder's from its listing; ``[]`` when
+    not known this way."""
+    from advstudio.core.data.sets import folder_classes
+    from advstudio.core.models.card import KNOWN_CLASSES, class_names
+
+    kind, _, arg = dataset.partition(":")
+    if kind == "digits" or arg == "mnist":
+        return class_names("digits")
+    if kind == "torchvision":
+        return class_names(arg) if arg in KNOWN_CLASSES and arg != "cifar100" else []
+    return folder_classes(dataset)
+
+
+def window_judge(dataset: str, model_key: str, model) -> tuple[str, str]:
+    """What the window judges a GAN on ``dataset`` with, given the open model: ``(judge
+    choice for the config, a line for the UI)``. The digit CNN for digits; else the open model
+    when its card names the data set's classes (choice = its registry key); else ``"none"``
+    with why."""
+    if dataset in DIGIT_SETS:
+        return AUTO, "Judge: the built-in digit CNN (classes covered, Fréchet distance)."
+    names = list(getattr(model, "class_names", []) or [])
+    card = getattr(model, "card", None)
+    if (
+        model is not None
+        and model_key
+        and card_fits(dataset, dataset_classes(dataset), names, card)
+    ):
+        name = getattr(model, "name", "") or model_key
+        return model_key, f"Judge: your model {name} (its card names this data set's classes)."
+    why = (
+        "No judge: the digit CNN only reads digits and the open model"
+        + (f" ({getattr(model, 'name', model_key)})" if model is not None else "")
+        + " is not a classifier of this data set's classes (open one whose card names them). "
+        "Classes covered and the Fréchet distance are off."
+    )
+    return NONE, why
