@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -297,7 +298,13 @@ class GanTab(QWidget):
 
         self._show_judge()
         layout = QHBoxLayout(self)
-        layout.addWidget(left_box)
+        left_area = QScrollArea()  # the settings scroll rather than set the window's height
+        left_area.setWidget(left_box)
+        left_area.setWidgetResizable(True)
+        left_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        left_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_area.setFixedWidth(left_box.width() + 16)
+        layout.addWidget(left_area)
         layout.addLayout(plots, 1)
         layout.addWidget(right_w)
 
