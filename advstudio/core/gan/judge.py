@@ -204,10 +204,14 @@ def window_judge(dataset: str, model_key: str, model) -> tuple[str, str]:
     ):
         name = getattr(model, "name", "") or model_key
         return model_key, f"Judge: your model {name} (its card names this data set's classes)."
+    opened = (
+        f"the open model ({getattr(model, 'name', '') or model_key}) is not a classifier of "
+        "this data set's classes"
+        if model is not None
+        else "no classifier of this data set's classes is open"
+    )
     why = (
-        "No judge: the digit CNN only reads digits and the open model"
-        + (f" ({getattr(model, 'name', model_key)})" if model is not None else "")
-        + " is not a classifier of this data set's classes (open one whose card names them). "
-        "Classes covered and the Fréchet distance are off."
+        f"No judge: the digit CNN only reads digits, and {opened}. Classes covered and the "
+        "Fréchet distance are off."
     )
     return NONE, why

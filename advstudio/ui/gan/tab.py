@@ -163,8 +163,9 @@ class GanTab(QWidget):
             "resized to it when theirs differ (the log says so)"
         )
         form = QFormLayout()
+        form.addRow(QLabel("Data"))
+        form.addRow(self.picker)  # the whole width: its set's line wraps under it
         for label, w in (
-            ("Data", self.picker),
             ("Image size", self.image_size),
             ("Channels", self.channels),
             ("Networks", self.arch),
