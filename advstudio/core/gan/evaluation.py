@@ -124,7 +124,7 @@ def evaluate_generator(
     covered, entropy = class_coverage(logits, num_classes=k, threshold=COVERAGE_THRESHOLD * 10 / k)
     values = {
         "classes_covered": float(covered),
-        "class_entropy": entropy,
+        "class_entropy": entropy + 0.0,  # no -0.0 in the records
         "frechet": frechet_distance(*gaussian_stats(feats), *judge.real_stats()),
         "sample_diversity": pairwise_diversity(images),
     }

@@ -343,10 +343,11 @@ class GanTab(QWidget):
         self.ema_decay.setToolTip(STABILISERS["ema"])
         self.minibatch_std = QCheckBox("Minibatch std in D")
         self.minibatch_std.setToolTip(STABILISERS["minibatch_std"])
-        self.conditional = QCheckBox("Class-conditional (digits)")
+        self.conditional = QCheckBox("Class-conditional")
         self.conditional.setToolTip(
             "G draws the class you ask for (label embedding into G, "
-            "projection discriminator); samples show one row per class"
+            "projection discriminator), one class per class of the data set (a folder needs "
+            "one sub-folder per class); samples show one row per class"
         )
         form = QFormLayout()
         form.addRow("Loss", self.loss)
