@@ -128,3 +128,18 @@ def test_which_classifier_fits_which_data_set():
     none = make_judge("auto", "folder:/x", CLASSES)
     assert not none.active and "digit CNN" in none.why
     assert make_judge("none", "digits", []).why.startswith("the judge is switched off")
+
+
+def test_the_window_picks_the_open_model_only_when_it_fits(shapes):
+    from advstudio.core.gan.judge import dataset_classes, window_judge
+
+    folder = f"folder:{shapes}"
+    assert dataset_classes(folder) == sorted(CLASSES)
+    assert dataset_classes("torchvision:cifar10")[0] == "airplane"  # nothing downloaded
+    assert window_judge("digits", "", None)[0] == "auto"
+    clf = colour_classifier()
+    choice, line = window_judge(folder, "file:/m/shapes.pt2", clf)  # CLASSES, not sorted
+    assert choice == "none" and "colour-net" in line and "is not a classifier" in line
+    clf.class_names = sorted(CLASSES)
+    choice, line = window_judge(folder, "file:/m/shapes.pt2", clf)
+    assert choice == "file:/m/shapes.pt2" and line.startswith("Judge: your model colour-net")
