@@ -92,6 +92,10 @@ def test_compared_runs_share_every_plot_with_a_legend_entry_each(qtbot, gan):
     assert step_rows[0]["loss_d"] == pytest.approx(
         float(gan.loss_plot.series[f"{labels[0]} loss D raw"].y[0])
     )
+    # a hinge run is on the D plot: every run's raw outputs, not sigmoid(D)
+    assert gan.d_raw and gan.d_plot.series[f"{labels[0]} D(x)"].y[0] == pytest.approx(
+        step_rows[0]["out_real"]
+    )
     assert "run 1: BCE" in gan.status.text() and "run 2: hinge" in gan.status.text()
     gan.clear_runs()
     assert gan.runs == []  # the plots are back to one run's empty curves
@@ -101,3 +105,12 @@ def test_compared_runs_share_every_plot_with_a_legend_entry_each(qtbot, gan):
     gan.compare.setChecked(False)
     _train(qtbot, gan, 1)  # alone again: the single run's curves, no run legend
     assert gan.loss_plot.points("loss_d") == 1 and len(gan.runs) == 1
+
+
+def test_the_d_plot_shows_raw_outputs_for_a_loss_other_than_bce(qtbot, gan):
+    gan.loss.setCurrentIndex(gan.loss.findData("wgan-gp"))
+    _train(qtbot, gan, 2)
+    rows = [row for row in gan.rows if "out_real" in row]
+    assert list(gan.d_plot.series["D(x)"].y) == pytest.approx([r["out_real"] for r in rows])
+    assert "D(G(z)) after G step" not in gan.d_plot.series  # only measured as a probability
+    assert gan.d_plot.plot.getAxis("left").labelText == "D's raw output"

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.core.gan.config import GanConfig
+from advstudio.core.gan.config import BCE_LOSSES, GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
 from advstudio.core.gan.stabilisers import EXPLANATIONS as STABILISERS
 from advstudio.core.gan.stabilisers import LR_PRESETS
@@ -109,6 +109,7 @@ class GanTab(QWidget):
         self.result = None
         self.rows: list[dict[str, float]] = []
         self.runs: list[dict] = []  # the runs on the plots: label, colour, config, rows, result
+        self.d_raw = False  # D's plot shows raw outputs (a loss other than BCE is on it)
         self.diagnostics = GanDiagnostics()
         self._frames = 0
         self._build()
@@ -566,6 +567,15 @@ class GanTab(QWidget):
         for run in self.runs:  # a comparison names every run, the earlier ones too
             run["compared"] = compared
         self._reset(config.loss)
+        # sigmoid(D) is a probability only for the BCE losses: LSGAN, hinge and a WGAN
+        # critic are read by their raw outputs (as the badges read them)
+        self.d_raw = any(run["config"].loss not in BCE_LOSSES for run in self.runs)
+        if self.d_raw:
+            self.d_plot.plot.setLabel("left", "D's raw output")
+            self.d_plot.follow_y_range()
+        else:
+            self.d_plot.plot.setLabel("left", "probability")
+            self.d_plot.set_y_range(0, 1)
         self.rows = entry["rows"]
         self._build_curves()
         for run in self.runs[:-1]:
@@ -596,7 +606,8 @@ class GanTab(QWidget):
                 self.loss_plot.add_curve(f"{name} (smoothed)", colour, width=2, smooth_of=name)
             self.d_plot.add_curve("D(x)", D_COLOUR)
             self.d_plot.add_curve("D(G(z)) before G step", G_COLOUR)
-            self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
+            if not self.d_raw:  # the step measures it as a probability only
+                self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
             self.grad_plot.add_curve("grad D", D_COLOUR)
             self.grad_plot.add_curve("grad G", G_COLOUR)
             self.div_plot.add_curve("batch", (120, 120, 120))
@@ -630,7 +641,7 @@ class GanTab(QWidget):
             self.fid_plot.add_curve(f"{label} Fréchet", c, width=2, symbol="o", legend=label)
 
     def clear_runs(self) -> None:
-        """Forget the kept runs: empty plots (the running one, if any, keeps training)."""
+        """Forget the kept runs: empty plots (not while a run trains)."""
         if self.running:
             return
         self.runs.clear()
@@ -662,9 +673,11 @@ class GanTab(QWidget):
             if "loss_d" in v:
                 self.loss_plot.add("loss_d", step, v["loss_d"])
                 self.loss_plot.add("loss_g", step, v["loss_g"])
-                self.d_plot.add("D(x)", step, v["d_x"])
-                self.d_plot.add("D(G(z)) before G step", step, v["d_g_z1"])
-                self.d_plot.add("D(G(z)) after G step", step, v["d_g_z2"])
+                real, fake = ("out_real", "out_fake") if self.d_raw else ("d_x", "d_g_z1")
+                self.d_plot.add("D(x)", step, v[real])
+                self.d_plot.add("D(G(z)) before G step", step, v[fake])
+                if not self.d_raw:
+                    self.d_plot.add("D(G(z)) after G step", step, v["d_g_z2"])
                 self.grad_plot.add("grad D", step, v["grad_norm_d"])
                 self.grad_plot.add("grad G", step, v["grad_norm_g"])
                 self.div_plot.add("batch", step, v["diversity"])
@@ -676,8 +689,9 @@ class GanTab(QWidget):
         if "loss_d" in v:
             self.loss_plot.add(f"{label} loss D raw", step, v["loss_d"])
             self.loss_plot.add(f"{label} loss G raw", step, v["loss_g"])
-            self.d_plot.add(f"{label} D(x)", step, v["d_x"])
-            self.d_plot.add(f"{label} D(G(z))", step, v["d_g_z1"])
+            real, fake = ("out_real", "out_fake") if self.d_raw else ("d_x", "d_g_z1")
+            self.d_plot.add(f"{label} D(x)", step, v[real])
+            self.d_plot.add(f"{label} D(G(z))", step, v[fake])
             self.grad_plot.add(f"{label} grad D", step, v["grad_norm_d"])
             self.grad_plot.add(f"{label} grad G", step, v["grad_norm_g"])
             self.div_plot.add(f"{label} batch", step, v["diversity"])

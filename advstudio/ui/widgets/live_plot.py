@@ -296,6 +296,12 @@ class LivePlot(QWidget):
         self.follow_y = False
         self.plot.setYRange(lo, hi, padding=0)
 
+    def follow_y_range(self) -> None:
+        """Let y follow the data again after :meth:`set_y_range`."""
+        self.follow_y = True
+        self._y_range = None
+        self._dirty = True
+
     def set_x_extent(self, lo: float, hi: float) -> None:
         """Mark ``hi``, a training's planned last step, with a faint line (the x axis still
         fits the data; ``lo`` is kept for the callers' symmetry). :meth:`clear` hides it."""
