@@ -114,3 +114,16 @@ def test_the_d_plot_shows_raw_outputs_for_a_loss_other_than_bce(qtbot, gan):
     assert list(gan.d_plot.series["D(x)"].y) == pytest.approx([r["out_real"] for r in rows])
     assert "D(G(z)) after G step" not in gan.d_plot.series  # only measured as a probability
     assert gan.d_plot.plot.getAxis("left").labelText == "D's raw output"
+
+
+def test_a_run_that_fails_at_once_leaves_no_legend_entry(qtbot, gan, job_ended, tmp_path):
+    gan.compare.setChecked(True)
+    _train(qtbot, gan, 1)
+    gan.use_folder(str(tmp_path / "gone"))  # no such folder: the job fails before a step
+    errors = []
+    with job_ended(gan.jobs, timeout=60_000):
+        gan.start().errored.connect(errors.append)
+    assert "not found" in str(errors[0])
+    assert [run["label"] for run in gan.runs] == ["1: BCE, batch 8"]
+    assert gan.loss_plot.legend_labels() == ["1: BCE, batch 8"]
+    assert gan.loss_plot.points("1: BCE, batch 8 loss D") == 1  # the kept run, replayed

@@ -494,6 +494,7 @@ class GanTab(QWidget):
             w.preview.connect(self._on_preview)
             w.log.connect(self.status.setText)
             w.returned.connect(lambda r: self._on_done(r, entry))
+            w.errored.connect(lambda _exc: self._drop_if_empty(entry))
             w.aborted.connect(
                 lambda: self.status.setText(
                     f"Stopped at step {self.diagnostics.step}; the curves so far are kept."
@@ -639,6 +640,15 @@ class GanTab(QWidget):
             )
             self.cover_plot.add_curve(f"{label} classes", c, width=2, symbol="o", legend=label)
             self.fid_plot.add_curve(f"{label} Fréchet", c, width=2, symbol="o", legend=label)
+
+    def _drop_if_empty(self, entry: dict) -> None:
+        """A run that failed before its first step leaves no legend entry behind."""
+        if not entry["rows"] and entry in self.runs:
+            self.runs.remove(entry)
+            self._build_curves()
+            for run in self.runs:
+                for row in run["rows"]:
+                    self._feed(run, int(row["step"]), row)
 
     def clear_runs(self) -> None:
         """Forget the kept runs: empty plots (not while a run trains)."""
