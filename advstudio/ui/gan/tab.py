@@ -137,8 +137,9 @@ class GanTab(QWidget):
         self.smoothing.setToolTip("One-sided label smoothing: real images get target 1 - this")
         self.eval_every = QSpinBox(minimum=0, maximum=100_000, singleStep=100, value=200)
         self.eval_every.setToolTip(
-            "Judge 1,000 samples with the digit CNN every N steps "
-            "(classes covered, Fréchet distance); 0 = never"
+            "Judge 1,000 samples every N steps (classes covered, class entropy, Fréchet "
+            "distance) with the judge named below Train: the digit CNN on digits, your "
+            "open classifier when its card names the data set's classes; 0 = never"
         )
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.picker = DatasetPicker(s)
