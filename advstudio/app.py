@@ -102,24 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         print(explain_missing(missing), file=sys.stderr)
         return 1
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setOrganizationName("advstudio")
-    app.setApplicationName("advstudio")
-    from PySide6.QtCore import QSettings
-
-    data_folder = str(QSettings().value("data_folder", "") or "")
-    if data_folder and not os.environ.get("ADVSTUDIO_HOME"):  # Edit ▸ Preferences' data folder
-        os.environ["ADVSTUDIO_HOME"] = data_folder
-    from PySide6.QtGui import QIcon
-
-    from advstudio.core.resources import resources_dir
-
-    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "advstudio.png")))
     from advstudio.responsiveness import MainThreadGarbageCollector
     from advstudio.ui.main_window import MainWindow
 
+    app = _application(adopt=True)
     collector = MainThreadGarbageCollector(app)  # lives as long as the app
     window = MainWindow()
     window.labs_ready.connect(collector.freeze)  # later full collections skip start-up's heap
@@ -142,6 +129,123 @@ def main(argv: list[str] | None = None) -> int:
     code = app.exec()
     window.jobs.shutdown(30_000)  # e.g. quit from the window manager without closeEvent
     return code
+
+
+def _application(adopt: bool = False):
+    """The running ``QApplication``, or a new one named and iconed as advstudio's (with the
+    data folder of Edit ▸ Preferences applied); ``adopt``: name a running one so too (the
+    ``advstudio`` command; not another program's app that opens the window from Python)."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from advstudio.core.resources import resources_dir
+
+    app = QApplication.instance()
+    if app is not None and not adopt:
+        return app
+    app = app or QApplication(sys.argv[:1])
+    app.setOrganizationName("advstudio")
+    app.setApplicationName("advstudio")
+    data_folder = str(QSettings().value("data_folder", "") or "")
+    if data_folder and not os.environ.get("ADVSTUDIO_HOME"):  # Edit ▸ Preferences' data folder
+        os.environ["ADVSTUDIO_HOME"] = data_folder
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "advstudio.png")))
+    return app
+
+
+_open_windows: list = []  # windows opened from Python live on without the caller's reference
+
+
+def open_window(
+    model=None,
+    card=None,
+    data: str | None = None,
+    *,
+    name: str | None = None,
+    image=None,
+    block: bool | None = None,
+    settings=None,
+):
+    """Open the window from a script or a notebook, on the user's own model; returns it.
+
+    ``model``: an ``nn.Module`` (registered with ``card`` under ``memory:<name>``, see
+    :mod:`advstudio.core.models.memory`) or a registry key (``"file:net.pt2"``,
+    ``"memory:net"``, ``"digits-cnn"``); it becomes the current model, listed with its card.
+    ``card``: a :class:`~advstudio.core.models.card.ModelCard` or its fields as a dict
+    (``input_shape``, ``classes``, optional ``mean``/``std``...). ``data``: a data set for the
+    Attack tab's sweep and robust accuracy (``"folder:<path>"``, ``"torchvision:cifar10"``...).
+    ``image``: an image file to show and predict.
+
+    As napari's viewer does: a running ``QApplication`` (IPython's ``%gui qt``, a Jupyter
+    kernel with the Qt loop, another Qt app) is reused and the call returns at once; otherwise
+    one is made, and the call runs its event loop until the window closes, unless the session
+    is interactive (IPython, ``python -i``), where it turns IPython's Qt loop on and returns.
+    ``block`` forces either way.
+    """
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    key = None
+    if model is not None:
+        if isinstance(model, str):
+            key = model
+        else:
+            from advstudio.core.models.memory import register
+
+            key = register(model, card, name)  # a missing card fails here, in the user's code
+    if data is not None:
+        from advstudio.core.data.spec import check_dataset
+
+        check_dataset(data)
+    existing = QApplication.instance()
+    app = _application()
+    from advstudio.ui.main_window import MainWindow
+
+    window = MainWindow(settings or QSettings("advstudio", "advstudio"))
+    _open_windows.append(window)
+
+    def ready() -> None:
+        if key is not None:
+            window.image_tab.select_model(key)
+        if data is not None:
+            for panel in (window.attack_tab.sweep, window.attack_tab.robust):
+                panel.data.set_dataset(data)
+
+    if window.attack_tab is not None:
+        ready()
+    else:
+        window.labs_ready.connect(ready)
+    if image is not None:
+        window.image_tab.load_path(image)
+    window.show()
+    window.raise_()
+    interactive = _interactive()
+    if block is None:
+        block = existing is None and not interactive
+    if block:
+        app.exec()
+        window.jobs.shutdown(30_000)
+    elif existing is None and interactive:
+        _ipython_qt_loop()
+    return window
+
+
+def _interactive() -> bool:
+    """An interactive session: IPython / Jupyter, or ``python -i``."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or _ipython() is not None
+
+
+def _ipython():
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def _ipython_qt_loop() -> None:
+    """Turn on IPython's Qt event loop (``%gui qt``) so the window lives between cells."""
+    shell = _ipython()
+    if shell is not None and getattr(shell, "active_eventloop", None) != "qt":
+        shell.enable_gui("qt")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,15 @@ The config file names the kind and its settings::
     attacks = ["fgsm", "pgd"]
     epsilons = [0, 0.1, 0.2, 0.3]
 
+A model file without a card beside it takes the card's fields inline, in a ``[card]`` table
+(``[target_card]`` for a detector's target, ``[adv_card]`` for a poisoning surrogate); the run
+records them, so a rerun loads the model the same way::
+
+    model = "file:cifar_net.pt2"
+    [card]
+    input_shape = [3, 32, 32]
+    classes = "cifar10"
+
 Every run is recorded in the run store (``--store DIR``, default: the user data folder, see
 :func:`advstudio.core.runs.default_store_root`) unless ``--no-record`` is given, exactly as the
 app records its jobs: a training checkpoints into its run folder and keeps its trained weights
@@ -16,7 +25,8 @@ printed summary names its ``run_id`` and folder. ``advstudio-run --resume RUN_ID
 killed or cancelled training from its last checkpoint, as the Runs tab's Resume does.
 
 Under ``torchrun`` the training jobs run data-parallel, one process per GPU (NCCL) or CPU share
-(gloo), see :mod:`advstudio.core.distributed`::
+(gloo), and the sweep and robust accuracy shard their images over the processes, see
+:mod:`advstudio.core.distributed`::
 
     torchrun --nproc-per-node 4 -m advstudio.cli config.toml
 
@@ -264,15 +274,44 @@ def _check_device(config: Any) -> None:
         pick_device(config.device)
 
 
+MODEL_FIELDS = (("model", "card"), ("target", "target_card"), ("adv_model", "adv_card"))
+"""A job config's model fields and the card fields beside them."""
+
+
 def _check_model(config: Any) -> None:
-    """Refuse a ``model`` no one has (a typo, a moved file) before a run is recorded for it;
-    whether a model that exists can be loaded stays the registry's business, when it runs."""
-    key = getattr(config, "model", None)
-    if not isinstance(key, str) or key.startswith("torchvision:"):
+    """Refuse a ``model`` no one has (a typo, a moved file) or a model file without a card
+    (naming the missing fields) before a run is recorded for it; whether a model that exists
+    can be loaded stays the registry's business, when it runs."""
+    for field, card_field in MODEL_FIELDS:
+        key = getattr(config, field, None)
+        if isinstance(key, str):
+            _check_model_key(key, getattr(config, card_field, None), card_field)
+
+
+def _check_model_key(key: str, card: Any, card_field: str) -> None:
+    if key.startswith(("torchvision:", "memory:")):  # the config checked a memory: key
         return
     if key.startswith("file:"):
-        if not Path(key[5:]).is_file():
-            raise ConfigError(f"model file not found: {key[5:]}")
+        path = Path(key[5:])
+        if not path.is_file():
+            raise ConfigError(f"model file not found: {path}")
+        from advstudio.core.models.card import MissingCardError
+        from advstudio.core.models.user import check_card
+
+        try:
+            check_card(path, card)
+        except MissingCardError as exc:
+            found = f"; {exc.probe.describe()}" if exc.probe is not None else ""
+            raise ConfigError(
+                f"model file {path.name} has no model card giving {', '.join(exc.missing)}: "
+                f"add {'them' if len(exc.missing) > 1 else 'it'} to the config's "
+                f'[{card_field}] table (input_shape = [C, H, W], classes = "cifar10" or a '
+                "list of names; mean and std only if the model expects normalised input; "
+                f"architecture for a weights file) or write {exc.card_path.name} beside the "
+                f"model{found}"
+            ) from None
+        except ModelLoadError:
+            return  # a file that cannot load for another reason: the job says why, recorded
         return
     from advstudio.core.models.registry import list_models
 

@@ -1,4 +1,4 @@
-"""Data-parallel training under ``torchrun``: one process per GPU (or per CPU share), each
+"""Data-parallel jobs under ``torchrun``: one process per GPU (or per CPU share), each
 training on its rows of every batch, gradients averaged by ``DistributedDataParallel``::
 
     uv run torchrun --nproc-per-node 4 -m advstudio.cli config.toml
@@ -21,6 +21,12 @@ batch (``batch_size``), up to float rounding:
   :class:`CpuSyncBatchNorm` on CPUs (torch's accepts GPU tensors only);
 - ``nn.Dropout`` layers draw the whole batch's mask and keep their rows (:class:`ShardedDropout`);
 - logged metrics are reduced (:func:`batch_mean`, :func:`gather_rows`) to the whole batch's.
+
+The evaluation jobs (``sweep``, ``robust``) shard their *images* instead: each process takes a
+contiguous block of the job's batches (:func:`shard` over the batch count), attacks them with the
+seeds a single process would use for those batches (seeded by the batch's place in the whole
+job, never by rank) and :func:`gather_objects` brings every block's per-image results to every
+process, so the result is the single process's, image for image.
 
 Only rank 0 writes (run store, progress, checkpoints, weights); checkpoints hold the plain
 modules' state dicts (no ``module.`` prefix) and the global step, so a checkpoint written by N
@@ -237,6 +243,17 @@ def broadcast_object(value: T) -> T:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_objects(value: T) -> list[T]:
+    """Every process's ``value``, in rank order, on every process (a single process gets
+    ``[value]``): how the evaluation jobs (sweep, robust accuracy) collect their per-image
+    results. Picklable values only."""
+    if not _active():
+        return [value]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
 
 
 def from_main(load: Callable[[], T]) -> T:

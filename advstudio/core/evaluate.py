@@ -12,17 +12,20 @@ from advstudio.core.data import batches
 from advstudio.core.data.fields import check_fields, job_images
 from advstudio.core.devices import pick_device
 from advstudio.core.jobs import Job, Log, Metrics, Progress
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """``model``: a registry key (``digits-cnn``, ``file:/path.pt``). ``limit``: the first N
-    images of the set, in its order (0 = all; the digits' test split is sorted by class).
-    ``dataset`` / ``split`` / ``fit``: which images and whether
-    to fit them to the model (:mod:`advstudio.core.data.fields`). ``device``: ``auto``,
-    ``cpu``, ``cuda``..."""
+    """``model``: a registry key (``digits-cnn``, ``file:/path.pt``) or an in-memory ``nn.Module``;
+    ``card``: its card's fields when it has none (:mod:`advstudio.core.models.fields`).
+    ``limit``: the first N images of the set, in its order (0 = all; the digits' test split is
+    sorted by class). ``dataset`` / ``split`` / ``fit``: which images and whether to fit them to
+    the model (:mod:`advstudio.core.data.fields`). ``device``: ``auto``, ``cpu``, ``cuda``..."""
 
     model: str = "digits-cnn"
+    card: ModelCard | None = None
     batch_size: int = 100
     limit: int = 0
     device: str = "auto"
@@ -32,7 +35,7 @@ class EvaluateConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        check_model_fields(self)
         v.whole("batch_size", self.batch_size, 1)
         v.whole("limit", self.limit, 0, hint="0 = all")
         v.device(self.device)
@@ -51,7 +54,7 @@ def evaluate(config: EvaluateConfig) -> Job[EvaluateResult]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    model = load_model(config.model, device)
+    model = load_model(config.model, device, card=config.card)
     limit = config.batch_size if config.dry_run else config.limit
     images = job_images(config.dataset, config.split, 0, 0, model, config.fit)
     x, y = images.x[: limit or None], images.y[: limit or None]

@@ -152,23 +152,47 @@ def _build(config_cls: type, values: Any, prefix: str, kind: str) -> Any:
             f"{', '.join(repr(prefix + k) for k in unknown)} for {where}; "
             f"allowed: {', '.join(sorted(fields))}"
         )
+    missing = [
+        f.name
+        for f in dataclasses.fields(config_cls)
+        if f.init
+        and f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing and prefix:
+        raise ConfigError(
+            f"section {prefix.rstrip('.')!r} lacks {', '.join(repr(prefix + k) for k in missing)}"
+        )
     coerced = {}
     for key, value in values.items():
-        hint = hints[key]
+        hint = _section(hints[key])
         if dataclasses.is_dataclass(hint):
             coerced[key] = _build(hint, value, f"{prefix}{key}.", kind)
         else:
-            coerced[key] = _coerce(prefix + key, value, hint)
+            coerced[key] = _coerce(prefix + key, value, hints[key])
     return config_cls(**coerced)
+
+
+def _section(hint: Any) -> Any:
+    """The dataclass of a field typed ``Section`` or ``Section | None`` (a TOML table, e.g. a
+    model's ``[card]``); other hints as they are."""
+    args = typing.get_args(hint)
+    if len(args) == 2 and type(None) in args:
+        inner = args[0] if args[1] is type(None) else args[1]
+        if dataclasses.is_dataclass(inner):
+            return inner
+    return hint
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The inverse of :func:`build_config`: nested configs become sections (dicts), tuples
-    become lists, for TOML/JSON."""
+    become lists, for TOML/JSON; ``None`` values are left out (TOML has no null, and every
+    field that may be ``None`` defaults to it)."""
 
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            return {k: plain(v) for k, v in value.items() if v is not None}
         return list(value) if isinstance(value, tuple) else value
 
     return plain(dataclasses.asdict(config))

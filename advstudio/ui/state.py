@@ -29,6 +29,15 @@ class AppState(QObject):
         self.model_key, self.model = key, model
         self.model_changed.emit(model)
 
+    @property
+    def model_card(self) -> Any:
+        """The card a job config should carry for the current model: a user file's (so the
+        run records it, and a card given in the dialog for this session only still reaches
+        the job), None for the built-ins, the zoo and in-memory models (they have their own)."""
+        if self.model_key.startswith("file:"):
+            return getattr(self.model, "card", None)
+        return None
+
     def set_device(self, device: str) -> None:
         if device != self.device:
             self.device = device

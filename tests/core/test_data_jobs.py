@@ -43,7 +43,9 @@ def registry(monkeypatch, trained):
 
     real = reg.load_model
     monkeypatch.setattr(
-        reg, "load_model", lambda key, device="cpu": trained if key == KEY else real(key, device)
+        reg,
+        "load_model",
+        lambda key, device="cpu", card=None: trained if key == KEY else real(key, device, card),
     )
     return trained
 
@@ -148,7 +150,7 @@ def test_a_set_with_more_classes_than_outputs_is_refused(tmp_path, monkeypatch):
     from tests.core.colour_data import ColourNet
 
     small = Classifier(ColourNet(classes=3), (3, 32, 32), ["a", "b", "c"])
-    monkeypatch.setattr(reg, "load_model", lambda key, device="cpu": small)
+    monkeypatch.setattr(reg, "load_model", lambda key, device="cpu", card=None: small)
     root = colour_folder(tmp_path / "s", per_class=1, junk=False)
     with pytest.raises(ConfigError, match="has 10 classes but the model has 3 outputs"):
         drive(

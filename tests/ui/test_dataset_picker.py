@@ -74,7 +74,7 @@ def test_the_sweep_panel_runs_on_a_colour_folder(qtbot, lab, settings, tmp_path,
     from tests.core.colour_data import colour_classifier
 
     model = colour_classifier()
-    monkeypatch.setattr(registry, "load_model", lambda key, device="cpu": model)
+    monkeypatch.setattr(registry, "load_model", lambda key, device="cpu", card=None: model)
     lab.state.set_model("test:colour-net", model)
     root = colour_folder(tmp_path / "shapes", per_class=2)
     panel = SweepPanel(lab.state, lab.jobs, settings)

@@ -3,9 +3,11 @@ arXiv:1712.09665): a small square image that, pasted anywhere on an input, makes
 predict a chosen ``target`` class. Not a bounded perturbation: the patch replaces the pixels
 under it.
 
-Pasting: ``A(p, x, t) = (1 - m_t) x + m_t T_t(p)``, ``T_t`` an affine map (rotation, scale,
-translation) of the patch into the image and ``m_t`` the same map of an all-ones mask
-(bilinear, so its edge is soft). Training maximises ``E_{x, t} log P(target | A(p, x, t))``
+Pasting: ``A(p, x, t) = (1 - m_t) x + T_t(m p)``, ``T_t`` an affine map (rotation, scale,
+translation) of the patch into the image and ``m_t = T_t(m)`` the same map of an all-ones mask
+(bilinear, so its edge is soft; the moved patch is already weighted by its coverage, so the
+edge blends the two images instead of darkening). Inside the mask the image is the patch; where
+the mask is 0 it is untouched. Training maximises ``E_{x, t} log P(target | A(p, x, t))``
 over images and random transforms (Expectation over Transformation): each step draws a batch
 of images and one transform per image, and a signed gradient step (``lr`` 0.01 per pixel, as
 PGD steps; torch's Adam would pull in the compiler on its first step, 18 s here) moves the
@@ -14,12 +16,17 @@ patch, clipped to [0, 1].
 Defaults: the patch side is ``sqrt(area * H * W)`` pixels (``area``: share of the image,
 0.1 = 10 %); scale uniform in [0.8, 1.2], rotation uniform in [-22.5, 22.5] degrees, the centre
 uniform over positions that keep the (rotated) patch inside the image. Any image size and
-number of channels; pixels in [0, 1].
+number of channels (C x H x W, H and W may differ); pixels in [0, 1].
+
+Patch size: :func:`size_curve_job` judges one trained patch pasted at several sizes (the patch
+rescaled by the placement, so one training gives the whole curve);
+:func:`retrained_size_curve_job` trains one patch per size (each point its own EoT training).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +36,7 @@ from torch import nn
 from advstudio.core.attacks.whitebox import check_images, check_steps, eval_mode
 from advstudio.core.errors import ConfigError
 from advstudio.core.images import from_tensor, save_png
-from advstudio.core.jobs import Job, Metrics, Progress, drive
+from advstudio.core.jobs import Job, Metrics, Progress, drive, relay
 
 SCALE = (0.8, 1.2)
 MAX_ANGLE = 22.5  # degrees, either way
@@ -122,30 +129,39 @@ def paste(
     grid = nn.functional.affine_grid(theta, [n, c + 1, h, w], align_corners=False)
     moved = nn.functional.grid_sample(canvas, grid, align_corners=False)
     mask = moved[:, c:].clamp(0, 1)
-    return (1 - mask) * x + mask * moved[:, :c].clamp(0, 1), mask
+    # the moved colours are premultiplied by the coverage (same bilinear weights as the mask)
+    return (1 - mask) * x + torch.minimum(moved[:, :c].clamp(min=0), mask), mask
 
 
 @dataclass
 class PatchResult:
     """``patch`` (C, S, S) in [0, 1]; ``target``; ``area``; ``success``: the share of held-out
-    images (not already the target) predicted as the target with a random placement each;
-    ``history``: the training loss per logged step."""
+    images (not already the target) predicted as the target with a random placement each, of
+    ``n_test`` held-out images; ``history``: the training loss per logged step."""
 
     patch: torch.Tensor
     target: int
     area: float
     success: float
     history: list[float] = field(default_factory=list)
+    n_test: int = 0
 
 
 def success_rate(
-    model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int, seed: int = 1
+    model: nn.Module,
+    x: torch.Tensor,
+    patch: torch.Tensor,
+    target: int,
+    seed: int = 1,
+    resize: float = 1.0,
 ) -> float:
     """The share of ``x`` not predicted as ``target`` clean that a randomly placed patch
-    (one seeded draw per image) sends to ``target``."""
+    (one seeded draw per image, the training's scale range times ``resize``) sends to
+    ``target``."""
     xb, _ = check_images(x)
     gen = torch.Generator().manual_seed(seed)
-    where = sample_placements(len(xb), patch.shape[-1], *xb.shape[-2:], gen)
+    scale = (SCALE[0] * resize, SCALE[1] * resize)
+    where = sample_placements(len(xb), patch.shape[-1], *xb.shape[-2:], gen, scale)
     with eval_mode(model), torch.no_grad():
         keep = model(xb).argmax(1) != target
         hit = model(paste(xb, patch, where)[0]).argmax(1) == target
@@ -193,8 +209,91 @@ def train_patch_job(
                 yield Progress(step + 1, steps, f"patch step {step + 1}/{steps}")
     final = patch.detach()
     return PatchResult(
-        final.cpu(), target, area, success_rate(model, x_test, final, target), history
+        final.cpu(),
+        target,
+        area,
+        success_rate(model, x_test, final, target),
+        history,
+        len(x_test),
     )
+
+
+@dataclass
+class SizeCurve:
+    """``success[i]``: the held-out success rate with the patch covering ``areas[i]`` of the
+    image (share of H x W, before the EoT scale draw). ``retrained``: one training per size
+    (else one patch rescaled); ``patches``: the patches trained per size (retrained only)."""
+
+    areas: list[float]
+    success: list[float]
+    target: int
+    retrained: bool = False
+    patches: list[torch.Tensor] = field(default_factory=list)
+
+
+def _check_areas(areas: Sequence[float]) -> list[float]:
+    if not areas:
+        raise ConfigError("give at least one patch size")
+    for a in areas:
+        patch_side(a, 1, 1)  # the range check
+    return [float(a) for a in areas]
+
+
+def size_curve_job(
+    model: nn.Module,
+    x_test: torch.Tensor,
+    patch: torch.Tensor,
+    target: int,
+    areas: Sequence[float],
+    *,
+    seed: int = 1,
+) -> Job[SizeCurve]:
+    """The success rate of one trained ``patch`` (C, S, S) on ``x_test`` pasted to cover each of
+    ``areas``: the placement's scale times ``sqrt(area * H * W) / S``. Events per size:
+    ``Progress`` and ``Metrics(i, {"area", "success"})``; cancel between sizes."""
+    areas = _check_areas(areas)
+    xb, _ = check_images(x_test)
+    h, w = xb.shape[-2:]
+    side = patch.shape[-1]
+    success: list[float] = []
+    for i, a in enumerate(areas):
+        yield Progress(i, len(areas), f"patch size {a:.0%}")
+        rate = success_rate(model, xb, patch, target, seed, math.sqrt(a * h * w) / side)
+        success.append(rate)
+        yield Metrics(i, {"area": a, "success": rate})
+    yield Progress(len(areas), len(areas), "done")
+    return SizeCurve(areas, success, target)
+
+
+def retrained_size_curve_job(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    target: int,
+    areas: Sequence[float],
+    **train_kwargs,
+) -> Job[SizeCurve]:
+    """One :func:`train_patch_job` per size (same seed and settings), each judged on ``x_test``.
+    Events: the trainings' progress rescaled to the whole curve, and
+    ``Metrics(i, {"area", "success"})`` after each size."""
+    areas = _check_areas(areas)
+    success: list[float] = []
+    patches: list[torch.Tensor] = []
+    for i, a in enumerate(areas):
+
+        def rescale(event, i=i, a=a):
+            if isinstance(event, Progress):
+                done = i * event.total + event.done
+                return Progress(done, len(areas) * event.total, f"size {a:.0%}: {event.message}")
+            return None  # the per-step losses stay inside
+
+        res = yield from relay(
+            train_patch_job(model, x_train, x_test, target, area=a, **train_kwargs), rescale
+        )
+        success.append(res.success)
+        patches.append(res.patch)
+        yield Metrics(i, {"area": a, "success": res.success})
+    return SizeCurve(areas, success, target, True, patches)
 
 
 def train_patch(
@@ -206,6 +305,46 @@ def train_patch(
     >>> res.success; save_patch(res.patch, "patch.png")
     """
     return drive(train_patch_job(model, x_train, x_test, target, **kwargs)).result
+
+
+def train_test_images(
+    dataset: str,
+    split: str,
+    fit: str,
+    model: nn.Module,
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """A seeded subset of ``dataset``'s ``split`` fitted to ``model.input_shape`` under ``fit``
+    (:mod:`advstudio.core.data`), cut into ``n_train`` images to fit on and ``n_test`` held-out
+    ones (a smaller set is cut in the same proportion). The patch and universal panels' data.
+    Returns ``(x_train, x_test, lines to log)``."""
+    from advstudio.core.data.fit import fit_to_model
+    from advstudio.core.data.sets import load_dataset
+    from advstudio.core.data.spec import check_dataset, check_fit, check_split
+
+    check_dataset(dataset)
+    check_split(split)
+    check_fit(fit)
+    n_train, n_test = check_steps(n_train, "n_train"), check_steps(n_test, "n_test")
+    data = load_dataset(dataset, split, limit=n_train + n_test, seed=seed)
+    classes = int(model.num_classes) if hasattr(model, "num_classes") else None
+    if classes is not None and len(data.class_names) > classes:
+        raise ConfigError(
+            f"{dataset} has {len(data.class_names)} classes but the model has {classes} "
+            "outputs; choose a data set of the model's classes"
+        )
+    if len(data.x) < 2:
+        raise ConfigError(f"{data.source} ({split}) holds fewer than 2 readable images")
+    lines = [f"data: {data.source} ({split}), {data.description}"]
+    if data.skipped:
+        lines.append(data.skipped_line())
+    x, note = fit_to_model(data.x, tuple(model.input_shape), fit)
+    if note:
+        lines.append(f"fitted to the model: {note}")
+    cut = n_train if len(x) >= n_train + n_test else max(1, len(x) * n_train // (n_train + n_test))
+    return x[:cut], x[cut:], lines
 
 
 def save_patch(patch: torch.Tensor, path: str | Path) -> Path:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from advstudio.core import distributed
 from advstudio.core import validate as v
 from advstudio.core.attacks import catalogue, checks
 from advstudio.core.attacks.autopgd import apgd
@@ -55,6 +56,8 @@ from advstudio.core.data.fields import check_fields
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Job, Log, Metrics, Progress, drive
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 
 DRY_RUN_IMAGES = 8
 ENSEMBLES = {
@@ -218,8 +221,9 @@ class RobustResult:
     every attack; ``fgsm_accuracy``: right clean and under FGSM alone at the same eps (all
     fractions of ``n_images``). ``broken[name]``: how many images that attack was the first to
     break. ``outcomes[i]``: ``"misclassified"`` (wrong when clean), the attack that broke image
-    ``i``, or ``"robust"``. ``seconds[name]``: time spent in that attack. ``warnings``: what
-    AutoAttack's checks found (:mod:`~advstudio.core.attacks.checks`)."""
+    ``i``, or ``"robust"``; ``fgsm_outcomes[i]``: whether image ``i`` is right clean and under
+    FGSM. ``seconds[name]``: time spent in that attack (summed over the processes of a sharded
+    run). ``warnings``: what AutoAttack's checks found (:mod:`~advstudio.core.attacks.checks`)."""
 
     eps: float
     attacks: tuple[str, ...]
@@ -229,6 +233,7 @@ class RobustResult:
     fgsm_accuracy: float = math.nan
     broken: dict[str, int] = field(default_factory=dict)
     outcomes: list[str] = field(default_factory=list)
+    fgsm_outcomes: list[bool] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[checks.Finding] = field(default_factory=list)
 
@@ -251,7 +256,12 @@ def evaluate_robustness(
     """The job behind :func:`robust_accuracy` and :func:`run_robust`. Events: per batch
     ``Progress`` after the clean + FGSM pass and after each attack, and after each attack
     ``Metrics(step, {"images", "clean_accuracy", "robust_accuracy", "fgsm_accuracy"})`` over
-    the images seen so far (the current batch's later attacks not yet run: an upper bound)."""
+    the images seen so far (the current batch's later attacks not yet run: an upper bound).
+
+    Under ``torchrun`` each process attacks a contiguous block of the batches, each batch
+    seeded by its place in the whole job (``budget.seed + batch``), and the blocks' outcomes
+    are gathered at the end (:mod:`advstudio.core.distributed`): the result is a single
+    process's, image for image. Progress and the live metrics are this process's images."""
     eps = check_eps(eps)
     attacks = check_attacks(attacks)
     _check_budget(budget)
@@ -263,12 +273,16 @@ def evaluate_robustness(
         eps, attacks, broken={name: 0 for name in attacks}, seconds={name: 0.0 for name in attacks}
     )
     runs = {name: robust_attack(name) for name in attacks}
-    data = list(zip(xb.split(batch_size), labels.split(batch_size)))
+    batches = list(zip(xb.split(batch_size), labels.split(batch_size)))
+    part = distributed.shard(len(batches))
+    data = batches[part.start : part.stop]
     total = len(data) * (1 + len(attacks))
     done = step = seen = clean_right = robust = fgsm_right = 0
+    fgsm_outcomes: list[bool] = []
     yield Progress(0, total, "clean predictions")
     with eval_mode(model):
-        for b, (xc, yc) in enumerate(data):
+        for k, (xc, yc) in enumerate(data):
+            b = part.start + k  # the batch's place in the whole job: its seed
             xc, yc = xc.to(device), yc.to(device)
             if b == 0:
                 result.warnings += checks.before_attacks(model, xc, yc)
@@ -279,11 +293,12 @@ def evaluate_robustness(
             outcomes = [ROBUST if r else MISCLASSIFIED for r in right.tolist()]
             with torch.no_grad():
                 fgsm_ok = right & (model(fgsm(model, xc, yc, eps)).argmax(1) == yc)
+            fgsm_outcomes += fgsm_ok.tolist()
             seen += len(xc)
             clean_right += int(right.sum())
             fgsm_right += int(fgsm_ok.sum())
             done += 1
-            yield Progress(done, total, f"batch {b + 1}/{len(data)}: clean and FGSM")
+            yield Progress(done, total, f"batch {k + 1}/{len(data)}: clean and FGSM")
             alive = right.clone()
             for name in attacks:
                 idx = alive.nonzero()[:, 0]
@@ -299,7 +314,7 @@ def evaluate_robustness(
                     result.broken[name] += int(fooled.sum())
                     result.seconds[name] += time.perf_counter() - start
                 done += 1
-                yield Progress(done, total, f"batch {b + 1}/{len(data)}: {attack_label(name)}")
+                yield Progress(done, total, f"batch {k + 1}/{len(data)}: {attack_label(name)}")
                 yield Metrics(
                     step,
                     {
@@ -312,6 +327,18 @@ def evaluate_robustness(
                 step += 1
             robust += int(alive.sum())
             result.outcomes += outcomes
+    if not part.single:  # every process's blocks, in image order
+        blocks = distributed.gather_objects(
+            (result.outcomes, fgsm_outcomes, result.broken, result.seconds)
+        )
+        result.outcomes = [o for block in blocks for o in block[0]]
+        fgsm_outcomes = [f for block in blocks for f in block[1]]
+        result.broken = {a: sum(block[2][a] for block in blocks) for a in attacks}
+        result.seconds = {a: sum(block[3][a] for block in blocks) for a in attacks}
+        clean_right = sum(o != MISCLASSIFIED for o in result.outcomes)
+        robust = sum(o == ROBUST for o in result.outcomes)
+        fgsm_right = sum(fgsm_outcomes)
+    result.fgsm_outcomes = fgsm_outcomes
     late = checks.masking(result.broken, GRADIENT_ATTACKS, QUERY_ATTACKS)
     if late is not None:
         result.warnings.append(late)
@@ -355,16 +382,19 @@ def robust_accuracy(
 
 @dataclass(frozen=True)
 class RobustConfig:
-    """``model``: registry key. ``eps``: L-inf radius in [0, 1]. ``n_images``: how many images
-    of the data set (drawn with ``seed`` as the sweep draws them). ``dataset`` / ``split`` /
-    ``fit``: as in the sweep (:mod:`advstudio.core.data.fields`). ``ensemble``: ``standard``
-    (AutoAttack's: APGD-CE, APGD-T, FAB-T, Square) or ``fast`` (APGD-CE, APGD-T, SPSA).
-    ``attacks``: a custom order instead, from :func:`attack_names` (empty: the ensemble's).
-    ``steps``: per APGD / FAB-T run; ``target_classes``: APGD-T's and FAB-T's targets;
-    ``max_queries``: per image for SPSA / SimBA; ``square_queries``: Square's.
+    """``model``: registry key, or an in-memory ``nn.Module`` (registered, then replaced by its
+    key); ``card``: the model card's fields for a ``file:`` or in-memory model without one
+    (:mod:`advstudio.core.models.fields`). ``eps``: L-inf radius in [0, 1]. ``n_images``: how
+    many images of the data set (drawn with ``seed`` as the sweep draws them). ``dataset`` /
+    ``split`` / ``fit``: as in the sweep (:mod:`advstudio.core.data.fields`). ``ensemble``:
+    ``standard`` (AutoAttack's: APGD-CE, APGD-T, FAB-T, Square) or ``fast`` (APGD-CE, APGD-T,
+    SPSA). ``attacks``: a custom order instead, from :func:`attack_names` (empty: the
+    ensemble's). ``steps``: per APGD / FAB-T run; ``target_classes``: APGD-T's and FAB-T's
+    targets; ``max_queries``: per image for SPSA / SimBA; ``square_queries``: Square's.
     ``dry_run``: 8 images, 5 steps, 50 queries."""
 
     model: str = "digits-cnn"
+    card: ModelCard | None = None
     eps: float = 0.1
     ensemble: str = "standard"
     attacks: tuple[str, ...] = ()
@@ -385,7 +415,7 @@ class RobustConfig:
         v.choice("ensemble", self.ensemble, tuple(ENSEMBLES))
         object.__setattr__(self, "attacks", check_attacks(self.attacks or ENSEMBLES[self.ensemble]))
         object.__setattr__(self, "eps", check_eps(self.eps))
-        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        check_model_fields(self)
         v.whole("n_images", self.n_images, 1)
         v.whole("batch_size", self.batch_size, 1)
         v.whole("seed", self.seed)
@@ -420,7 +450,7 @@ def run_robust(config: RobustConfig) -> Job[RobustResult]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    model = load_model(config.model, device)
+    model = load_model(config.model, device, card=config.card)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
     images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
     x, y = images.x, images.y

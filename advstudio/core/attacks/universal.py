@@ -16,7 +16,14 @@ the boundary of the
 ``target`` class only, and fooling means predicting it.
 
 The L-inf step to a linearised boundary ``f + g . r = 0`` is ``r = |f| / ||g||_1 sign(-f g)``
-(the dual norm of L-inf is L1). Images are clipped to [0, 1] after ``v`` is added.
+(the dual norm of L-inf is L1). Images are clipped to [0, 1] after ``v`` is added. With many
+classes only the ``CANDIDATES`` highest-scoring other classes are tried per step (DeepFool's
+own shortcut), so a 1,000-class model costs ten gradients a step, not a thousand.
+
+Any image shape (N, C, H, W): ``v`` has the images' (C, H, W). Against ε:
+:func:`eps_curve_job` fits one perturbation per ε (each point its own Algorithm 1);
+:func:`rescaled_curve_job` rescales one fitted ``v`` (cheap; not a guaranteed bound, but a
+fit per ε usually fools more).
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from torch import nn
 
 from advstudio.core.attacks.whitebox import check_eps, check_images, check_steps, eval_mode
 from advstudio.core.errors import ConfigError
-from advstudio.core.jobs import Job, Metrics, Progress, drive
+from advstudio.core.jobs import Job, Metrics, Progress, drive, relay
 
 OVERSHOOT = 0.02  # DeepFool's overshoot, as in the paper
+PER_MILLE = 1000  # a curve's progress unit: the fits' own totals differ (early stops)
+CANDIDATES = 10  # other classes tried per DeepFool step (the highest-scoring ones)
 
 
 def apply(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -86,7 +95,11 @@ def _step(
         pred = int(logits.argmax())
         if (target is None and pred != label) or (target is not None and pred == target):
             break
-        others = [target] if target is not None else [k for k in range(len(logits)) if k != label]
+        if target is not None:
+            others = [target]
+        else:
+            top = logits.detach().topk(min(CANDIDATES + 1, len(logits))).indices.tolist()
+            others = [k for k in top if k != label][:CANDIDATES]
         best, best_step = float("inf"), None
         for k in others:
             f = logits[k] - logits[label]
@@ -110,7 +123,8 @@ def _step(
 class UniversalResult:
     """``v``: the perturbation (C, H, W), ``||v||_inf <= eps``. ``fit_rate`` / ``held_out_rate``:
     fooling rates on the fitting (the best pass's) and the held-out images; ``history``: the
-    fitting rate after each pass. ``target``: the targeted variant's class, or None."""
+    fitting rate after each pass. ``target``: the targeted variant's class, or None;
+    ``n_held``: how many held-out images."""
 
     v: torch.Tensor
     eps: float
@@ -118,6 +132,7 @@ class UniversalResult:
     fit_rate: float
     held_out_rate: float
     history: list[float] = field(default_factory=list)
+    n_held: int = 0
 
 
 def universal_job(
@@ -181,6 +196,7 @@ def universal_job(
         best_rate,
         fooling_rate(model, xh, best_v[0], target),
         history,
+        len(xh),
     )
 
 
@@ -193,3 +209,77 @@ def universal_perturbation(
     >>> res.held_out_rate, res.v.abs().max()
     """
     return drive(universal_job(model, x_fit, x_held, eps, **kwargs)).result
+
+
+@dataclass
+class EpsCurve:
+    """``held_out[i]`` / ``fit[i]``: the fooling rates at ``eps[i]``; ``refit``: one Algorithm 1
+    per ε (``perturbations[i]`` its ``v``), else one ``v`` rescaled."""
+
+    eps: list[float]
+    held_out: list[float]
+    fit: list[float]
+    target: int | None
+    refit: bool = True
+    perturbations: list[torch.Tensor] = field(default_factory=list)
+
+
+def _check_eps_values(eps_values: Sequence[float]) -> list[float]:
+    if not eps_values:
+        raise ConfigError("give at least one ε")
+    return [check_eps(e) for e in eps_values]
+
+
+def eps_curve_job(
+    model: nn.Module,
+    x_fit: torch.Tensor,
+    x_held: torch.Tensor,
+    eps_values: Sequence[float],
+    **fit_kwargs,
+) -> Job[EpsCurve]:
+    """:func:`universal_job` at each of ``eps_values`` (same seed and settings), judged on
+    ``x_held``. Events: the fits' progress rescaled to the whole curve and
+    ``Metrics(i, {"eps", "fooling_rate", "fit_rate"})`` after each ε; cancel closes the fit in
+    flight."""
+    eps_values = _check_eps_values(eps_values)
+    n = len(eps_values)
+    out = EpsCurve(eps_values, [], [], fit_kwargs.get("target"), True)
+    for i, eps in enumerate(eps_values):
+
+        def rescale(event, i=i, eps=eps):
+            if isinstance(event, Progress) and event.total:
+                done = round(PER_MILLE * (i + event.done / event.total) / n)
+                return Progress(done, PER_MILLE, f"ε {eps:g}: {event.message}")
+            return None
+
+        res = yield from relay(universal_job(model, x_fit, x_held, eps, **fit_kwargs), rescale)
+        out.held_out.append(res.held_out_rate)
+        out.fit.append(res.fit_rate)
+        out.perturbations.append(res.v)
+        yield Metrics(i, {"eps": eps, "fooling_rate": res.held_out_rate, "fit_rate": res.fit_rate})
+    yield Progress(PER_MILLE, PER_MILLE, "done")
+    return out
+
+
+def rescaled_curve_job(
+    model: nn.Module,
+    x_fit: torch.Tensor,
+    x_held: torch.Tensor,
+    v: torch.Tensor,
+    eps: float,
+    eps_values: Sequence[float],
+    target: int | None = None,
+) -> Job[EpsCurve]:
+    """:func:`fooling_curve` as a job: ``v`` (fitted at ``eps``) rescaled to each ε, its fooling
+    rate on ``x_held`` (and ``x_fit``), one ``Metrics`` per ε."""
+    eps_values = _check_eps_values(eps_values)
+    out = EpsCurve(eps_values, [], [], target, False)
+    for i, e in enumerate(eps_values):
+        yield Progress(i, len(eps_values), f"ε {e:g}")
+        held = fooling_curve(model, x_held, v, eps, [e], target)[0]
+        fit = fooling_curve(model, x_fit, v, eps, [e], target)[0]
+        out.held_out.append(held)
+        out.fit.append(fit)
+        yield Metrics(i, {"eps": e, "fooling_rate": held, "fit_rate": fit})
+    yield Progress(len(eps_values), len(eps_values), "done")
+    return out

@@ -39,6 +39,8 @@ from advstudio.core.certify.smoothing import (
 from advstudio.core.data import load_digits
 from advstudio.core.devices import pick_device
 from advstudio.core.jobs import Event, Job, Log, Metrics, Progress, relay
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 
 DATA_SETS = ("digits",)
 """Where the images come from: the bundled test digits (first ``n_images``)."""
@@ -70,6 +72,7 @@ class SmoothingConfig:
     """
 
     model: str = "digits-cnn"
+    card: ModelCard | None = None
     data: str = "digits"
     n_images: int = 100
     sigma: float = 0.25
@@ -89,7 +92,7 @@ class SmoothingConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        check_model_fields(self)
         v.choice("data", self.data, DATA_SETS)
         v.whole("n_images", self.n_images, 1, 1000)
         self.smoothing()
@@ -202,7 +205,8 @@ def run_smoothing(config: SmoothingConfig) -> Job[SmoothingResult]:
 
     device = pick_device(config.device)
     x, y = _test_images(1 if config.dry_run else config.n_images)
-    return (yield from certify_model(load_model(config.model, device), x, y, config))
+    model = load_model(config.model, device, card=config.card)
+    return (yield from certify_model(model, x, y, config))
 
 
 def certify_model(
@@ -336,6 +340,7 @@ class IbpConfig:
     ``dry_run``: one batch of 4 images, 2 PGD steps."""
 
     model: str = "digits-cnn"
+    card: ModelCard | None = None
     data: str = "digits"
     n_images: int = 1000
     eps: float = 0.1
@@ -346,7 +351,7 @@ class IbpConfig:
     dry_run: bool = False
 
     def __post_init__(self) -> None:
-        v.text("model", self.model, empty=False, hint="a registry key, e.g. 'digits-cnn'")
+        check_model_fields(self)
         v.choice("data", self.data, DATA_SETS)
         v.whole("n_images", self.n_images, 1, 1000)
         v.number("eps", self.eps, above=0, high=1, hint="pixel scale")
@@ -377,7 +382,8 @@ def run_ibp(config: IbpConfig) -> Job[IbpResult]:
 
     device = pick_device(config.device)
     x, y = _test_images(4 if config.dry_run else config.n_images)
-    return (yield from verify_model(load_model(config.model, device), x, y, config))
+    model = load_model(config.model, device, card=config.card)
+    return (yield from verify_model(model, x, y, config))
 
 
 def verify_model(

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from advstudio.core import validate as v
 from advstudio.core.data.spec import check_dataset
 from advstudio.core.errors import ConfigError
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 
 ARCHS = ("digits-cnn", "digits-mlp")  # = models.architectures.ARCHITECTURES (a test checks)
 RECIPES = ("standard", "fgsm", "fgsm-rs", "pgd", "noise", "ibp", "trades")
@@ -219,7 +221,8 @@ class DetectorConfig:
 
     Attributes
     ----------
-    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``).
+    target : registry key of the classifier to guard (``"digits-cnn"``, ``"file:/path.pt"``), or
+        an in-memory ``nn.Module``; ``target_card``: its card when it has none.
     dataset : as in :class:`TrainConfig` (any grey set, resized to the 1×28×28 the detector
         and its target take).
     attacks : ``"fgsm"`` and/or ``"pgd"``; training images are split evenly among them.
@@ -236,6 +239,7 @@ class DetectorConfig:
     """
 
     target: str = "digits-cnn"
+    target_card: ModelCard | None = None
     dataset: str = "digits"
     attacks: tuple[str, ...] = ("fgsm", "pgd")
     eps: float = 0.1
@@ -258,5 +262,5 @@ class DetectorConfig:
         for name in ("pgd_steps", "train_images", "test_images", "epochs", "batch_size"):
             v.whole(name, getattr(self, name), 1)
         v.number("threshold", self.threshold, 0.0, 1.0, hint="a probability")
-        v.text("target", self.target, empty=False, hint="a classifier, e.g. 'digits-cnn'")
+        check_model_fields(self, "target", "target_card")
         check_dataset(self.dataset)

@@ -340,7 +340,7 @@ def train_detector(
     (any grey set, resized to 1×28×28: :func:`~advstudio.core.defence.common.defence_sets`).
     """
     device = pick_device(config.device)
-    target = load_model(config.target, device).eval()
+    target = load_model(config.target, device, card=config.target_card).eval()
     if not isinstance(target, Classifier) or tuple(target.input_shape) != (1, 28, 28):
         raise ConfigError(
             f"the detector works on 1x28x28 digits; {config.target} takes "

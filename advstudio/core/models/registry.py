@@ -1,12 +1,14 @@
 """One interface to every classifier advstudio can attack.
 
-Three sources, each a :class:`ModelSpec`:
+Four sources, each a :class:`ModelSpec`:
 
 - ``builtin``: the digit classifiers shipped in ``resources/models`` (offline, instant);
 - ``torchvision``: ImageNet classifiers from the torchvision zoo; their weights are downloaded on
   request (see :mod:`advstudio.core.models.download`) and cached by torch.hub;
 - ``user``: a file of the user's in any standard format, described by its model card (see
-  :mod:`advstudio.core.models.user`). Never unpickles arbitrary objects.
+  :mod:`advstudio.core.models.user`). Never unpickles arbitrary objects;
+- ``memory``: an ``nn.Module`` of the user's Python session with its card, ``memory:<name>``
+  (see :mod:`advstudio.core.models.memory`).
 
 Every loader returns a :class:`Classifier` in eval mode on the requested device, built from a
 card (:mod:`advstudio.core.models.card`): the built-ins' (digits mean/std), the zoo's
@@ -106,8 +108,26 @@ def torchvision_specs() -> list[ModelSpec]:
     ]
 
 
+def memory_specs() -> list[ModelSpec]:
+    """The in-memory models registered in this session, with their cards' geometry."""
+    from advstudio.core.models.memory import PREFIX, registered
+
+    return [
+        ModelSpec(
+            key,
+            card.name or key[len(PREFIX) :],
+            "memory",
+            f"in-memory model ({'×'.join(map(str, card.input_shape))}, "
+            f"{len(card.class_names)} classes)",
+            card.input_shape,
+            len(card.class_names),
+        )
+        for key, card in registered().items()
+    ]
+
+
 def list_models() -> list[ModelSpec]:
-    return builtin_specs() + torchvision_specs()
+    return builtin_specs() + torchvision_specs() + memory_specs()
 
 
 def builtin_card(key: str) -> ModelCard:
@@ -169,11 +189,17 @@ def load_torchvision(key: str, device: str | torch.device = "cpu") -> Classifier
 def load_model(
     key: str, device: str | torch.device = "cpu", card: ModelCard | dict | None = None
 ) -> Classifier:
-    """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``.
+    """Load by registry key: ``digits-cnn``, ``torchvision:resnet18``, ``file:/path/to/model.pt``,
+    ``memory:<name>`` (an in-memory module, :mod:`advstudio.core.models.memory`).
 
     ``card`` (its fields as a dict, as a job config gives them) describes a ``file:`` model
-    that has no card beside it; the built-ins and the zoo have their own.
+    that has no card beside it; the built-ins and the zoo have their own, an in-memory model
+    the one it was registered with.
     """
+    from advstudio.core.models.memory import PREFIX, load_memory
+
+    if key.startswith(PREFIX):
+        return load_memory(key, device)
     if key.startswith("torchvision:"):
         return load_torchvision(key.split(":", 1)[1], device)
     if key.startswith("file:"):

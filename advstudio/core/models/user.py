@@ -200,3 +200,18 @@ def load_user_model(
     net.eval()
     _check_against_card(net, card, path)
     return classifier_from_card(net, card, f"{path.name} ({kind})").to(device).eval()
+
+
+def check_card(path: str | Path, card: ModelCard | None = None) -> None:
+    """Raise :class:`MissingCardError` (naming the missing fields) unless ``path`` can be loaded
+    with a card: ``card``, the card beside it or the run store's. Reads only the first bytes
+    when a card is found; without one it tries the load (a digit state_dict needs none, and
+    the error of any other file carries a probe of the net)."""
+    path = Path(path)
+    card = card or read_card(path) or _run_store_card(path)
+    if card is None:
+        load_user_model(path)
+        return
+    fmt = sniff(path)
+    if fmt in WEIGHT_FORMATS and card.architecture is None:
+        raise _missing(path, fmt, ("architecture",), None)

@@ -29,6 +29,7 @@ from torch import nn
 from advstudio.core import validate as v
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Progress, drive
+from advstudio.core.models.card import ModelCard
 from advstudio.core.poisoning.triggers import Trigger
 from advstudio.core.poisoning.views import PoisonedView
 
@@ -243,6 +244,7 @@ def adversarial_poison_job(
     fraction: float,
     *,
     model: nn.Module | str = "digits-cnn",
+    card: ModelCard | None = None,
     attack: str = "fgsm",
     eps: float = 0.1,
     steps: int = 10,
@@ -259,8 +261,9 @@ def adversarial_poison_job(
     per batch, returns the :class:`PoisonedView`).
 
     ``model``: a module mapping [0, 1] pixels to logits, or a registry key (default the built-in
-    ``digits-cnn``). ``attack``: ``"fgsm"`` (one step of ``eps``) or ``"pgd"`` (``steps`` steps
-    of ``alpha``, default ``eps / 4``, from a random start drawn with ``seed``); untargeted,
+    ``digits-cnn``) with its ``card`` when it is a file without one. ``attack``: ``"fgsm"``
+    (one step of ``eps``) or ``"pgd"`` (``steps`` steps of ``alpha``, default ``eps / 4``,
+    from a random start drawn with ``seed``); untargeted,
     against the clean labels; ``eps`` is an L-inf radius in pixel units.
     ``labels``: ``"clean"`` keeps each example's own label (clean-label poisoning: the images
     still look like their class); ``"flip"`` labels them ``target``, or a random other class
@@ -282,7 +285,7 @@ def adversarial_poison_job(
     if isinstance(model, str):
         from advstudio.core.models.registry import load_model
 
-        model = load_model(model, device)
+        model = load_model(model, device, card=card)
     g = torch.Generator().manual_seed(seed)
     indices = _choose(y, fraction, source, target, g, num_classes)
     if labels == "clean":

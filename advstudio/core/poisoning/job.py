@@ -48,6 +48,8 @@ from advstudio.core.data.spec import check_dataset
 from advstudio.core.devices import pick_device
 from advstudio.core.errors import ConfigError
 from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, relay
+from advstudio.core.models.card import ModelCard
+from advstudio.core.models.fields import check_model_fields
 from advstudio.core.poisoning.attacks import (
     ADVERSARIAL_ATTACKS,
     LABEL_MODES,
@@ -94,7 +96,8 @@ class PoisonConfig:
         backdoor's :class:`~advstudio.core.poisoning.triggers.Trigger` (pixels in [0, 1]).
     adv_attack, adv_eps, adv_steps, adv_labels, adv_model : adversarial poisoning: ``"fgsm"``
         or ``"pgd"`` (``adv_steps`` steps of ``adv_eps / 4``) at L-inf radius ``adv_eps``,
-        against the registry model ``adv_model``; ``adv_labels`` ``"clean"`` (their own
+        against the registry model ``adv_model`` (or an in-memory ``nn.Module``, with
+        ``adv_card`` its card when it has none); ``adv_labels`` ``"clean"`` (their own
         labels) or ``"flip"`` (per ``flip``).
     defence : ``"none"``, ``"sanitize"`` (drop what the sanitiser flags) or
         ``"adversarial-training"`` (the defence lab's FGSM recipe at ``adv_train_eps``).
@@ -125,6 +128,7 @@ class PoisonConfig:
     adv_steps: int = 10
     adv_labels: str = "clean"
     adv_model: str = "digits-cnn"
+    adv_card: ModelCard | None = None
     defence: str = "none"
     sanitize: SanitizeConfig = field(default_factory=SanitizeConfig)
     adv_train_eps: float = 0.1
@@ -151,6 +155,7 @@ class PoisonConfig:
         for name in ("adv_eps", "adv_train_eps"):
             v.number(name, getattr(self, name), high=1.0, above=0.0, hint="pixel scale")
         v.choice("defence", self.defence, DEFENCES)
+        check_model_fields(self, "adv_model", "adv_card")
         if isinstance(self.sanitize, dict):  # a nested section given as plain values
             object.__setattr__(self, "sanitize", SanitizeConfig(**self.sanitize))
         if not isinstance(self.sanitize, SanitizeConfig):
@@ -281,6 +286,7 @@ def build_view(
         y,
         config.fraction,
         model=config.adv_model,
+        card=config.adv_card,
         attack=config.adv_attack,
         eps=config.adv_eps,
         steps=config.adv_steps,

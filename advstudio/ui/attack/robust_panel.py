@@ -155,6 +155,7 @@ class RobustPanel(QWidget):
             raise ConfigError("pick a model first")
         return RobustConfig(
             model=state.model_key,
+            card=state.model_card,
             eps=self.lab.eps,
             ensemble=self.ensemble.currentData(),
             n_images=self.n_images.value(),

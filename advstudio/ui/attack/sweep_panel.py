@@ -131,6 +131,7 @@ class SweepPanel(QWidget):
             raise ConfigError("pick a model first")
         return SweepConfig(
             model=self.state.model_key,
+            card=self.state.model_card,
             attacks=attacks,
             epsilons=parse_epsilons(self.epsilons.text()),
             n_images=self.n_images.value(),
