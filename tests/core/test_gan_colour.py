@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from advstudio.core.errors import ConfigError
+from advstudio.core.errors import ConfigError, ModelLoadError
 from advstudio.core.gan import GanConfig
 from advstudio.core.gan.judge import Judge, card_fits, make_judge
 from advstudio.core.gan.train import train_gan
@@ -143,3 +143,27 @@ def test_the_window_picks_the_open_model_only_when_it_fits(shapes):
     clf.class_names = sorted(CLASSES)
     choice, line = window_judge(folder, "file:/m/shapes.pt2", clf)
     assert choice == "file:/m/shapes.pt2" and line.startswith("Judge: your model colour-net")
+
+
+def test_a_card_less_judge_takes_its_card_inline_as_the_cli_does(shapes, tmp_path):
+    from advstudio.core.jobkinds import build_config, config_to_dict
+
+    path = tmp_path / "bare.pt2"  # no card beside it
+    torch.export.save(torch.export.export(ColourNet().eval(), (torch.rand(2, 3, 32, 32),)), path)
+    values = {
+        "dataset": f"folder:{shapes}",
+        "image_size": 32,
+        "channels": 3,
+        "eval_every": 3,
+        "judge": f"file:{path}",
+        "judge_card": {"input_shape": [3, 32, 32], "classes": sorted(CLASSES)},
+        **TINY,
+    }
+    cfg = build_config("gan", values)  # what advstudio-run builds from a TOML's [judge_card]
+    assert isinstance(cfg.judge_card, ModelCard)
+    assert config_to_dict(cfg)["judge_card"]["classes"] == sorted(CLASSES)  # recorded
+    res = drive(train_gan(cfg)).result
+    assert "bare" in res.judge and set(res.evaluation) >= {"frechet", "classes_covered"}
+    bare = build_config("gan", {k: v for k, v in values.items() if k != "judge_card"})
+    with pytest.raises(ModelLoadError, match="no model card"):
+        drive(train_gan(bare))

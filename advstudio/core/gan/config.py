@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from advstudio.core import validate as v
 from advstudio.core.data.spec import check_fit
 from advstudio.core.errors import ConfigError
+from advstudio.core.models.card import ModelCard
 
 ARCHS = ("dcgan", "gan")
 IMAGE_SIZES = (28, 32, 64)
@@ -40,7 +41,10 @@ class GanConfig:
     judge : the classifier whose reading gives classes covered, class entropy and the Fréchet
         distance (:mod:`advstudio.core.gan.judge`): ``"auto"`` (the digit CNN for digits and
         MNIST, else none), ``"none"``, or a registry key of a classifier of the data set's
-        classes (e.g. ``"file:/models/cifar.pt2"``).
+        classes (e.g. ``"file:/models/cifar.pt2"``, ``"memory:<name>"``), or the module itself
+        (registered, :mod:`advstudio.core.models.fields`).
+    judge_card : the judge's model card (a :class:`~advstudio.core.models.card.ModelCard` or
+        its fields as a dict) for a ``file:`` judge without a card beside it; None otherwise.
     latent_dim : length of the noise vector z ~ N(0, I).
     width : the DCGAN's channel unit (pytorch/examples' ngf / ndf): at 28 px G's hidden layers
         have 4 and 2 times it (64: 256 and 128 channels), D mirrors them.
@@ -85,6 +89,7 @@ class GanConfig:
     fit: str = "center-crop"
     max_images: int = 0
     judge: str = "auto"
+    judge_card: ModelCard | None = None
     latent_dim: int = 100
     width: int = 64
     batch_size: int = 64
@@ -169,7 +174,11 @@ class GanConfig:
         v.text("dataset", self.dataset, empty=False, hint="'digits' or a label for your images")
         check_fit(self.fit)
         v.whole("max_images", self.max_images, 0, hint="0 = all")
-        v.text("judge", self.judge, empty=False, hint="'auto', 'none' or a model's registry key")
+        if self.judge in ("auto", "none") and self.judge_card is None:
+            return  # no model: nothing to import (a default config stays torch-free)
+        from advstudio.core.models.fields import check_model_fields
+
+        check_model_fields(self, "judge", "judge_card")
 
     @property
     def d_batch_norm(self) -> bool:

@@ -137,12 +137,14 @@ def make_judge(
     device: str = "cpu",
     real: torch.Tensor | None = None,
     classifier: nn.Module | None = None,
+    card=None,
 ) -> Judge:
     """The judge of ``choice`` (``"auto"``, ``"none"`` or a registry key) for ``dataset`` with
     ``dataset_classes``; ``real``: real images at the GAN's geometry in [0, 1] for the Fréchet
     distance (None: the bundled test digits, only for the digit CNN on digits);
     ``classifier``: the already-loaded model of key ``choice`` (the window passes the one it
-    has open), else it is loaded from the registry.
+    has open), else it is loaded from the registry (with ``card`` for a ``file:`` model
+    without one beside it).
 
     Raises :class:`ConfigError` when the classifier's outputs do not match the classes."""
     if choice == NONE:
@@ -157,7 +159,7 @@ def make_judge(
                 return Judge("", "none", why=why)
         from advstudio.core.models.registry import load_model
 
-        classifier = load_model(key, device)
+        classifier = load_model(key, device, card=card)
     classifier.eval()
     name = getattr(classifier, "name", key) or key
     outputs = int(classifier.num_classes)

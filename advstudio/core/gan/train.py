@@ -628,7 +628,13 @@ def _judge(
         real = _real_images(config, data)
     try:
         judge = make_judge(
-            choice, config.dataset, data.class_names, str(device), real, classifier=classifier
+            choice,
+            config.dataset,
+            data.class_names,
+            str(device),
+            real,
+            classifier=classifier,
+            card=config.judge_card,
         )
     except ConfigError as exc:
         if classifier is not None or config.judge not in ("auto", NONE):

@@ -437,6 +437,7 @@ class GanTab(QWidget):
     # -- running ------------------------------------------------------------------------------
     def config(self) -> GanConfig:
         dataset = self.picker.dataset()
+        judge = self.judge_choice()[0]
         return GanConfig(
             arch=self.arch.currentData(),
             latent_dim=self.latent.value(),
@@ -457,7 +458,8 @@ class GanTab(QWidget):
             minibatch_std=self.minibatch_std.isChecked(),
             conditional=self.conditional.isChecked(),
             eval_every=self.eval_every.value(),
-            judge=self.judge_choice()[0],
+            judge=judge,
+            judge_card=self.state.model_card if judge == self.state.model_key else None,
             seed=self.seed.value(),
             device=self.state.device,
         )
