@@ -167,3 +167,23 @@ def test_a_card_less_judge_takes_its_card_inline_as_the_cli_does(shapes, tmp_pat
     bare = build_config("gan", {k: v for k, v in values.items() if k != "judge_card"})
     with pytest.raises(ModelLoadError, match="no model card"):
         drive(train_gan(bare))
+
+
+def test_a_picked_network_of_other_classes_judges_as_a_feature_network(shapes, tmp_path):
+    path = tmp_path / "five.pt2"  # 5 classes: not the data set's 10
+    net = ColourNet(classes=5).eval()
+    torch.export.save(torch.export.export(net, (torch.rand(2, 3, 32, 32),)), path)
+    write_card(ModelCard(input_shape=(3, 32, 32), classes=tuple("abcde")), path)
+    cfg = GanConfig(
+        dataset=f"folder:{shapes}",
+        image_size=32,
+        channels=3,
+        eval_every=3,
+        judge=f"file:{path}",
+        **TINY,
+    )
+    out = drive(train_gan(cfg), keep_events=True)
+    ev = out.result.evaluation
+    assert set(ev) == {"frechet", "sample_diversity"}  # no class measures from other classes
+    assert math.isfinite(ev["frechet"])
+    assert any("feature network" in e.text for e in out.events if isinstance(e, Log))

@@ -120,12 +120,15 @@ def evaluate_generator(
     asked = torch.arange(n) * num_classes // n if num_classes else None  # balanced classes
     images = generate(generator, z, labels=asked)
     feats, logits = judge.features_and_logits(images)
+    frechet = frechet_distance(*gaussian_stats(feats), *judge.real_stats())
+    if getattr(judge, "features_only", False):  # its classes are not the data set's
+        return {"frechet": frechet, "sample_diversity": pairwise_diversity(images)}
     k = logits.shape[1]
     covered, entropy = class_coverage(logits, num_classes=k, threshold=COVERAGE_THRESHOLD * 10 / k)
     values = {
         "classes_covered": float(covered),
         "class_entropy": entropy + 0.0,  # no -0.0 in the records
-        "frechet": frechet_distance(*gaussian_stats(feats), *judge.real_stats()),
+        "frechet": frechet,
         "sample_diversity": pairwise_diversity(images),
     }
     if asked is not None:

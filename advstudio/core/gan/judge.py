@@ -8,7 +8,9 @@ the judge is, in order (``GanConfig.judge``):
 
 - ``"auto"``: the built-in digit CNN for the bundled digits and MNIST, else none;
 - a registry key (``"file:/path/model.pt2"``, ``"digits-cnn"``, ...): that classifier, which
-  must have as many outputs as the data set has classes (its card names them);
+  should have as many outputs as the data set has classes (its card names them); one with
+  another number of classes (an ImageNet model for a folder of photos) serves as a feature
+  network: the Fréchet distance in its features, no class measures;
 - ``"none"``: no judge; the three measures are off (the GAN still trains, and the losses, D's
   outputs, gradient norms and the batch diversity are still shown).
 
@@ -68,13 +70,17 @@ def _last_linear(net: nn.Module) -> nn.Module | None:
 class Judge:
     """A classifier judging samples: ``key`` its registry key (``""`` for an in-memory one),
     ``name`` what the UI says, ``classifier`` the [0, 1] ``Classifier`` (None: no judge, and
-    ``why`` says so), ``real`` the real images its Fréchet distance compares with."""
+    ``why`` says so), ``real`` the real images its Fréchet distance compares with.
+    ``features_only``: a feature network of other classes than the data set's (e.g. an
+    ImageNet model for a folder of photos): it gives the Fréchet distance, not the class
+    measures (``why`` says so)."""
 
     key: str
     name: str
     classifier: nn.Module | None = None
     why: str = ""
     real: torch.Tensor | None = None
+    features_only: bool = False
     _stats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -163,16 +169,23 @@ def make_judge(
     classifier.eval()
     name = getattr(classifier, "name", key) or key
     outputs = int(classifier.num_classes)
+    features_only, why = False, ""
     if dataset_classes and outputs != len(dataset_classes):
-        raise ConfigError(
-            f"judge {name} has {outputs} classes but {dataset} has {len(dataset_classes)}; "
-            "choose a classifier of this data set's classes, or judge 'none'"
+        if choice == AUTO:  # only a judge the user picked may be a mere feature network
+            raise ConfigError(
+                f"judge {name} has {outputs} classes but {dataset} has "
+                f"{len(dataset_classes)}; choose a classifier of this data set's classes"
+            )
+        features_only = True
+        why = (
+            f"{name} has {outputs} classes and {dataset} {len(dataset_classes)}: it judges "
+            "as a feature network (Fréchet distance only; no classes covered or class entropy)"
         )
     if key == DIGIT_JUDGE and dataset == "digits":
         real = None  # the bundled test digits, at their own 28×28
     elif real is None:
         raise ConfigError(f"judge {name} needs real images of {dataset} to compare with")
-    return Judge(key, name, classifier, real=real)
+    return Judge(key, name, classifier, why=why, real=real, features_only=features_only)
 
 
 def dataset_classes(dataset: str) -> list[str]:

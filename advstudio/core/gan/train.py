@@ -705,7 +705,10 @@ def train_gan(
     steps = 1 if config.dry_run else config.steps
     evaluator, named = _judge(config, gan_data, device, judge)
     if evaluator is not None:
-        yield Log(f"judge: {named.name} ({named.num_classes} classes)")
+        yield Log(
+            f"judge: {named.name} ({named.num_classes} classes)"
+            + (f"; {named.why}" if named.features_only else "")
+        )
     elif named.why and config.eval_every and not config.dry_run:
         yield Log(f"no judge: {named.why}; classes covered and Fréchet distance are off")
     trainer = GanTrainer(config, images, device, batch_size, labels=y)

@@ -696,6 +696,7 @@ class GanTab(QWidget):
                 self.div_plot.add("batch", step, v["diversity"])
             if "classes_covered" in v:
                 self.cover_plot.add("classes", step, v["classes_covered"])
+            if "frechet" in v:
                 self.fid_plot.add("Fréchet", step, v["frechet"])
             return
         label = run["label"]
@@ -710,6 +711,7 @@ class GanTab(QWidget):
             self.div_plot.add(f"{label} batch", step, v["diversity"])
         if "classes_covered" in v:
             self.cover_plot.add(f"{label} classes", step, v["classes_covered"])
+        if "frechet" in v:
             self.fid_plot.add(f"{label} Fréchet", step, v["frechet"])
 
     def _on_metrics(self, m, run: dict | None = None) -> None:
@@ -721,12 +723,14 @@ class GanTab(QWidget):
             self._feed(run, step, v)
         if "loss_d" in v and step % 25 == 0:
             self._show_findings()
-        if "classes_covered" in v:
-            self.status.setText(
-                f"step {step}: {v['classes_covered']:.0f} classes covered, "
-                f"Fréchet {v['frechet']:.0f}, class entropy "
-                f"{v['class_entropy']:.2f}"
+        if "frechet" in v:
+            covered = (
+                f"{v['classes_covered']:.0f} classes covered (class entropy "
+                f"{v['class_entropy']:.2f}), "
+                if "classes_covered" in v
+                else ""
             )
+            self.status.setText(f"step {step}: {covered}Fréchet {v['frechet']:.0f}")
             self._show_findings()
 
     def _show_findings(self) -> None:
@@ -757,11 +761,13 @@ class GanTab(QWidget):
         ev = result.evaluation
         text = f"Done: {result.step} steps."
         k = len(result.class_names) or 10
-        if ev:
+        if "classes_covered" in ev:
             text += (
                 f" {ev['classes_covered']:.0f} of {k} classes covered, "
                 f"Fréchet {ev['frechet']:.0f} (judge: {result.judge})."
             )
+        elif ev:
+            text += f" Fréchet {ev['frechet']:.0f} (features of {result.judge})."
         elif result.judge_note and result.config.eval_every:
             text += " Not judged: " + result.judge_note.rstrip(".") + "."
         if "class_accuracy" in ev:
@@ -787,9 +793,8 @@ class GanTab(QWidget):
         ev = run["result"].evaluation
         if not ev:
             return f"run {run['label']}: not judged"
-        return (
-            f"run {run['label']}: {ev['classes_covered']:.0f} classes, Fréchet {ev['frechet']:.0f}"
-        )
+        covered = f"{ev['classes_covered']:.0f} classes, " if "classes_covered" in ev else ""
+        return f"run {run['label']}: {covered}Fréchet {ev['frechet']:.0f}"
 
     def _on_finished(self) -> None:
         self.csv_button.setEnabled(bool(self.rows))
