@@ -421,3 +421,15 @@ def geometry(spec: str | DatasetSpec) -> tuple[tuple[int, int, int], int] | None
         return tuple(int(s) for s in _decode(first, spec.kind).shape), len(classes)
     except (ConfigError, ImageLoadError, OSError):
         return None
+
+
+def folder_classes(spec: str | DatasetSpec) -> list[str]:
+    """A folder set's class names from its listing alone (cheap: no image decoded); ``[]``
+    for a folder without classes (a flat folder of unlabelled images) or another kind."""
+    spec = spec if isinstance(spec, DatasetSpec) else DatasetSpec.parse(spec)
+    if spec.kind not in ("folder", "imagenet-folder"):
+        return []
+    try:
+        return _split_listing(Path(spec.arg).expanduser(), spec.kind, "all")[2]
+    except (ConfigError, OSError):
+        return []

@@ -7,7 +7,8 @@ Modules, one job each:
 - ``train``: the training step (:class:`GanTrainer`) and the job :func:`train_gan`;
 - ``checkpoint``: atomic, ``weights_only``-loadable checkpoints; :func:`load_generator`;
 - ``metrics``: Fréchet distance, pairwise diversity, class coverage (pure math);
-- ``evaluation``: those metrics on generated digits, judged by the built-in digit CNN;
+- ``evaluation``: those metrics on generated images, as a judge reads them;
+- ``judge``: the judge, chosen to fit the data (the digit CNN, the user's classifier, none);
 - ``sampling``: samples in [0, 1], latent interpolation, image grids.
 
 The names below are importable from this package; torch is only imported when one of them
@@ -39,6 +40,8 @@ _EXPORTS = {
     "pairwise_diversity": "metrics",
     "class_coverage": "metrics",
     "evaluate_digit_generator": "evaluation",
+    "evaluate_generator": "evaluation",
+    "make_judge": "judge",
     "generate": "sampling",
     "interpolate": "sampling",
     "sample_grid": "sampling",
@@ -48,7 +51,8 @@ __all__ = ["GanConfig", *_EXPORTS]
 
 if TYPE_CHECKING:
     from advstudio.core.gan.checkpoint import load_checkpoint, load_generator, save_checkpoint
-    from advstudio.core.gan.evaluation import evaluate_digit_generator
+    from advstudio.core.gan.evaluation import evaluate_digit_generator, evaluate_generator
+    from advstudio.core.gan.judge import make_judge
     from advstudio.core.gan.metrics import (
         class_coverage,
         frechet_distance,

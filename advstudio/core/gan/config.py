@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advstudio.core import validate as v
+from advstudio.core.data.spec import check_fit
 from advstudio.core.errors import ConfigError
+from advstudio.core.models.card import ModelCard
 
 ARCHS = ("dcgan", "gan")
 IMAGE_SIZES = (28, 32, 64)
@@ -25,12 +27,24 @@ class GanConfig:
     Attributes
     ----------
     arch : ``"dcgan"`` (Radford et al.) or ``"gan"`` (MLP generator and discriminator).
-    dataset : ``"digits"`` (the bundled 4,000 training digits), ``"folder:<path>"`` (every image
-        under a folder, centre-cropped, resized and converted; unreadable files skipped) or, when
-        the caller passes the
-        images itself (``train_gan(config, data=...)``), any label for them (e.g. ``"cifar10"``).
-    image_size, channels : geometry of the images, 28/32/64 pixels, 1 or 3 channels. The digits
-        are resized and their channel repeated when asked for other than 28 px / 1 channel.
+    dataset : the one data-set choice of every lab (:mod:`advstudio.core.data.sets`):
+        ``"digits"`` (the bundled 4,000 training digits), ``"folder:<path>"`` (an ImageFolder or
+        a labels.csv folder, its train split; a flat folder of unlabelled images is read whole),
+        ``"torchvision:<name>"`` (e.g. ``cifar10``, its train split), ``"imagenet-folder:<path>"``;
+        or, when the caller passes the images itself (``train_gan(config, data=...)``), any
+        label for them.
+    image_size, channels : geometry of the generated images, 28/32/64 pixels, 1 or 3 channels.
+    fit : how images of another shape are made to that geometry (:mod:`advstudio.core.data.fit`):
+        ``"center-crop"`` (the largest centred square, then resized; channels converted),
+        ``"resize"``, or ``"none"`` (refuse images of another shape). The log says what was done.
+    max_images : read at most this many training images (a seeded random subset); 0 = all.
+    judge : the classifier whose reading gives classes covered, class entropy and the Fréchet
+        distance (:mod:`advstudio.core.gan.judge`): ``"auto"`` (the digit CNN for digits and
+        MNIST, else none), ``"none"``, or a registry key of a classifier of the data set's
+        classes (e.g. ``"file:/models/cifar.pt2"``, ``"memory:<name>"``), or the module itself
+        (registered, :mod:`advstudio.core.models.fields`).
+    judge_card : the judge's model card (a :class:`~advstudio.core.models.card.ModelCard` or
+        its fields as a dict) for a ``file:`` judge without a card beside it; None otherwise.
     latent_dim : length of the noise vector z ~ N(0, I).
     width : the DCGAN's channel unit (pytorch/examples' ngf / ndf): at 28 px G's hidden layers
         have 4 and 2 times it (64: 256 and 128 channels), D mirrors them.
@@ -52,13 +66,14 @@ class GanConfig:
     minibatch_std : a minibatch-standard-deviation feature map in D (DCGAN only).
     conditional : a class-conditional DCGAN (labels into G and a projection D); needs labelled
         data (the digits, or ``labels`` given to ``train_gan``).
-    num_classes : number of classes of a conditional GAN (10 for the digits).
+    num_classes : number of classes of a conditional GAN; 0 = the data set's (10 for images
+        passed with labels).
     seed : seeds the networks' initialisation, the fixed preview noise, the noise of every step
         and the order of the data.
     device : ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
-    eval_every : judge 1,000 samples with the built-in digit CNN (classes covered, class
+    eval_every : judge 1,000 samples with the judge (classes covered, class
         entropy, Fréchet distance) every this many steps, at the start and at the end;
-        0 = never. Digits only.
+        0 = never. Needs a judge.
     checkpoint_path, checkpoint_every : where and how often (steps) to save a checkpoint (also
         at the end); empty path = no checkpoints.
     resume : continue from ``checkpoint_path`` if it exists.
@@ -71,6 +86,10 @@ class GanConfig:
     dataset: str = "digits"
     image_size: int = 28
     channels: int = 1
+    fit: str = "center-crop"
+    max_images: int = 0
+    judge: str = "auto"
+    judge_card: ModelCard | None = None
     latent_dim: int = 100
     width: int = 64
     batch_size: int = 64
@@ -87,7 +106,7 @@ class GanConfig:
     ema_decay: float = 0.0
     minibatch_std: bool = False
     conditional: bool = False
-    num_classes: int = 10
+    num_classes: int = 0
     seed: int = 0
     device: str = "auto"
     eval_every: int = 200
@@ -135,7 +154,8 @@ class GanConfig:
         v.number("ema_decay", self.ema_decay, 0.0, below=1.0, hint="0 = off, e.g. 0.999")
         v.flag("minibatch_std", self.minibatch_std)
         v.flag("conditional", self.conditional)
-        v.whole("num_classes", self.num_classes, 2)
+        if self.num_classes != 0:
+            v.whole("num_classes", self.num_classes, 2, hint="0 = the data set's")
         if self.arch != "dcgan":
             for name in ("minibatch_std", "conditional"):
                 if getattr(self, name):
@@ -152,6 +172,13 @@ class GanConfig:
         v.number("preview_rate", self.preview_rate, 0.0)
         v.flag("dry_run", self.dry_run)
         v.text("dataset", self.dataset, empty=False, hint="'digits' or a label for your images")
+        check_fit(self.fit)
+        v.whole("max_images", self.max_images, 0, hint="0 = all")
+        if self.judge in ("auto", "none") and self.judge_card is None:
+            return  # no model: nothing to import (a default config stays torch-free)
+        from advstudio.core.models.fields import check_model_fields
+
+        check_model_fields(self, "judge", "judge_card")
 
     @property
     def d_batch_norm(self) -> bool:

@@ -266,7 +266,8 @@ def network_options(config) -> dict[str, object]:
     """:func:`build_networks`' keyword options for a :class:`GanConfig` (or anything with its
     fields): what a checkpoint's generator and discriminator were built with."""
     return {
-        "num_classes": config.num_classes if config.conditional else 0,
+        # 0 = the data set's count, which train_gan fills in; 10 when built without data
+        "num_classes": (config.num_classes or 10) if config.conditional else 0,
         "spectral_norm": config.spectral_norm,
         "d_batch_norm": config.d_batch_norm,
         "minibatch_std": config.minibatch_std,

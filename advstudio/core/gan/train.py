@@ -25,17 +25,18 @@ from __future__ import annotations
 import copy
 import functools
 import time
-import warnings
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from advstudio.core.data import load_digits
+from advstudio.core.data.fit import fit_to_model
+from advstudio.core.data.sets import load_dataset
+from advstudio.core.data.spec import DatasetSpec, describe_shape
 from advstudio.core.devices import describe, pick_device
 from advstudio.core.distributed import (
     batch_mean,
@@ -49,7 +50,8 @@ from advstudio.core.distributed import (
 from advstudio.core.errors import ConfigError
 from advstudio.core.gan.checkpoint import describe_geometry, load_checkpoint, save_checkpoint
 from advstudio.core.gan.config import GanConfig
-from advstudio.core.gan.evaluation import evaluate_digit_generator
+from advstudio.core.gan.evaluation import EVAL_SAMPLES, evaluate_generator
+from advstudio.core.gan.judge import NONE, Judge, make_judge
 from advstudio.core.gan.metrics import pairwise_distance_mean
 from advstudio.core.gan.networks import build_networks, network_options
 from advstudio.core.gan.sampling import generate, sample_grid, to_signed
@@ -98,7 +100,10 @@ class GanResult:
     ``metrics``: the last step's scalars; ``evaluation``: the last evaluation ({} when none ran);
     ``history``: every evaluation, each with its ``step``; ``generator_state``: the generator's
     ``state_dict`` on the CPU; ``samples``: the final grid of the fixed-noise samples, float32 in
-    [0, 1] (H, W) or (H, W, 3); ``checkpoint_path``: the last checkpoint written ("" if none).
+    [0, 1] (H, W) or (H, W, 3); ``checkpoint_path``: the last checkpoint written ("" if none);
+    ``judge``: the name of the classifier that judged the samples ("none": no evaluation, and
+    ``judge_note`` says why); ``class_names``: the data set's classes ([] when unlabelled).
+    ``config`` has a conditional GAN's ``num_classes`` filled in from the data set.
     """
 
     config: GanConfig
@@ -110,6 +115,9 @@ class GanResult:
     samples: np.ndarray
     checkpoint_path: str = ""
     logs: list[str] = field(default_factory=list)
+    judge: str = "none"
+    judge_note: str = ""
+    class_names: list[str] = field(default_factory=list)
 
 
 def _grad_norm(net: nn.Module) -> torch.Tensor:
@@ -400,26 +408,77 @@ def _as_images(data: Any) -> torch.Tensor:
     return check_pixels(data, "the data")
 
 
-def _digits(config: GanConfig) -> torch.Tensor:
-    x, _ = load_digits("train")
-    if config.image_size != 28:
-        x = F.interpolate(
-            x, size=(config.image_size,) * 2, mode="bilinear", align_corners=False
-        ).clamp(0.0, 1.0)
-    if config.channels == 3:
-        x = x.expand(-1, 3, -1, -1).contiguous()
-    return x
+@dataclass
+class GanData:
+    """The training images of a run: ``x`` float32 (N, C, H, W) in [0, 1] at the config's
+    geometry, ``y`` their classes (None when the data has none), ``class_names`` ([] then),
+    ``lines`` what the log should say (the set, what was fitted, what was skipped)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    class_names: list[str]
+    lines: list[str]
 
 
-class FolderSkipWarning(UserWarning):
-    """Some files of an image folder could not be read and were skipped."""
+def _not_built_in(config: GanConfig) -> ConfigError:
+    return ConfigError(
+        f"dataset {config.dataset!r} is not built in (built in: digits, folder:<path>, "
+        f"torchvision:<name>, imagenet-folder:<path>); load its images and pass them as data"
+    )
 
 
-def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, int]:
-    """The training images in [-1, 1] (CPU) and the batch size to use, validated."""
-    batch_size = config.batch_size
-    if config.dry_run:
-        batch_size = min(batch_size, DRY_RUN_BATCH)
+def _labelled_folder(root: Path) -> bool:
+    """A folder the data module reads with classes (ImageFolder, labels.csv, train/test)."""
+    if not root.is_dir():
+        return True  # let the data module say it is missing
+    if (root / "labels.csv").is_file() or (root / "train").is_dir():
+        return True
+    return sum(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()) >= 2
+
+
+def _fitted(config: GanConfig, x: torch.Tensor, what: str) -> tuple[torch.Tensor, list[str]]:
+    x, note = fit_to_model(x, config.image_shape, config.fit)
+    return x, [f"{what} fitted to {describe_shape(config.image_shape)}: {note}"] if note else []
+
+
+def load_training_data(config: GanConfig, split: str = "train") -> GanData:
+    """``split`` of ``config.dataset`` (the one data module), fitted to the config's geometry
+    under ``config.fit``; a flat folder of unlabelled images is read whole (no classes)."""
+    try:
+        spec = DatasetSpec.parse(config.dataset)
+    except ConfigError:
+        raise _not_built_in(config) from None
+    if spec.kind == "folder" and not _labelled_folder(Path(spec.arg).expanduser()):
+        from advstudio.core.data import load_image_folder
+
+        if config.fit == "none":
+            raise ConfigError(
+                f"{spec.arg} is a folder of unlabelled images: they are centre-cropped and "
+                "resized to the image size; choose fit 'center-crop' or 'resize'"
+            )
+        folder = load_image_folder(spec.arg, config.image_size, config.channels)
+        lines = [
+            f"data: {len(folder.x):,} unlabelled images of {spec.arg}, centre-cropped and "
+            f"resized to {describe_shape(config.image_shape)}"
+        ]
+        if folder.skipped:
+            first = folder.skipped[0]
+            lines.append(
+                f"{len(folder.skipped)} unreadable file(s) skipped, e.g. "
+                f"{first[0].name}: {first[1]}"
+            )
+        return GanData(folder.x, None, [], lines)
+    data = load_dataset(spec, split, limit=config.max_images, seed=config.seed)
+    lines = [f"data: {data.source} ({split}), {data.description}"]
+    if data.skipped:
+        lines.append(data.skipped_line())
+    x, notes = _fitted(config, data.x, "images")
+    return GanData(x, data.y, data.class_names, lines + notes)
+
+
+def training_data(config: GanConfig, data: Any = None, labels: Any = None) -> GanData:
+    """The images of a run: ``data`` when given (checked against the config's geometry, with
+    ``labels`` if any), random pixels in a dry run, else :func:`load_training_data`."""
     if data is not None:
         x = _as_images(data)
         if tuple(x.shape[1:]) != config.image_shape:
@@ -429,68 +488,55 @@ def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, 
                 f"{'x'.join(map(str, config.image_shape))} (channels x image_size x image_size); "
                 "set channels and image_size to match, or resize the images"
             )
-    elif config.dry_run:  # like pytorch/examples' --dataset fake: random pixels, no loading
+        y = None if labels is None else torch.as_tensor(np.asarray(labels)).long().flatten()
+        k = config.num_classes or 10
+        return GanData(x, y, [str(i) for i in range(k)] if y is not None else [], [])
+    if config.dry_run:  # like pytorch/examples' --dataset fake: random pixels, no loading
+        n = 2 * min(config.batch_size, DRY_RUN_BATCH)
         g = torch.Generator().manual_seed(config.seed)
-        x = torch.rand(2 * batch_size, *config.image_shape, generator=g)
-    elif config.dataset == "digits":
-        x = _digits(config)
-    elif config.dataset.startswith("folder:"):
-        from advstudio.core.data import load_image_folder
+        x = torch.rand(n, *config.image_shape, generator=g)
+        k = config.num_classes or 10
+        y = torch.randint(k, (n,), generator=torch.Generator().manual_seed(0))
+        return GanData(x, y, [str(i) for i in range(k)], [])
+    return load_training_data(config)
 
-        folder = load_image_folder(
-            config.dataset.split(":", 1)[1], config.image_size, config.channels
-        )
-        x = folder.x
-        if folder.skipped:
-            first = folder.skipped[0]
-            warnings.warn(
-                f"{len(folder.skipped)} unreadable file(s) skipped, e.g. "
-                f"{first[0].name}: {first[1]}",
-                FolderSkipWarning,
-                stacklevel=2,
-            )
-    elif config.dataset.startswith("torchvision:"):
-        from advstudio.core.data import load_torchvision_set
 
-        x = load_torchvision_set(
-            config.dataset.split(":", 1)[1], True, config.image_size, config.channels
-        )[0]
-    else:
+def training_images(config: GanConfig, data: Any = None) -> tuple[torch.Tensor, int]:
+    """The training images in [-1, 1] (CPU) and the batch size to use, validated."""
+    x = training_data(config, data).x
+    return to_signed(x), _batch_size(config, len(x))
+
+
+def _batch_size(config: GanConfig, n: int) -> int:
+    batch_size = min(config.batch_size, DRY_RUN_BATCH) if config.dry_run else config.batch_size
+    if batch_size > n:
         raise ConfigError(
-            f"dataset {config.dataset!r} is not built in (built in: digits, "
-            "folder:<path>, torchvision:mnist|fashion-mnist|cifar10); "
-            "load its images and pass them as data"
+            f"batch_size {batch_size} is larger than the data set ({n} images); allowed: 1 to {n}"
         )
-    if batch_size > len(x):
-        raise ConfigError(
-            f"batch_size {batch_size} is larger than the data set "
-            f"({len(x)} images); allowed: 1 to {len(x)}"
-        )
-    return to_signed(x), batch_size
+    return batch_size
 
 
-def training_labels(config: GanConfig, n: int, labels: Any = None) -> torch.Tensor | None:
-    """The class of each of the ``n`` training images for a conditional GAN (None for an
-    unconditional one): ``labels`` when given, the digits' own, or random ones in a dry run."""
+def resolve_classes(config: GanConfig, data: GanData) -> GanConfig:
+    """The config with a conditional GAN's ``num_classes`` taken from the data set (0 in the
+    config), checked against it and against the labels."""
     if not config.conditional:
-        return None
-    if labels is not None:
-        y = torch.as_tensor(np.asarray(labels)).long().flatten()
-    elif config.dry_run:
-        y = torch.randint(config.num_classes, (n,), generator=torch.Generator().manual_seed(0))
-    elif config.dataset == "digits":
-        y = load_digits("train")[1].long()
-    else:
+        return config
+    if data.y is None:
         raise ConfigError(
             f"a conditional GAN needs class labels: {config.dataset!r} has none "
-            "here; pass labels to train_gan, or train on the digits"
+            "here; pass labels to train_gan, or use a data set with classes "
+            "(one sub-folder per class)"
         )
-    if len(y) != n or (len(y) and (int(y.min()) < 0 or int(y.max()) >= config.num_classes)):
+    k = config.num_classes or len(data.class_names) or 10
+    if config.num_classes and data.class_names and k != len(data.class_names):
         raise ConfigError(
-            f"labels must be {n} classes in 0..{config.num_classes - 1} "
-            f"(num_classes), one per image"
+            f"num_classes is {k} but {config.dataset} has {len(data.class_names)} classes; "
+            "set 0 to take the data set's"
         )
-    return y
+    y, n = data.y, len(data.x)
+    if len(y) != n or (len(y) and (int(y.min()) < 0 or int(y.max()) >= k)):
+        raise ConfigError(f"labels must be {n} classes in 0..{k - 1} (num_classes), one per image")
+    return replace(config, num_classes=k)
 
 
 # ----------------------------------------------------------------------------- the job
@@ -506,8 +552,9 @@ class GanTraining:
     every ``eval_every`` steps and at the end; ``history`` holds those evaluations. Neither
     goes into the checkpoint."""
 
-    def __init__(self, trainer: GanTrainer, steps: int, evaluate: bool) -> None:
-        self.trainer, self.steps, self.evaluate = trainer, steps, evaluate
+    def __init__(self, trainer: GanTrainer, steps: int, judge: Judge | None) -> None:
+        self.trainer, self.steps, self.judge = trainer, steps, judge
+        self.evaluate = judge is not None
         config = trainer.config
         self.main = is_main()
         self.throttle = Throttle(config.preview_rate) if config.preview_rate > 0 else None
@@ -527,11 +574,11 @@ class GanTraining:
 
     def _evaluation(self) -> Metrics:
         t = self.trainer
-        values = evaluate_digit_generator(
+        values = evaluate_generator(
             t.sampler,
             t.config.latent_dim,
+            self.judge,
             seed=t.config.seed + 1,
-            device=str(t.device),
             num_classes=t.num_classes,
         )
         self.history.append({"step": float(t.step), **values})
@@ -568,22 +615,70 @@ class GanTraining:
         self.trainer.load_state_dict(state)
 
 
+def _judge(
+    config: GanConfig, data: GanData, device: torch.device, classifier: Any
+) -> tuple[Judge | None, Judge]:
+    """(the judge to evaluate with or None, the judge as the result names it)."""
+    if config.dry_run or config.eval_every == 0 or not is_main():
+        why = "a dry run" if config.dry_run else "eval_every is 0" if is_main() else ""
+        return None, Judge("", "none", why=f"no evaluation ({why})" if why else "")
+    choice = config.judge
+    real = None
+    if choice != NONE and not (config.dataset == "digits" and choice in ("auto", "digits-cnn")):
+        real = _real_images(config, data)
+    try:
+        judge = make_judge(
+            choice,
+            config.dataset,
+            data.class_names,
+            str(device),
+            real,
+            classifier=classifier,
+            card=config.judge_card,
+        )
+    except ConfigError as exc:
+        if classifier is not None or config.judge not in ("auto", NONE):
+            raise
+        return None, Judge("", "none", why=str(exc))
+    return (judge if judge.active else None), judge
+
+
+def _real_images(config: GanConfig, data: GanData) -> torch.Tensor | None:
+    """Real images at the run's geometry for the Fréchet distance: up to 1,000 of the data
+    set's test split, or of the training images when it has none (or was passed in)."""
+    if not config.dataset.startswith(("folder:", "torchvision:", "imagenet-folder:")) or (
+        not data.class_names or config.max_images
+    ):
+        return data.x[:EVAL_SAMPLES]
+    try:
+        test = load_dataset(config.dataset, "test", limit=EVAL_SAMPLES, seed=0)
+    except ConfigError:  # e.g. a folder too small to hold a test split
+        return data.x[:EVAL_SAMPLES]
+    if len(test.x) < 2:
+        return data.x[:EVAL_SAMPLES]
+    return fit_to_model(test.x, config.image_shape, config.fit)[0]
+
+
 def train_gan(
-    config: GanConfig, data: Any = None, labels: Any = None
+    config: GanConfig, data: Any = None, labels: Any = None, judge: Any = None
 ) -> Generator[Event, None, GanResult]:
     """Train a GAN or DCGAN (a job: drive it with :func:`advstudio.core.jobs.drive`).
 
     ``data``: the images, (N, C, H, W) float in [0, 1] (or uint8), matching ``config``'s
-    channels and image size; ``None`` loads ``config.dataset`` (the bundled digits).
+    channels and image size; ``None`` loads ``config.dataset`` (the one data module) and fits
+    it to that geometry under ``config.fit``.
     ``labels``: their classes (N,), for a conditional GAN on ``data``.
+    ``judge``: an already loaded [0, 1] classifier to judge with (the window's open model; its
+    registry key is ``config.judge``), else the judge is made from ``config.judge``.
 
     Yields, every step, ``Metrics(step, {loss_d, loss_g, d_x, d_g_z1, d_g_z2, grad_norm_d,
     grad_norm_g, diversity})`` and ``Progress``; at most ``preview_rate`` times a second
     ``Preview("samples", grid)`` of 64 samples from fixed noise (float32 in [0, 1]); every
-    ``eval_every`` steps on digits, ``Metrics(step, {classes_covered, class_entropy, frechet,
-    sample_diversity})`` (a conditional GAN's adds ``class_accuracy`` and ``class_acc_<k>``,
-    see :func:`~advstudio.core.gan.evaluation.evaluate_digit_generator`). Returns a
-    :class:`GanResult`, whose generator is the moving average when ``ema_decay`` is on.
+    ``eval_every`` steps when there is a judge (:mod:`advstudio.core.gan.judge`),
+    ``Metrics(step, {classes_covered, class_entropy, frechet, sample_diversity})`` (a
+    conditional GAN's adds ``class_accuracy`` and ``class_acc_<k>``, see
+    :func:`~advstudio.core.gan.evaluation.evaluate_generator`). Returns a :class:`GanResult`,
+    whose generator is the moving average when ``ema_decay`` is on.
 
     Raises :class:`ConfigError` for bad data or settings, :class:`TrainingDivergedError` when a
     loss or gradient norm is NaN/infinite or a loss exceeds ``max_loss`` (the checkpoint on disk
@@ -594,12 +689,12 @@ def train_gan(
     only rank 0 evaluates, draws the live previews and writes checkpoints.
     """
     device = pick_device(config.device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FolderSkipWarning)
-        images, batch_size = training_images(config, data)
-    for w in caught:
-        yield Log(str(w.message))
-    y = training_labels(config, len(images), labels)
+    gan_data = training_data(config, data, labels)
+    for line in gan_data.lines:
+        yield Log(line)
+    config = resolve_classes(config, gan_data)
+    images, batch_size = to_signed(gan_data.x), _batch_size(config, len(gan_data.x))
+    y = gan_data.y if config.conditional else None
     check_batch(batch_size)
     if world().size > 1 and (config.loss == "wgan-gp" or config.r1_gamma):
         raise ConfigError(
@@ -608,11 +703,16 @@ def train_gan(
             "torchrun"
         )
     steps = 1 if config.dry_run else config.steps
-    evaluate = (
-        is_main() and not config.dry_run and config.eval_every > 0 and config.dataset == "digits"
-    )
+    evaluator, named = _judge(config, gan_data, device, judge)
+    if evaluator is not None:
+        yield Log(
+            f"judge: {named.name} ({named.num_classes} classes)"
+            + (f"; {named.why}" if named.features_only else "")
+        )
+    elif named.why and config.eval_every and not config.dry_run:
+        yield Log(f"no judge: {named.why}; classes covered and Fréchet distance are off")
     trainer = GanTrainer(config, images, device, batch_size, labels=y)
-    run = GanTraining(trainer, steps, evaluate)
+    run = GanTraining(trainer, steps, evaluator)
     header = (
         f"{describe_geometry(trainer.geometry)}: {len(images)} {config.dataset} images, "
         f"batch {batch_size}, {steps} steps on {describe(device)}"
@@ -663,4 +763,7 @@ def train_gan(
         samples=grid,
         checkpoint_path=saved,
         logs=logs,
+        judge=named.name if evaluator is not None else "none",
+        judge_note=named.why,
+        class_names=gan_data.class_names,
     )

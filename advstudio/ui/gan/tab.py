@@ -1,6 +1,12 @@
-"""GAN tab: train a GAN or DCGAN on the bundled digits and watch both networks live: losses,
-D's outputs, gradient norms, diversity, classes covered, Fréchet distance, a sample grid from
-fixed noise with a time-lapse strip, and badges for the classic difficulties.
+"""GAN tab: train a GAN or DCGAN on any data set of the one data-set picker (the bundled
+digits, a folder, torchvision sets, at 28, 32 or 64 px, grey or colour) and watch both networks
+live: losses, D's outputs, gradient norms, diversity, classes covered and Fréchet distance (read
+by a judge that fits the data, named under the picker), a sample grid from fixed noise with a
+time-lapse strip, and badges for the classic difficulties.
+
+Side by side: with "Compare runs" ticked, each Train adds a run to the plots instead of
+replacing them, in its own colour with a legend entry naming its configuration, so the effect
+of a loss or a stabiliser is seen on the same axes (as the Defence tab overlays its runs).
 
 Run alone: ``python -m advstudio.ui.gan.tab``.
 """
@@ -8,6 +14,7 @@ Run alone: ``python -m advstudio.ui.gan.tab``.
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -33,12 +41,13 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.core.gan.config import GanConfig
+from advstudio.core.gan.config import BCE_LOSSES, GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
 from advstudio.core.gan.stabilisers import EXPLANATIONS as STABILISERS
 from advstudio.core.gan.stabilisers import LR_PRESETS
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
@@ -51,6 +60,22 @@ TIMELAPSE_FRAMES = 12
 DEFAULT_STEPS = {"cpu": 300}
 DEFAULT_STEPS_ACCELERATOR = 1000
 D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
+RUN_COLOURS = [  # one per compared run (tab10's first six)
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+]
+LOSS_SHORT = {
+    "non-saturating": "BCE",
+    "minimax": "minimax",
+    "least-squares": "LSGAN",
+    "hinge": "hinge",
+    "wgan-gp": "WGAN-GP",
+}
+COLOUR_SETS = ("torchvision:cifar10", "torchvision:cifar100", "torchvision:svhn")
 LOSS_NAMES = {
     "non-saturating": "BCE, non-saturating G",
     "minimax": "BCE, minimax G",
@@ -87,6 +112,8 @@ class GanTab(QWidget):
         self.settings = settings or QSettings()
         self.result = None
         self.rows: list[dict[str, float]] = []
+        self.runs: list[dict] = []  # the runs on the plots: label, colour, config, rows, result
+        self.d_raw = False  # D's plot shows raw outputs (a loss other than BCE is on it)
         self.diagnostics = GanDiagnostics()
         self._frames = 0
         self._build()
@@ -120,26 +147,22 @@ class GanTab(QWidget):
         self.smoothing.setToolTip("One-sided label smoothing: real images get target 1 - this")
         self.eval_every = QSpinBox(minimum=0, maximum=100_000, singleStep=100, value=200)
         self.eval_every.setToolTip(
-            "Judge 1,000 samples with the digit CNN every N steps "
-            "(classes covered, Fréchet distance); 0 = never"
+            "Judge 1,000 samples every N steps (classes covered, class entropy, Fréchet "
+            "distance) with the judge named below Train: the digit CNN on digits, your "
+            "open classifier when its card names the data set's classes; 0 = never"
         )
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.data = QComboBox()
-        self.data.addItem("Bundled digits", "digits")  # 28×28: the size box says so
-        self.data.addItem("Image folder…", "folder")
-        for key, name in (
-            ("mnist", "MNIST"),
-            ("fashion-mnist", "Fashion-MNIST"),
-            ("cifar10", "CIFAR-10"),
-        ):
-            self.data.addItem(f"{name} (torchvision, downloaded once)", f"torchvision:{key}")
-        self.data.setToolTip(
-            "Train on the bundled digits, on every image under a folder "
-            "(any size or mode: centre-cropped, resized, converted), or on a "
-            "torchvision data set (needs the internet the first time)"
+        self.picker = DatasetPicker(s)
+        self.picker.setToolTip(
+            "Train on the bundled digits, a folder (one sub-folder per class, or any images), "
+            "an ImageNet-style folder or a torchvision set (needs the internet the first time); "
+            "images are fitted to the image size and channels below"
         )
-        self.data.activated.connect(self._on_data)
-        self.folder = ""
+        self.data = self.picker.combo
+        self.picker.changed.connect(self._on_data)
+        self.judge_label = QLabel(wordWrap=True)
+        self.judge_label.setStyleSheet("font-size: 11px;")
+        self.state.model_changed.connect(lambda _m: self._show_judge())
         self._build_loss_controls()
         self.image_size = QComboBox()
         for size in (28, 32, 64):
@@ -147,11 +170,14 @@ class GanTab(QWidget):
         self.channels = QComboBox()
         self.channels.addItem("grey", 1)
         self.channels.addItem("colour", 3)
-        for w in (self.image_size, self.channels):
-            w.setEnabled(False)
+        self.image_size.setToolTip(
+            "Generated images are this size; the data set's images are centre-cropped and "
+            "resized to it when theirs differ (the log says so)"
+        )
         form = QFormLayout()
+        form.addRow(QLabel("Data"))
+        form.addRow(self.picker)  # the whole width: its set's line wraps under it
         for label, w in (
-            ("Data", self.data),
             ("Image size", self.image_size),
             ("Channels", self.channels),
             ("Networks", self.arch),
@@ -172,6 +198,15 @@ class GanTab(QWidget):
         self.stop_button = self.controls.stop_button
         self.start_button.clicked.connect(self.start)
         self.status = QLabel("Trains on the 4,000 bundled digits.", wordWrap=True)
+        self.compare = QCheckBox("Compare runs")
+        self.compare.setToolTip(
+            "Keep the runs on the plots: each Train adds one, in its own colour, named by its "
+            "configuration in the legends (solid: D, dashed: G), so a fix is seen on the same "
+            "axes as the run without it"
+        )
+        self.clear_runs_button = QPushButton("Clear runs")
+        self.clear_runs_button.setToolTip("Empty the plots of every kept run")
+        self.clear_runs_button.clicked.connect(self.clear_runs)
         self.job = JobOwner(self, self.jobs, self.status)
         self.badges = QLabel(wordWrap=True)
         self.badges.setTextFormat(Qt.TextFormat.RichText)
@@ -190,6 +225,11 @@ class GanTab(QWidget):
         self.settings_tabs.addTab(self.loss_page, "Loss && stabilisers")
         lb.addWidget(self.settings_tabs)
         lb.addWidget(self.controls)
+        compare_row = QHBoxLayout()
+        compare_row.addWidget(self.compare)
+        compare_row.addWidget(self.clear_runs_button)
+        lb.addLayout(compare_row)
+        lb.addWidget(self.judge_label)
         lb.addWidget(self.status)
         lb.addWidget(self.badges)
         lb.addStretch(1)
@@ -197,25 +237,14 @@ class GanTab(QWidget):
         left_box.setFixedWidth(300)
 
         self.loss_plot = LivePlot("Losses", "the chosen loss")
-        for name, colour in (("loss_d", D_COLOUR), ("loss_g", G_COLOUR)):
-            self.loss_plot.add_curve(name, (*colour, 70))
-            self.loss_plot.add_curve(f"{name} (smoothed)", colour, width=2, smooth_of=name)
         self.d_plot = LivePlot("D outputs", "probability")  # fits at 1280×720
-        self.d_plot.add_curve("D(x)", D_COLOUR, smooth_of=None)
-        self.d_plot.add_curve("D(G(z)) before G step", G_COLOUR)
-        self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
         self.d_plot.set_y_range(0, 1)
         self.grad_plot = LivePlot("Gradient norms", "L2 norm")
-        self.grad_plot.add_curve("grad D", D_COLOUR)
-        self.grad_plot.add_curve("grad G", G_COLOUR)
         self.div_plot = LivePlot("Sample diversity", "mean pairwise L2")
-        self.div_plot.add_curve("batch", (120, 120, 120))
-        self.div_plot.add_curve("smoothed", (44, 160, 44), width=2, smooth_of="batch")
         self.cover_plot = LivePlot("Classes covered", "of 10 (digit CNN)")
-        self.cover_plot.add_curve("classes", (148, 103, 189), width=2, symbol="o")
         self.cover_plot.set_y_range(0, 10.5)
         self.fid_plot = LivePlot("Fréchet distance", "to test digits (lower is better)")
-        self.fid_plot.add_curve("Fréchet", (140, 86, 75), width=2, symbol="o")
+        self._build_curves()
         plots = QGridLayout()
         for i, p in enumerate(
             (
@@ -232,8 +261,6 @@ class GanTab(QWidget):
         self.samples = ImageView("Samples from fixed noise", "Press Train")
         self.class_pick = QComboBox()
         self.class_pick.addItem("all classes, one row each", -1)
-        for k in range(10):
-            self.class_pick.addItem(f"class {k}", k)
         self.class_pick.setToolTip("A conditional generator: show 64 samples of one class")
         self.class_pick.setEnabled(False)
         self.class_pick.currentIndexChanged.connect(self.show_class)
@@ -282,8 +309,15 @@ class GanTab(QWidget):
         right_w.setLayout(right)
         right_w.setFixedWidth(330)
 
+        self._show_judge()
         layout = QHBoxLayout(self)
-        layout.addWidget(left_box)
+        left_area = QScrollArea()  # the settings scroll rather than set the window's height
+        left_area.setWidget(left_box)
+        left_area.setWidgetResizable(True)
+        left_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        left_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_area.setFixedWidth(left_box.width() + 16)
+        layout.addWidget(left_area)
         layout.addLayout(plots, 1)
         layout.addWidget(right_w)
 
@@ -321,10 +355,11 @@ class GanTab(QWidget):
         self.ema_decay.setToolTip(STABILISERS["ema"])
         self.minibatch_std = QCheckBox("Minibatch std in D")
         self.minibatch_std.setToolTip(STABILISERS["minibatch_std"])
-        self.conditional = QCheckBox("Class-conditional (digits)")
+        self.conditional = QCheckBox("Class-conditional")
         self.conditional.setToolTip(
             "G draws the class you ask for (label embedding into G, "
-            "projection discriminator); samples show one row per class"
+            "projection discriminator), one class per class of the data set (a folder needs "
+            "one sub-folder per class); samples show one row per class"
         )
         form = QFormLayout()
         form.addRow("Loss", self.loss)
@@ -371,46 +406,48 @@ class GanTab(QWidget):
         key = next((k for k, v in LR_PRESETS.items() if v == pair), "custom")
         self.lr_preset.setCurrentIndex(self.lr_preset.findData(key))
 
-    def _on_data(self) -> None:
-        if self.data.currentData() == "folder":
-            start = str(self.settings.value("gan/folder", str(Path.home())))
-            folder = QFileDialog.getExistingDirectory(self, "Folder of training images", start)
-            if folder:
-                self.use_folder(folder)
-            elif not self.folder:
-                self.data.setCurrentIndex(0)
-        elif self.data.currentData() == "digits":
-            self.folder = ""
-            self.data.setItemText(1, "Image folder…")
-            self.image_size.setCurrentIndex(0)
-            self.channels.setCurrentIndex(0)
-        elif self.data.currentData() == "torchvision:cifar10":
-            self.image_size.setCurrentIndex(self.image_size.findData(32))
-            self.channels.setCurrentIndex(self.channels.findData(3))
-        other = self.data.currentData() != "digits"
-        for w in (self.image_size, self.channels):
-            w.setEnabled(other)
+    def _on_data(self, dataset: str = "") -> None:
+        """A new data set: the geometry it comes in as the default size and channels, and its
+        judge."""
+        dataset = dataset or self._dataset()
+        grey = dataset in ("digits", "torchvision:mnist", "torchvision:fashion-mnist")
+        size = 28 if grey else 64 if dataset.startswith("imagenet-folder:") else 32
+        self.image_size.setCurrentIndex(self.image_size.findData(size))
+        self.channels.setCurrentIndex(self.channels.findData(1 if grey else 3))
+        self.status.setText(
+            "Trains on the 4,000 bundled digits."
+            if dataset == "digits"
+            else f"Trains on {self.picker.info.text() or dataset}."
+        )
+        self._show_judge()
 
     def use_folder(self, folder: str) -> None:
         """Train on the images under ``folder`` (as chosen in the dialog)."""
-        self.folder = folder
-        self.settings.setValue("gan/folder", folder)
-        self.data.setCurrentIndex(1)
-        self.data.setItemText(1, f"Folder: {Path(folder).name}")
-        self.image_size.setCurrentIndex(self.image_size.findData(32))
-        for w in (self.image_size, self.channels):
-            w.setEnabled(True)
+        self.picker.use_folder(folder)
+        self._on_data(f"folder:{folder}")
+
+    def _dataset(self) -> str:
+        try:
+            return self.picker.dataset()
+        except ConfigError:
+            return ""
+
+    def judge_choice(self) -> tuple[str, str]:
+        """(the config's judge, the line saying which it is or why there is none)."""
+        from advstudio.core.gan.judge import window_judge
+
+        dataset = self._dataset()
+        if not dataset:
+            return "auto", "Judge: chosen when the data set is."
+        return window_judge(dataset, self.state.model_key, self.state.model)
+
+    def _show_judge(self) -> None:
+        self.judge_label.setText(self.judge_choice()[1])
 
     # -- running ------------------------------------------------------------------------------
     def config(self) -> GanConfig:
-        data = self.data.currentData()
-        dataset = (
-            f"folder:{self.folder}"
-            if data == "folder" and self.folder
-            else data
-            if data.startswith("torchvision:")
-            else "digits"
-        )
+        dataset = self.picker.dataset()
+        judge = self.judge_choice()[0]
         return GanConfig(
             arch=self.arch.currentData(),
             latent_dim=self.latent.value(),
@@ -431,6 +468,8 @@ class GanTab(QWidget):
             minibatch_std=self.minibatch_std.isChecked(),
             conditional=self.conditional.isChecked(),
             eval_every=self.eval_every.value(),
+            judge=judge,
+            judge_card=self.state.model_card if judge == self.state.model_key else None,
             seed=self.seed.value(),
             device=self.state.device,
         )
@@ -459,15 +498,16 @@ class GanTab(QWidget):
             ("batch", config.batch_size),
         ):
             self.settings.setValue(f"gan/{key}", value)
-        self._reset(config.loss)
-        for p in self._plots():
-            p.set_x_extent(0, config.steps)
+        entry = self._new_run(config)
+        # the window's open model judges when it is the judge (no second load)
+        judge = self.state.model if config.judge == self.state.model_key else None
 
         def connect(w: JobWorker) -> None:
-            w.metrics.connect(self._on_metrics)
+            w.metrics.connect(lambda m: self._on_metrics(m, entry))
             w.preview.connect(self._on_preview)
             w.log.connect(self.status.setText)
-            w.returned.connect(self._on_done)
+            w.returned.connect(lambda r: self._on_done(r, entry))
+            w.errored.connect(lambda _exc: self._drop_if_empty(entry))
             w.aborted.connect(
                 lambda: self.status.setText(
                     f"Stopped at step {self.diagnostics.step}; the curves so far are kept."
@@ -477,11 +517,13 @@ class GanTab(QWidget):
 
         return self.controls.attach(
             self.job.start(
-                lambda: train_gan(config),
-                f"Training {config.arch.upper()}",
+                lambda: train_gan(config, judge=judge),
+                f"Training {config.arch.upper()}"
+                + (f" (run {entry['label']})" if entry["compared"] else ""),
                 "GAN training failed",
                 connect=connect,
-                record=("gan", config, train_gan),
+                # recorded runs build the job as run(config): the judge travels with it
+                record=("gan", config, functools.partial(train_gan, judge=judge)),
             )
         )
 
@@ -495,8 +537,141 @@ class GanTab(QWidget):
             self.fid_plot,
         )
 
+    @staticmethod
+    def describe(config: GanConfig) -> str:
+        """A run's configuration in a few words, for the legends: loss, stabilisers and what
+        differs from the DCGAN defaults (e.g. ``"hinge, SN, EMA, TTUR"``)."""
+        parts = [LOSS_SHORT[config.loss] + (f" ×{config.d_steps}" if config.d_steps > 1 else "")]
+        if config.arch == "gan":
+            parts.insert(0, "MLP")
+        for on, word in (
+            (config.spectral_norm, "SN"),
+            (config.r1_gamma, f"R1 {config.r1_gamma:g}"),
+            (config.ema_decay, "EMA"),
+            (config.minibatch_std, "mb-std"),
+            (config.conditional, "cond."),
+            (config.label_smoothing, f"smooth {config.label_smoothing:g}"),
+        ):
+            if on:
+                parts.append(word)
+        if (config.lr_g, config.lr_d) != (2e-4, 2e-4):
+            parts.append(f"lr {config.lr_g:g}/{config.lr_d:g}")
+        if config.batch_size != 64:
+            parts.append(f"batch {config.batch_size}")
+        if config.width != 64:
+            parts.append(f"width {config.width}")
+        return ", ".join(parts)
+
+    def _new_run(self, config: GanConfig) -> dict:
+        """The run about to start: alone on fresh plots, or added to the kept runs."""
+        compared = self.compare.isChecked()
+        if not compared:
+            self.runs.clear()
+        index = len(self.runs) + 1
+        entry = {
+            "index": index,
+            "label": f"{index}: {self.describe(config)}",
+            "colour": RUN_COLOURS[(index - 1) % len(RUN_COLOURS)],
+            "config": config,
+            "rows": [],
+            "result": None,
+            "compared": compared,
+        }
+        self.runs.append(entry)
+        for run in self.runs:  # a comparison names every run, the earlier ones too
+            run["compared"] = compared
+        self._reset(config.loss)
+        # sigmoid(D) is a probability only for the BCE losses: LSGAN, hinge and a WGAN
+        # critic are read by their raw outputs (as the badges read them)
+        self.d_raw = any(run["config"].loss not in BCE_LOSSES for run in self.runs)
+        if self.d_raw:
+            self.d_plot.plot.setLabel("left", "D's raw output")
+            self.d_plot.follow_y_range()
+        else:
+            self.d_plot.plot.setLabel("left", "probability")
+            self.d_plot.set_y_range(0, 1)
+        self.rows = entry["rows"]
+        self._build_curves()
+        for run in self.runs[:-1]:
+            for row in run["rows"]:
+                self._feed(run, int(row["step"]), row)
+        steps = max(run["config"].steps for run in self.runs)
+        for p in self._plots():
+            p.set_x_extent(0, steps)
+        self._set_judge_axis(config)
+        return entry
+
+    def _set_judge_axis(self, config: GanConfig) -> None:
+        from advstudio.core.gan.judge import dataset_classes
+
+        k = len(dataset_classes(config.dataset)) or 10
+        self.cover_plot.plot.setLabel("left", f"of {k} (the judge)")
+        self.cover_plot.set_y_range(0, k + 0.5)
+        self.fid_plot.plot.setLabel("left", "to real images (lower is better)")
+
+    def _build_curves(self) -> None:
+        """Every plot's curves: one run's as ever, or each compared run's in its colour (solid
+        D, dashed G; one legend entry a run, naming its configuration)."""
+        for p in self._plots():
+            p.remove_curves()
+        if not self.runs or not self.runs[0]["compared"]:
+            for name, colour in (("loss_d", D_COLOUR), ("loss_g", G_COLOUR)):
+                self.loss_plot.add_curve(name, (*colour, 70))
+                self.loss_plot.add_curve(f"{name} (smoothed)", colour, width=2, smooth_of=name)
+            self.d_plot.add_curve("D(x)", D_COLOUR)
+            self.d_plot.add_curve("D(G(z)) before G step", G_COLOUR)
+            if not self.d_raw:  # the step measures it as a probability only
+                self.d_plot.add_curve("D(G(z)) after G step", (255, 127, 14))
+            self.grad_plot.add_curve("grad D", D_COLOUR)
+            self.grad_plot.add_curve("grad G", G_COLOUR)
+            self.div_plot.add_curve("batch", (120, 120, 120))
+            self.div_plot.add_curve("smoothed", (44, 160, 44), width=2, smooth_of="batch")
+            self.cover_plot.add_curve("classes", (148, 103, 189), width=2, symbol="o")
+            self.fid_plot.add_curve("Fréchet", (140, 86, 75), width=2, symbol="o")
+            return
+        dash = Qt.PenStyle.DashLine
+        for run in self.runs:
+            label, c = run["label"], run["colour"]
+            for q, style in (("D", None), ("G", dash)):
+                self.loss_plot.add_curve(f"{label} loss {q} raw", (*c, 35), legend="")
+                self.loss_plot.add_curve(
+                    f"{label} loss {q}",
+                    c,
+                    width=2,
+                    style=style,
+                    smooth_of=f"{label} loss {q} raw",
+                    legend=label if q == "D" else "",
+                )
+                self.grad_plot.add_curve(
+                    f"{label} grad {q}", c, style=style, legend=label if q == "D" else ""
+                )
+            self.d_plot.add_curve(f"{label} D(x)", c, legend=label)
+            self.d_plot.add_curve(f"{label} D(G(z))", c, style=dash, legend="")
+            self.div_plot.add_curve(f"{label} batch", (*c, 35), legend="")
+            self.div_plot.add_curve(
+                f"{label} diversity", c, width=2, smooth_of=f"{label} batch", legend=label
+            )
+            self.cover_plot.add_curve(f"{label} classes", c, width=2, symbol="o", legend=label)
+            self.fid_plot.add_curve(f"{label} Fréchet", c, width=2, symbol="o", legend=label)
+
+    def _drop_if_empty(self, entry: dict) -> None:
+        """A run that failed before its first step leaves no legend entry behind."""
+        if not entry["rows"] and entry in self.runs:
+            self.runs.remove(entry)
+            self._build_curves()
+            for run in self.runs:
+                for row in run["rows"]:
+                    self._feed(run, int(row["step"]), row)
+
+    def clear_runs(self) -> None:
+        """Forget the kept runs: empty plots (not while a run trains)."""
+        if self.running:
+            return
+        self.runs.clear()
+        self._build_curves()
+
     def _reset(self, loss: str) -> None:
-        self.rows.clear()
+        self.rows = []
         self.result = None
         self.diagnostics = GanDiagnostics(loss)
         self.class_pick.setCurrentIndex(0)
@@ -515,29 +690,57 @@ class GanTab(QWidget):
     def stop(self) -> None:
         self.controls.stop()
 
-    def _on_metrics(self, m) -> None:
+    def _feed(self, run: dict, step: int, v: dict) -> None:
+        """One metrics row of ``run`` onto the plots."""
+        if not run["compared"]:
+            if "loss_d" in v:
+                self.loss_plot.add("loss_d", step, v["loss_d"])
+                self.loss_plot.add("loss_g", step, v["loss_g"])
+                real, fake = ("out_real", "out_fake") if self.d_raw else ("d_x", "d_g_z1")
+                self.d_plot.add("D(x)", step, v[real])
+                self.d_plot.add("D(G(z)) before G step", step, v[fake])
+                if not self.d_raw:
+                    self.d_plot.add("D(G(z)) after G step", step, v["d_g_z2"])
+                self.grad_plot.add("grad D", step, v["grad_norm_d"])
+                self.grad_plot.add("grad G", step, v["grad_norm_g"])
+                self.div_plot.add("batch", step, v["diversity"])
+            if "classes_covered" in v:
+                self.cover_plot.add("classes", step, v["classes_covered"])
+            if "frechet" in v:
+                self.fid_plot.add("Fréchet", step, v["frechet"])
+            return
+        label = run["label"]
+        if "loss_d" in v:
+            self.loss_plot.add(f"{label} loss D raw", step, v["loss_d"])
+            self.loss_plot.add(f"{label} loss G raw", step, v["loss_g"])
+            real, fake = ("out_real", "out_fake") if self.d_raw else ("d_x", "d_g_z1")
+            self.d_plot.add(f"{label} D(x)", step, v[real])
+            self.d_plot.add(f"{label} D(G(z))", step, v[fake])
+            self.grad_plot.add(f"{label} grad D", step, v["grad_norm_d"])
+            self.grad_plot.add(f"{label} grad G", step, v["grad_norm_g"])
+            self.div_plot.add(f"{label} batch", step, v["diversity"])
+        if "classes_covered" in v:
+            self.cover_plot.add(f"{label} classes", step, v["classes_covered"])
+        if "frechet" in v:
+            self.fid_plot.add(f"{label} Fréchet", step, v["frechet"])
+
+    def _on_metrics(self, m, run: dict | None = None) -> None:
+        run = run or (self.runs[-1] if self.runs else None)
         v, step = m.values, m.step
         self.rows.append({"step": step, **v})
         self.diagnostics.update(step, v)
-        if "loss_d" in v:
-            self.loss_plot.add("loss_d", step, v["loss_d"])
-            self.loss_plot.add("loss_g", step, v["loss_g"])
-            self.d_plot.add("D(x)", step, v["d_x"])
-            self.d_plot.add("D(G(z)) before G step", step, v["d_g_z1"])
-            self.d_plot.add("D(G(z)) after G step", step, v["d_g_z2"])
-            self.grad_plot.add("grad D", step, v["grad_norm_d"])
-            self.grad_plot.add("grad G", step, v["grad_norm_g"])
-            self.div_plot.add("batch", step, v["diversity"])
-            if step % 25 == 0:
-                self._show_findings()
-        if "classes_covered" in v:
-            self.cover_plot.add("classes", step, v["classes_covered"])
-            self.fid_plot.add("Fréchet", step, v["frechet"])
-            self.status.setText(
-                f"step {step}: {v['classes_covered']:.0f} of 10 classes, "
-                f"Fréchet {v['frechet']:.0f}, class entropy "
-                f"{v['class_entropy']:.2f}"
+        if run is not None:
+            self._feed(run, step, v)
+        if "loss_d" in v and step % 25 == 0:
+            self._show_findings()
+        if "frechet" in v:
+            covered = (
+                f"{v['classes_covered']:.0f} classes covered (class entropy "
+                f"{v['class_entropy']:.2f}), "
+                if "classes_covered" in v
+                else ""
             )
+            self.status.setText(f"step {step}: {covered}Fréchet {v['frechet']:.0f}")
             self._show_findings()
 
     def _show_findings(self) -> None:
@@ -560,22 +763,48 @@ class GanTab(QWidget):
             self.timelapse.addItem(QListWidgetItem(icon, f"{self.diagnostics.step}"))
             self.timelapse.scrollToBottom()
 
-    def _on_done(self, result) -> None:
+    def _on_done(self, result, run: dict | None = None) -> None:
         self.result = result
+        if run is not None:
+            run["result"] = result
         self.samples.set_pixels(result.samples, f"Samples at step {result.step}")
         ev = result.evaluation
         text = f"Done: {result.step} steps."
-        if ev:
+        k = len(result.class_names) or 10
+        if "classes_covered" in ev:
             text += (
-                f" {ev['classes_covered']:.0f} of 10 classes covered, Fréchet {ev['frechet']:.0f}."
+                f" {ev['classes_covered']:.0f} of {k} classes covered, "
+                f"Fréchet {ev['frechet']:.0f} (judge: {result.judge})."
             )
+        elif ev:
+            text += f" Fréchet {ev['frechet']:.0f} (features of {result.judge})."
+        elif result.judge_note and result.config.eval_every:
+            text += " Not judged: " + result.judge_note.rstrip(".") + "."
         if "class_accuracy" in ev:
             text += f" The judge reads {100 * ev['class_accuracy']:.0f} % as the class asked for."
+        if run is not None and run["compared"]:
+            text += " " + " · ".join(self._run_summary(r) for r in self.runs if r["result"])
         self.status.setText(text)
         for b in (self.interp_button, self.save_button, self.grid_button):
             b.setEnabled(True)
+        self.class_pick.blockSignals(True)
+        while self.class_pick.count() > 1:
+            self.class_pick.removeItem(1)
+        names = result.class_names or [str(i) for i in range(result.config.num_classes)]
+        if result.config.conditional:
+            for i, name in enumerate(names[: result.config.num_classes]):
+                self.class_pick.addItem(f"class {i}: {name}" if name != str(i) else f"class {i}", i)
+        self.class_pick.blockSignals(False)
         self.class_pick.setEnabled(result.config.conditional)
         self.trained.emit(result)
+
+    @staticmethod
+    def _run_summary(run: dict) -> str:
+        ev = run["result"].evaluation
+        if not ev:
+            return f"run {run['label']}: not judged"
+        covered = f"{ev['classes_covered']:.0f} classes, " if "classes_covered" in ev else ""
+        return f"run {run['label']}: {covered}Fréchet {ev['frechet']:.0f}"
 
     def _on_finished(self) -> None:
         self.csv_button.setEnabled(bool(self.rows))

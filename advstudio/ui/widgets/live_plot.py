@@ -265,9 +265,12 @@ class LivePlot(QWidget):
         symbol: str | None = None,
         smooth_of: str | None = None,
         alpha: float = 0.02,
+        legend: str | None = None,
     ) -> None:
         """``smooth_of``: this curve is a bias-corrected exponential moving average (weight
-        ``alpha``) of that one, updated as its points arrive (O(1) per point)."""
+        ``alpha``) of that one, updated as its points arrive (O(1) per point). ``legend``: its
+        text in the legend (default ``name``; ``""``: not in the legend, e.g. the second
+        quantity of a run whose colour is named once)."""
         import pyqtgraph as pg
 
         if smooth_of is not None:
@@ -275,14 +278,41 @@ class LivePlot(QWidget):
         pen = pg.mkPen(colour, width=width, **({"style": style} if style is not None else {}))
         self.series[name] = Series()
         self.items[name] = self.plot.plot(
-            [], [], pen=pen, name=name, symbol=symbol, symbolSize=5, symbolBrush=colour
+            [],
+            [],
+            pen=pen,
+            name=name if legend is None else (legend or None),
+            symbol=symbol,
+            symbolSize=5,
+            symbolBrush=colour,
         )
         self.legend.setVisible(len(self.items) > 1)
+
+    def remove_curves(self) -> None:
+        """Remove every curve (and its legend entry): the plot is empty, ready for others."""
+        for item in self.items.values():
+            self.legend.removeItem(item)
+            self.plot.removeItem(item)
+        self.series.clear()
+        self.items.clear()
+        self._smoothers.clear()
+        self.clear()
+        self.legend.hide()
+
+    def legend_labels(self) -> list[str]:
+        """The legend's entries, in order."""
+        return [label.text for _sample, label in self.legend.items]
 
     def set_y_range(self, lo: float, hi: float) -> None:
         """Fix the y axis (e.g. probabilities in [0, 1]); x keeps following the data."""
         self.follow_y = False
         self.plot.setYRange(lo, hi, padding=0)
+
+    def follow_y_range(self) -> None:
+        """Let y follow the data again after :meth:`set_y_range`."""
+        self.follow_y = True
+        self._y_range = None
+        self._dirty = True
 
     def set_x_extent(self, lo: float, hi: float) -> None:
         """Mark ``hi``, a training's planned last step, with a faint line (the x axis still
