@@ -323,3 +323,21 @@ def test_a_conditional_gan_needs_labels_for_data_it_does_not_know():
         drive(train_gan(cfg, torch.rand(10, 1, 28, 28), labels=[12] * 10))
     out = drive(train_gan(cfg, torch.rand(10, 1, 28, 28), labels=list(range(10))))
     assert out.result.samples.shape == (10 * 30 + 2, 8 * 30 + 2)  # a row per class
+
+
+def test_the_last_evaluation_is_its_own_phase():
+    out = drive(train_gan(GanConfig(steps=2, **{**TINY, "eval_every": 2})), keep_events=True)
+    kinds = [
+        ("progress", e.phase, e.done, e.total) if isinstance(e, Progress) else type(e).__name__
+        for e in out.events
+        if isinstance(e, (Progress, Metrics))
+    ]
+    final = ("progress", "evaluating the generator", 0, 1)
+    assert final in kinds
+    after = kinds[kinds.index(final) + 1 :]
+    # then the judge's metrics, and no training progress after it
+    assert after and all(k == "Metrics" for k in after)
+    assert out.result.evaluation  # the judged figures exist
+    assert all(
+        p[1] != "evaluating the generator" for p in kinds[: kinds.index(final)] if p != "Metrics"
+    )

@@ -56,7 +56,7 @@ from advstudio.core.gan.metrics import pairwise_distance_mean
 from advstudio.core.gan.networks import build_networks, network_options
 from advstudio.core.gan.sampling import generate, sample_grid, to_signed
 from advstudio.core.gan.stabilisers import ema_update
-from advstudio.core.jobs import Event, Log, Metrics, Preview, Throttle, relay
+from advstudio.core.jobs import Event, Log, Metrics, Preview, Progress, Throttle, relay
 from advstudio.core.playground.losses import (
     d_loss_fake,
     d_loss_real,
@@ -606,6 +606,10 @@ class GanTraining:
             )
             yield Preview("samples", grid)
         if self.evaluate and (step % config.eval_every == 0 or step == self.steps):
+            if step == self.steps:  # the last evaluation is its own phase, not "300/300"
+                yield Progress(
+                    0, 1, f"judging {EVAL_SAMPLES:,} samples", "evaluating the generator"
+                )
             yield self._evaluation()
 
     def state_dict(self) -> dict[str, Any]:

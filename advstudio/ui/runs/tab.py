@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.jobkinds import JOB_KINDS
+from advstudio.core.runs.headline import headline
 from advstudio.ui.runs.config_view import ConfigTable
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.config_export import export_config_dialog
@@ -56,27 +57,6 @@ PALETTE = [
     (227, 119, 194),
     (127, 127, 127),
 ]
-
-
-def _summary_text(summary: dict) -> str:
-    keys = [
-        k
-        for k in (
-            "accuracy",
-            "clean_acc",
-            "fgsm_acc",
-            "pgd_acc",
-            "frechet",
-            "classes_covered",
-            "loss",
-        )
-        if k in summary
-    ]
-    parts = []
-    for k in keys[:4]:
-        v = summary[k]
-        parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
-    return ", ".join(parts)
 
 
 class RunsTab(QWidget):
@@ -247,7 +227,7 @@ class RunsTab(QWidget):
                 str(run.status),
                 f"{duration:.1f} s" if duration is not None else "",
                 run.device,
-                run.error or _summary_text(run.summary),
+                run.error or headline(run.kind, run.summary),
             )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
