@@ -64,7 +64,7 @@ def test_supervised_baseline_run_adds_a_second_overlay(qtbot, defence):
     assert result.labelled == 100 and 0.0 <= result.test_acc <= 1.0
     assert defence.table.rowCount() == 1
     assert "100 labels" in defence.table.item(0, 6).text()
-    assert defence.acc_plot.points("1: Supervised only, same labels test") >= 1
+    assert defence.acc_plot.points("1: Supervised only test") >= 1
 
 
 def test_training_on_a_labelled_folder(qtbot, defence, tmp_path):

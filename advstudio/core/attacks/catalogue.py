@@ -854,7 +854,7 @@ register(
 register(
     AttackEntry(
         "hsj",
-        "HopSkipJump (labels only, minimal L2)",
+        "HopSkipJump (labels only, L2)",
         "HopSkipJump",
         (Access.LABELS,),
         "L2",

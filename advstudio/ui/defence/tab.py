@@ -61,6 +61,13 @@ RECIPES = {
     "supervised": ("Supervised only, same labels (VAT baseline)", "vat", True),
     "detector": ("Detector of adversarial inputs (reactive)", "detector", None),
 }
+# labels that are still too long without their paper (cut at 1280×720)
+SHORT_RECIPES = {
+    "noise": "Gaussian noise",
+    "ibp": "IBP (interval bounds)",
+    "supervised": "Supervised only",
+    "detector": "Detector (reactive)",
+}
 PALETTE = [
     (31, 119, 180),
     (214, 39, 40),
@@ -77,7 +84,7 @@ MASKING_GAP = 0.2  # FGSM accuracy this far above the baseline's suggests gradie
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD, momentum 0.9"}
 SCHEDULES = {
     "constant": "Constant",
-    "piecewise": "Piecewise (÷10 at 50 % and 75 %)",
+    "piecewise": "Piecewise ÷10",
     "cosine": "Cosine to 0",
 }
 # the baseline after every training, lighter than the Attack tab's full one (100 steps, 9 targets,
@@ -110,7 +117,9 @@ class DefenceTab(QWidget):
         for key, (label, _, _) in RECIPES.items():
             # the paper goes to the item's tooltip: "FGSM adversarial training (Goo" was all a
             # 1280-px window showed of the full label
-            short = label.split(" (")[0] if " et al.)" in label else label
+            short = SHORT_RECIPES.get(key) or (
+                label.split(" (")[0] if " et al.)" in label else label
+            )
             self.recipe.addItem(short, key)
             self.recipe.setItemData(self.recipe.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
         tip(self.recipe, "adversarial-training", "fgsm", "pgd", "vat", "detection")
@@ -130,6 +139,11 @@ class DefenceTab(QWidget):
         self.schedule = QComboBox()
         for key, label in SCHEDULES.items():
             self.schedule.addItem(label, key)
+        self.schedule.setItemData(
+            self.schedule.findData("piecewise"),
+            "Piecewise: the learning rate ÷10 at 50 % and at 75 % of the epochs",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.schedule.setToolTip("The learning rate over the run (Rice et al.: piecewise)")
         self.eps = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=1.0, singleStep=0.01, value=0.1)
         self.eps.setToolTip("L∞ radius of the training attacks and of the evaluation (pixel units)")

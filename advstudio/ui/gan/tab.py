@@ -122,8 +122,19 @@ class GanTab(QWidget):
     def _build(self) -> None:
         s = self.settings
         self.arch = QComboBox()
-        self.arch.addItem("DCGAN (Radford et al.)", "dcgan")
+        # short labels (the 1280-px window showed "DCGAN (Radford e…"), the paper in the tooltip
+        self.arch.addItem("DCGAN", "dcgan")
+        self.arch.setItemData(
+            0,
+            "DCGAN: convolutional GAN (Radford, Metz, Chintala 2016)",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.arch.addItem("GAN (MLP)", "gan")
+        self.arch.setItemData(
+            1,
+            "GAN with MLP generator and discriminator (Goodfellow et al. 2014)",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.arch.setCurrentIndex(max(0, self.arch.findData(s.value("gan/arch", "dcgan"))))
         default_steps = DEFAULT_STEPS.get(self.state.device, DEFAULT_STEPS_ACCELERATOR)
         self.steps = QSpinBox(

@@ -58,11 +58,18 @@ from advstudio.workers import JobManager, JobWorker
 
 REAL, FAKE, D_COLOUR, G_COLOUR = (27, 158, 119), (117, 60, 170), (31, 119, 180), (214, 39, 40)
 LOSS_NAMES = {
-    "minimax": "minimax (saturating)",
+    "minimax": "minimax",
     "non-saturating": "non-saturating",
     "wgan-gp": "WGAN-GP",
     "hinge": "hinge",
 }
+LOSS_TIPS = {
+    "minimax": "Minimax (saturating): G minimises log(1 − D(G(z))), Goodfellow et al. 2014",
+    "non-saturating": "Non-saturating: G maximises log D(G(z)), Goodfellow et al. 2014",
+    "wgan-gp": "Wasserstein loss with gradient penalty, Gulrajani et al. 2017",
+    "hinge": "Hinge loss, Miyato et al. 2018 / Lim & Ye 2017",
+}
+SHORT_TARGET_NAMES = {"grid": "5×5 grid"}
 OPTIMISER_NAMES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
 DRAW_SPACING = SD  # a drag adds a point only this far (data units) from the last one
 ARROW_LENGTH = 0.35  # the 90th-percentile arrow is drawn this long (data units)
@@ -153,7 +160,9 @@ class PlaygroundTab(QWidget):
         s = self.settings
         self.target = QComboBox()
         for key, name in TARGET_NAMES.items():
-            self.target.addItem(name, key)
+            # short labels (cut at 1280×720), the full name in the item's tooltip
+            self.target.addItem(SHORT_TARGET_NAMES.get(key, name), key)
+            self.target.setItemData(self.target.count() - 1, name, Qt.ItemDataRole.ToolTipRole)
         self.draw_button = QPushButton("Draw", checkable=True)
         self.draw_button.setToolTip(
             "Click or drag on the plot to add points; they become the "
@@ -163,6 +172,9 @@ class PlaygroundTab(QWidget):
         self.loss = QComboBox()
         for key in LOSSES:
             self.loss.addItem(LOSS_NAMES[key], key)
+            self.loss.setItemData(
+                self.loss.count() - 1, LOSS_TIPS[key], Qt.ItemDataRole.ToolTipRole
+            )
         self.optimiser = QComboBox()
         for key in OPTIMISERS:
             self.optimiser.addItem(OPTIMISER_NAMES[key], key)

@@ -45,7 +45,7 @@ ATTACKS = [
 ]
 DEFENCES = [
     ("none", "None"),
-    ("sanitize", "Sanitise the data (loss, k-NN, activation clusters)"),
+    ("sanitize", "Sanitise the data"),
     ("adversarial-training", "Adversarial training (FGSM)"),
 ]
 FRACTION_STEPS = 1000  # slider units per fraction 1.0 (0.1 % resolution)
@@ -122,6 +122,12 @@ class PoisoningTab(QWidget):
         self.defence = QComboBox()
         for key, text in DEFENCES:
             self.defence.addItem(text, key)
+        self.defence.setItemData(
+            self.defence.findData("sanitize"),
+            "Sanitise the data: drop the training points that stand out by loss, "
+            "k-NN label disagreement or activation clusters",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.epochs = QSpinBox(minimum=1, maximum=100, value=3)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.data = DatasetPicker(self.settings, imagenet=False)

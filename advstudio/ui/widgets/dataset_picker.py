@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -64,8 +64,12 @@ class DatasetPicker(QWidget):
         if imagenet:
             self.combo.addItem("ImageNet-style folder…", "imagenet-folder")
         for key in TORCHVISION:
-            self.combo.addItem(
-                f"{LABELS[key]} (torchvision, downloaded once)", f"torchvision:{key}"
+            # "(torchvision, downloaded once)" was cut at 1280×720: it goes to the tooltip
+            self.combo.addItem(f"{LABELS[key]} (download)", f"torchvision:{key}")
+            self.combo.setItemData(
+                self.combo.count() - 1,
+                f"{LABELS[key]} from torchvision, downloaded once into the data folder",
+                Qt.ItemDataRole.ToolTipRole,
             )
         self.combo.setToolTip(
             "Image folder: one sub-folder per class, or a flat folder with a "
