@@ -141,3 +141,32 @@ def test_a_conditional_run_shows_a_row_per_class_and_the_picked_class(qtbot, gan
     gan.class_pick.setCurrentIndex(gan.class_pick.findData(3))
     assert gan.samples.pixels.shape == (8 * 30 + 2,) * 2 and "class 3" in gan.samples.caption.text()
     assert gan.interpolate().shape[1] > 200
+
+
+def test_a_sustained_d_win_shows_its_badge_in_a_short_run(gan):
+    """Issue #19: D(x) near 0.93 and D(G(z)) near 0.08 for 40 steps of a 300-step run showed no
+    badge; the tab now shows "The discriminator wins" by step 50."""
+    import math
+
+    from advstudio.core.jobs import Metrics
+
+    for step in range(1, 51):
+        gan._on_metrics(
+            Metrics(
+                step,
+                {
+                    "loss_d": 0.3,
+                    "loss_g": 3.5,
+                    "d_x": 0.93 + 0.05 * math.sin(step),
+                    "d_g_z1": 0.08 + 0.05 * math.sin(step / 2),
+                    "d_g_z2": 0.03,
+                    "grad_norm_d": 5.0,
+                    "grad_norm_g": 40.0,
+                    "diversity": 3.8,
+                },
+            )
+        )
+        if step == 25:
+            assert "discriminator wins" not in gan.badges.text()  # 25 steps: not yet sustained
+    assert "The discriminator wins" in gan.badges.text()
+    assert "over the last 30 steps" in gan.badges.text()

@@ -20,7 +20,10 @@ from collections import deque
 from dataclasses import dataclass
 
 WINDOW = 100  # steps the step-level rules look back over
-WARMUP = 200  # steps before any step-level rule may fire
+WARMUP = 200  # steps before any step-level rule may fire (but the sustained "D wins" below)
+# "D wins" also fires, from step SUSTAIN on, when D has won over the last SUSTAIN steps: a 300-step
+# CPU run showed D(x) near 0.95 and D(G(z)) near 0.05 for 40 steps without a badge (issue #19)
+SUSTAIN = 30
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ SIGNALS = {
     "wgan-gp": ("out_real", "out_fake", "Wasserstein estimate W = {w:.3f} (its best {best:.2f})"),
 }
 W_GUESSING = 0.05  # WGAN: W below this share of its best level = the critic sees no difference
+# loss -> (real at least, fake at most): the means over the last SUSTAIN steps that read as "D has
+# won" (BCE: probabilities; least squares: raw outputs aimed at 1 and 0; hinge: both margins met);
+# a WGAN critic has none (a strong critic is WGAN's point)
+SUSTAINED_WIN = {
+    "minimax": (0.9, 0.15),
+    "non-saturating": (0.9, 0.15),
+    "least-squares": (0.9, 0.15),
+    "hinge": (1.0, -1.0),
+}
 
 
 class GanDiagnostics:
@@ -72,6 +84,7 @@ class GanDiagnostics:
         self.real_key, self.fake_key, self.wording = SIGNALS[loss]
         self.d_g_z = deque(maxlen=WINDOW)
         self.d_x = deque(maxlen=WINDOW)
+        self.recent = deque(maxlen=SUSTAIN)  # (real, fake) of the last SUSTAIN steps
         self.best_w = 0.0
         self.loss_g = deque(maxlen=WINDOW)
         self.diversity = deque(maxlen=WINDOW)
@@ -85,6 +98,7 @@ class GanDiagnostics:
         if "loss_g" in values:
             self.d_g_z.append(values[self.fake_key])
             self.d_x.append(values[self.real_key])
+            self.recent.append((values[self.real_key], values[self.fake_key]))
             self.loss_g.append(values["loss_g"])
             self.diversity.append(values["diversity"])
             if len(self.diversity) == WINDOW:
@@ -135,7 +149,27 @@ class GanDiagnostics:
                         f"over the last {WINDOW} steps).",
                     )
                 )
+        if not any(f.kind == "d-wins" for f in out) and (won := self._sustained_win()):
+            out.append(won)
         return out
+
+    def _sustained_win(self) -> Finding | None:
+        """ "D wins" when the means of the last SUSTAIN steps pass this loss's
+        :data:`SUSTAINED_WIN` thresholds (before WARMUP too: a short run must show it)."""
+        if self.loss not in SUSTAINED_WIN or len(self.recent) < SUSTAIN:
+            return None
+        real = statistics.fmean(r for r, _ in self.recent)
+        fake = statistics.fmean(f for _, f in self.recent)
+        real_min, fake_max = SUSTAINED_WIN[self.loss]
+        if real < real_min or fake > fake_max:
+            return None
+        said = self.wording.format(r=real, f=fake, w=real - fake, best=self.best_w)
+        return Finding(
+            "d-wins",
+            "warning",
+            f"The discriminator wins: {said} over the last {SUSTAIN} steps. "
+            "The generator's gradient may vanish.",
+        )
 
     def _d_findings(self, real: float, fake: float) -> list[Finding]:
         """ "D wins" / "D guesses" read on this loss's signal (window means of it)."""
