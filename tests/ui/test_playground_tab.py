@@ -227,3 +227,27 @@ def test_a_hidden_tab_draws_only_the_latest_snapshot_when_shown(qtbot, tab):
     with qtbot.waitSignal(tab.snapshot_shown) as shown:
         tab.show()
     assert tab.frames == frames + 1 and shown.args[0].step == 3
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1280, 720)])
+def test_the_visible_range_is_the_heat_map_s_no_white_bands(qtbot, window, size):
+    """Issue #19: at 1920×1080 the aspect-locked view showed white bands beyond x = ±3, where
+    the heat map ends; the plot is now held square, so the view is the heat map's extent."""
+    from advstudio.core.playground import VIEW
+
+    window.resize(*size)
+    window.tabs.setCurrentWidget(window.playground_host)
+    qtbot.waitUntil(lambda: window.playground_tab is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.size().toTuple() == size, timeout=5000)
+    tab = window.playground_tab
+    qtbot.wait(100)
+    (x0, x1), (y0, y1) = tab.view.viewRange()
+    xmin, xmax, ymin, ymax = VIEW
+    tol = 0.02 * (xmax - xmin)  # a pixel or two of rounding
+    assert abs(x0 - xmin) <= tol and abs(x1 - xmax) <= tol, (x0, x1)
+    assert abs(y0 - ymin) <= tol and abs(y1 - ymax) <= tol, (y0, y1)
+    # the plot still uses the space: its square is the holder's smaller side
+    vb = tab.view.size()
+    holder = tab.plot_holder
+    assert abs(vb.width() - vb.height()) <= 2
+    assert vb.width() >= min(holder.width(), holder.height()) - 80

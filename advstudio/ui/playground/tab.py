@@ -71,6 +71,43 @@ LOSS_TIPS = {
 }
 SHORT_TARGET_NAMES = {"grid": "5×5 grid"}
 OPTIMISER_NAMES = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
+
+
+class SquarePlotHolder(QWidget):
+    """Holds the playground's plot so that its view box is square: with the aspect locked, a
+    wider box showed white bands beyond the heat map's x = ±3 (issue #19, at 1920×1080). The
+    plot is centred; the axes' own width and height are measured and left outside the square."""
+
+    def __init__(self, plot: pg.PlotWidget) -> None:
+        super().__init__()
+        self.plot = plot
+        plot.setParent(self)
+        self.setMinimumSize(plot.minimumSize())
+        plot.getPlotItem().vb.sigResized.connect(self._fit)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self, *_) -> None:
+        vb = self.plot.getPlotItem().vb.size()
+        if vb.width() <= 0 or vb.height() <= 0:  # not laid out yet: the whole space for now
+            self.plot.setGeometry(self.rect())
+            return
+        extra_w = self.plot.width() - vb.width()  # the axes around the view box
+        extra_h = self.plot.height() - vb.height()
+        side = max(1, int(min(self.width() - extra_w, self.height() - extra_h)))
+        w, h = int(side + extra_w), int(side + extra_h)
+        x, y = (self.width() - w) // 2, (self.height() - h) // 2
+        if (
+            abs(self.plot.x() - x) > 0
+            or abs(self.plot.width() - w) > 1
+            or abs(self.plot.height() - h) > 1
+            or abs(self.plot.y() - y) > 0
+        ):
+            self.plot.setGeometry(x, y, w, h)
+
+
 DRAW_SPACING = SD  # a drag adds a point only this far (data units) from the last one
 ARROW_LENGTH = 0.35  # the 90th-percentile arrow is drawn this long (data units)
 
@@ -332,7 +369,8 @@ class PlaygroundTab(QWidget):
 
         layout = QHBoxLayout(self)
         layout.addWidget(left)
-        layout.addWidget(self.plot, 1)
+        self.plot_holder = SquarePlotHolder(self.plot)
+        layout.addWidget(self.plot_holder, 1)
         layout.addWidget(right_w)
         self._update_buttons()
 
