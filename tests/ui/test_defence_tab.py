@@ -111,6 +111,21 @@ def test_each_trained_model_gets_its_robust_accuracy(qtbot, window, defence_in_w
     robust = defence.runs[0]["robust"]
     assert robust.n_images == 16 and robust.eps == result.config.eps
     assert robust.robust_accuracy <= robust.fgsm_accuracy <= robust.clean_accuracy
+    # one set of images per row (issue #19): the held-out evaluation ran on the same 16 digits,
+    # so the table's Clean and FGSM are the robust check's own, and the cells say how many
+    assert result.config.eval_images == 16
+    clean_col, fgsm_col = 2, 3
+    assert defence.table.item(0, clean_col).text() == f"{robust.clean_accuracy * 100:.1f} %"
+    assert defence.table.item(0, fgsm_col).text() == f"{robust.fgsm_accuracy * 100:.1f} %"
+    for col in (clean_col, fgsm_col, 4):
+        assert "on 16 held-out test digits" in defence.table.item(0, col).toolTip()
+    assert "16 held-out test digits" in defence.table.item(0, BASELINE_COL).toolTip()
+    assert "same images" in defence.table.horizontalHeaderItem(BASELINE_COL).toolTip()
+    # the line under the controls gives the table's FGSM figure, not another
+    fgsm_shown = defence.table.item(0, fgsm_col).text().replace(" %", "")
+    assert f"FGSM alone {fgsm_shown} %" in defence.status.text() or (
+        f"FGSM alone says {float(fgsm_shown):.0f} %" in defence.status.text()
+    )
     assert defence.table.item(0, BASELINE_COL).text() == f"{robust.robust_accuracy * 100:.1f} %"
     assert "APGD" in defence.table.item(0, BASELINE_COL).toolTip().upper()
     # the same job headless gives the same figure (seeded)
