@@ -167,3 +167,24 @@ def test_a_baseline_far_below_fgsm_is_flagged_as_gradient_masking(defence):
     defence._show_robust(entry)
     assert "masked" in defence.table.item(0, BASELINE_COL).toolTip()
     assert "gradient masking" in defence.status.text()
+
+
+def test_attack_this_model_says_why_it_is_disabled(defence):
+    from PySide6.QtWidgets import QTableWidgetItem
+
+    from advstudio.ui.defence.tab import NO_RUN_SELECTED
+
+    assert not defence.attack_button.isEnabled()
+    assert defence.attack_button.toolTip().startswith(NO_RUN_SELECTED)
+    entry = {"index": 1, "label": "1: Detector", "kind": "detector", "result": object()}
+    defence.runs.append(entry)
+    defence.table.insertRow(0)
+    item = QTableWidgetItem("1")
+    item.setData(Qt.ItemDataRole.UserRole, 1)
+    defence.table.setItem(0, 0, item)
+    defence.table.selectRow(0)
+    assert not defence.attack_button.isEnabled()
+    assert "detector is no classifier" in defence.attack_button.toolTip()
+    entry["kind"], entry["result"] = "train", None
+    defence._update_attack_button()
+    assert "has not finished" in defence.attack_button.toolTip()

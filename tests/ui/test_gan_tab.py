@@ -170,3 +170,24 @@ def test_a_sustained_d_win_shows_its_badge_in_a_short_run(gan):
             assert "discriminator wins" not in gan.badges.text()  # 25 steps: not yet sustained
     assert "The discriminator wins" in gan.badges.text()
     assert "over the last 30 steps" in gan.badges.text()
+
+
+def test_disabled_after_training_buttons_say_why(gan):
+    from advstudio.ui.gan.tab import NOT_TRAINED, STOPPED
+
+    for b in (gan.interp_button, gan.save_button, gan.grid_button):
+        assert not b.isEnabled() and b.toolTip().startswith(NOT_TRAINED)
+    assert "train a GAN first" in gan.csv_button.toolTip()
+    gan.rows = [{"step": 1, "loss_d": 1.0}]
+    gan.result = None  # what a stopped run leaves
+    gan._on_finished()
+    assert gan.csv_button.isEnabled() and "train a GAN first" not in gan.csv_button.toolTip()
+    for b in (gan.interp_button, gan.save_button, gan.grid_button):
+        assert not b.isEnabled() and b.toolTip().startswith(STOPPED)
+    # once enabled, the usual tooltip is back
+    from advstudio.ui.widgets.why_disabled import set_enabled
+
+    set_enabled(gan.interp_button, True)
+    assert (
+        gan.interp_button.toolTip() == "Walk in a straight line between two random latent vectors"
+    )

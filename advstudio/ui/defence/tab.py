@@ -46,6 +46,7 @@ from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.ui.widgets.run_controls import RunControls
+from advstudio.ui.widgets.why_disabled import set_enabled
 from advstudio.workers import JobManager, JobWorker
 
 # key -> (label, job kind, recipe or flag)
@@ -80,6 +81,7 @@ PALETTE = [
 ]
 TABLE = ("Run", "Recipe", "Clean", "FGSM", "PGD", "Baseline", "Other", "Time")
 BASELINE_COL = TABLE.index("Baseline")
+NO_RUN_SELECTED = "Select one finished run in the table: its trained classifier is attacked"
 MEASURED = {
     "Clean": "Accuracy on clean images",
     "FGSM": "Accuracy under FGSM at ε",
@@ -291,7 +293,7 @@ class DefenceTab(QWidget):
         self.attack_button.setToolTip(
             "Use the selected run's trained classifier in the Image and Attack tabs"
         )
-        self.attack_button.setEnabled(False)
+        set_enabled(self.attack_button, False, NO_RUN_SELECTED)
         self.attack_button.clicked.connect(self.attack_selected)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot, 1)
@@ -713,14 +715,17 @@ class DefenceTab(QWidget):
 
     def _update_attack_button(self) -> None:
         entry = self._selected_entry()
-        self.attack_button.setEnabled(
-            bool(
-                entry
-                and entry["kind"] in ("train", "vat")
-                and entry["result"] is not None
-                and entry["result"].save_path
-            )
-        )
+        if entry is None:
+            why = NO_RUN_SELECTED
+        elif entry["kind"] not in ("train", "vat"):
+            why = "A detector is no classifier to attack: select a trained classifier's run"
+        elif entry["result"] is None:
+            why = "This run has not finished"
+        elif not entry["result"].save_path:
+            why = "This run's model was not saved"
+        else:
+            why = ""
+        set_enabled(self.attack_button, not why, why)
 
     def attack_selected(self) -> str | None:
         entry = self._selected_entry()

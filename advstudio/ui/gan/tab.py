@@ -52,6 +52,7 @@ from advstudio.ui.widgets.image_view import ImageView, array_to_qimage
 from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.ui.widgets.live_plot import LivePlot
 from advstudio.ui.widgets.run_controls import RunControls
+from advstudio.ui.widgets.why_disabled import set_enabled
 from advstudio.workers import JobManager, JobWorker
 
 TIMELAPSE_FRAMES = 12
@@ -76,6 +77,14 @@ LOSS_SHORT = {
     "wgan-gp": "WGAN-GP",
 }
 COLOUR_SETS = ("torchvision:cifar10", "torchvision:cifar100", "torchvision:svhn")
+# why the after-training buttons are disabled (their tooltip while they are)
+NOT_TRAINED = "Train a GAN first: this works on the trained generator"
+TRAINING = "Training: available when the run finishes"
+STOPPED = (
+    "The last run was stopped before it finished, so it returned no generator: "
+    "train again (fewer steps finish sooner)"
+)
+NO_METRICS = "No metrics yet: train a GAN first"
 LOSS_NAMES = {
     "non-saturating": "BCE, non-saturating G",
     "minimax": "BCE, minimax G",
@@ -291,7 +300,7 @@ class GanTab(QWidget):
         self.grid_button = QPushButton("Export samples…")
         self.csv_button = QPushButton("Export metrics…")
         for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
-            b.setEnabled(False)
+            set_enabled(b, False, NOT_TRAINED if b is not self.csv_button else NO_METRICS)
         self.interp_button.clicked.connect(self.interpolate)
         self.save_button.clicked.connect(
             lambda: self._export("generator", "Generator (*.pt)", self.save_generator)
@@ -692,8 +701,9 @@ class GanTab(QWidget):
         self.badges.setText("")
         for p in self._plots():
             p.clear()
-        for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
-            b.setEnabled(False)
+        for b in (self.interp_button, self.save_button, self.grid_button):
+            set_enabled(b, False, TRAINING)
+        set_enabled(self.csv_button, False, TRAINING)
 
     def toggle_pause(self) -> None:
         self.controls.toggle_pause()
@@ -797,7 +807,7 @@ class GanTab(QWidget):
             text += " " + " · ".join(self._run_summary(r) for r in self.runs if r["result"])
         self.status.setText(text)
         for b in (self.interp_button, self.save_button, self.grid_button):
-            b.setEnabled(True)
+            set_enabled(b, True)
         self.class_pick.blockSignals(True)
         while self.class_pick.count() > 1:
             self.class_pick.removeItem(1)
@@ -818,7 +828,10 @@ class GanTab(QWidget):
         return f"run {run['label']}: {covered}Fréchet {ev['frechet']:.0f}"
 
     def _on_finished(self) -> None:
-        self.csv_button.setEnabled(bool(self.rows))
+        set_enabled(self.csv_button, bool(self.rows), NO_METRICS)
+        if self.result is None:  # stopped or failed: no generator came back
+            for b in (self.interp_button, self.save_button, self.grid_button):
+                set_enabled(b, False, STOPPED)
         for p in self._plots():
             p.redraw()
 
