@@ -182,6 +182,7 @@ class PatchPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.lab, self.result, self.outline = lab, None, None
+        self.settings = settings
         self.curve = None
         self._trained_config = None  # the PatchConfig the patch was trained with
         self.last_prediction = None
@@ -682,10 +683,13 @@ class PatchPanel(QWidget):
 
     # -- export -------------------------------------------------------------------------------
     def export_dialog(self) -> None:
+        # the last export folder, as every other export (it always started in the home folder)
+        start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export patch", str(Path.home() / "patch.png"), "PNG (*.png)"
+            self, "Export patch", str(start / "patch.png"), "PNG (*.png)"
         )
         if path:
+            self.settings.setValue("last_export_folder", str(Path(path).parent))
             self.export_to(Path(path))
 
     def export_to(self, path: Path) -> Path:

@@ -18,6 +18,8 @@ Every job runs through one job slot (progress bar, Cancel). Run alone:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -341,10 +343,14 @@ class CertifyTab(QWidget):
 
     # -- exports ------------------------------------------------------------------------------
     def _ask_export(self, kind: str) -> None:
+        # the last export folder, as every other export (a bare name started in the process's
+        # working folder)
+        start = Path(str(self.settings.value("last_export_folder", str(Path.home()))))
         path, _ = QFileDialog.getSaveFileName(
-            self, f"Export {kind.upper()}", f"certified.{kind}", f"*.{kind}"
+            self, f"Export {kind.upper()}", str(start / f"certified.{kind}"), f"*.{kind}"
         )
         if path:
+            self.settings.setValue("last_export_folder", str(Path(path).parent))
             self.export(path)
 
     def export(self, path: str) -> list[str]:
