@@ -190,6 +190,8 @@ class Shots:
         tab = self.window.defence_tab
         tab.epochs.setValue(1)
         tab.recipe.setCurrentIndex(max(0, tab.recipe.findData("fgsm")))
+        # every column on all 1,000 test digits (the default 100 passes too quickly to catch)
+        tab.robust_n.setValue(1000)
         self.mid_job(
             self.window.defence_host,
             tab.start,
