@@ -1,12 +1,12 @@
 """Attack lab III figures for the README (run from the repository root, CPU, one thread):
 
-    nice -n 10 uv run --frozen python benchmarks/bench_attacks3b.py robust [N]  # AutoAttack vs fast
+    nice -n 10 uv run --frozen python benchmarks/bench_attacks3b.py robust [N [MODEL ...]]
     nice -n 10 uv run --frozen python benchmarks/bench_attacks3b.py others   # UAP, patch, EoT
 
-``robust``: on the built-in CNNs, robust accuracy at eps .1 / .2 / .3 on ``N`` (100 unless
-given) bundled test digits under AutoAttack standard and the fast ensemble, with the time of each.
-``others``: the
-universal perturbation's held-out fooling rate at eps .1 / .2 (fitted on 200 digits, judged on
+``robust``: on the built-in CNNs (or only the ``MODEL``s named, e.g. one per process), robust
+accuracy at eps .1 / .2 / .3 on ``N`` (100 unless given) bundled test digits under AutoAttack
+standard and the fast ensemble, with the time of each. ``others``: the universal perturbation's
+held-out fooling rate at eps .1 / .2 (fitted on 200 digits, judged on
 200 others), the patch's targeted success at 10 % / 20 % of the image (target 3, 300 steps),
 and EoT-PGD vs plain PGD on a Gaussian-noise defence (sigma 0.25) at eps .2, success judged
 over 20 draws of the defence. One line per figure, flushed as it comes.
@@ -31,9 +31,9 @@ from advstudio.core.models.registry import load_builtin
 N = 100
 
 
-def robust(n: int = N) -> None:
+def robust(n: int = N, models: tuple[str, ...] = ("digits-cnn", "digits-cnn-pgd")) -> None:
     x, y = sweep_images(n, seed=0)
-    for name in ("digits-cnn", "digits-cnn-pgd"):
+    for name in models:
         model = load_builtin(name)
         for eps in (0.1, 0.2, 0.3):
             for ensemble in ("fast", "standard"):
@@ -87,6 +87,9 @@ def others() -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "robust":
-        robust(int(sys.argv[2]) if len(sys.argv) > 2 else N)
+        robust(
+            int(sys.argv[2]) if len(sys.argv) > 2 else N,
+            tuple(sys.argv[3:]) or ("digits-cnn", "digits-cnn-pgd"),
+        )
     else:
         others()

@@ -1,12 +1,14 @@
 """Square vs NES / SPSA at the same query budget, and HopSkipJump's L2 vs C&W's, on the
 built-in digits CNN (CPU, a few minutes).
 
-Run: ``uv run python benchmarks/measure_attacks3.py [--images 100] [--hsj-images 20]``
+Run: ``uv run python benchmarks/measure_attacks3.py [--images 100] [--hsj-images 20]
+[--hsj-queries 1000 5000] [--only square|hop]``
 
 Only the digits the CNN classifies right are attacked. Square, NES and SPSA: L-inf eps 0.2,
 1,000 queries per image; success rate and the median queries of the successful ones (the clean
-query included). HopSkipJump: label-only, 1,000 queries, untargeted; its median L2 against
-C&W L2's (white-box, 100 steps x 5 rounds of its search on c) on the same digits.
+query included). HopSkipJump: label-only, 1,000 queries (or each budget of ``--hsj-queries``, a
+fresh run each), untargeted; its median L2 against C&W L2's (white-box, 100 steps x 5 rounds of
+its search on c) on the same digits.
 """
 
 from __future__ import annotations
@@ -36,13 +38,23 @@ def main() -> None:
     parser.add_argument("--hsj-images", type=int, default=20)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--eps", type=float, default=0.2)
+    parser.add_argument("--hsj-queries", type=int, nargs="+", default=None)
+    parser.add_argument("--only", choices=("square", "hop"), default=None)
     args = parser.parse_args()
+    torch.set_num_threads(1)
     model = load_builtin("digits-cnn")
     x, y = _right(model, args.images, seed=0)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(x)} of "
         f"{args.images} digits classified right; L-inf eps {args.eps}, {args.queries} queries"
     )
+    if args.only != "hop":
+        _score_attacks(model, x, y, args)
+    if args.only != "square":
+        _hop(model, args)
+
+
+def _score_attacks(model, x, y, args) -> None:
     box = as_predict(model)
     runs = {
         "Square p_init 0.05": lambda g: square_linf(
@@ -62,32 +74,43 @@ def main() -> None:
         print(
             f"{name}: success {float(ok.float().mean()):.2f}, median queries {med}, mean "
             f"queries {float(res.queries.float().mean()):.0f} "
-            f"({time.perf_counter() - start:.0f} s)"
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
         )
+
+
+def _hop(model, args) -> None:
     xh, yh = _right(model, args.hsj_images, seed=1)
-    start = time.perf_counter()
-    res = hop_skip_jump(
-        as_label_predict(model),
-        xh,
-        yh,
-        max_queries=args.queries,
-        generator=torch.Generator().manual_seed(0),
-    )
-    hsj = l2(xh, res.x_adv)[res.success]
-    t_hsj = time.perf_counter() - start
     start = time.perf_counter()
     cw = cw_l2(model, xh, yh)
     with torch.no_grad():
         cw_ok = model(cw).argmax(1) != yh
     cw_l2s = l2(xh, cw)[cw_ok]
     print(
-        f"HopSkipJump ({args.queries} queries, {len(xh)} digits): success "
-        f"{float(res.success.float().mean()):.2f}, median L2 {float(hsj.median()):.3f}, "
-        f"median queries {int(res.queries.median())} ({t_hsj:.0f} s); C&W L2: success "
-        f"{float(cw_ok.float().mean()):.2f}, median L2 {float(cw_l2s.median()):.3f} "
-        f"({time.perf_counter() - start:.0f} s); ratio HSJ / C&W "
-        f"{float(hsj.median()) / float(cw_l2s.median()):.2f}"
+        f"C&W L2 ({len(xh)} digits): success {float(cw_ok.float().mean()):.2f}, median L2 "
+        f"{float(cw_l2s.median()):.3f} ({time.perf_counter() - start:.0f} s)",
+        flush=True,
     )
+    for queries in args.hsj_queries or [args.queries]:
+        start = time.perf_counter()
+        res = hop_skip_jump(
+            as_label_predict(model),
+            xh,
+            yh,
+            max_queries=queries,
+            generator=torch.Generator().manual_seed(0),
+        )
+        hsj = l2(xh, res.x_adv)[res.success]
+        both = res.success & cw_ok
+        print(
+            f"HopSkipJump ({queries} queries, {len(xh)} digits): success "
+            f"{float(res.success.float().mean()):.2f}, median L2 {float(hsj.median()):.3f}, "
+            f"median queries {int(res.queries.median())} ({time.perf_counter() - start:.0f} s); "
+            f"ratio HSJ / C&W medians {float(hsj.median()) / float(cw_l2s.median()):.2f}; "
+            f"per digit (both succeeded, {int(both.sum())}): median HSJ / C&W "
+            f"{float((l2(xh, res.x_adv)[both] / l2(xh, cw)[both]).median()):.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,19 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def _forget_in_memory_models():
+    """Models a test registers in memory (``advstudio.open``, ``register_model``, a job given
+    a module) are forgotten after it, so no test sees another's (``memory:ColourNet-2``)."""
+    yield
+    import sys
+
+    memory = sys.modules.get("advstudio.core.models.memory")
+    if memory is not None:
+        for key in list(memory.registered()):
+            memory.unregister(key)
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_job_threads(request, monkeypatch):
     """Fail a Qt test that leaves a job thread running (napari's _dangling_qthreads idea).
 

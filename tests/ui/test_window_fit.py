@@ -43,6 +43,7 @@ def test_the_gan_tab_at_1280x720_keeps_plot_minimums_whole_titles_and_legends_of
     window.tabs.setCurrentWidget(window.gan_host)
     qtbot.waitUntil(lambda: window.size().toTuple() == (1280, 720), timeout=5000)
     tab = window.gan_tab
+    tab._new_run(tab.config())  # what Train does before the first metrics (the run's curves)
     for step in range(0, 121):
         tab._on_metrics(_gan_metrics(step))
     for step in (0, 60, 120):

@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -44,9 +43,8 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.ui.widgets.dataset_picker import DatasetPicker
+from advstudio.ui.attack.dataset_job_panel import DatasetJobPanel
 from advstudio.ui.widgets.image_view import array_to_qimage
-from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.workers import JobManager, JobWorker
 
 TRAIN, TEST = 200, 200  # images of the data set to train on, and to judge on
@@ -168,11 +166,20 @@ class _PatchView(QGraphicsView):
             super().keyPressEvent(event)
 
 
-class PatchPanel(QWidget):
+def run_patch(config, model, trained):
+    """The core's ``patch`` job (imported when first run: the tab is built before torch work
+    starts)."""
+    from advstudio.core.attacks.dataset_attacks import run_patch as job
+
+    return job(config, model, trained)
+
+
+class PatchPanel(DatasetJobPanel):
     """``lab`` is the Attack tab. ``trained(PatchResult)``; ``predicted(str)`` after each change
     of the patch's place (``last_prediction`` the :class:`Prediction`);
     ``size_curve(SizeCurve)`` when a curve against size completes."""
 
+    KIND = "patch"
     trained = Signal(object)
     predicted = Signal(str)
     size_curve = Signal(object)
@@ -180,9 +187,9 @@ class PatchPanel(QWidget):
     def __init__(
         self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
     ) -> None:
-        super().__init__(parent)
-        self.lab, self.result, self.outline = lab, None, None
-        self.settings = settings
+        super().__init__(lab, jobs, settings, parent)
+        self.result, self.outline = None, None
+        self.settings = settings  # the export dialog's last folder
         self.curve = None
         self._trained_config = None  # the PatchConfig the patch was trained with
         self.last_prediction = None
@@ -190,7 +197,6 @@ class PatchPanel(QWidget):
         self._syncing = False
         self._base = None  # the current image as the model sees it, (1, C, H, W)
 
-        self.data = DatasetPicker(settings, fit=True)
         self.data.setToolTip("The images the patch is trained and judged on")
         self.area = QSpinBox(minimum=1, maximum=50, value=10, suffix=" %")
         self.area.setToolTip("Patch size as a share of the image area (1-50 %)")
@@ -254,14 +260,6 @@ class PatchPanel(QWidget):
             [], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=7
         )
 
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.hide()
-        self.cancel_button.clicked.connect(lambda: self.job.cancel())
-        self.status = QLabel("", wordWrap=True)
-        self.job = JobOwner(self, jobs, self.status)
         self.timer = QTimer(self, singleShot=True, interval=PREDICT_MS)
         self.timer.timeout.connect(self.update_prediction)
 
@@ -304,16 +302,11 @@ class PatchPanel(QWidget):
         middle.addWidget(form_w)
         middle.addWidget(self.view, 2)
         middle.addLayout(right, 3)
-        bottom = QHBoxLayout()  # one line: the status, and the progress while a job runs
-        bottom.addWidget(self.status, 1)
-        bottom.addWidget(self.progress)
-        bottom.addWidget(self.cancel_button)
-        self.progress.setFixedWidth(260)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
         layout.addLayout(middle, 1)
-        layout.addLayout(bottom)
+        layout.addLayout(self.status_row())
         lab.state.image_changed.connect(lambda *_: self._stage())
         lab.state.model_changed.connect(self._on_model)
         self._on_model(lab.state.model)
@@ -331,16 +324,6 @@ class PatchPanel(QWidget):
             keep = isinstance(previous, int) and previous < len(names)
             self.target.setCurrentIndex(previous if keep else min(3, len(names) - 1))
         self._stage()
-
-    def _target_name(self, k: int) -> str:
-        names = getattr(self.lab.state.model, "class_names", None) or []
-        return names[k] if k < len(names) else str(k)
-
-    def _noun(self) -> str:
-        try:
-            return "digits" if self.data.dataset() == "digits" else "images"
-        except ConfigError:
-            return "images"
 
     def config(self, curve: str = "none", areas: tuple[float, ...] = ()):
         """The ``patch`` job config of the controls (a ConfigError names what is wrong):
@@ -367,57 +350,11 @@ class PatchPanel(QWidget):
             device=state.device,
         )
 
-    def job_config(self):
-        """(kind, config) of the job Train patch would start."""
-        return "patch", self.config()
-
-    def _start(self, config, trained, title: str, failure: str, done) -> JobWorker | None:
-        """Run the ``patch`` job of ``config`` on the current model, recorded in the run store
-        (the Runs tab) as ``advstudio-run`` records it."""
-        from advstudio.core.attacks.dataset_attacks import run_patch
-
-        model = self.lab.state.model
-
-        def connect(w: JobWorker) -> None:
-            w.returned.connect(done)
-            w.progress.connect(self._on_progress)
-            w.metrics.connect(self._on_metrics)
-            w.finished.connect(self._job_ended)
-
-        worker = self.job.start(
-            lambda: run_patch(config, model, trained),
-            title,
-            failure,
-            connect=connect,
-            record=("patch", config),
-        )
-        if worker is not None:
-            self.progress.setRange(0, 0)
-            self.progress.show()
-            self.cancel_button.show()
-            self.run_button.setEnabled(False)
-            self.curve_button.setEnabled(False)
-        return worker
-
-    def _on_progress(self, p) -> None:
-        if p.total:
-            self.progress.setRange(0, p.total)
-            self.progress.setValue(p.done)
-        self.progress.setFormat(p.message or "%p %")
-
     def _on_metrics(self, m) -> None:
         if "area" in m.values and "success" in m.values:
             self._curve_x.append(100 * m.values["area"])
             self._curve_y.append(m.values["success"])
             self.points.setData(self._curve_x, self._curve_y)
-
-    def _job_ended(self) -> None:
-        self.progress.hide()
-        self.cancel_button.hide()
-        self.run_button.setEnabled(True)
-        self.curve_button.setEnabled(True)
-        if self.job.worker is not None and self.job.worker.cancel_requested:
-            self.status.setText("cancelled.")
 
     # -- training -----------------------------------------------------------------------------
     def run(self) -> JobWorker | None:
@@ -437,7 +374,9 @@ class PatchPanel(QWidget):
         self.status.setText(
             f"training a {config.area:.0%} patch towards {self._target_name(config.target)}…"
         )
-        return self._start(config, None, "Adversarial patch", "Training the patch failed", done)
+        return self._start(
+            run_patch, config, None, "Adversarial patch", "Training the patch failed", done
+        )
 
     def _show(self, result) -> None:
         self.result = result
@@ -486,6 +425,7 @@ class PatchPanel(QWidget):
         self.plot.setXRange(0, 100 * max(areas) * 1.05 + 1)
         self.status.setText(f"success at {len(areas)} sizes…")
         return self._start(
+            run_patch,
             config,
             trained,
             "Patch success vs size",

@@ -20,16 +20,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.ui.widgets.dataset_picker import DatasetPicker
+from advstudio.ui.attack.dataset_job_panel import DatasetJobPanel
 from advstudio.ui.widgets.image_view import ImageView
-from advstudio.ui.widgets.job_owner import JobOwner
 from advstudio.workers import JobManager, JobWorker
 
 FIT, HELD_OUT = 200, 200  # images of the data set to fit on, and to judge on
@@ -53,21 +51,29 @@ def parse_eps(text: str) -> list[float]:
     return out
 
 
-class UniversalPanel(QWidget):
+def run_universal(config, model, fitted):
+    """The core's ``universal`` job (imported when first run: the tab is built before torch
+    work starts)."""
+    from advstudio.core.attacks.dataset_attacks import run_universal as job
+
+    return job(config, model, fitted)
+
+
+class UniversalPanel(DatasetJobPanel):
     """``lab`` is the Attack tab. ``fitted(UniversalResult)`` when a fit completes;
     ``eps_curve(EpsCurve)`` when a curve against ε completes."""
 
+    KIND = "universal"
     fitted = Signal(object)
     eps_curve = Signal(object)
 
     def __init__(
         self, lab, jobs: JobManager, settings: QSettings, parent: QWidget | None = None
     ) -> None:
-        super().__init__(parent)
-        self.lab, self.result, self.curve = lab, None, None
+        super().__init__(lab, jobs, settings, parent)
+        self.result, self.curve = None, None
         self._fitted_config = None  # the UniversalConfig the perturbation was fitted with
         self.n_held = HELD_OUT
-        self.data = DatasetPicker(settings, fit=True)
         self.data.setToolTip("The images the perturbation is fitted and judged on")
         self.target = QComboBox()
         self.target.setMinimumContentsLength(12)
@@ -114,13 +120,6 @@ class UniversalPanel(QWidget):
         )
         self.perturbation = ImageView("Perturbation (amplified)")
         self.applied = ImageView("Current image + perturbation")
-        self.progress = QProgressBar()
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.hide()
-        self.cancel_button.clicked.connect(lambda: self.job.cancel())
-        self.status = QLabel("", wordWrap=True)
-        self.job = JobOwner(self, jobs, self.status)
 
         # three columns (the panel sits in the lower part of the tab, ~250 px at 1280×720):
         # the controls, the perturbation and the image, the curve against ε
@@ -145,16 +144,11 @@ class UniversalPanel(QWidget):
         views.addWidget(self.perturbation, 1)
         views.addWidget(self.applied, 1)
         views.addWidget(self.plot, 2)
-        bottom = QHBoxLayout()  # one line: the status, and the progress while a job runs
-        bottom.addWidget(self.status, 1)
-        bottom.addWidget(self.progress)
-        bottom.addWidget(self.cancel_button)
-        self.progress.setFixedWidth(260)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
         layout.addLayout(views, 1)
-        layout.addLayout(bottom)
+        layout.addLayout(self.status_row())
         lab.state.image_changed.connect(lambda *_: self.show_applied())
         lab.state.model_changed.connect(self._on_model)
         self._on_model(lab.state.model)
@@ -174,16 +168,6 @@ class UniversalPanel(QWidget):
                 self.result = None
                 self.perturbation.set_pixels(None)
         self.show_applied()
-
-    def _target_name(self, k: int | None) -> str:
-        names = getattr(self.lab.state.model, "class_names", None) or []
-        return str(k) if k is None or k >= len(names) else names[k]
-
-    def _noun(self) -> str:
-        try:
-            return "digits" if self.data.dataset() == "digits" else "images"
-        except ConfigError:
-            return "images"
 
     def _target(self) -> int | None:
         k = self.target.currentData()
@@ -213,44 +197,6 @@ class UniversalPanel(QWidget):
             device=state.device,
         )
 
-    def job_config(self):
-        """(kind, config) of the job Fit would start."""
-        return "universal", self.config()
-
-    def _start(self, config, fitted, title: str, failure: str, done) -> JobWorker | None:
-        """Run the ``universal`` job of ``config`` on the current model, recorded in the run
-        store (the Runs tab) as ``advstudio-run`` records it."""
-        from advstudio.core.attacks.dataset_attacks import run_universal
-
-        model = self.lab.state.model
-
-        def connect(w: JobWorker) -> None:
-            w.returned.connect(done)
-            w.progress.connect(self._on_progress)
-            w.metrics.connect(self._on_metrics)
-            w.finished.connect(self._job_ended)
-
-        worker = self.job.start(
-            lambda: run_universal(config, model, fitted),
-            title,
-            failure,
-            connect=connect,
-            record=("universal", config),
-        )
-        if worker is not None:
-            self.progress.setRange(0, 0)
-            self.progress.show()
-            self.cancel_button.show()
-            self.run_button.setEnabled(False)
-            self.curve_button.setEnabled(False)
-        return worker
-
-    def _on_progress(self, p) -> None:
-        if p.total:
-            self.progress.setRange(0, p.total)
-            self.progress.setValue(p.done)
-        self.progress.setFormat(p.message or "%p %")
-
     def _on_metrics(self, m) -> None:
         if "eps" in m.values:
             self._xs.append(m.values["eps"])
@@ -258,14 +204,6 @@ class UniversalPanel(QWidget):
             self._fit.append(m.values["fit_rate"])
             self.held_points.setData(self._xs, self._held)
             self.fit_points.setData(self._xs, self._fit)
-
-    def _job_ended(self) -> None:
-        self.progress.hide()
-        self.cancel_button.hide()
-        self.run_button.setEnabled(True)
-        self.curve_button.setEnabled(True)
-        if self.job.worker is not None and self.job.worker.cancel_requested:
-            self.status.setText("cancelled.")
 
     # -- one fit ------------------------------------------------------------------------------
     def run(self) -> JobWorker | None:
@@ -283,7 +221,9 @@ class UniversalPanel(QWidget):
             self._show(run.universal_result())
 
         self.status.setText(f"fitting at ε {config.eps:g}…")
-        return self._start(config, None, "Universal perturbation", "The fit failed", done)
+        return self._start(
+            run_universal, config, None, "Universal perturbation", "The fit failed", done
+        )
 
     def _show(self, result) -> None:
         from advstudio.core.images import from_tensor
@@ -341,6 +281,7 @@ class UniversalPanel(QWidget):
         self.plot.setXRange(0, max(eps_values) * 1.05 + 1e-3)
         self.status.setText(f"fooling rate at {len(eps_values)} ε values…")
         return self._start(
+            run_universal,
             config,
             fitted,
             "Universal fooling rate vs ε",
