@@ -178,3 +178,56 @@ def test_divergence_message_does_not_ask_for_a_checkpoint_path_already_set():
         Divergence(max_loss=10.0).check({"loss": float("nan"), "grad_norm": 1.0}, 3)
     assert "set checkpoint_path" not in str(caught.value)
     assert "no checkpoint had been written yet" in str(caught.value)
+
+
+def test_a_locked_index_is_retried_not_raised(tmp_path, monkeypatch):
+    """Two processes opening a new store together: SQLite may refuse the switch to WAL with
+    'database is locked' at once, without waiting; the index retries instead of failing."""
+    import sqlite3
+
+    from advstudio.core.runs.index import RunIndex
+
+    index = RunIndex(tmp_path / "index.sqlite")
+    real, calls = index._ensure, []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        real()
+
+    monkeypatch.setattr(index, "_ensure", flaky)
+    monkeypatch.setattr("advstudio.core.runs.index.time_module.sleep", lambda s: None)
+    index.ensure()
+    assert len(calls) == 3 and (tmp_path / "index.sqlite").is_file()
+
+    def broken():
+        raise sqlite3.OperationalError("disk I/O error")  # not a lock: raised at once
+
+    monkeypatch.setattr(index, "_ensure", broken)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        index.ensure()
+
+
+def test_processes_opening_a_new_store_together_all_succeed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from advstudio.core.runs.store import RunStore\n"
+        "t0 = float(sys.argv[2])\n"
+        "while time.time() < t0: pass\n"
+        "RunStore.open(sys.argv[1])\n"
+    )
+    for round_ in range(3):
+        root, start = tmp_path / f"store{round_}", time.time() + 1.0
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(root), str(start)], stderr=subprocess.PIPE
+            )
+            for _ in range(3)
+        ]
+        errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors

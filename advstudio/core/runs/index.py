@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time as time_module
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time
@@ -19,6 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from advstudio.core.runs.info import RunStatus
+
+
+@contextmanager
+def _creation_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<index>.lock`` between processes, where the system has ``flock``
+    and the folder is writable (elsewhere nothing: the retries of ``ensure`` remain)."""
+    try:
+        import fcntl
+
+        handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held below
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -86,7 +106,24 @@ class RunIndex:
 
     def ensure(self) -> None:
         """Create the table if needed; raise ``sqlite3.DatabaseError`` for a corrupt file or an
-        index of another schema version."""
+        index of another schema version.
+
+        Several processes may open a new store at once (jobs started together, ranks of a
+        cluster on a shared store): they take turns through a lock file, and a "database is
+        locked" from SQLite (switching to WAL can be refused without waiting) is retried for
+        up to 10 s rather than raised."""
+        with _creation_lock(self.path):
+            for attempt in range(100):
+                try:
+                    self._ensure()
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 99:
+                        raise
+                    self.close()
+                    time_module.sleep(0.1)
+
+    def _ensure(self) -> None:
         if not self.path.exists():
             self.destroy()  # a WAL left beside a deleted index must not be replayed into a new one
         with self.connect() as con:
