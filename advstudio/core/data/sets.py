@@ -168,16 +168,19 @@ def torchvision_set(name: str, train: bool) -> Any:
 
 def torchvision_files(name: str) -> list[tuple[str, Path]]:
     """``(url, path)`` of each file torchvision fetches for ``name``, at the path where it looks
-    first (a file already there with the right checksum is not fetched again)."""
+    first (a file already there with the right checksum is not fetched again); ``[]`` for a
+    class of another layout."""
     import torchvision.datasets as tvd
 
     cls, root = getattr(tvd, TORCHVISION[name]), torchvision_root()
-    if name == "svhn":
+    if name == "svhn" and hasattr(cls, "split_list"):
         return [(cls.split_list[s][0], root / cls.split_list[s][1]) for s in ("train", "test")]
-    if hasattr(cls, "mirrors"):  # MNIST, Fashion-MNIST: root/<class>/raw/<file>
+    if hasattr(cls, "mirrors") and hasattr(cls, "resources"):  # MNIST, Fashion-MNIST
         raw = root / cls.__name__ / "raw"
         return [(cls.mirrors[0] + filename, raw / filename) for filename, _md5 in cls.resources]
-    return [(cls.url, root / cls.filename)]  # CIFAR-10 / -100: one archive
+    if hasattr(cls, "url") and hasattr(cls, "filename"):  # CIFAR-10 / -100: one archive
+        return [(cls.url, root / cls.filename)]
+    return []  # another layout: torchvision downloads it itself, without progress
 
 
 def torchvision_cached(name: str) -> bool:
