@@ -56,6 +56,9 @@ def evaluate(config: EvaluateConfig) -> Job[EvaluateResult]:
     device = pick_device(config.device)
     model = load_model(config.model, device, card=config.card)
     limit = config.batch_size if config.dry_run else config.limit
+    from advstudio.core.models.download import fetch_data
+
+    yield from fetch_data(config.dataset)  # a torchvision set: once, with progress
     images = job_images(config.dataset, config.split, 0, 0, model, config.fit)
     x, y = images.x[: limit or None], images.y[: limit or None]
     n = len(x)

@@ -197,3 +197,86 @@ def test_fit_to_model_does_only_what_it_is_asked():
     assert torch.allclose(out, expect.clamp(0, 1), atol=1e-6)
     grey, note = fit_to_model(torch.rand(1, 1, 8, 8), (3, 8, 8), "resize")
     assert note == "converted grey → RGB (repeated)" and torch.equal(grey[0, 0], grey[0, 2])
+
+
+# ----------------------------------------------------------------------------- downloads
+
+
+def test_torchvision_files_are_where_torchvision_looks_first(monkeypatch, tmp_path):
+    from advstudio.core.data.sets import torchvision_files
+
+    monkeypatch.setenv("ADVSTUDIO_HOME", str(tmp_path))
+    root = tmp_path / "datasets"
+    ((url, path),) = torchvision_files("cifar10")
+    assert url == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    assert path == root / "cifar-10-python.tar.gz"
+    mnist = torchvision_files("mnist")
+    assert len(mnist) == 4 and mnist[0][1] == root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    assert mnist[0][0].endswith("/train-images-idx3-ubyte.gz")
+    assert torchvision_files("fashion-mnist")[0][1].parent == root / "FashionMNIST" / "raw"
+    assert [p.name for _, p in torchvision_files("svhn")] == ["train_32x32.mat", "test_32x32.mat"]
+
+
+@pytest.fixture
+def served(monkeypatch, tmp_path):
+    """CIFAR-100's archive served from a local file (no network), in 1,000-byte chunks."""
+    from advstudio.core.data import sets
+    from advstudio.core.models import download as dl
+
+    monkeypatch.setenv("ADVSTUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(dl, "CHUNK", 1000)
+    source = tmp_path / "served.tar.gz"
+    source.write_bytes(bytes(range(256)) * 40)  # 10,240 bytes
+    dest = tmp_path / "home" / "datasets" / "cifar-100-python.tar.gz"
+    monkeypatch.setattr(sets, "torchvision_files", lambda name: [(source.as_uri(), dest)])
+    return source, dest
+
+
+def test_a_torchvision_set_is_fetched_once_with_progress_in_bytes(served):
+    from advstudio.core.jobs import Log, Progress, drive
+    from advstudio.core.models.download import fetch_data
+
+    source, dest = served
+    out = drive(fetch_data("torchvision:cifar100"), keep_events=True)
+    assert dest.read_bytes() == source.read_bytes()
+    progress = [e for e in out.events if isinstance(e, Progress)]
+    assert len(progress) >= 10 and progress[-1].done == progress[-1].total == 10_240
+    assert progress[-1].message == "downloading cifar-100-python.tar.gz"
+    assert any(isinstance(e, Log) and "once" in e.text for e in out.events)
+    assert drive(fetch_data("torchvision:cifar100"), keep_events=True).events == []  # cached
+    assert drive(fetch_data("digits"), keep_events=True).events == []
+
+
+def test_cancelling_a_data_set_download_leaves_no_partial_file(served):
+    from advstudio.core.jobs import Progress
+    from advstudio.core.models.download import fetch_data
+
+    _, dest = served
+    job = fetch_data("torchvision:cifar100")
+    seen = 0
+    for event in job:
+        seen += isinstance(event, Progress) and event.done > 0
+        if seen == 3:
+            break
+    job.close()  # what Cancel in the status bar does to a job
+    assert not dest.exists() and not list(dest.parent.glob("*.part"))
+
+
+def test_a_data_set_download_offline_names_the_folder(served, monkeypatch, tmp_path):
+    import urllib.error
+
+    from advstudio.core.data.sets import torchvision_root
+    from advstudio.core.jobs import drive
+    from advstudio.core.models import download as dl
+    from advstudio.core.models.download import fetch_data
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
+    with pytest.raises(DownloadError) as info:
+        drive(fetch_data("torchvision:cifar100"))
+    text = str(info.value)
+    assert text.startswith("could not get the cifar100 data set (cifar-100-python.tar.gz): ")
+    assert "name resolution" in text and f"or put its files in {torchvision_root()}" in text
+    assert torchvision_root() == tmp_path / "home" / "datasets"

@@ -376,4 +376,4 @@ def test_robust_panel_shows_the_job_result_and_records_it(qtbot, tab, tmp_path):
     runs = tab.jobs.store.list_runs(kind="robust")
     assert runs and runs[0].status == "finished"
     rows = list(csv.reader(panel.export_to(tmp_path / "robust.csv").open()))
-    assert rows[0] == ["Measure", "Accuracy", "Digits"] and rows[1:] == cells
+    assert rows[0] == ["Measure", "Accuracy", "Images"] and rows[1:] == cells

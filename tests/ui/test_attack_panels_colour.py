@@ -63,6 +63,128 @@ def _folder_images(root):
     return data.x, data.y
 
 
+# --------------------------------------------------------------------------- sweep, robust
+
+
+def _fgsm_accuracy(model, x, y, eps):
+    """FGSM by hand: x + eps sign(d CE / dx), clipped to [0, 1]."""
+    import torch.nn.functional as F
+
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
+    with torch.no_grad():
+        adv = (x + eps * grad.sign()).clamp(0, 1)
+        return int((model(adv).argmax(1) == y).sum()) / len(y)
+
+
+def test_the_sweep_panel_on_a_colour_folder_equals_fgsm_by_hand(qtbot, colour, tmp_path):
+    """The Attack tab's ε sweep on the colour net and a colour folder with a corrupt file:
+    the curve is FGSM recomputed by hand, and the panel says what it read and skipped."""
+    tab, model, _ = colour
+    root = colour_folder(tmp_path / "shapes", per_class=2, junk=True)  # the same 20, + junk
+    panel = tab.sweep
+    tab.show_panel(panel)
+    assert panel.isEnabled()
+    panel.data.use_folder(str(root))
+    panel.n_images.setValue(20)
+    panel.epsilons.setText("0, 0.02, 0.1")
+    kind, config = tab.job_config()
+    assert kind == "sweep" and config.dataset == f"folder:{root}" and config.n_images == 20
+    with qtbot.waitSignal(panel.sweep_done, timeout=60_000) as blocker:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    result = blocker.args[0]
+    qtbot.waitUntil(lambda: panel.job.worker.is_done, timeout=10_000)
+    x, y = _folder_images(root)
+    with torch.no_grad():
+        clean = int((model(x).argmax(1) == y).sum()) / 20
+    assert clean > 0.5  # the trained net: the curve means something
+    expect = [clean] + [_fgsm_accuracy(model, x, y, e) for e in (0.02, 0.1)]
+    assert result.curves["fgsm"].accuracy == pytest.approx(expect, abs=1e-9)
+    assert panel.status.text().startswith(f"clean accuracy {clean * 100:.1f} % on 20 images")
+    note = panel.data.note.text()
+    assert "32×32 RGB, 10 classes, 20 images" in note
+    assert "2 unreadable file(s) skipped" in note and "broken.png" in note
+    assert tab.jobs.store.list_runs(kind="sweep")[0].status == "finished"
+
+
+def test_the_robust_panel_on_a_colour_folder_equals_a_direct_call(qtbot, colour):
+    from advstudio.core.attacks.robust import robust_accuracy
+
+    tab, model, root = colour
+    panel = tab.robust
+    tab.show_panel(panel)
+    assert panel.isEnabled()
+    panel.data.use_folder(str(root))
+    panel.ensemble.setCurrentIndex(panel.ensemble.findData("fast"))
+    panel.n_images.setValue(10)
+    panel.steps.setValue(3)
+    panel.queries.setValue(30)
+    tab.set_eps(8 / 255)
+    kind, config = tab.job_config()
+    assert kind == "robust" and config.dataset == f"folder:{root}" and config.split == "all"
+    with qtbot.waitSignal(panel.evaluated, timeout=120_000) as blocker:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    result = blocker.args[0]
+    qtbot.waitUntil(lambda: panel.worker.is_done, timeout=10_000)
+    from advstudio.core.data.sets import load_dataset
+
+    data = load_dataset(f"folder:{root}", "all", limit=10, seed=config.seed)
+    b = config.budget
+    direct = robust_accuracy(
+        model,
+        data.x,
+        data.y,
+        config.eps,
+        config.attacks,
+        steps=b.steps,
+        target_classes=b.target_classes,
+        max_queries=b.max_queries,
+        seed=b.seed,
+        square_queries=b.square_queries,
+    )
+    assert result.n_images == 10 and result.outcomes == direct.outcomes
+    assert result.robust_accuracy == direct.robust_accuracy
+    assert result.clean_accuracy == direct.clean_accuracy
+    cells = panel.table.cells()
+    assert cells[2][1:] == [
+        f"{direct.robust_accuracy * 100:.1f} %",
+        f"{direct.outcomes.count('robust')} of 10",
+    ]
+    assert panel.table.headers()[2] == "Images" and "10 images" in panel.status.text()
+    assert "32×32 RGB, 10 classes" in panel.data.note.text()
+
+
+def test_a_folder_of_another_size_is_resized_only_when_asked_and_the_panel_says_so(
+    qtbot, colour, tmp_path
+):
+    from PIL import Image
+
+    from tests.core.colour_data import shape_image
+
+    tab, _, _ = colour
+    rng = np.random.default_rng(3)
+    root = tmp_path / "big"
+    for label, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(shape_image(label, rng, size=40)).save(root / name / "0.png")
+    panel = tab.sweep
+    panel.data.use_folder(str(root))
+    panel.n_images.setValue(10)
+    panel.epsilons.setText("0")
+    panel.data.fit_combo.setCurrentIndex(panel.data.fit_combo.findData("none"))
+    worker = panel.start()  # as they are: refused, naming both shapes
+    qtbot.waitUntil(lambda: worker.is_done, timeout=30_000)
+    assert "images are 40×40 RGB but the model takes 32×32 RGB" in panel.status.text()
+    panel.data.fit_combo.setCurrentIndex(panel.data.fit_combo.findData("resize"))
+    with qtbot.waitSignal(panel.sweep_done, timeout=60_000) as blocker:
+        panel.start()
+    assert blocker.args[0].n_images == 10
+    qtbot.waitUntil(lambda: panel.job.worker.is_done, timeout=10_000)
+    note = panel.data.note.text()
+    assert "40×40 RGB, 10 classes, 10 images" in note
+    assert "fitted to the model: resized 40×40 → 32×32" in note
+
+
 # --------------------------------------------------------------------------- boundary
 
 

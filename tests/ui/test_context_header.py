@@ -58,3 +58,15 @@ def test_a_model_on_a_byte_scale_names_it():
     line, tooltip = model_text(clf, "file:/m/net.pt2")
     assert "mapped to [0, 255]" in line and "normalised" not in line
     assert line == tooltip  # no card: the tooltip is the line
+
+
+def test_a_well_known_normalisation_is_named():
+    """What the UI says of a CIFAR-10 model whose card normalises with CIFAR-10's statistics."""
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    torch.manual_seed(0)
+    clf = Classifier(ColourNet().eval(), (3, 32, 32), CLASSES, mean=mean, std=std)
+    line, _ = model_text(clf, "file:/m/cifar.pt2")
+    assert "3×32×32 RGB, 10 classes" in line
+    assert "normalised with CIFAR-10 mean/std (mean 0.4914, 0.4822, 0.4465 / std 0.247," in line
+    odd = Classifier(ColourNet().eval(), (3, 32, 32), CLASSES, mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert "normalised with mean 0.5, 0.5, 0.5 / std 0.5, 0.5, 0.5 inside" in model_text(odd)[0]

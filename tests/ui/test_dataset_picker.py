@@ -91,3 +91,34 @@ def test_the_sweep_panel_runs_on_a_colour_folder(qtbot, lab, settings, tmp_path,
     assert result.config.dataset == f"folder:{root}" and result.n_images == 20
     assert result.curves["fgsm"].accuracy == [clean]
     qtbot.waitUntil(lambda: panel.job.worker.is_done, timeout=10_000)
+
+
+def test_a_torchvision_set_offline_says_so_in_the_panel(qtbot, lab, settings, monkeypatch):
+    """No network: the downloader's ``urlopen`` fails as it does offline."""
+    import urllib.error
+
+    from advstudio.core.data.sets import torchvision_root
+    from advstudio.core.models import download as dl
+    from advstudio.core.models import registry
+    from advstudio.ui.attack.sweep_panel import SweepPanel
+    from tests.core.colour_data import colour_classifier
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
+    model = colour_classifier()
+    monkeypatch.setattr(registry, "load_model", lambda key, device="cpu", card=None: model)
+    lab.state.set_model("test:colour-net", model)
+    panel = SweepPanel(lab.state, lab.jobs, settings)
+    qtbot.addWidget(panel)
+    panel.data.set_dataset("torchvision:cifar10")
+    assert f"downloaded once into {torchvision_root()}" in panel.data.info.text()
+    panel.n_images.setValue(10)
+    worker = panel.start()
+    qtbot.waitUntil(lambda: worker.is_done, timeout=30_000)
+    text = panel.status.text()
+    assert text.startswith("could not get the cifar10 data set (cifar-10-python.tar.gz): ")
+    assert "name resolution" in text and not list(torchvision_root().glob("cifar*"))
+    assert f"online once; or put its files in {torchvision_root()}" in text
+    assert not [w for w in panel.children() if w.metaObject().className() == "QMessageBox"]

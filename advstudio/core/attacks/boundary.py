@@ -179,6 +179,9 @@ def run_boundary(config: BoundaryConfig) -> Job[BoundaryResult]:
     device = pick_device(config.device)
     model = load_model(config.model, device, card=config.card)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
+    from advstudio.core.models.download import fetch_data
+
+    yield from fetch_data(config.dataset)  # a torchvision set: once, with progress
     images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
     steps, rounds = (5, 1) if config.dry_run else (config.cw_steps, config.cw_search_steps)
     yield Log(

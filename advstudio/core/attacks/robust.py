@@ -455,6 +455,9 @@ def run_robust(config: RobustConfig) -> Job[RobustResult]:
     device = pick_device(config.device)
     model = load_model(config.model, device, card=config.card)
     n = min(DRY_RUN_IMAGES, config.n_images) if config.dry_run else config.n_images
+    from advstudio.core.models.download import fetch_data
+
+    yield from fetch_data(config.dataset)  # a torchvision set: once, with progress
     images = job_images(config.dataset, config.split, n, config.seed, model, config.fit)
     x, y = images.x, images.y
     n = len(x)

@@ -166,6 +166,37 @@ def torchvision_set(name: str, train: bool) -> Any:
         ) from exc
 
 
+def torchvision_files(name: str) -> list[tuple[str, Path]]:
+    """``(url, path)`` of each file torchvision fetches for ``name``, at the path where it looks
+    first (a file already there with the right checksum is not fetched again); ``[]`` for a
+    class of another layout."""
+    import torchvision.datasets as tvd
+
+    cls, root = getattr(tvd, TORCHVISION[name]), torchvision_root()
+    if name == "svhn" and hasattr(cls, "split_list"):
+        return [(cls.split_list[s][0], root / cls.split_list[s][1]) for s in ("train", "test")]
+    if hasattr(cls, "mirrors") and hasattr(cls, "resources"):  # MNIST, Fashion-MNIST
+        raw = root / cls.__name__ / "raw"
+        return [(cls.mirrors[0] + filename, raw / filename) for filename, _md5 in cls.resources]
+    if hasattr(cls, "url") and hasattr(cls, "filename"):  # CIFAR-10 / -100: one archive
+        return [(cls.url, root / cls.filename)]
+    return []  # another layout: torchvision downloads it itself, without progress
+
+
+def torchvision_cached(name: str) -> bool:
+    """Whether ``name`` reads without a download (its files put there by hand count too)."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[name])
+    try:
+        for train in (True, False):
+            kwargs = {"split": "train" if train else "test"} if name == "svhn" else {"train": train}
+            cls(root=str(torchvision_root()), download=False, **kwargs)
+    except (OSError, RuntimeError):
+        return False
+    return True
+
+
 def _torchvision(name: str, split: str) -> Dataset:
     xs, ys, classes = [], [], []
     for train in (True, False) if split == "all" else (split == "train",):

@@ -663,6 +663,10 @@ def train_classifier(
     checkpoint.
     """
     device = pick_device(config.device)
+    if data is None and not config.dry_run and config.dataset.startswith("torchvision:"):
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # once, with progress and Cancel
     sets = (
         dataset_split(config)
         if data is None and not config.dry_run and config.dataset != "digits"

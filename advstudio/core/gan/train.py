@@ -693,6 +693,10 @@ def train_gan(
     only rank 0 evaluates, draws the live previews and writes checkpoints.
     """
     device = pick_device(config.device)
+    if data is None and not config.dry_run and config.dataset.startswith("torchvision:"):
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # once, with progress and Cancel
     gan_data = training_data(config, data, labels)
     for line in gan_data.lines:
         yield Log(line)

@@ -1,4 +1,4 @@
-"""Download torchvision weights as a job, with progress and a clean cancel.
+"""Download torchvision weights and data sets as a job, with progress and a clean cancel.
 
 torchvision would download on first use with a terminal progress bar; we fetch the same file into
 the same torch.hub cache ourselves so the UI gets progress events, cancel leaves no partial file,
@@ -83,3 +83,43 @@ def download(config: DownloadConfig) -> Job[Path]:
         return dest
     finally:
         part.unlink(missing_ok=True)
+
+
+def fetch_data(dataset: str) -> Job[None]:
+    """Before a job reads ``dataset``: a torchvision set not yet cached is downloaded here,
+    file by file, with Progress in bytes (the status bar's bar and Cancel: cancelling between
+    chunks leaves no partial file). Nothing for any other set or a cached one. Offline: a
+    :class:`DownloadError` naming the folder where the files may be put by hand."""
+    from advstudio.core import distributed
+    from advstudio.core.data.sets import (
+        DatasetSpec,
+        torchvision_cached,
+        torchvision_files,
+        torchvision_root,
+    )
+
+    spec = DatasetSpec.parse(str(dataset))
+    if spec.kind != "torchvision":
+        return
+    if not distributed.is_main():  # under torchrun rank 0 fetches; the others read its files
+        distributed.barrier()
+        return
+    try:
+        files = [(url, path) for url, path in torchvision_files(spec.arg) if not path.is_file()]
+        if not files or torchvision_cached(spec.arg):
+            return
+        yield Log(f"downloading the {spec.arg} data set into {torchvision_root()} (once)")
+        for url, path in files:
+            try:
+                yield from download(DownloadConfig(url, str(path), timeout_s=60.0))
+            except DownloadError as exc:
+                cause = exc.__cause__
+                detail = getattr(cause, "reason", None) or cause or exc
+                raise DownloadError(
+                    f"could not get the {spec.arg} data set ({path.name}): {detail}. It is "
+                    "downloaded on first use, so you need to be online once; or put its files "
+                    f"in {torchvision_root()} (torchvision's own layout). The bundled digits "
+                    "work offline."
+                ) from exc
+    finally:
+        distributed.barrier()

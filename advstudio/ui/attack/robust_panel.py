@@ -124,7 +124,7 @@ class RobustPanel(QWidget):
             "Accuracy on the evaluated digits: clean, under FGSM alone, and "
             "under the whole ensemble (robust)"
         )
-        self.table = ResultsTable(["Measure", "Accuracy", "Digits"])
+        self.table = ResultsTable(["Measure", "Accuracy", "Images"])
         self.table.setToolTip(
             "Accuracy on the evaluated digits, and how many digits each "
             "attack was the first to break (the later attacks only see the "
@@ -197,11 +197,12 @@ class RobustPanel(QWidget):
         def connect(w: JobWorker) -> None:
             w.metrics.connect(self._live)
             w.log.connect(self._log)
+            w.log.connect(self.data.job_log)
             w.returned.connect(self._show)
             w.aborted.connect(lambda: self.status.setText("Cancelled."))
             w.finished.connect(lambda: self.run_button.setText(RUN_TEXT))
 
-        self.status.setText(f"evaluating {config.n_images} digits at ε {config.eps:g}…")
+        self.status.setText(f"evaluating {config.n_images} images at ε {config.eps:g}…")
         self.run_button.setText("Cancel")
         return self.job.start(
             lambda: run_robust(config),
@@ -214,7 +215,7 @@ class RobustPanel(QWidget):
     def _live(self, metrics) -> None:
         v = metrics.values
         self.status.setText(
-            f"{int(v['images'])} digits so far: clean {_pct(v['clean_accuracy'])}"
+            f"{int(v['images'])} images so far: clean {_pct(v['clean_accuracy'])}"
             f", FGSM {_pct(v['fgsm_accuracy'])}, robust ≤ "
             f"{_pct(v['robust_accuracy'])}"
         )
@@ -264,7 +265,7 @@ class RobustPanel(QWidget):
         self.export_button.setEnabled(True)
         gap = result.fgsm_accuracy - result.robust_accuracy
         self.status.setText(
-            f"ε {result.eps:g}, {n} digits: robust {_pct(result.robust_accuracy)}"
+            f"ε {result.eps:g}, {n} images: robust {_pct(result.robust_accuracy)}"
             f" vs {_pct(result.fgsm_accuracy)} under FGSM alone (FGSM overstates "
             f"it by {gap * 100:.1f} points)."
         )

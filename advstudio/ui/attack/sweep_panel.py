@@ -167,6 +167,7 @@ class SweepPanel(QWidget):
 
         def connect(w: JobWorker) -> None:
             w.preview.connect(lambda p: self.draw(p.data))
+            w.log.connect(self.data.job_log)
             w.returned.connect(lambda r: self._done(r))
             w.aborted.connect(lambda: self._done(result))
             w.finished.connect(lambda: self.run_button.setText("Run sweep"))
@@ -214,7 +215,7 @@ class SweepPanel(QWidget):
         self.draw(result, final=True)
         self.export_button.setEnabled(bool(result.curves))
         first = next(iter(result.curves.values()), None)
-        parts = [f"clean accuracy {result.clean_accuracy * 100:.1f} % on {result.n_images} digits"]
+        parts = [f"clean accuracy {result.clean_accuracy * 100:.1f} % on {result.n_images} images"]
         if first and first.accuracy:
             parts.append(
                 f"{attack_label(first.attack)} at ε {first.epsilons[-1]:g}: "

@@ -9,6 +9,24 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from advstudio.ui.state import AppState
 
+KNOWN_NORMALISATIONS = {  # name -> (mean, std): the ones model cards usually carry
+    "MNIST": ((0.1307,), (0.3081,)),
+    "CIFAR-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "CIFAR-10 (the common std)": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "CIFAR-100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "ImageNet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def known_normalisation(mean, std) -> str:
+    """The name of a well-known mean/std pair (to 1e-3), or ``""``."""
+    for name, (m, s) in KNOWN_NORMALISATIONS.items():
+        if len(mean) == len(m) and len(std) == len(s):
+            pairs = zip((*mean, *std), (*m, *s))
+            if all(abs(float(a) - b) <= 1e-3 for a, b in pairs):
+                return name
+    return ""
+
 
 def _numbers(values) -> str:
     return ", ".join(f"{float(v):.4g}" for v in values)
@@ -33,7 +51,13 @@ def model_text(model, key: str = "") -> tuple[str, str]:
         if (lo, hi) != (0.0, 1.0):
             parts.append(f"mapped to [{lo:g}, {hi:g}]")
         if not identity:
-            parts.append(f"normalised with mean {_numbers(mean)} / std {_numbers(std)}")
+            numbers = f"mean {_numbers(mean)} / std {_numbers(std)}"
+            name = known_normalisation(mean, std)
+            parts.append(
+                f"normalised with {name} mean/std ({numbers})"
+                if name
+                else f"normalised with {numbers}"
+            )
         scale = "then " + " and ".join(parts) + " inside the model"
     line = (
         f"Model: {shown} · {c}×{h}×{w} {colour}, {model.num_classes} classes · "

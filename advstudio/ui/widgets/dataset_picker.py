@@ -87,6 +87,8 @@ class DatasetPicker(QWidget):
         )
         self.fit_combo.setVisible(fit)
         self.info = QLabel("", wordWrap=True)
+        self.note = QLabel("", wordWrap=True)  # what the last job did with the images
+        self.note.setVisible(False)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.combo, 1)
@@ -96,6 +98,7 @@ class DatasetPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.info)
+        layout.addWidget(self.note)
         self._refresh()
 
     # -- the choice ---------------------------------------------------------------------------
@@ -149,6 +152,19 @@ class DatasetPicker(QWidget):
         if folder:
             self.use_folder(folder, kind)
 
+    def job_log(self, text: str) -> None:
+        """Connect a job's ``log``: the lines on its data (the set as read, the files skipped,
+        what was done to fit the model: ``"32×32 RGB, 10 classes, 20 images; fitted to the
+        model: resized 40×40 → 32×32"``) are shown under the choice; others are ignored."""
+        if text.startswith("data: "):
+            self._notes = [text.removeprefix("data: ")]
+        elif text.startswith("fitted to the model: ") or "unreadable file(s) skipped" in text:
+            self._notes = [*getattr(self, "_notes", []), text]
+        else:
+            return
+        self.note.setText("Last run: " + "; ".join(self._notes))
+        self.note.setVisible(True)
+
     # -- internals ----------------------------------------------------------------------------
     def _on_activated(self) -> None:
         if self.kind() in FOLDER_KINDS and not self.folders[self.kind()]:
@@ -168,6 +184,9 @@ class DatasetPicker(QWidget):
         except ConfigError as exc:
             dataset, text = "", str(exc)
         self.info.setText(text)
+        self._notes = []
+        self.note.setText("")
+        self.note.setVisible(False)
         self.info.setToolTip(self.folders.get(kind, ""))
         if dataset:
             self.changed.emit(dataset)
