@@ -100,7 +100,9 @@ def test_the_sweep_panel_on_a_colour_folder_equals_fgsm_by_hand(qtbot, colour, t
     assert clean > 0.5  # the trained net: the curve means something
     expect = [clean] + [_fgsm_accuracy(model, x, y, e) for e in (0.02, 0.1)]
     assert result.curves["fgsm"].accuracy == pytest.approx(expect, abs=1e-9)
-    assert panel.status.text().startswith(f"clean accuracy {clean * 100:.1f} % on 20 images")
+    assert panel.status.text().startswith(
+        f"test:colour-net: clean accuracy {clean * 100:.1f} % on 20 images"
+    )
     note = panel.data.note.text()
     assert "32×32 RGB, 10 classes, 20 images" in note
     assert "2 unreadable file(s) skipped" in note and "broken.png" in note

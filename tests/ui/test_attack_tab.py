@@ -216,3 +216,28 @@ def test_label_only_access_offers_hopskipjump_and_counts_its_queries(qtbot, tab)
     assert out.queries is not None and 1 <= out.queries <= 300
     assert out.after.indices[0] != out.before.indices[0]  # HopSkipJump starts adversarial
     assert f"queries to the target: {out.queries:,}" in tab.measures.text()
+
+
+def test_sweep_curves_of_another_model_are_marked_as_such(qtbot, tab, lab, job_ended):
+    sweep = tab.sweep
+    sweep.checks["pgd"].setChecked(False)
+    sweep.n_images.setValue(20)
+    sweep.epsilons.setText("0, 0.2")
+    with qtbot.waitSignal(sweep.sweep_done, timeout=60_000):
+        qtbot.mouseClick(sweep.run_button, Qt.MouseButton.LeftButton)
+    assert sweep.status.text().startswith("digits-cnn: clean accuracy")
+    names = [item.name() for item in sweep.plot.listDataItems()]
+    assert names == ["FGSM accuracy", "FGSM success"]
+
+    with job_ended(lab.jobs, title="Checking gradients", timeout=30_000):
+        lab.use_model("digits-mlp")  # e.g. "Attack this model" hands over another model
+    assert sweep.stale
+    assert "computed for digits-cnn, not the current model digits-mlp" in sweep.status.text()
+    names = [item.name() for item in sweep.plot.listDataItems()]
+    assert names == ["FGSM accuracy (digits-cnn)", "FGSM success (digits-cnn)"]
+    accuracy = sweep.plot.listDataItems()[0]  # solid while current, dotted once stale
+    assert accuracy.opts["pen"].style() == Qt.PenStyle.DotLine
+
+    with job_ended(lab.jobs, title="Checking gradients", timeout=30_000):
+        lab.use_model("digits-cnn")  # back to the model they were computed for
+    assert not sweep.stale and "computed for" not in sweep.status.text()

@@ -75,6 +75,8 @@ class SweepPanel(QWidget):
 
         self.state, self.jobs, self.settings = state, jobs, settings
         self.result = None
+        self.stale = False  # the curves shown were computed for another model than the current
+        state.model_changed.connect(self._on_model)
         self.checks = {e.name: QCheckBox(e.label("sweep")) for e in attacks_for(context="sweep")}
         self.checks["fgsm"].setChecked(True)
         self.checks["pgd"].setChecked(True)
@@ -191,6 +193,8 @@ class SweepPanel(QWidget):
         self.plot.clear()
         self.legend.clear()
         tag = " (partial)" if final and result.partial else ""
+        if final and self.stale:
+            tag += f" ({result.config.model})"
         for name, curve in result.curves.items():
             colour = COLOURS.get(name, OTHER_COLOUR)
             style = Qt.PenStyle.DotLine if tag else Qt.PenStyle.SolidLine
@@ -223,8 +227,27 @@ class SweepPanel(QWidget):
             )
         if result.partial:
             parts.append("partial: cancelled before the last point")
-        self.status.setText("; ".join(parts))
+        self.status.setText(f"{result.config.model}: " + "; ".join(parts))
+        self.stale = False
         self.sweep_done.emit(result)
+
+    def _on_model(self, _model) -> None:
+        """Curves of another model stay to compare with, marked as such (dotted, and the
+        status line names the model they were computed for)."""
+        result = self.result
+        if result is None or not result.curves or self.job.busy:
+            return
+        stale = result.config.model != self.state.model_key
+        if stale != self.stale:
+            self.stale = stale
+            self.draw(result, final=True)
+            text = self.status.text().split(" — ")[0]
+            if stale:
+                text += (
+                    f" — computed for {result.config.model}, not the current model "
+                    f"{self.state.model_key}: Run sweep to measure it"
+                )
+            self.status.setText(text)
 
     def export_dialog(self) -> None:
         start = str(self.settings.value("last_export_folder", str(Path.home())))
