@@ -5,6 +5,7 @@ store as ``advstudio-run`` records it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from PySide6.QtCore import QSettings
@@ -64,6 +65,14 @@ class DatasetJobPanel(QWidget):
 
     def config(self, *args, **kwargs):
         raise NotImplementedError
+
+    def _rescale_config(self, made_with, fallback: dict, **curve):
+        """The config of a curve of the panel's existing patch or perturbation: the settings it
+        was made with (``made_with``, else the controls' with ``fallback``), on the current
+        model and device, so a rerun of the recorded config gives the same curve."""
+        now = self.config()
+        base = made_with or dataclasses.replace(now, **fallback)
+        return dataclasses.replace(base, model=now.model, card=now.card, device=now.device, **curve)
 
     def _start(
         self, run_job: Callable, config, prior, title: str, failure: str, done: Callable

@@ -16,7 +16,6 @@ Exports as PNG."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -402,15 +401,9 @@ class PatchPanel(DatasetJobPanel):
         try:
             areas = tuple(parse_sizes(self.sizes.text()))
             if mode == "rescale":  # this patch: the settings it was trained with
-                now = self.config()
-                base = self._trained_config or dataclasses.replace(
-                    now, target=self.result.target, area=self.result.area
-                )
-                config = dataclasses.replace(
-                    base,
-                    model=now.model,
-                    card=now.card,
-                    device=now.device,
+                config = self._rescale_config(
+                    self._trained_config,
+                    {"target": self.result.target, "area": self.result.area},
                     curve="rescale",
                     areas=areas,
                 )

@@ -11,8 +11,6 @@ progress and cancel."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -257,15 +255,9 @@ class UniversalPanel(DatasetJobPanel):
         try:
             eps_values = tuple(parse_eps(self.epsilons.text()))
             if mode == "rescale":  # the fitted one: the settings it was fitted with
-                now = self.config()
-                base = self._fitted_config or dataclasses.replace(
-                    now, eps=self.result.eps, target=self.result.target
-                )
-                config = dataclasses.replace(
-                    base,
-                    model=now.model,
-                    card=now.card,
-                    device=now.device,
+                config = self._rescale_config(
+                    self._fitted_config,
+                    {"eps": self.result.eps, "target": self.result.target},
                     curve="rescale",
                     epsilons=eps_values,
                 )
