@@ -279,6 +279,10 @@ def run_patch(
     """The ``patch`` job kind (see the module docstring). ``model``: the loaded model to use
     (else ``config.model`` is loaded); ``trained``: a patch already trained with this config's
     settings, used instead of training it again (a curve of the panel's patch)."""
+    if not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # a torchvision set: once, with progress and Cancel
     model, x_train, x_test, lines = _model_and_data(config, model, config.n_train, config.n_test)
     _check_target(model, config.target)
     steps = min(config.steps, DRY_RUN_STEPS) if config.dry_run else config.steps
@@ -330,6 +334,10 @@ def run_universal(
     """The ``universal`` job kind (see the module docstring). ``model``: the loaded model to use;
     ``fitted``: a perturbation already fitted with this config's settings, used instead of
     fitting it again (a rescaled curve of the panel's perturbation)."""
+    if not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # a torchvision set: once, with progress and Cancel
     model, x_fit, x_held, lines = _model_and_data(config, model, config.n_fit, config.n_held)
     _check_target(model, config.target)
     passes = 1 if config.dry_run else config.passes

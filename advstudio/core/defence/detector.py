@@ -357,6 +357,10 @@ def train_detector(
     and width: :func:`~advstudio.core.defence.common.model_sets`). The detector takes the
     target's input shape.
     """
+    if data is None and not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # a torchvision set: once, with progress and Cancel
     device = pick_device(config.device)
     target = load_model(config.target, device, card=config.target_card).eval()
     if not isinstance(target, Classifier):

@@ -428,6 +428,10 @@ def train_vat(config: VatConfig, data: Any = None) -> Generator[Event, None, Vat
     :class:`~advstudio.core.errors.TrainingDivergedError`,
     :class:`~advstudio.core.errors.CheckpointError`.
     """
+    if data is None and not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # a torchvision set: once, with progress and Cancel
     device = pick_device(config.device)
     data_logs: list[str] = []
     digit_net = config.arch in DIGIT_ARCHITECTURES

@@ -439,6 +439,10 @@ def run_poisoning(
     Raises :class:`ConfigError` (at the first step) when the fraction poisons no sample or
     more samples than are eligible, naming the pool's size and the allowed range.
     """
+    if not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.dataset)  # a torchvision set: once, with progress and Cancel
     started = time.perf_counter()
     logs: list[str] = []
 
