@@ -36,7 +36,7 @@ def test_every_kind_with_a_dataset_field_is_listed():
     assert with_data == set(READERS)
 
 
-@pytest.mark.parametrize("kind", READERS)
+@pytest.mark.parametrize("kind", [*READERS, "certify-smoothing", "certify-ibp"])
 def test_a_torchvision_set_is_fetched_before_anything_is_read(kind, monkeypatch):
     asked = []
 
@@ -46,7 +46,8 @@ def test_a_torchvision_set_is_fetched_before_anything_is_read(kind, monkeypatch)
         yield  # a generator, as the real one
 
     monkeypatch.setattr("advstudio.core.models.download.fetch_data", offline)
-    values = {"dataset": "torchvision:mnist", "device": "cpu"}
+    field = "data" if kind.startswith("certify") else "dataset"  # the certify jobs' name
+    values = {field: "torchvision:mnist", "device": "cpu"}
     if kind == "gan":
         values |= {"image_size": 28, "channels": 1}
     config_class, run = JOB_KINDS[kind].load()

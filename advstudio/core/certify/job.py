@@ -36,22 +36,36 @@ from advstudio.core.certify.smoothing import (
     largest_radius,
 )
 from advstudio.core.data import load_digits
+from advstudio.core.data.spec import check_dataset, check_fit, check_split
 from advstudio.core.devices import pick_device
 from advstudio.core.jobs import Job, Log, Metrics, Progress, in_phase, relay
 from advstudio.core.models.card import ModelCard
 from advstudio.core.models.fields import check_model_fields
 
-DATA_SETS = ("digits",)
-"""Where the images come from: the bundled test digits (first ``n_images``)."""
 ATTACK_CHUNK = 16
 """Images per DeepFool / C&W call: the job yields between chunks, so cancel stays prompt."""
 PGD_STEPS_TO_STEP = 2.5
 """PGD's step is ``2.5 * eps / steps`` (Madry et al.'s rule: the walk can cross the ball)."""
 
 
-def _test_images(n_images: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = load_digits("test")
-    return x[:n_images], y[:n_images]
+def _test_images(config, n_images: int, model) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The images a certification job reads: the first ``n_images`` bundled test digits (as
+    every figure so far), or ``n_images`` of any other set of the shared data choice (``data``,
+    ``split``, ``fit``: a seeded subset, fitted to the model as the sweep's are), with what to
+    log about them."""
+    if config.data == "digits":
+        x, y = load_digits("test")
+        return x[:n_images], y[:n_images], []
+    from advstudio.core.data.fields import job_images
+
+    images = job_images(config.data, config.split, n_images, config.seed, model, config.fit)
+    return images.x, images.y, list(images.lines)
+
+
+def _check_data(config) -> None:
+    check_dataset(config.data, "data")
+    check_split(config.split)
+    check_fit(config.fit)
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -73,6 +87,8 @@ class SmoothingConfig:
     model: str = "digits-cnn"
     card: ModelCard | None = None
     data: str = "digits"
+    split: str = "test"
+    fit: str = "none"
     n_images: int = 100
     sigma: float = 0.25
     n0: int = 100
@@ -92,7 +108,7 @@ class SmoothingConfig:
 
     def __post_init__(self) -> None:
         check_model_fields(self)
-        v.choice("data", self.data, DATA_SETS)
+        _check_data(self)
         v.whole("n_images", self.n_images, 1, 1000)
         self.smoothing()
         v.flag("base_attacks", self.base_attacks)
@@ -192,8 +208,14 @@ def run_smoothing(config: SmoothingConfig) -> Job[SmoothingResult]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    x, y = _test_images(1 if config.dry_run else config.n_images)
+    if not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.data)  # a torchvision set: once, with progress and Cancel
     model = load_model(config.model, device, card=config.card)
+    x, y, lines = _test_images(config, 1 if config.dry_run else config.n_images, model)
+    for line in lines:
+        yield Log(line)
     return (yield from certify_model(model, x, y, config))
 
 
@@ -332,6 +354,8 @@ class IbpConfig:
     model: str = "digits-cnn"
     card: ModelCard | None = None
     data: str = "digits"
+    split: str = "test"
+    fit: str = "none"
     n_images: int = 1000
     eps: float = 0.1
     pgd_steps: int = 20
@@ -342,7 +366,7 @@ class IbpConfig:
 
     def __post_init__(self) -> None:
         check_model_fields(self)
-        v.choice("data", self.data, DATA_SETS)
+        _check_data(self)
         v.whole("n_images", self.n_images, 1, 1000)
         v.number("eps", self.eps, above=0, high=1, hint="pixel scale")
         v.whole("pgd_steps", self.pgd_steps, 1)
@@ -371,8 +395,14 @@ def run_ibp(config: IbpConfig) -> Job[IbpResult]:
     from advstudio.core.models.registry import load_model
 
     device = pick_device(config.device)
-    x, y = _test_images(4 if config.dry_run else config.n_images)
+    if not config.dry_run:
+        from advstudio.core.models.download import fetch_data
+
+        yield from fetch_data(config.data)  # a torchvision set: once, with progress and Cancel
     model = load_model(config.model, device, card=config.card)
+    x, y, lines = _test_images(config, 4 if config.dry_run else config.n_images, model)
+    for line in lines:
+        yield Log(line)
     return (yield from verify_model(model, x, y, config))
 
 
