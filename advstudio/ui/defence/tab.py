@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from advstudio.core.errors import ConfigError
 from advstudio.ui.help import tip
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.arch_combo import fill_archs
 from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.error_box import report_job_error
 from advstudio.ui.widgets.job_owner import JobOwner
@@ -136,7 +137,7 @@ class DefenceTab(QWidget):
             "The networks that fit the chosen data set (its channels, size and classes); "
             "choosing one fills in its usual settings"
         )
-        self._fill_archs(["digits-cnn", "digits-mlp", "small-cnn"])
+        fill_archs(self.arch, ["digits-cnn", "digits-mlp", "small-cnn"])
         self.optimizer = QComboBox()
         for key, label in OPTIMIZERS.items():
             self.optimizer.addItem(label, key)
@@ -334,24 +335,13 @@ class DefenceTab(QWidget):
             self.form.setRowVisible(w, name in show)
 
     # -- data set and network ----------------------------------------------------------------
-    def _fill_archs(self, names: list[str]) -> None:
-        from advstudio.core.defence.defaults import arch_label
-
-        current = self.arch.currentData()
-        self.arch.blockSignals(True)
-        self.arch.clear()
-        for name in names:
-            self.arch.addItem(arch_label(name), name)
-        self.arch.setCurrentIndex(max(0, self.arch.findData(current)))
-        self.arch.blockSignals(False)
-
     def _on_data_changed(self, dataset: str) -> None:
         """Offer the networks that fit ``dataset`` and fill in their settings."""
         from advstudio.core.defence.defaults import archs_for, probe_geometry
 
         self.geometry = probe_geometry(dataset)
         shape, classes = self.geometry or (None, None)
-        self._fill_archs(archs_for(dataset, shape, classes))
+        fill_archs(self.arch, archs_for(dataset, shape, classes))
         self._fill_defaults()
 
     def _fill_defaults(self) -> None:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from advstudio.core.errors import ConfigError
 from advstudio.ui.state import AppState
+from advstudio.ui.widgets.arch_combo import fill_archs
 from advstudio.ui.widgets.dataset_picker import DatasetPicker
 from advstudio.ui.widgets.image_view import ImageView
 from advstudio.ui.widgets.job_owner import JobOwner
@@ -137,7 +138,7 @@ class PoisoningTab(QWidget):
         )
         self.arch = QComboBox()
         self.arch.setToolTip("The victim network: those that fit the chosen data set")
-        self._fill_archs(["digits-cnn", "digits-mlp", "small-cnn"])
+        fill_archs(self.arch, ["digits-cnn", "digits-mlp", "small-cnn"])
         self.form = QFormLayout()
         self.rows = {}
         frac_row = QHBoxLayout()
@@ -244,24 +245,13 @@ class PoisoningTab(QWidget):
         self._on_fraction(self.fraction.value())
         self._update_fields()
 
-    def _fill_archs(self, names: list[str]) -> None:
-        from advstudio.core.defence.defaults import arch_label
-
-        current = self.arch.currentData()
-        self.arch.blockSignals(True)
-        self.arch.clear()
-        for name in names:
-            self.arch.addItem(arch_label(name), name)
-        self.arch.setCurrentIndex(max(0, self.arch.findData(current)))
-        self.arch.blockSignals(False)
-
     def _on_data_changed(self, dataset: str) -> None:
         """Offer the victims that fit the set, then :meth:`_apply_geometry`."""
         from advstudio.core.defence.defaults import archs_for, probe_geometry
 
         self._known = probe_geometry(dataset)
         shape, classes = self._known or (None, None)
-        self._fill_archs(archs_for(dataset, shape, classes))
+        fill_archs(self.arch, archs_for(dataset, shape, classes))
         self._apply_geometry()
 
     def _apply_geometry(self) -> None:
