@@ -26,12 +26,13 @@ from advstudio.core.gan.train import train_gan
 from advstudio.core.jobs import Metrics, drive
 
 
-def plain_loop(steps: int, warmup: int, batch: int, seed: int = 0) -> float:
+def plain_loop(steps: int, warmup: int, batch: int, width: int, seed: int = 0) -> float:
     """Seconds per step of a textbook loop (pytorch/examples dcgan order, fresh noise for G)."""
     torch.manual_seed(seed)
-    netG, netD = build_networks("dcgan", 100, 1, 28)
-    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    c = GanConfig(width=width)  # the job's defaults: width, learning rates, betas
+    netG, netD = build_networks("dcgan", 100, 1, 28, width=width)
+    optG = torch.optim.Adam(netG.parameters(), lr=c.lr_g, betas=(c.beta1, 0.999))
+    optD = torch.optim.Adam(netD.parameters(), lr=c.lr_d, betas=(c.beta1, 0.999))
     criterion = nn.BCEWithLogitsLoss()
     x = load_digits("train")[0] * 2 - 1
     order, cursor = torch.randperm(len(x)), 0
@@ -65,7 +66,9 @@ def plain_loop(steps: int, warmup: int, batch: int, seed: int = 0) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def job_loop(steps: int, warmup: int, batch: int, preview_rate: float) -> tuple[float, int]:
+def job_loop(
+    steps: int, warmup: int, batch: int, width: int, preview_rate: float
+) -> tuple[float, int]:
     """Seconds per step of ``train_gan`` through ``drive``, timed between the Metrics events of
     step ``warmup`` and the last step (start-up and the final grid excluded); and the number of
     previews it sent."""
@@ -81,6 +84,7 @@ def job_loop(steps: int, warmup: int, batch: int, preview_rate: float) -> tuple[
 
     cfg = GanConfig(
         arch="dcgan",
+        width=width,
         batch_size=batch,
         steps=warmup + steps,
         eval_every=0,
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=GanConfig.width, help="the DCGAN's width")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--preview-rate", type=float, default=GanConfig.preview_rate)
@@ -102,14 +107,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
-        f"DCGAN 28x28, batch {args.batch}, {args.steps} timed steps after {args.warmup} "
-        f"warm-up steps, {args.repeats} interleaved repeats, {torch.get_num_threads()} "
-        f"torch threads, previews at most {args.preview_rate:g}/s"
+        f"DCGAN 28x28 width {args.width}, batch {args.batch}, {args.steps} timed steps after "
+        f"{args.warmup} warm-up steps, {args.repeats} interleaved repeats, "
+        f"{torch.get_num_threads()} torch threads, previews at most {args.preview_rate:g}/s"
     )
     plain, job = [], []
     for r in range(args.repeats):
-        plain.append(plain_loop(args.steps, args.warmup, args.batch))
-        sec, previews = job_loop(args.steps, args.warmup, args.batch, args.preview_rate)
+        plain.append(plain_loop(args.steps, args.warmup, args.batch, args.width))
+        sec, previews = job_loop(args.steps, args.warmup, args.batch, args.width, args.preview_rate)
         job.append(sec)
         print(
             f"  repeat {r + 1}: plain {plain[-1] * 1000:.0f} ms/step, "
@@ -120,7 +125,7 @@ def main() -> None:
     print(f"train_gan via drive: {1 / j:.2f} steps/s ({j * 1000:.0f} ms/step, median)")
     print(f"ratio time per step train_gan / plain: {j / p:.3f} (target <= 1.10)")
 
-    g, _ = build_networks("dcgan", 100, 1, 28)
+    g, _ = build_networks("dcgan", 100, 1, 28, width=args.width)
     real_digit_stats()  # cached once per process
     t0 = time.perf_counter()
     evaluate_digit_generator(g, 100)

@@ -51,8 +51,9 @@ def plain_loop(loss: str, steps: int, warmup: int, batch: int, width: int) -> fl
     torch.manual_seed(0)
     wgan = loss == "wgan-gp"
     netG, netD = build_networks("dcgan", 100, 1, 28, width=width, d_batch_norm=not wgan)
-    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    c = GanConfig()  # the job's learning rates and betas
+    optG = torch.optim.Adam(netG.parameters(), lr=c.lr_g, betas=(c.beta1, 0.999))
+    optD = torch.optim.Adam(netD.parameters(), lr=c.lr_d, betas=(c.beta1, 0.999))
     x = load_digits("train")[0] * 2 - 1
     order, cursor, t0 = torch.randperm(len(x)), 0, 0.0
     for i in range(warmup + steps):
@@ -118,7 +119,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--width", type=int, default=GanConfig.width)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     args = ap.parse_args()

@@ -314,6 +314,8 @@ def _gan_values(tmp_path: Path, steps: int, **kw) -> dict:
         "kind": "gan",
         "arch": "dcgan",
         "batch_size": 16,
+        "lr_g": 2e-4,  # the tolerances above are for this rate
+        "lr_d": 2e-4,
         "steps": steps,
         "eval_every": 0,
         "preview_rate": 0.0,

@@ -73,7 +73,7 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
         "spectral_norm": False,
         "d_batch_norm": True,
         "minibatch_std": False,
-        "width": 64,
+        "width": GanConfig.width,  # recorded though the MLP ignores it
     }
     assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28) and not g.training
 
@@ -181,7 +181,8 @@ def test_resume_of_the_new_options_repeats_an_uninterrupted_run(tmp_path):
 
 def test_a_checkpoint_from_before_the_options_still_loads_and_resumes(tmp_path):
     path = tmp_path / "old.pt"
-    drive(train_gan(GanConfig(steps=1, checkpoint_path=str(path), **TINY)))
+    # version 1's DCGAN: width 64, written before the width was recorded
+    drive(train_gan(GanConfig(steps=1, width=64, checkpoint_path=str(path), **TINY)))
     raw = torch.load(path, weights_only=True)
     for key in checkpoint_mod.OPTION_DEFAULTS:  # what version 1 wrote before this release
         del raw[key]
@@ -189,6 +190,10 @@ def test_a_checkpoint_from_before_the_options_still_loads_and_resumes(tmp_path):
     g, header = load_generator(path)
     assert header["width"] == 64 and header["num_classes"] == 0
     out = drive(
-        train_gan(GanConfig(steps=2, checkpoint_path=str(path), resume=True, ema_decay=0.5, **TINY))
+        train_gan(
+            GanConfig(
+                steps=2, width=64, checkpoint_path=str(path), resume=True, ema_decay=0.5, **TINY
+            )
+        )
     )
     assert out.result.step == 2

@@ -34,7 +34,8 @@ def test_training_streams_curves_and_samples_then_exports(qtbot, gan, tmp_path):
 
     path = gan.save_generator(tmp_path / "g.pt")
     payload = torch.load(path, weights_only=True)
-    g, _ = build_networks(payload["meta"]["arch"], payload["meta"]["latent_dim"])
+    meta = payload["meta"]
+    g, _ = build_networks(meta["arch"], meta["latent_dim"], width=meta["width"])
     g.load_state_dict(payload["state_dict"])
     gan.export_samples(tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 500
@@ -126,6 +127,29 @@ def test_loss_page_builds_the_config_and_tooltips_name_the_difficulty(gan):
     assert gan.lr_preset.currentData() == "custom"
     gan.arch.setCurrentIndex(gan.arch.findData("gan"))
     assert not gan.conditional.isEnabled() and not gan.config().conditional
+
+
+def test_the_tab_starts_at_the_measured_defaults_and_sets_the_width(gan):
+    from advstudio.core.gan.config import GanConfig
+
+    defaults, c = GanConfig(), gan.config()
+    assert (c.width, c.lr_g, c.lr_d, c.ema_decay, c.loss) == (
+        defaults.width,
+        defaults.lr_g,
+        defaults.lr_d,
+        defaults.ema_decay,
+        defaults.loss,
+    )
+    assert gan.lr_preset.currentData() == "default"
+    assert gan.describe(GanConfig()) == "BCE"  # the legend names only what differs
+    gan.width.setValue(64)
+    gan.lr_preset.setCurrentIndex(gan.lr_preset.findData("dcgan"))
+    gan.lr_preset.activated.emit(gan.lr_preset.currentIndex())
+    c = gan.config()
+    assert (c.width, c.lr_g, c.lr_d) == (64, 2e-4, 2e-4)
+    assert gan.describe(c) == "BCE, lr 0.0002/0.0002, batch 16, width 64"  # batch: the fixture's
+    gan.arch.setCurrentIndex(gan.arch.findData("gan"))
+    assert not gan.width.isEnabled()  # the MLP's layer sizes are fixed
 
 
 def test_a_conditional_run_shows_a_row_per_class_and_the_picked_class(qtbot, gan):

@@ -47,10 +47,17 @@ class GanConfig:
         its fields as a dict) for a ``file:`` judge without a card beside it; None otherwise.
     latent_dim : length of the noise vector z ~ N(0, I).
     width : the DCGAN's channel unit (pytorch/examples' ngf / ndf): at 28 px G's hidden layers
-        have 4 and 2 times it (64: 256 and 128 channels), D mirrors them.
+        have 4 and 2 times it (32: 128 and 64 channels), D mirrors them. Radford et al. use 64;
+        32 with the learning rates below is the measured fast default (README, "GAN losses and
+        stabilisers": all ten digits and a Fréchet distance under 400 in about 1,000 steps,
+        under 2 minutes on a 2-core CPU, where width 64 at 2e-4 needs about 1,800 steps at
+        three times the cost per step).
     batch_size, steps : real images per discriminator step (under ``torchrun`` the global
         batch, shared among the processes); number of generator steps.
-    lr_g, lr_d, beta1 : Adam settings (beta2 is 0.999), Radford et al.: 2e-4 and 0.5.
+    lr_g, lr_d, beta1 : Adam settings (beta2 is 0.999); Radford et al.: 2e-4 and 0.5. The
+        default 8e-4 for both was measured against 4e-4 and 6e-4 at width 32 (faster to a
+        Fréchet distance under 400 on the digits, over 3 seeds); the GAN tab's presets offer
+        Radford et al.'s rates and TTUR's.
     d_steps : discriminator updates per generator update, each on a fresh real batch.
     label_smoothing : one-sided: real images get the target ``1 - label_smoothing`` (0.1 -> 0.9);
         BCE losses only.
@@ -91,11 +98,11 @@ class GanConfig:
     judge: str = "auto"
     judge_card: ModelCard | None = None
     latent_dim: int = 100
-    width: int = 64
+    width: int = 32
     batch_size: int = 64
     steps: int = 2000
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 8e-4
+    lr_d: float = 8e-4
     beta1: float = 0.5
     d_steps: int = 1
     label_smoothing: float = 0.0

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from advstudio.core.gan.config import GanConfig
+
 EXPLANATIONS = {
     "spectral_norm": "Spectral normalisation (Miyato et al. 2018): caps each layer of D at "
     "Lipschitz constant 1, so D cannot become sharp enough to wipe out G's "
@@ -35,8 +37,18 @@ EXPLANATIONS = {
     "collapse).",
 }
 
-# learning-rate presets (lr_g, lr_d): Radford et al.'s DCGAN and Heusel et al.'s TTUR
-LR_PRESETS: dict[str, tuple[float, float]] = {"dcgan": (2e-4, 2e-4), "ttur": (1e-4, 4e-4)}
+# learning-rate presets (lr_g, lr_d): the measured default (GanConfig's, see its docstring),
+# Radford et al.'s DCGAN and Heusel et al.'s TTUR; and how the GAN tab names them
+LR_PRESETS: dict[str, tuple[float, float]] = {
+    "default": (GanConfig.lr_g, GanConfig.lr_d),
+    "dcgan": (2e-4, 2e-4),
+    "ttur": (1e-4, 4e-4),
+}
+LR_PRESET_NAMES = {
+    "default": "Fast default: G {:g}, D {:g}",
+    "dcgan": "DCGAN: G {:g}, D {:g}",
+    "ttur": "TTUR: G {:g}, D {:g}",
+}
 
 
 def spectral_norm_all(net: nn.Module) -> nn.Module:

@@ -44,7 +44,7 @@ from advstudio.core.errors import ConfigError
 from advstudio.core.gan.config import BCE_LOSSES, GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
 from advstudio.core.gan.stabilisers import EXPLANATIONS as STABILISERS
-from advstudio.core.gan.stabilisers import LR_PRESETS
+from advstudio.core.gan.stabilisers import LR_PRESET_NAMES, LR_PRESETS
 from advstudio.ui.model_controller import ModelController
 from advstudio.ui.state import AppState
 from advstudio.ui.widgets.dataset_picker import DatasetPicker
@@ -55,11 +55,13 @@ from advstudio.ui.widgets.run_controls import RunControls
 from advstudio.ui.widgets.why_disabled import set_enabled
 from advstudio.workers import JobManager, JobWorker
 
+DEFAULTS = GanConfig()  # the measured defaults (see its docstring); every control starts there
 TIMELAPSE_FRAMES = 12
-# the default training length by device: a DCGAN's 1,000 steps took 18-26 minutes on a laptop
-# CPU (issue #19); 300 show digit shapes in a third of that, a GPU does 1,000 in a minute
-DEFAULT_STEPS = {"cpu": 300}
-DEFAULT_STEPS_ACCELERATOR = 1000
+# the default training length by device: the default DCGAN (width 32, lr 8e-4) covers all ten
+# digits with a Fréchet distance under 400 in about 1,000 steps, about 2 minutes on a 2-core CPU
+# (README, "GAN losses and stabilisers"); 1,200 leave a margin; a GPU does 2,000 in a minute
+DEFAULT_STEPS = {"cpu": 1200}
+DEFAULT_STEPS_ACCELERATOR = 2000
 D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
 RUN_COLOURS = [  # one per compared run (tab10's first six)
     (31, 119, 180),
@@ -154,13 +156,24 @@ class GanTab(QWidget):
             toolTip=f"Generator steps (default {default_steps:,} on this device: "
             f"{DEFAULT_STEPS['cpu']} on a CPU, {DEFAULT_STEPS_ACCELERATOR:,} on a GPU)",
         )
-        self.batch = QSpinBox(minimum=2, maximum=4000, value=int(s.value("gan/batch", 64)))
+        self.batch = QSpinBox(
+            minimum=2, maximum=4000, value=int(s.value("gan/batch", DEFAULTS.batch_size))
+        )
         self.latent = QSpinBox(minimum=1, maximum=1024, value=100)
+        self.width = QSpinBox(
+            minimum=4, maximum=512, singleStep=8, value=int(s.value("gan/width", DEFAULTS.width))
+        )
+        self.width.setToolTip(
+            "The DCGAN's channel unit: at 28 px G's hidden layers have 4 and 2 times it "
+            f"({DEFAULTS.width}: {4 * DEFAULTS.width} and {2 * DEFAULTS.width} channels), D "
+            f"mirrors them. {DEFAULTS.width} reached all ten digits and a Fréchet distance "
+            "under 400 fastest on a CPU; 64 is Radford et al.'s (about 3 times slower a step)"
+        )
         self.lr_g = QDoubleSpinBox(
-            decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=2e-4
+            decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=DEFAULTS.lr_g
         )
         self.lr_d = QDoubleSpinBox(
-            decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=2e-4
+            decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=DEFAULTS.lr_d
         )
         self.d_steps = QSpinBox(minimum=1, maximum=10, value=1)
         self.smoothing = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
@@ -201,6 +214,7 @@ class GanTab(QWidget):
             ("Image size", self.image_size),
             ("Channels", self.channels),
             ("Networks", self.arch),
+            ("Width", self.width),
             ("Steps", self.steps),
             ("Batch", self.batch),
             ("Latent size", self.latent),
@@ -356,8 +370,8 @@ class GanTab(QWidget):
             "WGAN-GP: weight λ of the gradient penalty (|∇D(x̂)| - 1)²; Gulrajani et al. use 10"
         )
         self.lr_preset = QComboBox()
-        self.lr_preset.addItem("DCGAN: G 2e-4, D 2e-4", "dcgan")
-        self.lr_preset.addItem("TTUR: G 1e-4, D 4e-4", "ttur")
+        for key, (lr_g, lr_d) in LR_PRESETS.items():
+            self.lr_preset.addItem(LR_PRESET_NAMES[key].format(lr_g, lr_d), key)
         self.lr_preset.addItem("custom (Run page)", "custom")
         self.lr_preset.setToolTip(STABILISERS["ttur"])
         self.lr_preset.activated.connect(self._on_preset)
@@ -369,8 +383,13 @@ class GanTab(QWidget):
         self.r1_gamma.setToolTip(STABILISERS["r1"])
         self.ema = QCheckBox("EMA of G, decay")
         self.ema.setToolTip(STABILISERS["ema"])
+        self.ema.setChecked(DEFAULTS.ema_decay > 0)
         self.ema_decay = QDoubleSpinBox(
-            decimals=4, minimum=0.5, maximum=0.9999, singleStep=0.001, value=0.999
+            decimals=4,
+            minimum=0.5,
+            maximum=0.9999,
+            singleStep=0.001,
+            value=DEFAULTS.ema_decay or 0.999,
         )
         self.ema_decay.setToolTip(STABILISERS["ema"])
         self.minibatch_std = QCheckBox("Minibatch std in D")
@@ -409,6 +428,7 @@ class GanTab(QWidget):
             self.smoothing.setValue(0.0)
         self.r1_gamma.setEnabled(self.r1.isChecked())
         self.ema_decay.setEnabled(self.ema.isChecked())
+        self.width.setEnabled(dcgan)  # the MLP GAN's layers have fixed sizes
         for box in (self.minibatch_std, self.conditional):
             box.setEnabled(dcgan)
             if not dcgan:
@@ -475,6 +495,7 @@ class GanTab(QWidget):
             image_size=self.image_size.currentData(),
             channels=self.channels.currentData(),
             batch_size=self.batch.value(),
+            width=self.width.value(),
             steps=self.steps.value(),
             lr_g=self.lr_g.value(),
             lr_d=self.lr_d.value(),
@@ -516,6 +537,7 @@ class GanTab(QWidget):
             ("arch", config.arch),
             ("steps", config.steps),
             ("batch", config.batch_size),
+            ("width", config.width),
         ):
             self.settings.setValue(f"gan/{key}", value)
         entry = self._new_run(config)
@@ -574,11 +596,11 @@ class GanTab(QWidget):
         ):
             if on:
                 parts.append(word)
-        if (config.lr_g, config.lr_d) != (2e-4, 2e-4):
+        if (config.lr_g, config.lr_d) != (DEFAULTS.lr_g, DEFAULTS.lr_d):
             parts.append(f"lr {config.lr_g:g}/{config.lr_d:g}")
-        if config.batch_size != 64:
+        if config.batch_size != DEFAULTS.batch_size:
             parts.append(f"batch {config.batch_size}")
-        if config.width != 64:
+        if config.width != DEFAULTS.width and config.arch == "dcgan":
             parts.append(f"width {config.width}")
         return ", ".join(parts)
 
