@@ -293,25 +293,31 @@ def test_untrained_generator_covers_few_classes_and_real_digits_score_low():
 
 
 @pytest.mark.slow
-def test_short_run_on_digits_lowers_frechet_distance():
-    steps = 150
+def test_the_default_dcgan_draws_all_ten_digits_within_the_cpu_default_steps():
+    """Issue #22's fast default: GanConfig's width and learning rates cover 10 of 10 classes
+    with a Fréchet distance under 400 (the built-in CNN judging, seed 0) within the GAN tab's
+    CPU default of 1,200 steps (measured: 325-340 there over seeds 0-2; Radford et al.'s
+    width 64 at 2e-4 is near 720 at step 1,000)."""
+    from advstudio.core.gan.config import DEFAULT_STEPS_CPU
+
+    steps = DEFAULT_STEPS_CPU  # the number the GAN tab starts at on a CPU
     t = time.perf_counter()
-    out = drive(train_gan(GanConfig(steps=steps, eval_every=steps, preview_rate=0.0)))
+    out = drive(train_gan(GanConfig(steps=steps, eval_every=steps // 2, preview_rate=0.0)))
     wall = time.perf_counter() - t
-    before, after = out.result.history[0], out.result.history[-1]
+    before, mid, after = out.result.history
     print(
-        f"\nDCGAN on digits, batch 64, {steps} steps in {wall:.0f} s "
+        f"\nDCGAN on digits (defaults), {steps} steps in {wall:.0f} s "
         f"({torch.get_num_threads()} torch thread(s)):"
     )
-    for name, ev in (("untrained", before), (f"after {steps} steps", after)):
+    for name, ev in (("untrained", before), (f"step {mid['step']:.0f}", mid), ("end", after)):
         print(
             f"  {name}: Frechet {ev['frechet']:.0f}, classes covered "
             f"{ev['classes_covered']:.0f}, class entropy {ev['class_entropy']:.2f}, "
             f"sample diversity {ev['sample_diversity']:.2f}"
         )
     assert before["step"] == 0 and after["step"] == steps
-    assert after["frechet"] < 0.8 * before["frechet"]
-    assert after["classes_covered"] >= 5 and after["classes_covered"] > before["classes_covered"]
+    assert after["classes_covered"] == 10 and after["class_entropy"] > 2.1  # ln 10 = 2.30
+    assert after["frechet"] < 400 < mid["frechet"] < before["frechet"]
     assert after["sample_diversity"] > before["sample_diversity"]
 
 

@@ -18,6 +18,11 @@ BUILTIN_DATASETS = ("digits",)
 # tests/core/test_gan_losses.py checks the two agree)
 LOSSES = ("minimax", "non-saturating", "least-squares", "hinge", "wgan-gp")
 BCE_LOSSES = ("minimax", "non-saturating")
+# the GAN tab's training length by device: the default DCGAN (width 32, lr 8e-4) covers all
+# ten digits with a Fréchet distance under 400 in 900-1,000 steps, about 100 s on a 2-core CPU
+# (README, "GAN losses and stabilisers"); 1,200 leave a margin (a slow test checks it); a GPU
+# does GanConfig's 2,000 in about a minute
+DEFAULT_STEPS_CPU = 1200
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from advstudio.core.errors import ConfigError
-from advstudio.core.gan.config import BCE_LOSSES, GanConfig
+from advstudio.core.gan.config import BCE_LOSSES, DEFAULT_STEPS_CPU, GanConfig
 from advstudio.core.gan.diagnostics import EXPLANATIONS, GanDiagnostics
 from advstudio.core.gan.stabilisers import EXPLANATIONS as STABILISERS
 from advstudio.core.gan.stabilisers import LR_PRESET_NAMES, LR_PRESETS
@@ -57,11 +57,9 @@ from advstudio.workers import JobManager, JobWorker
 
 DEFAULTS = GanConfig()  # the measured defaults (see its docstring); every control starts there
 TIMELAPSE_FRAMES = 12
-# the default training length by device: the default DCGAN (width 32, lr 8e-4) covers all ten
-# digits with a Fréchet distance under 400 in about 1,000 steps, about 2 minutes on a 2-core CPU
-# (README, "GAN losses and stabilisers"); 1,200 leave a margin; a GPU does 2,000 in a minute
-DEFAULT_STEPS = {"cpu": 1200}
-DEFAULT_STEPS_ACCELERATOR = 2000
+# the default training length by device (see DEFAULT_STEPS_CPU)
+DEFAULT_STEPS = {"cpu": DEFAULT_STEPS_CPU}
+DEFAULT_STEPS_ACCELERATOR = GanConfig.steps
 D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
 RUN_COLOURS = [  # one per compared run (tab10's first six)
     (31, 119, 180),
@@ -154,7 +152,7 @@ class GanTab(QWidget):
             singleStep=100,
             value=int(s.value("gan/steps", default_steps)),
             toolTip=f"Generator steps (default {default_steps:,} on this device: "
-            f"{DEFAULT_STEPS['cpu']} on a CPU, {DEFAULT_STEPS_ACCELERATOR:,} on a GPU)",
+            f"{DEFAULT_STEPS['cpu']:,} on a CPU, {DEFAULT_STEPS_ACCELERATOR:,} on a GPU)",
         )
         self.batch = QSpinBox(
             minimum=2, maximum=4000, value=int(s.value("gan/batch", DEFAULTS.batch_size))
