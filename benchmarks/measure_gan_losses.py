@@ -55,6 +55,9 @@ def main() -> None:
         help="also judge every N steps (0 = only at the end); all evaluations are printed",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument(
+        "--samples", default="", help="save each run's final fixed-noise grid as this PNG"
+    )
     ap.add_argument("--out", default="")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's choice)")
     args = ap.parse_args()
@@ -94,6 +97,11 @@ def run(fields: dict, seed: int, args) -> None:
         "history": history,
     }
     print(json.dumps(row), flush=True)
+    if args.samples:
+        from advstudio.core.images import save_png
+
+        grid = out.result.samples  # (H, W) grey or (H, W, 3)
+        save_png(grid[..., None] if grid.ndim == 2 else grid, args.samples)
     if args.out:
         with open(args.out, "a") as fh:
             fh.write(json.dumps(row) + "\n")

@@ -81,8 +81,9 @@ COLOUR_SETS = ("torchvision:cifar10", "torchvision:cifar100", "torchvision:svhn"
 NOT_TRAINED = "Train a GAN first: this works on the trained generator"
 TRAINING = "Training: available when the run finishes"
 STOPPED = (
-    "The last run was stopped before it finished, so it returned no generator: "
-    "train again (fewer steps finish sooner)"
+    "The last run was stopped before it finished, so it returned no generator: resume it "
+    f"from the Runs tab (it continues from its last checkpoint, made every "
+    f"{DEFAULTS.checkpoint_every} steps) or train again"
 )
 NO_METRICS = "No metrics yet: train a GAN first"
 LOSS_NAMES = {
