@@ -44,11 +44,7 @@ LR_PRESETS: dict[str, tuple[float, float]] = {
     "dcgan": (2e-4, 2e-4),
     "ttur": (1e-4, 4e-4),
 }
-LR_PRESET_NAMES = {
-    "default": "Fast default: G {:g}, D {:g}",
-    "dcgan": "DCGAN: G {:g}, D {:g}",
-    "ttur": "TTUR: G {:g}, D {:g}",
-}
+LR_PRESET_NAMES = {"default": "Fast default", "dcgan": "DCGAN", "ttur": "TTUR"}
 
 
 def spectral_norm_all(net: nn.Module) -> nn.Module:

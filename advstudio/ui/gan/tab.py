@@ -57,9 +57,6 @@ from advstudio.workers import JobManager, JobWorker
 
 DEFAULTS = GanConfig()  # the measured defaults (see its docstring); every control starts there
 TIMELAPSE_FRAMES = 12
-# the default training length by device (see DEFAULT_STEPS_CPU)
-DEFAULT_STEPS = {"cpu": DEFAULT_STEPS_CPU}
-DEFAULT_STEPS_ACCELERATOR = GanConfig.steps
 D_COLOUR, G_COLOUR = (31, 119, 180), (214, 39, 40)
 RUN_COLOURS = [  # one per compared run (tab10's first six)
     (31, 119, 180),
@@ -146,19 +143,20 @@ class GanTab(QWidget):
             Qt.ItemDataRole.ToolTipRole,
         )
         self.arch.setCurrentIndex(max(0, self.arch.findData(s.value("gan/arch", "dcgan"))))
-        default_steps = DEFAULT_STEPS.get(self.state.device, DEFAULT_STEPS_ACCELERATOR)
+        # the training length by device: DEFAULT_STEPS_CPU on a CPU, GanConfig's on a GPU
+        default_steps = DEFAULT_STEPS_CPU if self.state.device == "cpu" else DEFAULTS.steps
         self.steps = QSpinBox(
             minimum=1,
             maximum=1_000_000,
             singleStep=100,
             value=int(s.value("gan/steps", default_steps)),
             toolTip=f"Generator steps (default {default_steps:,} on this device: "
-            f"{DEFAULT_STEPS['cpu']:,} on a CPU, {DEFAULT_STEPS_ACCELERATOR:,} on a GPU)",
+            f"{DEFAULT_STEPS_CPU:,} on a CPU, {DEFAULTS.steps:,} on a GPU)",
         )
         self.batch = QSpinBox(
             minimum=2, maximum=4000, value=int(s.value("gan/batch", DEFAULTS.batch_size))
         )
-        self.latent = QSpinBox(minimum=1, maximum=1024, value=100)
+        self.latent = QSpinBox(minimum=1, maximum=1024, value=DEFAULTS.latent_dim)
         self.width = QSpinBox(
             minimum=4, maximum=512, singleStep=8, value=int(s.value("gan/width", DEFAULTS.width))
         )
@@ -174,16 +172,20 @@ class GanTab(QWidget):
         self.lr_d = QDoubleSpinBox(
             decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=DEFAULTS.lr_d
         )
-        self.d_steps = QSpinBox(minimum=1, maximum=10, value=1)
-        self.smoothing = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05)
+        self.d_steps = QSpinBox(minimum=1, maximum=10, value=DEFAULTS.d_steps)
+        self.smoothing = QDoubleSpinBox(
+            decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=DEFAULTS.label_smoothing
+        )
         self.smoothing.setToolTip("One-sided label smoothing: real images get target 1 - this")
-        self.eval_every = QSpinBox(minimum=0, maximum=100_000, singleStep=100, value=200)
+        self.eval_every = QSpinBox(
+            minimum=0, maximum=100_000, singleStep=100, value=DEFAULTS.eval_every
+        )
         self.eval_every.setToolTip(
             "Judge 1,000 samples every N steps (classes covered, class entropy, Fréchet "
             "distance) with the judge named below Train: the digit CNN on digits, your "
             "open classifier when its card names the data set's classes; 0 = never"
         )
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=DEFAULTS.seed)
         self.picker = DatasetPicker(s)
         self.picker.setToolTip(
             "Train on the bundled digits, a folder (one sub-folder per class, or any images), "
@@ -364,13 +366,15 @@ class GanTab(QWidget):
                 self.loss.count() - 1, LOSS_TIPS[key], Qt.ItemDataRole.ToolTipRole
             )
         self.loss.setToolTip("The GAN loss (the same formulas as the 2-D playground's)")
-        self.gp_weight = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100.0, value=10.0)
+        self.gp_weight = QDoubleSpinBox(
+            decimals=1, minimum=0.0, maximum=100.0, value=DEFAULTS.gp_weight
+        )
         self.gp_weight.setToolTip(
             "WGAN-GP: weight λ of the gradient penalty (|∇D(x̂)| - 1)²; Gulrajani et al. use 10"
         )
         self.lr_preset = QComboBox()
         for key, (lr_g, lr_d) in LR_PRESETS.items():
-            self.lr_preset.addItem(LR_PRESET_NAMES[key].format(lr_g, lr_d), key)
+            self.lr_preset.addItem(f"{LR_PRESET_NAMES[key]}: G {lr_g:g}, D {lr_d:g}", key)
         self.lr_preset.addItem("custom (Run page)", "custom")
         self.lr_preset.setToolTip(STABILISERS["ttur"])
         self.lr_preset.activated.connect(self._on_preset)
@@ -722,9 +726,8 @@ class GanTab(QWidget):
         self.badges.setText("")
         for p in self._plots():
             p.clear()
-        for b in (self.interp_button, self.save_button, self.grid_button):
+        for b in (self.interp_button, self.save_button, self.grid_button, self.csv_button):
             set_enabled(b, False, TRAINING)
-        set_enabled(self.csv_button, False, TRAINING)
 
     def toggle_pause(self) -> None:
         self.controls.toggle_pause()
