@@ -41,3 +41,25 @@ def test_no_combo_in_any_tab_elides_its_text_at_1280x720(qtbot, window):
             combo.setCurrentIndex(was)
             combo.blockSignals(False)
     assert not cut, cut
+
+
+def test_the_gan_loss_page_combos_fit_at_1280x720(qtbot, window):
+    """The test above measures the combos a tab shows at once; the GAN's "Loss & stabilisers"
+    page is hidden behind its "Run" page until chosen, so it is measured here with it shown."""
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.size().toTuple() == (1280, 720), timeout=5000)
+    index = next(i for i in range(window.tabs.count()) if window.tabs.tabText(i) == "GAN")
+    window.tabs.setCurrentIndex(index)
+    page = window.tabs.widget(index)
+    gan = getattr(page, "content", page)
+    gan.settings_tabs.setCurrentWidget(gan.loss_page)
+    qtbot.wait(30)
+    cut = []
+    for combo in (gan.loss, gan.lr_preset):
+        combo.blockSignals(True)
+        for item in range(combo.count()):
+            combo.setCurrentIndex(item)
+            if _elided(combo):
+                cut.append(combo.currentText())
+        combo.blockSignals(False)
+    assert gan.lr_preset.count() == 4 and not cut, cut

@@ -83,19 +83,20 @@ STOPPED = (
     f"{DEFAULTS.checkpoint_every} steps) or train again"
 )
 NO_METRICS = "No metrics yet: train a GAN first"
-LOSS_NAMES = {
-    "non-saturating": "BCE, non-saturating G",
-    "minimax": "BCE, minimax G",
-    "least-squares": "Least squares (LSGAN)",
+LOSS_NAMES = {  # short, to fit the page at 1280×720; the whole story in the item tooltips
+    "non-saturating": "BCE, non-sat.",
+    "minimax": "BCE, minimax",
+    "least-squares": "LSGAN",
     "hinge": "Hinge",
-    "wgan-gp": "WGAN-GP (critic)",
+    "wgan-gp": "WGAN-GP",
 }
 LOSS_TIPS = {
-    "non-saturating": "D: BCE on real vs fake; G maximises log D(G(z)) (strong gradients early)",
+    "non-saturating": "BCE, non-saturating G. D: BCE on real vs fake; G maximises log D(G(z)) "
+    "(strong gradients early)",
     "minimax": "Goodfellow et al.'s original game: G minimises log(1 - D(G(z))), whose "
     "gradient vanishes while D wins",
-    "least-squares": "Mao et al. 2017: D regresses real to 1 and fake to 0, G pulls fakes to "
-    "1; no saturating sigmoid",
+    "least-squares": "Least squares, Mao et al. 2017: D regresses real to 1 and fake to 0, G "
+    "pulls fakes to 1; no saturating sigmoid",
     "hinge": "Miyato et al. 2018: D's margin loss relu(1 - D(x)) + relu(1 + D(G(z))); G "
     "maximises D(G(z)). Pairs well with spectral norm",
     "wgan-gp": "Gulrajani et al. 2017: a critic estimates the Wasserstein distance, kept "
@@ -374,8 +375,18 @@ class GanTab(QWidget):
         )
         self.lr_preset = QComboBox()
         for key, (lr_g, lr_d) in LR_PRESETS.items():
-            self.lr_preset.addItem(f"{LR_PRESET_NAMES[key]}: G {lr_g:g}, D {lr_d:g}", key)
-        self.lr_preset.addItem("custom (Run page)", "custom")
+            self.lr_preset.addItem(LR_PRESET_NAMES[key], key)  # the rates: its tooltip
+            self.lr_preset.setItemData(
+                self.lr_preset.count() - 1,
+                f"lr G {lr_g:g}, lr D {lr_d:g}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        self.lr_preset.addItem("custom", "custom")
+        self.lr_preset.setItemData(
+            self.lr_preset.count() - 1,
+            "The rates set on the Run page",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.lr_preset.setToolTip(STABILISERS["ttur"])
         self.lr_preset.activated.connect(self._on_preset)
         self.spectral_norm = QCheckBox("Spectral norm in D")
